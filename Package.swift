@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+// Dependency direction: C system libraries -> wrappers -> plumbing -> features -> executables.
+import PackageDescription
+
+let package = Package(
+    name: "Tessera",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tessera", targets: ["tessera"]),
+        .executable(name: "tessera-workspace-api", targets: ["tessera-workspace-api"]),
+        .executable(name: "tessera-maps-api", targets: ["tessera-maps-api"]),
+    ],
+    targets: [
+        // C system libraries (Debian -dev packages).
+        .systemLibrary(name: "CFastCGI", providers: [.apt(["libfcgi-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+
+        // Thin wrappers: one owner class per C handle, one error funnel per library.
+        .target(name: "Postgres", dependencies: ["CLibPQ"]),
+        .target(name: "Redis", dependencies: ["CHiredis"]),
+        .target(name: "CryptoSupport", dependencies: ["COpenSSL"]),
+
+        // Plumbing: no C imports.
+        .target(name: "Observability"),
+        .target(name: "Config"),
+        .target(name: "HTTPKit", dependencies: ["Observability"]),
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "HTTPKit", "Observability"]),
+        .target(name: "Metadata", dependencies: ["Postgres", "Observability"], resources: [.copy("migrations")]),
+        .target(name: "Platform", dependencies: ["Postgres", "Redis", "CryptoSupport", "HTTPKit", "Config", "Metadata", "Observability"]),
+
+        // Features: never import FastCGI or a C module.
+        .target(name: "WorkspaceAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
+        .target(name: "SQLAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Observability"]),
+
+        // Executables: args -> config -> wiring -> serve.
+        .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport"]),
+        .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
+        .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "Platform", "Config"]),
+
+        .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "Postgres"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis"]),
+    ]
+)

@@ -1,0 +1,128 @@
+import Foundation
+
+/// Every setting Tessera's programs read, loaded once from `/etc/tessera/tessera.env` (or the file named by
+/// `TESSERA_CONFIG_FILE` / `--config`) with the process environment taking precedence.
+/// Unknown `TESSERA_*` keys are an error, so a typo never silently falls back to a default.
+public struct TesseraConfig: Sendable {
+    public enum SignupMode: String, Sendable { case open, invite, closed }
+
+    /// libpq conninfo of the metadata database.
+    public var databaseURL: String
+    /// `unix:/path` or `redis://host:port`; empty disables the cache.
+    public var redisURL: String
+    /// File holding the hex-encoded master secret (JWT signing and connection-password encryption).
+    public var secretKeyFile: String
+    /// Absolute base URL clients reach, e.g. `https://maps.example.com`; APIs live under `/api`.
+    public var publicURL: String
+    public var signup: SignupMode
+    /// libpq conninfo for the embedded `carto_dw` warehouse; used by `tessera create-admin`.
+    public var warehouseURL: String
+    public var sqlStatementTimeoutMs: Int
+    public var sqlMaxRows: Int
+    public var maxBodyBytes: Int
+    public var threads: Int
+    public var dbPoolSize: Int
+    public var warehousePoolSize: Int
+    public var oauthTokenTTL: Int
+    public var sessionTTL: Int
+    public var logLevel: String
+    /// Where configuration came from, for messages.
+    public var source: String
+
+    static let defaults: [String: String] = [
+        "TESSERA_DATABASE_URL": "dbname=tessera",
+        "TESSERA_REDIS_URL": "",
+        "TESSERA_SECRET_KEY_FILE": "/etc/tessera/secret.key",
+        "TESSERA_PUBLIC_URL": "http://localhost:8080",
+        "TESSERA_SIGNUP": "invite",
+        "TESSERA_WAREHOUSE_URL": "",
+        "TESSERA_SQL_STATEMENT_TIMEOUT_MS": "60000",
+        "TESSERA_SQL_MAX_ROWS": "200000",
+        "TESSERA_MAX_BODY_BYTES": "10485760",
+        "TESSERA_THREADS": "16",
+        "TESSERA_DB_POOL_SIZE": "8",
+        "TESSERA_WAREHOUSE_POOL_SIZE": "16",
+        "TESSERA_OAUTH_TOKEN_TTL": "3600",
+        "TESSERA_SESSION_TTL": "43200",
+        "TESSERA_LOG_LEVEL": "info",
+        // Only meaningful to locate the file itself.
+        "TESSERA_CONFIG_FILE": "/etc/tessera/tessera.env",
+    ]
+
+    public static var knownKeys: Set<String> { Set(defaults.keys) }
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public let problems: [String]
+        public var description: String { problems.joined(separator: "; ") }
+    }
+
+    /// Loads the file (missing is fine when `required` is false) and overlays the environment.
+    public static func load(file: String? = nil,
+                            environment: [String: String] = ProcessInfo.processInfo.environment,
+                            requireFile: Bool = false) throws -> TesseraConfig {
+        let path = file ?? environment["TESSERA_CONFIG_FILE"] ?? defaults["TESSERA_CONFIG_FILE"]!
+        var values: [String: String] = [:]
+        var source = "environment"
+        if FileManager.default.fileExists(atPath: path) {
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw Invalid(problems: ["cannot read \(path): \(error.localizedDescription)"])
+            }
+            do { values = try EnvFile.parse(text) } catch {
+                throw Invalid(problems: ["\(path): \(error)"])
+            }
+            source = path
+        } else if requireFile {
+            throw Invalid(problems: ["config file \(path) not found"])
+        }
+        for (key, value) in environment where key.hasPrefix("TESSERA_") { values[key] = value }
+        return try from(values, source: source)
+    }
+
+    /// Builds a config from `TESSERA_*` values, reporting every problem at once.
+    public static func from(_ raw: [String: String], source: String = "values") throws -> TesseraConfig {
+        var problems: [String] = []
+        for key in raw.keys.sorted() where key.hasPrefix("TESSERA_") && defaults[key] == nil {
+            problems.append("unknown key \(key)")
+        }
+        func value(_ key: String) -> String { raw[key] ?? defaults[key]! }
+        func int(_ key: String, min: Int, max: Int) -> Int {
+            guard let n = Int(value(key)), n >= min, n <= max else {
+                problems.append("\(key) must be an integer between \(min) and \(max)")
+                return Int(defaults[key]!)!
+            }
+            return n
+        }
+        let signup = SignupMode(rawValue: value("TESSERA_SIGNUP"))
+        if signup == nil { problems.append("TESSERA_SIGNUP must be open, invite or closed") }
+        let publicURL = value("TESSERA_PUBLIC_URL").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        if !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
+            problems.append("TESSERA_PUBLIC_URL must start with http:// or https://")
+        }
+        let redis = value("TESSERA_REDIS_URL")
+        if !redis.isEmpty && !(redis.hasPrefix("unix:") || redis.hasPrefix("redis://")) {
+            problems.append("TESSERA_REDIS_URL must be unix:/path or redis://host:port")
+        }
+        let levels = ["debug", "info", "warning", "error"]
+        if !levels.contains(value("TESSERA_LOG_LEVEL")) { problems.append("TESSERA_LOG_LEVEL must be one of \(levels)") }
+        let config = TesseraConfig(
+            databaseURL: value("TESSERA_DATABASE_URL"),
+            redisURL: redis,
+            secretKeyFile: value("TESSERA_SECRET_KEY_FILE"),
+            publicURL: publicURL,
+            signup: signup ?? .invite,
+            warehouseURL: value("TESSERA_WAREHOUSE_URL"),
+            sqlStatementTimeoutMs: int("TESSERA_SQL_STATEMENT_TIMEOUT_MS", min: 100, max: 86_400_000),
+            sqlMaxRows: int("TESSERA_SQL_MAX_ROWS", min: 1, max: 100_000_000),
+            maxBodyBytes: int("TESSERA_MAX_BODY_BYTES", min: 1024, max: 1 << 40),
+            threads: int("TESSERA_THREADS", min: 1, max: 1024),
+            dbPoolSize: int("TESSERA_DB_POOL_SIZE", min: 1, max: 512),
+            warehousePoolSize: int("TESSERA_WAREHOUSE_POOL_SIZE", min: 1, max: 512),
+            oauthTokenTTL: int("TESSERA_OAUTH_TOKEN_TTL", min: 60, max: 86_400),
+            sessionTTL: int("TESSERA_SESSION_TTL", min: 300, max: 30 * 86_400),
+            logLevel: value("TESSERA_LOG_LEVEL"),
+            source: source)
+        if !problems.isEmpty { throw Invalid(problems: problems) }
+        return config
+    }
+}

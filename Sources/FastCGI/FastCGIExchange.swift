@@ -1,0 +1,135 @@
+import CFastCGI
+import Foundation
+import HTTPKit
+import Observability
+
+/// One accepted FastCGI request: reads its params and body and writes the response.
+final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
+    private let raw: UnsafeMutablePointer<FCGX_Request>
+    private(set) var clientGone = false
+    private var written = 0
+
+    init(raw: UnsafeMutablePointer<FCGX_Request>) { self.raw = raw }
+
+    func param(_ name: String) -> String? {
+        guard let value = FCGX_GetParam(name, raw.pointee.envp) else { return nil }
+        return String(cString: value)
+    }
+
+    func makeRequest() -> HTTPRequest {
+        var headers: [String: String] = [:]
+        if var env = raw.pointee.envp {
+            while let entry = env.pointee {
+                let pair = String(cString: entry)
+                if pair.hasPrefix("HTTP_"), let eq = pair.firstIndex(of: "=") {
+                    let name = pair[pair.index(pair.startIndex, offsetBy: 5)..<eq].lowercased().replacingOccurrences(of: "_", with: "-")
+                    headers[name] = String(pair[pair.index(after: eq)...])
+                }
+                env += 1
+            }
+        }
+        if let type = param("CONTENT_TYPE"), !type.isEmpty { headers["content-type"] = type }
+        let uri = param("REQUEST_URI") ?? "/"
+        var path = param("DOCUMENT_URI") ?? ""
+        if path.isEmpty {
+            let rawPath = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
+            path = rawPath.removingPercentEncoding ?? rawPath
+        }
+        let fd = raw.pointee.ipcFd
+        return HTTPRequest(
+            method: param("REQUEST_METHOD") ?? "GET",
+            path: path,
+            rawQuery: param("QUERY_STRING") ?? "",
+            headers: headers,
+            remoteAddress: param("REMOTE_ADDR") ?? "",
+            requestId: param("REQUEST_ID") ?? "",
+            contentLength: param("CONTENT_LENGTH").flatMap { Int($0) },
+            body: self,
+            abortDescriptor: fd,
+            isClientGone: { FastCGIExchange.peerHungUp(fd) })
+    }
+
+    /// nginx closes the connection when its client aborts; a hang-up on our side of it means nobody is waiting.
+    static func peerHungUp(_ fd: Int32) -> Bool {
+        guard fd >= 0 else { return false }
+        var pfd = pollfd(fd: fd, events: Int16(0x2000 /* POLLRDHUP, needs _GNU_SOURCE */), revents: 0)
+        guard poll(&pfd, 1, 0) > 0 else { return false }
+        return pfd.revents & Int16(0x2000 | POLLHUP | POLLERR) != 0
+    }
+
+    // MARK: BodySource
+
+    func read(max: Int) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: max)
+        let n = buffer.withUnsafeMutableBytes { FCGX_GetStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(max), raw.pointee.in) }
+        if n <= 0 { return [] }
+        buffer.removeSubrange(Int(n)...)
+        return buffer
+    }
+
+    // MARK: StreamWriter
+
+    private var base: HTTPResponse?
+    private(set) var started = false
+    private(set) var status = 0
+
+    func start(status: Int, headers: [(String, String)]) {
+        guard !started, let base else { return }
+        started = true
+        self.status = status
+        var head = "Status: \(status) \(HTTPResponse.reasons[status] ?? "Status")\r\n"
+        for (name, value) in base.headers + headers where !value.contains("\r") && !value.contains("\n") {
+            head += "\(name): \(value)\r\n"
+        }
+        head += "\r\n"
+        put(Array(head.utf8))
+    }
+
+    @discardableResult
+    func write(_ bytes: [UInt8]) -> Bool {
+        if !started { start(status: base?.status ?? 200, headers: []) }
+        guard put(bytes) else { return false }
+        written += bytes.count
+        return true
+    }
+
+    @discardableResult
+    private func put(_ bytes: [UInt8]) -> Bool {
+        if clientGone { return false }
+        if bytes.isEmpty { return true }
+        let n = bytes.withUnsafeBytes { FCGX_PutStr($0.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), raw.pointee.out) }
+        if n < 0 { clientGone = true; return false }
+        return true
+    }
+
+    /// Writes the response; returns (status sent, body bytes written).
+    func send(_ response: HTTPResponse, requestId: String) -> (Int, Int) {
+        base = response
+        switch response.body {
+        case .bytes(let body):
+            var headers: [(String, String)] = []
+            if response.header("Content-Length") == nil, response.status != 204 { headers.append(("Content-Length", String(body.count))) }
+            start(status: response.status, headers: headers)
+            write(body)
+        case .stream(let produce):
+            do {
+                try produce(self)
+                if !started { start(status: response.status, headers: []) }
+            } catch {
+                if started {
+                    Log.error("stream_failed", [("request_id", requestId), ("error", String(describing: error))])
+                } else {
+                    let apiError = error as? APIError ?? .internalError()
+                    if !(error is APIError) { Log.error("unhandled_error", [("request_id", requestId), ("error", String(describing: error))]) }
+                    var failure = HTTPResponse.error(apiError, requestId: requestId)
+                    failure.headers += response.headers.filter { !["content-type", "content-length"].contains($0.0.lowercased()) }
+                    base = failure
+                    start(status: failure.status, headers: [])
+                    if case .bytes(let body) = failure.body { write(body) }
+                }
+            }
+        }
+        if FCGX_FFlush(raw.pointee.out) < 0 { clientGone = true }
+        return (status, written)
+    }
+}

@@ -1,0 +1,144 @@
+import CFastCGI
+import Foundation
+import HTTPKit
+import Observability
+
+/// A threaded libfcgi responder. Threads take turns to accept (one polls the listen socket while the others
+/// wait on a mutex), so a SIGTERM is noticed within one poll interval without interrupting in-flight requests,
+/// which are drained before the process exits.
+public final class FastCGIServer: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var socketPath: String?
+        public var threads: Int
+        public var drainSeconds: Double
+        public init(socketPath: String?, threads: Int, drainSeconds: Double = 8) {
+            self.socketPath = socketPath
+            self.threads = threads
+            self.drainSeconds = drainSeconds
+        }
+    }
+
+    private let options: Options
+    private let app: HTTPApplication
+    private let acceptLock = NSLock()
+    private let stateLock = NSLock()
+    private var stopping = false
+    private var running = 0
+    private var inFlight = 0
+    private var listenFD: Int32 = -1
+
+    public init(app: HTTPApplication, options: Options) {
+        self.app = app
+        self.options = options
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains and returns.
+    public func run() throws {
+        guard FCGX_Init() == 0 else { throw FastCGIError.initFailed }
+        // libfcgi installs handlers that only set a flag; take the signals back so a dedicated waiter sees them.
+        signal(SIGPIPE, SIG_IGN)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, SIGTERM)
+        sigaddset(&mask, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+
+        listenFD = try openListenSocket()
+        // Non-blocking so a connection taken by another process never parks the accepting thread.
+        let flags = fcntl(listenFD, F_GETFL)
+        _ = fcntl(listenFD, F_SETFL, flags | O_NONBLOCK)
+
+        stateLock.withLock { running = options.threads }
+        for index in 0..<options.threads {
+            let thread = Thread { [self] in self.workerLoop(index: index) }
+            thread.stackSize = 2 << 20
+            thread.start()
+        }
+        Log.info("listening", [("program", app.name), ("threads", options.threads),
+                               ("socket", options.socketPath ?? "inherited fd \(listenFD)")])
+
+        var signalNumber: Int32 = 0
+        sigwait(&mask, &signalNumber)
+        let pending = stateLock.withLock { () -> Int in stopping = true; return inFlight }
+        Log.info("stopping", [("signal", signalNumber), ("in_flight", pending)])
+
+        let deadline = Date().addingTimeInterval(options.drainSeconds)
+        while Date() < deadline {
+            if stateLock.withLock({ running }) == 0 { break }
+            usleep(20_000)
+        }
+        let left = stateLock.withLock { inFlight }
+        if left > 0 { Log.warning("drain_timeout", [("in_flight", left)]) }
+        if let path = options.socketPath { unlink(path) }
+        Log.info("stopped", [("program", app.name)])
+    }
+
+    private func openListenSocket() throws -> Int32 {
+        if let path = options.socketPath {
+            unlink(path)
+            let fd = FCGX_OpenSocket(path, 1024)
+            guard fd >= 0 else { throw FastCGIError.listenFailed(path) }
+            // The directory's permissions guard the socket; nginx runs as another user.
+            chmod(path, 0o666)
+            return fd
+        }
+        // systemd socket activation: LISTEN_FDS hands us fd 3; StandardInput=socket hands us fd 0.
+        if let count = ProcessInfo.processInfo.environment["LISTEN_FDS"], Int(count) ?? 0 >= 1 { return 3 }
+        var accepting: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0, accepting != 0 { return 0 }
+        throw FastCGIError.noSocket
+    }
+
+    private func workerLoop(index: Int) {
+        var request = FCGX_Request()
+        FCGX_InitRequest(&request, listenFD, 0)
+        defer { stateLock.withLock { running -= 1 } }
+        while true {
+            guard acceptOne(&request) else { return }
+            serve(&request)
+            FCGX_Finish_r(&request)
+            stateLock.withLock { inFlight -= 1 }
+        }
+    }
+
+    /// Waits for and accepts one connection; false once stopping.
+    private func acceptOne(_ request: inout FCGX_Request) -> Bool {
+        acceptLock.lock()
+        defer { acceptLock.unlock() }
+        while true {
+            if stateLock.withLock({ stopping }) { return false }
+            var pfd = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, 250)
+            if ready <= 0 { continue }
+            if stateLock.withLock({ stopping }) { return false }
+            if FCGX_Accept_r(&request) == 0 {
+                stateLock.withLock { inFlight += 1 }
+                return true
+            }
+        }
+    }
+
+    private func serve(_ raw: inout FCGX_Request) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let exchange = FastCGIExchange(raw: &raw)
+        let request = exchange.makeRequest()
+        let response = app.handle(request)
+        let (status, bytes) = exchange.send(response, requestId: request.requestId)
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+        Log.info("request", [("program", app.name), ("request_id", request.requestId), ("method", request.method),
+                             ("path", request.path), ("status", status), ("bytes", bytes),
+                             ("ms", String(format: "%.2f", ms)), ("client_gone", exchange.clientGone ? "true" : nil)])
+    }
+}
+
+public enum FastCGIError: Error, CustomStringConvertible {
+    case initFailed, listenFailed(String), noSocket
+    public var description: String {
+        switch self {
+        case .initFailed: return "FCGX_Init failed"
+        case .listenFailed(let p): return "cannot listen on \(p): \(String(cString: strerror(errno)))"
+        case .noSocket: return "no --socket given and no socket passed by systemd (fd 0 or LISTEN_FDS)"
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/// The one error contract every API speaks: `{"error": "...", "status": N, "code": "..."}` plus optional
+/// `hint`, `details` and `column_name` (read by CARTO's widget clients).
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    public let status: Int
+    public let code: String
+    public let message: String
+    public var hint: String?
+    public var details: String?
+    public var columnName: String?
+    /// Extra top-level fields (e.g. Tokens API `description`).
+    public var extra: [String: JSON] = [:]
+
+    public init(_ status: Int, _ code: String, _ message: String, hint: String? = nil, details: String? = nil) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.details = details
+    }
+
+    public var description: String { "\(status) \(code): \(message)" }
+
+    public func body(requestId: String?) -> JSON {
+        var object: [String: JSON] = ["error": .string(message), "status": .number(Double(status)), "code": .string(code)]
+        if let hint { object["hint"] = .string(hint) }
+        if let details { object["details"] = .string(details) }
+        if let columnName { object["column_name"] = .string(columnName) }
+        if let requestId { object["request_id"] = .string(requestId) }
+        for (k, v) in extra { object[k] = v }
+        return .object(object)
+    }
+
+    public static func badRequest(_ message: String, code: String = "bad_request", hint: String? = nil) -> APIError {
+        APIError(400, code, message, hint: hint)
+    }
+    public static func unauthorized(_ message: String = "Unauthorized", code: String = "unauthorized") -> APIError {
+        APIError(401, code, message)
+    }
+    public static func forbidden(_ message: String = "Forbidden", code: String = "forbidden") -> APIError {
+        APIError(403, code, message)
+    }
+    public static func notFound(_ message: String = "Not found", code: String = "not_found") -> APIError {
+        APIError(404, code, message)
+    }
+    public static func conflict(_ message: String, code: String = "conflict") -> APIError {
+        APIError(409, code, message)
+    }
+    public static func tooManyRequests(_ message: String, code: String = "too_many_requests") -> APIError {
+        APIError(429, code, message)
+    }
+    public static func internalError(_ message: String = "Internal server error") -> APIError {
+        APIError(500, "internal_error", message)
+    }
+    public static func unavailable(_ message: String, code: String = "unavailable") -> APIError {
+        APIError(503, code, message)
+    }
+}

@@ -1,0 +1,60 @@
+/// Writes a streamed response. `start` sends the head (status and headers added to the response's own);
+/// the first `write` starts with the response's status if `start` was not called. Until the head is sent,
+/// a thrown `APIError` still becomes a proper error response.
+public protocol StreamWriter: AnyObject {
+    func start(status: Int, headers: [(String, String)])
+    @discardableResult func write(_ bytes: [UInt8]) -> Bool
+    var started: Bool { get }
+    var clientGone: Bool { get }
+}
+
+/// A response: status, headers and either a complete body or a producer that streams it.
+public struct HTTPResponse: Sendable {
+    public enum Body: Sendable {
+        case bytes([UInt8])
+        /// Produces the body through a `StreamWriter`. Errors thrown after the head was sent are logged and cut
+        /// the body short.
+        case stream(@Sendable (StreamWriter) throws -> Void)
+    }
+
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: Body
+
+    public init(status: Int = 200, headers: [(String, String)] = [], body: Body = .bytes([])) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func json(_ value: JSON, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: .bytes(value.encoded()))
+    }
+
+    public static func noContent(headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: 204, headers: headers)
+    }
+
+    public static func error(_ error: APIError, requestId: String?) -> HTTPResponse {
+        var r = json(error.body(requestId: requestId), status: error.status, headers: [("Cache-Control", "no-store")])
+        if error.status == 429 && error.code == "statement_timeout" { r.headers.append(("Retry-After", "1")) }
+        return r
+    }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+
+    public mutating func setHeader(_ name: String, _ value: String) {
+        headers.removeAll { $0.0.lowercased() == name.lowercased() }
+        headers.append((name, value))
+    }
+
+    public static let reasons: [Int: String] = [
+        200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 304: "Not Modified",
+        400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+        409: "Conflict", 413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Entity",
+        429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+        504: "Gateway Timeout",
+    ]
+}

@@ -1,0 +1,54 @@
+/// Routes `METHOD /path/{param}` patterns to handlers. Unknown paths are 404, known paths with another
+/// method are 405, and every path answers CORS preflights.
+public final class Router: @unchecked Sendable {
+    public typealias Handler = @Sendable (HTTPRequest) throws -> HTTPResponse
+
+    struct Route {
+        let method: String
+        let segments: [Substring]
+        let handler: Handler
+    }
+
+    private var routes: [Route] = []
+
+    public init() {}
+
+    public func add(_ method: String, _ pattern: String, _ handler: @escaping Handler) {
+        routes.append(Route(method: method, segments: pattern.split(separator: "/"), handler: handler))
+    }
+
+    public func get(_ p: String, _ h: @escaping Handler) { add("GET", p, h) }
+    public func post(_ p: String, _ h: @escaping Handler) { add("POST", p, h) }
+    public func patch(_ p: String, _ h: @escaping Handler) { add("PATCH", p, h) }
+    public func put(_ p: String, _ h: @escaping Handler) { add("PUT", p, h) }
+    public func delete(_ p: String, _ h: @escaping Handler) { add("DELETE", p, h) }
+
+    public enum Match {
+        case found(Handler, [String: String])
+        case methodNotAllowed([String])
+        case notFound
+    }
+
+    public func match(method: String, path: String) -> Match {
+        let parts = path.split(separator: "/")
+        var allowed: [String] = []
+        for route in routes where route.segments.count == parts.count {
+            var params: [String: String] = [:]
+            var ok = true
+            for (pattern, part) in zip(route.segments, parts) {
+                if pattern.first == "{" && pattern.last == "}" {
+                    params[String(pattern.dropFirst().dropLast())] = String(part)
+                } else if pattern != part {
+                    ok = false
+                    break
+                }
+            }
+            guard ok else { continue }
+            if route.method == method || (method == "HEAD" && route.method == "GET") {
+                return .found(route.handler, params)
+            }
+            allowed.append(route.method)
+        }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed)
+    }
+}

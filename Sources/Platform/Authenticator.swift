@@ -1,0 +1,159 @@
+import CryptoSupport
+import Foundation
+import HTTPKit
+import Postgres
+
+/// Turns a request's credentials into a `Principal`: a Bearer header (wins), an `access_token` query
+/// parameter, or the session cookie. Revocation is seen within `tokenCacheTTL` seconds even when Redis
+/// still holds the token, because cached entries live no longer than that.
+public final class Authenticator: Sendable {
+    public static let sessionCookie = "__Host-tessera_session"
+    static let tokenCacheTTL = 4
+
+    let metadata: PGPool
+    let cache: Cache
+    public let jwt: JWT
+
+    public init(metadata: PGPool, cache: Cache, secrets: Secrets) {
+        self.metadata = metadata
+        self.cache = cache
+        self.jwt = JWT(key: secrets.tokenSigningKey)
+    }
+
+    /// The bearer token of a request, if any.
+    public static func bearerToken(_ request: HTTPRequest) throws -> String? {
+        if let header = request.header("authorization") {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
+                throw APIError.unauthorized("Authorization header must be 'Bearer <token>'", code: "invalid_token")
+            }
+            return String(parts[1]).trimmingCharacters(in: .whitespaces)
+        }
+        if let token = try request.queryParameters()["access_token"], !token.isEmpty { return token }
+        return nil
+    }
+
+    /// Authenticates for `api` (`sql`, `maps`, `imports`, `lds`, or nil for workspace APIs).
+    public func authenticate(_ request: HTTPRequest, api: String?) throws -> Principal {
+        if let token = try Authenticator.bearerToken(request) {
+            return try verifyToken(token, request: request, api: api)
+        }
+        if let sessionId = Authenticator.cookie(request, named: Authenticator.sessionCookie) {
+            if let principal = try sessionPrincipal(sessionId, request: request) { return principal }
+            throw APIError.unauthorized("Session expired or signed out", code: "session_expired")
+        }
+        throw APIError.unauthorized("Token not defined", code: "token_missing")
+    }
+
+    func verifyToken(_ token: String, request: HTTPRequest, api: String?) throws -> Principal {
+        let claims: [String: JSON]
+        do { claims = try jwt.verify(token) } catch JWT.Failure.expired {
+            throw APIError.unauthorized("Token expired", code: "token_expired")
+        } catch {
+            throw APIError.unauthorized("Invalid token", code: "invalid_token")
+        }
+        if let tokenId = claims["jti"]?.stringValue, let account = claims["a"]?.stringValue {
+            return try apiTokenPrincipal(id: tokenId, account: account, request: request, api: api)
+        }
+        guard let userId = claims["sub"]?.stringValue, claims["aud"] != nil,
+              let account = claims["\(JWT.namespace)/account_id"]?.stringValue else {
+            throw APIError.unauthorized("Invalid token", code: "invalid_token")
+        }
+        guard let role = try userRole(userId: userId, account: account, clientId: claims["azp"]?.stringValue) else {
+            throw APIError.unauthorized("Token revoked", code: "token_revoked")
+        }
+        return Principal(accountId: account, userId: userId, kind: .user(role: role, viaSession: false))
+    }
+
+    // MARK: API Access Tokens
+
+    func apiTokenPrincipal(id: String, account: String, request: HTTPRequest, api: String?) throws -> Principal {
+        guard UUID(uuidString: id) != nil, let bytes = try cache.fetch("token:\(id)", ttl: Authenticator.tokenCacheTTL, load: {
+            try TokenStore(metadata).find(id: id)?.cacheEntry()
+        }), let record = try? TokenRecord(cacheEntry: bytes), record.accountId == account else {
+            throw APIError.unauthorized("Token revoked or unknown", code: "token_revoked")
+        }
+        if let expires = record.expiresAt, expires <= Date() {
+            throw APIError.unauthorized("Token expired", code: "token_expired")
+        }
+        guard let api else {
+            throw APIError.forbidden("API access tokens cannot use this API; use an OAuth access token", code: "user_token_required")
+        }
+        guard record.allowedAPIs.contains(api) else {
+            throw APIError.forbidden("Token does not allow the \(api) API", code: "api_not_allowed")
+        }
+        if !record.referers.isEmpty {
+            let sent = request.header("origin") ?? request.header("referer") ?? ""
+            guard record.referers.contains(where: { Authenticator.refererMatches(sent, pattern: $0) }) else {
+                throw APIError.forbidden("Referer not allowed for this token", code: "referer_not_allowed")
+            }
+        }
+        return Principal(accountId: record.accountId, userId: record.createdBy, kind: .apiToken(id: record.id, grants: record.grants))
+    }
+
+    /// `https://app.example.com/`, `https://*.example.com` or a bare host; compared on scheme + host (+ port).
+    static func refererMatches(_ sent: String, pattern: String) -> Bool {
+        guard let sentURL = URL(string: sent), let sentHost = sentURL.host?.lowercased() else { return false }
+        let p = pattern.lowercased()
+        let patternURL = URL(string: p.contains("://") ? p : "https://\(p)")
+        guard var host = patternURL?.host else { return false }
+        if p.contains("://"), patternURL?.scheme != sentURL.scheme { return false }
+        if let port = patternURL?.port, port != sentURL.port { return false }
+        if host.hasPrefix("*.") {
+            host.removeFirst(2)
+            return sentHost.hasSuffix("." + host)
+        }
+        return sentHost == host
+    }
+
+    // MARK: users (OAuth tokens and sessions)
+
+    /// The user's current role, or nil when the user or the OAuth client is gone.
+    func userRole(userId: String, account: String, clientId: String?) throws -> Principal.Role? {
+        guard UUID(uuidString: userId) != nil else { return nil }
+        let key = "user:\(userId):\(clientId ?? "-")"
+        let bytes = try cache.fetch(key, ttl: Authenticator.tokenCacheTTL) { () -> [UInt8]? in
+            try metadata.withConnection { db -> [UInt8]? in
+                let r = try db.execute("""
+                    SELECT u.role FROM users u
+                    WHERE u.id = $1 AND u.account_id = $2
+                      AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM oauth_clients c WHERE c.client_id = $3 AND c.user_id = u.id))
+                    """, [userId, account, clientId], prepare: true)
+                return r.rowCount == 1 ? Array((r.string(0, 0) ?? "").utf8) : nil
+            }
+        }
+        return bytes.flatMap { Principal.Role(rawValue: String(decoding: $0, as: UTF8.self)) }
+    }
+
+    func sessionPrincipal(_ sessionId: String, request: HTTPRequest) throws -> Principal? {
+        let hash = Encoding.hex(Crypto.sha256(Array(sessionId.utf8)))
+        return try metadata.withConnection { db -> Principal? in
+            let r = try db.execute("""
+                SELECT u.id, u.account_id, u.role, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id
+                WHERE s.id_hash = decode($1, 'hex') AND s.expires_at > now()
+                """, [hash], prepare: true)
+            guard r.rowCount == 1, let role = Principal.Role(rawValue: r.string(0, 2) ?? "") else { return nil }
+            // Cookies ride along on cross-site requests: state changes need our own origin and the CSRF token.
+            if !["GET", "HEAD", "OPTIONS"].contains(request.method) {
+                guard request.header("x-csrf-token") == r.string(0, 3) else {
+                    throw APIError.forbidden("Missing or invalid CSRF token", code: "csrf_failed")
+                }
+            }
+            return Principal(accountId: r.string(0, 1)!, userId: r.string(0, 0), kind: .user(role: role, viaSession: true))
+        }
+    }
+
+    public static func cookie(_ request: HTTPRequest, named name: String) -> String? {
+        guard let header = request.header("cookie") else { return nil }
+        for part in header.split(separator: ";") {
+            let kv = part.split(separator: "=", maxSplits: 1)
+            if kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces) == name {
+                return String(kv[1]).trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return nil
+    }
+
+    /// Forget a token at once (deletion); other VMs see it within the cache TTL anyway.
+    public func forgetToken(id: String) { cache.invalidate("token:\(id)") }
+}

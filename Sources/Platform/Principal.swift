@@ -1,0 +1,126 @@
+import Foundation
+import HTTPKit
+
+/// Who is calling. API Access Tokens carry grants; users (session or OAuth) act with their role.
+public struct Principal: Sendable {
+    public enum Role: String, Sendable { case admin, editor, viewer }
+
+    public enum Kind: Sendable {
+        /// A signed-in user (session cookie) or an OAuth access token acting as a user.
+        case user(role: Role, viaSession: Bool)
+        /// An API Access Token: limited to its grants, APIs and referers.
+        case apiToken(id: String, grants: [Grant])
+    }
+
+    public let accountId: String
+    /// The acting user (for API tokens: the creator, when known).
+    public let userId: String?
+    public let kind: Kind
+
+    public init(accountId: String, userId: String?, kind: Kind) {
+        self.accountId = accountId
+        self.userId = userId
+        self.kind = kind
+    }
+
+    public var isUser: Bool { if case .user = kind { return true }; return false }
+    public var viaSession: Bool { if case .user(_, let s) = kind { return s }; return false }
+    public var role: Role? { if case .user(let r, _) = kind { return r }; return nil }
+
+    /// The Tokens, Connections and account APIs take users only (CARTO: "OAuth token required").
+    public func requireUser() throws -> (userId: String, role: Role) {
+        guard case .user(let role, _) = kind, let userId else {
+            throw APIError.forbidden("This API requires a user or OAuth access token, not an API access token", code: "user_token_required")
+        }
+        return (userId, role)
+    }
+
+    public func requireRole(_ allowed: Role...) throws -> String {
+        let (userId, role) = try requireUser()
+        guard allowed.contains(role) else { throw APIError.forbidden("Your role (\(role.rawValue)) cannot do this", code: "role_forbidden") }
+        return userId
+    }
+
+    /// How this principal may use a connection's data.
+    public func access(to connectionName: String) -> Access {
+        switch kind {
+        case .user: return .everything
+        case .apiToken(_, let grants):
+            let mine = grants.filter { $0.connectionName == connectionName }
+            if mine.isEmpty { return .none }
+            if mine.contains(where: { $0.isWildcardAll }) { return .everything }
+            return .granted(mine)
+        }
+    }
+
+    public enum Access: Sendable {
+        case none
+        case everything
+        case granted([Grant])
+    }
+}
+
+/// One `{connection_name, source}` grant of an API Access Token.
+public struct Grant: Sendable, Equatable {
+    public let connectionName: String
+    public let source: String
+
+    public init(connectionName: String, source: String) {
+        self.connectionName = connectionName
+        self.source = source.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public var isWildcardAll: Bool { source == "*" }
+    /// A grant whose source is SQL rather than a table name.
+    public var isQuery: Bool { source.contains(where: { $0.isWhitespace || $0 == "(" }) }
+
+    /// SQL compared verbatim, modulo whitespace runs and a trailing semicolon.
+    public static func normalizeSQL(_ sql: String) -> String {
+        var s = sql.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+        while s.hasSuffix(";") || s.hasSuffix(" ") { s.removeLast() }
+        return s
+    }
+
+    public func allowsQuery(_ sql: String) -> Bool {
+        isQuery && Grant.normalizeSQL(source) == Grant.normalizeSQL(sql)
+    }
+
+    /// Whether a table (schema, name) is covered: exact `schema.table`, `table` for `public`, or `schema.*`.
+    /// A leading database qualifier (`db.schema.table`) is accepted and ignored.
+    public func allowsTable(schema: String, table: String) -> Bool {
+        guard !isQuery else { return false }
+        var parts = Grant.splitName(source)
+        if parts.count == 3 { parts.removeFirst() }
+        switch parts.count {
+        case 1: return schema == "public" && parts[0] == table
+        case 2: return parts[0] == schema && (parts[1] == table || parts[1] == "*")
+        default: return false
+        }
+    }
+
+    /// Splits `a.b."c.d"` into [a, b, c.d]; unquoted parts are folded to lower case like PostgreSQL does.
+    public static func splitName(_ name: String) -> [String] {
+        var parts: [String] = []
+        var current = ""
+        var quoted = false, wasQuoted = false
+        var chars = Array(name)[...]
+        while let c = chars.popFirst() {
+            if quoted {
+                if c == "\"" {
+                    if chars.first == "\"" { current.append("\""); chars.removeFirst() } else { quoted = false }
+                } else { current.append(c) }
+            } else if c == "\"" {
+                quoted = true
+                wasQuoted = true
+            } else if c == "." {
+                parts.append(wasQuoted ? current : current.lowercased())
+                current = ""
+                wasQuoted = false
+            } else {
+                current.append(c)
+            }
+        }
+        parts.append(wasQuoted ? current : current.lowercased())
+        return parts
+    }
+}

@@ -1,0 +1,77 @@
+import CryptoSupport
+import Foundation
+import HTTPKit
+import Postgres
+
+/// Resolves `{connection}` path segments to warehouse connection pools, per account. Lookups are cached in
+/// Redis briefly; pools are kept per connection and replaced when the connection is edited.
+public final class Warehouses: @unchecked Sendable {
+    let metadata: PGPool
+    let cache: Cache
+    let secrets: Secrets
+    let poolSize: Int
+    public let statementTimeoutMs: Int
+    private let lock = NSLock()
+    private var pools: [String: (version: String, pool: PGPool)] = [:]
+    static let cacheTTL = 10
+
+    public init(metadata: PGPool, cache: Cache, secrets: Secrets, poolSize: Int, statementTimeoutMs: Int) {
+        self.metadata = metadata
+        self.cache = cache
+        self.secrets = secrets
+        self.poolSize = poolSize
+        self.statementTimeoutMs = statementTimeoutMs
+    }
+
+    /// The account's connection by name; another account's connection is "not found", never "forbidden".
+    public func connection(account: String, name: String) throws -> ConnectionRecord {
+        let bytes = try cache.fetch("conn:\(account):\(name)", ttl: Warehouses.cacheTTL) {
+            try ConnectionStore(metadata).find(account: account, name: name)?.cacheEntry
+        }
+        guard let bytes, let record = try? ConnectionRecord(cacheEntry: bytes) else {
+            throw APIError.notFound("Connection not found: \(name)", code: "connection_not_found")
+        }
+        return record
+    }
+
+    public func forget(account: String, name: String) { cache.invalidate("conn:\(account):\(name)") }
+
+    public func sealPassword(_ password: String) throws -> [UInt8] {
+        try Crypto.seal(Array(password.utf8), key: secrets.connectionPasswordKey)
+    }
+
+    func password(of record: ConnectionRecord) throws -> String? {
+        guard let sealed = record.passwordSealed else { return nil }
+        let plain = try Crypto.open(sealed, key: secrets.connectionPasswordKey)
+        return String(decoding: plain, as: UTF8.self)
+    }
+
+    /// The pool for a connection, created on first use and replaced after edits.
+    public func pool(for record: ConnectionRecord) throws -> PGPool {
+        lock.lock()
+        defer { lock.unlock() }
+        if let entry = pools[record.id], entry.version == record.updatedAt { return entry.pool }
+        let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: statementTimeoutMs)
+        let pool = PGPool(conninfo: conninfo, size: poolSize)
+        pools[record.id]?.pool.drain()
+        pools[record.id] = (record.updatedAt, pool)
+        return pool
+    }
+
+    /// Opens a fresh connection and runs a trivial query: the "test connection" call.
+    public func test(_ record: ConnectionRecord) -> (ok: Bool, message: String, serverVersion: String?, postgis: String?) {
+        do {
+            let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: 5000)
+            let c = try PGConnection(conninfo)
+            let r = try c.execute("""
+                SELECT current_setting('server_version'),
+                       (SELECT extversion FROM pg_extension WHERE extname = 'postgis')
+                """)
+            return (true, "Connection succeeded", r.string(0, 0), r.string(0, 1))
+        } catch let e as PGError {
+            return (false, e.message, nil, nil)
+        } catch {
+            return (false, "Connection failed", nil, nil)
+        }
+    }
+}

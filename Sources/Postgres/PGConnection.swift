@@ -1,0 +1,232 @@
+import CLibPQ
+import Foundation
+
+/// Owns one libpq connection. Every statement uses the extended protocol with bound text parameters,
+/// so one request can never carry several statements and values are never spliced into SQL.
+/// POLLRDHUP needs _GNU_SOURCE, which the Glibc module does not define.
+let pollRDHUP: Int32 = 0x2000
+
+public final class PGConnection: @unchecked Sendable {
+    private(set) var handle: OpaquePointer?
+    public let conninfo: String
+    /// When the connection was opened; pools recycle old connections.
+    public let openedAt = Date()
+    /// Per-connection cache a feature may fill (e.g. the geometry type's oid); cleared with the connection.
+    public var attachments: [String: Any] = [:]
+    private var prepared: [String: String] = [:]
+
+    /// What to watch while waiting for a result: a descriptor that signals "client gone" and a deadline.
+    public struct Watch: Sendable {
+        public var abortDescriptor: Int32
+        public var isAborted: @Sendable () -> Bool
+        public var deadline: Date?
+        public init(abortDescriptor: Int32 = -1, isAborted: @escaping @Sendable () -> Bool = { false }, deadline: Date? = nil) {
+            self.abortDescriptor = abortDescriptor
+            self.isAborted = isAborted
+            self.deadline = deadline
+        }
+        public static var none: Watch { Watch() }
+    }
+
+    public init(_ conninfo: String) throws {
+        self.conninfo = conninfo
+        let h = PQconnectdb(conninfo)
+        guard let h, PQstatus(h) == CONNECTION_OK else {
+            let error = PGError.connectFailed(h)
+            if let h { PQfinish(h) }
+            throw error
+        }
+        handle = h
+    }
+
+    deinit { if let handle { PQfinish(handle) } }
+
+    public var isHealthy: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
+    public var isIdle: Bool { handle.map { PQtransactionStatus($0) == PQTRANS_IDLE } ?? false }
+    public var socket: Int32 { handle.map { PQsocket($0) } ?? -1 }
+
+    /// True when the server has hung up on an idle connection (restart, terminate): checked before reuse.
+    public func serverHungUp() -> Bool {
+        guard let handle else { return true }
+        var pfd = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        if poll(&pfd, 1, 0) > 0 {
+            _ = PQconsumeInput(handle)
+            while let n = PQnotifies(handle) { PQfreemem(n) }
+        }
+        return PQstatus(handle) != CONNECTION_OK
+    }
+
+    /// Quotes an identifier through libpq (the one identifier-quoting function of the project).
+    public func quoteIdentifier(_ name: String) throws -> String {
+        guard let handle, let p = PQescapeIdentifier(handle, name, name.utf8.count) else {
+            throw PGError(sqlstate: "22000", message: "invalid identifier")
+        }
+        defer { PQfreemem(p) }
+        return String(cString: p)
+    }
+
+    /// Runs one statement and returns its result; errors throw `PGError`.
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [String?] = [], watch: Watch = .none, prepare: Bool = false) throws -> PGResult {
+        var last: PGResult?
+        try run(sql, parameters, watch: watch, singleRow: false, prepare: prepare) { result in
+            last = result
+            return true
+        }
+        guard let last else { throw PGError(sqlstate: nil, message: "no result") }
+        return last
+    }
+
+    /// Runs one statement in single-row mode, handing each row (as a one-row result) to `onRow`, then the
+    /// final zero-row result that carries the column description and command status. Return false to stop:
+    /// the statement is cancelled and the connection drained.
+    public func stream(_ sql: String, _ parameters: [String?] = [], watch: Watch = .none, prepare: Bool = false,
+                       _ onResult: (PGResult) throws -> Bool) throws {
+        try run(sql, parameters, watch: watch, singleRow: true, prepare: prepare, onResult)
+    }
+
+    private func run(_ sql: String, _ parameters: [String?], watch: Watch, singleRow: Bool, prepare: Bool,
+                     _ onResult: (PGResult) throws -> Bool) throws {
+        guard let handle else { throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true) }
+        let sent = try withCStrings(parameters) { values -> Int32 in
+            if prepare {
+                let name = try preparedStatement(for: sql, parameterCount: parameters.count)
+                return PQsendQueryPrepared(handle, name, Int32(parameters.count), values, nil, nil, 0)
+            }
+            return PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        guard sent == 1 else { throw PGError.from(result: nil, connection: handle) }
+        if singleRow { PQsetSingleRowMode(handle) }
+
+        var failure: Error?
+        var wanted = true
+        while true {
+            if failure == nil, wanted { failure = waitForInput(watch) }
+            guard let raw = PQgetResult(handle) else { break }
+            let result = PGResult(raw)
+            switch PQresultStatus(raw) {
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_SINGLE_TUPLE, PGRES_EMPTY_QUERY:
+                if failure == nil, wanted {
+                    do {
+                        if try !onResult(result) { wanted = false; cancel() }
+                    } catch {
+                        failure = error
+                        cancel()
+                    }
+                }
+            case PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH:
+                // COPY through a request would hold the connection; end it and report.
+                if PQresultStatus(raw) == PGRES_COPY_IN { _ = PQputCopyEnd(handle, "COPY FROM STDIN is not supported") }
+                if failure == nil { failure = PGError(sqlstate: "0A000", message: "COPY is not supported through this API") }
+                if PQresultStatus(raw) == PGRES_COPY_OUT || PQresultStatus(raw) == PGRES_COPY_BOTH {
+                    var buffer: UnsafeMutablePointer<CChar>?
+                    while PQgetCopyData(handle, &buffer, 0) > 0 { PQfreemem(buffer) }
+                }
+            default:
+                if failure == nil, wanted { failure = PGError.from(result: raw, connection: handle) }
+            }
+        }
+        if let failure { throw failure }
+        if PQstatus(handle) != CONNECTION_OK {
+            throw PGError.from(result: nil, connection: handle)
+        }
+    }
+
+    /// Blocks until a result can be read without blocking, cancelling the statement if the client goes
+    /// away or the deadline passes. Returns an error only for a lost connection.
+    private func waitForInput(_ watch: Watch) -> Error? {
+        guard let handle else { return nil }
+        var cancelled = false
+        while PQisBusy(handle) == 1 {
+            var fds = [pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)]
+            if watch.abortDescriptor >= 0, !cancelled {
+                fds.append(pollfd(fd: watch.abortDescriptor, events: Int16(pollRDHUP), revents: 0))
+            }
+            var timeout: Int32 = 1000
+            if let deadline = watch.deadline, !cancelled {
+                timeout = max(0, min(timeout, Int32(deadline.timeIntervalSinceNow * 1000) + 1))
+            }
+            _ = poll(&fds, nfds_t(fds.count), timeout)
+            if !cancelled {
+                let hungUp = fds.count > 1 && fds[1].revents & Int16(pollRDHUP | POLLHUP | POLLERR) != 0
+                let late = watch.deadline.map { $0.timeIntervalSinceNow <= 0 } ?? false
+                if hungUp || late || watch.isAborted() {
+                    cancel()
+                    cancelled = true
+                }
+            }
+            if fds[0].revents != 0, PQconsumeInput(handle) == 0 {
+                return PGError.from(result: nil, connection: handle)
+            }
+        }
+        return nil
+    }
+
+    /// Asks the server to cancel the running statement (safe from another thread).
+    public func cancel() {
+        guard let handle, let token = PQgetCancel(handle) else { return }
+        var buffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(token, &buffer, 256)
+        PQfreeCancel(token)
+    }
+
+    private func preparedStatement(for sql: String, parameterCount: Int) throws -> String {
+        if let name = prepared[sql] { return name }
+        if prepared.count >= 256 {
+            try execute("DEALLOCATE ALL")
+            prepared.removeAll()
+        }
+        let name = "s\(prepared.count)"
+        guard let raw = PQprepare(handle, name, sql, Int32(parameterCount), nil) else {
+            throw PGError.from(result: nil, connection: handle)
+        }
+        let result = PGResult(raw)
+        guard PQresultStatus(result.handle) == PGRES_COMMAND_OK else {
+            throw PGError.from(result: result.handle, connection: handle)
+        }
+        prepared[sql] = name
+        return name
+    }
+
+    /// Forgets prepared statements (after DISCARD ALL or a schema change).
+    public func forgetPrepared() { prepared.removeAll() }
+
+    private func withCStrings<T>(_ values: [String?], _ body: ([UnsafePointer<CChar>?]) throws -> T) throws -> T {
+        var pointers: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } }
+        defer { for p in pointers { free(p) } }
+        return try body(pointers.map { UnsafePointer($0) })
+    }
+}
+
+extension PGConnection {
+    /// Runs trusted, static multi-statement SQL (migrations, fixtures) with the simple protocol.
+    /// Never pass request input here: it is the one path that accepts several statements.
+    public func executeScript(_ sql: String) throws {
+        guard let handle else { throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true) }
+        guard let raw = PQexec(handle, sql) else { throw PGError.from(result: nil, connection: handle) }
+        let result = PGResult(raw)
+        let status = PQresultStatus(raw)
+        guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY else {
+            throw PGError.from(result: result.handle, connection: handle)
+        }
+    }
+}
+
+extension PGConnection {
+    /// Parses a conninfo string or URI into its keywords (libpq's own parser); nil when malformed.
+    public static func parseConninfo(_ conninfo: String) -> [String: String]? {
+        var error: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(conninfo, &error) else {
+            if let error { PQfreemem(error) }
+            return nil
+        }
+        defer { PQconninfoFree(options) }
+        var result: [String: String] = [:]
+        var p = options
+        while let keyword = p.pointee.keyword {
+            if let value = p.pointee.val { result[String(cString: keyword)] = String(cString: value) }
+            p += 1
+        }
+        return result
+    }
+}

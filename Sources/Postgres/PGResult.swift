@@ -1,0 +1,48 @@
+import CLibPQ
+
+/// Owns one `PGresult`. Values are in text format; `nil` means SQL NULL.
+public final class PGResult: @unchecked Sendable {
+    let handle: OpaquePointer
+
+    init(_ handle: OpaquePointer) { self.handle = handle }
+    deinit { PQclear(handle) }
+
+    public var rowCount: Int { Int(PQntuples(handle)) }
+    public var columnCount: Int { Int(PQnfields(handle)) }
+    public var commandStatus: String { String(cString: PQcmdStatus(handle)) }
+    /// Rows affected by INSERT/UPDATE/DELETE, when the command reports it.
+    public var affectedRows: Int? { Int(String(cString: PQcmdTuples(handle))) }
+
+    public func columnName(_ column: Int) -> String { String(cString: PQfname(handle, Int32(column))) }
+    public func columnType(_ column: Int) -> UInt32 { PQftype(handle, Int32(column)) }
+
+    public func isNull(_ row: Int, _ column: Int) -> Bool { PQgetisnull(handle, Int32(row), Int32(column)) == 1 }
+
+    public func string(_ row: Int, _ column: Int) -> String? {
+        if isNull(row, column) { return nil }
+        return String(cString: PQgetvalue(handle, Int32(row), Int32(column)))
+    }
+
+    /// Raw bytes of a value without copying into a String (the SQL API's hot path).
+    public func withValue<T>(_ row: Int, _ column: Int, _ body: (UnsafeBufferPointer<UInt8>?) -> T) -> T {
+        if isNull(row, column) { return body(nil) }
+        let length = Int(PQgetlength(handle, Int32(row), Int32(column)))
+        let pointer = UnsafeRawPointer(PQgetvalue(handle, Int32(row), Int32(column))!).assumingMemoryBound(to: UInt8.self)
+        return body(UnsafeBufferPointer(start: pointer, count: length))
+    }
+
+    public func int(_ row: Int, _ column: Int) -> Int? { string(row, column).flatMap { Int($0) } }
+    public func bool(_ row: Int, _ column: Int) -> Bool? { string(row, column).map { $0 == "t" } }
+    public func double(_ row: Int, _ column: Int) -> Double? { string(row, column).flatMap { Double($0) } }
+
+    /// Column index by name, for readable repository code.
+    public func column(_ name: String) -> Int? {
+        let i = PQfnumber(handle, name)
+        return i < 0 ? nil : Int(i)
+    }
+
+    public subscript(row: Int, name: String) -> String? {
+        guard let c = column(name) else { return nil }
+        return string(row, c)
+    }
+}

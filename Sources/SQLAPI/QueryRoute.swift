@@ -1,0 +1,130 @@
+import Foundation
+import HTTPKit
+import Platform
+import Postgres
+
+/// `GET|POST /api/v3/sql/{connection}/query` (contract §4.1): runs `q` with positional `queryParameters`
+/// and streams `{rows, schema, meta}`, or GeoJSON, CSV or NDJSON with `format=`.
+struct QueryRoute: Sendable {
+    let services: Services
+    /// The largest `q` accepted (the body limit bounds it too).
+    static let maxQueryBytes = 1 << 20
+
+    func handle(_ request: HTTPRequest) throws -> HTTPResponse {
+        let principal = try services.auth.authenticate(request, api: "sql")
+        let connectionName = request.pathParameters["connection"]!
+        let p = try Parameters.from(request, bodyLimit: services.config.maxBodyBytes)
+        guard let q = p.string("q"), !q.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw APIError.badRequest("Missing required parameter: q", code: "missing_parameter")
+        }
+        guard q.utf8.count <= Self.maxQueryBytes else { throw APIError(413, "query_too_large", "q exceeds \(Self.maxQueryBytes) bytes") }
+        guard !q.contains("\0") else { throw APIError.badRequest("q must not contain NUL characters") }
+        let parameters = try Self.positionalParameters(try p.json("queryParameters"))
+        let format = try Self.format(p.string("format"))
+
+        let access = principal.access(to: connectionName)
+        if case .none = access {
+            // Existence is not revealed to tokens without any grant on the connection.
+            _ = try services.warehouses.connection(account: principal.accountId, name: connectionName)
+            throw GrantCheck.denied("The token has no grant on connection \(connectionName)")
+        }
+        let record = try services.warehouses.connection(account: principal.accountId, name: connectionName)
+        let pool = try services.warehouses.pool(for: record)
+        let maxRows = services.config.sqlMaxRows
+        let deadline = Date().addingTimeInterval(Double(services.warehouses.statementTimeoutMs) / 1000 + 2)
+        let requestId = request.requestId
+        let watch = PGConnection.Watch(abortDescriptor: request.abortDescriptor, isAborted: request.isClientGone, deadline: deadline)
+
+        return HTTPResponse(status: 200, headers: Self.cacheHeaders(request), body: .stream { writer in
+            try APIError.mapping(requestId: requestId) {
+                let connection = try pool.checkout()
+                defer { pool.checkin(connection) }
+                var readOnly = false
+                if case .granted(let grants) = access {
+                    _ = try GrantCheck.authorize(q, parameters: parameters, grants: grants, connection: connection, watch: watch)
+                    try connection.execute("BEGIN READ ONLY")
+                    readOnly = true
+                }
+                defer { if readOnly, connection.isHealthy { _ = try? connection.execute("ROLLBACK") } }
+                let geometryOids = try Self.geometryOids(connection)
+                var output = QueryOutput(format: format, writer: writer, maxRows: format == .json ? maxRows : nil)
+                let sql = format == .geojson ? "SELECT ST_AsGeoJSON(t.*)::text AS feature FROM (\(q)) AS t" : q
+                var command = ""
+                try Self.run(connection, sql, parameters, watch: watch) { result in
+                    if output.encoder == nil {
+                        output.begin(ResultEncoder(
+                            names: (0..<result.columnCount).map(result.columnName),
+                            kinds: (0..<result.columnCount).map { ColumnKind.of(oid: result.columnType($0), geometryOids: geometryOids) }))
+                    }
+                    if result.rowCount == 0 { command = result.commandStatus; return true }
+                    return output.row(result)
+                }
+                if !(command.hasPrefix("SELECT") || command.isEmpty || readOnly) {
+                    // SET, PREPARE, LISTEN, temp tables…: never let one request's session state reach the next.
+                    try connection.execute("DISCARD ALL")
+                    connection.forgetPrepared()
+                }
+                output.finish(command: command)
+            }
+        })
+    }
+
+    /// Runs as a cached prepared statement; a plan invalidated by a schema change is re-prepared once.
+    static func run(_ connection: PGConnection, _ sql: String, _ parameters: [String?], watch: PGConnection.Watch,
+                    _ onResult: (PGResult) throws -> Bool) throws {
+        do {
+            try connection.stream(sql, parameters, watch: watch, prepare: true, onResult)
+        } catch let e as PGError where e.sqlstate == "0A000" && connection.isIdle {
+            connection.forgetPrepared()
+            try connection.execute("DEALLOCATE ALL")
+            try connection.stream(sql, parameters, watch: watch, prepare: false, onResult)
+        }
+    }
+
+    static func geometryOids(_ connection: PGConnection) throws -> Set<UInt32> {
+        if let cached = connection.attachments["geometryOids"] as? Set<UInt32> { return cached }
+        let r = try connection.execute("SELECT oid FROM pg_type WHERE typname IN ('geometry', 'geography') AND typtype = 'b'")
+        let oids = Set((0..<r.rowCount).compactMap { r.string($0, 0).flatMap { UInt32($0) } })
+        connection.attachments["geometryOids"] = oids
+        return oids
+    }
+
+    static func format(_ raw: String?) throws -> ResultEncoder.Format {
+        guard let raw, !raw.isEmpty else { return .json }
+        guard let f = ResultEncoder.Format(rawValue: raw.lowercased()) else {
+            throw APIError.badRequest("format must be json, geojson, csv or ndjson", code: "invalid_parameter")
+        }
+        return f
+    }
+
+    /// PostgreSQL takes positional parameters (`$1`…): a JSON array, each value sent as text.
+    static func positionalParameters(_ json: JSON?) throws -> [String?] {
+        guard let json, !json.isNull else { return [] }
+        guard let items = json.arrayValue else {
+            throw APIError.badRequest("queryParameters must be an array for PostgreSQL connections ($1, $2, …)", code: "invalid_parameter")
+        }
+        guard items.count <= 1000 else { throw APIError.badRequest("Too many queryParameters", code: "invalid_parameter") }
+        return try items.map { item in
+            switch item {
+            case .null: return nil
+            case .string(let s):
+                guard !s.contains("\0") else { throw APIError.badRequest("queryParameters must not contain NUL characters") }
+                return s
+            case .bool(let b): return b ? "true" : "false"
+            case .number: return item.text
+            default: return item.text
+            }
+        }
+    }
+
+    /// Contract §1.6: GET results may be cached (the client's `Cache-Control: max-age` lowers it); POST never.
+    static func cacheHeaders(_ request: HTTPRequest) -> [(String, String)] {
+        guard request.method == "GET" else { return [("Cache-Control", "no-store")] }
+        var maxAge = 31_536_000
+        if let cc = request.header("cache-control")?.lowercased() {
+            if cc.contains("no-cache") || cc.contains("no-store") { maxAge = 0 }
+            if let r = cc.range(of: "max-age="), let n = Int(cc[r.upperBound...].prefix { $0.isNumber }) { maxAge = min(maxAge, max(10, n)) }
+        }
+        return [("Cache-Control", maxAge == 0 ? "no-cache" : "private, max-age=\(maxAge)"), ("Vary", "Authorization, Origin")]
+    }
+}

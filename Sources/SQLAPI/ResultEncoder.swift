@@ -1,0 +1,80 @@
+import HTTPKit
+
+/// Encodes result rows for each output format, appending to a byte buffer.
+struct ResultEncoder {
+    enum Format: String { case json, geojson, csv, ndjson }
+
+    let names: [String]
+    let kinds: [ColumnKind]
+    /// JSON-escaped column names, computed once per result.
+    let quotedNames: [[UInt8]]
+
+    init(names: [String], kinds: [ColumnKind]) {
+        self.names = names
+        self.kinds = kinds
+        quotedNames = names.map { name in var b: [UInt8] = []; JSON.appendString(name, to: &b); return b }
+    }
+
+    var schema: JSON {
+        .array(zip(names, kinds).map { ["name": .string($0), "type": .string($1.schemaType)] })
+    }
+
+    /// `{"col": value, ...}` for one row, where `value(i)` yields the raw text bytes or nil for NULL.
+    func appendObject(to out: inout [UInt8], value: (Int, (UnsafeBufferPointer<UInt8>?) -> Void) -> Void) {
+        out.append(UInt8(ascii: "{"))
+        for i in 0..<names.count {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: quotedNames[i])
+            out.append(UInt8(ascii: ":"))
+            value(i) { bytes in ResultEncoder.appendJSONValue(bytes, kind: kinds[i], to: &out) }
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    static func appendJSONValue(_ bytes: UnsafeBufferPointer<UInt8>?, kind: ColumnKind, to out: inout [UInt8]) {
+        guard let bytes else { out.append(contentsOf: "null".utf8); return }
+        switch kind {
+        case .number:
+            // NaN and ±Infinity have no JSON form.
+            if let first = bytes.first, first == UInt8(ascii: "N") || first == UInt8(ascii: "I") || (first == UInt8(ascii: "-") && bytes.count > 1 && bytes[1] == UInt8(ascii: "I")) {
+                out.append(contentsOf: "null".utf8)
+            } else {
+                out.append(contentsOf: bytes)
+            }
+        case .boolean:
+            out.append(contentsOf: (bytes.first == UInt8(ascii: "t") ? "true" : "false").utf8)
+        case .json:
+            out.append(contentsOf: bytes)
+        default:
+            JSON.appendString(utf8: bytes, to: &out)
+        }
+    }
+
+    func appendCSVHeader(to out: inout [UInt8]) {
+        for (i, name) in names.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            ResultEncoder.appendCSVField(Array(name.utf8), to: &out)
+        }
+        out.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    func appendCSVRow(to out: inout [UInt8], value: (Int, (UnsafeBufferPointer<UInt8>?) -> Void) -> Void) {
+        for i in 0..<names.count {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            value(i) { bytes in if let bytes { ResultEncoder.appendCSVField(bytes, to: &out) } }
+        }
+        out.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    /// RFC 4180: quote fields holding separators, quotes or line breaks; double embedded quotes.
+    static func appendCSVField<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
+        let needsQuotes = bytes.contains { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }
+        guard needsQuotes else { out.append(contentsOf: bytes); return }
+        out.append(0x22)
+        for b in bytes {
+            if b == 0x22 { out.append(0x22) }
+            out.append(b)
+        }
+        out.append(0x22)
+    }
+}

@@ -1,0 +1,116 @@
+import Config
+import Foundation
+import HTTPKit
+import Metadata
+import Platform
+import Postgres
+
+func run(_ cli: inout CommandLineArguments) throws {
+    guard let command = cli.positional.first, !cli.flags.contains("--help") else {
+        print(usage)
+        if cli.positional.isEmpty && !cli.flags.contains("--help") { throw CLIError(message: "no command given", code: 2) }
+        return
+    }
+    let configFile = cli.take("--config")
+    func config() throws -> TesseraConfig {
+        do { return try TesseraConfig.load(file: configFile) } catch { throw CLIError(message: "configuration: \(error)") }
+    }
+    switch command {
+    case "migrate":
+        try cli.finish()
+        let c = try PGConnection(try config().databaseURL)
+        let applied = try Migrator().migrate(c)
+        print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
+    case "check-config":
+        try cli.finish()
+        let c = try config()
+        _ = try Secrets.load(path: c.secretKeyFile)
+        print("configuration OK (\(c.source))")
+    case "init-secret":
+        try cli.finish()
+        guard cli.positional.count == 2 else { throw CLIError(message: "usage: tessera init-secret PATH", code: 2) }
+        try Secrets.generate(path: cli.positional[1])
+    case "create-admin":
+        try createAdmin(&cli, try config())
+    case "tokens":
+        try tokens(&cli, try config())
+    case "status":
+        try cli.finish()
+        let c = try PGConnection(try config().databaseURL)
+        let migrator = try Migrator()
+        let r = try c.execute("SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM users), (SELECT count(*) FROM connections)")
+        print("schema version \(try migrator.currentVersion(c)) of \(migrator.latestVersion)")
+        print("accounts \(r.string(0, 0)!), users \(r.string(0, 1)!), connections \(r.string(0, 2)!)")
+    default:
+        print(usage)
+        throw CLIError(message: "unknown command \(command)", code: 2)
+    }
+}
+
+/// The first admin also gets the embedded `carto_dw` connection when TESSERA_WAREHOUSE_URL is set.
+func createAdmin(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws {
+    let email = try cli.require("--email")
+    var password = cli.take("--password")
+    if let file = cli.take("--password-file") {
+        password = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .newlines)
+    }
+    let organization = cli.take("--organization") ?? "Tessera"
+    try cli.finish()
+    guard let password else { throw CLIError(message: "give --password or --password-file", code: 2) }
+    if let problem = PasswordHasher.policyViolation(password) { throw CLIError(message: problem, code: 2) }
+    let services = try Services(config: config)
+    let accounts = AccountStore(services.metadata)
+    if let existing = try accounts.userByEmail(email) {
+        if cli.flags.contains("--if-missing") { print("admin \(email) already exists"); return }
+        throw CLIError(message: "a user with email \(email) already exists (account \(existing.accountId))")
+    }
+    guard let user = try accounts.createOrganization(name: organization, email: email, passwordHash: try PasswordHasher.hash(password)) else {
+        throw CLIError(message: "could not create the admin")
+    }
+    print("created admin \(email) in organisation \(organization)")
+    let isFirst = try services.metadata.withConnection { try $0.execute("SELECT count(*) FROM accounts").int(0, 0) == 1 }
+    guard isFirst, !config.warehouseURL.isEmpty else { return }
+    guard let info = PGConnection.parseConninfo(config.warehouseURL) else { throw CLIError(message: "TESSERA_WAREHOUSE_URL is not a valid conninfo") }
+    let sealed = try info["password"].map { try services.warehouses.sealPassword($0) }
+    _ = try ConnectionStore(services.metadata).create(
+        account: user.accountId, createdBy: user.id, name: "carto_dw", host: info["host"] ?? "localhost",
+        port: Int(info["port"] ?? "") ?? 5432, database: info["dbname"] ?? "carto_dw", username: info["user"] ?? "carto_dw",
+        passwordSealed: sealed, sslmode: info["sslmode"] ?? "prefer")
+    print("created connection carto_dw for organisation \(organization)")
+}
+
+func tokens(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws {
+    let sub = cli.positional.dropFirst().first ?? ""
+    let email = try cli.require("--email")
+    let services = try Services(config: config)
+    guard let user = try AccountStore(services.metadata).userByEmail(email) else { throw CLIError(message: "no user \(email)") }
+    let store = TokenStore(services.metadata)
+    func tokenString(_ t: TokenRecord) -> String { services.auth.jwt.sign(["a": .string(t.accountId), "jti": .string(t.id)]) }
+    switch sub {
+    case "create":
+        let connection = cli.take("--connection") ?? "carto_dw"
+        let source = cli.take("--source") ?? "*"
+        let apis = (cli.take("--apis") ?? "sql,maps").split(separator: ",").map(String.init)
+        let expires = try cli.take("--expires").map { text -> Date in
+            guard let d = TokenRecord.parseDate(text) else { throw CLIError(message: "--expires must be ISO 8601", code: 2) }
+            return d
+        }
+        try cli.finish()
+        let t = try store.create(account: user.accountId, createdBy: user.id, grants: [Grant(connectionName: connection, source: source)],
+                                 referers: [], allowedAPIs: apis, expiresAt: expires)
+        print(tokenString(t))
+    case "list":
+        try cli.finish()
+        for t in try store.list(account: user.accountId) {
+            print("\(t.id)  apis=\(t.allowedAPIs.joined(separator: ","))  grants=\(t.grants.map { "\($0.connectionName):\($0.source)" }.joined(separator: " "))")
+        }
+    case "delete":
+        let id = try cli.require("--id")
+        try cli.finish()
+        guard try store.delete(id: id, account: user.accountId) else { throw CLIError(message: "no token \(id)") }
+        services.auth.forgetToken(id: id)
+        print("deleted \(id)")
+    default:
+        throw CLIError(message: "usage: tessera tokens create|list|delete --email E …", code: 2)
+    }
+}

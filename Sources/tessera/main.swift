@@ -1,0 +1,33 @@
+import Config
+import Foundation
+import Metadata
+import Platform
+import Postgres
+
+// The admin CLI (CARTO's admin console): migrate, create-admin, tokens, check-config.
+let usage = """
+    usage: tessera <command> [--config FILE] [options]
+      migrate                                   apply pending metadata migrations
+      check-config                              validate the configuration file and environment
+      init-secret PATH                          write a fresh secret key file (mode 0600)
+      create-admin --email E (--password P | --password-file F) [--organization NAME] [--if-missing]
+      tokens create --email E [--connection C] [--source S] [--apis sql,maps] [--expires ISO8601]
+      tokens list --email E
+      tokens delete --email E --id ID
+      status                                    schema version and counts
+    """
+
+var cli = CommandLineArguments(CommandLine.arguments.dropFirst())
+do {
+    try run(&cli)
+    exit(0)
+} catch let e as CLIError {
+    FileHandle.standardError.write(Data("tessera: \(e.message)\n".utf8))
+    exit(e.code)
+} catch let e as PGError {
+    FileHandle.standardError.write(Data("tessera: database error: \(e.message)\n".utf8))
+    exit(1)
+} catch {
+    FileHandle.standardError.write(Data("tessera: \(error)\n".utf8))
+    exit(1)
+}
