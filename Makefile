@@ -1,0 +1,69 @@
+# Tessera developer entry points. Run as root on Debian 12 (CI does).
+#   make deps    install the Debian packages (fast no-op when already installed)
+#   make build   swift build -c release
+#   make run     the whole stack on http://localhost:8080 (state kept in .stack/)
+#   make test    unit + integration (swift test, with PostgreSQL/Redis up) and the e2e suite
+#   make clean   build outputs and caches (`make clean-state` also drops .stack/)
+
+SHELL       := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+SWIFT  ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+PORT   ?= 8080
+STATE  ?= .stack
+BIN    := .build/release
+
+APT_PACKAGES := libfcgi-dev libpq-dev libhiredis-dev libssl-dev \
+                postgresql-15 postgresql-15-postgis-3 postgresql-contrib \
+                nginx-light redis-server varnish gdal-bin libgdal-dev \
+                python3-pytest python3-requests openssl curl
+
+.PHONY: deps build run test test-swift test-e2e check-nginx clean clean-state
+
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y --no-install-recommends $$missing \
+	    || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+	@# The e2e suite runs under $(PYTHON), which may be a pyenv Python that does not see the apt modules.
+	@$(PYTHON) -c 'import pytest, requests' 2>/dev/null || { \
+	  echo "installing pytest and requests for $$(command -v $(PYTHON))"; \
+	  $(PYTHON) -m pip install --quiet pytest requests \
+	    || $(PYTHON) -m pip install --quiet --break-system-packages pytest requests; }
+	@test -x "$(SWIFT)" || { echo "swift not found (expected at /opt/swift/usr/bin/swift)"; exit 1; }
+
+build:
+	$(SWIFT) build -c release
+
+run: deps build
+	$(PYTHON) Tests/harness/stack.py run --state $(STATE) --port $(PORT) --bin $(BIN)
+
+# Unit and integration tests get a throwaway PostgreSQL + Redis (see `stack.py exec`:
+# STACK_METADATA_DSN, STACK_WAREHOUSE_DSN, STACK_SUPERUSER_DSN, STACK_REDIS_SOCKET, PGHOST, PGPORT).
+test-swift:
+	$(PYTHON) Tests/harness/stack.py exec -- $(SWIFT) test
+
+test-e2e:
+	STACK_BIN=$(BIN) STACK_REQUIRE_BINARIES=1 $(PYTHON) -m pytest -q Tests/e2e
+
+test: deps build
+	$(MAKE) --no-print-directory test-swift
+	$(MAKE) --no-print-directory test-e2e
+
+check-nginx:
+	$(PYTHON) Tests/harness/stack.py check-nginx
+
+clean:
+	rm -rf .build test-artifacts
+	find Tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-state:
+	rm -rf $(STATE)

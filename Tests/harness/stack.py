@@ -1,0 +1,971 @@
+#!/usr/bin/env python3
+"""Run Tessera's real components (PostgreSQL+PostGIS, Redis, nginx, the FastCGI APIs) in one
+state directory, bound only to loopback and unix sockets.
+
+Used three ways:
+  * by pytest fixtures (Tests/e2e/conftest.py):  ``Stack(root).start_postgres()`` ...
+  * by ``make run``:   python3 Tests/harness/stack.py run --state .stack --port 8080 --bin .build/release
+  * by ``make test``:  python3 Tests/harness/stack.py exec -- swift test   (PostgreSQL + Redis around a command)
+  * for config lint:   python3 Tests/harness/stack.py check-nginx
+
+Standard library only. Must run as root: PostgreSQL runs as the ``postgres`` system user (it refuses
+root) and nginx's workers drop to ``nobody`` like they drop to www-data in production.
+
+Every child process runs in its own session (so a terminal's Ctrl-C reaches only this script,
+which then stops everything in order) and gets a parent-death signal, so that nothing outlives
+this process even if it is SIGKILLed. Stacks still alive at interpreter exit or on
+SIGTERM/SIGHUP are stopped by an atexit/signal hook. Caveat of the parent-death signal: it fires
+when the *thread* that started the child exits, so start components from a long-lived thread
+(pytest fixtures and the CLI use the main thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import ctypes
+import fcntl
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+REPO = Path(__file__).resolve().parents[2]
+NGINX_DIR = REPO / "nginx"
+DEFAULT_WWW = REPO / "www"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+
+# Programs of this repo: name used for sockets/logs -> executable name.
+API_PROGRAMS = {
+    "workspace-api": "tessera-workspace-api",
+    "maps-api": "tessera-maps-api",
+    "import-api": "tessera-import-api",
+    "lds-api": "tessera-lds-api",
+}
+
+ADMIN_EMAIL = "admin@tessera.local"
+SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
+
+
+class StackError(RuntimeError):
+    """A component failed to start/stop; the message carries the relevant log tail."""
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1 (the kernel picks one; racy, but only by a hair)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup(death_signal: int) -> Callable[[], None]:
+    """preexec_fn: runs after Popen's setsid/setgroups/setgid/setuid, so the death signal
+    survives the credential change (the kernel clears it on setuid)."""
+
+    def setup() -> None:
+        _libc.prctl(_PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
+        if os.getppid() == 1:  # the parent already died between fork and prctl
+            os.kill(os.getpid(), death_signal)
+
+    return setup
+
+
+def _wait_for(check: Callable[[], bool], timeout: float, what: str,
+              proc: "_Proc | None" = None, logs: Iterable[Path] = (),
+              interval: float = 0.05) -> None:
+    """Poll `check` until true. Fails early (with the log tails) if `proc` exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        if proc is not None and proc.popen.poll() is not None:
+            raise StackError(f"{what}: process exited with code {proc.popen.returncode}\n" + _log_tails(logs))
+        if time.monotonic() > deadline:
+            raise StackError(f"{what}: not ready after {timeout:.0f}s\n" + _log_tails(logs))
+        time.sleep(interval)
+
+
+def _log_tails(logs: Iterable[Path], lines: int = 40) -> str:
+    return "\n".join(f"--- {p} (last {lines} lines) ---\n{tail(p, lines)}" for p in logs)
+
+
+def _unix_socket_accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1)
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
+def _check_sun_path(path: Path) -> None:
+    if len(os.fsencode(str(path))) > SUN_PATH_MAX:
+        raise StackError(f"unix socket path too long ({len(str(path))} > {SUN_PATH_MAX} bytes): {path}\n"
+                         "use a shorter state directory (e.g. under /tmp)")
+
+
+def _other_can_traverse(path: Path) -> Path | None:
+    """First ancestor (or path itself) that a user other than owner/group cannot enter, else None."""
+    p = path.resolve()
+    for d in [p, *p.parents]:
+        if d.exists() and d.is_dir() and not (d.stat().st_mode & stat.S_IXOTH):
+            return d
+    return None
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+# --------------------------------------------------------------------------------------------
+# nginx config rendering (also usable by packaging)
+
+PLACEHOLDERS = ("PREFIX", "LISTEN", "TLS_LISTEN", "TLS_CERT", "TLS_KEY", "WWW_ROOT", "RUN_DIR")
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:\[\]-]+$")
+
+
+def render_nginx(out_dir: Path, values: Mapping[str, str], src_dir: Path = NGINX_DIR) -> Path:
+    """Render nginx/tessera.conf.template, tessera-site.conf and tessera-locations.conf into
+    out_dir (side by side, as their relative includes expect). Returns the main config path."""
+    missing = [k for k in PLACEHOLDERS if k not in values]
+    if missing:
+        raise StackError(f"render_nginx: missing values for {missing}")
+    for key, value in values.items():
+        if not _SAFE_VALUE.match(str(value)):
+            # nginx directives here are unquoted: spaces, quotes, ; { } or $ would break or inject.
+            raise StackError(f"render_nginx: unsafe characters in {key}={value!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = [src_dir / "tessera.conf.template", src_dir / "tessera-site.conf", src_dir / "tessera-locations.conf"]
+    for src in sources:
+        text = src.read_text()
+        for key in PLACEHOLDERS:
+            text = text.replace(f"@{key}@", str(values[key]))
+        left = sorted(set(re.findall(r"@[A-Z_]+@", text)))
+        if left:
+            raise StackError(f"render_nginx: {src.name} has unknown placeholders {left}")
+        name = src.name[: -len(".template")] if src.name.endswith(".template") else src.name
+        (out_dir / name).write_text(text)
+    return out_dir / "tessera.conf"
+
+
+def make_self_signed_cert(cert: Path, key: Path, log: Path | None = None) -> None:
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+           "-keyout", str(key), "-out", str(cert), "-days", "825", "-subj", "/CN=localhost",
+           "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise StackError(f"openssl failed: {r.stderr.strip()}")
+    os.chmod(key, 0o600)
+
+
+# --------------------------------------------------------------------------------------------
+# process bookkeeping shared by all stacks (atexit / signals)
+
+_LIVE: set["Stack"] = set()
+_LIVE_LOCK = threading.Lock()
+_HOOKS_INSTALLED = False
+
+
+def _stop_live_stacks() -> None:
+    with _LIVE_LOCK:
+        stacks = list(_LIVE)
+    for s in stacks:
+        try:
+            s.stop_all()
+        except Exception as e:  # never raise from atexit
+            print(f"stack: cleanup of {s.root} failed: {e}", file=sys.stderr)
+
+
+def _on_fatal_signal(signum, frame) -> None:
+    _stop_live_stacks()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_hooks() -> None:
+    global _HOOKS_INSTALLED
+    if _HOOKS_INSTALLED:
+        return
+    _HOOKS_INSTALLED = True
+    atexit.register(_stop_live_stacks)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, _on_fatal_signal)
+
+
+class _Proc:
+    def __init__(self, name: str, popen: subprocess.Popen, logs: list[Path], stop_signal: int):
+        self.name, self.popen, self.logs, self.stop_signal = name, popen, logs, stop_signal
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class Stack:
+    """One set of Tessera components under `root`.
+
+    Layout:  root/pg/{data,run}  root/redis/  root/nginx/{conf,tls,tmp,logs->../logs/nginx}
+             root/run/ (FastCGI sockets)  root/logs/  root/secret.key  root/tessera.env
+    """
+
+    def __init__(self, root: Path | str, http_port: int | None = None, tls_port: int | None = None,
+                 pg_port: int | None = None):
+        if os.geteuid() != 0:
+            raise StackError("the stack harness must run as root (PostgreSQL runs as the postgres user)")
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        # postgres (data dir) and nginx workers (statics, sockets) are other users: let them in.
+        os.chmod(self.root, 0o755)
+        blocked = _other_can_traverse(self.root)
+        if blocked is not None:
+            raise StackError(f"{blocked} is not traversable by other users (mode "
+                             f"{oct(blocked.stat().st_mode & 0o777)}); postgres and nginx workers could not "
+                             f"reach {self.root}. Use a state directory under /tmp or chmod o+x {blocked}.")
+
+        self.logs_dir = self.root / "logs"
+        self.logs_dir.mkdir(exist_ok=True)
+        self.run_dir = self.root / "run"
+        self.run_dir.mkdir(exist_ok=True)
+        os.chmod(self.run_dir, 0o755)
+
+        self.pg_root = self.root / "pg"
+        self.pg_data = self.pg_root / "data"
+        self.pg_socket_dir = self.pg_root / "run"
+        self.redis_dir = self.root / "redis"
+        self.redis_socket = self.redis_dir / "redis.sock"
+        self.nginx_prefix = self.root / "nginx"
+        self.tls_cert = self.nginx_prefix / "tls" / "cert.pem"
+        self.tls_key = self.nginx_prefix / "tls" / "key.pem"
+        self.secret_key_file = self.root / "secret.key"
+        self.env_file = self.root / "tessera.env"
+        self.www_root = DEFAULT_WWW
+
+        self.pg_port = pg_port or free_port()
+        self.http_port = http_port or free_port()
+        self.tls_port = tls_port or free_port()
+
+        for p in (self.pg_socket_dir / f".s.PGSQL.{self.pg_port}.lock", self.redis_socket,
+                  *(self.run_dir / f"{n}.sock" for n in API_PROGRAMS)):
+            _check_sun_path(p)
+
+        self._lock_fd = os.open(self.root / ".stack.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise StackError(f"another stack is already running in {self.root}") from None
+
+        self.procs: dict[str, _Proc] = {}
+        self._stopped = False
+        self._ensure_secret_key()
+        self._pg_passwords = self._load_pg_passwords()
+        self._write_env_file()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        _install_hooks()
+
+    # ---- properties -------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def tls_url(self) -> str:
+        return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def metadata_dsn(self) -> str:
+        """libpq conninfo: database tessera as role tessera over the unix socket (trust auth)."""
+        return self.dsn("tessera", "tessera")
+
+    @property
+    def warehouse_dsn(self) -> str:
+        """libpq conninfo: database carto_dw as role carto_dw over the unix socket (trust auth)."""
+        return self.dsn("carto_dw", "carto_dw")
+
+    @property
+    def pg_passwords(self) -> dict[str, str]:
+        """Passwords of the login roles (tessera, carto_dw); auth is trust, they matter only to
+        code that insists on sending one."""
+        return dict(self._pg_passwords)
+
+    def dsn(self, dbname: str, user: str = "postgres", tcp: bool = False, password: bool = False) -> str:
+        """libpq conninfo for any db/role; tcp=True uses 127.0.0.1:pg_port (for pgbench, or a
+        connection that must look remote); password=True includes the role's password."""
+        host = "127.0.0.1" if tcp else str(self.pg_socket_dir)
+        parts = [f"host={host}", f"port={self.pg_port}", f"dbname={dbname}", f"user={user}"]
+        if password and user in self._pg_passwords:
+            parts.append(f"password={self._pg_passwords[user]}")
+        return " ".join(parts)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """TESSERA_* variables for the Swift programs (also written to root/tessera.env).
+        Only keys the programs know: their config loader rejects unknown TESSERA_* keys."""
+        values = {
+            "TESSERA_DATABASE_URL": self.metadata_dsn,
+            "TESSERA_REDIS_URL": f"unix:{self.redis_socket}",
+            "TESSERA_SECRET_KEY_FILE": str(self.secret_key_file),
+            "TESSERA_PUBLIC_URL": self.base_url,
+            "TESSERA_WAREHOUSE_URL": self.warehouse_dsn,
+            "TESSERA_SIGNUP": "invite",
+        }
+        values["TESSERA_CONFIG_FILE"] = str(self.env_file)
+        return values
+
+    # ---- files ------------------------------------------------------------------------------
+
+    def _ensure_secret_key(self) -> None:
+        if not self.secret_key_file.exists():
+            _write_private(self.secret_key_file, secrets.token_bytes(32).hex())
+
+    def _load_pg_passwords(self) -> dict[str, str]:
+        path = self.root / "pg-passwords.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        pw = {"tessera": secrets.token_hex(16), "carto_dw": secrets.token_hex(16)}
+        _write_private(path, json.dumps(pw))
+        return pw
+
+    def _write_env_file(self) -> None:
+        env = self.env
+        env.pop("TESSERA_CONFIG_FILE")
+        lines = ["# Generated by Tests/harness/stack.py for this state directory. KEY=VALUE, unquoted."]
+        lines += [f"{k}={v}" for k, v in env.items()]
+        _write_private(self.env_file, "\n".join(lines) + "\n")
+
+    def log_path(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def logs(self) -> list[Path]:
+        """Every log file written so far (components, nginx access/error logs, tools)."""
+        return sorted(p for p in self.logs_dir.rglob("*") if p.is_file())
+
+    def log_report(self, lines: int = 30) -> str:
+        """Tails of all logs, for a failing test's report."""
+        return _log_tails(self.logs(), lines)
+
+    # ---- generic process control ------------------------------------------------------------
+
+    def _spawn(self, name: str, cmd: list[str], *, log: Path, stop_signal: int = signal.SIGTERM,
+               user: str | None = None, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+               extra_logs: Iterable[Path] = ()) -> _Proc:
+        if name in self.procs and self.procs[name].alive():
+            raise StackError(f"{name} is already running (pid {self.procs[name].pid})")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        logf = open(log, "ab")  # the child writes through this inherited fd, whoever it runs as
+        logf.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(cmd)}\n".encode())
+        logf.flush()
+        kwargs = {}
+        if user:
+            kwargs.update(user=user, group=user, extra_groups=[])
+        try:
+            popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                     cwd=str(cwd or self.root), env=dict(env) if env is not None else None,
+                                     start_new_session=True, preexec_fn=_child_setup(stop_signal), **kwargs)
+        except OSError as e:
+            raise StackError(f"{name}: cannot start {cmd[0]}: {e}") from e
+        finally:
+            logf.close()
+        proc = _Proc(name, popen, [log, *extra_logs], stop_signal)
+        self.procs[name] = proc
+        return proc
+
+    def _stop(self, name: str, sig: int | None = None, timeout: float = 30.0) -> int | None:
+        proc = self.procs.get(name)
+        if proc is None:
+            return None
+        if proc.alive():
+            try:
+                os.kill(proc.pid, sig if sig is not None else proc.stop_signal)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                print(f"stack: {name} (pid {proc.pid}) did not exit {timeout:.0f}s after signal "
+                      f"{sig if sig is not None else proc.stop_signal}; killing its process group", file=sys.stderr)
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.popen.wait(10)
+        del self.procs[name]
+        return proc.popen.returncode
+
+    def pid(self, name: str) -> int | None:
+        proc = self.procs.get(name)
+        return proc.pid if proc and proc.alive() else None
+
+    def check_alive(self) -> list[str]:
+        """Names of started components that have exited on their own."""
+        return [n for n, p in self.procs.items() if not p.alive()]
+
+    # ---- PostgreSQL -------------------------------------------------------------------------
+
+    def _pg_tool(self, tool: str) -> str:
+        return str(PG_BIN / tool)
+
+    def _run_as_postgres(self, cmd: list[str], what: str) -> None:
+        r = subprocess.run(["runuser", "-u", "postgres", "--", *cmd], cwd=str(self.pg_root),
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise StackError(f"{what} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+
+    def _pg_initdb(self) -> None:
+        self.pg_root.mkdir(exist_ok=True)
+        shutil.chown(self.pg_root, "postgres", "postgres")
+        os.chmod(self.pg_root, 0o755)
+        self._run_as_postgres([self._pg_tool("initdb"), "-D", str(self.pg_data), "-U", "postgres", "-A", "trust",
+                               "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"], "initdb")
+        (self.pg_data / "pg_hba.conf").write_text(
+            "# Tessera test cluster: loopback and unix socket only, trust.\n"
+            "local all all trust\n"
+            "host  all all 127.0.0.1/32 trust\n"
+            "host  all all ::1/128 trust\n")
+        with open(self.pg_data / "postgresql.conf", "a") as f:
+            f.write("\ninclude_if_exists = 'tessera-harness.conf'\n")
+
+    def _pg_write_settings(self) -> None:
+        conf = self.pg_data / "tessera-harness.conf"
+        conf.write_text(
+            "# Written by Tests/harness/stack.py on every start.\n"
+            "listen_addresses = '127.0.0.1'\n"
+            f"port = {self.pg_port}\n"
+            f"unix_socket_directories = '{self.pg_socket_dir}'\n"
+            "unix_socket_permissions = 0777\n"
+            "max_connections = 200\n"
+            "shared_buffers = 32MB\n"
+            "fsync = off\n"
+            "synchronous_commit = off\n"
+            "full_page_writes = off\n"
+            "logging_collector = off\n"
+            "log_line_prefix = '%m [%p] %q%u@%d '\n"
+            "log_min_duration_statement = -1\n")
+        shutil.chown(conf, "postgres", "postgres")
+        self.pg_socket_dir.mkdir(exist_ok=True)
+        shutil.chown(self.pg_socket_dir, "postgres", "postgres")
+        os.chmod(self.pg_socket_dir, 0o755)
+
+    def _pg_check_stale(self) -> None:
+        pidfile = self.pg_data / "postmaster.pid"
+        if not pidfile.exists():
+            return
+        try:
+            pid = int(pidfile.read_text().split("\n", 1)[0])
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            return  # stale: postgres removes it itself
+        except PermissionError:
+            pass
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if cmdline.exists() and b"postgres" in cmdline.read_bytes():
+            raise StackError(f"a PostgreSQL from an earlier run still uses {self.pg_data} (pid {pid}).\n"
+                             f"Stop it with: runuser -u postgres -- {self._pg_tool('pg_ctl')} -D {self.pg_data} stop -m fast")
+
+    def _pg_ready(self) -> bool:
+        r = subprocess.run([self._pg_tool("pg_isready"), "-q", "-h", str(self.pg_socket_dir), "-p", str(self.pg_port),
+                            "-d", "postgres", "-U", "postgres", "-t", "1"], capture_output=True)
+        return r.returncode == 0
+
+    def psql(self, sql: str, dbname: str = "postgres", user: str = "postgres", tcp: bool = False) -> str:
+        """Run SQL through psql (ON_ERROR_STOP, unaligned tuples-only output); returns stdout."""
+        r = subprocess.run([self._pg_tool("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                            "-d", self.dsn(dbname, user, tcp=tcp), "-c", sql], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise StackError(f"psql ({user}@{dbname}) failed: {r.stderr.strip()}")
+        return r.stdout.strip()
+
+    def _pg_bootstrap(self) -> None:
+        pw = self._pg_passwords
+        for role in ("tessera", "carto_dw"):
+            self.psql(f"""DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                    CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{pw[role]}';
+                END IF; END $$;""")
+        for db in ("tessera", "carto_dw"):
+            if self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'") != "1":
+                self.psql(f"CREATE DATABASE {db} OWNER {db}")
+        self.psql("CREATE EXTENSION IF NOT EXISTS postgis", dbname="carto_dw")
+
+    def start_postgres(self, timeout: float = 60.0) -> None:
+        """initdb on first use (reused afterwards), start the postmaster as user postgres on the
+        unix socket dir and 127.0.0.1:pg_port, then create roles/databases/PostGIS if missing."""
+        if not (self.pg_data / "PG_VERSION").exists():
+            if self.pg_data.exists() and any(self.pg_data.iterdir()):
+                raise StackError(f"{self.pg_data} exists but is not a PostgreSQL data directory")
+            self._pg_initdb()
+        self._pg_check_stale()
+        if not port_is_free(self.pg_port):
+            raise StackError(f"PostgreSQL port {self.pg_port} on 127.0.0.1 is already in use")
+        self._pg_write_settings()
+        log = self.log_path("postgres")
+        proc = self._spawn("postgres", [self._pg_tool("postgres"), "-D", str(self.pg_data)], log=log,
+                           stop_signal=signal.SIGINT, user="postgres", cwd=self.pg_root)
+        _wait_for(self._pg_ready, timeout, "postgres", proc, [log])
+        self._pg_bootstrap()
+
+    def stop_postgres(self, mode: str = "fast", timeout: float = 60.0) -> None:
+        """mode: smart (SIGTERM), fast (SIGINT: roll back and disconnect), immediate (SIGQUIT: crash-like)."""
+        sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]
+        self._stop("postgres", sig, timeout)
+
+    def restart_postgres(self, mode: str = "fast", timeout: float = 60.0) -> None:
+        """Stop with `mode` and start again on the same port and socket."""
+        self.stop_postgres(mode)
+        proc_log = self.log_path("postgres")
+        proc = self._spawn("postgres", [self._pg_tool("postgres"), "-D", str(self.pg_data)], log=proc_log,
+                           stop_signal=signal.SIGINT, user="postgres", cwd=self.pg_root)
+        _wait_for(self._pg_ready, timeout, "postgres (restart)", proc, [proc_log])
+
+    # ---- Redis ------------------------------------------------------------------------------
+
+    def _redis_ping(self) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1)
+            s.connect(str(self.redis_socket))
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+
+    def redis_command(self, *args: str) -> bytes:
+        """Send one command (RESP) and return the raw reply's first chunk; enough for FLUSHALL/PING/DBSIZE."""
+        payload = f"*{len(args)}\r\n".encode() + b"".join(
+            f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(self.redis_socket))
+            s.sendall(payload)
+            return s.recv(65536)
+
+    def start_redis(self, timeout: float = 20.0) -> None:
+        """Redis on a unix socket only (port 0), no persistence."""
+        self.redis_dir.mkdir(exist_ok=True)
+        os.chmod(self.redis_dir, 0o755)
+        if self.redis_socket.exists():
+            self.redis_socket.unlink()
+        conf = self.redis_dir / "redis.conf"
+        conf.write_text(
+            "port 0\n"
+            f"unixsocket {self.redis_socket}\n"
+            "unixsocketperm 770\n"
+            "daemonize no\n"
+            f"dir {self.redis_dir}\n"
+            'save ""\n'
+            "appendonly no\n"
+            'logfile ""\n'
+            "databases 16\n")
+        log = self.log_path("redis")
+        proc = self._spawn("redis", [REDIS_SERVER, str(conf)], log=log)
+        _wait_for(self._redis_ping, timeout, "redis", proc, [log])
+
+    def stop_redis(self, sig: int = signal.SIGTERM) -> None:
+        self._stop("redis", sig)
+
+    # ---- nginx ------------------------------------------------------------------------------
+
+    def render_nginx(self, www_root: Path | None = None, run_dir: Path | None = None) -> Path:
+        """Render the config for this stack into root/nginx/conf and return the main file."""
+        www = Path(www_root or self.www_root).resolve()
+        run = Path(run_dir or self.run_dir).resolve()
+        prefix = self.nginx_prefix
+        (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+        nginx_logs = self.logs_dir / "nginx"
+        nginx_logs.mkdir(exist_ok=True)
+        link = prefix / "logs"
+        if not link.is_symlink():
+            if link.exists():
+                shutil.rmtree(link)
+            link.symlink_to(nginx_logs)
+        if not (self.tls_cert.exists() and self.tls_key.exists()):
+            make_self_signed_cert(self.tls_cert, self.tls_key)
+        return render_nginx(prefix / "conf", {
+            "PREFIX": str(prefix), "LISTEN": f"127.0.0.1:{self.http_port}",
+            "TLS_LISTEN": f"127.0.0.1:{self.tls_port}", "TLS_CERT": str(self.tls_cert),
+            "TLS_KEY": str(self.tls_key), "WWW_ROOT": str(www), "RUN_DIR": str(run)})
+
+    def _nginx_cmd(self, conf: Path) -> list[str]:
+        return [NGINX, "-p", f"{self.nginx_prefix}/", "-c", str(conf)]
+
+    def start_nginx(self, www_root: Path | str | None = None, run_dir: Path | str | None = None,
+                    timeout: float = 20.0) -> None:
+        """Render the config, `nginx -t` it, run nginx in the foreground (daemon off) and wait
+        until both the HTTP and the TLS port answer."""
+        www = Path(www_root or self.www_root).resolve()
+        for app in ("workspace", "accounts"):
+            if not (www / app / "index.html").is_file():
+                raise StackError(f"static root {www / app} has no index.html")
+        blocked = _other_can_traverse(www / "workspace")
+        if blocked is not None:
+            raise StackError(f"{blocked} is not traversable by nginx workers (user nobody)")
+        self.www_root = www
+        if run_dir is not None:
+            self.run_dir = Path(run_dir).resolve()
+        for port in (self.http_port, self.tls_port):
+            if not port_is_free(port):
+                raise StackError(f"port {port} on 127.0.0.1 is already in use")
+        conf = self.render_nginx(www, self.run_dir)
+        t = subprocess.run([*self._nginx_cmd(conf), "-t", "-q"], capture_output=True, text=True)
+        if t.returncode != 0:
+            raise StackError(f"nginx -t failed for {conf}:\n{t.stdout}{t.stderr}")
+        log = self.logs_dir / "nginx" / "stderr.log"
+        err = self.logs_dir / "nginx" / "error.log"
+        proc = self._spawn("nginx", [*self._nginx_cmd(conf), "-g", "daemon off;"], log=log,
+                           stop_signal=signal.SIGTERM, extra_logs=[err])
+
+        def ready() -> bool:
+            c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=2)
+            try:
+                c.request("GET", "/")
+                c.getresponse().read()
+            finally:
+                c.close()
+            with socket.create_connection(("127.0.0.1", self.tls_port), timeout=2):
+                pass
+            return True
+
+        _wait_for(ready, timeout, "nginx", proc, [log, err])
+        self._write_env_file()
+
+    def stop_nginx(self, sig: int = signal.SIGTERM) -> None:
+        """SIGTERM = fast shutdown, SIGQUIT = graceful (finish in-flight requests)."""
+        self._stop("nginx", sig)
+
+    def reload_nginx(self) -> None:
+        """Re-render, `nginx -t`, then SIGHUP (new workers, no dropped connections)."""
+        conf = self.render_nginx()
+        t = subprocess.run([*self._nginx_cmd(conf), "-t", "-q"], capture_output=True, text=True)
+        if t.returncode != 0:
+            raise StackError(f"nginx -t failed:\n{t.stderr}")
+        os.kill(self.procs["nginx"].pid, signal.SIGHUP)
+
+    # ---- FastCGI APIs -----------------------------------------------------------------------
+
+    def api_socket(self, name: str) -> Path:
+        return self.run_dir / f"{name}.sock"
+
+    def start_api(self, name: str, binary_path: Path | str, env: Mapping[str, str] | None = None,
+                  args: Iterable[str] = (), timeout: float = 30.0) -> None:
+        """Run `binary_path --socket RUN_DIR/<name>.sock [args]` with os.environ + self.env + env,
+        and wait until the socket exists. `name` is e.g. "workspace-api" (the socket nginx uses)."""
+        binary = Path(binary_path)
+        if not (binary.is_file() and os.access(binary, os.X_OK)):
+            raise StackError(f"{name}: executable {binary} not found (build it: swift build -c release)")
+        sock = self.api_socket(name)
+        _check_sun_path(sock)
+        if sock.exists() or sock.is_symlink():
+            if _unix_socket_accepts(sock):
+                raise StackError(f"{name}: something already listens on {sock}")
+            sock.unlink()
+        full_env = {**os.environ, **self.env, **(env or {})}
+        log = self.log_path(name)
+        proc = self._spawn(name, [str(binary), "--socket", str(sock), *args], log=log, env=full_env)
+
+        def ready() -> bool:
+            return sock.exists() and stat.S_ISSOCK(sock.stat().st_mode)
+
+        _wait_for(ready, timeout, name, proc, [log])
+
+    def stop_api(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        """Signal the API (SIGTERM: drain and exit; SIGKILL for crash tests) and wait; after
+        `timeout` its process group is SIGKILLed. Returns the exit status (negative = signal)."""
+        return self._stop(name, sig, timeout)
+
+    # ---- everything -------------------------------------------------------------------------
+
+    def stop_all(self) -> None:
+        """Stop APIs, nginx, Redis, PostgreSQL (in that order). Idempotent; never raises for a
+        component that is already gone."""
+        if self._stopped:
+            return
+        errors = []
+        order = [n for n in self.procs if n not in ("nginx", "redis", "postgres")] + ["nginx", "redis", "postgres"]
+        for name in order:
+            if name in self.procs:
+                try:
+                    self._stop(name, timeout=30.0)
+                except Exception as e:
+                    errors.append(f"{name}: {e}")
+        self._stopped = True
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+        except OSError:
+            pass
+        if errors:
+            raise StackError("stop_all: " + "; ".join(errors))
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_all()
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def _run_tool(stack: Stack, cmd: list[str], what: str, *, redact: Iterable[str] = (), log_output: bool = True,
+              timeout: float = 600) -> str:
+    """Run a one-shot command with the stack's env; append a redacted record to logs/tools.log."""
+    shown = " ".join(cmd)
+    for secret in redact:
+        shown = shown.replace(secret, "***")
+    env = {**os.environ, **stack.env}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=str(REPO))
+    def scrub(text: str) -> str:
+        for secret in redact:
+            text = text.replace(secret, "***")
+        return text
+
+    with open(stack.log_path("tools"), "a") as f:
+        f.write(f"\n=== {time.strftime('%H:%M:%S')} {shown} -> {r.returncode}\n")
+        if log_output or r.returncode != 0:
+            f.write(scrub(r.stdout))
+        f.write(scrub(r.stderr))
+    if r.returncode != 0:
+        raise StackError(f"{what} failed (exit {r.returncode}): {shown}\n{scrub((r.stdout + r.stderr).strip())}")
+    return r.stdout
+
+
+def _ensure_admin(stack: Stack, tessera: Path, state: Path) -> str:
+    pw_file = state / "admin-password"
+    if pw_file.exists():
+        return pw_file.read_text().strip()
+    password = secrets.token_urlsafe(15)
+    _run_tool(stack, [str(tessera), "create-admin", "--email", ADMIN_EMAIL, "--password", password],
+              "tessera create-admin", redact=[password])
+    _write_private(pw_file, password + "\n")
+    return password
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    state = Path(args.state).resolve()
+    bin_dir = Path(args.bin).resolve()
+    tessera = bin_dir / "tessera"
+    required = [tessera] + [bin_dir / API_PROGRAMS[n] for n in ("workspace-api", "maps-api")]
+    missing = [p for p in required if not p.is_file()]
+    if missing and not bin_dir.is_dir():
+        print(f"error: binary directory {bin_dir} does not exist. Build first: swift build -c release", file=sys.stderr)
+        return 2
+    if tessera in missing or (missing and not args.allow_missing):
+        print("error: missing Swift executables:\n  " + "\n  ".join(map(str, missing)) +
+              "\nBuild them with `swift build -c release` (or pass --bin DIR).", file=sys.stderr)
+        return 2
+    if not port_is_free(args.port):
+        print(f"error: port {args.port} on 127.0.0.1 is already in use", file=sys.stderr)
+        return 2
+
+    # Ctrl-C must stop everything in order even when started from a shell that ignores SIGINT
+    # for background jobs; SIGTERM/SIGHUP are handled by the stack's own hook.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stack = Stack(state, http_port=args.port, tls_port=args.tls_port)
+    print(f"state: {state}   logs: {stack.logs_dir}")
+    try:
+        print("starting PostgreSQL ...", flush=True)
+        stack.start_postgres()
+        print("starting Redis ...", flush=True)
+        stack.start_redis()
+        print("migrating ...", flush=True)
+        _run_tool(stack, [str(tessera), "migrate"], "tessera migrate")
+        password = _ensure_admin(stack, tessera, state)
+        demo = REPO / "Tests" / "harness" / "demo_data.py"
+        if demo.exists():
+            print("loading demo data (first run takes a while) ...", flush=True)
+            _run_tool(stack, [sys.executable, str(demo), "--dsn", stack.warehouse_dsn], "demo data", timeout=1800)
+        started = []
+        for name, program in API_PROGRAMS.items():
+            binary = bin_dir / program
+            if binary.is_file():
+                stack.start_api(name, binary)
+                started.append(name)
+            else:
+                print(f"note: {program} not built; /api routes for {name} will answer 502")
+        print("starting nginx ...", flush=True)
+        stack.start_nginx(www_root=args.www, run_dir=stack.run_dir)
+        token = _run_tool(stack, [str(tessera), "tokens", "create", "--email", ADMIN_EMAIL, "--connection", "carto_dw",
+                                  "--source", "*", "--apis", "sql,maps"], "tessera tokens create",
+                          log_output=False).strip().splitlines()
+        token = token[-1].strip() if token else ""
+        if token:
+            _write_private(state / "token", token + "\n")
+        url = f"http://localhost:{stack.http_port}"
+        q = "SELECT%20name%2C%20population%20FROM%20populated_places%20ORDER%20BY%20population%20DESC%20LIMIT%205"
+        print(f"""
+Tessera is running.
+  Workspace   {url}/
+  Accounts    {url}/acc/
+  TLS         https://localhost:{stack.tls_port}/   (self-signed: {stack.tls_cert})
+  Admin       {ADMIN_EMAIL}  /  {password}   (saved in {state / 'admin-password'})
+  APIs        {', '.join(started) or 'none'}
+  API token   sql+maps on carto_dw, saved in {state / 'token'}
+
+  curl -H "Authorization: Bearer {token}" '{url}/api/v3/sql/carto_dw/query?q={q}'
+
+  Logs        {stack.logs_dir}/
+Press Ctrl-C to stop.""", flush=True)
+        while True:
+            dead = stack.check_alive()
+            if dead:
+                for name in dead:
+                    p = stack.procs[name]
+                    print(f"\nerror: {name} exited with code {p.popen.returncode}\n{_log_tails(p.logs)}", file=sys.stderr)
+                return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    except StackError as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop_all()
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    """PostgreSQL + Redis around one command (e.g. `swift test`). The command gets stack.env,
+    PGHOST/PGPORT, and STACK_* variables (STACK_METADATA_DSN, STACK_WAREHOUSE_DSN,
+    STACK_SUPERUSER_DSN, STACK_REDIS_SOCKET, STACK_ROOT). Test-only values deliberately do not
+    use the TESSERA_ prefix: the Swift config loader rejects unknown TESSERA_* keys."""
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        print("error: exec needs a command after --", file=sys.stderr)
+        return 2
+    tmp = None
+    if args.state:
+        state = Path(args.state).resolve()
+    else:
+        tmp = tempfile.mkdtemp(prefix="tessera-exec-", dir="/tmp")
+        state = Path(tmp)
+    stack = Stack(state)
+    try:
+        stack.start_postgres()
+        stack.start_redis()
+        env = {**os.environ, **stack.env,
+               "PGHOST": str(stack.pg_socket_dir), "PGPORT": str(stack.pg_port),
+               "STACK_ROOT": str(stack.root),
+               "STACK_METADATA_DSN": stack.metadata_dsn, "STACK_WAREHOUSE_DSN": stack.warehouse_dsn,
+               "STACK_SUPERUSER_DSN": stack.dsn("postgres", "postgres"),
+               "STACK_REDIS_SOCKET": str(stack.redis_socket)}
+        return subprocess.call(command, env=env)
+    except StackError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop_all()
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cmd_check_nginx(args: argparse.Namespace) -> int:
+    """Render with throwaway values and run `nginx -t` (config lint, P7)."""
+    with tempfile.TemporaryDirectory(prefix="tessera-nginx-check-") as tmp:
+        t = Path(tmp)
+        (t / "logs").mkdir()
+        (t / "tmp").mkdir()
+        make_self_signed_cert(t / "cert.pem", t / "key.pem")
+        conf = render_nginx(t / "conf", {
+            "PREFIX": str(t), "LISTEN": "127.0.0.1:8080", "TLS_LISTEN": "127.0.0.1:8443",
+            "TLS_CERT": str(t / "cert.pem"), "TLS_KEY": str(t / "key.pem"),
+            "WWW_ROOT": str(DEFAULT_WWW), "RUN_DIR": "/run/tessera"})
+        r = subprocess.run([NGINX, "-p", f"{t}/", "-c", str(conf), "-t"], capture_output=True, text=True)
+        sys.stdout.write(r.stdout + r.stderr)
+        return r.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="stack.py", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    run = sub.add_parser("run", help="run the whole stack in the foreground until Ctrl-C")
+    run.add_argument("--state", default=str(REPO / ".stack"), help="state directory (kept between runs)")
+    run.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1")
+    run.add_argument("--tls-port", type=int, default=None, help="HTTPS port (default: a free one)")
+    run.add_argument("--bin", default=str(REPO / ".build" / "release"), help="directory of the Swift executables")
+    run.add_argument("--www", default=str(DEFAULT_WWW), help="static roots (workspace/, accounts/)")
+    run.add_argument("--allow-missing", action="store_true",
+                     help="start even if tessera-workspace-api or tessera-maps-api is not built")
+    run.set_defaults(func=cmd_run)
+
+    ex = sub.add_parser("exec", help="run a command with PostgreSQL and Redis up (e.g. swift test)")
+    ex.add_argument("--state", default=None, help="state directory (default: a fresh temporary one)")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    ex.set_defaults(func=cmd_exec)
+
+    chk = sub.add_parser("check-nginx", help="render the nginx config and run nginx -t")
+    chk.set_defaults(func=cmd_check_nginx)
+
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except StackError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
