@@ -19,11 +19,17 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
     func makeRequest() -> HTTPRequest {
         var headers: [String: String] = [:]
         if var env = raw.pointee.envp {
+            // HTTP_ACCEPT_LANGUAGE=… becomes accept-language; only HTTP_* entries are decoded.
             while let entry = env.pointee {
-                let pair = String(cString: entry)
-                if pair.hasPrefix("HTTP_"), let eq = pair.firstIndex(of: "=") {
-                    let name = pair[pair.index(pair.startIndex, offsetBy: 5)..<eq].lowercased().replacingOccurrences(of: "_", with: "-")
-                    headers[name] = String(pair[pair.index(after: eq)...])
+                if entry[0] == 72, entry[1] == 84, entry[2] == 84, entry[3] == 80, entry[4] == 95 {  // "HTTP_"
+                    var name: [UInt8] = []
+                    var p = entry + 5
+                    while p.pointee != 0 && p.pointee != 61 {  // '='
+                        let c = UInt8(bitPattern: p.pointee)
+                        name.append(c == 95 ? 45 : (c >= 65 && c <= 90 ? c + 32 : c))
+                        p += 1
+                    }
+                    if p.pointee == 61 { headers[String(decoding: name, as: UTF8.self)] = String(cString: p + 1) }
                 }
                 env += 1
             }
@@ -77,12 +83,17 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
         guard !started, let base else { return }
         started = true
         self.status = status
-        var head = "Status: \(status) \(HTTPResponse.reasons[status] ?? "Status")\r\n"
-        for (name, value) in base.headers + headers where !value.contains("\r") && !value.contains("\n") {
-            head += "\(name): \(value)\r\n"
+        var head: [UInt8] = []
+        head.reserveCapacity(512)
+        head.append(contentsOf: "Status: \(status) \(HTTPResponse.reasons[status] ?? "Status")\r\n".utf8)
+        for (name, value) in base.headers + headers where !value.utf8.contains(where: { $0 == 13 || $0 == 10 }) {
+            head.append(contentsOf: name.utf8)
+            head.append(contentsOf: [58, 32])  // ": "
+            head.append(contentsOf: value.utf8)
+            head.append(contentsOf: [13, 10])
         }
-        head += "\r\n"
-        put(Array(head.utf8))
+        head.append(contentsOf: [13, 10])
+        put(head)
     }
 
     @discardableResult

@@ -125,10 +125,10 @@ public final class FastCGIServer: @unchecked Sendable {
         let request = exchange.makeRequest()
         let response = app.handle(request)
         let (status, bytes) = exchange.send(response, requestId: request.requestId)
-        let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+        let micros = (DispatchTime.now().uptimeNanoseconds - started) / 1000
         Log.info("request", [("program", app.name), ("request_id", request.requestId), ("method", request.method),
                              ("path", request.path), ("status", status), ("bytes", bytes),
-                             ("ms", String(format: "%.2f", ms)), ("client_gone", exchange.clientGone ? "true" : nil)])
+                             ("ms", "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"), ("client_gone", exchange.clientGone ? "true" : nil)])
     }
 }
 

@@ -85,22 +85,30 @@ struct JSONParser {
         }
     }
 
+    /// RFC 8259 number grammar: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
     mutating func parseNumber() throws -> Double {
         let start = index
-        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
-        var digits = 0
-        while index < bytes.count, let c = Optional(bytes[index]),
-              (c >= 0x30 && c <= 0x39) || c == UInt8(ascii: ".") || c == UInt8(ascii: "e") || c == UInt8(ascii: "E")
-                || ((c == UInt8(ascii: "+") || c == UInt8(ascii: "-")) && index > start) {
-            if c >= 0x30 && c <= 0x39 { digits += 1 }
-            index += 1
+        func digits() -> Int {
+            let from = index
+            while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 { index += 1 }
+            return index - from
         }
-        guard digits > 0, let text = String(bytes: bytes[start..<index], encoding: .ascii),
-              let value = Double(text), value.isFinite else { throw JSON.DecodeError() }
-        // RFC 8259: no leading zeros, no bare dot.
-        let body = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
-        if body.count > 1, body.first == "0", body.dropFirst().first?.isNumber == true { throw JSON.DecodeError() }
-        if body.first == "." || text.hasSuffix(".") { throw JSON.DecodeError() }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        let intStart = index
+        let intDigits = digits()
+        guard intDigits > 0, intDigits == 1 || bytes[intStart] != 0x30 else { throw JSON.DecodeError() }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard digits() > 0 else { throw JSON.DecodeError() }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard digits() > 0 else { throw JSON.DecodeError() }
+        }
+        guard let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)), value.isFinite else {
+            throw JSON.DecodeError()
+        }
         return value
     }
 

@@ -52,7 +52,7 @@ public struct Parameters: Sendable {
         if let value = body[name] {
             switch value {
             case .string(let s): return s
-            case .number(let n): return n.rounded() == n ? String(Int64(n)) : String(n)
+            case .number(let n): return n.rounded() == n && abs(n) < 9.0e15 ? String(Int64(n)) : String(n)
             case .bool(let b): return b ? "true" : "false"
             case .null: return nil
             default: return value.text

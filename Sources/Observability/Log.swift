@@ -10,7 +10,6 @@ public enum Log {
     }
 
     nonisolated(unsafe) public static var minimumLevel: Level = .info
-    private static let lock = NSLock()
 
     public static func debug(_ event: String, _ fields: [(String, Any?)] = []) { emit(.debug, event, fields) }
     public static func info(_ event: String, _ fields: [(String, Any?)] = []) { emit(.info, event, fields) }
@@ -25,14 +24,14 @@ public enum Log {
             line += " \(key)=\(quote(String(describing: value)))"
         }
         line += "\n"
-        lock.lock()
-        FileHandle.standardError.write(line.data(using: .utf8)!)
-        lock.unlock()
+        // One write(2) per line keeps lines whole when threads log at once.
+        var bytes = Array(line.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     }
 
     static func quote(_ s: String) -> String {
         if s.isEmpty { return "\"\"" }
-        if s.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" }) {
+        if s.utf8.contains(where: { $0 == 32 || $0 == 34 || $0 == 61 || $0 == 10 || $0 == 92 }) {
             let escaped = s.replacingOccurrences(of: "\\", with: "\\\\")
                 .replacingOccurrences(of: "\"", with: "\\\"")
                 .replacingOccurrences(of: "\n", with: "\\n")

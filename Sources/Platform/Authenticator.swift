@@ -8,7 +8,12 @@ import Postgres
 /// still holds the token, because cached entries live no longer than that.
 public final class Authenticator: Sendable {
     public static let sessionCookie = "__Host-tessera_session"
+    /// Redis TTL (4 s) + local memo TTL (1 s) bound how long a deleted token can still pass.
     static let tokenCacheTTL = 4
+    let tokens = LocalMemo<TokenRecord>(ttl: 1)
+    let roles = LocalMemo<Principal.Role>(ttl: 1)
+    /// Verified signatures are deterministic, so verification results can be kept (revocation is separate).
+    let verified = LocalMemo<[String: JSON]>(ttl: 60)
 
     let metadata: PGPool
     let cache: Cache
@@ -27,7 +32,7 @@ public final class Authenticator: Sendable {
             guard parts.count == 2, parts[0].lowercased() == "bearer", !parts[1].isEmpty else {
                 throw APIError.unauthorized("Authorization header must be 'Bearer <token>'", code: "invalid_token")
             }
-            return String(parts[1]).trimmingCharacters(in: .whitespaces)
+            return String(parts[1].drop { $0 == " " })
         }
         if let token = try request.queryParameters()["access_token"], !token.isEmpty { return token }
         return nil
@@ -47,7 +52,10 @@ public final class Authenticator: Sendable {
 
     func verifyToken(_ token: String, request: HTTPRequest, api: String?) throws -> Principal {
         let claims: [String: JSON]
-        do { claims = try jwt.verify(token) } catch JWT.Failure.expired {
+        do {
+            claims = try verified.value(token) { try jwt.verify(token) }!
+            if let exp = claims["exp"]?.doubleValue, exp <= Date().timeIntervalSince1970 { throw JWT.Failure.expired }
+        } catch JWT.Failure.expired {
             throw APIError.unauthorized("Token expired", code: "token_expired")
         } catch {
             throw APIError.unauthorized("Invalid token", code: "invalid_token")
@@ -68,9 +76,13 @@ public final class Authenticator: Sendable {
     // MARK: API Access Tokens
 
     func apiTokenPrincipal(id: String, account: String, request: HTTPRequest, api: String?) throws -> Principal {
-        guard UUID(uuidString: id) != nil, let bytes = try cache.fetch("token:\(id)", ttl: Authenticator.tokenCacheTTL, load: {
-            try TokenStore(metadata).find(id: id)?.cacheEntry()
-        }), let record = try? TokenRecord(cacheEntry: bytes), record.accountId == account else {
+        let record = try tokens.value(id) { () -> TokenRecord? in
+            guard UUID(uuidString: id) != nil, let bytes = try cache.fetch("token:\(id)", ttl: Authenticator.tokenCacheTTL, load: {
+                try TokenStore(metadata).find(id: id)?.cacheEntry()
+            }) else { return nil }
+            return try? TokenRecord(cacheEntry: bytes)
+        }
+        guard let record, record.accountId == account else {
             throw APIError.unauthorized("Token revoked or unknown", code: "token_revoked")
         }
         if let expires = record.expiresAt, expires <= Date() {
@@ -112,6 +124,7 @@ public final class Authenticator: Sendable {
     func userRole(userId: String, account: String, clientId: String?) throws -> Principal.Role? {
         guard UUID(uuidString: userId) != nil else { return nil }
         let key = "user:\(userId):\(clientId ?? "-")"
+        return try roles.value(key) { () -> Principal.Role? in
         let bytes = try cache.fetch(key, ttl: Authenticator.tokenCacheTTL) { () -> [UInt8]? in
             try metadata.withConnection { db -> [UInt8]? in
                 let r = try db.execute("""
@@ -123,6 +136,7 @@ public final class Authenticator: Sendable {
             }
         }
         return bytes.flatMap { Principal.Role(rawValue: String(decoding: $0, as: UTF8.self)) }
+        }
     }
 
     func sessionPrincipal(_ sessionId: String, request: HTTPRequest) throws -> Principal? {
@@ -155,5 +169,8 @@ public final class Authenticator: Sendable {
     }
 
     /// Forget a token at once (deletion); other VMs see it within the cache TTL anyway.
-    public func forgetToken(id: String) { cache.invalidate("token:\(id)") }
+    public func forgetToken(id: String) {
+        tokens.remove(id)
+        cache.invalidate("token:\(id)")
+    }
 }

@@ -71,8 +71,13 @@ public struct Grant: Sendable, Equatable {
     }
 
     public var isWildcardAll: Bool { source == "*" }
-    /// A grant whose source is SQL rather than a table name.
-    public var isQuery: Bool { source.contains(where: { $0.isWhitespace || $0 == "(" }) }
+    /// A grant whose source is SQL rather than a table name: it starts with a query keyword or a parenthesis.
+    public var isQuery: Bool {
+        let head = source.drop { $0 == "(" || $0.isWhitespace }
+        if head.count < source.count, source.first == "(" { return true }
+        let word = head.prefix { $0.isLetter }.lowercased()
+        return ["select", "with", "values", "table"].contains(word) && head.dropFirst(word.count).first.map { $0.isWhitespace || $0 == "(" } ?? false
+    }
 
     /// SQL compared verbatim, modulo whitespace runs and a trailing semicolon.
     public static func normalizeSQL(_ sql: String) -> String {

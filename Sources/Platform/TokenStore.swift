@@ -13,7 +13,13 @@ public struct TokenRecord: Sendable {
     public let expiresAt: Date?
     public let createdAt: Date?
 
-    public func cacheEntry() -> [UInt8] { json(includeAccount: true).encoded() }
+    /// The cache form: like the API shape, but dates as epoch seconds (parsing ISO dates per request is costly).
+    public func cacheEntry() -> [UInt8] {
+        guard case .object(var o) = json(includeAccount: true) else { return [] }
+        o["expiration_date"] = expiresAt.map { .number($0.timeIntervalSince1970) } ?? .null
+        o["created_at"] = createdAt.map { .number($0.timeIntervalSince1970) } ?? .null
+        return JSON.object(o).encoded()
+    }
 
     public init(cacheEntry bytes: [UInt8]) throws {
         let j = try JSON.decode(bytes)
@@ -24,8 +30,8 @@ public struct TokenRecord: Sendable {
         grants = TokenRecord.parseGrants(j["grants"])
         referers = j["referers"]?.arrayValue?.compactMap(\.stringValue) ?? []
         allowedAPIs = j["allowed_apis"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        expiresAt = j["expiration_date"]?.stringValue.flatMap(TokenRecord.parseDate)
-        createdAt = j["created_at"]?.stringValue.flatMap(TokenRecord.parseDate)
+        expiresAt = j["expiration_date"]?.doubleValue.map(Date.init(timeIntervalSince1970:))
+        createdAt = j["created_at"]?.doubleValue.map(Date.init(timeIntervalSince1970:))
     }
 
     init(id: String, accountId: String, createdBy: String?, grants: [Grant], referers: [String], allowedAPIs: [String],

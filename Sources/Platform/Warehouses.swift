@@ -14,6 +14,7 @@ public final class Warehouses: @unchecked Sendable {
     private let lock = NSLock()
     private var pools: [String: (version: String, pool: PGPool)] = [:]
     static let cacheTTL = 10
+    let records = LocalMemo<ConnectionRecord>(ttl: 1)
 
     public init(metadata: PGPool, cache: Cache, secrets: Secrets, poolSize: Int, statementTimeoutMs: Int) {
         self.metadata = metadata
@@ -25,16 +26,22 @@ public final class Warehouses: @unchecked Sendable {
 
     /// The account's connection by name; another account's connection is "not found", never "forbidden".
     public func connection(account: String, name: String) throws -> ConnectionRecord {
-        let bytes = try cache.fetch("conn:\(account):\(name)", ttl: Warehouses.cacheTTL) {
-            try ConnectionStore(metadata).find(account: account, name: name)?.cacheEntry
+        let record = try records.value("\(account):\(name)") { () -> ConnectionRecord? in
+            let bytes = try cache.fetch("conn:\(account):\(name)", ttl: Warehouses.cacheTTL) {
+                try ConnectionStore(metadata).find(account: account, name: name)?.cacheEntry
+            }
+            return bytes.flatMap { try? ConnectionRecord(cacheEntry: $0) }
         }
-        guard let bytes, let record = try? ConnectionRecord(cacheEntry: bytes) else {
+        guard let record else {
             throw APIError.notFound("Connection not found: \(name)", code: "connection_not_found")
         }
         return record
     }
 
-    public func forget(account: String, name: String) { cache.invalidate("conn:\(account):\(name)") }
+    public func forget(account: String, name: String) {
+        records.remove("\(account):\(name)")
+        cache.invalidate("conn:\(account):\(name)")
+    }
 
     public func sealPassword(_ password: String) throws -> [UInt8] {
         try Crypto.seal(Array(password.utf8), key: secrets.connectionPasswordKey)

@@ -4,7 +4,7 @@ import Postgres
 
 /// Decides whether an API Access Token's grants cover a SQL statement. A granted SQL source runs verbatim;
 /// otherwise the planner's own list of relations (EXPLAIN, which does not execute) must name only granted
-/// tables, and set-returning function scans are refused. The statement then runs in a READ ONLY
+/// tables, set-returning function scans are refused and every called function must be on an allow-list. The statement then runs in a READ ONLY
 /// transaction that is rolled back, so grants never allow writes or leave session state behind.
 enum GrantCheck {
     enum Verdict: Equatable { case verbatim, tablesOnly }
@@ -19,6 +19,11 @@ enum GrantCheck {
         var refused = false
         collect(json, into: &relations, refused: &refused)
         if refused { throw denied("Scoped tokens cannot call set-returning functions") }
+        var calls = Set<String>()
+        expressions(json) { calls.formUnion(PlanFunctions.functionNames(in: $0)) }
+        if let call = calls.sorted().first(where: { !PlanFunctions.isAllowed($0) }) {
+            throw denied("Scoped tokens cannot call \(call)()")
+        }
         for (schema, table) in relations where !grants.contains(where: { $0.allowsTable(schema: schema, table: table) }) {
             throw denied("The token has no grant for \(schema).\(table)")
         }
@@ -30,6 +35,22 @@ enum GrantCheck {
     }
 
     static let refusedNodes: Set<String> = ["Function Scan", "Table Function Scan", "Foreign Scan", "Custom Scan"]
+
+    /// Every expression string in a plan (outputs, filters, conditions, sort keys…).
+    static func expressions(_ node: JSON, _ visit: (String) -> Void) {
+        switch node {
+        case .array(let items): for item in items { expressions(item, visit) }
+        case .object(let o):
+            for (key, value) in o where !PlanFunctions.nameKeys.contains(key) {
+                switch value {
+                case .string(let s): visit(s)
+                default: expressions(value, visit)
+                }
+            }
+        case .string(let s): visit(s)
+        default: break
+        }
+    }
 
     static func collect(_ node: JSON, into relations: inout [(String, String)], refused: inout Bool) {
         switch node {

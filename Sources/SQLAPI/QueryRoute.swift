@@ -14,7 +14,7 @@ struct QueryRoute: Sendable {
         let principal = try services.auth.authenticate(request, api: "sql")
         let connectionName = request.pathParameters["connection"]!
         let p = try Parameters.from(request, bodyLimit: services.config.maxBodyBytes)
-        guard let q = p.string("q"), !q.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+        guard let q = p.string("q"), q.utf8.contains(where: { $0 > 32 }) else {
             throw APIError.badRequest("Missing required parameter: q", code: "missing_parameter")
         }
         guard q.utf8.count <= Self.maxQueryBytes else { throw APIError(413, "query_too_large", "q exceeds \(Self.maxQueryBytes) bytes") }

@@ -1,0 +1,29 @@
+import XCTest
+@testable import SQLAPI
+
+final class PlanFunctionsTests: XCTestCase {
+    func testFindsPlainQuotedAndQualifiedCalls() {
+        XCTAssertEqual(PlanFunctions.functionNames(in: "lower(t.name)"), ["lower"])
+        XCTAssertEqual(PlanFunctions.functionNames(in: "\"substring\"(t.name, 1, 3)"), ["substring"])
+        XCTAssertEqual(PlanFunctions.functionNames(in: "pg_catalog.query_to_xml('x'::text, true, false, ''::text)"),
+                       ["pg_catalog.query_to_xml"])
+    }
+
+    func testSkipsLiteralsCastsAndKeywords() {
+        XCTAssertEqual(PlanFunctions.functionNames(in: "('evil(x)'::text = t.name)"), [])
+        XCTAssertEqual(PlanFunctions.functionNames(in: "(t.price)::numeric(10,2)"), [])
+        XCTAssertEqual(PlanFunctions.functionNames(in: "(t.id = ANY ('{1,2}'::integer[])) AND (NOT (t.x IS NULL))"), [])
+        XCTAssertEqual(PlanFunctions.functionNames(in: "CASE WHEN (t.a > 1) THEN 'it''s(odd)'::text ELSE NULL::text END"), [])
+    }
+
+    func testAllowListFailsClosed() {
+        XCTAssertTrue(PlanFunctions.isAllowed("count"))
+        XCTAssertTrue(PlanFunctions.isAllowed("ST_AsMVTGeom"))
+        XCTAssertFalse(PlanFunctions.isAllowed("query_to_xml"))
+        XCTAssertFalse(PlanFunctions.isAllowed("pg_catalog.query_to_xml"))
+        XCTAssertFalse(PlanFunctions.isAllowed("table_to_xml"))
+        XCTAssertFalse(PlanFunctions.isAllowed("pg_read_file"))
+        XCTAssertFalse(PlanFunctions.isAllowed("st_estimatedextent"))
+        XCTAssertFalse(PlanFunctions.isAllowed("my_plpgsql_reader"))
+    }
+}

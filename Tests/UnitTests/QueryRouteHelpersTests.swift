@@ -1,0 +1,94 @@
+import HTTPKit
+@testable import SQLAPI
+import XCTest
+
+final class QueryRouteHelpersTests: XCTestCase {
+    // MARK: positionalParameters
+
+    func testArrayBecomesTextValues() throws {
+        let values = try QueryRoute.positionalParameters(["abc", 42, .number(2.5), -1, true, false, nil, ["x", 1], ["k": "v"]])
+        XCTAssertEqual(values, ["abc", "42", "2.5", "-1", "true", "false", nil, #"["x",1]"#, #"{"k":"v"}"#])
+    }
+
+    func testAbsentOrNullMeansNoParameters() throws {
+        XCTAssertEqual(try QueryRoute.positionalParameters(nil), [])
+        XCTAssertEqual(try QueryRoute.positionalParameters(.null), [])
+        XCTAssertEqual(try QueryRoute.positionalParameters([]), [])
+    }
+
+    func testObjectIs400() {
+        assertAPIError(try QueryRoute.positionalParameters(["a": 1]), status: 400, code: "invalid_parameter")
+        assertAPIError(try QueryRoute.positionalParameters("a"), status: 400, code: "invalid_parameter")
+        assertAPIError(try QueryRoute.positionalParameters(1), status: 400, code: "invalid_parameter")
+    }
+
+    func testNULIs400() {
+        assertAPIError(try QueryRoute.positionalParameters(["ok", "bad\u{0}value"]), status: 400)
+    }
+
+    func testTooManyIs400() throws {
+        let limit = JSON.array(Array(repeating: JSON.int(1), count: 1000))
+        XCTAssertEqual(try QueryRoute.positionalParameters(limit).count, 1000)
+        let over = JSON.array(Array(repeating: JSON.int(1), count: 1001))
+        assertAPIError(try QueryRoute.positionalParameters(over), status: 400, code: "invalid_parameter")
+    }
+
+    func testParametersFromGetQueryString() throws {
+        let request = HTTPRequest(method: "GET", path: "/", rawQuery: "queryParameters=" + FormDecoding.encode(#"[1,"two",null]"#))
+        let p = try Parameters.from(request, bodyLimit: 1024)
+        XCTAssertEqual(try QueryRoute.positionalParameters(try p.json("queryParameters")), ["1", "two", nil])
+    }
+
+    // MARK: format
+
+    func testFormat() throws {
+        XCTAssertEqual(try QueryRoute.format(nil), .json)
+        XCTAssertEqual(try QueryRoute.format(""), .json)
+        XCTAssertEqual(try QueryRoute.format("json"), .json)
+        XCTAssertEqual(try QueryRoute.format("GeoJSON"), .geojson)
+        XCTAssertEqual(try QueryRoute.format("CSV"), .csv)
+        XCTAssertEqual(try QueryRoute.format("ndjson"), .ndjson)
+        assertAPIError(try QueryRoute.format("xml"), status: 400, code: "invalid_parameter")
+        assertAPIError(try QueryRoute.format(" csv"), status: 400)
+    }
+
+    // MARK: cacheHeaders
+
+    private func headers(_ method: String, cacheControl: String? = nil) -> [String: String] {
+        var h: [String: String] = [:]
+        if let cacheControl { h["cache-control"] = cacheControl }
+        let pairs = QueryRoute.cacheHeaders(HTTPRequest(method: method, path: "/", headers: h))
+        return Dictionary(pairs, uniquingKeysWith: { a, _ in XCTFail("duplicate header"); return a })
+    }
+
+    func testGetIsCacheableWithVary() {
+        let h = headers("GET")
+        XCTAssertEqual(h["Cache-Control"], "private, max-age=31536000")
+        let vary = Set((h["Vary"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        XCTAssertTrue(vary.contains("Authorization"))
+        XCTAssertTrue(vary.contains("Origin"))
+    }
+
+    func testClientMaxAgeIsHonouredWithMinimumTen() {
+        XCTAssertEqual(headers("GET", cacheControl: "max-age=300")["Cache-Control"], "private, max-age=300")
+        XCTAssertEqual(headers("GET", cacheControl: "Max-Age=60, must-revalidate")["Cache-Control"], "private, max-age=60")
+        XCTAssertEqual(headers("GET", cacheControl: "max-age=3")["Cache-Control"], "private, max-age=10")
+        XCTAssertEqual(headers("GET", cacheControl: "max-age=0")["Cache-Control"], "private, max-age=10")
+        XCTAssertEqual(headers("GET", cacheControl: "max-age=999999999")["Cache-Control"], "private, max-age=31536000")
+        XCTAssertEqual(headers("GET", cacheControl: "max-age=abc")["Cache-Control"], "private, max-age=31536000")
+        XCTAssertNotNil(headers("GET", cacheControl: "max-age=300")["Vary"])
+    }
+
+    func testClientNoCache() {
+        XCTAssertEqual(headers("GET", cacheControl: "no-cache")["Cache-Control"], "no-cache")
+        XCTAssertEqual(headers("GET", cacheControl: "no-store")["Cache-Control"], "no-cache")
+        XCTAssertEqual(headers("GET", cacheControl: "no-cache, max-age=300")["Cache-Control"], "no-cache")
+    }
+
+    func testPostIsNeverCached() {
+        let h = headers("POST")
+        XCTAssertEqual(h["Cache-Control"], "no-store")
+        XCTAssertEqual(headers("POST", cacheControl: "max-age=300")["Cache-Control"], "no-store")
+        XCTAssertNil(h["Vary"])
+    }
+}
