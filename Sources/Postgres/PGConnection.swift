@@ -46,14 +46,12 @@ public final class PGConnection: @unchecked Sendable {
     public var socket: Int32 { handle.map { PQsocket($0) } ?? -1 }
 
     /// True when the server has hung up on an idle connection (restart, terminate): checked before reuse.
+    /// An idle pooled connection has nothing to read unless the server sent a FATAL goodbye or closed it,
+    /// so any pending input means "replace it".
     public func serverHungUp() -> Bool {
-        guard let handle else { return true }
+        guard let handle, PQstatus(handle) == CONNECTION_OK else { return true }
         var pfd = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-        if poll(&pfd, 1, 0) > 0 {
-            _ = PQconsumeInput(handle)
-            while let n = PQnotifies(handle) { PQfreemem(n) }
-        }
-        return PQstatus(handle) != CONNECTION_OK
+        return poll(&pfd, 1, 0) != 0
     }
 
     /// Quotes an identifier through libpq (the one identifier-quoting function of the project).
