@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "harness"))
 from stack import ADMIN_EMAIL, API_PROGRAMS, Stack  # noqa: E402
 
-QUERY = ("SELECT id, name, category, score, created_at FROM bench_places "
+QUERY = os.environ.get("BENCH_QUERY") or ("SELECT id, name, category, score, created_at FROM bench_places "
          "WHERE id > 1000 ORDER BY id LIMIT 100")
 SETUP = """
 CREATE TABLE IF NOT EXISTS bench_places AS

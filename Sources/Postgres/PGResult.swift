@@ -8,6 +8,8 @@ public final class PGResult: @unchecked Sendable {
     deinit { PQclear(handle) }
 
     public var rowCount: Int { Int(PQntuples(handle)) }
+    /// A row delivered in single-row mode; the statement's final result (with its command status) follows.
+    public var isSingleRow: Bool { PQresultStatus(handle) == PGRES_SINGLE_TUPLE }
     public var columnCount: Int { Int(PQnfields(handle)) }
     public var commandStatus: String { String(cString: PQcmdStatus(handle)) }
     /// Rows affected by INSERT/UPDATE/DELETE, when the command reports it.

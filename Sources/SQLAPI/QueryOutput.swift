@@ -47,28 +47,30 @@ struct QueryOutput {
         }
     }
 
-    /// Appends one row; false stops the statement (client gone or row cap reached).
-    mutating func row(_ result: PGResult) -> Bool {
+    /// Appends a result's rows; false stops the statement (client gone or row cap reached).
+    mutating func rows(_ result: PGResult) -> Bool {
         guard let encoder else { return false }
-        if let maxRows, rows >= maxRows { truncated = true; return false }
-        let value: (Int, (UnsafeBufferPointer<UInt8>?) -> Void) -> Void = { column, use in result.withValue(0, column, use) }
-        switch format {
-        case .json:
-            if rows > 0 { buffer.append(UInt8(ascii: ",")) }
-            encoder.appendObject(to: &buffer, value: value)
-        case .ndjson:
-            encoder.appendObject(to: &buffer, value: value)
-            buffer.append(0x0A)
-        case .csv:
-            encoder.appendCSVRow(to: &buffer, value: value)
-        case .geojson:
-            if rows > 0 { buffer.append(UInt8(ascii: ",")) }
-            result.withValue(0, 0) { bytes in
-                if let bytes { buffer.append(contentsOf: bytes) } else { buffer.append(contentsOf: "null".utf8) }
+        for r in 0..<result.rowCount {
+            if let maxRows, rows >= maxRows { truncated = true; return false }
+            let value: (Int, (UnsafeBufferPointer<UInt8>?) -> Void) -> Void = { column, use in result.withValue(r, column, use) }
+            switch format {
+            case .json:
+                if rows > 0 { buffer.append(UInt8(ascii: ",")) }
+                encoder.appendObject(to: &buffer, value: value)
+            case .ndjson:
+                encoder.appendObject(to: &buffer, value: value)
+                buffer.append(0x0A)
+            case .csv:
+                encoder.appendCSVRow(to: &buffer, value: value)
+            case .geojson:
+                if rows > 0 { buffer.append(UInt8(ascii: ",")) }
+                result.withValue(r, 0) { bytes in
+                    if let bytes { buffer.append(contentsOf: bytes) } else { buffer.append(contentsOf: "null".utf8) }
+                }
             }
+            rows += 1
+            if buffer.count >= Self.flushBytes, !flush() { return false }
         }
-        rows += 1
-        if buffer.count >= Self.flushBytes { return flush() }
         return true
     }
 

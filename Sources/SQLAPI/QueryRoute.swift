@@ -56,8 +56,8 @@ struct QueryRoute: Sendable {
                             names: (0..<result.columnCount).map(result.columnName),
                             kinds: (0..<result.columnCount).map { ColumnKind.of(oid: result.columnType($0), geometryOids: geometryOids) }))
                     }
-                    if result.rowCount == 0 { command = result.commandStatus; return true }
-                    return output.row(result)
+                    if !result.isSingleRow { command = result.commandStatus }
+                    return output.rows(result)
                 }
                 if !(command.hasPrefix("SELECT") || command.isEmpty || readOnly) {
                     // SET, PREPARE, LISTEN, temp tables…: never let one request's session state reach the next.
