@@ -33,13 +33,14 @@ let package = Package(
         // Features: never import FastCGI or a C module.
         .target(name: "WorkspaceAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
         .target(name: "SQLAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Observability"]),
+        .target(name: "MapsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
 
         // Executables: args -> config -> wiring -> serve.
         .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
-        .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "Platform", "Config"]),
+        .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "Postgres"]),
+        .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis"]),
     ]
 )

@@ -19,6 +19,9 @@ public struct TesseraConfig: Sendable {
     public var warehouseURL: String
     public var sqlStatementTimeoutMs: Int
     public var sqlMaxRows: Int
+    /// Per-tile budgets: features beyond them are dropped deterministically.
+    public var tileMaxFeatures: Int
+    public var tileMaxBytes: Int
     public var maxBodyBytes: Int
     public var threads: Int
     public var dbPoolSize: Int
@@ -38,6 +41,8 @@ public struct TesseraConfig: Sendable {
         "TESSERA_WAREHOUSE_URL": "",
         "TESSERA_SQL_STATEMENT_TIMEOUT_MS": "60000",
         "TESSERA_SQL_MAX_ROWS": "200000",
+        "TESSERA_TILE_MAX_FEATURES": "100000",
+        "TESSERA_TILE_MAX_BYTES": "4194304",
         "TESSERA_MAX_BODY_BYTES": "10485760",
         "TESSERA_THREADS": "16",
         "TESSERA_DB_POOL_SIZE": "8",
@@ -114,6 +119,8 @@ public struct TesseraConfig: Sendable {
             warehouseURL: value("TESSERA_WAREHOUSE_URL"),
             sqlStatementTimeoutMs: int("TESSERA_SQL_STATEMENT_TIMEOUT_MS", min: 100, max: 86_400_000),
             sqlMaxRows: int("TESSERA_SQL_MAX_ROWS", min: 1, max: 100_000_000),
+            tileMaxFeatures: int("TESSERA_TILE_MAX_FEATURES", min: 1, max: 10_000_000),
+            tileMaxBytes: int("TESSERA_TILE_MAX_BYTES", min: 1024, max: 1 << 30),
             maxBodyBytes: int("TESSERA_MAX_BODY_BYTES", min: 1024, max: 1 << 40),
             threads: int("TESSERA_THREADS", min: 1, max: 1024),
             dbPoolSize: int("TESSERA_DB_POOL_SIZE", min: 1, max: 512),

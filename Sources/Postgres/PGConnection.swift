@@ -65,9 +65,10 @@ public final class PGConnection: @unchecked Sendable {
 
     /// Runs one statement and returns its result; errors throw `PGError`.
     @discardableResult
-    public func execute(_ sql: String, _ parameters: [String?] = [], watch: Watch = .none, prepare: Bool = false) throws -> PGResult {
+    public func execute(_ sql: String, _ parameters: [String?] = [], watch: Watch = .none, prepare: Bool = false,
+                        binaryResult: Bool = false) throws -> PGResult {
         var last: PGResult?
-        try run(sql, parameters, watch: watch, singleRow: false, prepare: prepare) { result in
+        try run(sql, parameters, watch: watch, singleRow: false, prepare: prepare, binaryResult: binaryResult) { result in
             last = result
             return true
         }
@@ -80,18 +81,19 @@ public final class PGConnection: @unchecked Sendable {
     /// the statement is cancelled and the connection drained.
     public func stream(_ sql: String, _ parameters: [String?] = [], watch: Watch = .none, prepare: Bool = false,
                        _ onResult: (PGResult) throws -> Bool) throws {
-        try run(sql, parameters, watch: watch, singleRow: true, prepare: prepare, onResult)
+        try run(sql, parameters, watch: watch, singleRow: true, prepare: prepare, binaryResult: false, onResult)
     }
 
-    private func run(_ sql: String, _ parameters: [String?], watch: Watch, singleRow: Bool, prepare: Bool,
+    /// `binaryResult` asks for binary column values (bytea as raw bytes, e.g. vector tiles).
+    private func run(_ sql: String, _ parameters: [String?], watch: Watch, singleRow: Bool, prepare: Bool, binaryResult: Bool,
                      _ onResult: (PGResult) throws -> Bool) throws {
         guard let handle else { throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true) }
         let sent = try withCStrings(parameters) { values -> Int32 in
             if prepare {
                 let name = try preparedStatement(for: sql, parameterCount: parameters.count)
-                return PQsendQueryPrepared(handle, name, Int32(parameters.count), values, nil, nil, 0)
+                return PQsendQueryPrepared(handle, name, Int32(parameters.count), values, nil, nil, binaryResult ? 1 : 0)
             }
-            return PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+            return PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, binaryResult ? 1 : 0)
         }
         guard sent == 1 else { throw PGError.from(result: nil, connection: handle) }
         if singleRow { PQsetSingleRowMode(handle) }

@@ -33,6 +33,9 @@ public final class PGResult: @unchecked Sendable {
         return body(UnsafeBufferPointer(start: pointer, count: length))
     }
 
+    /// A value's bytes (for binary results such as bytea).
+    public func bytes(_ row: Int, _ column: Int) -> [UInt8]? { withValue(row, column) { $0.map(Array.init) } }
+
     public func int(_ row: Int, _ column: Int) -> Int? { string(row, column).flatMap { Int($0) } }
     public func bool(_ row: Int, _ column: Int) -> Bool? { string(row, column).map { $0 == "t" } }
     public func double(_ row: Int, _ column: Int) -> Double? { string(row, column).flatMap { Double($0) } }

@@ -13,18 +13,14 @@ enum GrantCheck {
                           watch: PGConnection.Watch) throws -> Verdict {
         if grants.contains(where: { $0.allowsQuery(sql) }) { return .verbatim }
         guard grants.contains(where: { !$0.isQuery }) else { throw denied() }
-        let plan = try connection.execute("EXPLAIN (VERBOSE, FORMAT JSON) " + sql, parameters, watch: watch)
-        guard let text = plan.string(0, 0), let json = try? JSON.decode(text) else { throw denied() }
-        var relations: [(String, String)] = []
-        var refused = false
-        collect(json, into: &relations, refused: &refused)
-        if refused { throw denied("Scoped tokens cannot call set-returning functions") }
+        let plan = try QueryPlan.explain(sql, parameters, connection: connection, watch: watch, verbose: true)
+        if !plan.nodeTypes.isDisjoint(with: refusedNodes) { throw denied("Scoped tokens cannot call set-returning functions") }
         var calls = Set<String>()
-        expressions(json) { calls.formUnion(PlanFunctions.functionNames(in: $0)) }
+        expressions(plan.root) { calls.formUnion(PlanFunctions.functionNames(in: $0)) }
         if let call = calls.sorted().first(where: { !PlanFunctions.isAllowed($0) }) {
             throw denied("Scoped tokens cannot call \(call)()")
         }
-        for (schema, table) in relations where !grants.contains(where: { $0.allowsTable(schema: schema, table: table) }) {
+        for (schema, table) in plan.relations where !grants.contains(where: { $0.allowsTable(schema: schema, table: table) }) {
             throw denied("The token has no grant for \(schema).\(table)")
         }
         return .tablesOnly
@@ -49,21 +45,6 @@ enum GrantCheck {
             }
         case .string(let s): visit(s)
         default: break
-        }
-    }
-
-    static func collect(_ node: JSON, into relations: inout [(String, String)], refused: inout Bool) {
-        switch node {
-        case .array(let items):
-            for item in items { collect(item, into: &relations, refused: &refused) }
-        case .object(let o):
-            if let type = o["Node Type"]?.stringValue, refusedNodes.contains(type) { refused = true }
-            if let name = o["Relation Name"]?.stringValue {
-                relations.append((o["Schema"]?.stringValue ?? "public", name))
-            }
-            for (_, value) in o { collect(value, into: &relations, refused: &refused) }
-        default:
-            break
         }
     }
 }

@@ -19,7 +19,7 @@ struct QueryRoute: Sendable {
         }
         guard q.utf8.count <= Self.maxQueryBytes else { throw APIError(413, "query_too_large", "q exceeds \(Self.maxQueryBytes) bytes") }
         guard !q.contains("\0") else { throw APIError.badRequest("q must not contain NUL characters") }
-        let parameters = try Self.positionalParameters(try p.json("queryParameters"))
+        let parameters = try QueryParameters.positional(try p.json("queryParameters"))
         let format = try Self.format(p.string("format"))
 
         let access = principal.access(to: connectionName)
@@ -46,7 +46,7 @@ struct QueryRoute: Sendable {
                     readOnly = true
                 }
                 defer { if readOnly, connection.isHealthy { _ = try? connection.execute("ROLLBACK") } }
-                let geometryOids = try Self.geometryOids(connection)
+                let geometryOids = try connection.geometryOids()
                 var output = QueryOutput(format: format, writer: writer, maxRows: format == .json ? maxRows : nil)
                 let sql = format == .geojson ? "SELECT ST_AsGeoJSON(t.*)::text AS feature FROM (\(q)) AS t" : q
                 var command = ""
@@ -81,40 +81,12 @@ struct QueryRoute: Sendable {
         }
     }
 
-    static func geometryOids(_ connection: PGConnection) throws -> Set<UInt32> {
-        if let cached = connection.attachments["geometryOids"] as? Set<UInt32> { return cached }
-        let r = try connection.execute("SELECT oid FROM pg_type WHERE typname IN ('geometry', 'geography') AND typtype = 'b'")
-        let oids = Set((0..<r.rowCount).compactMap { r.string($0, 0).flatMap { UInt32($0) } })
-        connection.attachments["geometryOids"] = oids
-        return oids
-    }
-
     static func format(_ raw: String?) throws -> ResultEncoder.Format {
         guard let raw, !raw.isEmpty else { return .json }
         guard let f = ResultEncoder.Format(rawValue: raw.lowercased()) else {
             throw APIError.badRequest("format must be json, geojson, csv or ndjson", code: "invalid_parameter")
         }
         return f
-    }
-
-    /// PostgreSQL takes positional parameters (`$1`…): a JSON array, each value sent as text.
-    static func positionalParameters(_ json: JSON?) throws -> [String?] {
-        guard let json, !json.isNull else { return [] }
-        guard let items = json.arrayValue else {
-            throw APIError.badRequest("queryParameters must be an array for PostgreSQL connections ($1, $2, …)", code: "invalid_parameter")
-        }
-        guard items.count <= 1000 else { throw APIError.badRequest("Too many queryParameters", code: "invalid_parameter") }
-        return try items.map { item in
-            switch item {
-            case .null: return nil
-            case .string(let s):
-                guard !s.contains("\0") else { throw APIError.badRequest("queryParameters must not contain NUL characters") }
-                return s
-            case .bool(let b): return b ? "true" : "false"
-            case .number: return item.text
-            default: return item.text
-            }
-        }
     }
 
     /// Contract §1.6: GET results may be cached (the client's `Cache-Control: max-age` lowers it); POST never.

@@ -1,4 +1,5 @@
 import HTTPKit
+import Platform
 
 /// Encodes result rows for each output format, appending to a byte buffer.
 struct ResultEncoder {

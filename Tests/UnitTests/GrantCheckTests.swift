@@ -1,13 +1,12 @@
 import HTTPKit
+import Platform
 @testable import SQLAPI
 import XCTest
 
 final class GrantCheckTests: XCTestCase {
     private func collect(_ text: String) throws -> (relations: [String], refused: Bool) {
-        var relations: [(String, String)] = []
-        var refused = false
-        GrantCheck.collect(try JSON.decode(text), into: &relations, refused: &refused)
-        return (relations.map { "\($0.0).\($0.1)" }.sorted(), refused)
+        let plan = QueryPlan(root: try JSON.decode(text))
+        return (plan.relations.map { "\($0.schema).\($0.table)" }.sorted(), !plan.nodeTypes.isDisjoint(with: GrantCheck.refusedNodes))
     }
 
     let hashJoin = """

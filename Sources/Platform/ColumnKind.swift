@@ -1,5 +1,7 @@
+import Postgres
+
 /// How a result column is typed in `schema` and written in JSON, decided from its type oid.
-public enum ColumnKind: Sendable, Equatable {
+public enum ColumnKind: Sendable, Equatable, CaseIterable {
     case number, boolean, string, date, timestamp, json, geometry
 
     /// CARTO's schema type names.
@@ -26,5 +28,16 @@ public enum ColumnKind: Sendable, Equatable {
         case 114, 3802: return .json
         default: return .string
         }
+    }
+}
+
+extension PGConnection {
+    /// The oids of PostGIS's geometry and geography types in this database, looked up once per connection.
+    public func geometryOids() throws -> Set<UInt32> {
+        if let cached = attachments["geometryOids"] as? Set<UInt32> { return cached }
+        let r = try execute("SELECT oid FROM pg_type WHERE typname IN ('geometry', 'geography') AND typtype = 'b'")
+        let oids = Set((0..<r.rowCount).compactMap { r.string($0, 0).flatMap { UInt32($0) } })
+        attachments["geometryOids"] = oids
+        return oids
     }
 }

@@ -1,0 +1,53 @@
+import Foundation
+import HTTPKit
+import Platform
+import Postgres
+
+/// Maps API v3 routes served by the maps-api program: source instantiation, TileJSON, vector tiles and stats.
+public enum MapsAPI {
+    public static func register(_ router: Router, services: Services) {
+        let maps = MapsService(services: services)
+        let sources = SourceRoute(maps: maps)
+        let tiles = TileRoute(maps: maps)
+        let stats = StatsRoute(maps: maps)
+        for type in ["table", "query", "tileset"] {
+            router.get("/api/v3/maps/{connection}/\(type)", sources.handle)
+            router.post("/api/v3/maps/{connection}/\(type)", sources.handle)
+            router.get("/api/v3/maps/{connection}/\(type)/{z}/{x}/{y}", tiles.handle)
+        }
+        router.get("/api/v3/stats/{connection}/{attribute}", stats.handle)
+        router.post("/api/v3/stats/{connection}/{attribute}", stats.handle)
+        router.get("/api/v3/stats/{connection}/{table}/{attribute}", stats.handle)
+    }
+}
+
+/// What the Maps API routes share: services, the source store and connection resolution.
+final class MapsService: Sendable {
+    let services: Services
+    let sources: SourceStore
+
+    init(services: Services) {
+        self.services = services
+        sources = SourceStore(pool: services.metadata)
+    }
+
+    var statementTimeoutMs: Int { services.warehouses.statementTimeoutMs }
+
+    func watch(_ request: HTTPRequest) -> PGConnection.Watch {
+        PGConnection.Watch(abortDescriptor: request.abortDescriptor, isAborted: request.isClientGone,
+                deadline: .init(timeIntervalSinceNow: Double(statementTimeoutMs) / 1000 + 2))
+    }
+
+    /// Runs `body` on a pooled connection of the principal's connection `name`, mapping database errors.
+    func withWarehouse<T>(_ principal: Principal, _ name: String, requestId: String, _ body: (PGConnection) throws -> T) throws -> T {
+        let record = try services.warehouses.connection(account: principal.accountId, name: name)
+        let pool = try services.warehouses.pool(for: record)
+        return try APIError.mapping(requestId: requestId) { try pool.withConnection(body) }
+    }
+
+    /// Absolute URLs under the public API base, e.g. `https://host/api/v3/maps/...`.
+    func url(_ path: String, _ query: [(String, String)]) -> String {
+        services.apiBaseURL + path + "?" + query.map { "\($0.0)=\(FormDecoding.encode($0.1))" }.joined(separator: "&")
+    }
+}
+

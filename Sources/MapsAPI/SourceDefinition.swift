@@ -1,0 +1,142 @@
+import CryptoSupport
+import Foundation
+import HTTPKit
+import Platform
+
+/// A Maps API source as instantiated by the handshake: everything needed to build its tiles, stored
+/// server-side under a short id derived from its content.
+struct SourceDefinition: Sendable, Equatable {
+    enum Kind: String, Sendable { case table, query, tileset }
+    enum SpatialType: String, Sendable { case geo, quadbin }
+
+    var kind: Kind
+    var connection: String
+    /// Table or tileset name (table/tileset kinds).
+    var name: String?
+    /// SQL text (query kind).
+    var sql: String?
+    var queryParameters: [String?] = []
+    var spatialColumn = "geom"
+    var spatialType: SpatialType = .geo
+    var columns: [String]?
+    var filters: JSON?
+    var filtersOr = false
+    var tileResolution = 0.5
+    var aggregationExp: String?
+    var aggregationResLevel: Int?
+
+    static let resolutions: [Double] = [0.25, 0.5, 1, 2, 4]
+
+    /// Reads CARTO's handshake parameters (GET strings or POST JSON alike); unknown ones are ignored.
+    static func parse(kind: Kind, connection: String, _ p: Parameters) throws -> SourceDefinition {
+        var d = SourceDefinition(kind: kind, connection: connection)
+        switch kind {
+        case .table, .tileset:
+            guard let name = p.string("name"), !name.isEmpty, name.count <= 512 else {
+                throw APIError.badRequest("Missing required parameter: name", code: "missing_parameter")
+            }
+            d.name = name
+        case .query:
+            guard let q = p.string("q"), q.utf8.contains(where: { $0 > 32 }) else {
+                throw APIError.badRequest("Missing required parameter: q", code: "missing_parameter")
+            }
+            d.sql = q
+            d.queryParameters = try QueryParameters.positional(try p.json("queryParameters"))
+        }
+        if p.has("geo_column") {
+            throw APIError.badRequest("geo_column is not supported in v3.3+; use spatialDataColumn and spatialDataType", code: "invalid_parameter")
+        }
+        if let type = p.string("spatialDataType"), !type.isEmpty {
+            guard let t = SpatialType(rawValue: type) else {
+                throw APIError.badRequest("spatialDataType must be geo or quadbin", code: "invalid_parameter")
+            }
+            d.spatialType = t
+        }
+        d.spatialColumn = p.string("spatialDataColumn").flatMap { $0.isEmpty ? nil : $0 } ?? (d.spatialType == .quadbin ? "quadbin" : "geom")
+        if let columns = p.string("columns"), !columns.isEmpty {
+            let list: [String]
+            if let array = try? p.json("columns")?.arrayValue { list = array.compactMap(\.stringValue) } else {
+                list = columns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            }
+            guard !list.isEmpty, list.count <= 500 else { throw APIError.badRequest("Invalid columns", code: "invalid_parameter") }
+            d.columns = list
+        }
+        if let filters = try p.json("filters"), !filters.isNull {
+            try FilterSQL.validate(filters)
+            if filters.objectValue?.isEmpty == false { d.filters = filters }
+        }
+        if let op = p.string("filtersLogicalOperator") {
+            guard ["and", "or"].contains(op.lowercased()) else {
+                throw APIError.badRequest("filtersLogicalOperator must be and or or", code: "invalid_parameter")
+            }
+            d.filtersOr = op.lowercased() == "or"
+        }
+        if let r = p.string("tileResolution"), !r.isEmpty {
+            guard let value = Double(r), resolutions.contains(value) else {
+                throw APIError.badRequest("tileResolution must be one of 0.25, 0.5, 1, 2, 4", code: "invalid_parameter")
+            }
+            d.tileResolution = value
+        }
+        if let exp = p.string("aggregationExp"), !exp.isEmpty {
+            guard exp.utf8.count <= 4096 else { throw APIError.badRequest("aggregationExp is too long", code: "invalid_parameter") }
+            d.aggregationExp = exp
+        }
+        if let level = try p.int("aggregationResLevel") {
+            guard (0...16).contains(level) else { throw APIError.badRequest("aggregationResLevel must be 0-16", code: "invalid_parameter") }
+            d.aggregationResLevel = level
+        }
+        if d.spatialType == .quadbin && d.aggregationExp == nil {
+            throw APIError.badRequest("aggregationExp is required for quadbin sources", code: "missing_parameter")
+        }
+        return d
+    }
+
+    /// Stable JSON form: the stored definition and the input of its id.
+    var json: JSON {
+        var o: [String: JSON] = [
+            "kind": .string(kind.rawValue), "connection": .string(connection),
+            "queryParameters": .array(queryParameters.map(JSON.optional)),
+            "spatialDataColumn": .string(spatialColumn), "spatialDataType": .string(spatialType.rawValue),
+            "filtersOr": .bool(filtersOr), "tileResolution": .number(tileResolution),
+        ]
+        if let name { o["name"] = .string(name) }
+        if let sql { o["q"] = .string(sql) }
+        if let columns { o["columns"] = .array(columns.map { .string($0) }) }
+        if let filters { o["filters"] = filters }
+        if let aggregationExp { o["aggregationExp"] = .string(aggregationExp) }
+        if let aggregationResLevel { o["aggregationResLevel"] = .int(aggregationResLevel) }
+        return .object(o)
+    }
+
+    init(kind: Kind, connection: String) {
+        self.kind = kind
+        self.connection = connection
+    }
+
+    init(json j: JSON) throws {
+        guard let kind = j["kind"]?.stringValue.flatMap(Kind.init(rawValue:)), let connection = j["connection"]?.stringValue else {
+            throw JSON.DecodeError()
+        }
+        self.init(kind: kind, connection: connection)
+        name = j["name"]?.stringValue
+        sql = j["q"]?.stringValue
+        queryParameters = j["queryParameters"]?.arrayValue?.map(\.stringValue) ?? []
+        spatialColumn = j["spatialDataColumn"]?.stringValue ?? "geom"
+        spatialType = j["spatialDataType"]?.stringValue.flatMap(SpatialType.init(rawValue:)) ?? .geo
+        columns = j["columns"]?.arrayValue?.compactMap(\.stringValue)
+        filters = j["filters"]
+        filtersOr = j["filtersOr"]?.boolValue ?? false
+        tileResolution = j["tileResolution"]?.doubleValue ?? 0.5
+        aggregationExp = j["aggregationExp"]?.stringValue
+        aggregationResLevel = j["aggregationResLevel"]?.intValue
+    }
+
+    /// A short, URL-safe id: the hash of the account and the canonical definition.
+    func id(account: String) -> String {
+        String(Encoding.base64URL(Crypto.sha256(Array((account + "\n" + json.text).utf8))).prefix(22))
+    }
+
+    /// The extent of the MVT grid (tileResolution 0.25…4 → 256…4096).
+    var extent: Int { Int(1024 * tileResolution) }
+}
+

@@ -1,0 +1,66 @@
+import CryptoSupport
+import Foundation
+import HTTPKit
+import Platform
+import Postgres
+
+/// What the handshake learns about a source from the warehouse: its schema, geometry, size and data version.
+struct SourceInspector {
+    let connection: PGConnection
+    let watch: PGConnection.Watch
+
+    func inspect(_ d: SourceDefinition, id: String) throws -> SourceRecord {
+        let builder = SQLBuilder(connection: connection, parameters: d.queryParameters)
+        let from = try SourceSQL.from(d, builder)
+        var schema = try SourceSchema.describe(from: from, parameters: d.queryParameters, connection: connection, watch: watch)
+        guard let kind = schema.kind(of: d.spatialColumn) else { throw FilterSQL.columnNotFound(d.spatialColumn) }
+        var geometryType: String?
+        if d.spatialType == .geo {
+            guard kind == .geometry else {
+                throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) is not a geometry column", code: "invalid_parameter")
+            }
+            let g = try builder.quote(d.spatialColumn)
+            // geography columns work through ::geometry (always SRID 4326).
+            let r = try connection.execute("""
+                SELECT ST_SRID(_src.\(g)::geometry), GeometryType(_src.\(g)::geometry) FROM \(from) AS _src
+                WHERE _src.\(g) IS NOT NULL LIMIT 1
+                """, d.queryParameters, watch: watch)
+            schema.srid = r.rowCount == 1 ? (r.int(0, 0).map { $0 == 0 ? 4326 : $0 } ?? 4326) : 4326
+            geometryType = r.string(0, 1)
+        }
+        _ = try schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
+        var b = builder
+        _ = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: schema, builder: &b)
+        return SourceRecord(id: id, definition: d, schema: schema, geometryType: geometryType)
+    }
+
+    /// Row count: the catalogue estimate for tables (exact when small), the planner's for queries.
+    func rowCount(_ d: SourceDefinition, plan: QueryPlan) throws -> Int {
+        if d.kind != .query {
+            let name = try SQLBuilder(connection: connection).quoteQualified(d.name ?? "")
+            let r = try connection.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)", [name], watch: watch)
+            if let n = r.int(0, 0), n >= 10_000 { return n }
+            return try connection.execute("SELECT count(*) FROM \(name)", watch: watch).int(0, 0) ?? 0
+        }
+        return plan.estimatedRows
+    }
+
+    /// A positive integer that changes when the data behind the source changes: PostgreSQL's per-table
+    /// write counters and file node (which a TRUNCATE or table swap replaces) of every table it reads.
+    func dataVersion(plan: QueryPlan) throws -> Int {
+        let names = plan.relations.map { "\($0.schema).\($0.table)" }
+        let r = try connection.execute("""
+            SELECT string_agg(coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0) || ':' || c.relfilenode, ',' ORDER BY c.oid)
+            FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE (n.nspname || '.' || c.relname) = ANY($1::text[])
+            """, [FilterSQL.arrayLiteral(names)], watch: watch)
+        let digest = Crypto.sha256(Array((r.string(0, 0) ?? "").utf8))
+        return digest.prefix(6).reduce(0) { $0 << 8 | Int($1) } % 1_000_000_000_000 + 1
+    }
+
+    func plan(_ d: SourceDefinition) throws -> QueryPlan {
+        let from = try SourceSQL.from(d, SQLBuilder(connection: connection))
+        return try QueryPlan.explain("SELECT * FROM \(from) AS _src", d.queryParameters, connection: connection, watch: watch)
+    }
+}

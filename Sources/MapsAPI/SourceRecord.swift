@@ -1,0 +1,33 @@
+import HTTPKit
+import Platform
+
+/// A stored source: its definition plus what the handshake learnt (schema, geometry) so tiles need
+/// no extra round trips.
+struct SourceRecord: Sendable {
+    let id: String
+    let definition: SourceDefinition
+    let schema: SourceSchema
+    let geometryType: String?
+
+    var metadata: JSON {
+        ["schema": schema.json, "srid": .int(schema.srid), "geometryType": .optional(geometryType)]
+    }
+
+    init(id: String, definition: SourceDefinition, schema: SourceSchema, geometryType: String?) {
+        self.id = id
+        self.definition = definition
+        self.schema = schema
+        self.geometryType = geometryType
+    }
+
+    init(id: String, definition: SourceDefinition, metadata: JSON) throws {
+        let columns = try (metadata["schema"]?.arrayValue ?? []).map { c -> (String, ColumnKind) in
+            guard let name = c["name"]?.stringValue, let type = c["type"]?.stringValue,
+                  let kind = ColumnKind.allCases.first(where: { $0.schemaType == type }) else { throw JSON.DecodeError() }
+            return (name, kind)
+        }
+        self.init(id: id, definition: definition,
+                  schema: SourceSchema(columns: columns, srid: metadata["srid"]?.intValue ?? 4326),
+                  geometryType: metadata["geometryType"]?.stringValue)
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import HTTPKit
+import Platform
+import Postgres
+
+/// `GET|POST /api/v3/maps/{connection}/{table|query|tileset}`: the handshake, or — with `source=<id>` — the
+/// source's TileJSON (the URL the handshake returned).
+struct SourceRoute: Sendable {
+    let maps: MapsService
+
+    func handle(_ request: HTTPRequest) throws -> HTTPResponse {
+        let principal = try maps.services.auth.authenticate(request, api: "maps")
+        let connection = request.pathParameters["connection"]!
+        let p = try Parameters.from(request, bodyLimit: maps.services.config.maxBodyBytes)
+        if let id = p.string("source"), !id.isEmpty {
+            return try tileJSON(request, principal, connection, id: id, p)
+        }
+        let kindName = request.path.split(separator: "/").last.map(String.init) ?? ""
+        guard let kind = SourceDefinition.Kind(rawValue: kindName) else { throw APIError.notFound() }
+        if kind == .tileset {
+            throw APIError.badRequest("tileset sources are not available yet; use table or query sources", code: "unsupported_source_type")
+        }
+        let definition = try SourceDefinition.parse(kind: kind, connection: connection, p)
+        try SourceAccess.authorize(principal, definition)
+        let id = definition.id(account: principal.accountId)
+        let (record, rows, version) = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db in
+            let inspector = SourceInspector(connection: db, watch: maps.watch(request))
+            let record = try inspector.inspect(definition, id: id)
+            let plan = try inspector.plan(definition)
+            return (record, try inspector.rowCount(definition, plan: plan), try inspector.dataVersion(plan: plan))
+        }
+        try maps.sources.save(record, account: principal.accountId)
+        let tilejson = maps.url("/v3/maps/\(connection)/\(kind.rawValue)",
+                                [("source", id), ("format", "tilejson"), ("cache", String(version))])
+        return .json(["nrows": .int(rows), "schema": record.schema.json, "tilejson": ["url": [.string(tilejson)]]],
+                     headers: [("Cache-Control", "no-store")])
+    }
+
+    func tileJSON(_ request: HTTPRequest, _ principal: Principal, _ connection: String, id: String, _ p: Parameters) throws -> HTTPResponse {
+        let record = try maps.sources.load(id: id, account: principal.accountId)
+        let d = record.definition
+        guard d.connection == connection else { throw APIError.notFound("Source not found", code: "source_not_found") }
+        try SourceAccess.authorize(principal, d)
+        let cache = p.string("cache").flatMap(Int.init) ?? 0
+        let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{z}/{x}/{y}",
+                             [("source", id), ("cache", String(cache)), ("formatTiles", "mvt")])
+        let body = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db in
+            try TileJSONBuilder(connection: db, watch: maps.watch(request), maps: maps).build(record, tiles: tiles)
+        }
+        return .json(body, headers: TileRoute.cacheHeaders(request, maxAge: 1800))
+    }
+}

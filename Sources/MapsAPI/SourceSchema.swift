@@ -1,0 +1,41 @@
+import HTTPKit
+import Platform
+import Postgres
+
+/// The columns of a source as PostgreSQL describes them, plus what tiles need to know about its geometry.
+struct SourceSchema: Sendable {
+    var columns: [(name: String, kind: ColumnKind)]
+    /// SRID of the spatial column (0 when unknown, treated as 4326).
+    var srid: Int = 4326
+
+    func kind(of column: String) -> ColumnKind? { columns.first { $0.name == column }?.kind }
+
+    /// CARTO's `schema` array.
+    var json: JSON { .array(columns.map { ["name": .string($0.name), "type": .string($0.kind.schemaType)] }) }
+
+    /// Describes `SELECT * FROM <from>` without reading rows.
+    static func describe(from: String, parameters: [String?], connection: PGConnection, watch: PGConnection.Watch) throws -> SourceSchema {
+        let oids = try connection.geometryOids()
+        let r = try connection.execute("SELECT * FROM \(from) AS _src LIMIT 0", parameters, watch: watch)
+        return SourceSchema(columns: (0..<r.columnCount).map { (r.columnName($0), ColumnKind.of(oid: r.columnType($0), geometryOids: oids)) })
+    }
+
+    /// Properties carried by tiles: the requested columns (all must exist) or every non-spatial column.
+    func properties(requested: [String]?, spatialColumn: String) throws -> [String] {
+        if let requested {
+            for c in requested where kind(of: c) == nil { throw FilterSQL.columnNotFound(c) }
+            return requested.filter { $0 != spatialColumn }
+        }
+        return columns.filter { $0.kind != .geometry && $0.name != spatialColumn }.map(\.name)
+    }
+}
+
+/// The FROM item of a source: a quoted table name or the query in parentheses.
+enum SourceSQL {
+    static func from(_ d: SourceDefinition, _ b: SQLBuilder) throws -> String {
+        switch d.kind {
+        case .table, .tileset: return try b.quoteQualified(d.name ?? "")
+        case .query: return "(\(d.sql ?? ""))"
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import HTTPKit
+import Platform
+import Postgres
+
+/// TileJSON 3.0.0 for a dynamic source: tiles template, zooms, bounds, center, vector_layers and tilestats.
+struct TileJSONBuilder {
+    let connection: PGConnection
+    let watch: PGConnection.Watch
+    let maps: MapsService
+    static let minzoom = 0
+    static let maxzoom = 20
+    static let layer = "default"
+
+    func build(_ record: SourceRecord, tiles: String) throws -> JSON {
+        let d = record.definition
+        var b = SQLBuilder(connection: connection, parameters: d.queryParameters)
+        let from = try SourceSQL.from(d, b)
+        let g = try b.quote(d.spatialColumn)
+        let properties = try record.schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
+        let numeric = properties.filter { record.schema.kind(of: $0) == .number }.prefix(50)
+        var selects = ["count(*)", "ST_Extent(ST_Transform(ST_SetSRID(_src.\(g)::geometry, \(record.schema.srid)), 4326))::text"]
+        for column in numeric {
+            let c = "_src.\(try b.quote(column))"
+            selects += ["min(\(c))::float8", "max(\(c))::float8", "sum(\(c))::float8", "avg(\(c))::float8"]
+        }
+        var sql = "SELECT \(selects.joined(separator: ", ")) FROM \(from) AS _src"
+        if let condition = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: record.schema, builder: &b) {
+            sql += " WHERE \(condition)"
+        }
+        let r = try connection.execute(sql, b.parameters, watch: watch)
+        let count = r.int(0, 0) ?? 0
+        let bounds = Self.parseBox(r.string(0, 1)) ?? [-180, -85.0511, 180, 85.0511]
+        var attributes: [JSON] = []
+        for (i, column) in numeric.enumerated() {
+            let base = 2 + i * 4
+            attributes.append(["attribute": .string(column), "type": "Number",
+                               "min": r.double(0, base).map(JSON.number) ?? .null, "max": r.double(0, base + 1).map(JSON.number) ?? .null,
+                               "sum": r.double(0, base + 2).map(JSON.number) ?? .null, "avg": r.double(0, base + 3).map(JSON.number) ?? .null])
+        }
+        for column in properties where record.schema.kind(of: column) != .number {
+            let kind = record.schema.kind(of: column)
+            attributes.append(["attribute": .string(column), "type": .string(kind == .boolean ? "Boolean" : kind == .timestamp || kind == .date ? "Timestamp" : "String")])
+        }
+        let fields = JSON.object(Dictionary(uniqueKeysWithValues: properties.map { column -> (String, JSON) in
+            (column, .string(record.schema.kind(of: column) == .number ? "Number" : record.schema.kind(of: column) == .boolean ? "Boolean" : "String"))
+        }))
+        let geometry = Self.tilestatsGeometry(record.geometryType)
+        let center: [Double] = [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, Double(Self.centerZoom(bounds))]
+        return [
+            "tilejson": "3.0.0", "name": .string(d.name ?? "query"), "scheme": "xyz",
+            "tiles": [.string(tiles)], "minzoom": .int(Self.minzoom), "maxzoom": .int(Self.maxzoom),
+            "bounds": .array(bounds.map(JSON.number)), "center": .array(center.map(JSON.number)),
+            "tileResolution": .number(d.tileResolution),
+            "vector_layers": [["id": .string(Self.layer), "fields": fields, "minzoom": .int(Self.minzoom), "maxzoom": .int(Self.maxzoom),
+                               "geometry_type": .string(geometry)]],
+            "tilestats": ["layerCount": 1, "layers": [["layer": .string(Self.layer), "count": .int(count),
+                                                        "attributeCount": .int(attributes.count), "geometry": .string(geometry),
+                                                        "attributes": .array(attributes)]]],
+        ]
+    }
+
+    /// `BOX(w s,e n)` → [w, s, e, n], clamped to Web Mercator's latitude range.
+    static func parseBox(_ text: String?) -> [Double]? {
+        guard let text, text.hasPrefix("BOX("), text.hasSuffix(")") else { return nil }
+        let numbers = text.dropFirst(4).dropLast().split(whereSeparator: { $0 == " " || $0 == "," }).compactMap { Double($0) }
+        guard numbers.count == 4 else { return nil }
+        return [max(-180, numbers[0]), max(-85.0511, numbers[1]), min(180, numbers[2]), min(85.0511, numbers[3])]
+    }
+
+    static func centerZoom(_ b: [Double]) -> Int {
+        let span = max(b[2] - b[0], (b[3] - b[1]) * 2, 1e-9)
+        return max(0, min(16, Int(log2(360 / span))))
+    }
+
+    static func tilestatsGeometry(_ type: String?) -> String {
+        switch (type ?? "").uppercased() {
+        case "POINT", "MULTIPOINT": return "Point"
+        case "LINESTRING", "MULTILINESTRING": return "LineString"
+        case "POLYGON", "MULTIPOLYGON": return "Polygon"
+        default: return "Unknown"
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import HTTPKit
+import Platform
+import Postgres
+
+/// `GET /api/v3/maps/{connection}/{type}/{z}/{x}/{y}?source=<id>&formatTiles=mvt`: a Mapbox Vector Tile
+/// built in PostGIS, or 204 when the tile is empty. Per-tile budgets on features and bytes drop features
+/// deterministically; the statement timeout bounds the time.
+struct TileRoute: Sendable {
+    let maps: MapsService
+    static let maxZoom = 24
+
+    func handle(_ request: HTTPRequest) throws -> HTTPResponse {
+        let (z, x, y) = try Self.coordinates(request.pathParameters)
+        let query = try request.queryParameters()
+        if let format = query["formatTiles"], !format.isEmpty, format != "mvt" {
+            throw APIError.badRequest("formatTiles=\(format) is not supported; use mvt", code: "unsupported_format")
+        }
+        guard let id = query["source"], !id.isEmpty else {
+            throw APIError.badRequest("Missing required parameter: source (use the tiles URL from the TileJSON)", code: "missing_parameter")
+        }
+        let principal = try maps.services.auth.authenticate(request, api: "maps")
+        let connection = request.pathParameters["connection"]!
+        let record = try maps.sources.load(id: id, account: principal.accountId)
+        guard record.definition.connection == connection else { throw APIError.notFound("Source not found", code: "source_not_found") }
+        try SourceAccess.authorize(principal, record.definition)
+
+        let config = maps.services.config
+        let tile = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db -> [UInt8] in
+            let watch = maps.watch(request)
+            let fast = try TileSQL.make(record, connection: db, ordered: false)
+            var cap = config.tileMaxFeatures
+            var (bytes, count) = try Self.run(fast, db, z, x, y, cap: cap + 1, watch)
+            var attempts = 0
+            // Over budget: keep a deterministic subset, shrinking until the bytes fit too.
+            while (count > cap || bytes.count > config.tileMaxBytes) && attempts < 4 {
+                if bytes.count > config.tileMaxBytes {
+                    cap = max(1, min(cap, Int(Double(min(count, cap)) * Double(config.tileMaxBytes) / Double(bytes.count) * 0.9)))
+                }
+                let ordered = try TileSQL.make(record, connection: db, ordered: true)
+                (bytes, count) = try Self.run(ordered, db, z, x, y, cap: cap, watch)
+                attempts += 1
+                if count <= cap && bytes.count <= config.tileMaxBytes { break }
+            }
+            return bytes.count > config.tileMaxBytes ? [] : bytes
+        }
+        var headers = Self.cacheHeaders(request, maxAge: record.definition.kind == .query ? 31_536_000 : 1800)
+        if tile.isEmpty { return .noContent(headers: headers) }
+        headers.append(("Content-Type", "application/vnd.mapbox-vector-tile"))
+        return HTTPResponse(status: 200, headers: headers, body: .bytes(tile))
+    }
+
+    static func run(_ sql: TileSQL, _ db: PGConnection, _ z: Int, _ x: Int, _ y: Int, cap: Int,
+                    _ watch: PGConnection.Watch) throws -> ([UInt8], Int) {
+        let r = try db.execute(sql.text, sql.parameters(z: z, x: x, y: y, cap: cap), watch: watch, prepare: true, binaryResult: true)
+        let count = r.bytes(0, 1).map { $0.reduce(0) { $0 << 8 | Int($1) } } ?? 0  // int8, big-endian in binary
+        return (r.bytes(0, 0) ?? [], count)
+    }
+
+    /// Integers only, 0 ≤ z ≤ 24 and 0 ≤ x, y < 2^z; anything else is a 400 before any query.
+    static func coordinates(_ p: [String: String]) throws -> (Int, Int, Int) {
+        func parse(_ name: String) throws -> Int {
+            guard let text = p[name], text.count <= 9, text.allSatisfy(\.isASCII), text.allSatisfy(\.isNumber), let n = Int(text) else {
+                throw APIError.badRequest("Tile coordinate \(name) must be a non-negative integer", code: "invalid_tile")
+            }
+            return n
+        }
+        let z = try parse("z"), x = try parse("x"), y = try parse("y")
+        guard z <= maxZoom else { throw APIError.badRequest("Zoom must be at most \(maxZoom)", code: "invalid_tile") }
+        guard x < 1 << z, y < 1 << z else { throw APIError.badRequest("Tile x/y out of range for zoom \(z)", code: "invalid_tile") }
+        return (z, x, y)
+    }
+
+    /// Contract §1.6: Maps API responses are cacheable (the URL carries the source id and data version);
+    /// a request's `Cache-Control: max-age` lowers the age (minimum 10 s). Tokens scope data, hence Vary.
+    static func cacheHeaders(_ request: HTTPRequest, maxAge: Int) -> [(String, String)] {
+        var age = maxAge
+        if let cc = request.header("cache-control")?.lowercased() {
+            if cc.contains("no-cache") || cc.contains("no-store") { age = 0 }
+            if let r = cc.range(of: "max-age="), let n = Int(cc[r.upperBound...].prefix { $0.isNumber }) { age = min(age, max(10, n)) }
+        }
+        return [("Cache-Control", age == 0 ? "no-cache" : "private, max-age=\(age)"), ("Vary", "Authorization, Origin")]
+    }
+}

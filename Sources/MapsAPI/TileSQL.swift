@@ -1,0 +1,59 @@
+import HTTPKit
+import Platform
+import Postgres
+
+/// The vector-tile statement of a source. Its text is fixed per source (so it is prepared once per
+/// connection) and z/x/y and the feature cap are its last parameters.
+struct TileSQL: Sendable {
+    let text: String
+    /// Parameters before z, x, y and the cap: the query source's own and the filters' values.
+    let parameters: [String?]
+    let extent: Int
+
+    /// `ordered` picks which features survive a cap deterministically (by a hash of their geometry),
+    /// spread over the tile instead of clustered in scan order.
+    static func make(_ record: SourceRecord, connection: PGConnection, ordered: Bool) throws -> TileSQL {
+        let d = record.definition
+        var b = SQLBuilder(connection: connection, parameters: d.queryParameters)
+        let from = try SourceSQL.from(d, b)
+        let g = "_src.\(try b.quote(d.spatialColumn))"
+        let srid = record.schema.srid
+        let geom = "ST_SetSRID(\(g)::geometry, \(srid))"
+        let mercator = srid == 3857 ? geom : "ST_Transform(\(geom), 3857)"
+        var props: [String] = []
+        for column in try record.schema.properties(requested: d.columns, spatialColumn: d.spatialColumn) {
+            let q = try b.quote(column)
+            switch record.schema.kind(of: column) {
+            case .number?: props.append("_src.\(q)::float8 AS \(q)")
+            case .boolean?: props.append("_src.\(q) AS \(q)")
+            default: props.append("_src.\(q)::text AS \(q)")
+            }
+        }
+        let extent = d.extent
+        let buffer = max(8, extent / 64)
+        var conditions: [String] = []
+        if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: record.schema, builder: &b) {
+            conditions.append(filter)
+        }
+        let n = b.parameters.count
+        let (z, x, y, cap) = ("$\(n + 1)::int", "$\(n + 2)::int", "$\(n + 3)::int", "$\(n + 4)::int")
+        let envelope = "ST_TileEnvelope(\(z), \(x), \(y))"
+        let margin = "ST_TileEnvelope(\(z), \(x), \(y), margin => \(Double(buffer) / Double(extent)))"
+        // The index condition stays on the raw column so a GiST index on it is used.
+        conditions.insert("\(g) && " + (srid == 3857 ? margin : "ST_Transform(\(margin), \(srid))"), at: 0)
+        let text = """
+            SELECT ST_AsMVT(t.*, '\(TileJSONBuilder.layer)', \(extent), 'geom'), count(*) FROM (
+              SELECT ST_AsMVTGeom(\(mercator), \(envelope), \(extent), \(buffer), true) AS geom\(props.isEmpty ? "" : ", " + props.joined(separator: ", "))
+              FROM \(from) AS _src
+              WHERE \(conditions.joined(separator: " AND "))
+              \(ordered ? "ORDER BY md5(ST_AsEWKB(\(geom)))" : "")
+              LIMIT \(cap)
+            ) t WHERE t.geom IS NOT NULL
+            """
+        return TileSQL(text: text, parameters: b.parameters, extent: extent)
+    }
+
+    func parameters(z: Int, x: Int, y: Int, cap: Int) -> [String?] {
+        parameters + [String(z), String(x), String(y), String(cap)]
+    }
+}
