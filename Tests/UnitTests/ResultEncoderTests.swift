@@ -1,5 +1,6 @@
 import HTTPKit
 @testable import SQLAPI
+import Platform
 import XCTest
 
 final class ResultEncoderTests: XCTestCase {
