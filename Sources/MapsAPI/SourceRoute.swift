@@ -17,11 +17,9 @@ struct SourceRoute: Sendable {
         }
         let kindName = request.path.split(separator: "/").last.map(String.init) ?? ""
         guard let kind = SourceDefinition.Kind(rawValue: kindName) else { throw APIError.notFound() }
-        if kind == .tileset {
-            throw APIError.badRequest("tileset sources are not available yet; use table or query sources", code: "unsupported_source_type")
-        }
         let definition = try SourceDefinition.parse(kind: kind, connection: connection, p)
         try SourceAccess.authorize(principal, definition)
+        if kind == .tileset { return try TilesetSource.handshake(definition, principal: principal, maps: maps, request: request) }
         let id = definition.id(account: principal.accountId)
         let (record, rows, version) = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db in
             let inspector = SourceInspector(connection: db, watch: maps.watch(request))
@@ -44,8 +42,12 @@ struct SourceRoute: Sendable {
         let cache = p.string("cache").flatMap(Int.init) ?? 0
         let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{z}/{x}/{y}",
                              [("source", id), ("cache", String(cache)), ("formatTiles", "mvt")])
+        if d.kind == .tileset {
+            let body = try TilesetSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
+            return .json(body, headers: TileRoute.cacheHeaders(request, maxAge: 31_536_000))
+        }
         let body = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db in
-            try TileJSONBuilder(connection: db, watch: maps.watch(request), maps: maps).build(record, tiles: tiles)
+            try TileJSONBuilder(connection: db, watch: maps.watch(request)).build(record, tiles: tiles)
         }
         return .json(body, headers: TileRoute.cacheHeaders(request, maxAge: 1800))
     }

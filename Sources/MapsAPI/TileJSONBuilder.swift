@@ -7,7 +7,6 @@ import Postgres
 struct TileJSONBuilder {
     let connection: PGConnection
     let watch: PGConnection.Watch
-    let maps: MapsService
     static let minzoom = 0
     static let maxzoom = 20
     static let layer = "default"

@@ -28,6 +28,7 @@ struct TileRoute: Sendable {
         let config = maps.services.config
         let tile = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db -> [UInt8] in
             let watch = maps.watch(request)
+            if record.definition.kind == .tileset { return try TilesetSource.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
             let fast = try TileSQL.make(record, connection: db, ordered: false)
             var cap = config.tileMaxFeatures
             var (bytes, count) = try Self.run(fast, db, z, x, y, cap: cap + 1, watch)
@@ -44,7 +45,7 @@ struct TileRoute: Sendable {
             }
             return bytes.count > config.tileMaxBytes ? [] : bytes
         }
-        var headers = Self.cacheHeaders(request, maxAge: record.definition.kind == .query ? 31_536_000 : 1800)
+        var headers = Self.cacheHeaders(request, maxAge: record.definition.kind == .table ? 1800 : 31_536_000)
         if tile.isEmpty { return .noContent(headers: headers) }
         headers.append(("Content-Type", "application/vnd.mapbox-vector-tile"))
         return HTTPResponse(status: 200, headers: headers, body: .bytes(tile))

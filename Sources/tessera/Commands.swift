@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import HTTPKit
+import MapsAPI
 import Metadata
 import Platform
 import Postgres
@@ -34,6 +35,8 @@ func run(_ cli: inout CommandLineArguments) throws {
         try createAdmin(&cli, try config())
     case "tokens":
         try tokens(&cli, try config())
+    case "tileset":
+        try tileset(&cli, try config())
     case "status":
         try cli.finish()
         let c = try PGConnection(try config().databaseURL)
@@ -112,5 +115,37 @@ func tokens(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws {
         print("deleted \(id)")
     default:
         throw CLIError(message: "usage: tessera tokens create|list|delete --email E …", code: 2)
+    }
+}
+
+/// Pre-generates a tileset in a warehouse, printing progress per zoom.
+func tileset(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws {
+    guard cli.positional.dropFirst().first == "create" else {
+        throw CLIError(message: "usage: tessera tileset create --email E --name SCHEMA.TILESET (--table T | --query SQL) …", code: 2)
+    }
+    let email = try cli.require("--email")
+    var options = TilesetBuilder.Options(name: try cli.require("--name"))
+    options.table = cli.take("--table")
+    options.query = cli.take("--query")
+    guard (options.table == nil) != (options.query == nil) else { throw CLIError(message: "give exactly one of --table or --query", code: 2) }
+    let connection = cli.take("--connection") ?? "carto_dw"
+    if let z = cli.take("--minzoom") { options.minzoom = Int(z) ?? -1 }
+    if let z = cli.take("--maxzoom") { options.maxzoom = Int(z) ?? -1 }
+    if let c = cli.take("--spatial-column") { options.spatialColumn = c }
+    if let c = cli.take("--columns") { options.columns = c.split(separator: ",").map(String.init) }
+    try cli.finish()
+    let services = try Services(config: config)
+    guard let user = try AccountStore(services.metadata).userByEmail(email) else { throw CLIError(message: "no user \(email)") }
+    let record = try services.warehouses.connection(account: user.accountId, name: connection)
+    let pool = try services.warehouses.pool(for: record)
+    do {
+        let summary = try pool.withConnection { db in
+            try TilesetBuilder.build(connection: db, options: options) { zoom, done, written in
+                print("zoom \(zoom): \(done) tiles visited, \(written) written")
+            }
+        }
+        print(String(format: "tileset %@: %d tiles, %.1f MB in %.1f s", options.name, summary.tiles, Double(summary.bytes) / 1e6, summary.seconds))
+    } catch let e as APIError {
+        throw CLIError(message: e.message)
     }
 }

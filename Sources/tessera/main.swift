@@ -14,6 +14,8 @@ let usage = """
       tokens create --email E [--connection C] [--source S] [--apis sql,maps] [--expires ISO8601]
       tokens list --email E
       tokens delete --email E --id ID
+      tileset create --email E --name SCHEMA.TILESET (--table T | --query SQL) [--connection carto_dw]
+                     [--minzoom 0] [--maxzoom 10] [--spatial-column geom] [--columns a,b]
       status                                    schema version and counts
     """
 

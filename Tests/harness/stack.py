@@ -301,7 +301,13 @@ class Stack:
         self.env_file = self.root / "tessera.env"
         self.www_root = DEFAULT_WWW
 
+        # A state directory keeps its PostgreSQL port: the stored carto_dw connection points at it.
+        port_file = self.root / "pg-port"
+        if pg_port is None and port_file.is_file() and port_file.read_text().strip().isdigit():
+            pg_port = int(port_file.read_text().strip())
         self.pg_port = pg_port or free_port()
+        self.root.mkdir(parents=True, exist_ok=True)
+        port_file.write_text(f"{self.pg_port}\n")
         self.http_port = http_port or free_port()
         self.tls_port = tls_port or free_port()
 

@@ -1,0 +1,132 @@
+import Foundation
+import HTTPKit
+import Platform
+import Postgres
+
+/// Pre-generates a tileset table `(z, x, y, data)` from a table or query for a zoom range, the way CARTO's
+/// tilesets work: big tables are tiled once, then served as stored bytes. Only children of non-empty
+/// tiles are visited, so the work follows the data. The new table replaces the old one in one transaction.
+public struct TilesetBuilder {
+    public struct Options: Sendable {
+        public var name: String
+        public var table: String?
+        public var query: String?
+        public var spatialColumn = "geom"
+        public var columns: [String]?
+        public var minzoom = 0
+        public var maxzoom = 10
+        public var tileResolution = 1.0
+        public var maxFeatures = 100_000
+
+        public init(name: String) { self.name = name }
+    }
+
+    public struct Summary: Sendable {
+        public let tiles: Int
+        public let bytes: Int
+        public let seconds: Double
+    }
+
+    public static let metadataTable = "tessera_tilesets"
+
+    /// Builds the tileset; `progress(zoom, tilesDone, tilesWritten)` is called as work proceeds.
+    public static func build(connection db: PGConnection, options o: Options,
+                             progress: (Int, Int, Int) -> Void) throws -> Summary {
+        let started = Date()
+        guard (0...20).contains(o.minzoom), (o.minzoom...20).contains(o.maxzoom) else {
+            throw APIError.badRequest("zoom range must be within 0…20 with minzoom ≤ maxzoom")
+        }
+        var d = SourceDefinition(kind: o.query == nil ? .table : .query, connection: "")
+        d.name = o.table
+        d.sql = o.query
+        d.spatialColumn = o.spatialColumn
+        d.columns = o.columns
+        d.tileResolution = o.tileResolution
+        let record = try SourceInspector(connection: db, watch: .none).inspect(d, id: "tileset")
+        let tileSQL = try TileSQL.make(record, connection: db, ordered: true)
+        let n = tileSQL.parameters.count
+        var tilejson = try TileJSONBuilder(connection: db, watch: .none).build(record, tiles: "")
+
+        let b = SQLBuilder(connection: db)
+        let target = try b.quoteQualified(o.name)
+        let parts = Grant.splitName(o.name)
+        let staging = try b.quoteQualified((parts.count > 1 ? parts.dropLast().joined(separator: ".") + "." : "") + "\(parts.last!)__building")
+        try db.execute("DROP TABLE IF EXISTS \(staging)")
+        try db.execute("CREATE TABLE \(staging) (z int NOT NULL, x int NOT NULL, y int NOT NULL, data bytea NOT NULL, PRIMARY KEY (z, x, y))")
+        // Tiles go straight from ST_AsMVT into the table: no bytes travel to the client.
+        let insert = """
+            WITH tile AS (\(tileSQL.text))
+            INSERT INTO \(staging) (z, x, y, data) SELECT $\(n + 1), $\(n + 2), $\(n + 3), st_asmvt FROM tile
+            WHERE length(st_asmvt) > 0 RETURNING length(data)
+            """
+
+        let bounds = tilejson["bounds"]?.arrayValue?.compactMap(\.doubleValue) ?? [-180, -85.0511, 180, 85.0511]
+        var candidates = tiles(covering: bounds, zoom: o.minzoom)
+        var written = 0, bytes = 0, done = 0
+        for z in o.minzoom...o.maxzoom {
+            var nonEmpty: [(Int, Int)] = []
+            for (x, y) in candidates {
+                let r = try db.execute(insert, tileSQL.parameters(z: z, x: x, y: y, cap: o.maxFeatures), prepare: true)
+                done += 1
+                if r.rowCount == 1 {
+                    nonEmpty.append((x, y))
+                    written += 1
+                    bytes += r.int(0, 0) ?? 0
+                }
+                if done % 256 == 0 { progress(z, done, written) }
+            }
+            progress(z, done, written)
+            candidates = []
+            for (x, y) in nonEmpty {
+                for dx in 0...1 { for dy in 0...1 { candidates.append((2 * x + dx, 2 * y + dy)) } }
+            }
+        }
+
+        if case .object(var t) = tilejson {
+            t["minzoom"] = .int(o.minzoom)
+            t["maxzoom"] = .int(o.maxzoom)
+            t["name"] = .string(o.name)
+            t["vector_layers"] = .array((t["vector_layers"]?.arrayValue ?? []).map { layer in
+                guard case .object(var l) = layer else { return layer }
+                l["minzoom"] = .int(o.minzoom)
+                l["maxzoom"] = .int(o.maxzoom)
+                return .object(l)
+            })
+            t["schema"] = record.schema.json
+            t["tiles"] = []
+            tilejson = .object(t)
+        }
+        try db.execute("BEGIN")
+        do {
+            try db.execute("""
+                CREATE TABLE IF NOT EXISTS \(metadataTable) (
+                    name text PRIMARY KEY, tilejson jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())
+                """)
+            try db.execute("DROP TABLE IF EXISTS \(target)")
+            try db.execute("ALTER TABLE \(staging) RENAME TO \(try b.quote(parts.last!))")
+            try db.execute("""
+                INSERT INTO \(metadataTable) (name, tilejson) VALUES ($1, $2::jsonb)
+                ON CONFLICT (name) DO UPDATE SET tilejson = excluded.tilejson, created_at = now()
+                """, [o.name, tilejson.text])
+            try db.execute("COMMIT")
+        } catch {
+            _ = try? db.execute("ROLLBACK")
+            _ = try? db.execute("DROP TABLE IF EXISTS \(staging)")
+            throw error
+        }
+        return Summary(tiles: written, bytes: bytes, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Tiles of `zoom` covering a WGS84 bounding box.
+    static func tiles(covering b: [Double], zoom: Int) -> [(Int, Int)] {
+        let n = Double(1 << zoom)
+        func x(_ lon: Double) -> Int { max(0, min(Int(n) - 1, Int((lon + 180) / 360 * n))) }
+        func y(_ lat: Double) -> Int {
+            let r = max(-85.0511, min(85.0511, lat)) * .pi / 180
+            return max(0, min(Int(n) - 1, Int((1 - log(tan(r) + 1 / cos(r)) / .pi) / 2 * n)))
+        }
+        var out: [(Int, Int)] = []
+        for tx in x(b[0])...x(b[2]) { for ty in y(b[3])...y(b[1]) { out.append((tx, ty)) } }
+        return out
+    }
+}

@@ -1,0 +1,60 @@
+import CryptoSupport
+import Foundation
+import HTTPKit
+import Platform
+import Postgres
+
+/// Serving pre-generated tilesets: the handshake and TileJSON come from the tileset's stored metadata,
+/// tiles are single-row reads by primary key.
+enum TilesetSource {
+    /// The stored TileJSON of a tileset (404 when the name is not a tileset).
+    static func metadata(_ name: String, connection db: PGConnection, watch: PGConnection.Watch) throws -> (tilejson: JSON, version: Int) {
+        let exists = try db.execute("SELECT to_regclass($1) IS NOT NULL", [TilesetBuilder.metadataTable], watch: watch)
+        guard exists.bool(0, 0) == true else { throw notFound(name) }
+        let r = try db.execute("SELECT tilejson::text, extract(epoch FROM created_at)::bigint FROM \(TilesetBuilder.metadataTable) WHERE name = $1",
+                               [name], watch: watch, prepare: true)
+        guard r.rowCount == 1, let text = r.string(0, 0), let json = try? JSON.decode(text) else { throw notFound(name) }
+        return (json, r.int(0, 1) ?? 1)
+    }
+
+    static func notFound(_ name: String) -> APIError {
+        APIError.notFound("Tileset not found: \(name). Create it with `tessera tileset create`.", code: "tileset_not_found")
+    }
+
+    static func handshake(_ d: SourceDefinition, principal: Principal, maps: MapsService, request: HTTPRequest) throws -> HTTPResponse {
+        let (tilejson, version) = try maps.withWarehouse(principal, d.connection, requestId: request.requestId) { db in
+            try metadata(d.name ?? "", connection: db, watch: maps.watch(request))
+        }
+        let schema = tilejson["schema"] ?? []
+        let columns = try (schema.arrayValue ?? []).map { c -> (String, ColumnKind) in
+            guard let name = c["name"]?.stringValue, let kind = ColumnKind.allCases.first(where: { $0.schemaType == c["type"]?.stringValue }) else {
+                throw APIError.internalError("Tileset metadata is damaged")
+            }
+            return (name, kind)
+        }
+        let id = d.id(account: principal.accountId)
+        try maps.sources.save(SourceRecord(id: id, definition: d, schema: SourceSchema(columns: columns), geometryType: nil),
+                              account: principal.accountId)
+        let url = maps.url("/v3/maps/\(d.connection)/tileset", [("source", id), ("format", "tilejson"), ("cache", String(version))])
+        let rows = tilejson["tilestats"]?["layers"]?.arrayValue?.first?["count"]?.intValue ?? 0
+        return .json(["nrows": .int(rows), "schema": schema, "tilejson": ["url": [.string(url)]]], headers: [("Cache-Control", "no-store")])
+    }
+
+    static func tileJSON(_ record: SourceRecord, tiles: String, maps: MapsService, principal: Principal, request: HTTPRequest) throws -> JSON {
+        let (tilejson, _) = try maps.withWarehouse(principal, record.definition.connection, requestId: request.requestId) { db in
+            try metadata(record.definition.name ?? "", connection: db, watch: maps.watch(request))
+        }
+        guard case .object(var t) = tilejson else { return tilejson }
+        t["tiles"] = [.string(tiles)]
+        t["schema"] = nil
+        return .object(t)
+    }
+
+    /// The stored tile, or empty.
+    static func tile(_ record: SourceRecord, z: Int, x: Int, y: Int, connection db: PGConnection, watch: PGConnection.Watch) throws -> [UInt8] {
+        let table = try SQLBuilder(connection: db).quoteQualified(record.definition.name ?? "")
+        let r = try db.execute("SELECT data FROM \(table) WHERE z = $1 AND x = $2 AND y = $3",
+                               [String(z), String(x), String(y)], watch: watch, prepare: true, binaryResult: true)
+        return r.bytes(0, 0) ?? []
+    }
+}
