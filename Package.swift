@@ -33,7 +33,8 @@ let package = Package(
         // Features: never import FastCGI or a C module.
         .target(name: "WorkspaceAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
         .target(name: "SQLAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Observability"]),
-        .target(name: "MapsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
+        .target(name: "MapsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
+                resources: [.copy("warehouse")]),
 
         // Executables: args -> config -> wiring -> serve.
         .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI"]),

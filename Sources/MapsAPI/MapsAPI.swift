@@ -14,10 +14,15 @@ public enum MapsAPI {
             router.get("/api/v3/maps/{connection}/\(type)", sources.handle)
             router.post("/api/v3/maps/{connection}/\(type)", sources.handle)
             router.get("/api/v3/maps/{connection}/\(type)/{z}/{x}/{y}", tiles.handle)
+            router.get("/api/v3/maps/{connection}/\(type)/{i}", tiles.handleCell)
         }
         router.get("/api/v3/stats/{connection}/{attribute}", stats.handle)
         router.post("/api/v3/stats/{connection}/{attribute}", stats.handle)
         router.get("/api/v3/stats/{connection}/{table}/{attribute}", stats.handle)
+        // Widget models (contract §5), under the SQL API path.
+        let models = ModelRoute(maps: maps)
+        router.get("/api/v3/sql/{connection}/model/{model}", models.handle)
+        router.post("/api/v3/sql/{connection}/model/{model}", models.handle)
     }
 }
 

@@ -85,8 +85,11 @@ struct SourceDefinition: Sendable, Equatable {
             guard (0...16).contains(level) else { throw APIError.badRequest("aggregationResLevel must be 0-16", code: "invalid_parameter") }
             d.aggregationResLevel = level
         }
-        if d.spatialType == .quadbin && d.aggregationExp == nil {
-            throw APIError.badRequest("aggregationExp is required for quadbin sources", code: "missing_parameter")
+        if d.spatialType == .quadbin {
+            guard d.aggregationExp != nil else {
+                throw APIError.badRequest("aggregationExp is required for quadbin sources", code: "missing_parameter")
+            }
+            d.aggregationResLevel = d.aggregationResLevel ?? 6
         }
         return d
     }

@@ -15,7 +15,18 @@ struct SourceInspector {
         var schema = try SourceSchema.describe(from: from, parameters: d.queryParameters, connection: connection, watch: watch)
         guard let kind = schema.kind(of: d.spatialColumn) else { throw FilterSQL.columnNotFound(d.spatialColumn) }
         var geometryType: String?
-        if d.spatialType == .geo {
+        var dataResolution: Int?
+        if d.spatialType == .quadbin {
+            guard kind == .number else {
+                throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) must hold quadbin cell ids (bigint)", code: "invalid_parameter")
+            }
+            try Quadbin.requireFunctions(connection, watch: watch)
+            let q = try builder.quote(d.spatialColumn)
+            let r = try connection.execute("""
+                SELECT carto.quadbin_resolution(_src.\(q)::bigint) FROM \(from) AS _src WHERE _src.\(q) IS NOT NULL LIMIT 1
+                """, d.queryParameters, watch: watch)
+            dataResolution = r.int(0, 0) ?? 0
+        } else if d.spatialType == .geo {
             guard kind == .geometry else {
                 throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) is not a geometry column", code: "invalid_parameter")
             }
@@ -31,7 +42,7 @@ struct SourceInspector {
         _ = try schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
         var b = builder
         _ = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: schema, builder: &b)
-        return SourceRecord(id: id, definition: d, schema: schema, geometryType: geometryType)
+        return SourceRecord(id: id, definition: d, schema: schema, geometryType: geometryType, dataResolution: dataResolution)
     }
 
     /// Row count: the catalogue estimate for tables (exact when small), the planner's for queries.

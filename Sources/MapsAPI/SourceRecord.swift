@@ -8,16 +8,20 @@ struct SourceRecord: Sendable {
     let definition: SourceDefinition
     let schema: SourceSchema
     let geometryType: String?
+    /// Resolution of the cells in a quadbin source's column.
+    let dataResolution: Int?
 
     var metadata: JSON {
-        ["schema": schema.json, "srid": .int(schema.srid), "geometryType": .optional(geometryType)]
+        ["schema": schema.json, "srid": .int(schema.srid), "geometryType": .optional(geometryType),
+         "dataResolution": dataResolution.map(JSON.int) ?? .null]
     }
 
-    init(id: String, definition: SourceDefinition, schema: SourceSchema, geometryType: String?) {
+    init(id: String, definition: SourceDefinition, schema: SourceSchema, geometryType: String?, dataResolution: Int? = nil) {
         self.id = id
         self.definition = definition
         self.schema = schema
         self.geometryType = geometryType
+        self.dataResolution = dataResolution
     }
 
     init(id: String, definition: SourceDefinition, metadata: JSON) throws {
@@ -28,6 +32,6 @@ struct SourceRecord: Sendable {
         }
         self.init(id: id, definition: definition,
                   schema: SourceSchema(columns: columns, srid: metadata["srid"]?.intValue ?? 4326),
-                  geometryType: metadata["geometryType"]?.stringValue)
+                  geometryType: metadata["geometryType"]?.stringValue, dataResolution: metadata["dataResolution"]?.intValue)
     }
 }

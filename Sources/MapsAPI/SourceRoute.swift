@@ -40,6 +40,16 @@ struct SourceRoute: Sendable {
         guard d.connection == connection else { throw APIError.notFound("Source not found", code: "source_not_found") }
         try SourceAccess.authorize(principal, d)
         let cache = p.string("cache").flatMap(Int.init) ?? 0
+        if d.spatialType == .quadbin {
+            let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{i}",
+                                 [("source", id), ("cache", String(cache)), ("formatTiles", "json"), ("spatialIndex", "quadbin")])
+            let maxResolution = max(0, (record.dataResolution ?? 0) - (d.aggregationResLevel ?? 6))
+            return .json(["tilejson": "3.0.0", "scheme": "quadbin", "tiles": [.string(tiles)],
+                          "minresolution": 0, "maxresolution": .int(maxResolution), "minzoom": 0, "maxzoom": .int(maxResolution),
+                          "bounds": [-180, .number(-85.0511), 180, .number(85.0511)], "center": [0, 0, 2],
+                          "tilestats": ["layerCount": 1, "layers": [["layer": "default", "geometry": "Polygon", "attributes": []]]]],
+                         headers: TileRoute.cacheHeaders(request, maxAge: 1800))
+        }
         let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{z}/{x}/{y}",
                              [("source", id), ("cache", String(cache)), ("formatTiles", "mvt")])
         if d.kind == .tileset {

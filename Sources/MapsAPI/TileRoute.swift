@@ -10,20 +10,54 @@ struct TileRoute: Sendable {
     let maps: MapsService
     static let maxZoom = 24
 
+    /// `…/{type}/{i}`: a quadbin tile addressed by its cell id, answered as JSON `[{id, properties}]`.
+    func handleCell(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard let (z, x, y) = Quadbin.tile(hex: request.pathParameters["i"] ?? "") else {
+            throw APIError.badRequest("Tile index must be a quadbin cell in hexadecimal", code: "invalid_tile")
+        }
+        let (principal, record) = try source(request)
+        guard record.definition.spatialType == .quadbin, let dataResolution = record.dataResolution else {
+            throw APIError.badRequest("This source is not a quadbin source; use {z}/{x}/{y} tiles", code: "invalid_tile")
+        }
+        let headers = Self.cacheHeaders(request, maxAge: record.definition.kind == .table ? 1800 : 31_536_000)
+        if z > dataResolution { return .noContent(headers: headers) }
+        let resolution = min(z + (record.definition.aggregationResLevel ?? 6), dataResolution)
+        let json = try maps.withWarehouse(principal, record.definition.connection, requestId: request.requestId) { db -> String in
+            let sql = try Quadbin.tileSQL(record, connection: db)
+            let r = try db.execute(sql.text, sql.parameters + [String(z), String(x), String(y), String(resolution), String(dataResolution)],
+                                   watch: maps.watch(request), prepare: true)
+            return r.string(0, 0) ?? "[]"
+        }
+        if json == "[]" { return .noContent(headers: headers) }
+        return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
+    }
+
+    /// The authenticated principal and the authorized source named by `source=`.
+    func source(_ request: HTTPRequest) throws -> (Principal, SourceRecord) {
+        let query = try request.queryParameters()
+        guard let id = query["source"], !id.isEmpty else {
+            throw APIError.badRequest("Missing required parameter: source (use the tiles URL from the TileJSON)", code: "missing_parameter")
+        }
+        let principal = try maps.services.auth.authenticate(request, api: "maps")
+        let record = try maps.sources.load(id: id, account: principal.accountId)
+        guard record.definition.connection == request.pathParameters["connection"] else {
+            throw APIError.notFound("Source not found", code: "source_not_found")
+        }
+        try SourceAccess.authorize(principal, record.definition)
+        return (principal, record)
+    }
+
     func handle(_ request: HTTPRequest) throws -> HTTPResponse {
         let (z, x, y) = try Self.coordinates(request.pathParameters)
         let query = try request.queryParameters()
         if let format = query["formatTiles"], !format.isEmpty, format != "mvt" {
             throw APIError.badRequest("formatTiles=\(format) is not supported; use mvt", code: "unsupported_format")
         }
-        guard let id = query["source"], !id.isEmpty else {
-            throw APIError.badRequest("Missing required parameter: source (use the tiles URL from the TileJSON)", code: "missing_parameter")
+        let (principal, record) = try source(request)
+        let connection = record.definition.connection
+        guard record.definition.spatialType == .geo else {
+            throw APIError.badRequest("Quadbin sources are tiled by cell: use the {i} tiles URL from the TileJSON", code: "invalid_tile")
         }
-        let principal = try maps.services.auth.authenticate(request, api: "maps")
-        let connection = request.pathParameters["connection"]!
-        let record = try maps.sources.load(id: id, account: principal.accountId)
-        guard record.definition.connection == connection else { throw APIError.notFound("Source not found", code: "source_not_found") }
-        try SourceAccess.authorize(principal, record.definition)
 
         let config = maps.services.config
         let tile = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db -> [UInt8] in

@@ -37,6 +37,15 @@ func run(_ cli: inout CommandLineArguments) throws {
         try tokens(&cli, try config())
     case "tileset":
         try tileset(&cli, try config())
+    case "warehouse-migrate":
+        let email = try cli.require("--email")
+        let name = cli.take("--connection") ?? "carto_dw"
+        try cli.finish()
+        let services = try Services(config: try config())
+        guard let user = try AccountStore(services.metadata).userByEmail(email) else { throw CLIError(message: "no user \(email)") }
+        let pool = try services.warehouses.pool(for: try services.warehouses.connection(account: user.accountId, name: name))
+        let applied = try pool.withConnection { try WarehouseMigrations.apply($0) }
+        print("applied to \(name): \(applied.joined(separator: ", "))")
     case "status":
         try cli.finish()
         let c = try PGConnection(try config().databaseURL)
@@ -80,6 +89,8 @@ func createAdmin(_ cli: inout CommandLineArguments, _ config: TesseraConfig) thr
         port: Int(info["port"] ?? "") ?? 5432, database: info["dbname"] ?? "carto_dw", username: info["user"] ?? "carto_dw",
         passwordSealed: sealed, sslmode: info["sslmode"] ?? "prefer")
     print("created connection carto_dw for organisation \(organization)")
+    let warehouse = try PGConnection(config.warehouseURL)
+    print("installed in carto_dw: \(try WarehouseMigrations.apply(warehouse).joined(separator: ", "))")
 }
 
 func tokens(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws {

@@ -16,6 +16,7 @@ let usage = """
       tokens delete --email E --id ID
       tileset create --email E --name SCHEMA.TILESET (--table T | --query SQL) [--connection carto_dw]
                      [--minzoom 0] [--maxzoom 10] [--spatial-column geom] [--columns a,b]
+      warehouse-migrate --email E [--connection carto_dw]   install Tessera's SQL (quadbin functions) in a warehouse
       status                                    schema version and counts
     """
 
