@@ -133,7 +133,10 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
                     let apiError = error as? APIError ?? .internalError()
                     if !(error is APIError) { Log.error("unhandled_error", [("request_id", requestId), ("error", String(describing: error))]) }
                     var failure = HTTPResponse.error(apiError, requestId: requestId)
-                    failure.headers += response.headers.filter { !["content-type", "content-length"].contains($0.0.lowercased()) }
+                    // Keep CORS and the request id; the error decides its own type, length and caching.
+                    failure.headers += response.headers.filter {
+                        !["content-type", "content-length", "cache-control", "vary"].contains($0.0.lowercased())
+                    }
                     base = failure
                     start(status: failure.status, headers: [])
                     if case .bytes(let body) = failure.body { write(body) }

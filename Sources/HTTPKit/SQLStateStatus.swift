@@ -12,6 +12,7 @@ public enum SQLStateStatus {
         "40P01": (409, "deadlock_detected"),
         "42P01": (404, "relation_not_found"),     // undefined_table
         "42703": (400, "column_not_found"),       // undefined_column
+        "08P01": (400, "invalid_parameters"),     // protocol_violation: wrong number of bound parameters
         "57P01": (503, "database_shutdown"),      // admin_shutdown
         "57P02": (503, "database_shutdown"),      // crash_shutdown
         "57P03": (503, "database_starting"),      // cannot_connect_now

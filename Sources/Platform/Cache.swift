@@ -22,10 +22,16 @@ public final class Cache: Sendable {
 
     /// Returns the cached bytes for `key`, or loads, stores (for `ttl` seconds) and returns them.
     /// `nil` from `load` (not found) is not cached, so a newly created object is visible at once.
+    /// Entries carry their write time: after a Redis outage, entries written before it are ignored,
+    /// because an invalidation attempted during the outage (a deleted token) could not reach Redis.
     public func fetch(_ key: String, ttl: Int, load: () throws -> [UInt8]?) rethrows -> [UInt8]? {
-        if let redis, let hit = redis.get(Cache.prefix + key) { return hit }
+        if let redis, let hit = redis.get(Cache.prefix + key), hit.count >= 8 {
+            let written = hit.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            if Double(written) / 1000 > redis.recoveredAt.timeIntervalSince1970 { return Array(hit.dropFirst(8)) }
+        }
         guard let value = try load() else { return nil }
-        redis?.set(Cache.prefix + key, value, ttlSeconds: ttl)
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        redis?.set(Cache.prefix + key, (0..<8).reversed().map { UInt8(truncatingIfNeeded: now >> (UInt64($0) * 8)) } + value, ttlSeconds: ttl)
         return value
     }
 

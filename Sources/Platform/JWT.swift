@@ -28,7 +28,7 @@ public struct JWT: Sendable {
               let headerBytes = Encoding.base64URLDecode(parts[0]),
               case .object(let header)? = try? JSON.decode(headerBytes),
               header["alg"]?.stringValue == "HS256",
-              header["jku"] == nil, header["x5u"] == nil, header["jwk"] == nil, header["crit"] == nil,
+              header["jku"] == nil, header["x5u"] == nil, header["jwk"] == nil, header["crit"] == nil, header["kid"] == nil,
               header["typ"] == nil || header["typ"]?.stringValue?.uppercased() == "JWT",
               let signature = Encoding.base64URLDecode(parts[2])
         else { throw Failure.malformed }

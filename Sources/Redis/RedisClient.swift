@@ -31,6 +31,10 @@ public final class RedisClient: @unchecked Sendable {
     /// Called once per outage with a short reason (for logging).
     public var onFailure: (@Sendable (String) -> Void)?
     private var failing = false
+    private var recovered = Date.distantPast
+    /// When Redis last came back after a failure. Entries written before it may be stale: a delete
+    /// attempted during the outage could not reach Redis.
+    public var recoveredAt: Date { lock.withLock { recovered } }
 
     public init(endpoint: Endpoint) { self.endpoint = endpoint }
 
@@ -57,7 +61,10 @@ public final class RedisClient: @unchecked Sendable {
     private func command(_ args: [String], binary: [UInt8]? = nil, suffix: [String] = []) -> UnsafeMutableRawPointer? {
         lock.lock()
         defer { lock.unlock() }
-        guard let context = connectedContext() else { return nil }
+        guard let context = connectedContext() else {
+            if !failing { failing = true; onFailure?("unreachable") }
+            return nil
+        }
         var parts: [[UInt8]] = args.map { Array($0.utf8) }
         if let binary { parts.append(binary) }
         parts += suffix.map { Array($0.utf8) }
@@ -80,7 +87,10 @@ public final class RedisClient: @unchecked Sendable {
             freeReplyObject(reply)
             return nil
         }
-        if failing { failing = false }
+        if failing {
+            failing = false
+            recovered = Date()
+        }
         return reply
     }
 

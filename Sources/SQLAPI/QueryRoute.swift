@@ -39,16 +39,22 @@ struct QueryRoute: Sendable {
             try APIError.mapping(requestId: requestId) {
                 let connection = try pool.checkout()
                 defer { pool.checkin(connection) }
-                var readOnly = false
+                // Scoped tokens and viewers read only, in a transaction that is rolled back: no writes, and no
+                // session state (set_config, SET) survives into the next request on this pooled connection.
+                var readOnly = principal.role == .viewer
                 if case .granted(let grants) = access {
                     _ = try GrantCheck.authorize(q, parameters: parameters, grants: grants, connection: connection, watch: watch)
-                    try connection.execute("BEGIN READ ONLY")
                     readOnly = true
                 }
+                if readOnly { try connection.execute("BEGIN READ ONLY") }
                 defer { if readOnly, connection.isHealthy { _ = try? connection.execute("ROLLBACK") } }
                 let geometryOids = try connection.geometryOids()
                 var output = QueryOutput(format: format, writer: writer, maxRows: format == .json ? maxRows : nil)
-                let sql = format == .geojson ? "SELECT ST_AsGeoJSON(t.*)::text AS feature FROM (\(q)) AS t" : q
+                // PostGIS writes a NULL geometry as {"type": null}; RFC 7946 wants null. Inside JSON string
+                // values quotes are escaped, so this exact text can only be the geometry member.
+                let sql = format == .geojson
+                    ? "SELECT replace(ST_AsGeoJSON(t.*)::text, '\"geometry\": {\"type\": null}', '\"geometry\": null') AS feature FROM (\(q)) AS t"
+                    : q
                 var command = ""
                 try Self.run(connection, sql, parameters, watch: watch) { result in
                     if output.encoder == nil {
@@ -59,10 +65,15 @@ struct QueryRoute: Sendable {
                     if !result.isSingleRow { command = result.commandStatus }
                     return output.rows(result)
                 }
-                if !(command.hasPrefix("SELECT") || command.isEmpty || readOnly) {
-                    // SET, PREPARE, LISTEN, temp tables…: never let one request's session state reach the next.
-                    try connection.execute("DISCARD ALL")
-                    connection.forgetPrepared()
+                if !readOnly {
+                    // Never let one request's session state reach the next: SET, PREPARE, LISTEN and temp tables
+                    // need DISCARD ALL; a SELECT can still call set_config() or take advisory locks.
+                    if command.hasPrefix("SELECT") || command.isEmpty {
+                        try connection.executeScript("RESET ALL; SELECT pg_advisory_unlock_all()")
+                    } else {
+                        try connection.execute("DISCARD ALL")
+                        connection.forgetPrepared()
+                    }
                 }
                 output.finish(command: command)
             }

@@ -130,3 +130,124 @@ def pytest_runtest_makereport(item, call):
         if isinstance(value, Stack) and id(value) not in seen:
             seen.add(id(value))
             report.sections.append((f"stack logs ({value.root})", value.log_report(30)))
+
+
+# ============================================================================================
+# Fixtures of the API suites (test_sql_api, test_auth, test_tokens_api, test_connections_api,
+# test_accounts, test_bad_input, test_resilience, test_sql_limits). Helpers live in helpers.py.
+#
+#   api           an HTTP client for the session stack
+#   admin         the stack's admin, signed in once: .session (cookie + CSRF) and .token (OAuth)
+#   dw            small deterministic fixture tables in the carto_dw warehouse (see DW_FIXTURE)
+#   make_token    factory: API Access Tokens created through the Tokens API by the admin
+#   full_token    an API token with source `*` on carto_dw, created with the CLI
+#   other_org     the admin of a second organisation (created with `tessera create-admin`)
+#   limits_stack  an extra stack with a 1 s statement timeout and a 50-row JSON cap (also used where a
+#                 test would disturb the session stack, e.g. exhausting the login rate limits)
+#
+# nginx limits logins to 10/min (burst 20) per IP, and every test talks from 127.0.0.1: sign in
+# sparingly and prefer the OAuth token of `admin`.
+
+import helpers as _h  # noqa: E402
+
+DW_FIXTURE = """
+DROP SCHEMA IF EXISTS e2e_s CASCADE;
+DROP TABLE IF EXISTS public.e2e_places, public.e2e_secret, public.e2e_writable;
+CREATE TABLE public.e2e_places (
+    cartodb_id integer PRIMARY KEY,
+    name text,
+    population integer,
+    geom geometry(Point, 4326)
+);
+INSERT INTO public.e2e_places VALUES
+    (1, 'Alpha', 100, ST_SetSRID(ST_MakePoint(1, 2), 4326)),
+    (2, 'Beta, "the second"', 200, ST_SetSRID(ST_MakePoint(3.5, -4.25), 4326)),
+    (3, 'Gamma', 300, ST_SetSRID(ST_MakePoint(-70.5, 40), 4326)),
+    (4, 'Delta', NULL, ST_SetSRID(ST_MakePoint(0, 0), 4326));
+CREATE TABLE public.e2e_secret (id integer, secret text);
+INSERT INTO public.e2e_secret VALUES (1, 'the-secret-value');
+CREATE TABLE public.e2e_writable (id integer, v text);
+CREATE SCHEMA e2e_s;
+CREATE TABLE e2e_s.t1 (a integer);
+CREATE TABLE e2e_s.t2 (b integer);
+INSERT INTO e2e_s.t1 VALUES (1), (2);
+INSERT INTO e2e_s.t2 VALUES (10);
+"""
+
+
+class DW:
+    places = "public.e2e_places"
+    secret = "public.e2e_secret"
+    writable = "public.e2e_writable"
+    places_rows = 4
+
+    def __init__(self, stack):
+        self.stack = stack
+
+    def sql(self, text: str) -> str:
+        return _h.warehouse(self.stack, text)
+
+    def fingerprint(self) -> str:
+        """Everything a write could change, for before/after comparisons."""
+        return self.sql(
+            "SELECT (SELECT md5(string_agg(t::text, '|' ORDER BY cartodb_id)) FROM public.e2e_places t) || ':' || "
+            "(SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM public.e2e_secret t) || ':' || "
+            "(SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema'))")
+
+
+@pytest.fixture(scope="session")
+def api(stack):
+    return _h.Api(stack)
+
+
+@pytest.fixture(scope="session")
+def admin(stack, api):
+    return _h.signed_in_user(api, stack.admin_email, stack.admin_password, "e2e-admin")
+
+
+@pytest.fixture(scope="session")
+def dw(stack):
+    _h.warehouse(stack, DW_FIXTURE)
+    return DW(stack)
+
+
+@pytest.fixture(scope="session")
+def make_token(api, admin, dw):
+    """make_token(["public.e2e_places"], allowed_apis=[...], referers=[...], expiration_date=...) -> body.
+    Sources are on carto_dw unless a (connection, source) tuple is given."""
+
+    def make(sources, **fields):
+        grants = []
+        for s in sources:
+            conn, source = s if isinstance(s, tuple) else ("carto_dw", s)
+            grants.append({"connection_name": conn, "source": source})
+        r = api.post("/api/v3/tokens", json_body={"grants": grants, **fields}, token=admin.token)
+        assert r.status == 201, r
+        return r.json()
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def full_token(stack, dw):
+    out = stack.tessera("tokens", "create", "--email", stack.admin_email, "--connection", "carto_dw",
+                        "--source", "*", "--apis", "sql,maps")
+    return out.strip().splitlines()[-1].strip()
+
+
+@pytest.fixture(scope="session")
+def other_org(stack, api):
+    email, password = "other-admin@example.org", "other-org-" + os.urandom(8).hex()
+    stack.tessera("create-admin", "--email", email, "--password", password, "--organization", "Other")
+    return _h.signed_in_user(api, email, password, "e2e-other")
+
+
+@pytest.fixture(scope="session")
+def limits_stack(request, stack):
+    # Depends on `stack` only to share its skip/fail policy when the Swift executables are missing.
+    s = _h.boot_stack("limits", {"TESSERA_SQL_STATEMENT_TIMEOUT_MS": "1000", "TESSERA_SQL_MAX_ROWS": "50"})
+    s.tessera = lambda *args: _h.tessera(s, *args).stdout
+    try:
+        yield s
+    finally:
+        _h.finish_stack(s, keep=bool(request.session.testsfailed))
