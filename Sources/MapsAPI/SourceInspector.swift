@@ -16,6 +16,7 @@ struct SourceInspector {
         guard let kind = schema.kind(of: d.spatialColumn) else { throw FilterSQL.columnNotFound(d.spatialColumn) }
         var geometryType: String?
         var dataResolution: Int?
+        var extent: [Double]?
         if d.spatialType == .quadbin {
             guard kind == .number else {
                 throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) must hold quadbin cell ids (bigint)", code: "invalid_parameter")
@@ -37,12 +38,43 @@ struct SourceInspector {
                 WHERE _src.\(g) IS NOT NULL LIMIT 1
                 """, d.queryParameters, watch: watch)
             schema.srid = r.rowCount == 1 ? (r.int(0, 0).map { $0 == 0 ? 4326 : $0 } ?? 4326) : 4326
-            geometryType = r.string(0, 1)
+            geometryType = r.rowCount == 1 ? r.string(0, 1) : nil
+            extent = try mercatorExtent(d, from: from, column: g, srid: schema.srid)
         }
         _ = try schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
         var b = builder
         _ = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: schema, builder: &b)
-        return SourceRecord(id: id, definition: d, schema: schema, geometryType: geometryType, dataResolution: dataResolution)
+        return SourceRecord(id: id, definition: d, schema: schema, geometryType: geometryType, dataResolution: dataResolution,
+                            extent: extent)
+    }
+
+    /// The data's bounding box in Web Mercator: tiles outside it are empty without a query, and tile boxes
+    /// are clipped to it before they are transformed into the source's SRID (a tile far from a UTM zone
+    /// cannot be transformed into it). Tables use the planner's estimate; queries (or tables without
+    /// statistics) are measured.
+    func mercatorExtent(_ d: SourceDefinition, from: String, column g: String, srid: Int) throws -> [Double]? {
+        var box: String?
+        if d.kind == .table, let name = d.name {
+            var parts = Grant.splitName(name)
+            if parts.count == 3 { parts.removeFirst() }
+            let (schema, table) = parts.count == 2 ? (parts[0], parts[1]) : ("public", parts[0])
+            let column = String(d.spatialColumn)
+            box = try? connection.execute("SELECT ST_EstimatedExtent($1, $2, $3)::text", [schema, table, column], watch: watch).string(0, 0)
+        }
+        if box == nil {
+            box = try connection.execute("SELECT ST_Extent(_src.\(g)::geometry)::text FROM \(from) AS _src",
+                                         d.queryParameters, watch: watch).string(0, 0)
+        }
+        guard let native = TileJSONBuilder.parseBox(box, clamp: false) else { return nil }
+        // Latitudes beyond Web Mercator's range cannot be transformed; clamp geographic boxes first.
+        let geographic = srid == 4326
+        let r = try connection.execute("""
+            SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+            FROM (SELECT ST_Transform(ST_MakeEnvelope($1, $2, $3, $4, $5::int), 3857)::box2d AS b) t
+            """, [String(native[0]), String(geographic ? max(native[1], -85.0511) : native[1]), String(native[2]),
+                  String(geographic ? min(native[3], 85.0511) : native[3]), String(srid)], watch: watch)
+        guard let xmin = r.double(0, 0), let ymin = r.double(0, 1), let xmax = r.double(0, 2), let ymax = r.double(0, 3) else { return nil }
+        return [xmin, ymin, xmax, ymax]
     }
 
     /// Row count: the catalogue estimate for tables (exact when small), the planner's for queries.

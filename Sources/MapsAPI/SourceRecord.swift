@@ -10,18 +10,22 @@ struct SourceRecord: Sendable {
     let geometryType: String?
     /// Resolution of the cells in a quadbin source's column.
     let dataResolution: Int?
+    /// The data's bounding box in EPSG:3857 [xmin, ymin, xmax, ymax], when known.
+    let extent: [Double]?
 
     var metadata: JSON {
         ["schema": schema.json, "srid": .int(schema.srid), "geometryType": .optional(geometryType),
-         "dataResolution": dataResolution.map(JSON.int) ?? .null]
+         "dataResolution": dataResolution.map(JSON.int) ?? .null, "extent": extent.map { .array($0.map(JSON.number)) } ?? .null]
     }
 
-    init(id: String, definition: SourceDefinition, schema: SourceSchema, geometryType: String?, dataResolution: Int? = nil) {
+    init(id: String, definition: SourceDefinition, schema: SourceSchema, geometryType: String?, dataResolution: Int? = nil,
+         extent: [Double]? = nil) {
         self.id = id
         self.definition = definition
         self.schema = schema
         self.geometryType = geometryType
         self.dataResolution = dataResolution
+        self.extent = extent
     }
 
     init(id: String, definition: SourceDefinition, metadata: JSON) throws {
@@ -32,6 +36,8 @@ struct SourceRecord: Sendable {
         }
         self.init(id: id, definition: definition,
                   schema: SourceSchema(columns: columns, srid: metadata["srid"]?.intValue ?? 4326),
-                  geometryType: metadata["geometryType"]?.stringValue, dataResolution: metadata["dataResolution"]?.intValue)
+                  geometryType: metadata["geometryType"]?.stringValue, dataResolution: metadata["dataResolution"]?.intValue,
+                  extent: metadata["extent"]?.arrayValue?.compactMap(\.doubleValue).count == 4
+                      ? metadata["extent"]!.arrayValue!.compactMap(\.doubleValue) : nil)
     }
 }

@@ -35,7 +35,12 @@ enum SourceSQL {
     static func from(_ d: SourceDefinition, _ b: SQLBuilder) throws -> String {
         switch d.kind {
         case .table, .tileset: return try b.quoteQualified(d.name ?? "")
-        case .query: return "(\(d.sql ?? ""))"
+        case .query:
+            // A trailing semicolon ends a statement, but the query becomes a subquery here.
+            var sql = Substring(d.sql ?? "")
+            while let last = sql.last, last == ";" || last.isWhitespace { sql = sql.dropLast() }
+            // Newlines keep a trailing `--` comment from swallowing the closing parenthesis.
+            return "(\n\(sql)\n)"
         }
     }
 }

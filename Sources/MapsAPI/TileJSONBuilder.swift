@@ -60,10 +60,11 @@ struct TileJSONBuilder {
     }
 
     /// `BOX(w s,e n)` → [w, s, e, n], clamped to Web Mercator's latitude range.
-    static func parseBox(_ text: String?) -> [Double]? {
+    static func parseBox(_ text: String?, clamp: Bool = true) -> [Double]? {
         guard let text, text.hasPrefix("BOX("), text.hasSuffix(")") else { return nil }
         let numbers = text.dropFirst(4).dropLast().split(whereSeparator: { $0 == " " || $0 == "," }).compactMap { Double($0) }
         guard numbers.count == 4 else { return nil }
+        guard clamp else { return numbers }
         return [max(-180, numbers[0]), max(-85.0511, numbers[1]), min(180, numbers[2]), min(85.0511, numbers[3])]
     }
 

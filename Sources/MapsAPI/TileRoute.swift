@@ -87,7 +87,8 @@ struct TileRoute: Sendable {
 
     static func run(_ sql: TileSQL, _ db: PGConnection, _ z: Int, _ x: Int, _ y: Int, cap: Int,
                     _ watch: PGConnection.Watch) throws -> ([UInt8], Int) {
-        let r = try db.execute(sql.text, sql.parameters(z: z, x: x, y: y, cap: cap), watch: watch, prepare: true, binaryResult: true)
+        guard let parameters = sql.parameters(z: z, x: x, y: y, cap: cap) else { return ([], 0) }
+        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true)
         let count = r.bytes(0, 1).map { $0.reduce(0) { $0 << 8 | Int($1) } } ?? 0  // int8, big-endian in binary
         return (r.bytes(0, 0) ?? [], count)
     }

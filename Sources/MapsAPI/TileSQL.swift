@@ -9,6 +9,10 @@ struct TileSQL: Sendable {
     /// Parameters before z, x, y and the cap: the query source's own and the filters' values.
     let parameters: [String?]
     let extent: Int
+    let buffer: Int
+    /// The data's box in EPSG:3857, when known.
+    let dataExtent: [Double]?
+    let srid: Int
 
     /// `ordered` picks which features survive a cap deterministically (by a hash of their geometry),
     /// spread over the tile instead of clustered in scan order.
@@ -38,9 +42,10 @@ struct TileSQL: Sendable {
         let n = b.parameters.count
         let (z, x, y, cap) = ("$\(n + 1)::int", "$\(n + 2)::int", "$\(n + 3)::int", "$\(n + 4)::int")
         let envelope = "ST_TileEnvelope(\(z), \(x), \(y))"
-        let margin = "ST_TileEnvelope(\(z), \(x), \(y), margin => \(Double(buffer) / Double(extent)))"
-        // The index condition stays on the raw column so a GiST index on it is used.
-        conditions.insert("\(g) && " + (srid == 3857 ? margin : "ST_Transform(\(margin), \(srid))"), at: 0)
+        // The search box (tile + buffer, clipped to the world and the data) comes in Web Mercator as
+        // parameters; the index condition stays on the raw column so a GiST index on it is used.
+        let box = "ST_MakeEnvelope($\(n + 5)::float8, $\(n + 6)::float8, $\(n + 7)::float8, $\(n + 8)::float8, 3857)"
+        conditions.insert("\(g) && " + (srid == 3857 ? box : "ST_Transform(\(box), \(srid))"), at: 0)
         let text = """
             SELECT ST_AsMVT(t.*, '\(TileJSONBuilder.layer)', \(extent), 'geom'), count(*) FROM (
               SELECT ST_AsMVTGeom(\(mercator), \(envelope), \(extent), \(buffer), true) AS geom\(props.isEmpty ? "" : ", " + props.joined(separator: ", "))
@@ -50,10 +55,27 @@ struct TileSQL: Sendable {
               LIMIT \(cap)
             ) t WHERE t.geom IS NOT NULL
             """
-        return TileSQL(text: text, parameters: b.parameters, extent: extent)
+        return TileSQL(text: text, parameters: b.parameters, extent: extent, buffer: buffer, dataExtent: record.extent, srid: srid)
     }
 
-    func parameters(z: Int, x: Int, y: Int, cap: Int) -> [String?] {
-        parameters + [String(z), String(x), String(y), String(cap)]
+    static let worldHalf = 20037508.342789244
+
+    /// The tile's box with its buffer in EPSG:3857, clipped to the world and to the data; nil when the
+    /// tile holds no data at all.
+    func searchBox(z: Int, x: Int, y: Int) -> [Double]? {
+        let size = 2 * Self.worldHalf / Double(1 << z)
+        let margin = size * Double(buffer) / Double(extent)
+        var box = [-Self.worldHalf + Double(x) * size - margin, Self.worldHalf - Double(y + 1) * size - margin,
+                   -Self.worldHalf + Double(x + 1) * size + margin, Self.worldHalf - Double(y) * size + margin]
+        let clip = dataExtent ?? [-Self.worldHalf, -Self.worldHalf, Self.worldHalf, Self.worldHalf]
+        box = [max(box[0], clip[0], -Self.worldHalf), max(box[1], clip[1], -Self.worldHalf),
+               min(box[2], clip[2], Self.worldHalf), min(box[3], clip[3], Self.worldHalf)]
+        return box[0] <= box[2] && box[1] <= box[3] ? box : nil
+    }
+
+    /// Bound values for one tile; nil when the tile is certainly empty.
+    func parameters(z: Int, x: Int, y: Int, cap: Int) -> [String?]? {
+        guard let box = searchBox(z: z, x: x, y: y) else { return nil }
+        return parameters + [String(z), String(x), String(y), String(cap)] + box.map { String($0) }
     }
 }

@@ -66,8 +66,9 @@ public struct TilesetBuilder {
         for z in o.minzoom...o.maxzoom {
             var nonEmpty: [(Int, Int)] = []
             for (x, y) in candidates {
-                let r = try db.execute(insert, tileSQL.parameters(z: z, x: x, y: y, cap: o.maxFeatures), prepare: true)
                 done += 1
+                guard let parameters = tileSQL.parameters(z: z, x: x, y: y, cap: o.maxFeatures) else { continue }
+                let r = try db.execute(insert, parameters, prepare: true)
                 if r.rowCount == 1 {
                     nonEmpty.append((x, y))
                     written += 1
