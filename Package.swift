@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "HTTPKit", dependencies: ["Observability"]),
         .target(name: "FastCGI", dependencies: ["CFastCGI", "HTTPKit", "Observability"]),
         .target(name: "Metadata", dependencies: ["Postgres", "Observability"], resources: [.copy("migrations")]),
+        .target(name: "Jobs", dependencies: ["Postgres", "HTTPKit", "Observability"]),
         .target(name: "Platform", dependencies: ["Postgres", "Redis", "CryptoSupport", "HTTPKit", "Config", "Metadata", "Observability"]),
 
         // Features: never import FastCGI or a C module.
@@ -42,6 +43,6 @@ let package = Package(
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
         .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit"]),
     ]
 )

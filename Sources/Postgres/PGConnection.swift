@@ -230,3 +230,28 @@ extension PGConnection {
         return result
     }
 }
+
+extension PGConnection {
+    /// Waits up to `timeout` seconds for NOTIFY messages on channels this connection LISTENs to and
+    /// returns their payloads. Throws when the connection is lost (the caller reconnects and re-LISTENs).
+    public func waitForNotifications(timeout: Double) throws -> [String] {
+        guard let handle else { throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true) }
+        var payloads: [String] = []
+        func drain() {
+            while let n = PQnotifies(handle) {
+                payloads.append(String(cString: n.pointee.extra))
+                PQfreemem(n)
+            }
+        }
+        drain()
+        if !payloads.isEmpty { return payloads }
+        var pfd = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        if poll(&pfd, 1, Int32(timeout * 1000)) > 0 {
+            if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK {
+                throw PGError.from(result: nil, connection: handle)
+            }
+            drain()
+        }
+        return payloads
+    }
+}

@@ -13,3 +13,29 @@ enum IntegrationEnvironment {
         return value
     }
 }
+
+import Metadata
+import Postgres
+
+/// A fresh, migrated metadata database per test class, dropped afterwards.
+final class TestDatabase {
+    let name: String
+    let conninfo: String
+    private let admin: PGConnection
+
+    init() throws {
+        let superuser = try IntegrationEnvironment.require(IntegrationEnvironment.superuserDSN, "STACK_SUPERUSER_DSN")
+        admin = try PGConnection(superuser)
+        name = "it_\(UInt32.random(in: 0...UInt32.max))"
+        try admin.execute("CREATE DATABASE \(try admin.quoteIdentifier(name))")
+        var info = PGConnection.parseConninfo(superuser)!
+        info["dbname"] = name
+        conninfo = info.map { "\($0.key)='\($0.value)'" }.joined(separator: " ")
+        try Migrator().migrate(try PGConnection(conninfo))
+    }
+
+    func drop() {
+        _ = try? admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [name])
+        _ = try? admin.execute("DROP DATABASE IF EXISTS \(try admin.quoteIdentifier(name))")
+    }
+}

@@ -1,0 +1,274 @@
+import Foundation
+import HTTPKit
+import Observability
+import Postgres
+
+/// What a job handler gets besides the job: progress reporting and cancellation.
+public final class JobContext: @unchecked Sendable {
+    public let job: Job
+    private let lock = NSLock()
+    private var cancelled = false
+    private var latestProgress: JSON?
+
+    init(job: Job) { self.job = job }
+
+    /// True once the job was cancelled, its lease lost, or the worker is shutting down past its grace:
+    /// handlers check it between units of work and stop.
+    public var isCancelled: Bool { lock.withLock { cancelled } }
+    func cancel() { lock.withLock { cancelled = true } }
+
+    /// Stored with the next heartbeat (so progress costs no extra writes).
+    public func report(progress: JSON) { lock.withLock { latestProgress = progress } }
+    func takeProgress() -> JSON? { lock.withLock { defer { latestProgress = nil }; return latestProgress } }
+}
+
+/// A job failure that retrying cannot fix (bad input): the job is discarded at once with this message.
+public struct PermanentJobError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Runs a queue's jobs: `concurrency` threads claim with SKIP LOCKED, woken by LISTEN/NOTIFY and by a
+/// poll interval (notifications are only hints). A lease is renewed by heartbeats; expired leases are
+/// rescued and old jobs pruned. SIGTERM stops claiming, lets running jobs finish within `softStop`,
+/// then releases what is left so it runs again at once elsewhere.
+public final class Worker: @unchecked Sendable {
+    public typealias Handler = @Sendable (Job, JobContext) throws -> JSON?
+
+    public struct Options: Sendable {
+        public var queue: String
+        public var concurrency = 2
+        public var leaseSeconds = 30
+        public var pollInterval = 1.0
+        public var softStop = 20.0
+        public var rescueInterval = 15.0
+        public var pruneInterval = 3600.0
+        public init(queue: String) { self.queue = queue }
+    }
+
+    let queue: JobQueue
+    let conninfo: String
+    let options: Options
+    let handler: Handler
+    let name: String
+    private let wake = NSCondition()
+    private var pending = 0
+    private let state = NSLock()
+    private var stopping = false
+    private var running: [Int64: JobContext] = [:]
+    private var threads = 0
+
+    public init(queue: JobQueue, conninfo: String, options: Options, handler: @escaping Handler) {
+        self.queue = queue
+        self.conninfo = conninfo
+        self.options = options
+        self.handler = handler
+        name = "\(ProcessInfo.processInfo.hostName):\(getpid())"
+    }
+
+    /// Serves until `stop()`; returns when every worker thread has finished.
+    public func run() {
+        start(Thread { [self] in listenLoop() })
+        start(Thread { [self] in maintenanceLoop() })
+        for _ in 0..<options.concurrency { start(Thread { [self] in workLoop() }) }
+        Log.info("worker_started", [("queue", options.queue), ("concurrency", options.concurrency), ("worker", name)])
+        while state.withLock({ threads }) > 0 { usleep(50_000) }
+        Log.info("worker_stopped", [("queue", options.queue)])
+    }
+
+    private func start(_ thread: Thread) {
+        state.withLock { threads += 1 }
+        thread.stackSize = 2 << 20
+        thread.start()
+    }
+
+    private func finished() { state.withLock { threads -= 1 } }
+
+    /// Begins a graceful stop (call from the signal handler thread).
+    public func stop() {
+        state.withLock { stopping = true }
+        wake.lock(); wake.broadcast(); wake.unlock()
+        let deadline = Date().addingTimeInterval(options.softStop)
+        Thread { [self] in
+            while Date() < deadline, state.withLock({ !running.isEmpty }) { usleep(100_000) }
+            // Past the grace period: ask handlers to stop; their jobs are released (not failed).
+            for context in state.withLock({ Array(running.values) }) { context.cancel() }
+        }.start()
+    }
+
+    var isStopping: Bool { state.withLock { stopping } }
+
+    private func notify() {
+        wake.lock()
+        pending += 1
+        wake.broadcast()
+        wake.unlock()
+    }
+
+    // MARK: loops
+
+    private func workLoop() {
+        defer { finished() }
+        while !isStopping {
+            let jobs: [Job]
+            do {
+                jobs = try queue.claim(queue: options.queue, worker: name, leaseSeconds: options.leaseSeconds)
+            } catch {
+                Log.warning("claim_failed", [("queue", options.queue), ("error", String(describing: error))])
+                sleepUntilWoken(options.pollInterval)
+                continue
+            }
+            guard let job = jobs.first else {
+                sleepUntilWoken(options.pollInterval)
+                continue
+            }
+            execute(job)
+        }
+    }
+
+    private func sleepUntilWoken(_ seconds: Double) {
+        wake.lock()
+        if pending == 0 && !isStopping { _ = wake.wait(until: Date().addingTimeInterval(seconds)) }
+        if pending > 0 { pending -= 1 }
+        wake.unlock()
+    }
+
+    private func execute(_ job: Job) {
+        let context = JobContext(job: job)
+        state.withLock { running[job.id] = context }
+        defer { _ = state.withLock { running.removeValue(forKey: job.id) } }
+        let started = Date()
+        Log.info("job_started", [("queue", job.queue), ("job", job.id), ("kind", job.kind), ("attempt", job.attempt)])
+        let heartbeat = Heartbeat(queue: queue, job: job, context: context, leaseSeconds: options.leaseSeconds)
+        heartbeat.start()
+        var outcome: Result<JSON?, Error>
+        do { outcome = .success(try handler(job, context)) } catch { outcome = .failure(error) }
+        heartbeat.stop()
+        do {
+            switch outcome {
+            case .success(let result) where !context.isCancelled:
+                // Handlers that commit their side effect together with completion return nil after doing so.
+                if let result { _ = try queue.complete(job, result: result) } else if try queue.find(id: job.id)?.state == "running" {
+                    _ = try queue.complete(job)
+                }
+                Log.info("job_completed", [("job", job.id), ("ms", Int(Date().timeIntervalSince(started) * 1000))])
+            case _ where context.isCancelled:
+                if isStopping && !heartbeat.cancelRequested {
+                    try queue.release(job)
+                    Log.info("job_released", [("job", job.id)])
+                } else {
+                    try queue.acknowledgeCancel(job)
+                    Log.info("job_cancelled", [("job", job.id)])
+                }
+            case .failure(let error):
+                let permanent = error is PermanentJobError
+                let message = (error as? PermanentJobError)?.message ?? (error as? APIError)?.message ?? String(describing: error)
+                let state = try queue.fail(job, error: message, permanent: permanent)
+                Log.warning("job_failed", [("job", job.id), ("state", state), ("error", message)])
+            default:
+                break
+            }
+        } catch {
+            // The lease will expire and the rescuer will make the job runnable again.
+            Log.error("job_bookkeeping_failed", [("job", job.id), ("error", String(describing: error))])
+        }
+    }
+
+    /// Holds a LISTEN connection; reconnects with capped backoff and wakes the workers after every
+    /// (re)connect so jobs enqueued during the gap are picked up.
+    private func listenLoop() {
+        defer { finished() }
+        var backoff = 0.1
+        while !isStopping {
+            do {
+                let connection = try PGConnection(conninfo)
+                try connection.execute("LISTEN \(try connection.quoteIdentifier(JobQueue.channel(options.queue)))")
+                backoff = 0.1
+                notify()
+                var lastPing = Date()
+                while !isStopping {
+                    let payloads = try connection.waitForNotifications(timeout: 0.5)
+                    for _ in payloads { notify() }
+                    if Date().timeIntervalSince(lastPing) > 5 {
+                        // A half-open connection only shows itself when used.
+                        try connection.execute("SELECT 1")
+                        lastPing = Date()
+                    }
+                }
+            } catch {
+                Log.warning("listen_failed", [("queue", options.queue), ("error", String(describing: error)), ("retry_in", backoff)])
+                Thread.sleep(forTimeInterval: backoff)
+                backoff = min(backoff * 2, 5)
+            }
+        }
+    }
+
+    private func maintenanceLoop() {
+        defer { finished() }
+        var lastRescue = Date.distantPast, lastPrune = Date.distantPast
+        while !isStopping {
+            do {
+                if Date().timeIntervalSince(lastRescue) >= options.rescueInterval {
+                    let rescued = try queue.rescueExpired()
+                    if rescued > 0 { Log.warning("jobs_rescued", [("count", rescued)]); notify() }
+                    lastRescue = Date()
+                }
+                if Date().timeIntervalSince(lastPrune) >= options.pruneInterval {
+                    let pruned = try queue.prune()
+                    if pruned > 0 { Log.info("jobs_pruned", [("count", pruned)]) }
+                    lastPrune = Date()
+                }
+            } catch {
+                Log.warning("maintenance_failed", [("error", String(describing: error))])
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+    }
+}
+
+/// Renews a running job's lease every third of its length and carries progress; stops the handler
+/// (via its context) when the lease is lost or the job is cancelled.
+final class Heartbeat: @unchecked Sendable {
+    let queue: JobQueue
+    let job: Job
+    let context: JobContext
+    let leaseSeconds: Int
+    private let condition = NSCondition()
+    private var done = false
+    private(set) var cancelRequested = false
+
+    init(queue: JobQueue, job: Job, context: JobContext, leaseSeconds: Int) {
+        self.queue = queue
+        self.job = job
+        self.context = context
+        self.leaseSeconds = leaseSeconds
+    }
+
+    func start() {
+        Thread { [self] in
+            condition.lock()
+            while !done {
+                _ = condition.wait(until: Date().addingTimeInterval(Double(leaseSeconds) / 3))
+                if done { break }
+                condition.unlock()
+                let ok = (try? queue.heartbeat(job, leaseSeconds: leaseSeconds, progress: context.takeProgress())) ?? true
+                condition.lock()
+                if !ok {
+                    cancelRequested = true
+                    context.cancel()
+                }
+            }
+            condition.unlock()
+        }.start()
+    }
+
+    func stop() {
+        condition.lock()
+        done = true
+        condition.signal()
+        condition.unlock()
+        // Progress reported after the last beat is kept too.
+        if let progress = context.takeProgress() { _ = try? queue.heartbeat(job, leaseSeconds: leaseSeconds, progress: progress) }
+    }
+}
