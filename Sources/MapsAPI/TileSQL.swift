@@ -33,6 +33,8 @@ struct TileSQL: Sendable {
             default: props.append("_src.\(q)::text AS \(q)")
             }
         }
+        // The id CARTO's pick model regenerates to find a clicked feature (see Models/ModelContext+Rows).
+        props.append("md5(ST_AsBinary(\(g)::geometry)) AS _carto_feature_id")
         let extent = d.extent
         let buffer = max(8, extent / 64)
         var conditions: [String] = []

@@ -15,6 +15,7 @@ Fixture tables (own, deterministic, in the carto_dw warehouse):
 from __future__ import annotations
 
 import json
+import re
 import math
 import os
 import shutil
@@ -188,6 +189,12 @@ class Maps:
         assert layer.version == 2
         assert layer.extent == int(1024 * tj["tileResolution"])
         assert layer.features, "a 200 tile must not be empty (empty tiles are 204)"
+        # Every feature carries _carto_feature_id (what the pick model matches); the source-row checks
+        # below compare the other properties, test_feature_ids_match_the_pick_model this one.
+        for f in layer.features:
+            fid = f.properties.pop("_carto_feature_id")
+            assert re.fullmatch(r"[0-9a-f]{32}", fid), fid
+            f.feature_id = fid
         return layer.features
 
 
@@ -1119,3 +1126,11 @@ def test_byte_budget(budget):
         n = int(f.properties["n"])
         assert f.properties["blob"] == chr(65 + n % 26) * 300 + str(n)
     assert budget.tile(tj, 0, 0, 0).body == r.body
+
+
+def test_feature_ids_match_the_pick_model(maps, points_tj):
+    """_carto_feature_id in tiles is md5 of the geometry's WKB, the id the pick model regenerates."""
+    feats = maps.features(points_tj, 0, 0, 0)
+    want = dict(line.rsplit("|", 1) for line in maps.stack.psql(
+        "SELECT name, md5(ST_AsBinary(geom)) FROM e2e_maps_points", dbname="carto_dw", user="carto_dw").splitlines())
+    assert {f.properties["name"]: f.feature_id for f in feats} == {n: want[n] for n in (f.properties["name"] for f in feats)}

@@ -12,7 +12,8 @@ extension ModelContext {
         let column = try params.string("column") ?? "*"
         let value = column == "*" || column.isEmpty ? nil : ValueExpression(sql: try ref(column), kind: try kind(column))
         let agg = try aggregate(op, value)
-        let row = try json("SELECT json_build_object('value', \(agg))::text FROM \(source())")
+        let sql = "SELECT json_build_object('value', \(agg))::text FROM \(source())"
+        let row = try json(sql)
         return ["rows": .array(row.isEmpty ? [["value": .null]] : [row[0]])]
     }
 
@@ -24,10 +25,11 @@ extension ModelContext {
             throw ModelParams.invalid("range needs a numeric, date or timestamp column (params.column)")
         }
         let c = try ref(column)
-        let row = try json("""
+        let sql = """
             SELECT json_build_object('min', \(Self.jsonScalar("min(\(c))", kind: columnKind)), 'max', \(Self.jsonScalar("max(\(c))", kind: columnKind)))::text
             FROM \(source())
-            """)
+            """
+        let row = try json(sql)
         return ["rows": .array(row.isEmpty ? [] : [row[0]])]
     }
 
@@ -46,12 +48,13 @@ extension ModelContext {
         let c = try ref(column)
         let agg = try aggregate(op, ValueExpression(sql: c, kind: .number))
         let bins = b.bind(FilterSQL.arrayLiteral(ticks.map { FilterSQL.text(.number($0)) ?? "0" }))
-        let row = try json("""
+        let sql = """
             SELECT coalesce(json_agg(json_build_object('tick', tick, 'value', value) ORDER BY tick), '[]')::text FROM (
               SELECT width_bucket(\(c)::float8, \(bins)::float8[]) AS tick, \(agg) AS value
               FROM \(source(["\(c) IS NOT NULL"])) GROUP BY 1
             ) _h
-            """)
+            """
+        let row = try json(sql)
         return ["rows": row.first ?? []]
     }
 
@@ -84,12 +87,13 @@ extension ModelContext {
                   (SELECT to_json(\(agg)) FROM \(source(["NOT EXISTS (SELECT 1 FROM _r WHERE _r._rn <= \(limit) AND _r.name IS NOT DISTINCT FROM \(c))"])))::text
                 """
         }
-        let row = try json("""
+        let sql = """
             WITH _g AS (SELECT \(c) AS name, \(agg) AS value FROM \(source()) GROUP BY 1),
                  _r AS (SELECT name, value, row_number() OVER (ORDER BY \(order)) AS _rn FROM _g)
             SELECT (SELECT coalesce(json_agg(json_build_object('name', name, 'value', value) ORDER BY _rn), '[]')
                     FROM _r WHERE _rn <= \(limit))::text\(others)
-            """)
+            """
+        let row = try json(sql)
         var body: [String: JSON] = ["rows": row.first ?? []]
         if threshold > 0 { body["metadata"] = ["others": row.count > 1 ? row[1] : .null] }
         return .object(body)
@@ -108,9 +112,11 @@ extension ModelContext {
                 throw ModelParams.invalid("params.aggregations is empty or too long")
             }
             if allowsRawSQL {
-                let row = try json("""
-                    SELECT coalesce(json_agg(_t), '[]')::text FROM (SELECT \(text) FROM \(source()) LIMIT \(Self.maxRows)) _t
-                    """)
+                let sql = """
+                    SELECT coalesce(json_agg(_t), '[]')::text FROM (SELECT \(text)
+                    FROM \(source()) LIMIT \(Self.maxRows)) _t
+                    """
+                let row = try json(sql)
                 return ["rows": row.first ?? []]
             }
             guard let parsed = AggregationList.parse(text) else {
@@ -147,7 +153,8 @@ extension ModelContext {
             }
             pairs.append("\(b.bind(alias))::text, \(sql)")
         }
-        let row = try json("SELECT json_build_object(\(pairs.joined(separator: ", ")))::text FROM \(source())")
+        let sql = "SELECT json_build_object(\(pairs.joined(separator: ", ")))::text FROM \(source())"
+        let row = try json(sql)
         return ["rows": .array(row.isEmpty ? [] : [row[0]])]
     }
 }

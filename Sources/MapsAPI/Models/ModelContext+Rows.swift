@@ -13,7 +13,7 @@ extension ModelContext {
         let columns = try params.strings("column", max: Self.maxColumns) ?? plainColumns
         guard !columns.isEmpty else { throw ModelParams.invalid("params.column must name at least one column") }
         var seen = Set<String>()
-        let select = try columns.filter { seen.insert($0).inserted }.map { try ref($0) }.joined(separator: ", ")
+        let select = try columns.filter { seen.insert($0).inserted }.map(selectItem).joined(separator: ", ")
         var order = ""
         if let sortBy = try params.string("sortBy"), !sortBy.isEmpty {
             let direction: String
@@ -27,13 +27,19 @@ extension ModelContext {
         }
         let limit = try params.int("limit", default: 10, min: 0, cap: Self.maxRows)
         let offset = try params.int("offset", default: 0, min: 0, cap: Self.maxOffset)
-        let row = try json("""
+        let sql = """
             SELECT (SELECT count(*) FROM \(source()))::text,
                    (SELECT coalesce(json_agg(_t), '[]') FROM (
                       SELECT \(select) FROM \(source())\(order) LIMIT \(b.bind(limit)) OFFSET \(b.bind(offset))
                     ) _t)::text
-            """)
+            """
+        let row = try json(sql)
         return ["rows": row.count > 1 ? row[1] : [], "metadata": ["total": row.first ?? 0]]
+    }
+
+    /// A returned column; geometries as EWKB hex text, as the SQL API returns them.
+    func selectItem(_ column: String) throws -> String {
+        try kind(column) == .geometry ? "\(try ref(column))::geometry::text AS \(try b.quote(column))" : try ref(column)
     }
 
     /// `{rows: [{x, y}]}`: up to `limit` (default 500) pairs where both values are present.
@@ -44,11 +50,12 @@ extension ModelContext {
             throw ModelParams.invalid("scatterplot needs numeric xAxisColumn and yAxisColumn")
         }
         let limit = try params.int("limit", default: 500, min: 0, cap: Self.maxRows)
-        let row = try json("""
+        let sql = """
             SELECT coalesce(json_agg(json_build_object('x', x, 'y', y)), '[]')::text FROM (
               SELECT \(x.sql) AS x, \(y.sql) AS y FROM \(source(["\(x.sql) IS NOT NULL", "\(y.sql) IS NOT NULL"])) LIMIT \(b.bind(limit))
             ) _t
-            """)
+            """
+        let row = try json(sql)
         return ["rows": row.first ?? []]
     }
 
@@ -72,7 +79,7 @@ extension ModelContext {
         let fid = ids != nil || (computedId && columns.contains(idColumn)) ? (computedId ? try featureId() : try ref(idColumn)) : ""
         var seen = Set<String>()
         let select = try columns.filter { seen.insert($0).inserted }.map { c -> String in
-            c == idColumn && computedId ? "\(fid) AS \(try b.quote(idColumn))" : try ref(c)
+            c == idColumn && computedId ? "\(fid) AS \(try b.quote(idColumn))" : try selectItem(c)
         }.joined(separator: ", ")
         let limit = try params.int("limit", default: 1000, min: 0, cap: Self.maxRows)
         let offset = try params.int("offset", default: 0, min: 0, cap: Self.maxOffset)
@@ -83,12 +90,13 @@ extension ModelContext {
             extra.append("\(fid) = ANY(\(array)::text[])")
             order = " ORDER BY array_position(\(array)::text[], \(fid))"
         }
-        let row = try json("""
+        let sql = """
             SELECT (SELECT count(*) FROM \(source(extra)))::text,
                    (SELECT coalesce(json_agg(_t), '[]') FROM (
                       SELECT \(select) FROM \(source(extra))\(order) LIMIT \(b.bind(limit)) OFFSET \(b.bind(offset))
                     ) _t)::text
-            """)
+            """
+        let row = try json(sql)
         return ["rows": row.count > 1 ? row[1] : [], "metadata": ["total": row.first ?? 0]]
     }
 }

@@ -21,7 +21,7 @@ extension ModelContext {
         let c = try ref(column)
         let epoch: String
         switch columnKind {
-        case .date, .timestamp: epoch = "extract(epoch FROM \(c))::float8"
+        case .date, .timestamp: epoch = Self.epochSeconds(c, kind: columnKind)
         case .number: epoch = "(\(c)::float8 / 1000)"  // epoch milliseconds
         default: throw ModelParams.invalid("timeseries needs a date, timestamp or epoch-milliseconds column (params.column)")
         }
@@ -47,11 +47,12 @@ extension ModelContext {
         let cap = Self.maxTimeseriesRows + 1
 
         guard let split = try params.string("splitByCategory"), !split.isEmpty else {
-            let row = try json("""
+            let sql = """
                 SELECT coalesce(json_agg(json_build_object('name', name, 'value', value) ORDER BY name), '[]')::text FROM (
                   SELECT \(bucket) AS name, \(agg) AS value FROM \(source([notNull])) GROUP BY 1 ORDER BY 1 LIMIT \(cap)
                 ) _t
-                """)
+                """
+            let row = try json(sql)
             return ["rows": try Self.checkedRows(row.first)]
         }
         guard ![.geometry, .json].contains(try kind(split)) else {
@@ -69,14 +70,15 @@ extension ModelContext {
                 ) _f
                 """
         }
-        let row = try json("""
+        let sql = """
             WITH _cats AS (\(categories))
             SELECT (SELECT coalesce(json_agg(c ORDER BY n), '[]') FROM _cats)::text,
                    (SELECT coalesce(json_agg(json_build_object('name', name, 'category', category, 'value', value) ORDER BY name, n), '[]') FROM (
                       SELECT \(bucket) AS name, \(s)::text AS category, \(agg) AS value
                       FROM \(source([notNull, "\(s)::text IN (SELECT c FROM _cats)"])) GROUP BY 1, 2 ORDER BY 1, 2 LIMIT \(cap)
                     ) _t JOIN _cats ON _cats.c = _t.category)::text
-            """)
+            """
+        let row = try json(sql)
         return ["rows": try Self.checkedRows(row.count > 1 ? row[1] : nil), "metadata": ["categories": row.first ?? []]]
     }
 

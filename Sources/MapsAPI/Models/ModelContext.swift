@@ -30,7 +30,15 @@ struct ModelContext {
         self.allowsRawSQL = allowsRawSQL
         let d = request.definition
         b = SQLBuilder(connection: db, parameters: d.queryParameters)
-        from = try SourceSQL.from(d, b)
+        if d.kind == .query {
+            // Own line breaks so a trailing `-- comment` cannot swallow the parenthesis; a trailing `;`
+            // (accepted by grants, which compare SQL modulo it) would be a syntax error inside one.
+            var sql = Substring(d.sql ?? "")
+            while let last = sql.unicodeScalars.last, last == ";" || last.properties.isWhitespace { sql = sql.dropLast() }
+            from = "(\n\(sql)\n)"
+        } else {
+            from = try SourceSQL.from(d, b)
+        }
         schema = try SourceSchema.describe(from: from, parameters: d.queryParameters, connection: db, watch: watch)
         if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: schema, builder: &b) {
             conditions.append(filter)
@@ -94,7 +102,8 @@ struct ModelContext {
         return "\(from) AS _src" + (all.isEmpty ? "" : " WHERE " + all.joined(separator: " AND "))
     }
 
-    /// Runs a statement returning one row of JSON text columns and parses them.
+    /// Runs a statement returning one row of JSON text columns and parses them. Build `sql` (and so bind
+    /// its values) before the call: a call's `self` is read before its arguments are evaluated.
     func json(_ sql: String) throws -> [JSON] {
         let r = try db.execute(sql, b.parameters, watch: watch)
         guard r.rowCount == 1 else { return [] }

@@ -78,12 +78,19 @@ extension ModelContext {
             guard let exp = try params.string("operationExp"), exp.utf8.contains(where: { $0 > 32 }) else {
                 throw ModelParams.invalid("Missing required parameter: params.operationExp (operation custom)")
             }
-            return "(\(exp))"
+            return "(\(exp)\n)"  // own line: a trailing `--` comment must not swallow the parenthesis
         }
     }
 
     /// Dates and timestamps as epoch milliseconds; everything else unchanged.
     static func jsonScalar(_ sql: String, kind: ColumnKind) -> String {
-        kind == .date || kind == .timestamp ? "(extract(epoch FROM \(sql)) * 1000)::float8" : sql
+        kind == .date || kind == .timestamp ? "(\(epochSeconds(sql, kind: kind)) * 1000)" : sql
+    }
+
+    /// Seconds since 1970-01-01 UTC: timestamptz as the instant, timestamp and date read as UTC wall time.
+    /// (A date is cast to timestamp first: on PostgreSQL < 14 it would otherwise go through timestamptz
+    /// and the session time zone.)
+    static func epochSeconds(_ sql: String, kind: ColumnKind) -> String {
+        "extract(epoch FROM \(sql)\(kind == .date ? "::timestamp" : ""))::float8"
     }
 }
