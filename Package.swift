@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "tessera", targets: ["tessera"]),
         .executable(name: "tessera-workspace-api", targets: ["tessera-workspace-api"]),
         .executable(name: "tessera-maps-api", targets: ["tessera-maps-api"]),
+        .executable(name: "tessera-sql-worker", targets: ["tessera-sql-worker"]),
     ],
     targets: [
         // C system libraries (Debian -dev packages).
@@ -33,13 +34,14 @@ let package = Package(
 
         // Features: never import FastCGI or a C module.
         .target(name: "WorkspaceAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
-        .target(name: "SQLAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Observability"]),
+        .target(name: "SQLAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Jobs", "Observability"]),
         .target(name: "MapsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
                 resources: [.copy("warehouse")]),
 
         // Executables: args -> config -> wiring -> serve.
         .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
+        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
         .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres"]),

@@ -19,6 +19,10 @@ public struct TesseraConfig: Sendable {
     public var warehouseURL: String
     public var sqlStatementTimeoutMs: Int
     public var sqlMaxRows: Int
+    /// Per-job statement timeout of SQL batch jobs.
+    public var sqlJobTimeoutMs: Int
+    /// Jobs each worker process runs at once.
+    public var workerConcurrency: Int
     /// Per-tile budgets: features beyond them are dropped deterministically.
     public var tileMaxFeatures: Int
     public var tileMaxBytes: Int
@@ -41,6 +45,8 @@ public struct TesseraConfig: Sendable {
         "TESSERA_WAREHOUSE_URL": "",
         "TESSERA_SQL_STATEMENT_TIMEOUT_MS": "60000",
         "TESSERA_SQL_MAX_ROWS": "200000",
+        "TESSERA_SQL_JOB_TIMEOUT_MS": "3600000",
+        "TESSERA_WORKER_CONCURRENCY": "2",
         "TESSERA_TILE_MAX_FEATURES": "100000",
         "TESSERA_TILE_MAX_BYTES": "4194304",
         "TESSERA_MAX_BODY_BYTES": "10485760",
@@ -119,6 +125,8 @@ public struct TesseraConfig: Sendable {
             warehouseURL: value("TESSERA_WAREHOUSE_URL"),
             sqlStatementTimeoutMs: int("TESSERA_SQL_STATEMENT_TIMEOUT_MS", min: 100, max: 86_400_000),
             sqlMaxRows: int("TESSERA_SQL_MAX_ROWS", min: 1, max: 100_000_000),
+            sqlJobTimeoutMs: int("TESSERA_SQL_JOB_TIMEOUT_MS", min: 100, max: 7 * 86_400_000),
+            workerConcurrency: int("TESSERA_WORKER_CONCURRENCY", min: 1, max: 64),
             tileMaxFeatures: int("TESSERA_TILE_MAX_FEATURES", min: 1, max: 10_000_000),
             tileMaxBytes: int("TESSERA_TILE_MAX_BYTES", min: 1024, max: 1 << 30),
             maxBodyBytes: int("TESSERA_MAX_BODY_BYTES", min: 1024, max: 1 << 40),

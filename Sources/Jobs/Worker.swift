@@ -227,8 +227,9 @@ public final class Worker: @unchecked Sendable {
     }
 }
 
-/// Renews a running job's lease every third of its length and carries progress; stops the handler
-/// (via its context) when the lease is lost or the job is cancelled.
+/// Renews a running job's lease (every third of its length, at most every 2 s so a cancellation is
+/// seen quickly) and carries progress; stops the handler (via its context) when the lease is lost or
+/// the job is cancelled.
 final class Heartbeat: @unchecked Sendable {
     let queue: JobQueue
     let job: Job
@@ -249,7 +250,7 @@ final class Heartbeat: @unchecked Sendable {
         Thread { [self] in
             condition.lock()
             while !done {
-                _ = condition.wait(until: Date().addingTimeInterval(Double(leaseSeconds) / 3))
+                _ = condition.wait(until: Date().addingTimeInterval(min(2, Double(leaseSeconds) / 3)))
                 if done { break }
                 condition.unlock()
                 let ok = (try? queue.heartbeat(job, leaseSeconds: leaseSeconds, progress: context.takeProgress())) ?? true

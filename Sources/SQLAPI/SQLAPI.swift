@@ -7,5 +7,6 @@ public enum SQLAPI {
         let route = QueryRoute(services: services)
         router.get("/api/v3/sql/{connection}/query", route.handle)
         router.post("/api/v3/sql/{connection}/query", route.handle)
+        BatchJobRoutes(services: services).register(router)
     }
 }

@@ -1,0 +1,59 @@
+import Foundation
+import HTTPKit
+import Jobs
+import Observability
+import Platform
+import Postgres
+
+/// Runs SQL batch jobs for the sql-worker. The statement and a marker row keyed by the job id commit
+/// together in the warehouse, so a job retried after a crash (the completion in the metadata database
+/// did not happen) sees the marker and does not apply its change twice.
+public struct BatchJobRunner: Sendable {
+    let services: Services
+    public init(services: Services) { self.services = services }
+
+    static let markers = "carto.tessera_batch_markers"
+
+    public func run(_ job: Job, _ context: JobContext) throws -> JSON? {
+        guard let account = job.accountId, let name = job.payload["connection"]?.stringValue,
+              let query = job.payload["query"]?.stringValue else {
+            throw PermanentJobError("The job has no connection or query")
+        }
+        let parameters = job.payload["queryParameters"]?.arrayValue?.map(\.stringValue) ?? []
+        let record: ConnectionRecord
+        do { record = try services.warehouses.connection(account: account, name: name) } catch let e as APIError {
+            throw PermanentJobError(e.message)
+        }
+        let pool = try services.warehouses.pool(for: record)
+        let started = Date()
+        let watch = PGConnection.Watch(isAborted: { context.isCancelled },
+                                       deadline: Date().addingTimeInterval(Double(services.config.sqlJobTimeoutMs) / 1000))
+        return try pool.withConnection { db -> JSON in
+            try db.executeScript("""
+                CREATE SCHEMA IF NOT EXISTS carto;
+                CREATE TABLE IF NOT EXISTS \(Self.markers) (job_id bigint PRIMARY KEY, finished_at timestamptz NOT NULL DEFAULT now());
+                """)
+            try db.execute("BEGIN")
+            do {
+                // The job's own statement timeout, not the API's; LOCAL ends with the transaction.
+                try db.execute("SELECT set_config('statement_timeout', $1, true)", [String(services.config.sqlJobTimeoutMs)])
+                if try db.execute("SELECT 1 FROM \(Self.markers) WHERE job_id = $1", [String(job.id)]).rowCount == 1 {
+                    try db.execute("ROLLBACK")
+                    return ["alreadyApplied": true]
+                }
+                let result = try db.execute(query, parameters, watch: watch)
+                try db.execute("INSERT INTO \(Self.markers) (job_id) VALUES ($1)", [String(job.id)])
+                try db.execute("COMMIT")
+                return ["command": .string(result.commandStatus), "affectedRows": result.affectedRows.map(JSON.int) ?? .null,
+                        "executionTimeMs": .int(Int(Date().timeIntervalSince(started) * 1000))]
+            } catch {
+                if db.isHealthy { _ = try? db.execute("ROLLBACK") }
+                if let e = error as? PGError, e.sqlstate != nil, !e.connectionLost, SQLStateStatus.map(e.sqlstate).status < 500 {
+                    // The statement itself is wrong (or timed out): retrying cannot help.
+                    throw PermanentJobError(APIError(e).message)
+                }
+                throw error
+            }
+        }
+    }
+}
