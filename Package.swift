@@ -39,7 +39,7 @@ let package = Package(
                 resources: [.copy("warehouse")]),
 
         // Executables: args -> config -> wiring -> serve.
-        .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI"]),
+        .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI", "Jobs"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),

@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import HTTPKit
+import Jobs
 import MapsAPI
 import Metadata
 import Platform
@@ -37,6 +38,8 @@ func run(_ cli: inout CommandLineArguments) throws {
         try tokens(&cli, try config())
     case "tileset":
         try tileset(&cli, try config())
+    case "jobs":
+        try jobs(&cli, try config())
     case "warehouse-migrate":
         let email = try cli.require("--email")
         let name = cli.take("--connection") ?? "carto_dw"
@@ -158,5 +161,44 @@ func tileset(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws 
         print(String(format: "tileset %@: %d tiles, %.1f MB in %.1f s", options.name, summary.tiles, Double(summary.bytes) / 1e6, summary.seconds))
     } catch let e as APIError {
         throw CLIError(message: e.message)
+    }
+}
+
+/// `tessera jobs list|show|retry|cancel`: the queue as operators see it.
+func jobs(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws {
+    let sub = cli.positional.dropFirst().first ?? "list"
+    let queue = JobQueue(pool: PGPool(conninfo: config.databaseURL, size: 1))
+    func id() throws -> Int64 {
+        guard let text = cli.positional.dropFirst(2).first, let id = Int64(text) else {
+            throw CLIError(message: "usage: tessera jobs \(sub) ID", code: 2)
+        }
+        return id
+    }
+    switch sub {
+    case "list":
+        let name = cli.take("--queue"), state = cli.take("--state")
+        let limit = Int(cli.take("--limit") ?? "50") ?? 50
+        try cli.finish()
+        for job in try queue.list(queue: name, state: state, limit: limit) {
+            let error = job.lastError.map { "  error: \($0.prefix(80))" } ?? ""
+            print("\(job.id)  \(job.queue)/\(job.kind)  \(job.state)  attempt \(job.attempt)/\(job.maxAttempts)  \(job.createdAt)\(error)")
+        }
+    case "show":
+        let job = try id()
+        try cli.finish()
+        guard let found = try queue.find(id: job) else { throw CLIError(message: "no job \(job)") }
+        print(found.json.text)
+    case "retry":
+        let job = try id()
+        try cli.finish()
+        guard try queue.retry(id: job) else { throw CLIError(message: "job \(job) is not final or does not exist") }
+        print("job \(job) queued again")
+    case "cancel":
+        let job = try id()
+        try cli.finish()
+        guard let state = try queue.cancel(id: job) else { throw CLIError(message: "no job \(job)") }
+        print(state == "running" ? "job \(job) will stop at its next heartbeat" : "job \(job) is \(state)")
+    default:
+        throw CLIError(message: "usage: tessera jobs list [--queue Q] [--state S] | show ID | retry ID | cancel ID", code: 2)
     }
 }

@@ -17,6 +17,7 @@ let usage = """
       tileset create --email E --name SCHEMA.TILESET (--table T | --query SQL) [--connection carto_dw]
                      [--minzoom 0] [--maxzoom 10] [--spatial-column geom] [--columns a,b]
       warehouse-migrate --email E [--connection carto_dw]   install Tessera's SQL (quadbin functions) in a warehouse
+      jobs list [--queue Q] [--state S] | jobs show|retry|cancel ID   the job queue
       status                                    schema version and counts
     """
 

@@ -85,3 +85,19 @@ def test_a_retried_job_does_not_apply_its_change_twice(api, stack, full_token, j
     body = final(api, full_token, job_id)
     assert body["status"] == "success" and body["result"] == {"alreadyApplied": True}
     assert int(h.warehouse(stack, "SELECT sum(n) FROM e2e_jobs")) == before + 10
+
+
+def test_jobs_cli_lists_shows_retries_and_cancels(api, stack, full_token, jobs_table):
+    import json
+    job_id = run_job(api, full_token, "SELECT 42")
+    assert final(api, full_token, job_id)["status"] == "success"
+    listed = stack.tessera("jobs", "list", "--queue", "sql")
+    assert any(line.split()[0] == job_id for line in listed.splitlines())
+    shown = json.loads(stack.tessera("jobs", "show", job_id))
+    assert shown["state"] == "completed" and shown["queue"] == "sql"
+    assert "queued again" in stack.tessera("jobs", "retry", job_id)
+    assert final(api, full_token, job_id)["status"] == "success"
+    sleeper = run_job(api, full_token, "SELECT pg_sleep(60) -- e2e-cli-cancel")
+    wait_until(lambda: h.active_queries(stack, "e2e-cli-cancel") == 1, 15)
+    stack.tessera("jobs", "cancel", sleeper)
+    assert final(api, full_token, sleeper)["status"] == "cancelled"
