@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "Tests" / "harness"))
 
 from fake_fcgi import FakeFastCGI  # noqa: E402
-from stack import ADMIN_EMAIL, API_PROGRAMS, Stack, StackError  # noqa: E402
+from stack import ADMIN_EMAIL, API_PROGRAMS, WORKER_PROGRAMS, Stack, StackError  # noqa: E402
 
 BIN = Path(os.environ.get("STACK_BIN", REPO / ".build" / "release")).resolve()
 REQUIRE_BINARIES = os.environ.get("STACK_REQUIRE_BINARIES") == "1"
@@ -114,6 +114,9 @@ def stack(request):
     for name, program in API_PROGRAMS.items():
         if name in STACK_APIS or (BIN / program).is_file():
             services.start_api(name, BIN / program)
+    for name, program in WORKER_PROGRAMS.items():
+        if (BIN / program).is_file():
+            services.start_worker(name, BIN / program)
     services.start_nginx()
     return services
 

@@ -57,6 +57,10 @@ API_PROGRAMS = {
     "import-api": "tessera-import-api",
     "lds-api": "tessera-lds-api",
 }
+# Queue workers (no socket): started by `run` and the e2e `stack` fixture when built.
+WORKER_PROGRAMS = {
+    "sql-worker": "tessera-sql-worker",
+}
 
 ADMIN_EMAIL = "admin@tessera.local"
 SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
@@ -738,6 +742,24 @@ class Stack:
         `timeout` its process group is SIGKILLed. Returns the exit status (negative = signal)."""
         return self._stop(name, sig, timeout)
 
+    def start_worker(self, name: str, binary_path: Path | str, env: Mapping[str, str] | None = None,
+                     args: Iterable[str] = (), timeout: float = 30.0) -> None:
+        """Run a queue worker (e.g. name "sql-worker", binary tessera-sql-worker) with os.environ +
+        self.env + env, and wait until its log says it started. Stop it with stop_api(name)."""
+        binary = Path(binary_path)
+        if not (binary.is_file() and os.access(binary, os.X_OK)):
+            raise StackError(f"{name}: executable {binary} not found (build it: swift build -c release)")
+        log = self.log_path(name)
+        start = log.stat().st_size if log.exists() else 0
+        proc = self._spawn(name, [str(binary), *args], log=log, env={**os.environ, **self.env, **(env or {})})
+
+        def ready() -> bool:
+            with open(log, "rb") as f:
+                f.seek(start)
+                return b"event=worker_started" in f.read()
+
+        _wait_for(ready, timeout, name, proc, [log])
+
     # ---- everything -------------------------------------------------------------------------
 
     def stop_all(self) -> None:
@@ -851,6 +873,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 started.append(name)
             else:
                 print(f"note: {program} not built; /api routes for {name} will answer 502")
+        for name, program in WORKER_PROGRAMS.items():
+            if (bin_dir / program).is_file():
+                stack.start_worker(name, bin_dir / program)
+                started.append(name)
         print("starting nginx ...", flush=True)
         stack.start_nginx(www_root=args.www, run_dir=stack.run_dir)
         token = _run_tool(stack, [str(tessera), "tokens", "create", "--email", ADMIN_EMAIL, "--connection", "carto_dw",
