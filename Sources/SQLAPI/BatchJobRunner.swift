@@ -29,6 +29,12 @@ public struct BatchJobRunner: Sendable {
         let watch = PGConnection.Watch(isAborted: { context.isCancelled },
                                        deadline: Date().addingTimeInterval(Double(services.config.sqlJobTimeoutMs) / 1000))
         return try pool.withConnection { db -> JSON in
+            // Jobs of different users share pooled connections: whatever a statement changed in the session
+            // (SET, temp tables, locks) is wiped afterwards.
+            defer {
+                if db.isHealthy { _ = try? db.execute("DISCARD ALL") }
+                db.forgetPrepared()
+            }
             try db.executeScript("""
                 CREATE SCHEMA IF NOT EXISTS carto;
                 CREATE TABLE IF NOT EXISTS \(Self.markers) (job_id bigint PRIMARY KEY, finished_at timestamptz NOT NULL DEFAULT now());
