@@ -17,10 +17,10 @@ BIN    := .build/release
 
 APT_PACKAGES := libfcgi-dev libpq-dev libhiredis-dev libssl-dev \
                 postgresql-15 postgresql-15-postgis-3 postgresql-contrib \
-                nginx-light redis-server varnish gdal-bin libgdal-dev \
+                nginx-light redis-server varnish varnish-modules gdal-bin libgdal-dev \
                 python3-pytest python3-requests python3-pip openssl curl wrk
 
-.PHONY: deps build run test test-swift test-e2e check-nginx clean clean-state
+.PHONY: deps build run test test-swift test-e2e check-nginx check-varnish clean clean-state
 
 deps:
 	@missing=""; \
@@ -60,6 +60,9 @@ test: deps build
 
 check-nginx:
 	$(PYTHON) Tests/harness/stack.py check-nginx
+
+check-varnish:
+	$(PYTHON) Tests/harness/stack.py check-varnish
 
 clean:
 	rm -rf .build test-artifacts

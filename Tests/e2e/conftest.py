@@ -1,11 +1,11 @@
 """End-to-end fixtures built on Tests/harness/stack.py.
 
 Fixtures (all session-scoped; each owns one Stack in its own /tmp directory):
-  router    nginx alone, with fake FastCGI echo backends (Tests/harness/fake_fcgi.py) on the
+  router    nginx (+ Varnish, which start_nginx starts) with fake FastCGI echo backends (Tests/harness/fake_fcgi.py) on the
             workspace-api, maps-api and import-api sockets; lds-api deliberately has none, so
             its routes show nginx's own 502. Needs no Swift binary and no database.
   services  PostgreSQL (+PostGIS) and Redis only.
-  stack     services + `tessera migrate` + an admin + the real APIs + nginx.
+  stack     services + `tessera migrate` + an admin + the real APIs + Varnish + nginx.
 
 Environment (no TESSERA_ prefix on purpose: the Swift config loader rejects unknown TESSERA_* keys):
   STACK_BIN               directory of the Swift executables (default .build/release)
@@ -117,6 +117,7 @@ def stack(request):
     for name, program in WORKER_PROGRAMS.items():
         if (BIN / program).is_file():
             services.start_worker(name, BIN / program)
+    services.start_varnish()
     services.start_nginx()
     return services
 

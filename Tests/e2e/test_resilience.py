@@ -137,7 +137,12 @@ def test_query_running_during_restart_fails_cleanly(api, stack, full_token, dw):
 # ---- client disconnects (F11) ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("method", [
+    pytest.param("GET", marks=pytest.mark.xfail(strict=True, reason=(
+        "by design (http-cache): GETs go through Varnish, which does not abort a backend fetch when the client "
+        "hangs up (varnish-cache#3556); the query runs to completion or to the statement timeout, and its result "
+        "may be stored for the next request. POSTs go straight to maps-api and are still cancelled"))),
+    "POST"])
 def test_client_disconnect_cancels_the_query(stack, full_token, method):
     marker = unique("e2e_gone")
     q = f"SELECT pg_sleep(30) AS {marker}"
@@ -163,11 +168,14 @@ def test_client_disconnect_cancels_the_query(stack, full_token, method):
 
 
 def test_connection_reused_after_cancel(api, stack, full_token):
-    """After a cancelled statement the pooled connection is clean: 20 quick queries all succeed."""
+    """After a cancelled statement the pooled connection is clean: 20 quick queries all succeed.
+    (POST: a GET goes through Varnish, which lets the query finish when the client hangs up.)"""
     marker = unique("e2e_reuse")
+    body = ('{"q": "SELECT pg_sleep(30) AS %s"}' % marker).encode()
     s = socket.create_connection(("127.0.0.1", stack.http_port), timeout=10)
-    s.sendall((f"GET {SQL_PATH.format(conn='carto_dw')}?{encode_query({'q': f'SELECT pg_sleep(30) AS {marker}'})} "
-               f"HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {full_token}\r\n\r\n").encode())
+    s.sendall((f"POST {SQL_PATH.format(conn='carto_dw')} HTTP/1.1\r\nHost: localhost\r\n"
+               f"Authorization: Bearer {full_token}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
     wait_until(lambda: active_queries(stack, marker) == 1, 5)
     s.close()
     wait_until(lambda: active_queries(stack, marker) == 0, 3, 0.05)

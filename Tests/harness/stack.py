@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Run Tessera's real components (PostgreSQL+PostGIS, Redis, nginx, the FastCGI APIs) in one
+"""Run Tessera's real components (PostgreSQL+PostGIS, Redis, Varnish, nginx, the FastCGI APIs) in one
 state directory, bound only to loopback and unix sockets.
 
 Used three ways:
   * by pytest fixtures (Tests/e2e/conftest.py):  ``Stack(root).start_postgres()`` ...
   * by ``make run``:   python3 Tests/harness/stack.py run --state .stack --port 8080 --bin .build/release
   * by ``make test``:  python3 Tests/harness/stack.py exec -- swift test   (PostgreSQL + Redis around a command)
-  * for config lint:   python3 Tests/harness/stack.py check-nginx
+  * for config lint:   python3 Tests/harness/stack.py check-nginx   (and check-varnish)
 
 Standard library only. Must run as root: PostgreSQL runs as the ``postgres`` system user (it refuses
 root) and nginx's workers drop to ``nobody`` like they drop to www-data in production.
@@ -48,6 +48,11 @@ DEFAULT_WWW = REPO / "www"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+VARNISHD = shutil.which("varnishd") or "/usr/sbin/varnishd"
+VCL_TEMPLATE = REPO / "packaging" / "varnish" / "tessera.vcl"
+# varnishd parameters the VCL relies on (packaging's unit passes the same): request lines and
+# header fields up to 16k like nginx (Varnish's default is 8k), with room in the workspace.
+VARNISH_PARAMS = ("http_req_hdr_len=16k", "http_req_size=96k", "workspace_client=192k")
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 
 # Programs of this repo: name used for sockets/logs -> executable name.
@@ -204,6 +209,28 @@ def render_nginx(out_dir: Path, values: Mapping[str, str], src_dir: Path = NGINX
     return out_dir / "tessera.conf"
 
 
+VCL_PLACEHOLDERS = ("RUN_DIR",)
+
+
+def render_vcl(out: Path, values: Mapping[str, str], src: Path = VCL_TEMPLATE) -> Path:
+    """Render packaging/varnish/tessera.vcl (placeholders: @RUN_DIR@) into `out`."""
+    missing = [k for k in VCL_PLACEHOLDERS if k not in values]
+    if missing:
+        raise StackError(f"render_vcl: missing values for {missing}")
+    for key, value in values.items():
+        if not _SAFE_VALUE.match(str(value)):
+            raise StackError(f"render_vcl: unsafe characters in {key}={value!r}")
+    text = src.read_text()
+    for key in VCL_PLACEHOLDERS:
+        text = text.replace(f"@{key}@", str(values[key]))
+    left = sorted(set(re.findall(r"@[A-Z_]+@", text)))
+    if left:
+        raise StackError(f"render_vcl: {src.name} has unknown placeholders {left}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    return out
+
+
 def make_self_signed_cert(cert: Path, key: Path, log: Path | None = None) -> None:
     cert.parent.mkdir(parents=True, exist_ok=True)
     cmd = [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -270,7 +297,8 @@ class Stack:
     """One set of Tessera components under `root`.
 
     Layout:  root/pg/{data,run}  root/redis/  root/nginx/{conf,tls,tmp,logs->../logs/nginx}
-             root/run/ (FastCGI sockets)  root/logs/  root/secret.key  root/tessera.env
+             root/varnish/{tessera.vcl,work/}  root/run/ (FastCGI sockets, varnish.sock,
+             maps-backend.sock)  root/logs/  root/secret.key  root/tessera.env
     """
 
     def __init__(self, root: Path | str, http_port: int | None = None, tls_port: int | None = None,
@@ -299,6 +327,7 @@ class Stack:
         self.redis_dir = self.root / "redis"
         self.redis_socket = self.redis_dir / "redis.sock"
         self.nginx_prefix = self.root / "nginx"
+        self.varnish_dir = self.root / "varnish"
         self.tls_cert = self.nginx_prefix / "tls" / "cert.pem"
         self.tls_key = self.nginx_prefix / "tls" / "key.pem"
         self.secret_key_file = self.root / "secret.key"
@@ -314,9 +343,10 @@ class Stack:
         port_file.write_text(f"{self.pg_port}\n")
         self.http_port = http_port or free_port()
         self.tls_port = tls_port or free_port()
+        self.varnish_purge_port: int | None = None  # chosen by start_varnish, kept across restarts
 
         for p in (self.pg_socket_dir / f".s.PGSQL.{self.pg_port}.lock", self.redis_socket,
-                  *(self.run_dir / f"{n}.sock" for n in API_PROGRAMS)):
+                  *(self.run_dir / f"{n}.sock" for n in (*API_PROGRAMS, "varnish", "maps-backend"))):
             _check_sun_path(p)
 
         self._lock_fd = os.open(self.root / ".stack.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -344,6 +374,18 @@ class Stack:
     @property
     def tls_url(self) -> str:
         return f"https://127.0.0.1:{self.tls_port}"
+
+    @property
+    def varnish_socket(self) -> Path:
+        """Varnish's client endpoint (`web`), which nginx proxies maps-api GETs to."""
+        return self.run_dir / "varnish.sock"
+
+    @property
+    def varnish_purge_url(self) -> str:
+        """Varnish's invalidation endpoint (`purge`, loopback): PURGE/BAN as the cdn-invalidator does."""
+        if self.varnish_purge_port is None:
+            raise StackError("Varnish has not been started")
+        return f"http://127.0.0.1:{self.varnish_purge_port}"
 
     @property
     def metadata_dsn(self) -> str:
@@ -659,9 +701,10 @@ class Stack:
         return [NGINX, "-p", f"{self.nginx_prefix}/", "-c", str(conf)]
 
     def start_nginx(self, www_root: Path | str | None = None, run_dir: Path | str | None = None,
-                    timeout: float = 20.0) -> None:
+                    timeout: float = 20.0, varnish: bool = True) -> None:
         """Render the config, `nginx -t` it, run nginx in the foreground (daemon off) and wait
-        until both the HTTP and the TLS port answer."""
+        until both the HTTP and the TLS port answer. Starts Varnish first unless it is already
+        running or `varnish=False` (then maps-api GETs answer nginx's JSON 502)."""
         www = Path(www_root or self.www_root).resolve()
         for app in ("workspace", "accounts"):
             if not (www / app / "index.html").is_file():
@@ -675,6 +718,13 @@ class Stack:
         for port in (self.http_port, self.tls_port):
             if not port_is_free(port):
                 raise StackError(f"port {port} on 127.0.0.1 is already in use")
+        if varnish and self.pid("varnish") is None:
+            self.start_varnish()
+        # nginx removes its unix sockets when it exits cleanly, not after SIGKILL; a stale one
+        # would make bind() fail.
+        backend_sock = self.run_dir / "maps-backend.sock"
+        if backend_sock.exists() and not _unix_socket_accepts(backend_sock):
+            backend_sock.unlink()
         conf = self.render_nginx(www, self.run_dir)
         t = subprocess.run([*self._nginx_cmd(conf), "-t", "-q"], capture_output=True, text=True)
         if t.returncode != 0:
@@ -709,6 +759,74 @@ class Stack:
         if t.returncode != 0:
             raise StackError(f"nginx -t failed:\n{t.stderr}")
         os.kill(self.procs["nginx"].pid, signal.SIGHUP)
+
+    # ---- Varnish (http-cache) ---------------------------------------------------------------
+
+    def render_vcl(self, run_dir: Path | None = None) -> Path:
+        """Render packaging/varnish/tessera.vcl for this stack into root/varnish/tessera.vcl."""
+        run = Path(run_dir or self.run_dir).resolve()
+        return render_vcl(self.varnish_dir / "tessera.vcl", {"RUN_DIR": str(run)})
+
+    def _varnish_cmd(self, vcl: Path, storage: str) -> list[str]:
+        # -j none: the harness runs as root and the workers need no other user here (Debian's
+        # unit uses the default unix jail: varnish/vcache). -T none: no management port.
+        cmd = [VARNISHD, "-F", "-j", "none", "-n", str(self.varnish_dir / "work"), "-f", str(vcl),
+               "-a", f"web={self.varnish_socket},mode=0666",
+               "-a", f"purge=127.0.0.1:{self.varnish_purge_port}",
+               "-s", storage, "-T", "none"]
+        for p in VARNISH_PARAMS:
+            cmd += ["-p", p]
+        return cmd
+
+    def _varnish_ready(self) -> bool:
+        # An answer from the VCL itself (400: PURGE without keys) proves the child is running.
+        c = http.client.HTTPConnection("127.0.0.1", self.varnish_purge_port, timeout=2)
+        try:
+            c.request("PURGE", "/")
+            r = c.getresponse()
+            r.read()
+            return r.status == 400
+        finally:
+            c.close()
+
+    def start_varnish(self, storage: str = "malloc,64m", timeout: float = 30.0) -> None:
+        """Render the VCL and run varnishd in the foreground: `web` on RUN_DIR/varnish.sock (for
+        nginx), `purge` on 127.0.0.1:varnish_purge_port (for invalidation). Its backend is nginx's
+        internal server, so requests answer 503 JSON until nginx runs."""
+        if not os.access(VARNISHD, os.X_OK):
+            raise StackError(f"varnishd not found at {VARNISHD} (apt-get install varnish varnish-modules)")
+        sock = self.varnish_socket
+        _check_sun_path(sock)
+        if sock.exists() or sock.is_symlink():
+            if _unix_socket_accepts(sock):
+                raise StackError(f"varnish: something already listens on {sock}")
+            sock.unlink()
+        if self.varnish_purge_port is None:
+            self.varnish_purge_port = free_port()
+        elif not port_is_free(self.varnish_purge_port):
+            raise StackError(f"varnish purge port {self.varnish_purge_port} on 127.0.0.1 is already in use")
+        self.varnish_dir.mkdir(exist_ok=True)
+        vcl = self.render_vcl()
+        log = self.log_path("varnish")
+        proc = self._spawn("varnish", self._varnish_cmd(vcl, storage), log=log, stop_signal=signal.SIGTERM)
+        _wait_for(self._varnish_ready, timeout, "varnish", proc, [log])
+
+    def stop_varnish(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        """Stop varnishd (manager and child). nginx keeps running: maps-api GETs then answer 502."""
+        self._stop("varnish", sig, timeout)
+        if self.varnish_socket.exists() and not _unix_socket_accepts(self.varnish_socket):
+            self.varnish_socket.unlink()
+
+    def varnish_request(self, method: str, path: str = "/", headers: Mapping[str, str] | None = None,
+                        timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+        """One request to Varnish's purge endpoint (PURGE/BAN as the cdn-invalidator sends them)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.varnish_purge_port, timeout=timeout)
+        try:
+            c.request(method, path, headers=dict(headers or {}))
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            c.close()
 
     # ---- FastCGI APIs -----------------------------------------------------------------------
 
@@ -763,12 +881,13 @@ class Stack:
     # ---- everything -------------------------------------------------------------------------
 
     def stop_all(self) -> None:
-        """Stop APIs, nginx, Redis, PostgreSQL (in that order). Idempotent; never raises for a
-        component that is already gone."""
+        """Stop APIs, nginx, Varnish, Redis, PostgreSQL (in that order). Idempotent; never raises
+        for a component that is already gone."""
         if self._stopped:
             return
         errors = []
-        order = [n for n in self.procs if n not in ("nginx", "redis", "postgres")] + ["nginx", "redis", "postgres"]
+        last = ["nginx", "varnish", "redis", "postgres"]
+        order = [n for n in self.procs if n not in last] + last
         for name in order:
             if name in self.procs:
                 try:
@@ -877,6 +996,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if (bin_dir / program).is_file():
                 stack.start_worker(name, bin_dir / program)
                 started.append(name)
+        print("starting Varnish ...", flush=True)
+        stack.start_varnish()
         print("starting nginx ...", flush=True)
         stack.start_nginx(www_root=args.www, run_dir=stack.run_dir)
         token = _run_tool(stack, [str(tessera), "tokens", "create", "--email", ADMIN_EMAIL, "--connection", "carto_dw",
@@ -892,6 +1013,7 @@ Tessera is running.
   Workspace   {url}/
   Accounts    {url}/acc/
   TLS         https://localhost:{stack.tls_port}/   (self-signed: {stack.tls_cert})
+  http-cache  Varnish in front of maps-api GETs; invalidation at {stack.varnish_purge_url} (loopback)
   Admin       {ADMIN_EMAIL}  /  {password}   (saved in {state / 'admin-password'})
   APIs        {', '.join(started) or 'none'}
   API token   sql+maps on carto_dw, saved in {state / 'token'}
@@ -959,13 +1081,28 @@ def cmd_check_nginx(args: argparse.Namespace) -> int:
         t = Path(tmp)
         (t / "logs").mkdir()
         (t / "tmp").mkdir()
+        (t / "run").mkdir()  # nginx -t binds (and removes) the internal server's unix socket
         make_self_signed_cert(t / "cert.pem", t / "key.pem")
         conf = render_nginx(t / "conf", {
             "PREFIX": str(t), "LISTEN": "127.0.0.1:8080", "TLS_LISTEN": "127.0.0.1:8443",
             "TLS_CERT": str(t / "cert.pem"), "TLS_KEY": str(t / "key.pem"),
-            "WWW_ROOT": str(DEFAULT_WWW), "RUN_DIR": "/run/tessera"})
+            "WWW_ROOT": str(DEFAULT_WWW), "RUN_DIR": str(t / "run")})
         r = subprocess.run([NGINX, "-p", f"{t}/", "-c", str(conf), "-t"], capture_output=True, text=True)
         sys.stdout.write(r.stdout + r.stderr)
+        return r.returncode
+
+
+def cmd_check_varnish(args: argparse.Namespace) -> int:
+    """Render the VCL with throwaway values and compile it (`varnishd -C`)."""
+    with tempfile.TemporaryDirectory(prefix="tessera-varnish-check-") as tmp:
+        t = Path(tmp)
+        os.chmod(t, 0o755)  # the VCL compiler runs as Debian's unprivileged varnish user
+        vcl = render_vcl(t / "tessera.vcl", {"RUN_DIR": "/run/tessera"})
+        r = subprocess.run([VARNISHD, "-C", "-f", str(vcl), "-n", str(t / "work")], capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.stdout.write(r.stderr)
+        else:
+            print(f"VCL {VCL_TEMPLATE.relative_to(REPO)} compiles")
         return r.returncode
 
 
@@ -990,6 +1127,9 @@ def main(argv: list[str] | None = None) -> int:
 
     chk = sub.add_parser("check-nginx", help="render the nginx config and run nginx -t")
     chk.set_defaults(func=cmd_check_nginx)
+
+    chv = sub.add_parser("check-varnish", help="render the VCL and compile it (varnishd -C)")
+    chv.set_defaults(func=cmd_check_varnish)
 
     args = ap.parse_args(argv)
     try:
