@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "tessera-workspace-api", targets: ["tessera-workspace-api"]),
         .executable(name: "tessera-maps-api", targets: ["tessera-maps-api"]),
         .executable(name: "tessera-sql-worker", targets: ["tessera-sql-worker"]),
+        .executable(name: "tessera-cdn-invalidator", targets: ["tessera-cdn-invalidator"]),
     ],
     targets: [
         // C system libraries (Debian -dev packages).
@@ -30,7 +31,7 @@ let package = Package(
         .target(name: "FastCGI", dependencies: ["CFastCGI", "HTTPKit", "Observability"]),
         .target(name: "Metadata", dependencies: ["Postgres", "Observability"], resources: [.copy("migrations")]),
         .target(name: "Jobs", dependencies: ["Postgres", "HTTPKit", "Observability"]),
-        .target(name: "Platform", dependencies: ["Postgres", "Redis", "CryptoSupport", "HTTPKit", "Config", "Metadata", "Observability"]),
+        .target(name: "Platform", dependencies: ["Postgres", "Redis", "CryptoSupport", "HTTPKit", "Config", "Metadata", "Jobs", "Observability"]),
 
         // Features: never import FastCGI or a C module.
         .target(name: "WorkspaceAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
@@ -38,9 +39,12 @@ let package = Package(
         .target(name: "MapsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
                 resources: [.copy("warehouse")]),
 
+        .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability"]),
+
         // Executables: args -> config -> wiring -> serve.
         .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI", "Jobs"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
+        .executableTarget(name: "tessera-cdn-invalidator", dependencies: ["CacheInvalidator", "Jobs", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 

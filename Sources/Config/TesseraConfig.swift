@@ -23,6 +23,8 @@ public struct TesseraConfig: Sendable {
     public var sqlJobTimeoutMs: Int
     /// Jobs each worker process runs at once.
     public var workerConcurrency: Int
+    /// Varnish's loopback invalidation endpoint (`http://127.0.0.1:6091`); empty when there is no http-cache.
+    public var varnishPurgeURL: String
     /// Per-tile budgets: features beyond them are dropped deterministically.
     public var tileMaxFeatures: Int
     public var tileMaxBytes: Int
@@ -33,6 +35,21 @@ public struct TesseraConfig: Sendable {
     public var oauthTokenTTL: Int
     public var sessionTTL: Int
     public var logLevel: String
+    /// Imports: uploads and per-job work directories live here (shared by import-api and import-worker).
+    public var importDir: String
+    /// Largest upload or download accepted (bytes); larger is 413 / a failed job.
+    public var importMaxBytes: Int
+    /// Cap on the declared uncompressed size of an archive's contents.
+    public var importMaxUncompressedBytes: Int
+    /// Wall-clock limit of one import attempt (download + load), seconds.
+    public var importTimeoutSeconds: Int
+    /// Imports queued or running per organisation; one more is 429.
+    public var importMaxRunning: Int
+    /// TEST ONLY: `ip:port` endpoints exempt from the private-address refusal of URL imports
+    /// (comma-separated; empty, the default, exempts nothing).
+    public var importPrivateURLAllowlist: [String]
+    /// Lease of a claimed job in seconds (heartbeats renew it; an expired lease is rescued).
+    public var workerLeaseSeconds: Int
     /// Where configuration came from, for messages.
     public var source: String
 
@@ -47,6 +64,7 @@ public struct TesseraConfig: Sendable {
         "TESSERA_SQL_MAX_ROWS": "200000",
         "TESSERA_SQL_JOB_TIMEOUT_MS": "3600000",
         "TESSERA_WORKER_CONCURRENCY": "2",
+        "TESSERA_VARNISH_PURGE_URL": "",
         "TESSERA_TILE_MAX_FEATURES": "100000",
         "TESSERA_TILE_MAX_BYTES": "4194304",
         "TESSERA_MAX_BODY_BYTES": "10485760",
@@ -56,6 +74,13 @@ public struct TesseraConfig: Sendable {
         "TESSERA_OAUTH_TOKEN_TTL": "3600",
         "TESSERA_SESSION_TTL": "43200",
         "TESSERA_LOG_LEVEL": "info",
+        "TESSERA_IMPORT_DIR": "/var/lib/tessera/imports",
+        "TESSERA_IMPORT_MAX_BYTES": "5368709120",
+        "TESSERA_IMPORT_MAX_UNCOMPRESSED_BYTES": "21474836480",
+        "TESSERA_IMPORT_TIMEOUT_S": "7200",
+        "TESSERA_IMPORT_MAX_RUNNING": "5",
+        "TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST": "",
+        "TESSERA_WORKER_LEASE_S": "30",
         // Only meaningful to locate the file itself.
         "TESSERA_CONFIG_FILE": "/etc/tessera/tessera.env",
     ]
@@ -116,6 +141,10 @@ public struct TesseraConfig: Sendable {
         }
         let levels = ["debug", "info", "warning", "error"]
         if !levels.contains(value("TESSERA_LOG_LEVEL")) { problems.append("TESSERA_LOG_LEVEL must be one of \(levels)") }
+        let importDir = value("TESSERA_IMPORT_DIR")
+        if !importDir.hasPrefix("/") { problems.append("TESSERA_IMPORT_DIR must be an absolute path") }
+        let allowlist = value("TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let config = TesseraConfig(
             databaseURL: value("TESSERA_DATABASE_URL"),
             redisURL: redis,
@@ -127,6 +156,7 @@ public struct TesseraConfig: Sendable {
             sqlMaxRows: int("TESSERA_SQL_MAX_ROWS", min: 1, max: 100_000_000),
             sqlJobTimeoutMs: int("TESSERA_SQL_JOB_TIMEOUT_MS", min: 100, max: 7 * 86_400_000),
             workerConcurrency: int("TESSERA_WORKER_CONCURRENCY", min: 1, max: 64),
+            varnishPurgeURL: value("TESSERA_VARNISH_PURGE_URL"),
             tileMaxFeatures: int("TESSERA_TILE_MAX_FEATURES", min: 1, max: 10_000_000),
             tileMaxBytes: int("TESSERA_TILE_MAX_BYTES", min: 1024, max: 1 << 30),
             maxBodyBytes: int("TESSERA_MAX_BODY_BYTES", min: 1024, max: 1 << 40),
@@ -136,6 +166,13 @@ public struct TesseraConfig: Sendable {
             oauthTokenTTL: int("TESSERA_OAUTH_TOKEN_TTL", min: 60, max: 86_400),
             sessionTTL: int("TESSERA_SESSION_TTL", min: 300, max: 30 * 86_400),
             logLevel: value("TESSERA_LOG_LEVEL"),
+            importDir: importDir,
+            importMaxBytes: int("TESSERA_IMPORT_MAX_BYTES", min: 1, max: 1 << 44),
+            importMaxUncompressedBytes: int("TESSERA_IMPORT_MAX_UNCOMPRESSED_BYTES", min: 1, max: 1 << 46),
+            importTimeoutSeconds: int("TESSERA_IMPORT_TIMEOUT_S", min: 1, max: 7 * 86_400),
+            importMaxRunning: int("TESSERA_IMPORT_MAX_RUNNING", min: 1, max: 10_000),
+            importPrivateURLAllowlist: allowlist,
+            workerLeaseSeconds: int("TESSERA_WORKER_LEASE_S", min: 1, max: 86_400),
             source: source)
         if !problems.isEmpty { throw Invalid(problems: problems) }
         return config

@@ -48,17 +48,17 @@ struct SourceRoute: Sendable {
                           "minresolution": 0, "maxresolution": .int(maxResolution), "minzoom": 0, "maxzoom": .int(maxResolution),
                           "bounds": [-180, .number(-85.0511), 180, .number(85.0511)], "center": [0, 0, 2],
                           "tilestats": ["layerCount": 1, "layers": [["layer": "default", "geometry": "Polygon", "attributes": []]]]],
-                         headers: TileRoute.cacheHeaders(request, maxAge: 1800))
+                         headers: TileRoute.cacheHeaders(request, principal, record))
         }
         let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{z}/{x}/{y}",
                              [("source", id), ("cache", String(cache)), ("formatTiles", "mvt")])
         if d.kind == .tileset {
             let body = try TilesetSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
-            return .json(body, headers: TileRoute.cacheHeaders(request, maxAge: 31_536_000))
+            return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
         }
         let body = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db in
             try TileJSONBuilder(connection: db, watch: maps.watch(request)).build(record, tiles: tiles)
         }
-        return .json(body, headers: TileRoute.cacheHeaders(request, maxAge: 1800))
+        return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
     }
 }

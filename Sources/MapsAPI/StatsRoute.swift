@@ -86,7 +86,7 @@ struct StatsRoute: Sendable {
                         "categories": .array(categories)]
             }
         }
-        return .json(body, headers: TileRoute.cacheHeaders(request, maxAge: 1800))
+        return .json(body, headers: CachePolicy.headers(request, principal: principal, maxAge: 1800, connection: connection))
     }
 
     /// `{1.5,2,NULL}` → [1.5, 2, nil]

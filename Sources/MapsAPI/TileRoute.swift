@@ -19,7 +19,7 @@ struct TileRoute: Sendable {
         guard record.definition.spatialType == .quadbin, let dataResolution = record.dataResolution else {
             throw APIError.badRequest("This source is not a quadbin source; use {z}/{x}/{y} tiles", code: "invalid_tile")
         }
-        let headers = Self.cacheHeaders(request, maxAge: record.definition.kind == .table ? 1800 : 31_536_000)
+        let headers = Self.cacheHeaders(request, principal, record)
         if z > dataResolution { return .noContent(headers: headers) }
         let resolution = min(z + (record.definition.aggregationResLevel ?? 6), dataResolution)
         let json = try maps.withWarehouse(principal, record.definition.connection, requestId: request.requestId) { db -> String in
@@ -79,7 +79,7 @@ struct TileRoute: Sendable {
             }
             return bytes.count > config.tileMaxBytes ? [] : bytes
         }
-        var headers = Self.cacheHeaders(request, maxAge: record.definition.kind == .table ? 1800 : 31_536_000)
+        var headers = Self.cacheHeaders(request, principal, record)
         if tile.isEmpty { return .noContent(headers: headers) }
         headers.append(("Content-Type", "application/vnd.mapbox-vector-tile"))
         return HTTPResponse(status: 200, headers: headers, body: .bytes(tile))
@@ -107,14 +107,10 @@ struct TileRoute: Sendable {
         return (z, x, y)
     }
 
-    /// Contract §1.6: Maps API responses are cacheable (the URL carries the source id and data version);
-    /// a request's `Cache-Control: max-age` lowers the age (minimum 10 s). Tokens scope data, hence Vary.
-    static func cacheHeaders(_ request: HTTPRequest, maxAge: Int) -> [(String, String)] {
-        var age = maxAge
-        if let cc = request.header("cache-control")?.lowercased() {
-            if cc.contains("no-cache") || cc.contains("no-store") { age = 0 }
-            if let r = cc.range(of: "max-age="), let n = Int(cc[r.upperBound...].prefix { $0.isNumber }) { age = min(age, max(10, n)) }
-        }
-        return [("Cache-Control", age == 0 ? "no-cache" : "private, max-age=\(age)"), ("Vary", "Authorization, Origin")]
+    /// Contract §1.6: table sources 30 min (PostgreSQL), query sources and tilesets a year; the URL carries
+    /// the source id and data version.
+    static func cacheHeaders(_ request: HTTPRequest, _ principal: Principal, _ record: SourceRecord) -> [(String, String)] {
+        CachePolicy.headers(request, principal: principal, maxAge: record.definition.kind == .table ? 1800 : 31_536_000,
+                            connection: record.definition.connection, source: record.id)
     }
 }

@@ -8,8 +8,8 @@ import Postgres
 /// still holds the token, because cached entries live no longer than that.
 public final class Authenticator: Sendable {
     public static let sessionCookie = "__Host-tessera_session"
-    /// Redis TTL (4 s) + local memo TTL (1 s) bound how long a deleted token can still pass.
-    static let tokenCacheTTL = 4
+    /// Redis TTL (3 s) + local memo TTL (1 s) bound how long a deleted token can still pass (4 s).
+    static let tokenCacheTTL = 3
     let tokens = LocalMemo<TokenRecord>(ttl: 1)
     let roles = LocalMemo<Principal.Role>(ttl: 1)
     /// Verified signatures are deterministic, so verification results can be kept (revocation is separate).
@@ -70,7 +70,8 @@ public final class Authenticator: Sendable {
         guard let role = try userRole(userId: userId, account: account, clientId: claims["azp"]?.stringValue) else {
             throw APIError.unauthorized("Token revoked", code: "token_revoked")
         }
-        return Principal(accountId: account, userId: userId, kind: .user(role: role, viaSession: false))
+        return Principal(accountId: account, userId: userId, kind: .user(role: role, viaSession: false),
+                         expiresAt: claims["exp"]?.doubleValue.map(Date.init(timeIntervalSince1970:)))
     }
 
     // MARK: API Access Tokens
@@ -100,7 +101,8 @@ public final class Authenticator: Sendable {
                 throw APIError.forbidden("Referer not allowed for this token", code: "referer_not_allowed")
             }
         }
-        return Principal(accountId: record.accountId, userId: record.createdBy, kind: .apiToken(id: record.id, grants: record.grants))
+        return Principal(accountId: record.accountId, userId: record.createdBy, kind: .apiToken(id: record.id, grants: record.grants),
+                         expiresAt: record.expiresAt)
     }
 
     /// `https://app.example.com/`, `https://*.example.com` or a bare host; compared on scheme + host (+ port).
@@ -143,7 +145,8 @@ public final class Authenticator: Sendable {
         let hash = Encoding.hex(Crypto.sha256(Array(sessionId.utf8)))
         return try metadata.withConnection { db -> Principal? in
             let r = try db.execute("""
-                SELECT u.id, u.account_id, u.role, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id
+                SELECT u.id, u.account_id, u.role, s.csrf_token, extract(epoch FROM s.expires_at)::float8
+                FROM sessions s JOIN users u ON u.id = s.user_id
                 WHERE s.id_hash = decode($1, 'hex') AND s.expires_at > now()
                 """, [hash], prepare: true)
             guard r.rowCount == 1, let role = Principal.Role(rawValue: r.string(0, 2) ?? "") else { return nil }
@@ -153,7 +156,8 @@ public final class Authenticator: Sendable {
                     throw APIError.forbidden("Missing or invalid CSRF token", code: "csrf_failed")
                 }
             }
-            return Principal(accountId: r.string(0, 1)!, userId: r.string(0, 0), kind: .user(role: role, viaSession: true))
+            return Principal(accountId: r.string(0, 1)!, userId: r.string(0, 0), kind: .user(role: role, viaSession: true),
+                             expiresAt: r.double(0, 4).map(Date.init(timeIntervalSince1970:)))
         }
     }
 

@@ -17,10 +17,23 @@ public struct Principal: Sendable {
     public let userId: String?
     public let kind: Kind
 
-    public init(accountId: String, userId: String?, kind: Kind) {
+    /// When the credential stops being valid (token expiry, JWT exp, session end), if it does.
+    public var expiresAt: Date?
+
+    public init(accountId: String, userId: String?, kind: Kind, expiresAt: Date? = nil) {
         self.accountId = accountId
         self.userId = userId
         self.kind = kind
+        self.expiresAt = expiresAt
+    }
+
+    /// The key under which the http-cache files this credential's responses, so revoking the credential
+    /// can purge them: `token:<id>` for API Access Tokens, `user:<id>` for a user's sessions and OAuth tokens.
+    public var credentialKey: String {
+        switch kind {
+        case .apiToken(let id, _): return "token:\(id)"
+        case .user: return "user:\(userId ?? accountId)"
+        }
     }
 
     public var isUser: Bool { if case .user = kind { return true }; return false }

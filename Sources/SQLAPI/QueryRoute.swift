@@ -35,7 +35,7 @@ struct QueryRoute: Sendable {
         let requestId = request.requestId
         let watch = PGConnection.Watch(abortDescriptor: request.abortDescriptor, isAborted: request.isClientGone, deadline: deadline)
 
-        return HTTPResponse(status: 200, headers: Self.cacheHeaders(request), body: .stream { writer in
+        return HTTPResponse(status: 200, headers: CachePolicy.headers(request, principal: principal, maxAge: 31_536_000, connection: connectionName, sharedMaxAge: 60), body: .stream { writer in
             try APIError.mapping(requestId: requestId) {
                 let connection = try pool.checkout()
                 defer { pool.checkin(connection) }
@@ -73,6 +73,9 @@ struct QueryRoute: Sendable {
                     } else {
                         try connection.execute("DISCARD ALL")
                         connection.forgetPrepared()
+                        // A write: cached answers of this connection may be stale now.
+                        try CacheInvalidation.purge(keys: [CacheInvalidation.connection(account: principal.accountId, name: connectionName)],
+                                                    account: principal.accountId, pool: services.metadata)
                     }
                 }
                 output.finish(command: command)
@@ -100,14 +103,4 @@ struct QueryRoute: Sendable {
         return f
     }
 
-    /// Contract §1.6: GET results may be cached (the client's `Cache-Control: max-age` lowers it); POST never.
-    static func cacheHeaders(_ request: HTTPRequest) -> [(String, String)] {
-        guard request.method == "GET" else { return [("Cache-Control", "no-store")] }
-        var maxAge = 31_536_000
-        if let cc = request.header("cache-control")?.lowercased() {
-            if cc.contains("no-cache") || cc.contains("no-store") { maxAge = 0 }
-            if let r = cc.range(of: "max-age="), let n = Int(cc[r.upperBound...].prefix { $0.isNumber }) { maxAge = min(maxAge, max(10, n)) }
-        }
-        return [("Cache-Control", maxAge == 0 ? "no-cache" : "private, max-age=\(maxAge)"), ("Vary", "Authorization, Origin")]
-    }
 }

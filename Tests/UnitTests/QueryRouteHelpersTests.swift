@@ -52,44 +52,4 @@ final class QueryRouteHelpersTests: XCTestCase {
         assertAPIError(try QueryRoute.format("xml"), status: 400, code: "invalid_parameter")
         assertAPIError(try QueryRoute.format(" csv"), status: 400)
     }
-
-    // MARK: cacheHeaders
-
-    private func headers(_ method: String, cacheControl: String? = nil) -> [String: String] {
-        var h: [String: String] = [:]
-        if let cacheControl { h["cache-control"] = cacheControl }
-        let pairs = QueryRoute.cacheHeaders(HTTPRequest(method: method, path: "/", headers: h))
-        return Dictionary(pairs, uniquingKeysWith: { a, _ in XCTFail("duplicate header"); return a })
-    }
-
-    func testGetIsCacheableWithVary() {
-        let h = headers("GET")
-        XCTAssertEqual(h["Cache-Control"], "private, max-age=31536000")
-        let vary = Set((h["Vary"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        XCTAssertTrue(vary.contains("Authorization"))
-        XCTAssertTrue(vary.contains("Origin"))
-    }
-
-    func testClientMaxAgeIsHonouredWithMinimumTen() {
-        XCTAssertEqual(headers("GET", cacheControl: "max-age=300")["Cache-Control"], "private, max-age=300")
-        XCTAssertEqual(headers("GET", cacheControl: "Max-Age=60, must-revalidate")["Cache-Control"], "private, max-age=60")
-        XCTAssertEqual(headers("GET", cacheControl: "max-age=3")["Cache-Control"], "private, max-age=10")
-        XCTAssertEqual(headers("GET", cacheControl: "max-age=0")["Cache-Control"], "private, max-age=10")
-        XCTAssertEqual(headers("GET", cacheControl: "max-age=999999999")["Cache-Control"], "private, max-age=31536000")
-        XCTAssertEqual(headers("GET", cacheControl: "max-age=abc")["Cache-Control"], "private, max-age=31536000")
-        XCTAssertNotNil(headers("GET", cacheControl: "max-age=300")["Vary"])
-    }
-
-    func testClientNoCache() {
-        XCTAssertEqual(headers("GET", cacheControl: "no-cache")["Cache-Control"], "no-cache")
-        XCTAssertEqual(headers("GET", cacheControl: "no-store")["Cache-Control"], "no-cache")
-        XCTAssertEqual(headers("GET", cacheControl: "no-cache, max-age=300")["Cache-Control"], "no-cache")
-    }
-
-    func testPostIsNeverCached() {
-        let h = headers("POST")
-        XCTAssertEqual(h["Cache-Control"], "no-store")
-        XCTAssertEqual(headers("POST", cacheControl: "max-age=300")["Cache-Control"], "no-store")
-        XCTAssertNil(h["Vary"])
-    }
 }

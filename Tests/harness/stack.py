@@ -65,6 +65,8 @@ API_PROGRAMS = {
 # Queue workers (no socket): started by `run` and the e2e `stack` fixture when built.
 WORKER_PROGRAMS = {
     "sql-worker": "tessera-sql-worker",
+    "cdn-invalidator": "tessera-cdn-invalidator",
+    "import-worker": "tessera-import-worker",
 }
 
 ADMIN_EMAIL = "admin@tessera.local"
@@ -343,7 +345,8 @@ class Stack:
         port_file.write_text(f"{self.pg_port}\n")
         self.http_port = http_port or free_port()
         self.tls_port = tls_port or free_port()
-        self.varnish_purge_port: int | None = None  # chosen by start_varnish, kept across restarts
+        # Chosen up front (the cdn-invalidator's config names it), kept across restarts.
+        self.varnish_purge_port: int | None = free_port()
 
         for p in (self.pg_socket_dir / f".s.PGSQL.{self.pg_port}.lock", self.redis_socket,
                   *(self.run_dir / f"{n}.sock" for n in (*API_PROGRAMS, "varnish", "maps-backend"))):
@@ -423,6 +426,9 @@ class Stack:
             "TESSERA_PUBLIC_URL": self.base_url,
             "TESSERA_WAREHOUSE_URL": self.warehouse_dsn,
             "TESSERA_SIGNUP": "invite",
+            "TESSERA_VARNISH_PURGE_URL": f"http://127.0.0.1:{self.varnish_purge_port}",
+            # import-api and import-worker share it (uploads, work folders); per state directory.
+            "TESSERA_IMPORT_DIR": str(self.root / "imports"),
         }
         values["TESSERA_CONFIG_FILE"] = str(self.env_file)
         return values

@@ -163,7 +163,9 @@ sub vcl_backend_response {
     if (beresp.ttl > 1d) {
         set beresp.ttl = 1d;
     }
-    set beresp.grace = 5s;
+    # No grace: a stale object would be served past its TTL, and the TTL is capped at the lifetime
+    # of the credential that may see it (an expired token must not get a stored answer).
+    set beresp.grace = 0s;
     set beresp.keep = 0s;
     unset beresp.http.Surrogate-Control;
 

@@ -38,6 +38,6 @@ struct ModelRoute: Sendable {
             case .pick: return try context.pick()
             }
         }
-        return .json(body, headers: TileRoute.cacheHeaders(request, maxAge: 1800))
+        return .json(body, headers: CachePolicy.headers(request, principal: principal, maxAge: 1800, connection: connection))
     }
 }
