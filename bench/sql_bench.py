@@ -2,8 +2,8 @@
 """SQL API throughput against its raw floor, measured in one run.
 
 The same 100-row query runs (a) through pgbench against the warehouse (prepared, as the API prepares
-it) and (b) through nginx -> FastCGI -> tessera-maps-api -> PostgreSQL with wrk, at equal
-concurrency. Prints requests/s for both and the ratio (b)/(a), plus the maps-api CPU time per request
+it) and (b) as a POST (never answered by the http-cache) through nginx -> FastCGI ->
+tessera-maps-api -> PostgreSQL with wrk, at equal concurrency. Prints requests/s for both and the ratio (b)/(a), plus the maps-api CPU time per request
 beyond PostgreSQL's (the non-database cost).
 
 usage: bench/sql [--clients 2,8] [--seconds 10] [--bin .build/release]
@@ -11,6 +11,7 @@ usage: bench/sql [--clients 2,8] [--seconds 10] [--bin .build/release]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -56,10 +57,10 @@ def pgbench(stack: Stack, clients: int, seconds: int) -> float:
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
 
-def wrk(url: str, token: str, clients: int, seconds: int) -> tuple[float, str]:
+def wrk(url: str, token: str, clients: int, seconds: int, script: Path | None = None) -> tuple[float, str]:
     out = subprocess.run(
         ["wrk", "-t", str(clients), "-c", str(clients), "-d", f"{seconds}s", "--latency",
-         "-H", f"Authorization: Bearer {token}", url],
+         "-H", f"Authorization: Bearer {token}", *(["-s", str(script)] if script else []), url],
         check=True, capture_output=True, text=True).stdout
     if "Non-2xx" in out:
         raise SystemExit(f"wrk saw errors:\n{out}")
@@ -91,8 +92,14 @@ def main() -> int:
         token = tool(bin_dir, stack, "tokens", "create", "--email", ADMIN_EMAIL, "--source", "*", "--apis", "sql")
         stack.start_api("maps-api", bin_dir / API_PROGRAMS["maps-api"])
         stack.start_nginx()
-        url = f"{stack.base_url}/api/v3/sql/carto_dw/query?q={urllib.parse.quote(QUERY)}"
-        subprocess.run(["curl", "-sf", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}", url], check=True)
+        # POST: the uncached path nginx -> FastCGI -> maps-api (GETs may be answered by the http-cache).
+        url = f"{stack.base_url}/api/v3/sql/carto_dw/query"
+        body = json.dumps({"q": QUERY})
+        script = root / "post.lua"
+        script.write_text('wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Content-Type"] = "application/json"\n'
+                          % json.dumps(body))
+        subprocess.run(["curl", "-sf", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}",
+                        "-H", "Content-Type: application/json", "-d", body, url], check=True)
         api_pid = stack.pid("maps-api")
 
         print(f"query: {QUERY}")
@@ -100,9 +107,9 @@ def main() -> int:
         for clients in [int(c) for c in args.clients.split(",")]:
             pgbench(stack, clients, 2)  # warm
             raw = pgbench(stack, clients, args.seconds)
-            wrk(url, token, clients, 2)  # warm the API's pool and prepared statements
+            wrk(url, token, clients, 2, script)  # warm the API's pool and prepared statements
             cpu0 = cpu_seconds(api_pid)
-            rps, latency = wrk(url, token, clients, args.seconds)
+            rps, latency = wrk(url, token, clients, args.seconds, script)
             api_us = (cpu_seconds(api_pid) - cpu0) / (rps * args.seconds) * 1e6
             print(f"{clients:>7} {raw:>12.0f} {rps:>12.0f} {rps / raw:>6.2f}  {latency:<18} {api_us:.0f} µs")
         return 0
