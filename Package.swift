@@ -11,6 +11,8 @@ let package = Package(
         .executable(name: "tessera-maps-api", targets: ["tessera-maps-api"]),
         .executable(name: "tessera-sql-worker", targets: ["tessera-sql-worker"]),
         .executable(name: "tessera-cdn-invalidator", targets: ["tessera-cdn-invalidator"]),
+        .executable(name: "tessera-import-api", targets: ["tessera-import-api"]),
+        .executable(name: "tessera-import-worker", targets: ["tessera-import-worker"]),
     ],
     targets: [
         // C system libraries (Debian -dev packages).
@@ -38,6 +40,7 @@ let package = Package(
         .target(name: "SQLAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Jobs", "Observability"]),
         .target(name: "MapsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
                 resources: [.copy("warehouse")]),
+        .target(name: "ImportsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Jobs", "Config", "Observability"]),
 
         .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability"]),
 
@@ -46,9 +49,11 @@ let package = Package(
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-cdn-invalidator", dependencies: ["CacheInvalidator", "Jobs", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Platform", "Config", "Observability"]),
+        .executableTarget(name: "tessera-import-api", dependencies: ["FastCGI", "ImportsAPI", "Platform", "Config"]),
+        .executableTarget(name: "tessera-import-worker", dependencies: ["Jobs", "ImportsAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres"]),
+        .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit"]),
     ]
 )

@@ -53,6 +53,15 @@ public final class Warehouses: @unchecked Sendable {
         return String(decoding: plain, as: UTF8.self)
     }
 
+    /// conninfo for an external tool (ogr2ogr) WITHOUT the password, plus the decrypted password separately:
+    /// give it to the child as `PGPASSWORD` (its environment), never in argv where `ps` shows it.
+    /// No statement timeout: the caller bounds the tool's run time itself.
+    public func toolConninfo(for record: ConnectionRecord, applicationName: String) throws -> (conninfo: String, password: String?) {
+        var conninfo = record.conninfo(password: nil, statementTimeoutMs: nil)
+        conninfo = conninfo.replacingOccurrences(of: "application_name='tessera'", with: "application_name='\(applicationName)'")
+        return (conninfo, try password(of: record))
+    }
+
     /// The pool for a connection, created on first use and replaced after edits.
     public func pool(for record: ConnectionRecord) throws -> PGPool {
         lock.lock()

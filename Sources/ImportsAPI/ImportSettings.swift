@@ -1,0 +1,58 @@
+import Config
+import Foundation
+
+/// The import settings of one program, taken from its config once.
+public struct ImportSettings: Sendable {
+    /// Root of uploads (`uploads/`), per-job work directories (`work/job-<id>/`) and previews (`preview/`).
+    public var directory: String
+    public var maxBytes: Int
+    public var maxUncompressedBytes: Int
+    public var timeoutSeconds: Int
+    public var maxRunningPerAccount: Int
+    /// TEST ONLY (TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST): exact `ip:port` / `[ip6]:port` endpoints that
+    /// URL imports may reach although they are private. Empty in production.
+    public var privateURLAllowlist: Set<String>
+    /// Most entries an archive may list (bombs with 100k tiny entries are refused from the directory).
+    public var maxArchiveEntries = 10_000
+    /// Redirect hops a URL import follows (each re-checked).
+    public var maxRedirects = 5
+    /// Rows shown by a preview.
+    public var previewRows = 10
+
+    public init(config: TesseraConfig) {
+        directory = config.importDir
+        maxBytes = config.importMaxBytes
+        maxUncompressedBytes = config.importMaxUncompressedBytes
+        timeoutSeconds = config.importTimeoutSeconds
+        maxRunningPerAccount = config.importMaxRunning
+        privateURLAllowlist = Set(config.importPrivateURLAllowlist)
+    }
+
+    public var uploadsDir: String { directory + "/uploads" }
+    public var workDir: String { directory + "/work" }
+    public var previewDir: String { directory + "/preview" }
+
+    /// Creates the directories (mode 0700) when missing.
+    public func ensureDirectories() throws {
+        for dir in [directory, uploadsDir, workDir, previewDir] {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) {
+                if !isDir.boolValue { throw ImportFailure("\(dir) exists and is not a directory") }
+                continue
+            }
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
+    }
+}
+
+/// An import problem with a message fit for the user. `permanent` ones (bad input) are not retried.
+public struct ImportFailure: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public let permanent: Bool
+    public init(_ message: String, permanent: Bool = true) {
+        self.message = message
+        self.permanent = permanent
+    }
+    public var description: String { message }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import HTTPKit
+import Jobs
+
+/// Runs ogr2ogr from the chosen dataset into the staging table (PostgreSQL driver, COPY), reporting
+/// progress and stopping it (SIGTERM, then SIGKILL) on cancel or timeout.
+///
+/// Choices: `-lco GEOMETRY_NAME=geom -lco FID=cartodb_id` (CARTO's names), `LAUNDER=YES`, `PRECISION=NO`
+/// (text/float8/integer rather than widths declared by the source), `-dim XY`, lines and polygons
+/// promoted to Multi* (single and multi parts in one column type), points left as points, data
+/// reprojected to EPSG:4326 (a layer without a CRS is taken to be EPSG:4326 already). No
+/// `-skipfailures`: a feature GDAL cannot write fails the import instead of silently dropping rows
+/// (row counts must equal the source), and skipfailures would also disable COPY batching.
+struct Loader {
+    let settings: ImportSettings
+    let work: String
+    let dataset: DatasetResolver.Dataset
+    let layer: GDALTools.LayerInfo
+    let autoguessing: Bool
+    let schema: String
+    let staging: String
+    /// `geom`, unless the source has an attribute of that name (then a temporary name, renamed later).
+    let geometryName: String
+
+    init(settings: ImportSettings, work: String, dataset: DatasetResolver.Dataset, layer: GDALTools.LayerInfo, autoguessing: Bool,
+         schema: String, staging: String) throws {
+        self.settings = settings
+        self.work = work
+        self.dataset = dataset
+        self.layer = layer
+        self.autoguessing = autoguessing
+        self.schema = schema
+        self.staging = staging
+        geometryName = layer.fields.contains { $0.name.lowercased() == "geom" } ? "tessera_geom_tmp" : "geom"
+    }
+
+    func arguments(conninfo: String) throws -> [String] {
+        var argv = [try ChildProcess.tool("ogr2ogr"), "-f", "PostgreSQL", "--config", "PG_USE_COPY", "YES",
+                    "-nln", staging, "-lco", "SCHEMA=\(schema)", "-lco", "GEOMETRY_NAME=\(geometryName)", "-lco", "FID=cartodb_id",
+                    "-lco", "LAUNDER=YES", "-lco", "PRECISION=NO", "-lco", "SPATIAL_INDEX=GIST", "-dim", "XY", "-gt", "65536",
+                    "-progress"]
+        argv += GDALTools.openOptions(for: dataset.format, autoguessing: autoguessing)
+        if layer.hasGeometry {
+            argv += layer.hasSRS ? ["-t_srs", "EPSG:4326"] : ["-a_srs", "EPSG:4326"]
+            if layer.promoteToMulti { argv += ["-nlt", "PROMOTE_TO_MULTI"] }
+        }
+        argv += ["PG:" + conninfo, dataset.path, layer.name]
+        return argv
+    }
+
+    /// Loads; returns the child's peak RSS in KiB.
+    func run(conninfo: String, password: String?, deadline: Date, context: JobContext) throws -> Int {
+        let out = work + "/ogr2ogr.out", err = work + "/ogr2ogr.err"
+        let env = try GDALTools.environment(keeping: [dataset.format.driver, "PostgreSQL"], workDir: work, password: password)
+        let child = try ChildProcess(try arguments(conninfo: conninfo), environment: env, stdout: out, stderr: err)
+        let total = max(layer.featureCount, 0)
+        let inputSize = fileSize(realPath(dataset.path))
+        let outcome = child.wait(deadline: deadline, isCancelled: { context.isCancelled }, tick: {
+            var percent = Loader.progressPercent(ChildProcess.tail(out, limit: 256))
+            if percent == nil, inputSize > 0, let position = Loader.readPosition(pid: child.pid, path: realPath(dataset.path)) {
+                percent = min(99, position * 100 / inputSize)
+            }
+            var progress: [String: JSON] = ["phase": "loading", "total_rows": .int(total)]
+            if let percent {
+                progress["percent"] = .int(percent)
+                progress["rows"] = .int(total * percent / 100)
+            }
+            context.report(progress: .object(progress))
+        })
+        switch outcome {
+        case .exited(0):
+            return child.peakRSSKiB
+        case .cancelled:
+            throw ImportCancelled()
+        case .timedOut:
+            throw ImportFailure("The import did not finish within \(settings.timeoutSeconds) s")
+        case .aborted(let why):
+            throw ImportFailure(why)
+        case .signalled(let sig):
+            throw ImportFailure("ogr2ogr was killed by signal \(sig)" + (sig == SIGKILL ? " (out of memory?)" : ""), permanent: sig != SIGKILL)
+        case .exited:
+            let message = GDALTools.gdalMessage(err)
+            let transient = ["could not connect", "Connection refused", "server closed the connection", "terminating connection",
+                             "could not translate host", "timeout expired", "the database system is"].contains { message.contains($0) }
+            throw ImportFailure("GDAL could not load the data: \(message)", permanent: !transient)
+        }
+    }
+
+    /// ogr2ogr -progress prints "0...10...20...": the last number seen.
+    static func progressPercent(_ text: String) -> Int? {
+        if text.contains("100 - done") { return 100 }
+        // stdout holds nothing but the progress line; anything else means there is no progress to read.
+        guard !text.isEmpty, text.allSatisfy({ $0 == "." || $0.isWhitespace || ($0.isASCII && $0.isNumber) }) else { return nil }
+        return text.split(whereSeparator: { !($0.isASCII && $0.isNumber) }).compactMap { Int($0) }.filter { $0 <= 100 }.last
+    }
+
+    /// How far the child has read `path` (for drivers without a fast feature count, e.g. CSV).
+    static func readPosition(pid: pid_t, path: String) -> Int? {
+        let fdDir = "/proc/\(pid)/fd"
+        guard let fds = try? FileManager.default.contentsOfDirectory(atPath: fdDir) else { return nil }
+        for fd in fds {
+            guard (try? FileManager.default.destinationOfSymbolicLink(atPath: fdDir + "/" + fd)) == path,
+                  let info = try? String(contentsOfFile: "/proc/\(pid)/fdinfo/\(fd)", encoding: .utf8) else { continue }
+            for line in info.split(separator: "\n") where line.hasPrefix("pos:") {
+                return Int(line.dropFirst(4).trimmingCharacters(in: .whitespaces))
+            }
+        }
+        return nil
+    }
+}
+
+func realPath(_ path: String) -> String {
+    guard let resolved = realpath(path, nil) else { return path }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}

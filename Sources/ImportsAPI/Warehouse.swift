@@ -1,0 +1,216 @@
+import Foundation
+import HTTPKit
+import Observability
+import Postgres
+
+/// The warehouse side of one import: staging table, tidy-up, the atomic swap and the idempotency
+/// marker. Identifiers always go through libpq's quoting; values are bound.
+struct Warehouse {
+    let pool: PGPool
+    let schema: String
+    let staging: String
+    let jobId: Int64
+
+    struct Stats {
+        var rows = 0
+        var geometryType: String?
+        var warnings: [String] = []
+    }
+
+    func qualified(_ db: PGConnection, _ table: String) throws -> String {
+        try db.quoteIdentifier(schema) + "." + db.quoteIdentifier(table)
+    }
+
+    /// Creates the marker table when missing. False when the role may not (imports then work without
+    /// the crash-window protection; logged).
+    func ensureMarkers() -> Bool {
+        do {
+            try pool.withConnection { db in
+                if try db.execute("SELECT to_regclass($1) IS NOT NULL", [ImportRunner.markers]).bool(0, 0) == true { return }
+                do {
+                    try db.executeScript("""
+                        CREATE SCHEMA IF NOT EXISTS carto;
+                        CREATE TABLE IF NOT EXISTS \(ImportRunner.markers) (
+                            job_id bigint PRIMARY KEY, destination text NOT NULL, result jsonb, finished_at timestamptz NOT NULL DEFAULT now());
+                        """)
+                } catch let e as PGError where e.sqlstate == "23505" || e.sqlstate == "42P07" {
+                    // Created concurrently by another import.
+                }
+            }
+            return true
+        } catch {
+            Log.warning("import_markers_unavailable", [("job", jobId), ("error", String(describing: error))])
+            return false
+        }
+    }
+
+    func marker() throws -> JSON? {
+        try pool.withConnection { db in
+            let r = try db.execute("SELECT result::text FROM \(ImportRunner.markers) WHERE job_id = $1", [String(jobId)])
+            guard r.rowCount == 1 else { return nil }
+            return r.string(0, 0).flatMap { try? JSON.decode($0) } ?? ["alreadyApplied": true]
+        }
+    }
+
+    /// Ends any session a dead attempt's ogr2ogr left (same application_name) and drops its staging table.
+    func dropLeftovers(applicationName: String) throws {
+        try pool.withConnection { db in
+            _ = try db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                               [applicationName])
+            try db.execute("BEGIN")
+            do {
+                try db.execute("SET LOCAL lock_timeout = '20s'")
+                try db.execute("DROP TABLE IF EXISTS \(try qualified(db, staging))")
+                try db.execute("COMMIT")
+            } catch {
+                if db.isHealthy { _ = try? db.execute("ROLLBACK") }
+                throw error
+            }
+        }
+    }
+
+    func requireSchema() throws {
+        let found = try pool.withConnection { db in
+            try db.execute("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]).rowCount == 1
+        }
+        if !found { throw ImportFailure("Schema \(schema) does not exist in the warehouse") }
+    }
+
+    func exists(_ table: String) throws -> Bool {
+        try pool.withConnection { db in
+            try db.execute("SELECT to_regclass($1) IS NOT NULL", [try qualified(db, table)]).bool(0, 0) ?? false
+        }
+    }
+
+    /// Column names made CARTO-style (lower case, `_`), the geometry column named `geom`, the
+    /// `cartodb_id` sequence moved past the loaded ids, statistics gathered; returns counts and warnings.
+    func finishStaging(geometryName: String, deadline: Date) throws -> Stats {
+        try pool.withConnection { db in
+            let table = try qualified(db, staging)
+            guard try db.execute("SELECT to_regclass($1) IS NOT NULL", [table]).bool(0, 0) == true else {
+                throw ImportFailure("The file contains no rows")
+            }
+            var stats = Stats()
+            try db.execute("BEGIN")
+            do {
+                let remaining = max(1000, Int(deadline.timeIntervalSinceNow * 1000))
+                try db.execute("SELECT set_config('statement_timeout', $1, true)", [String(remaining)])
+                let columns = try db.execute("""
+                    SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+                    WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum
+                    """, [table])
+                var taken: Set<String> = ["cartodb_id", "geom"]
+                var geometry: String?
+                for i in 0..<columns.rowCount {
+                    let name = columns.string(i, 0)!, type = columns.string(i, 1) ?? ""
+                    if name == "cartodb_id" { continue }
+                    if name == geometryName && type.hasPrefix("geometry") {
+                        geometry = type
+                        if name != "geom" {
+                            try db.execute("ALTER TABLE \(table) RENAME COLUMN \(try db.quoteIdentifier(name)) TO geom")
+                        }
+                        continue
+                    }
+                    var new = ColumnNames.sanitize(name)
+                    if taken.contains(new) {
+                        var n = 1
+                        while taken.contains("\(new.prefix(58))_\(n)") { n += 1 }
+                        new = "\(new.prefix(58))_\(n)"
+                    }
+                    taken.insert(new)
+                    if new != name {
+                        try db.execute("ALTER TABLE \(table) RENAME COLUMN \(try db.quoteIdentifier(name)) TO \(try db.quoteIdentifier(new))")
+                    }
+                }
+                if geometry != nil {
+                    let r = try db.execute("SELECT count(*), count(*) FILTER (WHERE geom IS NULL) FROM \(table)")
+                    stats.rows = r.int(0, 0) ?? 0
+                    let empty = r.int(0, 1) ?? 0
+                    if empty > 0 { stats.warnings.append("\(empty) of \(stats.rows) rows have no geometry") }
+                    stats.geometryType = geometry.map { t in
+                        // geometry(MultiPolygon,4326) -> MultiPolygon
+                        t.split(separator: "(").dropFirst().first?.split(separator: ",").first.map(String.init) ?? t
+                    }
+                } else {
+                    stats.rows = try db.execute("SELECT count(*) FROM \(table)").int(0, 0) ?? 0
+                    stats.warnings.append("No geometry column was found; the data was imported as a table without geometry")
+                }
+                guard stats.rows > 0 else { throw ImportFailure("The file contains no rows") }
+                _ = try db.execute("""
+                    SELECT setval(pg_get_serial_sequence($1, 'cartodb_id'), greatest(max(cartodb_id), 1), max(cartodb_id) IS NOT NULL)
+                    FROM \(table)
+                    """, [table])
+                try db.execute("COMMIT")
+            } catch {
+                if db.isHealthy { _ = try? db.execute("ROLLBACK") }
+                throw error
+            }
+            if stats.geometryType != nil {
+                // Broken geometries are flagged, not repaired; the check gets a bounded budget of its own.
+                do {
+                    try db.execute("BEGIN")
+                    try db.execute("SET LOCAL statement_timeout = '60s'")
+                    try db.execute("SET LOCAL client_min_messages = 'error'")
+                    let invalid = try db.execute("SELECT count(*) FROM \(table) WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)").int(0, 0) ?? 0
+                    try db.execute("COMMIT")
+                    if invalid > 0 { stats.warnings.append("\(invalid) geometries are invalid (ST_IsValid is false); they were kept as they are") }
+                } catch {
+                    if db.isHealthy { _ = try? db.execute("ROLLBACK") }
+                    stats.warnings.append("Geometry validity was not checked (the check took too long)")
+                }
+            }
+            try db.execute("ANALYZE \(table)")
+            return stats
+        }
+    }
+
+    /// ONE transaction: drop the old table when overwriting (refusing when it exists and overwrite is
+    /// off), rename the staging table and its index/sequence names, insert the marker.
+    func swap(into target: String, overwrite: Bool, result: JSON) throws {
+        try pool.withConnection { db in
+            let staged = try qualified(db, staging), destination = try qualified(db, target)
+            try db.execute("BEGIN")
+            do {
+                try db.execute("SET LOCAL lock_timeout = '30s'")
+                guard try db.execute("SELECT to_regclass($1) IS NOT NULL", [staged]).bool(0, 0) == true else {
+                    throw ImportFailure("The staging table disappeared before the swap", permanent: false)
+                }
+                if try db.execute("SELECT to_regclass($1) IS NOT NULL", [destination]).bool(0, 0) == true {
+                    guard overwrite else {
+                        throw ImportFailure("Table \(schema).\(target) already exists; set overwrite=true to replace it")
+                    }
+                    do {
+                        try db.execute("DROP TABLE \(destination)")
+                    } catch let e as PGError where e.sqlstate == "2BP01" || e.sqlstate == "42809" {
+                        throw ImportFailure("Table \(schema).\(target) cannot be replaced: \(e.message)")
+                    }
+                }
+                try db.execute("ALTER TABLE \(staged) RENAME TO \(try db.quoteIdentifier(target))")
+                // Indexes and the id sequence keep their staging names unless a tidy name is free.
+                let owned = try db.execute("""
+                    SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = $1 AND starts_with(c.relname, $2) AND c.relkind IN ('i', 'S')
+                    """, [schema, staging + "_"])
+                for i in 0..<owned.rowCount {
+                    let name = owned.string(i, 0)!, kind = owned.string(i, 1)!
+                    let tidy = target + name.dropFirst(staging.count)
+                    guard tidy.utf8.count <= 63 else { continue }
+                    let free = try db.execute("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+                                              [schema, tidy]).rowCount == 0
+                    guard free else { continue }
+                    let object = try qualified(db, name)
+                    try db.execute("ALTER \(kind == "S" ? "SEQUENCE" : "INDEX") \(object) RENAME TO \(try db.quoteIdentifier(tidy))")
+                }
+                if try db.execute("SELECT to_regclass($1) IS NOT NULL", [ImportRunner.markers]).bool(0, 0) == true {
+                    try db.execute("INSERT INTO \(ImportRunner.markers) (job_id, destination, result) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING",
+                                   [String(jobId), "\(schema).\(target)", result.text])
+                    try db.execute("DELETE FROM \(ImportRunner.markers) WHERE finished_at < now() - interval '30 days'")
+                }
+                try db.execute("COMMIT")
+            } catch {
+                if db.isHealthy { _ = try? db.execute("ROLLBACK") }
+                throw error
+            }
+        }
+    }
+}
