@@ -1,0 +1,34 @@
+import Config
+import Foundation
+import Jobs
+import Observability
+
+/// The shared `main` of every queue worker: `--config FILE`, the typed config and services, then a
+/// `Worker` on one queue that stops gracefully on SIGTERM.
+public enum WorkerProgram {
+    /// `build` gets the config and services and returns the worker's options and job handler.
+    public static func run(name: String, _ build: (TesseraConfig, Services) throws -> (Worker.Options, Worker.Handler)) -> Never {
+        var configFile: String?
+        var args = CommandLine.arguments.dropFirst().makeIterator()
+        while let arg = args.next() {
+            guard arg == "--config", let file = args.next() else {
+                FileHandle.standardError.write(Data("usage: \(name) [--config FILE]\n".utf8))
+                exit(2)
+            }
+            configFile = file
+        }
+        do {
+            let config = try TesseraConfig.load(file: configFile)
+            let services = try Services(config: config)
+            var (options, handler) = try build(config, services)
+            options.concurrency = config.workerConcurrency
+            let worker = Worker(queue: JobQueue(pool: services.metadata), conninfo: config.databaseURL, options: options, handler: handler)
+            WorkerSignals.stopOnTerminate(worker)
+            worker.run()
+            exit(0)
+        } catch {
+            Log.error("startup_failed", [("program", name), ("error", String(describing: error))])
+            exit(1)
+        }
+    }
+}
