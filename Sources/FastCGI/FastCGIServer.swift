@@ -3,9 +3,10 @@ import Foundation
 import HTTPKit
 import Observability
 
-/// A threaded libfcgi responder. Threads take turns to accept (one polls the listen socket while the others
-/// wait on a mutex), so a SIGTERM is noticed within one poll interval without interrupting in-flight requests,
-/// which are drained before the process exits.
+/// A threaded libfcgi responder. Every idle thread waits in its own epoll set on the listen socket
+/// (EPOLLEXCLUSIVE: the kernel wakes one thread per connection, no lock hand-off between threads) and on a
+/// shared stop eventfd, so a SIGTERM wakes them all at once without interrupting in-flight requests, which
+/// are drained before the process exits.
 public final class FastCGIServer: @unchecked Sendable {
     public struct Options: Sendable {
         public var socketPath: String?
@@ -20,12 +21,13 @@ public final class FastCGIServer: @unchecked Sendable {
 
     private let options: Options
     private let app: HTTPApplication
-    private let acceptLock = NSLock()
     private let stateLock = NSLock()
     private var stopping = false
     private var running = 0
     private var inFlight = 0
     private var listenFD: Int32 = -1
+    /// Readable once stopping; never reset, so every waiting thread sees it.
+    private var stopFD: Int32 = -1
 
     public init(app: HTTPApplication, options: Options) {
         self.app = app
@@ -44,7 +46,9 @@ public final class FastCGIServer: @unchecked Sendable {
         pthread_sigmask(SIG_BLOCK, &mask, nil)
 
         listenFD = try openListenSocket()
-        // Non-blocking so a connection taken by another process never parks the accepting thread.
+        stopFD = eventfd(0, Int32(EFD_CLOEXEC))
+        guard stopFD >= 0 else { throw FastCGIError.initFailed }
+        // Non-blocking: a wake-up whose connection another thread or process took must not park the thread.
         let flags = fcntl(listenFD, F_GETFL)
         _ = fcntl(listenFD, F_SETFL, flags | O_NONBLOCK)
 
@@ -60,6 +64,8 @@ public final class FastCGIServer: @unchecked Sendable {
         var signalNumber: Int32 = 0
         sigwait(&mask, &signalNumber)
         let pending = stateLock.withLock { () -> Int in stopping = true; return inFlight }
+        var one: UInt64 = 1
+        _ = write(stopFD, &one, 8)
         Log.info("stopping", [("signal", signalNumber), ("in_flight", pending)])
 
         let deadline = Date().addingTimeInterval(options.drainSeconds)
@@ -94,28 +100,20 @@ public final class FastCGIServer: @unchecked Sendable {
         var request = FCGX_Request()
         FCGX_InitRequest(&request, listenFD, 0)
         defer { stateLock.withLock { running -= 1 } }
+        let events = epoll_create1(Int32(EPOLL_CLOEXEC))
+        defer { close(events) }
+        guard events >= 0, tessera_epoll_add(events, listenFD, 1) == 0, tessera_epoll_add(events, stopFD, 0) == 0 else {
+            Log.error("accept_setup_failed", [("program", app.name), ("errno", errno)])
+            return
+        }
         while true {
-            guard acceptOne(&request) else { return }
+            let ready = tessera_epoll_wait_one(events, -1)
+            if ready == stopFD || stateLock.withLock({ stopping }) { return }
+            guard ready == listenFD, FCGX_Accept_r(&request) == 0 else { continue }
+            stateLock.withLock { inFlight += 1 }
             serve(&request)
             FCGX_Finish_r(&request)
             stateLock.withLock { inFlight -= 1 }
-        }
-    }
-
-    /// Waits for and accepts one connection; false once stopping.
-    private func acceptOne(_ request: inout FCGX_Request) -> Bool {
-        acceptLock.lock()
-        defer { acceptLock.unlock() }
-        while true {
-            if stateLock.withLock({ stopping }) { return false }
-            var pfd = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, 250)
-            if ready <= 0 { continue }
-            if stateLock.withLock({ stopping }) { return false }
-            if FCGX_Accept_r(&request) == 0 {
-                stateLock.withLock { inFlight += 1 }
-                return true
-            }
         }
     }
 
@@ -126,7 +124,10 @@ public final class FastCGIServer: @unchecked Sendable {
         let response = app.handle(request)
         let (status, bytes) = exchange.send(response, requestId: request.requestId)
         let micros = (DispatchTime.now().uptimeNanoseconds - started) / 1000
-        Log.info("request", [("program", app.name), ("request_id", request.requestId), ("method", request.method),
+        // nginx's access log already has every request with its id; here only what needs a second look.
+        let level: Log.Level = status >= 500 || micros >= 1_000_000 ? .warning : .debug
+        guard level >= Log.minimumLevel else { return }
+        Log.emit(level, "request", [("program", app.name), ("request_id", request.requestId), ("method", request.method),
                              ("path", request.path), ("status", status), ("bytes", bytes),
                              ("ms", "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"), ("client_gone", exchange.clientGone ? "true" : nil)])
     }
