@@ -9,8 +9,10 @@ three ways, per layer -- the GeoNames demo places (~155k points, `populated_plac
   (a) raw:      maps-api's own tile statements through pgbench (-M prepared, the same text, the same bound
                 values: prepared once per connection, bound per tile, as maps-api does);
   (b) tessera:  HTTP GETs of the TileJSON tile URLs (wrk, a Lua script cycling through them) through nginx ->
-                FastCGI tessera-maps-api -> PostGIS, nothing cached. When nginx routes maps-api through
-                Varnish, (b) sends `Cache-Control: no-cache`: a forced miss, i.e. the full path of a miss;
+                FastCGI tessera-maps-api -> PostGIS, nothing cached: the issue's definition. With Varnish in
+                front, that is nginx's internal maps-backend server (Varnish's backend), given a loopback
+                port in this run's rendered config. (m) is the real miss for reference: the public server
+                with `Cache-Control: no-cache` -> Varnish -> the internal server -> maps-api;
   (c) varnish:  the same URLs through Varnish, warm (every tile requested once first) -- only when nginx
                 routes maps-api through Varnish (seen as the VCL's X-Cache header); otherwise skipped with
                 a note;
@@ -65,7 +67,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "harness"))
-from stack import ADMIN_EMAIL, API_PROGRAMS, PG_BIN, Stack, StackError  # noqa: E402
+from stack import ADMIN_EMAIL, API_PROGRAMS, PG_BIN, Stack, StackError, free_port  # noqa: E402
 
 PSQL = str(PG_BIN / "psql") if (PG_BIN / "psql").exists() else "psql"
 CONNECTION = "carto_dw"
@@ -863,6 +865,29 @@ def edge_check(stack: Stack, layer: Layer) -> list[str]:
 # through it once tessera-locations.conf does so -- seen as the X-Cache header that the VCL always sets.
 
 
+def expose_backend(stack: Stack) -> int:
+    """Adds a loopback TCP listener to the rendered copy of nginx's internal maps-backend server (the one
+    Varnish uses as its backend: nginx -> FastCGI maps-api) and reloads nginx, so that wrk can drive path (b)
+    exactly as the issue defines it. Only this run's rendered config changes, never nginx/."""
+    site = stack.nginx_prefix / "conf" / "tessera-site.conf"
+    text = site.read_text()
+    anchor = f"listen unix:{stack.run_dir}/maps-backend.sock;"
+    if anchor not in text:
+        raise BenchError(f"{site}: no line {anchor!r} to add a TCP listener to")
+    port = free_port()
+    site.write_text(text.replace(anchor, f"{anchor}\n    listen 127.0.0.1:{port};  # bench/tiles only"))
+    os.kill(stack.pid("nginx"), signal.SIGHUP)
+    for _ in range(100):
+        try:
+            status, _, _ = http_get(f"http://127.0.0.1:{port}{HEALTH_PATH}", None, timeout=2)
+            if status == 200:
+                return port
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise BenchError(f"nginx did not start listening on 127.0.0.1:{port} after the reload")
+
+
 def varnish_setup(stack: Stack, probe_url: str, token: str) -> tuple[bool, str]:
     """Returns (Varnish is in front of maps-api, note)."""
     if not hasattr(stack, "start_varnish"):
@@ -1042,10 +1067,13 @@ def main() -> int:
         z, x, y = tiles_xyz[-1]
         routed, varnish_note = varnish_setup(stack, tile_url(layers[0], Tile(z, x, y)), token)
         varnish_pid = stack.pid("varnish") if routed else None
+        base_b = stack.base_url
         if routed:
             UNCACHED["Cache-Control"] = "no-cache"  # the VCL evicts the entry and fetches from maps-api
-        path_b = ("nginx -> Varnish (forced miss: Cache-Control: no-cache) -> nginx -> FastCGI maps-api -> PostGIS"
-                  if routed else "nginx -> FastCGI maps-api -> PostGIS (" + varnish_note + ")")
+            base_b = f"http://127.0.0.1:{expose_backend(stack)}"
+        path_b = ("nginx -> FastCGI maps-api -> PostGIS (nginx's internal maps-backend server, which Varnish's misses "
+                  "go through, on a loopback port)" if routed else "nginx -> FastCGI maps-api -> PostGIS (" + varnish_note + ")")
+        path_m = "nginx -> Varnish (forced miss: Cache-Control: no-cache) -> nginx -> FastCGI maps-api -> PostGIS"
         print(f"(b) path: {path_b}", flush=True)
 
         # ---- every tile once through the API, statements captured; classification; raw replay
@@ -1108,7 +1136,7 @@ def main() -> int:
             if status != 200:
                 raise BenchError(f"static file {static_path} -> {status}")
             for clients in clients_list:
-                res = results[(mix.name, clients)] = {k: Series() for k in ("a", "b", "static")}
+                res = results[(mix.name, clients)] = {k: Series() for k in ("a", "b", "m", "static")}
                 for rnd in range(args.rounds):
                     sampler.start()
                     tps, n, cpu = pgbench(stack, scripts, clients, per_round, {"db": pg_pid})
@@ -1116,12 +1144,17 @@ def main() -> int:
                     res["a"].add(tps, n, cpu)
 
                     if rnd == 0:
-                        wrk(stack.base_url, token, lua, clients, 2, headers=UNCACHED)  # the API's pool, statements
+                        wrk(base_b, token, lua, clients, 2)  # the API's pool, statements
                     c = CPU(pids_b)
                     sampler.start()
-                    w = wrk(stack.base_url, token, lua, clients, per_round, headers=UNCACHED)
+                    w = wrk(base_b, token, lua, clients, per_round)
                     res["b"].parallel.append(sampler.stop())
                     res["b"].add(w.rps, w.requests, c.stop(), w.p50, w.p99)
+
+                    if routed:  # what a real cache miss costs: both nginx passes and Varnish
+                        c = CPU(pids_b)
+                        w = wrk(stack.base_url, token, lua, clients, per_round, headers=UNCACHED)
+                        res["m"].add(w.rps, w.requests, c.stop(), w.p50, w.p99)
 
                     if rnd == 0:
                         wrk(stack.base_url, None, None, clients, 1, path=static_path)
@@ -1131,10 +1164,10 @@ def main() -> int:
 
                     if mix is mixes[0]:  # the hop alone: no auth, no database
                         c = CPU({"api": api_pid, "nginx": nginx_pid, "varnish": varnish_pid})
-                        w = wrk(stack.base_url, None, None, clients, max(1, per_round // 2), path=HEALTH_PATH)
+                        w = wrk(base_b, None, None, clients, max(1, per_round // 2), path=HEALTH_PATH)
                         health.setdefault(clients, Series()).add(w.rps, w.requests, c.stop(), w.p50, w.p99)
                 a, b, st = res["a"], res["b"], res["static"]
-                nondb = b.us("api") + b.us("nginx") + (b.us("varnish") if routed else 0)
+                nondb = b.us("api") + b.us("nginx")
                 print(f"[{mix.name}] {clients} clients: raw {a.rate:.0f} tiles/s, tessera {b.rate:.0f} rps "
                       f"({b.rate / a.rate:.2f}x, non-db {nondb:.0f} µs/tile), static {st.rate:.0f} rps", flush=True)
         sampler.close()
@@ -1222,6 +1255,8 @@ def main() -> int:
               f"{os.cpu_count()} CPUs, load average before: {load_before}; plan_cache_mode={args.plan_cache_mode}")
         print("(a) pgbench -M prepared: maps-api's own statements and bound values, replayed")
         print(f"(b) wrk: {path_b}")
+        if routed:
+            print(f"(m) wrk: {path_m} -- the real miss path, for reference")
         print("(c) wrk: nginx -> Varnish, warm" + ("" if routed else f" -- skipped: {varnish_note}"))
         print("static: wrk: nginx serving a file of the mix's mean tile size")
         for mix in mixes:
@@ -1240,14 +1275,19 @@ def main() -> int:
                 print(f"  {clients:>7} {a.rate:>10.0f} {b.rate:>9.0f} {b.rate / a.rate:>5.2f} {fmt_ms(b.p50):>7} "
                       f"{fmt_ms(b.p99):>7} {cc} {st.rate:>8.0f} {(f'{c.rate / st.rate:.2f}' if c else '-'):>6} "
                       f"{b.rate / st.rate:>6.2f}")
-            print("  CPU per tile, µs (non-db = maps-api + nginx" + (" + varnish" if routed else "") + "):")
+            if routed:
+                for clients in clients_list:
+                    a, m = results[(mix.name, clients)]["a"], results[(mix.name, clients)]["m"]
+                    print(f"  (m) miss through Varnish, {clients} clients: {m.rate:.0f} rps, m/a {m.rate / a.rate:.2f}, "
+                          f"p50 {fmt_ms(m.p50)}, p99 {fmt_ms(m.p99)}; non-db µs/tile: maps-api {m.us('api'):.0f} + "
+                          f"nginx {m.us('nginx'):.0f} + varnish {m.us('varnish'):.0f}")
+            print("  CPU per tile, µs (non-db = maps-api + nginx):")
             for clients in clients_list:
                 r = results[(mix.name, clients)]
                 a, b, st, c = r["a"], r["b"], r["static"], r.get("c")
-                nondb = b.us('api') + b.us('nginx') + (b.us('varnish') if routed else 0)
+                nondb = b.us('api') + b.us('nginx')
                 line = (f"  {clients:>7}  (a) db {a.us('db'):.0f} | (b) db {b.us('db'):.0f}, maps-api {b.us('api'):.0f} + "
-                        f"nginx {b.us('nginx'):.0f}" + (f" + varnish {b.us('varnish'):.0f}" if routed else "")
-                        + f" = non-db {nondb:.0f}, redis {b.us('redis'):.0f}")
+                        f"nginx {b.us('nginx'):.0f} = non-db {nondb:.0f}, redis {b.us('redis'):.0f}")
                 if c:
                     line += (f" | (c) nginx {c.us('nginx'):.0f}, varnish {fmt_us(c.us('varnish'))}, "
                              f"maps-api {c.us('api'):.0f}")
@@ -1267,7 +1307,7 @@ def main() -> int:
         print("the hop alone (GET /api/v3/maps/health: no auth, no database, same path as (b)), per request:")
         for clients, h in health.items():
             print(f"  {clients:>7} clients: {h.rate:.0f} rps, maps-api {h.us('api'):.0f} µs + nginx {h.us('nginx'):.0f} µs"
-                  + (f" + varnish {h.us('varnish'):.0f} µs" if routed else "") + f", p50 {fmt_ms(h.p50)}")
+                  + f", p50 {fmt_ms(h.p50)}")
         if heavy_rows:
             print()
             print("heavy tiles, one request each. raw = maps-api's statements for the tile replayed in psql, prepared "
