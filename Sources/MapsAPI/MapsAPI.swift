@@ -30,10 +30,17 @@ public enum MapsAPI {
 final class MapsService: Sendable {
     let services: Services
     let sources: SourceStore
+    /// Tile statements by source id and mode: a source id names a fixed definition, so its text never
+    /// changes, and building it (identifier quoting, string assembly) is not redone for every tile.
+    let tileStatements = LocalMemo<TileSQL>(ttl: 300)
 
     init(services: Services) {
         self.services = services
         sources = SourceStore(pool: services.metadata)
+    }
+
+    func tileSQL(_ record: SourceRecord, _ db: PGConnection, _ mode: TileSQL.Mode) throws -> TileSQL {
+        try tileStatements.value("\(record.id):\(mode)") { try TileSQL.make(record, connection: db, mode: mode) }!
     }
 
     var statementTimeoutMs: Int { services.warehouses.statementTimeoutMs }

@@ -12,10 +12,13 @@ struct SourceRecord: Sendable {
     let dataResolution: Int?
     /// The data's bounding box in EPSG:3857 [xmin, ymin, xmax, ymax], when known.
     let extent: [Double]?
+    /// The handshake's row count (an estimate for big tables): sizes the sample of an over-budget tile.
+    var rows: Int?
 
     var metadata: JSON {
         ["schema": schema.json, "srid": .int(schema.srid), "geometryType": .optional(geometryType),
-         "dataResolution": dataResolution.map(JSON.int) ?? .null, "extent": extent.map { .array($0.map(JSON.number)) } ?? .null]
+         "dataResolution": dataResolution.map(JSON.int) ?? .null, "extent": extent.map { .array($0.map(JSON.number)) } ?? .null,
+         "rows": rows.map(JSON.int) ?? .null]
     }
 
     init(id: String, definition: SourceDefinition, schema: SourceSchema, geometryType: String?, dataResolution: Int? = nil,
@@ -39,5 +42,6 @@ struct SourceRecord: Sendable {
                   geometryType: metadata["geometryType"]?.stringValue, dataResolution: metadata["dataResolution"]?.intValue,
                   extent: metadata["extent"]?.arrayValue?.compactMap(\.doubleValue).count == 4
                       ? metadata["extent"]!.arrayValue!.compactMap(\.doubleValue) : nil)
+        rows = metadata["rows"]?.intValue
     }
 }

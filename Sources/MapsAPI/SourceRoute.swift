@@ -23,9 +23,10 @@ struct SourceRoute: Sendable {
         let id = definition.id(account: principal.accountId)
         let (record, rows, version) = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db in
             let inspector = SourceInspector(connection: db, watch: maps.watch(request))
-            let record = try inspector.inspect(definition, id: id)
+            var record = try inspector.inspect(definition, id: id)
             let plan = try inspector.plan(definition)
-            return (record, try inspector.rowCount(definition, plan: plan), try inspector.dataVersion(plan: plan))
+            record.rows = try inspector.rowCount(definition, plan: plan)
+            return (record, record.rows ?? 0, try inspector.dataVersion(plan: plan))
         }
         try maps.sources.save(record, account: principal.accountId)
         let tilejson = maps.url("/v3/maps/\(connection)/\(kind.rawValue)",

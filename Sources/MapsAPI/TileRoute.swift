@@ -63,7 +63,7 @@ struct TileRoute: Sendable {
         let tile = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db -> [UInt8] in
             let watch = maps.watch(request)
             if record.definition.kind == .tileset { return try TilesetSource.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
-            let fast = try TileSQL.make(record, connection: db, ordered: false)
+            let fast = try maps.tileSQL(record, db, .fast)
             var cap = config.tileMaxFeatures
             var (bytes, count) = try Self.run(fast, db, z, x, y, cap: cap + 1, watch)
             var attempts = 0
@@ -72,8 +72,7 @@ struct TileRoute: Sendable {
                 if bytes.count > config.tileMaxBytes {
                     cap = max(1, min(cap, Int(Double(min(count, cap)) * Double(config.tileMaxBytes) / Double(bytes.count) * 0.9)))
                 }
-                let ordered = try TileSQL.make(record, connection: db, ordered: true)
-                (bytes, count) = try Self.run(ordered, db, z, x, y, cap: cap, watch)
+                (bytes, count) = try capped(record, db, z, x, y, cap: cap, watch)
                 attempts += 1
                 if count <= cap && bytes.count <= config.tileMaxBytes { break }
             }
@@ -85,9 +84,23 @@ struct TileRoute: Sendable {
         return HTTPResponse(status: 200, headers: headers, body: .bytes(tile))
     }
 
+    /// At most `cap` features chosen deterministically: from a repeatable sample of the table when the tile
+    /// covers far more rows than that (a low zoom of a big table), else from every row in the tile.
+    func capped(_ record: SourceRecord, _ db: PGConnection, _ z: Int, _ x: Int, _ y: Int, cap: Int,
+                _ watch: PGConnection.Watch) throws -> ([UInt8], Int) {
+        if record.definition.kind == .table {
+            let sampled = try maps.tileSQL(record, db, .sampled)
+            if let percent = sampled.samplePercent(rows: record.rows, z: z, x: x, y: y, cap: cap) {
+                let (bytes, count) = try Self.run(sampled, db, z, x, y, cap: cap, watch, samplePercent: percent)
+                if count >= cap { return (bytes, count) }  // the sample filled the tile
+            }
+        }
+        return try Self.run(try maps.tileSQL(record, db, .ordered), db, z, x, y, cap: cap, watch)
+    }
+
     static func run(_ sql: TileSQL, _ db: PGConnection, _ z: Int, _ x: Int, _ y: Int, cap: Int,
-                    _ watch: PGConnection.Watch) throws -> ([UInt8], Int) {
-        guard let parameters = sql.parameters(z: z, x: x, y: y, cap: cap) else { return ([], 0) }
+                    _ watch: PGConnection.Watch, samplePercent: Double? = nil) throws -> ([UInt8], Int) {
+        guard let parameters = sql.parameters(z: z, x: x, y: y, cap: cap, samplePercent: samplePercent) else { return ([], 0) }
         let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true)
         let count = r.bytes(0, 1).map { $0.reduce(0) { $0 << 8 | Int($1) } } ?? 0  // int8, big-endian in binary
         return (r.bytes(0, 0) ?? [], count)

@@ -2,9 +2,20 @@ import HTTPKit
 import Platform
 import Postgres
 
-/// The vector-tile statement of a source. Its text is fixed per source (so it is prepared once per
+/// The vector-tile statement of a source. Its text is fixed per source and mode (so it is prepared once per
 /// connection) and z/x/y and the feature cap are its last parameters.
 struct TileSQL: Sendable {
+    /// Which features a capped tile keeps.
+    enum Mode: Sendable {
+        /// Scan order: the first query, which only finds out whether the tile is over its budget.
+        case fast
+        /// A deterministic subset spread over the tile: ordered by a hash of the geometry.
+        case ordered
+        /// The same, drawn from a repeatable Bernoulli sample of a table (percent bound last), so a low zoom of a
+        /// big table hashes and sorts a few times the cap instead of every row.
+        case sampled
+    }
+    let mode: Mode
     let text: String
     /// Parameters before z, x, y and the cap: the query source's own and the filters' values.
     let parameters: [String?]
@@ -14,10 +25,9 @@ struct TileSQL: Sendable {
     let dataExtent: [Double]?
     let srid: Int
 
-    /// `ordered` picks which features survive a cap deterministically (by a hash of their geometry),
-    /// spread over the tile instead of clustered in scan order.
-    static func make(_ record: SourceRecord, connection: PGConnection, ordered: Bool) throws -> TileSQL {
+    static func make(_ record: SourceRecord, connection: PGConnection, mode: Mode) throws -> TileSQL {
         let d = record.definition
+        precondition(mode != .sampled || d.kind == .table, "only tables can be sampled")
         var b = SQLBuilder(connection: connection, parameters: d.queryParameters)
         let from = try SourceSQL.from(d, b)
         let g = "_src.\(try b.quote(d.spatialColumn))"
@@ -47,17 +57,18 @@ struct TileSQL: Sendable {
         // The search box (tile + buffer, clipped to the world and the data) comes in Web Mercator as
         // parameters; the index condition stays on the raw column so a GiST index on it is used.
         let box = "ST_MakeEnvelope($\(n + 5)::float8, $\(n + 6)::float8, $\(n + 7)::float8, $\(n + 8)::float8, 3857)"
+        let sample = mode == .sampled ? " TABLESAMPLE BERNOULLI ($\(n + 9)::float8) REPEATABLE (0)" : ""
         conditions.insert("\(g) && " + (srid == 3857 ? box : "ST_Transform(\(box), \(srid))"), at: 0)
         let text = """
             SELECT ST_AsMVT(t.*, '\(TileJSONBuilder.layer)', \(extent), 'geom'), count(*) FROM (
               SELECT ST_AsMVTGeom(\(mercator), \(envelope), \(extent), \(buffer), true) AS geom\(props.isEmpty ? "" : ", " + props.joined(separator: ", "))
-              FROM \(from) AS _src
+              FROM \(from) AS _src\(sample)
               WHERE \(conditions.joined(separator: " AND "))
-              \(ordered ? "ORDER BY md5(ST_AsEWKB(\(geom)))" : "")
+              \(mode == .fast ? "" : "ORDER BY md5(ST_AsEWKB(\(geom)))")
               LIMIT \(cap)
             ) t WHERE t.geom IS NOT NULL
             """
-        return TileSQL(text: text, parameters: b.parameters, extent: extent, buffer: buffer, dataExtent: record.extent, srid: srid)
+        return TileSQL(mode: mode, text: text, parameters: b.parameters, extent: extent, buffer: buffer, dataExtent: record.extent, srid: srid)
     }
 
     static let worldHalf = 20037508.342789244
@@ -75,9 +86,21 @@ struct TileSQL: Sendable {
         return box[0] <= box[2] && box[1] <= box[3] ? box : nil
     }
 
-    /// Bound values for one tile; nil when the tile is certainly empty.
-    func parameters(z: Int, x: Int, y: Int, cap: Int) -> [String?]? {
+    /// Bound values for one tile; nil when the tile is certainly empty. `samplePercent` only for `.sampled`.
+    func parameters(z: Int, x: Int, y: Int, cap: Int, samplePercent: Double? = nil) -> [String?]? {
         guard let box = searchBox(z: z, x: x, y: y) else { return nil }
         return parameters + [String(z), String(x), String(y), String(cap)] + box.map { String($0) }
+            + (mode == .sampled ? [String(samplePercent ?? 100)] : [])
+    }
+
+    /// The percentage of a table's rows to sample so that a tile over its budget still gets about `cap` features
+    /// (with room to spare), assuming the rows spread evenly over the data's box; nil when sampling would not
+    /// save much or the table's size is unknown.
+    func samplePercent(rows: Int?, z: Int, x: Int, y: Int, cap: Int) -> Double? {
+        guard mode == .sampled, let rows, rows > 0, let box = searchBox(z: z, x: x, y: y) else { return nil }
+        let area = { (b: [Double]) in max(0, b[2] - b[0]) * max(0, b[3] - b[1]) }
+        let covered = dataExtent.map { area($0) > 0 ? min(1, area(box) / area($0)) : 1 } ?? 1
+        let percent = 100 * 3 * Double(cap) / max(1, Double(rows) * covered)
+        return percent < 30 ? percent : nil
     }
 }

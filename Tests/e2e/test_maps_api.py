@@ -1067,6 +1067,7 @@ def test_another_organisations_source_ids_are_404(maps, points_tj, foreign_token
 
 
 DENSE_N = 400
+BIG_N = 20_000
 
 
 @pytest.fixture(scope="module")
@@ -1084,6 +1085,13 @@ def budget(request):
               SELECT i, repeat(chr(65 + i % 26), 300) || i, ST_SetSRID(ST_MakePoint(-60 + i * 0.5, -10), 4326)
               FROM generate_series(0, 39) i;
             CREATE INDEX ON public.e2e_maps_fat USING gist (geom);
+            -- Big enough for an over-budget tile to be drawn from a sample of the table (rows >> cap).
+            CREATE TABLE public.e2e_maps_big (n integer, geom geometry(Point, 4326));
+            INSERT INTO public.e2e_maps_big
+              SELECT i, ST_SetSRID(ST_MakePoint(-100 + (i % 200) * 1.0, -50 + (i / 200) * 1.0), 4326)
+              FROM generate_series(0, {BIG_N - 1}) i;
+            CREATE INDEX ON public.e2e_maps_big USING gist (geom);
+            ANALYZE public.e2e_maps_big;
         """)
         m = Maps.__new__(Maps)
         m.stack, m.api = s, h.Api(s)
@@ -1113,6 +1121,22 @@ def test_feature_budget_is_exact_and_deterministic(budget):
                                                      "filters": json.dumps({"n": {"between": {"values": [[0, 29]]}}})}))
     feats = mvt.decode(budget.tile(small, 0, 0, 0).body)["default"].features
     assert sorted(int(f.properties["n"]) for f in feats) == list(range(30))
+
+
+def test_feature_budget_on_a_big_table_samples_deterministically(budget):
+    """rows >> cap: the tile keeps exactly `cap` features drawn from a repeatable sample of the whole table
+    (spread over it, not the first rows in scan order), the same ones every time."""
+    tj = budget.tilejson(budget.source("table", {"name": "public.e2e_maps_big", "columns": "n"}))
+    bodies = [budget.tile(tj, 0, 0, 0).body for _ in range(3)]
+    assert bodies[0] == bodies[1] == bodies[2]
+    ids = [int(f.properties["n"]) for f in mvt.decode(bodies[0])["default"].features]
+    assert len(ids) == 50 and len(set(ids)) == 50 and all(0 <= i < BIG_N for i in ids)
+    assert max(ids) - min(ids) > BIG_N // 2, ids  # spread over the table, not one block of it
+    # A tile over a corner of the data holds far fewer rows than the table: still exactly the cap.
+    x, y = mvt.tile_of(-95, -45, 4)
+    feats = mvt.decode(budget.tile(tj, 4, x, y).body)["default"].features
+    assert len(feats) == 50
+    assert all(int(f.properties["n"]) % 200 < 40 and int(f.properties["n"]) // 200 < 40 for f in feats)
 
 
 def test_byte_budget(budget):

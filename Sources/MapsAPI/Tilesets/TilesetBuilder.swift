@@ -43,7 +43,7 @@ public struct TilesetBuilder {
         d.columns = o.columns
         d.tileResolution = o.tileResolution
         let record = try SourceInspector(connection: db, watch: .none).inspect(d, id: "tileset")
-        let tileSQL = try TileSQL.make(record, connection: db, ordered: true)
+        let tileSQL = try TileSQL.make(record, connection: db, mode: .ordered)
         let n = tileSQL.parameters.count
         var tilejson = try TileJSONBuilder(connection: db, watch: .none).build(record, tiles: "")
 
