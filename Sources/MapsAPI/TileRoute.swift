@@ -63,9 +63,13 @@ struct TileRoute: Sendable {
         let tile = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db -> [UInt8] in
             let watch = maps.watch(request)
             if record.definition.kind == .tileset { return try TilesetSource.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
-            let fast = try maps.tileSQL(record, db, .fast)
             var cap = config.tileMaxFeatures
-            var (bytes, count) = try Self.run(fast, db, z, x, y, cap: cap + 1, watch)
+            // A tile that certainly holds many times the cap (a low zoom of a big table) goes straight to the
+            // capped subset; every other tile is tried in scan order first, which is all most tiles need.
+            let certainlyOver = try record.definition.kind == .table
+                && maps.tileSQL(record, db, .sampled).samplePercent(rows: record.rows, z: z, x: x, y: y, cap: cap) != nil
+            var (bytes, count) = certainlyOver ? try capped(record, db, z, x, y, cap: cap, watch)
+                : try Self.run(try maps.tileSQL(record, db, .fast), db, z, x, y, cap: cap + 1, watch)
             var attempts = 0
             // Over budget: keep a deterministic subset, shrinking until the bytes fit too.
             while (count > cap || bytes.count > config.tileMaxBytes) && attempts < 4 {
