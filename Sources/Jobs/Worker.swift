@@ -145,33 +145,46 @@ public final class Worker: @unchecked Sendable {
         var outcome: Result<JSON?, Error>
         do { outcome = .success(try handler(job, context)) } catch { outcome = .failure(error) }
         heartbeat.stop()
-        do {
-            switch outcome {
-            case .success(let result) where !context.isCancelled:
-                // Handlers that commit their side effect together with completion return nil after doing so.
-                if let result { _ = try queue.complete(job, result: result) } else if try queue.find(id: job.id)?.state == "running" {
-                    _ = try queue.complete(job)
-                }
-                Log.info("job_completed", [("job", job.id), ("ms", Int(Date().timeIntervalSince(started) * 1000))])
-            case _ where context.isCancelled:
-                if isStopping && !heartbeat.cancelRequested {
-                    try queue.release(job)
-                    Log.info("job_released", [("job", job.id)])
-                } else {
-                    try queue.acknowledgeCancel(job)
-                    Log.info("job_cancelled", [("job", job.id)])
-                }
-            case .failure(let error):
-                let permanent = error is PermanentJobError
-                let message = (error as? PermanentJobError)?.message ?? (error as? APIError)?.message ?? String(describing: error)
-                let state = try queue.fail(job, error: message, permanent: permanent)
-                Log.warning("job_failed", [("job", job.id), ("state", state), ("error", message)])
-            default:
+        // Recording the outcome is fenced by the lease token, so repeating it is safe: retry briefly (the
+        // database may be restarting) before leaving the job to lease expiry and the rescuer.
+        for attempt in 1...5 {
+            do {
+                try record(outcome, of: job, context: context, cancelRequested: heartbeat.cancelRequested, started: started)
                 break
+            } catch {
+                guard attempt < 5 else {
+                    Log.error("job_bookkeeping_failed", [("job", job.id), ("error", String(describing: error))])
+                    break
+                }
+                Log.warning("job_bookkeeping_retry", [("job", job.id), ("attempt", attempt), ("error", String(describing: error))])
+                Thread.sleep(forTimeInterval: 0.25 * Double(1 << attempt))
             }
-        } catch {
-            // The lease will expire and the rescuer will make the job runnable again.
-            Log.error("job_bookkeeping_failed", [("job", job.id), ("error", String(describing: error))])
+        }
+    }
+
+    private func record(_ outcome: Result<JSON?, Error>, of job: Job, context: JobContext, cancelRequested: Bool, started: Date) throws {
+        switch outcome {
+        case .success(let result) where !context.isCancelled:
+            // Handlers that commit their side effect together with completion return nil after doing so.
+            if let result { _ = try queue.complete(job, result: result) } else if try queue.find(id: job.id)?.state == "running" {
+                _ = try queue.complete(job)
+            }
+            Log.info("job_completed", [("job", job.id), ("ms", Int(Date().timeIntervalSince(started) * 1000))])
+        case _ where context.isCancelled:
+            if isStopping && !cancelRequested {
+                try queue.release(job)
+                Log.info("job_released", [("job", job.id)])
+            } else {
+                try queue.acknowledgeCancel(job)
+                Log.info("job_cancelled", [("job", job.id)])
+            }
+        case .failure(let error):
+            let permanent = error is PermanentJobError
+            let message = (error as? PermanentJobError)?.message ?? (error as? APIError)?.message ?? String(describing: error)
+            let state = try queue.fail(job, error: message, permanent: permanent)
+            Log.warning("job_failed", [("job", job.id), ("state", state), ("error", message)])
+        default:
+            break
         }
     }
 
