@@ -31,7 +31,7 @@ final class WorkspaceEventsTests: XCTestCase {
 
     @discardableResult
     func sql(_ text: String, _ parameters: String?...) throws -> String {
-        try pool.withConnection { try $0.execute(text, parameters).string(0, 0) ?? "" }
+        try pool.withConnection { let r = try $0.execute(text, parameters); return r.rowCount > 0 ? r.string(0, 0) ?? "" : "" }
     }
 
     func count(_ text: String, _ parameters: String?...) throws -> Int {

@@ -134,6 +134,9 @@ def test_postgres_restart_while_a_job_runs_finishes_it_exactly_once(sqlw, api, f
     wait_until(lambda: h.active_queries(stack, tag) == 1, 15)
     queued = h.unique("queued")
     queued_id = submit(api, full_token, queued)  # waits behind the busy one or runs on the second thread
+    # The harness runs PostgreSQL with synchronous_commit=off, so a crash would also lose the last
+    # commits (the enqueue above); a checkpoint makes them durable first, as they are in production.
+    stack.psql("CHECKPOINT")
     stack.restart_postgres("immediate")
     nap(stack, tag, 0)  # the cut statement rolled back; its retry need not sleep again
     body = final(api, full_token, job_id, 60)
