@@ -6,5 +6,8 @@ import WorkspaceSubscriber
 // deleted) from the `workspace` queue until SIGTERM.
 WorkerProgram.run(name: "tessera-workspace-subscriber") { _, services in
     let handler = WorkspaceEventHandler(pool: services.metadata)
-    return (Worker.Options(queue: WorkspaceEvents.queue), { job, context in try handler.run(job, context) })
+    var options = Worker.Options(queue: WorkspaceEvents.queue)
+    // Events are short transactions: claim several per round trip.
+    options.claimBatch = 16
+    return (options, { job, context in try handler.run(job, context) })
 }
