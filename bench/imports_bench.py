@@ -17,18 +17,14 @@ import http.client
 import json
 import os
 import random
-import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "Tests" / "harness"))
-from stack import ADMIN_EMAIL, Stack  # noqa: E402
+from benchlib import DEFAULT_BIN, require, throwaway_stack, tool, vmhwm_kib
+from stack import ADMIN_EMAIL, Stack
 
 CATEGORIES = ["city", "town", "village", "hamlet"]
 
@@ -70,18 +66,6 @@ def generate(path: Path, fmt: str, size: int) -> int:
         if fmt != "csv":
             f.write("]}\n")
     return n
-
-
-def tool(bin_dir: Path, stack: Stack, *args: str) -> str:
-    return subprocess.run([str(bin_dir / "tessera"), *args], env={**os.environ, **stack.env},
-                          check=True, capture_output=True, text=True).stdout.strip()
-
-
-def vmhwm_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
 
 
 def upload(stack: Stack, token: str, path: Path, destination: str) -> str:
@@ -144,21 +128,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--formats", default="csv,geojson")
-    ap.add_argument("--bin", default=str(REPO / ".build" / "release"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     args = ap.parse_args()
     bin_dir = Path(args.bin).resolve()
-    if not shutil.which("ogr2ogr"):
-        raise SystemExit("ogr2ogr is required (apt-get install gdal-bin)")
-
-    root = Path(tempfile.mkdtemp(prefix="tessera-bench-", dir="/tmp"))
-    stack = Stack(root)
-    try:
-        stack.start_postgres()
-        stack.start_redis()
-        tool(bin_dir, stack, "migrate")
+    require("ogr2ogr", "gdal-bin")
+    with throwaway_stack(bin_dir, redis=True) as stack:
         tool(bin_dir, stack, "create-admin", "--email", ADMIN_EMAIL, "--password", "bench-" + os.urandom(8).hex())
         token = tool(bin_dir, stack, "tokens", "create", "--email", ADMIN_EMAIL, "--source", "*", "--apis", "imports")
-        token = token.splitlines()[-1].strip()
         stack.start_api("import-api", bin_dir / "tessera-import-api")
         stack.start_worker("import-worker", bin_dir / "tessera-import-worker")
         stack.start_nginx()
@@ -167,7 +143,7 @@ def main() -> int:
         print(f"{'format':>7} {'MB':>6} {'rows':>9} | {'ogr2ogr s':>9} {'MB/s':>6} | {'API total s':>11} {'MB/s':>6} {'ratio':>5}"
               f" | {'job s':>6} {'ratio':>5} | peak RSS MiB: worker child ogr2ogr")
         for fmt in args.formats.split(","):
-            path = root / f"bench.{fmt}"
+            path = stack.root / f"bench.{fmt}"
             n = generate(path, fmt, args.size_mb << 20)
             mb = path.stat().st_size / (1 << 20)
             ogr_s, ogr_rss = via_ogr2ogr(stack, path, fmt, f"bench.ogr_{fmt}")
@@ -183,10 +159,7 @@ def main() -> int:
             path.unlink()
             stack.psql(f"DROP TABLE bench.ogr_{fmt}, bench.api_{fmt}", dbname="carto_dw", user="carto_dw")
         print(f"import-api peak RSS: {vmhwm_kib(stack.pid('import-api')) / 1024:.0f} MiB")
-        return 0
-    finally:
-        stack.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,25 +18,16 @@ usage: bench/queue [--jobs 20000] [--concurrency 2,4] [--rate 200] [--seconds 5]
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "Tests" / "harness"))
-from stack import Stack  # noqa: E402
+from benchlib import DEFAULT_BIN, cpu_seconds, require, throwaway_stack
+from stack import Stack
 
 WORKER = "cdn-invalidator"
 PAYLOAD = '{"keys": ["bench"], "run": "%s"}'
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def metadata(stack: Stack, sql: str) -> str:
@@ -117,17 +108,11 @@ def main() -> int:
     ap.add_argument("--concurrency", default="2,4")
     ap.add_argument("--rate", type=int, default=200, help="enqueues per second in the latency run")
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--bin", default=str(REPO / ".build" / "release"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     args = ap.parse_args()
     bin_dir = Path(args.bin).resolve()
-    if not shutil.which("pgbench"):
-        raise SystemExit("pgbench is required (apt-get install postgresql-contrib)")
-
-    root = Path(tempfile.mkdtemp(prefix="tessera-bench-", dir="/tmp"))
-    stack = Stack(root)
-    try:
-        stack.start_postgres()
-        subprocess.run([str(bin_dir / "tessera"), "migrate"], env={**os.environ, **stack.env}, check=True, capture_output=True)
+    require("pgbench", "postgresql-contrib")
+    with throwaway_stack(bin_dir) as stack:
         print(f"{'threads':>7} {'jobs':>7} {'floor/s':>8} {'jobs/s':>8} {'ratio':>5} {'worker CPU/job':>15}   "
               f"enqueue->start ms at {args.rate}/s: p50 p99 max")
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
@@ -142,10 +127,7 @@ def main() -> int:
             print(f"{concurrency:>7} {args.jobs:>7} {raw:>8.0f} {rate:>8.0f} {rate / raw:>5.2f} {cpu_us:>12.0f} µs   {ms}  ({n} jobs)")
             stack.stop_api(WORKER)
             metadata(stack, "TRUNCATE jobs")
-        return 0
-    finally:
-        stack.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -62,9 +62,10 @@ final class WorkspaceEventsTests: XCTestCase {
         try XCTUnwrap(try pool.withConnection { try WorkspaceEvents.enqueue(event, on: $0) })
     }
 
-    /// Runs the subscriber's handler under the real Worker until `ids` are final; returns their jobs.
+    /// Runs the subscriber's handler under the real Worker until `ids` are final (and `expect`ed);
+    /// returns their jobs.
     @discardableResult
-    func process(_ ids: [Int64]) throws -> [Job] {
+    func process(_ ids: [Int64], expect: String = "completed") throws -> [Job] {
         var options = Worker.Options(queue: WorkspaceEvents.queue)
         options.pollInterval = 0.1
         let handler = WorkspaceEventHandler(pool: pool)
@@ -78,7 +79,7 @@ final class WorkspaceEventsTests: XCTestCase {
             if jobs.count == ids.count, jobs.allSatisfy(\.isFinal) { break }
             Thread.sleep(forTimeInterval: 0.05)
         } while Date() < deadline
-        XCTAssertEqual(jobs.map(\.state), ids.map { _ in "completed" }, "errors: \(jobs.map(\.errors.text))")
+        XCTAssertEqual(jobs.map(\.state), ids.map { _ in expect }, "errors: \(jobs.map(\.errors.text))")
         return jobs
     }
 
@@ -225,17 +226,7 @@ final class WorkspaceEventsTests: XCTestCase {
     func testAMalformedEventIsDiscardedWithItsReason() throws {
         var j = JobQueue.NewJob(queue: WorkspaceEvents.queue, kind: "user.removed", payload: ["accountId": .string(account)])
         j.accountId = account
-        let id = try XCTUnwrap(try queue.enqueue(j))
-        var options = Worker.Options(queue: WorkspaceEvents.queue)
-        options.pollInterval = 0.1
-        let handler = WorkspaceEventHandler(pool: pool)
-        let worker = Worker(queue: queue, conninfo: db.conninfo, options: options) { job, context in try handler.run(job, context) }
-        Thread { worker.run() }.start()
-        defer { worker.stop() }
-        let deadline = Date().addingTimeInterval(10)
-        while try queue.find(id: id)?.isFinal != true, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        let job = try XCTUnwrap(try queue.find(id: id))
-        XCTAssertEqual(job.state, "discarded")
+        let job = try process([try XCTUnwrap(try queue.enqueue(j))], expect: "discarded")[0]
         XCTAssertEqual(job.lastError, "user.removed event without userId")
     }
 }

@@ -61,6 +61,15 @@ def nap(stack, tag: str, secs: float) -> None:
     h.warehouse(stack, f"INSERT INTO e2e_naps VALUES ('{tag}', {secs}) ON CONFLICT (tag) DO UPDATE SET secs = excluded.secs")
 
 
+def napping_job(stack, api, token, prefix: str, secs: float) -> tuple[str, str]:
+    """Submits a job that sleeps `secs` before writing its row and waits until it runs: (tag, job id)."""
+    tag = h.unique(prefix)
+    nap(stack, tag, secs)
+    job_id = submit(api, token, tag, NAPPING)
+    wait_until(lambda: h.active_queries(stack, tag) == 1, 15)
+    return tag, job_id
+
+
 def ledger(stack, tag: str) -> int:
     return int(h.warehouse(stack, f"SELECT count(*) FROM e2e_ledger WHERE tag = '{tag}'"))
 
@@ -128,10 +137,7 @@ def test_postgres_restart_while_workers_are_idle(sqlw, api, full_token, mode):
 
 def test_postgres_restart_while_a_job_runs_finishes_it_exactly_once(sqlw, api, full_token):
     stack = sqlw
-    tag = h.unique("busy")
-    nap(stack, tag, 30)
-    job_id = submit(api, full_token, tag, NAPPING)
-    wait_until(lambda: h.active_queries(stack, tag) == 1, 15)
+    tag, job_id = napping_job(stack, api, full_token, "busy", 30)
     queued = h.unique("queued")
     queued_id = submit(api, full_token, queued)  # waits behind the busy one or runs on the second thread
     # The harness runs PostgreSQL with synchronous_commit=off, so a crash would also lose the last
@@ -196,10 +202,7 @@ def test_poison_job_is_discarded_after_its_attempts_while_others_flow(sqlw, api,
 
 def test_sigterm_lets_a_short_job_finish(sqlw, api, full_token):
     stack = sqlw
-    tag = h.unique("finish")
-    nap(stack, tag, 1)
-    job_id = submit(api, full_token, tag, NAPPING)
-    wait_until(lambda: h.active_queries(stack, tag) == 1, 15)
+    tag, job_id = napping_job(stack, api, full_token, "finish", 1)
     try:
         assert stack.stop_api("sql-worker", signal.SIGTERM, timeout=15) == 0  # exited by itself, not SIGKILLed
         row = job_row(stack, int(job_id))
@@ -211,10 +214,7 @@ def test_sigterm_lets_a_short_job_finish(sqlw, api, full_token):
 
 def test_sigterm_releases_a_long_job_for_an_immediate_rerun(sqlw, api, full_token):
     stack = sqlw
-    tag = h.unique("release")
-    nap(stack, tag, 30)
-    job_id = submit(api, full_token, tag, NAPPING)
-    wait_until(lambda: h.active_queries(stack, tag) == 1, 15)
+    tag, job_id = napping_job(stack, api, full_token, "release", 30)
     try:
         assert stack.stop_api("sql-worker", signal.SIGTERM, timeout=15) == 0
         row = job_row(stack, int(job_id))
