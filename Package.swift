@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "tessera-cdn-invalidator", targets: ["tessera-cdn-invalidator"]),
         .executable(name: "tessera-import-api", targets: ["tessera-import-api"]),
         .executable(name: "tessera-import-worker", targets: ["tessera-import-worker"]),
+        .executable(name: "tessera-workspace-subscriber", targets: ["tessera-workspace-subscriber"]),
     ],
     targets: [
         // C system libraries (Debian -dev packages).
@@ -43,6 +44,7 @@ let package = Package(
         .target(name: "ImportsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Jobs", "Config", "Observability"]),
 
         .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability"]),
+        .target(name: "WorkspaceSubscriber", dependencies: ["Platform", "HTTPKit", "Jobs", "Postgres", "Observability"]),
 
         // Executables: args -> config -> wiring -> serve.
         .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI", "Jobs"]),
@@ -51,9 +53,10 @@ let package = Package(
         .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-import-api", dependencies: ["FastCGI", "ImportsAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-import-worker", dependencies: ["Jobs", "ImportsAPI", "Platform", "Config", "Observability"]),
+        .executableTarget(name: "tessera-workspace-subscriber", dependencies: ["Jobs", "WorkspaceSubscriber", "Platform"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
         .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber"]),
     ]
 )

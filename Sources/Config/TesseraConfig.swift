@@ -50,6 +50,9 @@ public struct TesseraConfig: Sendable {
     public var importPrivateURLAllowlist: [String]
     /// Lease of a claimed job in seconds (heartbeats renew it; an expired lease is rescued).
     public var workerLeaseSeconds: Int
+    /// After SIGTERM, how long running jobs may finish before they are released for a rerun (keep it
+    /// below systemd's TimeoutStopSec).
+    public var workerSoftStopSeconds: Int
     /// Where configuration came from, for messages.
     public var source: String
 
@@ -81,6 +84,7 @@ public struct TesseraConfig: Sendable {
         "TESSERA_IMPORT_MAX_RUNNING": "5",
         "TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST": "",
         "TESSERA_WORKER_LEASE_S": "30",
+        "TESSERA_WORKER_SOFT_STOP_S": "20",
         // Only meaningful to locate the file itself.
         "TESSERA_CONFIG_FILE": "/etc/tessera/tessera.env",
     ]
@@ -173,6 +177,7 @@ public struct TesseraConfig: Sendable {
             importMaxRunning: int("TESSERA_IMPORT_MAX_RUNNING", min: 1, max: 10_000),
             importPrivateURLAllowlist: allowlist,
             workerLeaseSeconds: int("TESSERA_WORKER_LEASE_S", min: 1, max: 86_400),
+            workerSoftStopSeconds: int("TESSERA_WORKER_SOFT_STOP_S", min: 0, max: 3600),
             source: source)
         if !problems.isEmpty { throw Invalid(problems: problems) }
         return config

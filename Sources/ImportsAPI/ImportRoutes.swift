@@ -235,9 +235,9 @@ struct ImportRoutes: Sendable {
 
     func find(_ request: HTTPRequest) throws -> (Principal, Job) {
         let principal = try services.auth.authenticate(request, api: "imports")
-        guard let id = Int64(request.pathParameters["id"] ?? ""),
-              let job = try APIError.mapping(requestId: request.requestId, { try jobs.find(id: id) }),
-              job.queue == Self.queue, job.kind == "import", job.accountId == principal.accountId else {
+        guard let job = try APIError.mapping(requestId: request.requestId, {
+                  try jobs.find(id: request.pathParameters["id"], queue: Self.queue, account: principal.accountId)
+              }), job.kind == "import" else {
             throw APIError.notFound("Import not found", code: "import_not_found")
         }
         return (principal, job)

@@ -175,6 +175,20 @@ public struct JobQueue: Sendable {
         }
     }
 
+    /// Cancels every unfinished job `createdBy` created in `account` (their user is gone), on `db`
+    /// so it joins the caller's transaction: queued ones at once, running ones through their worker's
+    /// next heartbeat. `except` spares one job (the caller's own). Returns how many were touched.
+    @discardableResult
+    public static func cancel(createdBy user: String, account: String, except: Int64? = nil, on db: PGConnection) throws -> Int {
+        try db.execute("""
+            UPDATE jobs SET cancel_requested = true,
+              state = CASE WHEN state IN ('available', 'retryable') THEN 'cancelled' ELSE state END,
+              finished_at = CASE WHEN state IN ('available', 'retryable') THEN now() ELSE finished_at END
+            WHERE created_by = $1::uuid AND account_id = $2::uuid AND state IN ('available', 'running', 'retryable')
+              AND NOT cancel_requested AND id IS DISTINCT FROM $3::bigint
+            """, [user, account, except.map { String($0) }]).affectedRows ?? 0
+    }
+
     /// Puts a final (or retryable) job back in the queue with fresh attempts.
     public func retry(id: Int64) throws -> Bool {
         try pool.withConnection { db in
@@ -202,6 +216,18 @@ public struct JobQueue: Sendable {
     public func find(id: Int64) throws -> Job? {
         try pool.withConnection { db in
             let r = try db.execute("SELECT \(Job.columns) FROM jobs WHERE id = $1", [String(id)])
+            return r.rowCount == 1 ? Job(r, 0) : nil
+        }
+    }
+
+    /// A job as an API shows it to its account: `id` as it appears in the URL, of `queue`, owned by
+    /// `account`. Nil for a malformed id, another queue or another account alike (all answer 404, so
+    /// nobody learns which ids exist elsewhere).
+    public func find(id: String?, queue: String, account: String) throws -> Job? {
+        guard let id = id.flatMap(Int64.init), id > 0 else { return nil }
+        return try pool.withConnection { db in
+            let r = try db.execute("SELECT \(Job.columns) FROM jobs WHERE id = $1 AND queue = $2 AND account_id = $3::uuid",
+                                   [String(id), queue, account], prepare: true)
             return r.rowCount == 1 ? Job(r, 0) : nil
         }
     }

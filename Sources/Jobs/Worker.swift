@@ -8,7 +8,11 @@ public final class JobContext: @unchecked Sendable {
     public let job: Job
     private let lock = NSLock()
     private var cancelled = false
+    private var lost = false
+    private var finished = false
     private var latestProgress: JSON?
+    /// When the lease was last renewed; only the worker's lease thread reads and writes it.
+    var lastBeat = Date()
 
     init(job: Job) { self.job = job }
 
@@ -16,6 +20,14 @@ public final class JobContext: @unchecked Sendable {
     /// handlers check it between units of work and stop.
     public var isCancelled: Bool { lock.withLock { cancelled } }
     func cancel() { lock.withLock { cancelled = true } }
+
+    /// The heartbeat found the job cancelled or its lease taken over: stop, and do not release it.
+    func loseLease() { lock.withLock { lost = true; cancelled = true } }
+    var leaseLost: Bool { lock.withLock { lost } }
+
+    /// The handler has returned: its lease is no longer renewed.
+    func finish() { lock.withLock { finished = true } }
+    var isFinished: Bool { lock.withLock { finished } }
 
     /// Stored with the next heartbeat (so progress costs no extra writes).
     public func report(progress: JSON) { lock.withLock { latestProgress = progress } }
@@ -30,8 +42,8 @@ public struct PermanentJobError: Error, CustomStringConvertible {
 }
 
 /// Runs a queue's jobs: `concurrency` threads claim with SKIP LOCKED, woken by LISTEN/NOTIFY and by a
-/// poll interval (notifications are only hints). A lease is renewed by heartbeats; expired leases are
-/// rescued and old jobs pruned. SIGTERM stops claiming, lets running jobs finish within `softStop`,
+/// poll interval (notifications are only hints). One lease thread renews the leases of all running jobs
+/// (a job costs no thread of its own); expired leases are rescued and old jobs pruned. SIGTERM stops claiming, lets running jobs finish within `softStop`,
 /// then releases what is left so it runs again at once elsewhere.
 public final class Worker: @unchecked Sendable {
     public typealias Handler = @Sendable (Job, JobContext) throws -> JSON?
@@ -44,6 +56,10 @@ public final class Worker: @unchecked Sendable {
         public var softStop = 20.0
         public var rescueInterval = 15.0
         public var pruneInterval = 3600.0
+        /// Jobs a thread claims per round trip and then runs one after the other. Only for queues whose
+        /// jobs take far less than the lease (the later ones of a batch wait, leased, and their
+        /// `started_at` is the claim time); claimed jobs not started at SIGTERM are released at once.
+        public var claimBatch = 1
         public init(queue: String) { self.queue = queue }
     }
 
@@ -58,6 +74,7 @@ public final class Worker: @unchecked Sendable {
     private var stopping = false
     private var running: [Int64: JobContext] = [:]
     private var threads = 0
+    private var workThreads = 0
 
     public init(queue: JobQueue, conninfo: String, options: Options, handler: @escaping Handler) {
         self.queue = queue
@@ -71,6 +88,8 @@ public final class Worker: @unchecked Sendable {
     public func run() {
         start(Thread { [self] in listenLoop() })
         start(Thread { [self] in maintenanceLoop() })
+        state.withLock { workThreads = options.concurrency }
+        start(Thread { [self] in leaseLoop() })
         for _ in 0..<options.concurrency { start(Thread { [self] in workLoop() }) }
         Log.info("worker_started", [("queue", options.queue), ("concurrency", options.concurrency), ("worker", name)])
         while state.withLock({ threads }) > 0 { usleep(50_000) }
@@ -109,21 +128,27 @@ public final class Worker: @unchecked Sendable {
     // MARK: loops
 
     private func workLoop() {
-        defer { finished() }
+        var claimed: ArraySlice<Job> = []
+        defer {
+            // Claimed in a batch but not started: runnable again at once, elsewhere.
+            for job in claimed { try? queue.release(job) }
+            state.withLock { workThreads -= 1 }
+            finished()
+        }
         while !isStopping {
-            let jobs: [Job]
+            if let job = claimed.popFirst() {
+                execute(job)
+                continue
+            }
             do {
-                jobs = try queue.claim(queue: options.queue, worker: name, leaseSeconds: options.leaseSeconds)
+                claimed = ArraySlice(try queue.claim(queue: options.queue, worker: name, leaseSeconds: options.leaseSeconds,
+                                                     limit: max(1, options.claimBatch)))
             } catch {
                 Log.warning("claim_failed", [("queue", options.queue), ("error", String(describing: error))])
                 sleepUntilWoken(options.pollInterval)
                 continue
             }
-            guard let job = jobs.first else {
-                sleepUntilWoken(options.pollInterval)
-                continue
-            }
-            execute(job)
+            if claimed.isEmpty { sleepUntilWoken(options.pollInterval) }
         }
     }
 
@@ -139,39 +164,52 @@ public final class Worker: @unchecked Sendable {
         state.withLock { running[job.id] = context }
         defer { _ = state.withLock { running.removeValue(forKey: job.id) } }
         let started = Date()
-        Log.info("job_started", [("queue", job.queue), ("job", job.id), ("kind", job.kind), ("attempt", job.attempt)])
-        let heartbeat = Heartbeat(queue: queue, job: job, context: context, leaseSeconds: options.leaseSeconds)
-        heartbeat.start()
+        Log.debug("job_started", [("queue", job.queue), ("job", job.id), ("kind", job.kind), ("attempt", job.attempt)])
         var outcome: Result<JSON?, Error>
         do { outcome = .success(try handler(job, context)) } catch { outcome = .failure(error) }
-        heartbeat.stop()
-        do {
-            switch outcome {
-            case .success(let result) where !context.isCancelled:
-                // Handlers that commit their side effect together with completion return nil after doing so.
-                if let result { _ = try queue.complete(job, result: result) } else if try queue.find(id: job.id)?.state == "running" {
-                    _ = try queue.complete(job)
-                }
-                Log.info("job_completed", [("job", job.id), ("ms", Int(Date().timeIntervalSince(started) * 1000))])
-            case _ where context.isCancelled:
-                if isStopping && !heartbeat.cancelRequested {
-                    try queue.release(job)
-                    Log.info("job_released", [("job", job.id)])
-                } else {
-                    try queue.acknowledgeCancel(job)
-                    Log.info("job_cancelled", [("job", job.id)])
-                }
-            case .failure(let error):
-                let permanent = error is PermanentJobError
-                let message = (error as? PermanentJobError)?.message ?? (error as? APIError)?.message ?? String(describing: error)
-                let state = try queue.fail(job, error: message, permanent: permanent)
-                Log.warning("job_failed", [("job", job.id), ("state", state), ("error", message)])
-            default:
+        context.finish()
+        // Progress reported after the last beat is kept too.
+        if let progress = context.takeProgress() { _ = try? queue.heartbeat(job, leaseSeconds: options.leaseSeconds, progress: progress) }
+        // Recording the outcome is fenced by the lease token, so repeating it is safe: retry briefly (the
+        // database may be restarting) before leaving the job to lease expiry and the rescuer.
+        for attempt in 1...5 {
+            do {
+                try record(outcome, of: job, context: context, cancelRequested: context.leaseLost, started: started)
                 break
+            } catch {
+                guard attempt < 5 else {
+                    Log.error("job_bookkeeping_failed", [("job", job.id), ("error", String(describing: error))])
+                    break
+                }
+                Log.warning("job_bookkeeping_retry", [("job", job.id), ("attempt", attempt), ("error", String(describing: error))])
+                Thread.sleep(forTimeInterval: 0.25 * Double(1 << attempt))
             }
-        } catch {
-            // The lease will expire and the rescuer will make the job runnable again.
-            Log.error("job_bookkeeping_failed", [("job", job.id), ("error", String(describing: error))])
+        }
+    }
+
+    private func record(_ outcome: Result<JSON?, Error>, of job: Job, context: JobContext, cancelRequested: Bool, started: Date) throws {
+        switch outcome {
+        case .success(let result) where !context.isCancelled:
+            // Handlers that commit their side effect together with completion return nil after doing so.
+            if let result { _ = try queue.complete(job, result: result) } else if try queue.find(id: job.id)?.state == "running" {
+                _ = try queue.complete(job)
+            }
+            Log.info("job_completed", [("job", job.id), ("ms", Int(Date().timeIntervalSince(started) * 1000))])
+        case _ where context.isCancelled:
+            if isStopping && !cancelRequested {
+                try queue.release(job)
+                Log.info("job_released", [("job", job.id)])
+            } else {
+                try queue.acknowledgeCancel(job)
+                Log.info("job_cancelled", [("job", job.id)])
+            }
+        case .failure(let error):
+            let permanent = error is PermanentJobError
+            let message = (error as? PermanentJobError)?.message ?? (error as? APIError)?.message ?? String(describing: error)
+            let state = try queue.fail(job, error: message, permanent: permanent)
+            Log.warning("job_failed", [("job", job.id), ("state", state), ("error", message)])
+        default:
+            break
         }
     }
 
@@ -204,6 +242,25 @@ public final class Worker: @unchecked Sendable {
         }
     }
 
+    /// Renews running jobs' leases every third of the lease (at most every 2 s, so a cancellation is seen
+    /// quickly) and stores their progress; a job found cancelled or no longer this worker's is stopped
+    /// through its context. Runs until the work threads and their jobs are done.
+    private func leaseLoop() {
+        defer { finished() }
+        let interval = min(2, Double(options.leaseSeconds) / 3)
+        while true {
+            let (contexts, done) = state.withLock { (Array(running.values), stopping && workThreads == 0 && running.isEmpty) }
+            if done { break }
+            let now = Date()
+            for context in contexts where !context.isFinished && now.timeIntervalSince(context.lastBeat) >= interval {
+                context.lastBeat = now
+                let ok = (try? queue.heartbeat(context.job, leaseSeconds: options.leaseSeconds, progress: context.takeProgress())) ?? true
+                if !ok && !context.isFinished { context.loseLease() }
+            }
+            Thread.sleep(forTimeInterval: min(0.1, interval / 4))
+        }
+    }
+
     private func maintenanceLoop() {
         defer { finished() }
         var lastRescue = Date.distantPast, lastPrune = Date.distantPast
@@ -224,52 +281,5 @@ public final class Worker: @unchecked Sendable {
             }
             Thread.sleep(forTimeInterval: 0.5)
         }
-    }
-}
-
-/// Renews a running job's lease (every third of its length, at most every 2 s so a cancellation is
-/// seen quickly) and carries progress; stops the handler (via its context) when the lease is lost or
-/// the job is cancelled.
-final class Heartbeat: @unchecked Sendable {
-    let queue: JobQueue
-    let job: Job
-    let context: JobContext
-    let leaseSeconds: Int
-    private let condition = NSCondition()
-    private var done = false
-    private(set) var cancelRequested = false
-
-    init(queue: JobQueue, job: Job, context: JobContext, leaseSeconds: Int) {
-        self.queue = queue
-        self.job = job
-        self.context = context
-        self.leaseSeconds = leaseSeconds
-    }
-
-    func start() {
-        Thread { [self] in
-            condition.lock()
-            while !done {
-                _ = condition.wait(until: Date().addingTimeInterval(min(2, Double(leaseSeconds) / 3)))
-                if done { break }
-                condition.unlock()
-                let ok = (try? queue.heartbeat(job, leaseSeconds: leaseSeconds, progress: context.takeProgress())) ?? true
-                condition.lock()
-                if !ok {
-                    cancelRequested = true
-                    context.cancel()
-                }
-            }
-            condition.unlock()
-        }.start()
-    }
-
-    func stop() {
-        condition.lock()
-        done = true
-        condition.signal()
-        condition.unlock()
-        // Progress reported after the last beat is kept too.
-        if let progress = context.takeProgress() { _ = try? queue.heartbeat(job, leaseSeconds: leaseSeconds, progress: progress) }
     }
 }

@@ -91,12 +91,16 @@ public struct AccountStore {
         }
     }
 
-    public func deleteUser(userId: String, account: String) throws -> Bool {
+    /// Removes a user and queues `user.removed` in the same transaction: the workspace-subscriber then
+    /// cancels their jobs and moves what they owned to `transferTo` (the admin removing them).
+    public func deleteUser(userId: String, account: String, transferTo: String) throws -> Bool {
         try pool.transaction { db in
             let r = try db.execute("DELETE FROM users WHERE id = $1 AND account_id = $2", [userId, account])
             let admins = try db.execute("SELECT count(*) FROM users WHERE account_id = $1 AND role = 'admin'", [account])
             if admins.int(0, 0) == 0 { throw APIError.conflict("An organisation needs at least one admin", code: "last_admin") }
-            return r.affectedRows == 1
+            guard r.affectedRows == 1 else { return false }
+            try WorkspaceEvents.enqueue(.userRemoved(accountId: account, userId: userId, transferTo: transferTo), actor: transferTo, on: db)
+            return true
         }
     }
 

@@ -144,9 +144,15 @@ public struct ConnectionStore {
         }
     }
 
-    public func delete(account: String, id: String) throws -> Bool {
-        try pool.withConnection { db in
-            try db.execute("DELETE FROM connections WHERE id = $1 AND account_id = $2", [id, account]).affectedRows == 1
+    /// Deletes a connection, drops the grants naming it (at once, so they cannot apply to a new connection
+    /// of the same name) and queues `connection.deleted`, all in one transaction.
+    public func delete(account: String, id: String, actor: String? = nil) throws -> Bool {
+        try pool.transaction { db in
+            let r = try db.execute("DELETE FROM connections WHERE id = $1 AND account_id = $2 RETURNING name", [id, account])
+            guard r.rowCount == 1, let name = r.string(0, 0) else { return false }
+            try TokenStore.removeGrants(account: account, connectionName: name, on: db)
+            try WorkspaceEvents.enqueue(.connectionDeleted(accountId: account, connectionName: name), actor: actor, on: db)
+            return true
         }
     }
 }

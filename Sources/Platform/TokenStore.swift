@@ -167,12 +167,17 @@ public struct TokenStore {
 
     /// Drops grants on a connection that no longer exists (its tokens must not reach a new one of the same name).
     public func removeGrants(account: String, connectionName: String) throws {
-        try pool.withConnection { db in
-            try db.execute("""
-                UPDATE api_tokens SET grants = coalesce((SELECT jsonb_agg(g) FROM jsonb_array_elements(grants) g
-                                                         WHERE g->>'connection_name' <> $2), '[]')
-                WHERE account_id = $1 AND grants @> jsonb_build_array(jsonb_build_object('connection_name', $2::text))
-                """, [account, connectionName])
-        }
+        _ = try pool.withConnection { try Self.removeGrants(account: account, connectionName: connectionName, on: $0) }
+    }
+
+    /// Drops every grant naming the connection from the account's tokens (on `db`, joining its open
+    /// transaction); a token left without grants stays and reaches nothing. Returns how many changed.
+    @discardableResult
+    public static func removeGrants(account: String, connectionName: String, on db: PGConnection) throws -> Int {
+        try db.execute("""
+            UPDATE api_tokens SET grants = coalesce((SELECT jsonb_agg(g) FROM jsonb_array_elements(grants) g
+                                                     WHERE g->>'connection_name' <> $2), '[]')
+            WHERE account_id = $1 AND grants @> jsonb_build_array(jsonb_build_object('connection_name', $2::text))
+            """, [account, connectionName]).affectedRows ?? 0
     }
 }

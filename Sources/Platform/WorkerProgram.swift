@@ -22,6 +22,7 @@ public enum WorkerProgram {
             let services = try Services(config: config)
             var (options, handler) = try build(config, services)
             options.concurrency = config.workerConcurrency
+            options.softStop = Double(config.workerSoftStopSeconds)
             let worker = Worker(queue: JobQueue(pool: services.metadata), conninfo: config.databaseURL, options: options, handler: handler)
             WorkerSignals.stopOnTerminate(worker)
             worker.run()

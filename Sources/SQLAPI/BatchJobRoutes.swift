@@ -56,9 +56,9 @@ struct BatchJobRoutes: Sendable {
     func find(_ request: HTTPRequest) throws -> (Principal, Job) {
         let connection = request.pathParameters["connection"]!
         let principal = try services.auth.authenticate(request, api: "sql")
-        guard let id = Int64(request.pathParameters["id"]!),
-              let job = try APIError.mapping(requestId: request.requestId, { try jobs.find(id: id) }),
-              job.queue == Self.queue, job.accountId == principal.accountId, job.payload["connection"]?.stringValue == connection else {
+        guard let job = try APIError.mapping(requestId: request.requestId, {
+                  try jobs.find(id: request.pathParameters["id"], queue: Self.queue, account: principal.accountId)
+              }), job.payload["connection"]?.stringValue == connection else {
             throw APIError.notFound("Job not found", code: "job_not_found")
         }
         return (principal, job)

@@ -122,10 +122,9 @@ struct ConnectionRoutes {
         let principal = try services.auth.authenticate(request, api: nil)
         let userId = try principal.requireRole(.admin, .editor)
         let c = try find(request, principal)
-        guard try store.delete(account: principal.accountId, id: c.id) else { throw APIError.notFound("Connection not found") }
+        // The store also drops the connection's grants and queues `connection.deleted` (cache purge).
+        guard try store.delete(account: principal.accountId, id: c.id, actor: userId) else { throw APIError.notFound("Connection not found") }
         services.warehouses.forget(account: principal.accountId, name: c.name)
-        // Grants on a deleted connection must not silently apply to a future one with the same name.
-        try TokenStore(services.metadata).removeGrants(account: principal.accountId, connectionName: c.name)
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(userId)", action: "connection_deleted",
                                            target: c.name, requestId: request.requestId)
         return .noContent()

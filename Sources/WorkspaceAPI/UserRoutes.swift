@@ -45,7 +45,7 @@ struct UserRoutes {
         let adminId = try principal.requireRole(.admin)
         let id = request.pathParameters["id"]!
         guard try accounts.userById(id, account: principal.accountId) != nil,
-              try accounts.deleteUser(userId: id, account: principal.accountId) else { throw APIError.notFound("User not found") }
+              try accounts.deleteUser(userId: id, account: principal.accountId, transferTo: adminId) else { throw APIError.notFound("User not found") }
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(adminId)", action: "user_deleted",
                                            target: id, requestId: request.requestId)
         return .noContent()

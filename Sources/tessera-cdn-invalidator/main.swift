@@ -7,6 +7,8 @@ WorkerProgram.run(name: "tessera-cdn-invalidator") { config, _ in
     var options = Worker.Options(queue: CacheInvalidation.queue)
     // Follow-up purges of a revocation are scheduled a second or so apart: poll often.
     options.pollInterval = 0.25
+    // Purges take milliseconds: claim several per round trip.
+    options.claimBatch = 16
     let runner = InvalidationRunner(purgeURL: config.varnishPurgeURL)
     return (options, { job, context in try runner.run(job, context) })
 }

@@ -173,6 +173,43 @@ final class JobQueueTests: XCTestCase {
         XCTAssertEqual(flakyJob.lastError, "transient")
     }
 
+    func testBatchClaimsRunEachJobOnceAndReleaseTheUnstartedOnStop() throws {
+        var options = Worker.Options(queue: "test")
+        options.claimBatch = 8
+        options.concurrency = 1
+        options.softStop = 5
+        let ran = Counter()
+        let gate = Gate()
+        let worker = Worker(queue: queue, conninfo: db.conninfo, options: options) { job, _ in
+            ran.add(job.id)
+            gate.pass()
+            return ["ok": true]
+        }
+        let finished = Counter()
+        Thread { worker.run(); finished.add(1) }.start()
+        for _ in 0..<20 { try queue.enqueue(newJob()) }
+        var deadline = Date().addingTimeInterval(10)
+        while ran.count < 20 && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        XCTAssertEqual(ran.count, 20)
+        XCTAssertEqual(ran.distinct, 20, "no job ran twice")
+
+        // Hold the next batch's first job, stop: the rest of that batch goes back to the queue at once.
+        gate.set(open: false)
+        try pool.transaction { db in for _ in 0..<5 { try JobQueue.enqueue(newJob(), on: db) } }
+        deadline = Date().addingTimeInterval(10)
+        while ran.count < 21 && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        XCTAssertEqual(try queue.list(queue: "test", state: "running").count, 5, "one batch claimed")
+        worker.stop()
+        gate.set(open: true)
+        deadline = Date().addingTimeInterval(10)
+        while finished.count == 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        XCTAssertEqual(finished.count, 1)
+        XCTAssertEqual(try queue.list(queue: "test", state: "completed").count, 21)
+        let released = try queue.list(queue: "test", state: "available")
+        XCTAssertEqual(released.count, 4)
+        XCTAssertTrue(released.allSatisfy { $0.attempt == 0 }, "a release does not use up an attempt")
+    }
+
     func testStopReleasesLongJobsForImmediateRerun() throws {
         var options = Worker.Options(queue: "test")
         options.softStop = 0.5
@@ -194,6 +231,23 @@ final class JobQueueTests: XCTestCase {
         let job = try XCTUnwrap(try queue.find(id: id))
         XCTAssertEqual(job.state, "available", "released, not left running until its lease expires")
         XCTAssertEqual(job.attempt, 0, "a release does not use up an attempt")
+    }
+}
+
+/// Holds job handlers while closed.
+final class Gate: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var open = true
+    func pass() {
+        condition.lock()
+        while !open { condition.wait() }
+        condition.unlock()
+    }
+    func set(open: Bool) {
+        condition.lock()
+        self.open = open
+        condition.broadcast()
+        condition.unlock()
     }
 }
 

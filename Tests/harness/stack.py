@@ -67,6 +67,7 @@ WORKER_PROGRAMS = {
     "sql-worker": "tessera-sql-worker",
     "cdn-invalidator": "tessera-cdn-invalidator",
     "import-worker": "tessera-import-worker",
+    "workspace-subscriber": "tessera-workspace-subscriber",
 }
 
 ADMIN_EMAIL = "admin@tessera.local"

@@ -1,0 +1,58 @@
+"""What the bench scripts share: a throwaway stack (Tests/harness/stack.py), the admin CLI, and
+per-process CPU and peak memory from /proc."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "Tests" / "harness"))
+from stack import Stack  # noqa: E402
+
+DEFAULT_BIN = str(REPO / ".build" / "release")
+
+
+@contextlib.contextmanager
+def throwaway_stack(bin_dir: Path, *, redis: bool = False):
+    """PostgreSQL (and Redis) in a temp dir with the metadata schema migrated; removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="tessera-bench-", dir="/tmp"))
+    stack = Stack(root)
+    try:
+        stack.start_postgres()
+        if redis:
+            stack.start_redis()
+        tool(bin_dir, stack, "migrate")
+        yield stack
+    finally:
+        stack.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def require(program: str, package: str) -> None:
+    if not shutil.which(program):
+        raise SystemExit(f"{program} is required (apt-get install {package})")
+
+
+def tool(bin_dir: Path, stack: Stack, *args: str) -> str:
+    """Runs the `tessera` admin CLI against the stack; returns its last output line."""
+    out = subprocess.run([str(bin_dir / "tessera"), *args], env={**os.environ, **stack.env},
+                         check=True, capture_output=True, text=True).stdout.strip()
+    return out.splitlines()[-1].strip() if out else ""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def vmhwm_kib(pid: int) -> int:
+    """Peak resident memory of a live process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0

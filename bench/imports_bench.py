@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Imports API vs plain ogr2ogr on the same generated files, in one run.
+
+Generates a CSV (lon/lat columns) and a GeoJSON FeatureCollection of about --size-mb each, then loads
+each (a) through the Imports API — a streamed upload through nginx to tessera-import-api, then the
+tessera-import-worker (GDAL -> COPY into a staging table -> swap) — and (b) with plain
+`ogr2ogr -f PostgreSQL` (PG_USE_COPY=YES) into the same warehouse. Prints MB/s and the ratio
+ogr2ogr time / Imports API time, both end to end (upload + queue + load) and for the worker's job alone,
+plus the peak RSS (VmHWM) of the import-worker, of its ogr2ogr child and of plain ogr2ogr.
+
+usage: bench/imports [--size-mb 1024] [--formats csv,geojson] [--bin .build/release]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+from benchlib import DEFAULT_BIN, require, throwaway_stack, tool, vmhwm_kib
+from stack import ADMIN_EMAIL, Stack
+
+CATEGORIES = ["city", "town", "village", "hamlet"]
+
+
+def rows(seed: int):
+    """Deterministic rows: id, name, category, value, lon, lat."""
+    rnd = random.Random(seed)
+    i = 0
+    while True:
+        i += 1
+        yield (i, f"place {i}", CATEGORIES[i % 4], round(rnd.uniform(0, 1000), 3),
+               round(rnd.uniform(-180, 180), 6), round(rnd.uniform(-85, 85), 6))
+
+
+def generate(path: Path, fmt: str, size: int) -> int:
+    """Writes about `size` bytes; returns the row count."""
+    n = 0
+    with open(path, "w", buffering=1 << 20) as f:
+        if fmt == "csv":
+            f.write("id,name,category,value,lon,lat\n")
+        else:
+            f.write('{"type":"FeatureCollection","features":[\n')
+        written, batch = 0, []
+        for r in rows(42):
+            if fmt == "csv":
+                line = f"{r[0]},{r[1]},{r[2]},{r[3]},{r[4]},{r[5]}\n"
+            else:
+                line = (("," if n else "") + f'{{"type":"Feature","properties":{{"id":{r[0]},"name":"{r[1]}","category":"{r[2]}",'
+                        f'"value":{r[3]}}},"geometry":{{"type":"Point","coordinates":[{r[4]},{r[5]}]}}}}\n')
+            batch.append(line)
+            written += len(line)
+            n += 1
+            if len(batch) == 10000:
+                f.write("".join(batch))
+                batch = []
+                if written >= size:
+                    break
+        f.write("".join(batch))
+        if fmt != "csv":
+            f.write("]}\n")
+    return n
+
+
+def upload(stack: Stack, token: str, path: Path, destination: str) -> str:
+    qs = urllib.parse.urlencode({"connection": "carto_dw", "destination": destination, "filename": path.name,
+                                 "overwrite": "true"})
+    conn = http.client.HTTPConnection("127.0.0.1", stack.http_port, timeout=600)
+    conn.putrequest("POST", f"/api/v3/imports?{qs}")
+    conn.putheader("Authorization", f"Bearer {token}")
+    conn.putheader("Content-Type", "application/octet-stream")
+    conn.putheader("Content-Length", str(path.stat().st_size))
+    conn.endheaders()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            conn.send(block)
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 201:
+        raise SystemExit(f"upload failed: {r.status} {body[:500]!r}")
+    return json.loads(body)["id"]
+
+
+def wait_import(stack: Stack, token: str, job_id: str) -> dict:
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", stack.http_port, timeout=30)
+        conn.request("GET", f"/api/v3/imports/{job_id}", headers={"Authorization": f"Bearer {token}"})
+        doc = json.loads(conn.getresponse().read())
+        if doc.get("status") in ("success", "failure", "cancelled"):
+            if doc["status"] != "success":
+                raise SystemExit(f"import {job_id} ended {doc['status']}: {doc}")
+            return doc
+        time.sleep(0.2)
+
+
+def via_api(stack: Stack, token: str, path: Path, table: str) -> tuple[float, float, int]:
+    started = time.monotonic()
+    job_id = upload(stack, token, path, table)
+    doc = wait_import(stack, token, job_id)
+    total = time.monotonic() - started
+    job = float(stack.psql(f"SELECT extract(epoch FROM finished_at - started_at) FROM jobs WHERE id = {int(job_id)}",
+                           dbname="tessera"))
+    return total, job, int((doc.get("result") or {}).get("ogr2ogrPeakRssKiB") or 0)
+
+
+def via_ogr2ogr(stack: Stack, path: Path, fmt: str, table: str) -> tuple[float, int]:
+    cmd = ["ogr2ogr", "-f", "PostgreSQL", f"PG:{stack.dsn('carto_dw', 'carto_dw')}", str(path), "--config", "PG_USE_COPY", "YES",
+           "-nln", table, "-lco", "GEOMETRY_NAME=geom", "-a_srs", "EPSG:4326", "-overwrite"]
+    if fmt == "csv":
+        cmd += ["-oo", "X_POSSIBLE_NAMES=lon", "-oo", "Y_POSSIBLE_NAMES=lat", "-oo", "AUTODETECT_TYPE=YES"]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"ogr2ogr failed: {proc.stderr.read().decode()[-2000:]}")
+    return elapsed, usage.ru_maxrss
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--formats", default="csv,geojson")
+    ap.add_argument("--bin", default=DEFAULT_BIN)
+    args = ap.parse_args()
+    bin_dir = Path(args.bin).resolve()
+    require("ogr2ogr", "gdal-bin")
+    with throwaway_stack(bin_dir, redis=True) as stack:
+        tool(bin_dir, stack, "create-admin", "--email", ADMIN_EMAIL, "--password", "bench-" + os.urandom(8).hex())
+        token = tool(bin_dir, stack, "tokens", "create", "--email", ADMIN_EMAIL, "--source", "*", "--apis", "imports")
+        stack.start_api("import-api", bin_dir / "tessera-import-api")
+        stack.start_worker("import-worker", bin_dir / "tessera-import-worker")
+        stack.start_nginx()
+        stack.psql("CREATE SCHEMA IF NOT EXISTS bench", dbname="carto_dw", user="carto_dw")
+
+        print(f"{'format':>7} {'MB':>6} {'rows':>9} | {'ogr2ogr s':>9} {'MB/s':>6} | {'API total s':>11} {'MB/s':>6} {'ratio':>5}"
+              f" | {'job s':>6} {'ratio':>5} | peak RSS MiB: worker child ogr2ogr")
+        for fmt in args.formats.split(","):
+            path = stack.root / f"bench.{fmt}"
+            n = generate(path, fmt, args.size_mb << 20)
+            mb = path.stat().st_size / (1 << 20)
+            ogr_s, ogr_rss = via_ogr2ogr(stack, path, fmt, f"bench.ogr_{fmt}")
+            api_s, job_s, child_rss = via_api(stack, token, path, f"bench.api_{fmt}")
+            for table in (f"bench.ogr_{fmt}", f"bench.api_{fmt}"):
+                count = int(stack.psql(f"SELECT count(*) FROM {table}", dbname="carto_dw", user="carto_dw"))
+                if count != n:
+                    raise SystemExit(f"{table}: {count} rows, expected {n}")
+            worker = vmhwm_kib(stack.pid("import-worker"))
+            print(f"{fmt:>7} {mb:>6.0f} {n:>9} | {ogr_s:>9.1f} {mb / ogr_s:>6.1f} | {api_s:>11.1f} {mb / api_s:>6.1f} "
+                  f"{ogr_s / api_s:>5.2f} | {job_s:>6.1f} {ogr_s / job_s:>5.2f} | {worker / 1024:>6.0f} {child_rss / 1024:>5.0f} "
+                  f"{ogr_rss / 1024:>7.0f}", flush=True)
+            path.unlink()
+            stack.psql(f"DROP TABLE bench.ogr_{fmt}, bench.api_{fmt}", dbname="carto_dw", user="carto_dw")
+        print(f"import-api peak RSS: {vmhwm_kib(stack.pid('import-api')) / 1024:.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
