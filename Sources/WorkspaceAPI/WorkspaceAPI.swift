@@ -13,6 +13,7 @@ public enum WorkspaceAPI {
         MapRoutes(services: services).register(router)
         PublicMapRoutes(services: services).register(router)
         WorkspaceConfigRoutes(services: services).register(router)
+        ExplorerRoutes(services: services).register(router)
         router.get("/api/health") { _ in .json(["status": "ok"]) }
         return router
     }
