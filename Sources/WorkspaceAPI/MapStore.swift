@@ -77,8 +77,11 @@ struct MapStore {
     }
 
     func newToken(on db: PGConnection, account: String, owner: String?, datasets: JSON) throws -> String {
-        try TokenStore(pool).create(on: db, account: account, createdBy: owner, grants: MapDocument.grants(datasets), referers: [],
-                                    allowedAPIs: ["sql", "maps"], expiresAt: nil).id
+        let connection = MapDocument.basemapGrant.connectionName
+        let hasBasemap = try db.execute("SELECT 1 FROM connections WHERE account_id = $1 AND name = $2", [account, connection]).rowCount == 1
+        return try TokenStore(pool).create(on: db, account: account, createdBy: owner,
+                                           grants: MapDocument.grants(datasets, basemap: hasBasemap), referers: [],
+                                           allowedAPIs: ["sql", "maps"], expiresAt: nil).id
     }
 
     func create(account: String, owner: String, title: String, description: String, privacy: String = "private",

@@ -196,6 +196,7 @@ def test_public_map_and_its_token(api, admin, dw):
     token = doc["token"]
     assert source_status(api, token, "public.e2e_places") == 200
     assert source_status(api, token, "public.e2e_secret") == 403
+    assert source_status(api, token, "public.world_countries") == 200  # the offline basemap under every map
     assert api.sql("SELECT * FROM public.e2e_secret", token).status == 403
     # The map's token stays out of the Tokens API listing (it belongs to the map).
     listed = assert_ok(api.get("/api/v3/tokens", token=admin.token))["results"]
