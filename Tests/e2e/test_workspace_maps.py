@@ -221,6 +221,16 @@ def test_public_map_and_its_token(api, admin, dw):
                REVOCATION_SECONDS)
 
 
+def test_a_deleted_map_token_is_replaced(api, admin, dw):
+    m = create(api, admin, keplerMapConfig=kepler(), datasets=[dataset()])
+    assert_ok(api.patch(f"{MAPS}/{m['id']}", token=admin.token, json_body={"privacy": "public"}))
+    token = assert_ok(api.get(PUBLIC.format(m["id"])))["token"]
+    assert api.delete(f"/api/v3/tokens/{token}", token=admin.token).status == 204
+    fresh = assert_ok(api.get(PUBLIC.format(m["id"])))["token"]
+    assert fresh != token and assert_ok(api.get(PUBLIC.format(m["id"])))["token"] == fresh
+    assert source_status(api, fresh, "public.e2e_places") == 200
+
+
 def test_config_is_anonymous(api):
     r = api.get("/api/v3/workspace/config")
     doc = assert_ok(r)
