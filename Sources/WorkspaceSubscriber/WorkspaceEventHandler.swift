@@ -62,15 +62,12 @@ public struct WorkspaceEventHandler: Sendable {
             """, [account, transferTo, user]).string(0, 0)
         guard let heir else { return ["jobsCancelled": .int(cancelled), "note": "no user left to own the account's objects"] }
         func move(_ sql: String) throws -> Int { try db.execute(sql, [heir, user, account]).affectedRows ?? 0 }
-        var moved: [String: JSON] = [
+        let moved: [String: JSON] = [
             "connections": .int(try move("UPDATE connections SET created_by = $1 WHERE created_by = $2 AND account_id = $3")),
             "tokens": .int(try move("UPDATE api_tokens SET created_by = $1 WHERE created_by = $2 AND account_id = $3")),
             "oauthClients": .int(try move("UPDATE oauth_clients SET user_id = $1 WHERE user_id = $2 AND account_id = $3")),
+            "maps": .int(try move("UPDATE maps SET owner_id = $1 WHERE owner_id = $2 AND account_id = $3")),
         ]
-        // The maps table arrives in a later migration (006); until then there is nothing to move.
-        if try db.execute("SELECT to_regclass('public.maps') IS NOT NULL").bool(0, 0) == true {
-            moved["maps"] = .int(try db.execute("UPDATE maps SET owner_id = $1 WHERE owner_id::text = $2", [heir, user]).affectedRows ?? 0)
-        }
         return ["jobsCancelled": .int(cancelled), "transferredTo": .string(heir), "moved": .object(moved)]
     }
 

@@ -146,12 +146,14 @@ final class WorkspaceEventsTests: XCTestCase {
     }
 
     func testUserRemovedCancelsTheirJobsAndMovesWhatTheyOwned() throws {
-        try sql("CREATE TABLE maps (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), account_id uuid, owner_id uuid)")
         let conn = try connection("theirs", owner: editor)
         let tok = try token(owner: editor, grants: [("theirs", "*")])
         let adminTok = try token(owner: admin, grants: [])
         try sql("INSERT INTO oauth_clients (account_id, user_id, client_id, secret_hash) VALUES ($1, $2, 'cid-e', '\\x00')", account, editor)
-        let map = try sql("INSERT INTO maps (account_id, owner_id) VALUES ($1, $2) RETURNING id", account, editor)
+        let map = try sql("""
+            INSERT INTO maps (id, account_id, owner_id, title, kepler_map_config) VALUES ('map-' || md5(random()::text), $1, $2, 'T', '{}')
+            RETURNING id
+            """, account, editor)
         func job(_ queueName: String, by user: String) throws -> Int64 {
             var j = JobQueue.NewJob(queue: queueName, kind: "x")
             j.accountId = account
