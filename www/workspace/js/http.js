@@ -58,12 +58,10 @@ export function withParams(path, params) {
   return s ? path + (path.includes('?') ? '&' : '?') + s : path;
 }
 
-/** Absolute URLs from the server (TileJSON, tiles) are used by path+query on this origin. */
+/** Absolute URLs from the server (TileJSON, tiles) are used by path+query on this origin. Plain
+ * string surgery, not URL(): that would percent-encode a template's {z}/{x}/{y}. */
 export function sameOrigin(url) {
-  try {
-    const u = new URL(url, location.href);
-    return u.pathname + u.search;
-  } catch { return url; }
+  return String(url).replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '');
 }
 
 export const api = {

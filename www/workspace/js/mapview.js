@@ -21,6 +21,7 @@ export class MapView {
     this.token = opts.token;
     this.el = el;
     el.classList.add('mapview');
+    el.mapview = this;  // lets the browser tests reach the Leaflet map
     this.map = L.map(el, { center: opts.center || [20, 0], zoom: opts.zoom ?? 2, worldCopyJump: true, attributionControl: true, keyboard: true });
     this.map.attributionControl.setPrefix('Leaflet');
     this.map.createPane('basemap').style.zIndex = 150;

@@ -1,0 +1,202 @@
+"""The workspace in a real browser (headless Chromium), against the whole stack: one user journey
+from an invitation to a public map, asserting on the DOM and on the pixels the map renderer drew.
+Screenshots go to test-artifacts/browser/ (builder: journey-06-builder-filtered.png, public map:
+journey-08-public-map.png, plus the 390×844 variants)."""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.parse
+
+import pytest
+
+import browser as B
+import helpers as h
+
+# Three clusters of points, one per category, far apart so that each can be probed on its own.
+CLUSTERS = {"alpha": (11.0, 46.0, 12), "beta": (-99.0, 39.0, 8), "gamma": (131.0, -24.0, 5)}
+
+
+def write_csv(path) -> None:
+    lines = ["name,category,value,longitude,latitude"]
+    n = 0
+    for cat, (lon, lat, count) in CLUSTERS.items():
+        for i in range(count):
+            n += 1
+            # The first point of each cluster sits exactly on the probe location.
+            dx, dy = (0.0, 0.0) if i == 0 else (((i * 37) % 11 - 5) * 0.15, ((i * 53) % 7 - 3) * 0.15)
+            lines.append(f"place {n},{cat},{n * 10},{lon + dx:.4f},{lat + dy:.4f}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def chrome_ok():
+    if B.MISSING:
+        if os.environ.get("STACK_REQUIRE_BINARIES") == "1":
+            pytest.fail(B.MISSING + " (make deps installs chromium, chromium-driver and python3-selenium)")
+        pytest.skip(B.MISSING)
+
+
+def drawn(px) -> bool:
+    return px is not None and px[3] > 60
+
+
+def test_invitation_to_public_map(stack, api, admin, chrome_ok, tmp_path):
+    base = f"http://127.0.0.1:{stack.http_port}"
+    email = f"{h.unique('maker')}@example.org"
+    password = "journey-" + os.urandom(6).hex()
+    table = h.unique("journey_places")
+    conn_name = h.unique("journey_conn").replace("_", "-")
+
+    # An admin invites the user (as in Settings; the link is what they would be sent).
+    r = api.post("/api/v3/invitations", json_body={"email": email, "role": "editor"}, session=admin.session)
+    assert r.status == 201, r
+    link = urllib.parse.urlsplit(r.json()["link"])
+
+    b = B.Browser(base, B.DESKTOP, "journey")
+    try:
+        # ---- 1. sign up by invitation, with the keyboard only
+        b.open(f"{link.path}#{link.fragment}")
+        b.find("h1")
+        assert "Join" in b.find("h1").text
+        pw = b.find("input[type=password]")
+        assert b.active() == pw, "the first field has focus"
+        assert b.focus_ring().startswith("solid"), f"focus is visible: {b.focus_ring()}"
+        pw.send_keys("short")
+        pw.send_keys(B.Keys.TAB)
+        assert "solid" in b.focus_ring(), "tabbing shows the focus ring"
+        b.active().send_keys("short", B.Keys.ENTER)
+        err = b.find(".field-error:not([hidden])")
+        assert "at least 12" in err.text, "a too-short password is refused next to its field"
+        b.shot("journey-01-accept-error")
+        for el in b.all("input[type=password]"):
+            el.clear()
+            el.send_keys(password)
+        b.active().send_keys(B.Keys.ENTER)
+        b.wait(lambda d: "/acc/" not in d.current_url, 20, "the workspace after accepting")
+        b.find("nav.nav a[aria-current=page]")
+        assert email in b.find(".sidebar .me").text
+
+        # ---- 2. add a connection (the stack's own warehouse, under another name)
+        b.open("/#/connections")
+        b.find("button.primary").click()
+        form = b.find("form[aria-label='New connection']")
+        values = {"Name": conn_name, "Host": str(stack.pg_socket_dir), "Port": str(stack.pg_port),
+                  "Database": "carto_dw", "User": "carto_dw", "Password": stack._pg_passwords["carto_dw"]}
+        for label, value in values.items():
+            field = form.find_element(B.By.XPATH, f".//label[text()='{label}']/following-sibling::*[1]")
+            field.clear()
+            field.send_keys(value)
+        form.find_element(B.By.XPATH, ".//button[text()='Test connection']").click()
+        b.wait(lambda d: "Connected" in form.text, 20, "the connection test")
+        form.find_element(B.By.CSS_SELECTOR, "button[type=submit]").click()
+        b.wait(lambda d: conn_name in b.find("table[aria-label=Connections]").text, 20, "the new connection in the list")
+        b.shot("journey-02-connections")
+
+        # ---- 3. import a CSV into it, watching the progress
+        csv = tmp_path / f"{table}.csv"
+        write_csv(csv)
+        b.open("/#/imports")
+        B.Select(b.find("form[aria-label='New import'] select")).select_by_visible_text(conn_name)
+        b.find("input[type=file]").send_keys(str(csv))
+        b.find("#import-start").click()
+        done = b.find("#import-done", timeout=90)
+        assert table in done.text and "25 rows" in done.text, done.text
+        b.shot("journey-03-import-done")
+
+        # ---- 4. open it in the data explorer
+        b.find("#import-open").click()
+        b.wait(lambda d: table in b.find("#table-title").text, 20, "the table in the explorer")
+        cols = b.find("table[aria-label=Columns]").text
+        for c in ("name", "category", "value"):
+            assert c in cols
+        b.wait(lambda d: len(b.all("table[aria-label=Rows] tbody tr")) == 25, 20, "the row preview")
+        b.tiles_done("table-map")
+        b.wait(lambda d: drawn(b.pixel("table-map", "preview", 46.0, 11.0)), 20, "preview points drawn")
+        b.shot("journey-04-explorer")
+
+        # ---- 5. build a map: colour by category, a category widget
+        b.find("#create-map").click()
+        b.find("#builder-map")
+        b.wait(lambda d: "/#/maps/" in d.current_url, 20, "the builder")
+        map_id = b.driver.current_url.rsplit("/", 1)[-1]
+        b.find("#layer-list .layer-item")
+        B.Select(b.find("#color-by")).select_by_value("category")
+        b.wait(lambda d: "alpha" in b.find(".legend").text, 20, "the category legend")
+        b.tiles_done("builder-map")
+        colours = {cat: b.pixel("builder-map", "l1", lat, lon) for cat, (lon, lat, _) in CLUSTERS.items()}
+        for cat, px in colours.items():
+            assert drawn(px), f"{cat} drawn: {px}"
+        assert colours["alpha"][:3] != colours["beta"][:3], f"categories get different colours: {colours}"
+
+        b.find("#add-widget").click()
+        dlg = b.find("dialog.modal")
+        B.Select(dlg.find_element(B.By.XPATH, ".//label[text()='Type']/following-sibling::select")).select_by_value("category")
+        B.Select(dlg.find_element(B.By.XPATH, ".//label[text()='Column']/following-sibling::select")).select_by_value("category")
+        dlg.find_element(B.By.XPATH, ".//button[text()='Add widget']").click()
+        alpha = b.find(".widget[data-type=category] button.cat[data-category=alpha]")
+        assert "12" in alpha.text
+
+        # ---- 6. click a category: the layer keeps only it
+        alpha.click()
+        b.wait(lambda d: b.find(".widget[data-type=category] button.cat[data-category=alpha]").get_attribute("aria-pressed") == "true",
+               20, "the category selected")
+        b.tiles_done("builder-map")
+        b.wait(lambda d: not drawn(b.pixel("builder-map", "l1", 39.0, -99.0)), 20, "beta filtered out")
+        assert drawn(b.pixel("builder-map", "l1", 46.0, 11.0)), "alpha still drawn"
+        assert not drawn(b.pixel("builder-map", "l1", -24.0, 131.0)), "gamma filtered out"
+        b.wait(lambda d: "saved" in b.find("#save-state").text.lower(), 20, "autosave")
+        b.shot("journey-06-builder-filtered")
+        b.resize(B.PHONE)
+        time.sleep(0.5)
+        assert b.overflow_x() <= 1, "the builder fits 390 px"
+        b.shot("journey-06-builder-phone")
+        b.resize(B.DESKTOP)
+
+        # ---- 7. share it
+        b.find("#share-button").click()
+        b.find("#public-toggle").click()
+        public = b.find("#public-link").get_attribute("value")
+        assert map_id in public
+        assert map_id in b.find("#embed-code").get_attribute("value")
+        b.shot("journey-07-share")
+        b.find("dialog.modal .actions button").click()
+        assert b.find("#privacy-badge").text == "Public"
+    finally:
+        b.quit()
+
+    # ---- 8. the public link in a fresh browser: no cookies, same layer drawn
+    path = urllib.parse.urlsplit(public).path
+    for size, tag in ((B.DESKTOP, "public-map"), (B.PHONE, "public-map-phone")):
+        v = B.Browser(base, size, tag)
+        try:
+            v.open(path)
+            assert v.find("#public-title").text.endswith("map")
+            assert v.driver.get_cookies() == [], "the viewer carries no cookies"
+            v.tiles_done("public-map")
+            for cat, (lon, lat, _) in CLUSTERS.items():
+                v.wait(lambda d: drawn(v.pixel("public-map", "l1", lat, lon)), 20, f"{cat} drawn in the public map")
+            assert v.pixel("public-map", "l1", 46.0, 11.0)[:3] == colours["alpha"][:3], "same colours as in the builder"
+            v.find(".widget[data-type=category] button.cat[data-category=beta]")
+            assert "alpha" in v.find(".legend").text
+            assert v.overflow_x() <= 1
+            v.shot(f"journey-08-{tag}")
+        finally:
+            v.quit()
+
+
+def test_public_map_of_a_private_map_is_not_found(stack, chrome_ok):
+    v = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.PHONE, "private")
+    try:
+        v.open("/map/does-not-exist")
+        assert "not available" in v.find("h3").text
+        v.open("/acc/#/login")
+        v.find("input[type=email]")
+        assert v.overflow_x() <= 1
+        v.active().send_keys(B.Keys.TAB)
+        assert v.active().get_attribute("type") == "password"
+        assert v.focus_ring().startswith("solid")
+        v.shot("login-phone")
+    finally:
+        v.quit()
