@@ -52,6 +52,11 @@ public struct TesseraConfig: Sendable {
     public var workerLeaseSeconds: Int
     /// Where configuration came from, for messages.
     public var source: String
+    /// External basemap for the web apps: a raster tile template (`…/{z}/{x}/{y}.png`) or a style URL;
+    /// empty (default) = Tessera's own offline world layer.
+    public var basemapURL: String = ""
+    /// `smtp://[user:pass@]host[:port]` for password reset emails; empty = no email (admins create reset links).
+    public var smtpURL: String = ""
 
     static let defaults: [String: String] = [
         "TESSERA_DATABASE_URL": "dbname=tessera",
@@ -81,6 +86,8 @@ public struct TesseraConfig: Sendable {
         "TESSERA_IMPORT_MAX_RUNNING": "5",
         "TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST": "",
         "TESSERA_WORKER_LEASE_S": "30",
+        "TESSERA_BASEMAP_URL": "",
+        "TESSERA_SMTP_URL": "",
         // Only meaningful to locate the file itself.
         "TESSERA_CONFIG_FILE": "/etc/tessera/tessera.env",
     ]
@@ -174,7 +181,14 @@ public struct TesseraConfig: Sendable {
             importPrivateURLAllowlist: allowlist,
             workerLeaseSeconds: int("TESSERA_WORKER_LEASE_S", min: 1, max: 86_400),
             source: source)
+        var result = config
+        result.basemapURL = value("TESSERA_BASEMAP_URL")
+        if !result.basemapURL.isEmpty && !(result.basemapURL.hasPrefix("http://") || result.basemapURL.hasPrefix("https://")) {
+            problems.append("TESSERA_BASEMAP_URL must be an http(s) URL")
+        }
+        result.smtpURL = value("TESSERA_SMTP_URL")
+        if !result.smtpURL.isEmpty && !result.smtpURL.hasPrefix("smtp://") { problems.append("TESSERA_SMTP_URL must start with smtp://") }
         if !problems.isEmpty { throw Invalid(problems: problems) }
-        return config
+        return result
     }
 }

@@ -101,11 +101,14 @@ public struct AccountStore {
     }
 
     public func setPassword(userId: String, hash: String) throws {
-        try pool.transaction { db in
-            try db.execute("UPDATE users SET password_hash = $2, password_changed_at = now() WHERE id = $1", [userId, hash])
-            // A password change signs every session out (ASVS 3.3.3).
-            try db.execute("DELETE FROM sessions WHERE user_id = $1", [userId])
-        }
+        try pool.transaction { try Self.setPassword(on: $0, userId: userId, hash: hash) }
+    }
+
+    /// The same inside the caller's transaction (password resets).
+    static func setPassword(on db: PGConnection, userId: String, hash: String) throws {
+        try db.execute("UPDATE users SET password_hash = $2, password_changed_at = now() WHERE id = $1", [userId, hash])
+        // A password change signs every session out (ASVS 3.3.3).
+        try db.execute("DELETE FROM sessions WHERE user_id = $1", [userId])
     }
 
     // MARK: invitations

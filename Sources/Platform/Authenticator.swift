@@ -172,6 +172,11 @@ public final class Authenticator: Sendable {
         return nil
     }
 
+    /// The token string of an API Access Token: a short HS256 JWT `{"a": account, "jti": id}`, so it can be shown again.
+    public func apiTokenString(account: String, id: String) -> String {
+        jwt.sign(["a": .string(account), "jti": .string(id)])
+    }
+
     /// Forget a token at once (deletion); other VMs see it within the cache TTL anyway.
     public func forgetToken(id: String) {
         tokens.remove(id)

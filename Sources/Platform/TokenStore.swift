@@ -122,16 +122,29 @@ public struct TokenStore {
         return t
     }
 
+    /// The account's tokens, without the ones maps own (those come and go with their map's datasets).
     public func list(account: String) throws -> [TokenRecord] {
         try pool.withConnection { db in
-            let r = try db.execute("SELECT \(TokenStore.columns) FROM api_tokens WHERE account_id = $1 ORDER BY created_at", [account])
+            let r = try db.execute("""
+                SELECT \(TokenStore.columns) FROM api_tokens t WHERE account_id = $1
+                  AND NOT EXISTS (SELECT 1 FROM maps m WHERE m.token_id = t.id)
+                ORDER BY created_at
+                """, [account])
             return (0..<r.rowCount).map { record(r, $0) }
         }
     }
 
     public func create(account: String, createdBy: String?, grants: [Grant], referers: [String], allowedAPIs: [String],
                        expiresAt: Date?) throws -> TokenRecord {
-        return try pool.withConnection { db in
+        try pool.withConnection { db in
+            try create(on: db, account: account, createdBy: createdBy, grants: grants, referers: referers,
+                       allowedAPIs: allowedAPIs, expiresAt: expiresAt)
+        }
+    }
+
+    /// The same on a given connection, so a caller can create a token inside its own transaction (maps).
+    public func create(on db: PGConnection, account: String, createdBy: String?, grants: [Grant], referers: [String],
+                       allowedAPIs: [String], expiresAt: Date?) throws -> TokenRecord {
             let r = try db.execute("""
                 INSERT INTO api_tokens (account_id, created_by, grants, referers, allowed_apis, expires_at)
                 SELECT $1, $2, $3::jsonb, $4::jsonb, ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::timestamptz
@@ -139,7 +152,6 @@ public struct TokenStore {
                 """, [account, createdBy, Self.encode(grants), Self.encode(referers), Self.encode(allowedAPIs),
                       expiresAt.map(TokenRecord.formatDate)])
             return record(r, 0)
-        }
     }
     public func update(id: String, account: String, grants: [Grant]?, referers: [String]?, allowedAPIs: [String]?) throws -> TokenRecord? {
         try pool.withConnection { db in

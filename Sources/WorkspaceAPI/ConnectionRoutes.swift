@@ -126,6 +126,7 @@ struct ConnectionRoutes {
         services.warehouses.forget(account: principal.accountId, name: c.name)
         // Grants on a deleted connection must not silently apply to a future one with the same name.
         try TokenStore(services.metadata).removeGrants(account: principal.accountId, connectionName: c.name)
+        WorkspaceEventHook.connectionDeleted(services, account: principal.accountId, connectionName: c.name, requestId: request.requestId)
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(userId)", action: "connection_deleted",
                                            target: c.name, requestId: request.requestId)
         return .noContent()

@@ -17,10 +17,7 @@ struct TokenRoutes {
         r.delete("/api/v3/tokens/{token}", delete)
     }
 
-    /// The token string is a short HS256 JWT `{"a": account, "jti": id}`, so it can be shown again later.
-    func tokenString(_ t: TokenRecord) -> String {
-        services.auth.jwt.sign(["a": .string(t.accountId), "jti": .string(t.id)])
-    }
+    func tokenString(_ t: TokenRecord) -> String { services.auth.apiTokenString(account: t.accountId, id: t.id) }
 
     func body(_ t: TokenRecord) -> JSON {
         guard case .object(var o) = t.json() else { return .null }

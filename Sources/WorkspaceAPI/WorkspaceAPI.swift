@@ -1,7 +1,8 @@
 import HTTPKit
 import Platform
 
-/// The workspace-api program's routes: accounts and sessions, OAuth, tokens, connections and users.
+/// The workspace-api program's routes: accounts and sessions, OAuth, tokens, connections, users, maps and
+/// the data explorer.
 public enum WorkspaceAPI {
     public static func router(_ services: Services) -> Router {
         let router = Router()
@@ -9,6 +10,11 @@ public enum WorkspaceAPI {
         TokenRoutes(services: services).register(router)
         ConnectionRoutes(services: services).register(router)
         UserRoutes(services: services).register(router)
+        MapRoutes(services: services).register(router)
+        PublicMapRoutes(services: services).register(router)
+        WorkspaceConfigRoutes(services: services).register(router)
+        ExplorerRoutes(services: services).register(router)
+        PasswordResetRoutes(services: services).register(router)
         router.get("/api/health") { _ in .json(["status": "ok"]) }
         return router
     }

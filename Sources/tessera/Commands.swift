@@ -49,6 +49,14 @@ func run(_ cli: inout CommandLineArguments) throws {
         let pool = try services.warehouses.pool(for: try services.warehouses.connection(account: user.accountId, name: name))
         let applied = try pool.withConnection { try WarehouseMigrations.apply($0) }
         print("applied to \(name): \(applied.joined(separator: ", "))")
+    case "password-reset-link":
+        let email = try cli.require("--email")
+        let c = try config()
+        let base = cli.take("--base-url") ?? c.publicURL
+        try cli.finish()
+        let pool = PGPool(conninfo: c.databaseURL, size: 1)
+        guard let user = try AccountStore(pool).userByEmail(email) else { throw CLIError(message: "no user \(email)") }
+        print(PasswordResetStore.link(base: base, token: try PasswordResetStore(pool).create(userId: user.id, force: true)!))
     case "status":
         try cli.finish()
         let c = try PGConnection(try config().databaseURL)
@@ -102,7 +110,7 @@ func tokens(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws {
     let services = try Services(config: config)
     guard let user = try AccountStore(services.metadata).userByEmail(email) else { throw CLIError(message: "no user \(email)") }
     let store = TokenStore(services.metadata)
-    func tokenString(_ t: TokenRecord) -> String { services.auth.jwt.sign(["a": .string(t.accountId), "jti": .string(t.id)]) }
+    func tokenString(_ t: TokenRecord) -> String { services.auth.apiTokenString(account: t.accountId, id: t.id) }
     switch sub {
     case "create":
         let connection = cli.take("--connection") ?? "carto_dw"

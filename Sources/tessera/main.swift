@@ -19,6 +19,7 @@ let usage = """
       warehouse-migrate --email E [--connection carto_dw]   install Tessera's SQL (quadbin functions) in a warehouse
       jobs list [--queue Q] [--state S] | jobs show|retry|cancel ID   the job queue
       status                                    schema version and counts
+      password-reset-link --email E [--base-url URL]   print a one-time (1 h) password reset link for a user
     """
 
 var cli = CommandLineArguments(CommandLine.arguments.dropFirst())

@@ -1,0 +1,122 @@
+import HTTPKit
+import Platform
+
+/// `/api/v3/workspace/maps`: the organisation's Builder maps. Everyone in the organisation reads them;
+/// editors and admins write.
+struct MapRoutes {
+    let services: Services
+    var store: MapStore { MapStore(pool: services.metadata) }
+
+    func register(_ r: Router) {
+        r.get("/api/v3/workspace/maps", list)
+        r.post("/api/v3/workspace/maps", create)
+        r.get("/api/v3/workspace/maps/{id}", show)
+        r.patch("/api/v3/workspace/maps/{id}", update)
+        r.delete("/api/v3/workspace/maps/{id}", delete)
+        r.post("/api/v3/workspace/maps/{id}/duplicate", duplicate)
+    }
+
+    static let noStore: [(String, String)] = [("Cache-Control", "no-store")]
+
+    func find(_ request: HTTPRequest, _ principal: Principal) throws -> MapRecord {
+        guard let map = try store.find(id: request.pathParameters["id"]!, account: principal.accountId) else {
+            throw APIError.notFound("Map not found", code: "map_not_found")
+        }
+        return map
+    }
+
+    func text(_ p: Parameters, _ name: String, max: Int, required: Bool) throws -> String? {
+        guard p.has(name) else {
+            if required { throw MapDocument.invalid("\(name) is required") }
+            return nil
+        }
+        guard let value = p.body[name]?.stringValue ?? p.query[name] else { throw MapDocument.invalid("\(name) must be a string") }
+        let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+        if required && trimmed.isEmpty { throw MapDocument.invalid("\(name) must not be empty") }
+        guard trimmed.count <= max else { throw MapDocument.invalid("\(name) is longer than \(max) characters") }
+        return trimmed
+    }
+
+    func datasets(_ p: Parameters, account: String) throws -> JSON? {
+        guard let value = try p.json("datasets") else { return nil }
+        let names = Set(try ConnectionStore(services.metadata).list(account: account).map(\.name))
+        return try MapDocument.validateDatasets(value, connections: names)
+    }
+
+    func config(_ p: Parameters) throws -> JSON? {
+        try p.json("keplerMapConfig").map(MapDocument.validateConfig)
+    }
+
+    func list(_ request: HTTPRequest) throws -> HTTPResponse {
+        let principal = try services.auth.authenticate(request, api: nil)
+        _ = try principal.requireUser()
+        return .json(["data": .array(try store.list(account: principal.accountId).map { $0.summary() })], headers: Self.noStore)
+    }
+
+    func show(_ request: HTTPRequest) throws -> HTTPResponse {
+        let principal = try services.auth.authenticate(request, api: nil)
+        _ = try principal.requireUser()
+        return .json(try find(request, principal).full(), headers: Self.noStore)
+    }
+
+    func create(_ request: HTTPRequest) throws -> HTTPResponse {
+        let principal = try services.auth.authenticate(request, api: nil)
+        let userId = try principal.requireRole(.admin, .editor)
+        let p = try services.parameters(request)
+        let title = try text(p, "title", max: 200, required: true)!
+        let description = try text(p, "description", max: 5000, required: false) ?? ""
+        let map = try store.create(account: principal.accountId, owner: userId, title: title, description: description,
+                                   config: try config(p) ?? MapDocument.defaultConfig,
+                                   datasets: try datasets(p, account: principal.accountId) ?? .array([]))
+        audit(request, principal, userId, "map_created", map.id)
+        return .json(map.full(), status: 201, headers: Self.noStore)
+    }
+
+    func update(_ request: HTTPRequest) throws -> HTTPResponse {
+        let principal = try services.auth.authenticate(request, api: nil)
+        let userId = try principal.requireRole(.admin, .editor)
+        let map = try find(request, principal)
+        let p = try services.parameters(request)
+        var changes = MapStore.Changes()
+        changes.title = try text(p, "title", max: 200, required: p.has("title"))
+        changes.description = try text(p, "description", max: 5000, required: false)
+        if let privacy = try text(p, "privacy", max: 20, required: false) {
+            guard privacy == "private" || privacy == "public" else { throw MapDocument.invalid("privacy must be private or public") }
+            changes.privacy = privacy
+        }
+        changes.config = try config(p)
+        changes.datasets = try datasets(p, account: principal.accountId)
+        let (updated, replaced) = try store.update(map, changes)
+        if let replaced { services.auth.forgetToken(id: replaced) }
+        audit(request, principal, userId, "map_updated", map.id)
+        return .json(updated.full(), headers: Self.noStore)
+    }
+
+    func delete(_ request: HTTPRequest) throws -> HTTPResponse {
+        let principal = try services.auth.authenticate(request, api: nil)
+        let userId = try principal.requireRole(.admin, .editor)
+        let map = try find(request, principal)
+        guard try store.delete(map) else { throw APIError.notFound("Map not found", code: "map_not_found") }
+        if let token = map.tokenId { services.auth.forgetToken(id: token) }
+        WorkspaceEventHook.mapDeleted(services, account: principal.accountId, mapId: map.id, requestId: request.requestId)
+        audit(request, principal, userId, "map_deleted", map.id)
+        return .noContent()
+    }
+
+    /// A private copy owned by the caller, with its own token.
+    func duplicate(_ request: HTTPRequest) throws -> HTTPResponse {
+        let principal = try services.auth.authenticate(request, api: nil)
+        let userId = try principal.requireRole(.admin, .editor)
+        let map = try find(request, principal)
+        let copy = try store.create(account: principal.accountId, owner: userId, title: String("Copy of \(map.title)".prefix(200)),
+                                    description: map.description, config: map.config ?? MapDocument.defaultConfig,
+                                    datasets: map.datasets ?? .array([]))
+        audit(request, principal, userId, "map_duplicated", copy.id)
+        return .json(copy.full(), status: 201, headers: Self.noStore)
+    }
+
+    func audit(_ request: HTTPRequest, _ principal: Principal, _ userId: String, _ action: String, _ target: String) {
+        AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(userId)", action: action,
+                                           target: target, requestId: request.requestId)
+    }
+}

@@ -1,0 +1,144 @@
+import CryptoSupport
+import HTTPKit
+import Platform
+import Postgres
+
+/// A Builder map as stored. `config` and `datasets` are nil in listings (they are not read there).
+struct MapRecord {
+    let id: String
+    let accountId: String
+    let ownerId: String?
+    let ownerEmail: String?
+    let title: String
+    let description: String
+    let privacy: String
+    let config: JSON?
+    let datasets: JSON?
+    let tokenId: String?
+    let createdAt: String
+    let updatedAt: String
+
+    var isPublic: Bool { privacy == "public" }
+
+    /// MapSummary of the workspace API.
+    func summary() -> JSON {
+        ["id": .string(id), "title": .string(title), "description": .string(description), "privacy": .string(privacy),
+         "createdAt": .string(createdAt), "updatedAt": .string(updatedAt),
+         "owner": ownerId.map { ["id": .string($0), "email": .optional(ownerEmail)] } ?? .null]
+    }
+
+    /// Map: the summary plus the documents and the public link.
+    func full() -> JSON {
+        guard case .object(var o) = summary() else { return .null }
+        o["keplerMapConfig"] = config ?? MapDocument.defaultConfig
+        o["datasets"] = datasets ?? .array([])
+        o["publicUrl"] = .string("/api/v3/maps/public/\(id)")
+        return .object(o)
+    }
+}
+
+/// Maps in the metadata database. A map owns one API access token whose grants are its datasets'
+/// sources: it is created with the map and replaced (old one deleted) whenever the datasets change.
+struct MapStore {
+    let pool: PGPool
+
+    static let summaryColumns = """
+        m.id, m.account_id, m.owner_id, u.email, m.title, m.description, m.privacy, NULL, NULL, m.token_id,
+        to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+        to_char(m.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+        """
+    static let fullColumns = summaryColumns.replacingOccurrences(of: "NULL, NULL", with: "m.kepler_map_config::text, m.datasets::text")
+    static let from = "FROM maps m LEFT JOIN users u ON u.id = m.owner_id"
+
+    func record(_ r: PGResult, _ i: Int) -> MapRecord {
+        MapRecord(id: r.string(i, 0)!, accountId: r.string(i, 1)!, ownerId: r.string(i, 2), ownerEmail: r.string(i, 3),
+                  title: r.string(i, 4)!, description: r.string(i, 5) ?? "", privacy: r.string(i, 6)!,
+                  config: r.string(i, 7).flatMap { try? JSON.decode($0) }, datasets: r.string(i, 8).flatMap { try? JSON.decode($0) },
+                  tokenId: r.string(i, 9), createdAt: r.string(i, 10)!, updatedAt: r.string(i, 11)!)
+    }
+
+    /// The organisation's maps, most recently updated first.
+    func list(account: String) throws -> [MapRecord] {
+        try pool.withConnection { db in
+            let r = try db.execute("SELECT \(Self.summaryColumns) \(Self.from) WHERE m.account_id = $1 ORDER BY m.updated_at DESC, m.id",
+                                   [account])
+            return (0..<r.rowCount).map { record(r, $0) }
+        }
+    }
+
+    /// One map by id; `account` nil finds any organisation's map (the public endpoint decides access itself).
+    func find(id: String, account: String?) throws -> MapRecord? {
+        guard id.range(of: "^[A-Za-z0-9_-]{6,64}$", options: .regularExpression) != nil else { return nil }
+        return try pool.withConnection { db in
+            let r = try db.execute("SELECT \(Self.fullColumns) \(Self.from) WHERE m.id = $1 AND ($2::uuid IS NULL OR m.account_id = $2::uuid)",
+                                   [id, account], prepare: true)
+            return r.rowCount == 1 ? record(r, 0) : nil
+        }
+    }
+
+    func newToken(on db: PGConnection, account: String, owner: String?, datasets: JSON) throws -> String {
+        try TokenStore(pool).create(on: db, account: account, createdBy: owner, grants: MapDocument.grants(datasets), referers: [],
+                                    allowedAPIs: ["sql", "maps"], expiresAt: nil).id
+    }
+
+    func create(account: String, owner: String, title: String, description: String, privacy: String = "private",
+                config: JSON, datasets: JSON) throws -> MapRecord {
+        let id = Encoding.randomToken(bytes: 8)
+        try pool.transaction { db in
+            let token = try newToken(on: db, account: account, owner: owner, datasets: datasets)
+            try db.execute("""
+                INSERT INTO maps (id, account_id, owner_id, title, description, privacy, kepler_map_config, datasets, token_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9)
+                """, [id, account, owner, title, description, privacy, config.text, datasets.text, token])
+        }
+        return try find(id: id, account: account)!
+    }
+
+    struct Changes {
+        var title: String?
+        var description: String?
+        var privacy: String?
+        var config: JSON?
+        var datasets: JSON?
+    }
+
+    /// Applies the changes; new datasets get a new token and the old one is deleted (its grants no longer
+    /// match the map). Returns the replaced token id, if any, so caches can forget it.
+    func update(_ map: MapRecord, _ c: Changes) throws -> (MapRecord, replacedToken: String?) {
+        let replaced: String? = try pool.transaction { db in
+            var token = map.tokenId
+            if let datasets = c.datasets, datasets != map.datasets || map.tokenId == nil {
+                token = try newToken(on: db, account: map.accountId, owner: map.ownerId, datasets: datasets)
+            }
+            try db.execute("""
+                UPDATE maps SET title = coalesce($3, title), description = coalesce($4, description), privacy = coalesce($5, privacy),
+                       kepler_map_config = coalesce($6::jsonb, kepler_map_config), datasets = coalesce($7::jsonb, datasets),
+                       token_id = $8, updated_at = clock_timestamp()
+                WHERE id = $1 AND account_id = $2
+                """, [map.id, map.accountId, c.title, c.description, c.privacy, c.config?.text, c.datasets?.text, token])
+            guard token != map.tokenId, let old = map.tokenId else { return nil }
+            try db.execute("DELETE FROM api_tokens WHERE id = $1", [old])
+            return old
+        }
+        return (try find(id: map.id, account: map.accountId)!, replaced)
+    }
+
+    /// Deletes the map and its token; false when it was already gone.
+    func delete(_ map: MapRecord) throws -> Bool {
+        try pool.transaction { db in
+            let gone = try db.execute("DELETE FROM maps WHERE id = $1 AND account_id = $2", [map.id, map.accountId]).affectedRows == 1
+            if gone, let token = map.tokenId { try db.execute("DELETE FROM api_tokens WHERE id = $1", [token]) }
+            return gone
+        }
+    }
+
+    /// The map's token id, creating one if it was deleted through the Tokens API meanwhile.
+    func ensureToken(_ map: MapRecord) throws -> String {
+        if let id = map.tokenId, try TokenStore(pool).find(id: id, account: map.accountId) != nil { return id }
+        return try pool.transaction { db in
+            let token = try newToken(on: db, account: map.accountId, owner: map.ownerId, datasets: map.datasets ?? .array([]))
+            try db.execute("UPDATE maps SET token_id = $2 WHERE id = $1", [map.id, token])
+            return token
+        }
+    }
+}
