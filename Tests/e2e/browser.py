@@ -23,7 +23,7 @@ except ImportError:
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -111,7 +111,8 @@ class Browser:
 
     def wait(self, cond, timeout: float = 20, what: str = "condition"):
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(lambda d: cond(d))
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.2,
+                                 ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: cond(d))
         except TimeoutException:
             self.shot(f"timeout-{what}"[:60].replace(" ", "_").replace("/", "_"))
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; url={self.driver.current_url}\n"

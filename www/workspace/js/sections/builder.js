@@ -33,6 +33,7 @@ export async function render(root, ctx, mapId) {
   const tooltips = () => cfg.visState.interactionConfig.tooltip.config.fieldsToShow;
   let selected = layers()[0] ? layers()[0].id : null;
   const readOnly = !ctx.canWrite;
+  clear(root);
 
   // ---- layout
   const title = h('input.title-input#map-title', { value: map.title || 'Untitled map', 'aria-label': 'Map title', readOnly });
@@ -261,7 +262,7 @@ export async function render(root, ctx, mapId) {
   async function share() {
     await save();
     const body = () => {
-      const link = map.publicUrl || `${location.origin}/map/${map.id}`;
+      const link = `${location.origin}/map/${encodeURIComponent(map.id)}`;
       const embed = `<iframe src="${link}" width="100%" height="480" style="border:0" title="${(map.title || 'Map').replace(/"/g, '&quot;')}" loading="lazy"></iframe>`;
       const isPublic = map.privacy === 'public';
       const toggle = h('input#public-toggle', { type: 'checkbox', checked: isPublic || undefined });
@@ -276,7 +277,6 @@ export async function render(root, ctx, mapId) {
         try {
           const m = await api.patch(`/api/v3/workspace/maps/${map.id}`, { privacy: toggle.checked ? 'public' : 'private' });
           map.privacy = m.privacy || (toggle.checked ? 'public' : 'private');
-          if (m.publicUrl) map.publicUrl = m.publicUrl;
           details.hidden = map.privacy !== 'public';
           status.textContent = map.privacy === 'public' ? 'Anyone with the link can view this map. Only its layers’ data is exposed.' : 'Only people in your organisation can open this map.';
           const badge = document.getElementById('privacy-badge');
