@@ -115,6 +115,11 @@ def test_invitation_to_public_map(stack, api, admin, chrome_ok, tmp_path):
         b.tiles_done("table-map")
         b.wait(lambda d: drawn(b.pixel("table-map", "preview", 46.0, 11.0)), 20, "preview points drawn")
         b.shot("journey-04-explorer")
+        b.resize(B.PHONE)
+        time.sleep(0.5)
+        assert b.overflow_x() <= 1, "the workspace fits 390 px"
+        b.shot("journey-04-explorer-phone")
+        b.resize(B.DESKTOP)
 
         # ---- 5. build a map: colour by category, a category widget
         b.find("#create-map").click()
