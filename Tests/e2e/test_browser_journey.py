@@ -6,6 +6,7 @@ journey-08-public-map.png, plus the 390×844 variants)."""
 from __future__ import annotations
 
 import os
+import re
 import time
 import urllib.parse
 
@@ -14,8 +15,9 @@ import pytest
 import browser as B
 import helpers as h
 
-# Three clusters of points, one per category, far apart so that each can be probed on its own.
-CLUSTERS = {"alpha": (11.0, 46.0, 12), "beta": (-99.0, 39.0, 8), "gamma": (131.0, -24.0, 5)}
+# Three clusters of points (Paris, Berlin, Rome), one per category, far enough apart to be probed
+# on their own at the map's initial zoom.
+CLUSTERS = {"alpha": (2.35, 48.85, 12), "beta": (13.4, 52.5, 8), "gamma": (12.5, 41.9, 5)}
 
 
 def write_csv(path) -> None:
@@ -113,7 +115,7 @@ def test_invitation_to_public_map(stack, api, admin, chrome_ok, tmp_path):
             assert c in cols
         b.wait(lambda d: len(b.all("table[aria-label=Rows] tbody tr")) == 25, 20, "the row preview")
         b.tiles_done("table-map")
-        b.wait(lambda d: drawn(b.pixel("table-map", "preview", 46.0, 11.0)), 20, "preview points drawn")
+        b.wait(lambda d: drawn(b.pixel("table-map", "preview", 48.85, 2.35)), 20, "preview points drawn")
         b.shot("journey-04-explorer")
         b.resize(B.PHONE)
         time.sleep(0.5)
@@ -135,6 +137,7 @@ def test_invitation_to_public_map(stack, api, admin, chrome_ok, tmp_path):
             assert drawn(px), f"{cat} drawn: {px}"
         assert colours["alpha"][:3] != colours["beta"][:3], f"categories get different colours: {colours}"
 
+        b.find("#style-editor input[type=checkbox][value=name]").click()  # tooltips show the name
         b.find("#add-widget").click()
         dlg = b.find("dialog.modal")
         B.Select(dlg.find_element(B.By.XPATH, ".//label[text()='Type']/following-sibling::select")).select_by_value("category")
@@ -148,9 +151,9 @@ def test_invitation_to_public_map(stack, api, admin, chrome_ok, tmp_path):
         b.wait(lambda d: b.find(".widget[data-type=category] button.cat[data-category=alpha]").get_attribute("aria-pressed") == "true",
                20, "the category selected")
         b.tiles_done("builder-map")
-        b.wait(lambda d: not drawn(b.pixel("builder-map", "l1", 39.0, -99.0)), 20, "beta filtered out")
-        assert drawn(b.pixel("builder-map", "l1", 46.0, 11.0)), "alpha still drawn"
-        assert not drawn(b.pixel("builder-map", "l1", -24.0, 131.0)), "gamma filtered out"
+        b.wait(lambda d: not drawn(b.pixel("builder-map", "l1", 52.5, 13.4)), 20, "beta filtered out")
+        assert drawn(b.pixel("builder-map", "l1", 48.85, 2.35)), "alpha still drawn"
+        assert not drawn(b.pixel("builder-map", "l1", 41.9, 12.5)), "gamma filtered out"
         b.wait(lambda d: "saved" in b.find("#save-state").text.lower(), 20, "autosave")
         b.shot("journey-06-builder-filtered")
         b.resize(B.PHONE)
@@ -182,26 +185,69 @@ def test_invitation_to_public_map(stack, api, admin, chrome_ok, tmp_path):
             v.tiles_done("public-map")
             for cat, (lon, lat, _) in CLUSTERS.items():
                 v.wait(lambda d: drawn(v.pixel("public-map", "l1", lat, lon)), 20, f"{cat} drawn in the public map")
-            assert v.pixel("public-map", "l1", 46.0, 11.0)[:3] == colours["alpha"][:3], "same colours as in the builder"
+            assert v.pixel("public-map", "l1", 48.85, 2.35)[:3] == colours["alpha"][:3], "same colours as in the builder"
             v.find(".widget[data-type=category] button.cat[data-category=beta]")
             assert "alpha" in v.find(".legend").text
             assert v.overflow_x() <= 1
+            if size == B.DESKTOP:
+                # Hovering a point shows its tooltip (the field chosen in the builder).
+                x, y = v.js("const m = document.getElementById('public-map'), r = m.getBoundingClientRect();"
+                            "const p = m.mapview.map.latLngToContainerPoint([48.85, 2.35]); return [p.x - r.width / 2, p.y - r.height / 2];")
+                B.ActionChains(v.driver).move_to_element_with_offset(v.find("#public-map"), int(x), int(y)).perform()
+                tip = v.find(".feature-tip")
+                assert re.search(r"name\s*place \d+", tip.text), tip.text
             v.shot(f"journey-08-{tag}")
         finally:
             v.quit()
 
 
-def test_public_map_of_a_private_map_is_not_found(stack, chrome_ok):
-    v = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.PHONE, "private")
+def test_password_reset_and_unknown_map(stack, api, admin, chrome_ok):
+    """A reset link from the admin CLI sets a new password; an unknown public map says so; the login
+    form works at 390 px with the keyboard."""
+    email, old = f"{h.unique('reset')}@example.org", "old-password-" + os.urandom(4).hex()
+    r = api.post("/api/v3/invitations", json_body={"email": email, "role": "viewer"}, session=admin.session)
+    assert r.status == 201, r
+    assert api.post("/api/v3/auth/invitations/accept", json_body={"token": r.json()["token"], "password": old}).status == 201
+    link = urllib.parse.urlsplit(stack.tessera("password-reset-link", "--email", email).strip().splitlines()[-1])
+    assert link.fragment.startswith("/reset?token="), link
+
+    v = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.PHONE, "reset")
     try:
         v.open("/map/does-not-exist")
         assert "not available" in v.find("h3").text
+
+        new = "new-password-" + os.urandom(4).hex()
+        v.open(f"{link.path}#{link.fragment}")
+        assert "new password" in v.find("h1").text.lower()
+        fields = v.all("input[type=password]")
+        fields[0].send_keys(new)
+        fields[1].send_keys(new + "x", B.Keys.ENTER)
+        assert "do not match" in v.find(".field-error:not([hidden])").text
+        fields[1].clear()
+        fields[1].send_keys(new, B.Keys.ENTER)
+        assert "changed" in v.find("p.notice").text
+        v.shot("reset-done-phone")
+        # the link works once
         v.open("/acc/#/login")
         v.find("input[type=email]")
+        v.open(f"{link.path}#{link.fragment}")
+        v.wait(lambda d: "new password" in v.find("h1").text.lower(), 20, "the reset form again")
+        for f in v.all("input[type=password]"):
+            f.send_keys("another-password-1")
+        v.active().send_keys(B.Keys.ENTER)
+        assert "invalid" in v.find(".form-error:not([hidden])").text
+
+        v.open("/acc/#/login")
+        v.find("input[type=email]").send_keys(email)
         assert v.overflow_x() <= 1
         v.active().send_keys(B.Keys.TAB)
         assert v.active().get_attribute("type") == "password"
         assert v.focus_ring().startswith("solid")
-        v.shot("login-phone")
+        v.active().send_keys(old, B.Keys.ENTER)
+        assert "not right" in v.find(".form-error:not([hidden])").text, "the old password no longer works"
+        v.shot("login-error-phone")
+        v.active().send_keys(new, B.Keys.ENTER)
+        v.wait(lambda d: "/acc/" not in d.current_url, 20, "the workspace after signing in")
+        assert email in v.find(".sidebar .me").text or v.find("nav.nav")
     finally:
         v.quit()

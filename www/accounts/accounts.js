@@ -177,7 +177,7 @@ const views = {
         if (!need(fields, ['password']) || !passwordsOk(fields)) return;
         try { await api.post('/api/v3/auth/password-reset/confirm', { token, password: fields.password.input.value }); }
         catch (err) {
-          if (err.status === 400 && !/password/i.test(err.message)) { error.textContent = 'This reset link is invalid, expired or already used. Request a new one.'; error.hidden = false; return; }
+          if (err.code === 'invalid_reset_token') { error.textContent = 'This reset link is invalid, expired or already used. Request a new one.'; error.hidden = false; return; }
           throw err;
         }
         page('Password changed', null, h('p.notice', { role: 'status' }, 'Your password is changed. Sign in with the new one.'),

@@ -113,6 +113,16 @@ export class MapView {
     await this.setLayers(layers, datasets);
   }
 
+  /** The colour a layer of this dataset paints `value` with, when it colours by `column`; else null. */
+  colorFor(dataId, column, value) {
+    for (const id of this.order || []) {
+      const e = this.entries.get(id);
+      const f = e && e.layer.visualChannels && e.layer.visualChannels.colorField;
+      if (e && e.style && e.dataset.id === dataId && f && f.name === column) return e.style.paint({ [column]: value }).fill;
+    }
+    return null;
+  }
+
   renderLegend() {
     const items = (this.order || []).map(id => this.entries.get(id)).filter(e => e && e.style && e.layer.config.isVisible !== false);
     clear(this.legendEl, items.length ? items.map(e => legendBlock(e.style.legend)) : null);

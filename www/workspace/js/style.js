@@ -64,14 +64,15 @@ export function compileStyle(layer, stats = {}) {
       legend = { type: 'categories', column: field.name, items: [...cats.map((k, i) => ({ label: String(k), color: colors[i] })), { label: 'Others', color: OTHERS_COLOR }] };
     } else {
       const colors = (v.colorRange && v.colorRange.type !== 'qualitative' && v.colorRange.colors) || RAMPS.Sunset;
-      const min = Number(s.min ?? 0), max = Number(s.max ?? 1);
-      const step = (max - min) / colors.length || 1;
+      const breaks = rampBreaks(Number(s.min ?? 0), Number(s.max ?? 1), s.avg, colors.length);
       color = p => {
         const x = p[field.name];
         if (x === null || x === undefined || Number.isNaN(Number(x))) return OTHERS_COLOR;
-        return colors[Math.max(0, Math.min(colors.length - 1, Math.floor((Number(x) - min) / step)))];
+        let i = 0;
+        while (i < colors.length - 1 && Number(x) >= breaks[i + 1]) i++;
+        return colors[i];
       };
-      legend = { type: 'ramp', column: field.name, items: colors.map((col, i) => ({ color: col, label: fmtNum(min + i * step) + ' – ' + fmtNum(min + (i + 1) * step) })) };
+      legend = { type: 'ramp', column: field.name, items: colors.map((col, i) => ({ color: col, label: fmtNum(breaks[i]) + ' – ' + fmtNum(breaks[i + 1]) })) };
     }
   }
   const opacity = Math.max(0, Math.min(1, Number(v.opacity ?? 0.85)));
@@ -80,6 +81,21 @@ export function compileStyle(layer, stats = {}) {
     paint: p => ({ fill: color(p), stroke, width, radius }),
     legend: { ...legend, label: c.label, opacity },
   };
+}
+
+/**
+ * n+1 class breaks from min to max: equal steps, or geometric ones for skewed positive data (mean in
+ * the lowest tenth of the range, e.g. populations), where equal steps would paint almost everything
+ * in the first colour.
+ */
+export function rampBreaks(min, max, avg, n) {
+  if (!(max > min)) return Array.from({ length: n + 1 }, (_, i) => min + i);
+  const skewed = min >= 0 && Number.isFinite(avg) && avg - min < (max - min) / 10 && max / Math.max(min, 1) > 10;
+  if (skewed) {
+    const lo = Math.max(min, 1), ratio = Math.pow(max / lo, 1 / n);
+    return Array.from({ length: n + 1 }, (_, i) => (i === 0 ? min : lo * Math.pow(ratio, i)));
+  }
+  return Array.from({ length: n + 1 }, (_, i) => min + ((max - min) * i) / n);
 }
 
 export function fmtNum(x) {

@@ -28,7 +28,7 @@ export function numericStats(tilejson) {
   const out = {};
   const layer = tilejson && tilejson.tilestats && tilejson.tilestats.layers && tilejson.tilestats.layers[0];
   for (const a of (layer && layer.attributes) || []) {
-    if (a.type === 'Number') out[a.attribute] = { min: a.min, max: a.max };
+    if (a.type === 'Number') out[a.attribute] = { min: a.min, max: a.max, avg: a.avg };
   }
   return out;
 }

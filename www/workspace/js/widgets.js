@@ -97,7 +97,7 @@ export class WidgetPanel {
           this.setFilter(w, values.length ? { in: { values, owner: w.id } } : null);
         } },
         h('span', x.name === null ? 'null' : String(x.name)), h('strong', fmtNum(Number(x.value))),
-        h('span.bar', h('span', { style: { width: `${(100 * (Number(x.value) || 0)) / max}%` } })))));
+        h('span.bar', h('span', { style: { width: `${(100 * (Number(x.value) || 0)) / max}%`, background: (!(selected.size && !selected.has(String(x.name))) && this.view.colorFor(w.dataId, w.column, x.name)) || '' } })))));
     }
     if (w.type === 'histogram') {
       const range = await model(dataset, 'range', { column: w.column }, { ...opts, bounds: null, filters: {} });

@@ -25,9 +25,10 @@ export function quoteFqn(fqn) {
 
 export function keplerConfig(layers, bounds, extra = {}) {
   let mapState = { latitude: 20, longitude: 0, zoom: 2 };
-  if (bounds && bounds.length === 4) {
-    const span = Math.max(bounds[2] - bounds[0], (bounds[3] - bounds[1]) * 2, 1e-6);
-    mapState = { latitude: (bounds[1] + bounds[3]) / 2, longitude: (bounds[0] + bounds[2]) / 2, zoom: Math.max(1, Math.min(12, Math.floor(Math.log2(360 / span)))) };
+  if (bounds && bounds.length === 4 && bounds.every(Number.isFinite)) {
+    const [w, s, e, n] = bounds;
+    const y = lat => Math.log(Math.tan(Math.PI / 4 + (Math.max(-85, Math.min(85, lat)) * Math.PI) / 360));
+    mapState = { latitude: (s + n) / 2, longitude: (w + e) / 2, zoom: fitZoom(e - w, (y(n) - y(s)) / (2 * Math.PI)) };
   }
   return {
     version: 'v1',
@@ -37,6 +38,14 @@ export function keplerConfig(layers, bounds, extra = {}) {
       customBaseMaps: {}, widgets: [], ...extra,
     },
   };
+}
+
+/** The zoom at which a box (degrees wide, a fraction of the Mercator world high) fits a typical
+ * 800×600 map view with a margin. */
+function fitZoom(degrees, fraction) {
+  const zx = Math.log2((360 / Math.max(degrees, 1e-6)) * (800 / 256));
+  const zy = Math.log2(600 / 256 / Math.max(fraction, 1e-9));
+  return Math.max(1, Math.min(14, Math.floor(Math.min(zx, zy) - 0.3)));
 }
 
 export function newMap(title, datasets, layers, bounds) {

@@ -88,6 +88,7 @@ export async function render(root, ctx, mapId) {
     renderLayers();
     try { await view.setLayers(layers(), datasets); } catch (err) { toast(err.message, 'error'); }
     renderEditor();
+    panel.refresh();  // category bars take the layer's colours
   }
 
   // ---- layers
