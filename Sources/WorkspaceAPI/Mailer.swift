@@ -40,7 +40,8 @@ struct Mailer: Sendable {
         }
     }
 
-    /// Credentials go to curl in a private netrc file, never in argv (visible in `ps`).
+    /// Credentials go to curl in a private netrc file, never in argv (visible in `ps`), and only over TLS
+    /// (STARTTLS is required when there are credentials).
     static func run(server: String, user: String?, password: String?, from: String, to: String, message: String) {
         var args = ["--silent", "--show-error", "--max-time", "30", "--url", server, "--mail-from", from, "--mail-rcpt", to,
                     "--upload-file", "-"]
@@ -51,7 +52,7 @@ struct Mailer: Sendable {
             let text = "machine \(host) login \(user.removingPercentEncoding ?? user) password \(password?.removingPercentEncoding ?? "")\n"
             FileManager.default.createFile(atPath: file.path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
             netrc = file
-            args += ["--netrc-file", file.path, "--ssl"]
+            args += ["--netrc-file", file.path, "--ssl-reqd"]
         }
         defer { if let netrc { try? FileManager.default.removeItem(at: netrc) } }
         let process = Process()

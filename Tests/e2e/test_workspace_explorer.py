@@ -85,6 +85,15 @@ def test_table_detail(api, admin, explore):
     assert places["fqn"] == "public.e2e_places" and places["rows"] == 4
 
 
+def test_offline_basemap_is_loaded(api, admin):
+    t = assert_ok(api.get(table_path("public.world_countries"), token=admin.token))
+    assert t["rows"] == 177 and t["rowsExact"] is True
+    assert (t["geometryColumn"], t["geometryType"], t["srid"]) == ("geom", "MULTIPOLYGON", 4326)
+    assert {c["name"] for c in t["columns"]} >= {"cartodb_id", "name", "continent", "iso_a3", "pop_est", "geom"}
+    west, south, east, north = (round(v, 6) for v in t["bounds"])
+    assert west == -180 and east == 180 and south == -90 and 80 < north < 84
+
+
 def test_session_user_may_explore(api, admin, explore):
     # A browser session reads listings too (GET: no CSRF header needed).
     r = api.get(f"{BASE}/schemas/e2e_explore/tables", session=admin.session)

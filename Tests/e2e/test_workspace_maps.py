@@ -196,6 +196,7 @@ def test_public_map_and_its_token(api, admin, dw):
     token = doc["token"]
     assert source_status(api, token, "public.e2e_places") == 200
     assert source_status(api, token, "public.e2e_secret") == 403
+    assert source_status(api, token, "public.world_countries") == 200  # the offline basemap under every map
     assert api.sql("SELECT * FROM public.e2e_secret", token).status == 403
     # The map's token stays out of the Tokens API listing (it belongs to the map).
     listed = assert_ok(api.get("/api/v3/tokens", token=admin.token))["results"]
@@ -218,6 +219,16 @@ def test_public_map_and_its_token(api, admin, dw):
     assert api.delete(f"{MAPS}/{m['id']}", token=admin.token).status == 204
     wait_until(lambda: api.get("/api/v3/maps/carto_dw/query", params={**CLIENT, "q": query}, token=new_token).status == 401,
                REVOCATION_SECONDS)
+
+
+def test_a_deleted_map_token_is_replaced(api, admin, dw):
+    m = create(api, admin, keplerMapConfig=kepler(), datasets=[dataset()])
+    assert_ok(api.patch(f"{MAPS}/{m['id']}", token=admin.token, json_body={"privacy": "public"}))
+    token = assert_ok(api.get(PUBLIC.format(m["id"])))["token"]
+    assert api.delete(f"/api/v3/tokens/{token}", token=admin.token).status == 204
+    fresh = assert_ok(api.get(PUBLIC.format(m["id"])))["token"]
+    assert fresh != token and assert_ok(api.get(PUBLIC.format(m["id"])))["token"] == fresh
+    assert source_status(api, fresh, "public.e2e_places") == 200
 
 
 def test_config_is_anonymous(api):

@@ -990,6 +990,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if demo.exists():
             print("loading demo data (first run takes a while) ...", flush=True)
             _run_tool(stack, [sys.executable, str(demo), "--dsn", stack.warehouse_dsn], "demo data", timeout=1800)
+        basemap = REPO / "Tests" / "harness" / "basemap_data.py"
+        if basemap.exists():
+            print("loading the offline basemap (public.world_countries) ...", flush=True)
+            _run_tool(stack, [sys.executable, str(basemap), "--dsn", stack.warehouse_dsn], "basemap data", timeout=600)
         started = []
         for name, program in API_PROGRAMS.items():
             binary = bin_dir / program
