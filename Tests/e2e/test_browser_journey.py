@@ -155,6 +155,7 @@ def test_invitation_to_public_map(stack, api, admin, chrome_ok, tmp_path):
         assert drawn(b.pixel("builder-map", "l1", 48.85, 2.35)), "alpha still drawn"
         assert not drawn(b.pixel("builder-map", "l1", 41.9, 12.5)), "gamma filtered out"
         b.wait(lambda d: "saved" in b.find("#save-state").text.lower(), 20, "autosave")
+        b.js("document.querySelector('.builder .panel').scrollTop = 0")
         b.shot("journey-06-builder-filtered")
         b.resize(B.PHONE)
         time.sleep(0.5)

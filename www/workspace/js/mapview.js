@@ -45,7 +45,8 @@ export class MapView {
       return;
     }
     if (b.type === 'tessera' || !b.type) {
-      const dataset = { type: 'table', source: b.table || 'public.world_countries', connectionName: b.connection || 'carto_dw', geoColumn: 'geom' };
+      const table = b.table || 'world_countries';
+      const dataset = { type: 'table', source: table.includes('.') ? table : `public.${table}`, connectionName: b.connection || 'carto_dw', geoColumn: 'geom' };
       try {
         const { tiles } = await resolveSource(dataset, { token: b.token || this.token });
         const style = { opacity: 1, filled: true, paint: () => ({ fill: '#f3f1ec', stroke: '#c5cad3', width: 0.6, radius: 1 }) };
@@ -165,6 +166,17 @@ export class MapView {
     if (!rows.length) return null;
     return h('div.tip', h('strong', entry.layer.config.label || ''),
       h('dl', rows.map(n => [h('dt', n), h('dd', fmt(feature.properties[n]))])));
+  }
+
+  /** Fits the view to the union of the visible layers' TileJSON bounds. */
+  fitLayers() {
+    let box = null;
+    for (const e of this.entries.values()) {
+      const b = e.tilejson && e.tilejson.bounds;
+      if (e.layer.config.isVisible === false || !b || b.length !== 4) continue;
+      box = box ? [Math.min(box[0], b[0]), Math.min(box[1], b[1]), Math.max(box[2], b[2]), Math.max(box[3], b[3])] : [...b];
+    }
+    if (box) this.fitBounds(box);
   }
 
   fitBounds(b) {

@@ -34,7 +34,7 @@ async function main() {
   const view = new MapView(mapEl, { token: map.token, center: [ms.latitude ?? 20, ms.longitude ?? 0], zoom: ms.zoom ?? 2 });
   view.tooltipFields = (cfg.visState && cfg.visState.interactionConfig && cfg.visState.interactionConfig.tooltip
     && cfg.visState.interactionConfig.tooltip.config && cfg.visState.interactionConfig.tooltip.config.fieldsToShow) || {};
-  try { await view.setLayers(layers, datasets); } catch (err) { mapEl.append(h('p.form-error', { role: 'alert' }, err.message)); }
+  try { await view.setLayers(layers, datasets); view.fitLayers(); } catch (err) { mapEl.append(h('p.form-error', { role: 'alert' }, err.message)); }
   if (widgets.length) new WidgetPanel({ el: widgetEl, view, token: map.token, state: () => ({ layers, datasets, widgets }) }).render();
 }
 

@@ -292,6 +292,11 @@ export async function render(root, ctx, mapId) {
   }
 
   await redraw();
+  if (!cfg.mapState.fitted && layers().length) {
+    // A map made from a table or query opens fitted to its data once; afterwards the saved view wins.
+    view.fitLayers();
+    cfg.mapState.fitted = true;
+  }
   panel.render();
   return () => { clearTimeout(timer); panel.destroy(); view.destroy(); };
 }
