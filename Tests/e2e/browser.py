@@ -127,6 +127,16 @@ class Browser:
         self.driver.save_screenshot(str(path))
         return path
 
+    def shot_both_sizes(self, name: str) -> None:
+        """Screenshots at 1280×800 and at 390×844 (`<name>-phone`), checking that the phone layout
+        has no horizontal scroll; back to the desktop size afterwards."""
+        self.shot(name)
+        self.resize(PHONE)
+        time.sleep(0.5)
+        assert self.overflow_x() <= 1, f"{name}: the page scrolls sideways at {PHONE[0]} px"
+        self.shot(f"{name}-phone")
+        self.resize(DESKTOP)
+
     def console(self) -> str:
         try:
             return "\n".join(f"{e['level']} {e['message'][:300]}" for e in self.driver.get_log("browser"))

@@ -1,7 +1,7 @@
 """The workspace in a real browser (headless Chromium), against the whole stack: one user journey
 from an invitation to a public map, asserting on the DOM and on the pixels the map renderer drew.
-Screenshots go to test-artifacts/browser/ (builder: journey-06-builder-filtered.png, public map:
-journey-08-public-map.png, plus the 390×844 variants)."""
+Screenshots go to test-artifacts/browser/ (builder: journey-06-builder.png, public map:
+journey-08-public-map.png, plus the 390×844 `-phone` variants)."""
 
 from __future__ import annotations
 
@@ -116,12 +116,7 @@ def test_invitation_to_public_map(stack, api, admin, chrome_ok, tmp_path):
         b.wait(lambda d: len(b.all("table[aria-label=Rows] tbody tr")) == 25, 20, "the row preview")
         b.tiles_done("table-map")
         b.wait(lambda d: drawn(b.pixel("table-map", "preview", 48.85, 2.35)), 20, "preview points drawn")
-        b.shot("journey-04-explorer")
-        b.resize(B.PHONE)
-        time.sleep(0.5)
-        assert b.overflow_x() <= 1, "the workspace fits 390 px"
-        b.shot("journey-04-explorer-phone")
-        b.resize(B.DESKTOP)
+        b.shot_both_sizes("journey-04-explorer")
 
         # ---- 5. build a map: colour by category, a category widget
         b.find("#create-map").click()
@@ -156,12 +151,7 @@ def test_invitation_to_public_map(stack, api, admin, chrome_ok, tmp_path):
         assert not drawn(b.pixel("builder-map", "l1", 41.9, 12.5)), "gamma filtered out"
         b.wait(lambda d: "saved" in b.find("#save-state").text.lower(), 20, "autosave")
         b.js("document.querySelector('.builder .panel').scrollTop = 0")
-        b.shot("journey-06-builder-filtered")
-        b.resize(B.PHONE)
-        time.sleep(0.5)
-        assert b.overflow_x() <= 1, "the builder fits 390 px"
-        b.shot("journey-06-builder-phone")
-        b.resize(B.DESKTOP)
+        b.shot_both_sizes("journey-06-builder")
 
         # ---- 7. share it
         b.find("#share-button").click()
