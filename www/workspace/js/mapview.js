@@ -44,17 +44,27 @@ export class MapView {
       L.tileLayer(b.url, { attribution: b.attribution || '', pane: 'basemap' }).addTo(this.map);
       return;
     }
-    if (b.type === 'tessera' || !b.type) {
-      const table = b.table || 'world_countries';
-      const dataset = { type: 'table', source: table.includes('.') ? table : `public.${table}`, connectionName: b.connection || 'carto_dw', geoColumn: 'geom' };
+    if (b.type === 'style' && b.url) {
+      // Leaflet draws raster tiles only: use the style's first raster source, else our own basemap.
       try {
-        const { tiles } = await resolveSource(dataset, { token: b.token || this.token });
-        const style = { opacity: 1, filled: true, paint: () => ({ fill: '#f3f1ec', stroke: '#c5cad3', width: 0.6, radius: 1 }) };
-        this.basemap = new VectorLayer({ tiles, token: b.token || this.token, style, pane: 'basemap' }).addTo(this.map);
-        this.map.attributionControl.addAttribution('Countries: Natural Earth (public domain)');
-      } catch (e) {
-        this.el.classList.add('no-basemap');
-      }
+        const style = await (await fetch(b.url)).json();
+        const src = Object.values(style.sources || {}).find(x => x.type === 'raster' && x.tiles && x.tiles.length);
+        if (src) {
+          L.tileLayer(src.tiles[0], { attribution: src.attribution || '', pane: 'basemap', tileSize: src.tileSize || 256 }).addTo(this.map);
+          return;
+        }
+      } catch { /* fall through */ }
+    }
+    // Tessera's own world_countries layer (offline), drawn with the map's token when there is one.
+    const table = b.table || 'world_countries';
+    const dataset = { type: 'table', source: table.includes('.') ? table : `public.${table}`, connectionName: b.connection || 'carto_dw', geoColumn: 'geom' };
+    try {
+      const { tiles } = await resolveSource(dataset, { token: b.token || this.token });
+      const style = { opacity: 1, filled: true, paint: () => ({ fill: '#f3f1ec', stroke: '#c5cad3', width: 0.6, radius: 1 }) };
+      this.basemap = new VectorLayer({ tiles, token: b.token || this.token, style, pane: 'basemap' }).addTo(this.map);
+      this.map.attributionControl.addAttribution('Countries: Natural Earth (public domain)');
+    } catch (e) {
+      this.el.classList.add('no-basemap');
     }
   }
 
