@@ -81,8 +81,11 @@ export class MapView {
       if (!e || e.dsKey !== dsKey) {
         const src = await resolveSource(dataset, { token: this.token, filters: this.filters[dataset.id] });
         const old = this.entries.get(layer.id);
-        e = { ...(old || {}), layer, dataset, dsKey, template: src.tiles, tilejson: src.tilejson, schema: src.schema,
-              stats: { ...(old && old.stats), ...numericStats(src.tilejson) } };
+        // Colour classes come from the unfiltered data, so filtering never repaints the legend.
+        const statsKey = JSON.stringify(dataset);
+        const keep = old && old.statsKey === statsKey;
+        e = { ...(old || {}), layer, dataset, dsKey, statsKey, template: src.tiles, tilejson: src.tilejson, schema: src.schema,
+              stats: keep ? old.stats : numericStats(src.tilejson) };
         this.entries.set(layer.id, e);
       }
       e.layer = layer;
