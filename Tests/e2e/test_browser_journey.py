@@ -239,6 +239,11 @@ def test_password_reset_and_unknown_map(stack, api, admin, chrome_ok):
         v.shot("login-error-phone")
         v.active().send_keys(new, B.Keys.ENTER)
         v.wait(lambda d: "/acc/" not in d.current_url, 20, "the workspace after signing in")
-        assert email in v.find(".sidebar .me").text or v.find("nav.nav")
+        v.find("nav.nav")
+        assert not v.all("#new-map"), "viewers get no create button"
+        v.find(".sidebar .me a[href='/acc/#/logout']").click()
+        assert "signed out" in v.find("p.notice").text
+        v.open("/#/maps")
+        v.wait(lambda d: "/acc/#/login" in d.current_url, 20, "back to the login after signing out")
     finally:
         v.quit()
