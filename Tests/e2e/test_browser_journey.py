@@ -44,20 +44,29 @@ def drawn(px) -> bool:
     return px is not None and px[3] > 60
 
 
-def test_invitation_to_public_map(stack, api, admin, chrome_ok, tmp_path):
+def test_invitation_to_public_map(stack, chrome_ok, tmp_path):
     base = f"http://127.0.0.1:{stack.http_port}"
     email = f"{h.unique('maker')}@example.org"
     password = "journey-" + os.urandom(6).hex()
     table = h.unique("journey_places")
     conn_name = h.unique("journey_conn").replace("_", "-")
 
-    # An admin invites the user (as in Settings; the link is what they would be sent).
-    r = api.post("/api/v3/invitations", json_body={"email": email, "role": "editor"}, session=admin.session)
-    assert r.status == 201, r
-    link = urllib.parse.urlsplit(r.json()["link"])
-
     b = B.Browser(base, B.DESKTOP, "journey")
     try:
+        # ---- 0. an admin invites the user in Settings, then signs out
+        b.open("/acc/#/login?next=%2F%23%2Fsettings")
+        b.find("input[type=email]").send_keys(stack.admin_email)
+        b.find("input[type=password]").send_keys(stack.admin_password, B.Keys.ENTER)
+        b.find("#invite-send")
+        b.find("form[aria-label='Invite someone'] input[type=email]").send_keys(email)
+        B.Select(b.find("form[aria-label='Invite someone'] select")).select_by_value("editor")
+        b.find("#invite-send").click()
+        link = urllib.parse.urlsplit(b.find("#invite-link").get_attribute("value"))
+        assert email in b.find("table[aria-label='Pending invitations']").text
+        b.shot("journey-00-invite")
+        b.find(".sidebar .me a[href='/acc/#/logout']").click()
+        b.find("p.notice")
+
         # ---- 1. sign up by invitation, with the keyboard only
         b.open(f"{link.path}#{link.fragment}")
         b.find("h1")
