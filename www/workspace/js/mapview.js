@@ -27,7 +27,9 @@ export class MapView {
     this.map.createPane('basemap').style.zIndex = 150;
     this.entries = new Map();   // layer id → {layer, dataset, vector, stats, template}
     this.filters = {};          // dataId → filter JSON
-    this.legendEl = h('div.legend', { 'aria-label': 'Legend' });
+    // A <details>: on phones the legend starts folded so that it does not hide the data.
+    this.legendBody = h('div.legend-body');
+    this.legendEl = h('details.legend', { open: window.innerWidth > 600 }, h('summary', 'Legend'), this.legendBody);
     const Legend = L.Control.extend({ onAdd: () => this.legendEl });
     new Legend({ position: 'bottomright' }).addTo(this.map);
     L.DomEvent.disableClickPropagation(this.legendEl);
@@ -139,7 +141,7 @@ export class MapView {
 
   renderLegend() {
     const items = (this.order || []).map(id => this.entries.get(id)).filter(e => e && e.style && e.layer.config.isVisible !== false);
-    clear(this.legendEl, items.length ? items.map(e => legendBlock(e.style.legend)) : null);
+    clear(this.legendBody, items.length ? items.map(e => legendBlock(e.style.legend)) : null);
     this.legendEl.hidden = !items.length;
   }
 
