@@ -120,3 +120,18 @@ def test_access(api, admin, other_org, full_token, explore):
     assert_error(api.get(f"{BASE}/schemas", token=full_token), 403, "user_token_required")
     # Another organisation has no connection of that name (its own carto_dw does not exist).
     assert_error(api.get(f"{BASE}/schemas", token=other_org.token), 404, "connection_not_found")
+
+
+def test_warehouse_without_postgis(api, admin, explore):
+    """A connection to a database without PostGIS lists tables with no geometry instead of failing."""
+    dw = assert_ok(api.get("/api/v3/connections/carto_dw", token=admin.token))
+    name = "e2e_no_postgis"
+    body = {"name": name, "host": dw["host"], "port": dw["port"], "database": "postgres", "user": dw["user"]}
+    created = assert_ok(api.post("/api/v3/connections", token=admin.token, json_body=body), 201)
+    try:
+        base = f"/api/v3/workspace/connections/{name}"
+        assert "public" in [s["name"] for s in assert_ok(api.get(f"{base}/schemas", token=admin.token))["data"]]
+        assert assert_ok(api.get(f"{base}/schemas/public/tables", token=admin.token))["data"] == []
+        assert_error(api.get(f"{base}/tables/public.e2e_places", token=admin.token), 404, "table_not_found")
+    finally:
+        assert api.delete(f"/api/v3/connections/{created['id']}", token=admin.token).status == 204
