@@ -10,7 +10,7 @@ export const OPERATIONS = ['count', 'sum', 'avg', 'min', 'max'];
 
 export class WidgetPanel {
   /**
-   * opts: {el, view (MapView), state () → {layers, datasets, widgets}, token, onRemove(widget), onEdit(widget)}
+   * opts: {el, view (MapView), state () → {layers, datasets, widgets}, token, editable, onRemove(widget)}
    */
   constructor(opts) {
     Object.assign(this, opts);
@@ -26,7 +26,7 @@ export class WidgetPanel {
   render() {
     const { widgets } = this.state();
     clear(this.el, widgets.length ? widgets.map(w => this._card(w)) : h('div.empty', h('h3', 'No widgets'),
-      h('p', this.onEdit ? 'Add a widget to summarise a layer’s data in the current view; clicking it filters the map.' : 'This map has no widgets.')));
+      h('p', this.editable ? 'Add a widget to summarise a layer’s data in the current view; clicking it filters the map.' : 'This map has no widgets.')));
     this.refresh();
   }
 

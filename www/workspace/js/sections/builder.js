@@ -55,7 +55,7 @@ export async function render(root, ctx, mapId) {
 
   const view = new MapView(mapEl, { center: [cfg.mapState.latitude, cfg.mapState.longitude], zoom: cfg.mapState.zoom });
   view.tooltipFields = tooltips();
-  const panel = new WidgetPanel({ el: widgetBox, view, token: null, state: () => ({ layers: layers(), datasets, widgets: cfg.widgets }),
+  const panel = new WidgetPanel({ el: widgetBox, view, token: null, editable: !readOnly, state: () => ({ layers: layers(), datasets, widgets: cfg.widgets }),
     onRemove: readOnly ? null : w => { cfg.widgets = cfg.widgets.filter(x => x !== w); panel.render(); changed(); } });
   view.map.on('moveend', () => {
     const c = view.map.getCenter();
