@@ -5,6 +5,7 @@
 import { api } from '../http.js';
 import { h, clear, field, toast, dialog, copyText, spinner, empty, optionEl } from '../dom.js';
 import { MapView } from '../mapview.js';
+import { resolveSource } from '../tilelayer.js';
 import { defaultLayer, rgbToHex, hexToRgb, RAMPS, PALETTES } from '../style.js';
 import { WidgetPanel, WIDGET_TYPES, OPERATIONS } from '../widgets.js';
 import { connectionNames } from '../workspace.js';
@@ -214,6 +215,8 @@ export async function render(root, ctx, mapId) {
     while (datasets.some(d => d.id === `d${n}`) || layers().some(l => l.id === `l${n}`)) n++;
     const dataset = { id: `d${n}`, type: isTable ? 'table' : 'query', source, connectionName: conn.input.value, geoColumn: geo,
       columns, format: 'tilejson', queryParameters: null };
+    try { await resolveSource(dataset); }  // a broken table or query is refused here, not saved
+    catch (err) { toast(`This source cannot be mapped: ${err.message}`, 'error'); return; }
     datasets = [...datasets, dataset];
     const label = isTable ? source.split('.').pop() : `Query ${n}`;
     const layer = defaultLayer(`l${n}`, dataset.id, label, layers().length);
