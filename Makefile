@@ -19,6 +19,8 @@ APT_PACKAGES := libfcgi-dev libpq-dev libhiredis-dev libssl-dev \
                 postgresql-15 postgresql-15-postgis-3 postgresql-contrib \
                 nginx-light redis-server varnish varnish-modules gdal-bin libgdal-dev \
                 python3-pytest python3-requests python3-pip openssl curl wrk unzip
+# workspace-www's map library, and the real browser its e2e journey drives
+APT_PACKAGES += libjs-leaflet chromium chromium-driver python3-selenium
 
 .PHONY: deps build run test test-swift test-e2e check-nginx check-varnish clean clean-state
 

@@ -67,11 +67,14 @@ struct SourceInspector {
         }
         guard let native = TileJSONBuilder.parseBox(box, clamp: false) else { return nil }
         // Latitudes beyond Web Mercator's range cannot be transformed; clamp geographic boxes first.
+        // Longitudes too: ST_EstimatedExtent rounds outwards (180.0000153 for world data), and a
+        // longitude past 180 wraps to -180 in the transform, which collapsed the box to the antimeridian.
         let geographic = srid == 4326
         let r = try connection.execute("""
             SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
             FROM (SELECT ST_Transform(ST_MakeEnvelope($1, $2, $3, $4, $5::int), 3857)::box2d AS b) t
-            """, [String(native[0]), String(geographic ? max(native[1], -85.0511) : native[1]), String(native[2]),
+            """, [String(geographic ? max(native[0], -180) : native[0]), String(geographic ? max(native[1], -85.0511) : native[1]),
+                  String(geographic ? min(native[2], 180) : native[2]),
                   String(geographic ? min(native[3], 85.0511) : native[3]), String(srid)], watch: watch)
         guard let xmin = r.double(0, 0), let ymin = r.double(0, 1), let xmax = r.double(0, 2), let ymax = r.double(0, 3) else { return nil }
         return [xmin, ymin, xmax, ymax]

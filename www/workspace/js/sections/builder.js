@@ -1,0 +1,305 @@
+// The map builder: layers from tables or queries, their style (fill, stroke, colour by value, point
+// size, opacity), tooltips, legend, layer order and visibility, widgets, and sharing. Everything is
+// kept in the map's keplerMapConfig (visState.layers, interactionConfig.tooltip, config.widgets) and
+// saved automatically, so the public viewer renders the same map.
+import { api } from '../http.js';
+import { h, clear, field, toast, dialog, copyText, spinner, empty, optionEl } from '../dom.js';
+import { MapView } from '../mapview.js';
+import { resolveSource } from '../tilelayer.js';
+import { defaultLayer, rgbToHex, hexToRgb, RAMPS, PALETTES } from '../style.js';
+import { WidgetPanel, WIDGET_TYPES, OPERATIONS } from '../widgets.js';
+import { connectionNames } from '../workspace.js';
+
+export async function render(root, ctx, mapId) {
+  clear(root, spinner('Opening the map…'));
+  let map;
+  try { map = await api.get(`/api/v3/workspace/maps/${encodeURIComponent(mapId)}`); }
+  catch (err) {
+    clear(root, h('main.main', h('div.card', empty('This map cannot be opened', err.message, h('a.button.primary', { href: '#/maps' }, 'Back to maps')))));
+    return null;
+  }
+  const kc = map.keplerMapConfig && map.keplerMapConfig.config ? map.keplerMapConfig : { version: 'v1', config: {} };
+  const cfg = kc.config;
+  cfg.visState ??= { layers: [], layerBlending: 'normal', interactionConfig: {} };
+  cfg.visState.layers ??= [];
+  cfg.visState.interactionConfig ??= {};
+  cfg.visState.interactionConfig.tooltip ??= { enabled: true, config: { fieldsToShow: {} } };
+  cfg.visState.interactionConfig.tooltip.config ??= { fieldsToShow: {} };
+  cfg.widgets ??= [];
+  cfg.filters ??= {};
+  cfg.mapState ??= { latitude: 20, longitude: 0, zoom: 2 };
+  cfg.mapStyle ??= { styleType: 'positron', visibleLayerGroups: {} };
+  let datasets = map.datasets || [];
+  const layers = () => cfg.visState.layers;
+  const tooltips = () => cfg.visState.interactionConfig.tooltip.config.fieldsToShow;
+  let selected = layers()[0] ? layers()[0].id : null;
+  const readOnly = !ctx.canWrite;
+  clear(root);
+
+  // ---- layout
+  const title = h('input.title-input#map-title', { value: map.title || 'Untitled map', 'aria-label': 'Map title', readOnly });
+  const saveState = h('span.muted#save-state', { role: 'status' }, 'All changes saved');
+  const layerList = h('div#layer-list');
+  const editor = h('div.style-editor#style-editor');
+  const widgetBox = h('div#widget-list');
+  const mapEl = h('div#builder-map');
+  root.append(h('div.builder',
+    h('header.builder-bar', h('a.button.link', { href: '#/maps' }, '← Maps'), title, saveState, h('span.spacer'),
+      h(`span.badge${map.privacy === 'public' ? '.public' : ''}#privacy-badge`, map.privacy === 'public' ? 'Public' : 'Private'),
+      readOnly ? null : h('button.primary#share-button', { onclick: share }, 'Share')),
+    h('aside.panel', { 'aria-label': 'Layers' },
+      h('h2', h('span', 'Layers'), readOnly ? null : h('button.secondary#add-layer', { onclick: addLayer }, '+ Add source')), layerList, editor),
+    h('div.builder-map', mapEl),
+    h('aside.panel.right', { 'aria-label': 'Widgets' },
+      h('h2', h('span', 'Widgets'), readOnly ? null : h('button.secondary#add-widget', { onclick: addWidget }, '+ Add widget')), widgetBox)));
+  document.title = `${map.title} — Tessera`;
+
+  const view = new MapView(mapEl, { center: [cfg.mapState.latitude, cfg.mapState.longitude], zoom: cfg.mapState.zoom });
+  view.tooltipFields = tooltips();
+  const panel = new WidgetPanel({ el: widgetBox, view, token: null, editable: !readOnly, state: () => ({ layers: layers(), datasets, widgets: cfg.widgets }),
+    onRemove: readOnly ? null : w => { cfg.widgets = cfg.widgets.filter(x => x !== w); panel.render(); changed(); } });
+  view.map.on('moveend', () => {
+    const c = view.map.getCenter();
+    cfg.mapState = { ...cfg.mapState, latitude: +c.lat.toFixed(5), longitude: +c.lng.toFixed(5), zoom: view.map.getZoom() };
+    changed(true);
+  });
+
+  // ---- saving
+  let timer = null, saving = Promise.resolve();
+  function changed(quiet) {
+    if (readOnly) return;
+    if (!quiet) saveState.textContent = 'Unsaved changes…';
+    clearTimeout(timer);
+    timer = setTimeout(save, quiet ? 1500 : 600);
+  }
+  function save() {
+    clearTimeout(timer);
+    saving = saving.then(async () => {
+      try {
+        saveState.textContent = 'Saving…';
+        await api.patch(`/api/v3/workspace/maps/${map.id}`, { title: title.value.trim() || 'Untitled map', keplerMapConfig: kc, datasets });
+        saveState.textContent = 'All changes saved';
+      } catch (err) { saveState.textContent = 'Not saved'; toast(`Could not save: ${err.message}`, 'error'); }
+    });
+    return saving;
+  }
+  title.addEventListener('change', () => { document.title = `${title.value} — Tessera`; changed(); });
+
+  async function redraw() {
+    renderLayers();
+    try { await view.setLayers(layers(), datasets); } catch (err) { toast(err.message, 'error'); }
+    renderEditor();
+    panel.refresh();  // category bars take the layer's colours
+  }
+
+  // ---- layers
+  function renderLayers() {
+    const ls = layers();
+    if (!ls.length) {
+      clear(layerList, h('div.empty', h('h3', 'Add your first layer'), h('p', 'A layer shows a table or a SQL query on the map.'),
+        readOnly ? null : h('button.primary', { onclick: addLayer }, 'Add source')));
+      return;
+    }
+    clear(layerList, h('ul.list', { 'aria-label': 'Layers, top first' }, ls.map((l, i) => h('li', h(`div.layer-item${l.id === selected ? '.selected' : ''}`, { dataset: { layer: l.id } },
+      h('span.swatch', { style: { background: rgbToHex(l.config.color) } }),
+      h('button.name', { type: 'button', 'aria-pressed': l.id === selected ? 'true' : 'false', onclick: () => { selected = l.id; renderLayers(); renderEditor(); } }, l.config.label || 'Layer'),
+      h('button.icon.toggle-visibility', { type: 'button', 'aria-label': `${l.config.isVisible === false ? 'Show' : 'Hide'} ${l.config.label}`, 'aria-pressed': l.config.isVisible === false ? 'false' : 'true',
+        onclick: () => { l.config.isVisible = l.config.isVisible === false; redraw(); changed(); } }, l.config.isVisible === false ? '◌' : '●'),
+      readOnly ? null : [
+        h('button.icon', { type: 'button', 'aria-label': `Move ${l.config.label} up`, disabled: i === 0 || undefined, onclick: () => move(i, -1) }, '↑'),
+        h('button.icon', { type: 'button', 'aria-label': `Move ${l.config.label} down`, disabled: i === ls.length - 1 || undefined, onclick: () => move(i, 1) }, '↓'),
+        h('button.icon', { type: 'button', 'aria-label': `Remove ${l.config.label}`, onclick: () => removeLayer(l) }, '✕')])))));
+  }
+  function move(i, d) {
+    const ls = layers();
+    [ls[i], ls[i + d]] = [ls[i + d], ls[i]];
+    redraw(); changed();
+  }
+  function removeLayer(l) {
+    cfg.visState.layers = layers().filter(x => x !== l);
+    if (!layers().some(x => x.config.dataId === l.config.dataId)) {
+      datasets = datasets.filter(d => d.id !== l.config.dataId);
+      cfg.widgets = cfg.widgets.filter(w => w.dataId !== l.config.dataId);
+      delete tooltips()[l.config.dataId];
+      panel.render();
+    }
+    if (selected === l.id) selected = layers()[0] ? layers()[0].id : null;
+    redraw(); changed();
+  }
+
+  function columnsOf(dataId) {
+    const layer = layers().find(l => l.config.dataId === dataId);
+    const e = layer && view.entries.get(layer.id);
+    return ((e && e.schema) || []).filter(c => c.type !== 'geometry');
+  }
+
+  // ---- style editor of the selected layer
+  function renderEditor() {
+    const l = layers().find(x => x.id === selected);
+    if (!l || readOnly) { clear(editor); return; }
+    const v = l.config.visConfig;
+    const cols = columnsOf(l.config.dataId);
+    const vc = l.visualChannels ??= { colorField: null, colorScale: 'quantize' };
+    const apply = () => { redraw(); changed(); };
+    const label = field('Name', { value: l.config.label || '', onchange: e => { l.config.label = e.target.value; apply(); } });
+    const fill = field('Fill colour', { type: 'color', value: rgbToHex(l.config.color), oninput: e => { l.config.color = hexToRgb(e.target.value); apply(); } });
+    const colorBy = field('Colour by', { tag: 'select', options: [{ value: '', label: 'One colour' }, ...cols.filter(c => c.type === 'number' || c.type === 'string' || c.type === 'boolean')
+      .map(c => ({ value: c.name, label: `${c.name} (${c.type === 'number' ? 'ramp' : 'categories'})`, selected: vc.colorField && vc.colorField.name === c.name }))] });
+    colorBy.input.id = 'color-by';
+    colorBy.input.onchange = e => {
+      const c = cols.find(x => x.name === e.target.value);
+      if (!c) { vc.colorField = null; } else {
+        const numeric = c.type === 'number';
+        vc.colorField = { name: c.name, type: numeric ? 'real' : 'string' };
+        vc.colorScale = numeric ? 'quantize' : 'ordinal';
+        v.colorRange = numeric ? { name: 'Sunset', type: 'sequential', colors: RAMPS.Sunset } : { name: 'Bold', type: 'qualitative', colors: PALETTES.Bold };
+      }
+      apply();
+    };
+    const isNum = vc.colorField && vc.colorField.type !== 'string';
+    const sets = isNum ? RAMPS : PALETTES;
+    const ramp = vc.colorField ? field(isNum ? 'Colour ramp' : 'Palette', { tag: 'select', options: Object.keys(sets).map(n => ({ value: n, label: n, selected: v.colorRange && v.colorRange.name === n })),
+      onchange: e => { v.colorRange = { name: e.target.value, type: isNum ? 'sequential' : 'qualitative', colors: sets[e.target.value] }; apply(); } }) : null;
+    const stroke = field('Stroke colour', { type: 'color', value: rgbToHex(v.strokeColor), oninput: e => { v.strokeColor = hexToRgb(e.target.value); apply(); } });
+    const strokeOn = h('label.check', h('input', { type: 'checkbox', checked: v.stroked !== false || undefined, onchange: e => { v.stroked = e.target.checked; apply(); } }), 'Stroke');
+    const width = field('Stroke width', { type: 'range', min: 0, max: 6, step: 0.5, value: v.thickness ?? 1, onchange: e => { v.thickness = Number(e.target.value); apply(); } });
+    const radius = field('Point size', { type: 'range', min: 1, max: 20, step: 1, value: v.radius ?? 5, onchange: e => { v.radius = Number(e.target.value); apply(); } });
+    const opacity = field('Opacity', { type: 'range', min: 0.1, max: 1, step: 0.05, value: v.opacity ?? 0.85, onchange: e => { v.opacity = Number(e.target.value); apply(); } });
+    const shown = new Set((tooltips()[l.config.dataId] || []).map(f => (typeof f === 'string' ? f : f.name)));
+    const tips = h('fieldset.tooltips', { style: { border: 'none', padding: 0, margin: 0 } }, h('legend', { style: { fontWeight: 550, fontSize: '.9rem' } }, 'Tooltip shows'),
+      cols.length ? cols.map(c => h('label.check', h('input', { type: 'checkbox', value: c.name, checked: shown.has(c.name) || undefined, onchange: e => {
+        if (e.target.checked) shown.add(c.name); else shown.delete(c.name);
+        tooltips()[l.config.dataId] = [...shown].map(name => ({ name, format: null }));
+        changed();
+      } }), c.name)) : h('p.muted', 'No columns'));
+    clear(editor, h('h2', 'Style'), label, h('div.row', fill, stroke), strokeOn, colorBy, ramp, width, radius, opacity, tips);
+  }
+
+  // ---- add a source
+  async function addLayer() {
+    const names = await connectionNames();
+    const conn = field('Connection', { tag: 'select', options: names });
+    const kind = field('Source', { tag: 'select', options: [{ value: 'table', label: 'Table' }, { value: 'query', label: 'SQL query' }] });
+    const tableF = field('Table', { list: 'table-options', placeholder: 'schema.table', autocomplete: 'off' });
+    const listEl = h('datalist#table-options');
+    const sqlF = field('SQL query', { tag: 'textarea', rows: 4, placeholder: 'SELECT * FROM public.my_table WHERE …' });
+    const geoF = field('Geometry column', { value: 'geom' });
+    sqlF.hidden = true;
+    kind.input.onchange = () => { tableF.hidden = kind.input.value !== 'table'; sqlF.hidden = !tableF.hidden; };
+    const loadTables = async () => {
+      try {
+        const c = encodeURIComponent(conn.input.value);
+        const schemas = (await api.get(`/api/v3/workspace/connections/${c}/schemas`)).data || [];
+        const all = await Promise.all(schemas.map(s => api.get(`/api/v3/workspace/connections/${c}/schemas/${encodeURIComponent(s.name)}/tables`).then(r => r.data || []).catch(() => [])));
+        clear(listEl, all.flat().filter(t => t.geometryColumn).map(t => h('option', { value: t.fqn })));
+      } catch { /* free text still works */ }
+    };
+    conn.input.onchange = loadTables;
+    loadTables();
+    const error = h('p.form-error', { role: 'alert', hidden: true });
+    const v = await dialog('Add a source', close => h('form', { onsubmit: e => { e.preventDefault(); close('ok'); } }, error, conn, kind, tableF, listEl, sqlF, geoF),
+      [{ label: 'Cancel', value: null }, { label: 'Add layer', value: 'ok', kind: 'primary' }]);
+    if (v !== 'ok') return;
+    const isTable = kind.input.value === 'table';
+    const source = (isTable ? tableF.input.value : sqlF.input.value).trim().replace(/;\s*$/, '');
+    if (!source) { toast('Give a table or a query', 'error'); return; }
+    let geo = geoF.input.value.trim() || 'geom', columns = [];
+    if (isTable) {
+      try {
+        const t = await api.get(`/api/v3/workspace/connections/${encodeURIComponent(conn.input.value)}/tables/${encodeURIComponent(source)}`);
+        geo = t.geometryColumn || geo;
+        columns = (t.columns || []).map(c => c.name).filter(n => n !== geo);
+      } catch (err) { toast(err.message, 'error'); return; }
+    }
+    let n = 1;
+    while (datasets.some(d => d.id === `d${n}`) || layers().some(l => l.id === `l${n}`)) n++;
+    const dataset = { id: `d${n}`, type: isTable ? 'table' : 'query', source, connectionName: conn.input.value, geoColumn: geo,
+      columns, format: 'tilejson', queryParameters: null };
+    try { await resolveSource(dataset); }  // a broken table or query is refused here, not saved
+    catch (err) { toast(`This source cannot be mapped: ${err.message}`, 'error'); return; }
+    datasets = [...datasets, dataset];
+    const label = isTable ? source.split('.').pop() : `Query ${n}`;
+    const layer = defaultLayer(`l${n}`, dataset.id, label, layers().length);
+    layers().unshift(layer);
+    selected = layer.id;
+    await redraw();
+    const e = view.entries.get(layer.id);
+    if (e && e.tilejson && e.tilejson.bounds) view.fitBounds(e.tilejson.bounds);
+    changed();
+  }
+
+  // ---- widgets
+  async function addWidget() {
+    if (!layers().length) { toast('Add a layer first: widgets summarise a layer’s data', 'error'); return; }
+    const seen = new Set();
+    const sources = layers().filter(l => !seen.has(l.config.dataId) && seen.add(l.config.dataId));
+    const type = field('Type', { tag: 'select', options: Object.entries(WIDGET_TYPES).map(([value, label]) => ({ value, label })) });
+    const src = field('Layer', { tag: 'select', options: sources.map(l => ({ value: l.config.dataId, label: l.config.label })) });
+    const column = field('Column', { tag: 'select', options: [] });
+    const operation = field('Operation', { tag: 'select', options: OPERATIONS });
+    const opColumn = field('Aggregated column', { tag: 'select', options: [] }, 'For sum, avg, min and max.');
+    const fill = () => {
+      const cols = columnsOf(src.input.value);
+      const t = type.input.value;
+      const fit = cols.filter(c => t === 'histogram' ? c.type === 'number' : t === 'timeseries' ? (c.type === 'timestamp' || c.type === 'date') : true);
+      clear(column.input, (t === 'formula' ? [{ value: '', label: '(rows)' }] : []).concat(fit.map(c => ({ value: c.name, label: `${c.name} · ${c.type}` }))).map(optionEl));
+      clear(opColumn.input, cols.filter(c => c.type === 'number').map(c => optionEl({ value: c.name, label: c.name })));
+    };
+    type.input.onchange = fill; src.input.onchange = fill;
+    fill();
+    const v = await dialog('Add a widget', close => h('form', { onsubmit: e => { e.preventDefault(); close('ok'); } }, type, src, column, operation, opColumn),
+      [{ label: 'Cancel', value: null }, { label: 'Add widget', value: 'ok', kind: 'primary' }]);
+    if (v !== 'ok') return;
+    const t = type.input.value, op = operation.input.value;
+    let col = column.input.value;
+    if (t === 'formula' && op !== 'count') col = opColumn.input.value;
+    if (t !== 'formula' && !col) { toast('That layer has no column this widget can use', 'error'); return; }
+    const layerLabel = (sources.find(l => l.config.dataId === src.input.value) || {}).config.label;
+    const w = { id: `w${Date.now().toString(36)}`, type: t, dataId: src.input.value, column: col || null, operation: op,
+      operationColumn: op === 'count' ? null : opColumn.input.value || null, title: `${WIDGET_TYPES[t]}: ${col || layerLabel}` };
+    cfg.widgets.push(w);
+    panel.render();
+    changed();
+  }
+
+  // ---- sharing
+  async function share() {
+    await save();
+    const body = () => {
+      const link = `${location.origin}/map/${encodeURIComponent(map.id)}`;
+      const embed = `<iframe src="${link}" width="100%" height="480" style="border:0" title="${(map.title || 'Map').replace(/"/g, '&quot;')}" loading="lazy"></iframe>`;
+      const isPublic = map.privacy === 'public';
+      const toggle = h('input#public-toggle', { type: 'checkbox', checked: isPublic || undefined });
+      const details = h('div', { hidden: !isPublic || undefined },
+        h('div.field', h('label', { for: 'public-link' }, 'Public link'), h('div.secret', h('input#public-link', { value: link, readonly: true }),
+          h('button.secondary', { type: 'button', onclick: () => copyText(link) }, 'Copy link'), h('a.button.secondary', { href: link, target: '_blank', rel: 'noopener' }, 'Open'))),
+        h('div.field', h('label', { for: 'embed-code' }, 'Embed'), h('textarea.code#embed-code', { rows: 3, readonly: true }, embed),
+          h('div.actions', h('button.secondary', { type: 'button', onclick: () => copyText(embed) }, 'Copy embed code'))));
+      const status = h('p.muted', { role: 'status' }, isPublic ? 'Anyone with the link can view this map. Only its layers’ data is exposed.' : 'Only people in your organisation can open this map.');
+      toggle.onchange = async () => {
+        toggle.disabled = true;
+        try {
+          const m = await api.patch(`/api/v3/workspace/maps/${map.id}`, { privacy: toggle.checked ? 'public' : 'private' });
+          map.privacy = m.privacy || (toggle.checked ? 'public' : 'private');
+          details.hidden = map.privacy !== 'public';
+          status.textContent = map.privacy === 'public' ? 'Anyone with the link can view this map. Only its layers’ data is exposed.' : 'Only people in your organisation can open this map.';
+          const badge = document.getElementById('privacy-badge');
+          badge.textContent = map.privacy === 'public' ? 'Public' : 'Private';
+          badge.classList.toggle('public', map.privacy === 'public');
+        } catch (err) { toggle.checked = !toggle.checked; toast(err.message, 'error'); }
+        toggle.disabled = false;
+      };
+      return h('div', h('label.check', toggle, 'Public: anyone with the link can view'), status, details);
+    };
+    await dialog('Share this map', body, [{ label: 'Done', value: true, kind: 'primary' }]);
+  }
+
+  await redraw();
+  if (!cfg.mapState.fitted && layers().length) {
+    // A map made from a table or query opens fitted to its data once; afterwards the saved view wins.
+    view.fitLayers();
+    cfg.mapState.fitted = true;
+  }
+  panel.render();
+  return () => { clearTimeout(timer); panel.destroy(); view.destroy(); };
+}

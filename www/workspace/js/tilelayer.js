@@ -1,0 +1,184 @@
+// Tessera's vector tiles on a Leaflet map: the Maps API handshake → TileJSON → MVT tiles fetched
+// with the Bearer token (or the session cookie), decoded by mvt.js and drawn on one canvas per tile.
+// Decoded features are kept per tile so a style change repaints without refetching and the
+// pointer can be hit-tested for tooltips.
+import * as L from '/vendor/leaflet/leaflet.esm.js';
+import { decode } from './mvt.js';
+import { request, sameOrigin } from './http.js';
+
+/**
+ * The handshake for a dataset {type: table|query, source, connectionName, geoColumn, queryParameters}
+ * → {tiles: template (same origin), tilejson}. filters: the contract's filter JSON (§5.3).
+ */
+export async function resolveSource(dataset, { token, filters } = {}) {
+  const params = { spatialDataColumn: dataset.geoColumn || 'geom', spatialDataType: 'geo', v: '3.4', client: 'tessera-www' };
+  if (dataset.type === 'query') {
+    params.q = dataset.source;
+    if (dataset.queryParameters) params.queryParameters = dataset.queryParameters;
+  } else params.name = dataset.source;
+  if (filters && Object.keys(filters).length) params.filters = filters;
+  const conn = encodeURIComponent(dataset.connectionName);
+  const hs = await request('GET', `/api/v3/maps/${conn}/${dataset.type === 'query' ? 'query' : 'table'}`, { params, token });
+  const tilejson = await request('GET', sameOrigin(hs.tilejson.url[0]), { token });
+  return { tiles: sameOrigin(tilejson.tiles[0]), tilejson, nrows: hs.nrows, schema: hs.schema };
+}
+
+/** Numeric min/max per column from TileJSON tilestats. */
+export function numericStats(tilejson) {
+  const out = {};
+  const layer = tilejson && tilejson.tilestats && tilejson.tilestats.layers && tilejson.tilestats.layers[0];
+  for (const a of (layer && layer.attributes) || []) {
+    if (a.type === 'Number') out[a.attribute] = { min: a.min, max: a.max, avg: a.avg };
+  }
+  return out;
+}
+
+export const VectorLayer = L.GridLayer.extend({
+  options: { tileSize: 256, updateWhenZooming: false, keepBuffer: 1 },
+
+  initialize(opts) {
+    L.setOptions(this, opts);
+    this._cache = new Map();       // tile key → {features, scale}
+    this._inflight = new Map();    // tile key → AbortController
+    this.on('tileunload', e => {
+      const k = this._key(e.coords);
+      this._inflight.get(k)?.abort();
+      this._inflight.delete(k);
+      this._cache.delete(k);
+    });
+  },
+
+  _key(c) { return `${c.z}/${c.x}/${c.y}`; },
+
+  /** New tile template (e.g. after a filter changed): refetch everything. */
+  setTiles(template) {
+    this.options.tiles = template;
+    this._cache.clear();
+    this.redraw();
+    return this;
+  },
+
+  /** New style: repaint the tiles already loaded. */
+  setStyle(style) {
+    this.options.style = style;
+    for (const t of Object.values(this._tiles || {})) {
+      const entry = this._cache.get(this._key(t.coords));
+      if (entry) this._paint(t.el, entry);
+    }
+    return this;
+  },
+
+  createTile(coords, done) {
+    const canvas = document.createElement('canvas');
+    const size = this.getTileSize();
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = size.x * dpr;
+    canvas.height = size.y * dpr;
+    canvas.dataset.tile = this._key(coords);
+    const key = this._key(coords);
+    const ctl = new AbortController();
+    this._inflight.set(key, ctl);
+    const url = this.options.tiles.replace('{z}', coords.z).replace('{x}', coords.x).replace('{y}', coords.y);
+    const headers = this.options.token ? { Authorization: `Bearer ${this.options.token}` } : {};
+    fetch(url, { headers, signal: ctl.signal, credentials: this.options.token ? 'omit' : 'same-origin' })
+      .then(async res => {
+        if (res.status === 204) return null;
+        if (!res.ok) throw new Error(`tile ${key}: HTTP ${res.status}`);
+        return new Uint8Array(await res.arrayBuffer());
+      })
+      .then(bytes => {
+        const layers = bytes && bytes.length ? decode(bytes) : {};
+        const first = Object.values(layers)[0];
+        const entry = { features: first ? first.features : [], scale: size.x / (first ? first.extent : 4096) };
+        this._cache.set(key, entry);
+        this._paint(canvas, entry);
+        canvas.dataset.features = String(entry.features.length);
+        this.fire('tiledata', { coords, count: entry.features.length });
+        done(null, canvas);
+      })
+      .catch(err => {
+        if (err.name !== 'AbortError') this.fire('tileerror2', { coords, error: err });
+        done(err.name === 'AbortError' ? null : err, canvas);
+      })
+      .finally(() => this._inflight.delete(key));
+    return canvas;
+  },
+
+  _paint(canvas, entry) {
+    const style = this.options.style;
+    const ctx = canvas.getContext('2d');
+    const dpr = canvas.width / this.getTileSize().x;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.globalAlpha = style.opacity;
+    ctx.lineJoin = 'round';
+    ctx.lineCap = 'round';
+    const s = entry.scale;
+    for (const f of entry.features) {
+      const p = style.paint(f.properties);
+      if (f.type === 1) {
+        for (const part of f.geometry) for (const [x, y] of part) {
+          ctx.beginPath();
+          ctx.arc(x * s, y * s, p.radius, 0, Math.PI * 2);
+          ctx.fillStyle = p.fill;
+          ctx.fill();
+          if (p.stroke && p.width > 0) { ctx.lineWidth = p.width; ctx.strokeStyle = p.stroke; ctx.stroke(); }
+        }
+      } else {
+        ctx.beginPath();
+        for (const part of f.geometry) {
+          part.forEach(([x, y], i) => (i ? ctx.lineTo(x * s, y * s) : ctx.moveTo(x * s, y * s)));
+        }
+        if (f.type === 3) {
+          if (style.filled) { ctx.fillStyle = p.fill; ctx.fill('evenodd'); }
+          if (p.stroke && p.width > 0) { ctx.lineWidth = p.width; ctx.strokeStyle = p.stroke; ctx.stroke(); }
+        } else {
+          ctx.lineWidth = Math.max(1, p.width * 1.5);
+          ctx.strokeStyle = p.fill;
+          ctx.stroke();
+        }
+      }
+    }
+  },
+
+  /** The topmost feature under a map point, or null. */
+  featureAt(latlng) {
+    const map = this._map;
+    if (!map || !this._tileZoom && this._tileZoom !== 0) return null;
+    const z = this._tileZoom;
+    const size = this.getTileSize().x;
+    const pt = map.project(latlng, z);
+    const tx = Math.floor(pt.x / size), ty = Math.floor(pt.y / size);
+    const n = 2 ** z;
+    const entry = this._cache.get(`${z}/${((tx % n) + n) % n}/${ty}`);
+    if (!entry) return null;
+    const lx = pt.x - tx * size, ly = pt.y - ty * size;
+    const s = entry.scale;
+    for (let i = entry.features.length - 1; i >= 0; i--) {
+      const f = entry.features[i];
+      const p = this.options.style.paint(f.properties);
+      if (hit(f, lx / s, ly / s, (p.radius + 3) / s, (Math.max(p.width, 1) + 4) / s)) return f;
+    }
+    return null;
+  },
+});
+
+function hit(f, x, y, radius, tolerance) {
+  if (f.type === 1) return f.geometry.some(part => part.some(([px, py]) => (px - x) ** 2 + (py - y) ** 2 <= radius * radius));
+  if (f.type === 2) return f.geometry.some(part => part.some((a, i) => i > 0 && segDist(x, y, part[i - 1], a) <= tolerance));
+  let inside = false;
+  for (const ring of f.geometry) {
+    for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+      const [xi, yi] = ring[i], [xj, yj] = ring[j];
+      if ((yi > y) !== (yj > y) && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+    }
+  }
+  return inside;
+}
+
+function segDist(x, y, [ax, ay], [bx, by]) {
+  const dx = bx - ax, dy = by - ay, len = dx * dx + dy * dy;
+  const t = len ? Math.max(0, Math.min(1, ((x - ax) * dx + (y - ay) * dy) / len)) : 0;
+  return Math.hypot(x - (ax + t * dx), y - (ay + t * dy));
+}
