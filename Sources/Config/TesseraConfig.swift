@@ -53,6 +53,14 @@ public struct TesseraConfig: Sendable {
     /// After SIGTERM, how long running jobs may finish before they are released for a rerun (keep it
     /// below systemd's TimeoutStopSec).
     public var workerSoftStopSeconds: Int
+    /// LDS: the connection of each organisation that holds the local gazetteer (and road graph).
+    public var ldsConnection: String
+    /// LDS: monthly requests per organisation and service unless an organisation has its own quota.
+    public var ldsQuotaGeocoding: Int
+    public var ldsQuotaIsolines: Int
+    public var ldsQuotaRouting: Int
+    /// LDS: how long an external provider (Nominatim, OSRM, Valhalla) may take before the request is 504.
+    public var ldsProviderTimeoutMs: Int
     /// Where configuration came from, for messages.
     public var source: String
     /// External basemap for the web apps: a raster tile template (`…/{z}/{x}/{y}.png`) or a style URL;
@@ -92,6 +100,11 @@ public struct TesseraConfig: Sendable {
         "TESSERA_WORKER_SOFT_STOP_S": "20",
         "TESSERA_BASEMAP_URL": "",
         "TESSERA_SMTP_URL": "",
+        "TESSERA_LDS_CONNECTION": "carto_dw",
+        "TESSERA_LDS_QUOTA_GEOCODING": "100000",
+        "TESSERA_LDS_QUOTA_ISOLINES": "10000",
+        "TESSERA_LDS_QUOTA_ROUTING": "10000",
+        "TESSERA_LDS_PROVIDER_TIMEOUT_MS": "10000",
         // Only meaningful to locate the file itself.
         "TESSERA_CONFIG_FILE": "/etc/tessera/tessera.env",
     ]
@@ -185,6 +198,11 @@ public struct TesseraConfig: Sendable {
             importPrivateURLAllowlist: allowlist,
             workerLeaseSeconds: int("TESSERA_WORKER_LEASE_S", min: 1, max: 86_400),
             workerSoftStopSeconds: int("TESSERA_WORKER_SOFT_STOP_S", min: 0, max: 3600),
+            ldsConnection: value("TESSERA_LDS_CONNECTION"),
+            ldsQuotaGeocoding: int("TESSERA_LDS_QUOTA_GEOCODING", min: 0, max: Int(Int32.max)),
+            ldsQuotaIsolines: int("TESSERA_LDS_QUOTA_ISOLINES", min: 0, max: Int(Int32.max)),
+            ldsQuotaRouting: int("TESSERA_LDS_QUOTA_ROUTING", min: 0, max: Int(Int32.max)),
+            ldsProviderTimeoutMs: int("TESSERA_LDS_PROVIDER_TIMEOUT_MS", min: 100, max: 600_000),
             source: source)
         var result = config
         result.basemapURL = value("TESSERA_BASEMAP_URL")
