@@ -18,7 +18,8 @@ BIN    := .build/release
 APT_PACKAGES := libfcgi-dev libpq-dev libhiredis-dev libssl-dev \
                 postgresql-15 postgresql-15-postgis-3 postgresql-contrib \
                 nginx-light redis-server varnish varnish-modules gdal-bin libgdal-dev \
-                python3-pytest python3-requests python3-pip openssl curl wrk unzip
+                python3-pytest python3-requests python3-pip openssl curl wrk unzip \
+                postgresql-15-pgrouting osm2pgrouting
 
 .PHONY: deps build run test test-swift test-e2e check-nginx check-varnish clean clean-state
 
