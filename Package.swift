@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "tessera-cdn-invalidator", targets: ["tessera-cdn-invalidator"]),
         .executable(name: "tessera-import-api", targets: ["tessera-import-api"]),
         .executable(name: "tessera-import-worker", targets: ["tessera-import-worker"]),
+        .executable(name: "tessera-lds-api", targets: ["tessera-lds-api"]),
     ],
     targets: [
         // C system libraries (Debian -dev packages).
@@ -42,18 +43,22 @@ let package = Package(
                 resources: [.copy("warehouse")]),
         .target(name: "ImportsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Jobs", "Config", "Observability"]),
 
+        .target(name: "LDSAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability"],
+                resources: [.copy("warehouse")]),
+
         .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability"]),
 
         // Executables: args -> config -> wiring -> serve.
-        .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI", "Jobs"]),
+        .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI", "Jobs", "LDSAPI"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-cdn-invalidator", dependencies: ["CacheInvalidator", "Jobs", "Platform", "Config", "Observability"]),
-        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Platform", "Config", "Observability"]),
+        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "LDSAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-import-api", dependencies: ["FastCGI", "ImportsAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-import-worker", dependencies: ["Jobs", "ImportsAPI", "Platform", "Config", "Observability"]),
+        .executableTarget(name: "tessera-lds-api", dependencies: ["FastCGI", "LDSAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI"]),
+        .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit"]),
     ]
 )

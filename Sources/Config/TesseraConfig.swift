@@ -50,6 +50,14 @@ public struct TesseraConfig: Sendable {
     public var importPrivateURLAllowlist: [String]
     /// Lease of a claimed job in seconds (heartbeats renew it; an expired lease is rescued).
     public var workerLeaseSeconds: Int
+    /// LDS: the connection of each organisation that holds the local gazetteer (and road graph).
+    public var ldsConnection: String
+    /// LDS: monthly requests per organisation and service unless an organisation has its own quota.
+    public var ldsQuotaGeocoding: Int
+    public var ldsQuotaIsolines: Int
+    public var ldsQuotaRouting: Int
+    /// LDS: how long an external provider (Nominatim, OSRM, Valhalla) may take before the request is 504.
+    public var ldsProviderTimeoutMs: Int
     /// Where configuration came from, for messages.
     public var source: String
 
@@ -81,6 +89,11 @@ public struct TesseraConfig: Sendable {
         "TESSERA_IMPORT_MAX_RUNNING": "5",
         "TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST": "",
         "TESSERA_WORKER_LEASE_S": "30",
+        "TESSERA_LDS_CONNECTION": "carto_dw",
+        "TESSERA_LDS_QUOTA_GEOCODING": "100000",
+        "TESSERA_LDS_QUOTA_ISOLINES": "10000",
+        "TESSERA_LDS_QUOTA_ROUTING": "10000",
+        "TESSERA_LDS_PROVIDER_TIMEOUT_MS": "10000",
         // Only meaningful to locate the file itself.
         "TESSERA_CONFIG_FILE": "/etc/tessera/tessera.env",
     ]
@@ -173,6 +186,11 @@ public struct TesseraConfig: Sendable {
             importMaxRunning: int("TESSERA_IMPORT_MAX_RUNNING", min: 1, max: 10_000),
             importPrivateURLAllowlist: allowlist,
             workerLeaseSeconds: int("TESSERA_WORKER_LEASE_S", min: 1, max: 86_400),
+            ldsConnection: value("TESSERA_LDS_CONNECTION"),
+            ldsQuotaGeocoding: int("TESSERA_LDS_QUOTA_GEOCODING", min: 0, max: Int(Int32.max)),
+            ldsQuotaIsolines: int("TESSERA_LDS_QUOTA_ISOLINES", min: 0, max: Int(Int32.max)),
+            ldsQuotaRouting: int("TESSERA_LDS_QUOTA_ROUTING", min: 0, max: Int(Int32.max)),
+            ldsProviderTimeoutMs: int("TESSERA_LDS_PROVIDER_TIMEOUT_MS", min: 100, max: 600_000),
             source: source)
         if !problems.isEmpty { throw Invalid(problems: problems) }
         return config

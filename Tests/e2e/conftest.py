@@ -31,8 +31,8 @@ from stack import ADMIN_EMAIL, API_PROGRAMS, WORKER_PROGRAMS, Stack, StackError 
 
 BIN = Path(os.environ.get("STACK_BIN", REPO / ".build" / "release")).resolve()
 REQUIRE_BINARIES = os.environ.get("STACK_REQUIRE_BINARIES") == "1"
-# The APIs the `stack` fixture starts (import-api and lds-api join when they exist).
-STACK_APIS = ("workspace-api", "maps-api")
+# The APIs the `stack` fixture starts (import-api joins when it exists).
+STACK_APIS = ("workspace-api", "maps-api", "lds-api")
 
 
 def _new_root(tag: str) -> Path:
