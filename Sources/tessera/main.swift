@@ -18,6 +18,7 @@ let usage = """
                      [--minzoom 0] [--maxzoom 10] [--spatial-column geom] [--columns a,b]
       warehouse-migrate --email E [--connection carto_dw]   install Tessera's SQL (quadbin functions) in a warehouse
       jobs list [--queue Q] [--state S] | jobs show|retry|cancel ID   the job queue
+      lds load-roads --osm FILE --email E [--connection C]   road graph (OSM XML) for local routing and isolines
       status                                    schema version and counts
     """
 

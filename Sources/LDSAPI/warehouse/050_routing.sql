@@ -205,6 +205,7 @@ DECLARE
     box geometry;
     edges_sql text;
     fast_kmh double precision;
+    seg_deg double precision;
 BEGIN
     IF widest IS NULL OR NOT (SELECT bool_and(b > 0) FROM unnest(budgets) b) THEN
         RAISE EXCEPTION 'every range must be positive' USING ERRCODE = 'LD004';
@@ -219,6 +220,8 @@ BEGIN
     END IF;
     box := ST_Expand(ST_SetSRID(ST_MakePoint(lon, lat), 4326), carto_lds.__degrees(reach_m + 2000, lat));
     edges_sql := carto_lds.__edges_sql(mode, range_type, box);
+    -- Hull points every 1/200 of the reach (at least 25 m): detail scales with the area, cost stays bounded.
+    seg_deg := carto_lds.__degrees(greatest(25, reach_m / 200), lat);
 
     RETURN QUERY
     WITH costs AS (
@@ -243,7 +246,9 @@ BEGIN
           FROM unnest(budgets) b(b) JOIN costs c ON c.agg_cost < b.b JOIN edges e ON e.target = c.node
          WHERE e.rev >= 0
     ), hulls AS (
-        SELECT parts.budget, ST_ConcaveHull(ST_Collect(parts.g), 0.3) AS h FROM parts GROUP BY parts.budget
+        -- Streets are densified first: a hull of crossings alone cuts notches between parallel streets.
+        SELECT parts.budget, ST_ConcaveHull(ST_Collect(ST_Segmentize(parts.g, seg_deg)), 0.5) AS h
+          FROM parts GROUP BY parts.budget
     )
     -- A hull of one street is a line: widen it to a thin polygon so the answer is always an area.
     SELECT b.b, ST_AsGeoJSON(CASE WHEN ST_Dimension(hulls.h) = 2 THEN hulls.h
