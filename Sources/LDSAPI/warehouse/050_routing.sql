@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS carto_lds.road_graph (
     vertices bigint NOT NULL,
     loaded_at timestamptz NOT NULL DEFAULT now()
 );
+-- The top speed per mode on the loaded graph bounds how far an isoline can reach (its search box).
+ALTER TABLE carto_lds.road_graph ADD COLUMN IF NOT EXISTS car_max_kmh double precision;
+ALTER TABLE carto_lds.road_graph ADD COLUMN IF NOT EXISTS walk_max_kmh double precision;
 
 -- Builds carto_lds.road_edges/road_vertices from osm2pgrouting's tables in carto_lds_osm and swaps them in
 -- within the caller's transaction. Costs are seconds; -1 means "not in this direction" (pgRouting's
@@ -64,6 +67,8 @@ BEGIN
      WHERE c.tag_key = 'highway' AND (s.car_kmh IS NOT NULL OR s.walk_kmh IS NOT NULL);
     ALTER TABLE carto_lds.road_edges_next ADD PRIMARY KEY (id);
     CREATE INDEX ON carto_lds.road_edges_next USING gist (geom);
+    CREATE INDEX ON carto_lds.road_edges_next (source);
+    CREATE INDEX ON carto_lds.road_edges_next (target);
 
     -- A vertex knows which modes can use it, so a point snaps to a vertex its mode can leave.
     CREATE TABLE carto_lds.road_vertices_next AS
@@ -81,9 +86,14 @@ BEGIN
     ALTER TABLE carto_lds.road_vertices_next RENAME TO road_vertices;
     SELECT count(*) INTO n_edges FROM carto_lds.road_edges;
     SELECT count(*) INTO n_vertices FROM carto_lds.road_vertices;
-    INSERT INTO carto_lds.road_graph (source, edges, vertices) VALUES (build_road_graph.source, n_edges, n_vertices)
-    ON CONFLICT (only_row) DO UPDATE SET source = EXCLUDED.source, edges = EXCLUDED.edges,
-                                         vertices = EXCLUDED.vertices, loaded_at = now();
+    INSERT INTO carto_lds.road_graph (source, edges, vertices, car_max_kmh, walk_max_kmh)
+    SELECT build_road_graph.source, n_edges, n_vertices,
+           max(s.car_kmh) FILTER (WHERE e.car_cost >= 0 OR e.car_reverse_cost >= 0), max(s.walk_kmh) FILTER (WHERE e.walk_cost >= 0)
+      FROM carto_lds.road_edges e JOIN carto_lds.road_speeds s USING (class)
+    ON CONFLICT (only_row) DO UPDATE SET source = EXCLUDED.source, edges = EXCLUDED.edges, vertices = EXCLUDED.vertices,
+                                         car_max_kmh = EXCLUDED.car_max_kmh, walk_max_kmh = EXCLUDED.walk_max_kmh, loaded_at = now();
+    ANALYZE carto_lds.road_edges;
+    ANALYZE carto_lds.road_vertices;
     RETURN QUERY SELECT n_edges, n_vertices;
 END $$;
 
@@ -125,7 +135,7 @@ DECLARE
     vid bigint;
     gap double precision;
 BEGIN
-    SELECT v.id, ST_Distance(v.geom::geography, p::geography) INTO vid, gap
+    SELECT v.id, ST_DistanceSphere(v.geom, p) INTO vid, gap
       FROM carto_lds.road_vertices v
      WHERE CASE WHEN mode = 'car' THEN v.car ELSE v.walk END
      ORDER BY v.geom <-> p LIMIT 1;
@@ -213,15 +223,18 @@ BEGIN
     PERFORM carto_lds.__edges_sql(mode, range_type, ST_MakeEnvelope(0, 0, 0, 0, 4326));
     start := carto_lds.__snap(mode, lon, lat, 'origin');
     IF range_type = 'time' THEN
-        SELECT max(CASE WHEN mode = 'car' THEN car_kmh ELSE walk_kmh END) INTO fast_kmh FROM carto_lds.road_speeds;
+        SELECT CASE WHEN mode = 'car' THEN g.car_max_kmh ELSE g.walk_max_kmh END INTO fast_kmh FROM carto_lds.road_graph g;
+        IF fast_kmh IS NULL THEN  -- a graph built before the column existed
+            SELECT max(CASE WHEN mode = 'car' THEN car_kmh ELSE walk_kmh END) INTO fast_kmh FROM carto_lds.road_speeds;
+        END IF;
         reach_m := widest * fast_kmh / 3.6;
     ELSE
         reach_m := widest;
     END IF;
     box := ST_Expand(ST_SetSRID(ST_MakePoint(lon, lat), 4326), carto_lds.__degrees(reach_m + 2000, lat));
     edges_sql := carto_lds.__edges_sql(mode, range_type, box);
-    -- Hull points every 1/200 of the reach (at least 25 m): detail scales with the area, cost stays bounded.
-    seg_deg := carto_lds.__degrees(greatest(25, reach_m / 200), lat);
+    -- Hull points every 1/100 of the reach (at least 25 m): detail scales with the area, cost stays bounded.
+    seg_deg := carto_lds.__degrees(greatest(25, reach_m / 100), lat);
 
     RETURN QUERY
     WITH costs AS (
@@ -236,19 +249,28 @@ BEGIN
                                     CASE WHEN mode = 'car' THEN e.car_reverse_cost ELSE e.walk_cost END AS r) m
          WHERE e.geom && box
     ), parts AS (
-        -- From a reached source forwards, and from a reached target backwards, as far as the budget lasts.
-        SELECT b.b AS budget,
-               ST_LineSubstring(e.geom, 0, CASE WHEN e.fwd = 0 THEN 1 ELSE least(1, (b.b - c.agg_cost) / e.fwd) END) AS g
-          FROM unnest(budgets) b(b) JOIN costs c ON c.agg_cost < b.b JOIN edges e ON e.source = c.node
-         WHERE e.fwd >= 0
+        -- Per edge and budget: the share reachable forwards from its source and backwards from its target.
+        -- An edge covered from both ends counts once, whole; otherwise its reachable ends.
+        SELECT b.b AS budget, e.geom, least(1, f.f) AS f, least(1, r.r) AS r
+          FROM unnest(budgets) b(b)
+         CROSS JOIN edges e
+          LEFT JOIN costs cs ON cs.node = e.source
+          LEFT JOIN costs ct ON ct.node = e.target
+         CROSS JOIN LATERAL (SELECT CASE WHEN e.fwd < 0 OR cs.agg_cost IS NULL OR cs.agg_cost >= b.b THEN 0
+                                         WHEN e.fwd = 0 THEN 1 ELSE (b.b - cs.agg_cost) / e.fwd END) f(f)
+         CROSS JOIN LATERAL (SELECT CASE WHEN e.rev < 0 OR ct.agg_cost IS NULL OR ct.agg_cost >= b.b THEN 0
+                                         WHEN e.rev = 0 THEN 1 ELSE (b.b - ct.agg_cost) / e.rev END) r(r)
+         WHERE (cs.node IS NOT NULL OR ct.node IS NOT NULL) AND (f.f > 0 OR r.r > 0)
+    ), pieces AS (
+        SELECT parts.budget, parts.geom AS g FROM parts WHERE parts.f + parts.r >= 1
         UNION ALL
-        SELECT b.b, ST_LineSubstring(e.geom, CASE WHEN e.rev = 0 THEN 0 ELSE greatest(0, 1 - (b.b - c.agg_cost) / e.rev) END, 1)
-          FROM unnest(budgets) b(b) JOIN costs c ON c.agg_cost < b.b JOIN edges e ON e.target = c.node
-         WHERE e.rev >= 0
+        SELECT parts.budget, ST_LineSubstring(parts.geom, 0, parts.f) FROM parts WHERE parts.f + parts.r < 1 AND parts.f > 0
+        UNION ALL
+        SELECT parts.budget, ST_LineSubstring(parts.geom, 1 - parts.r, 1) FROM parts WHERE parts.f + parts.r < 1 AND parts.r > 0
     ), hulls AS (
         -- Streets are densified first: a hull of crossings alone cuts notches between parallel streets.
-        SELECT parts.budget, ST_ConcaveHull(ST_Collect(ST_Segmentize(parts.g, seg_deg)), 0.5) AS h
-          FROM parts GROUP BY parts.budget
+        SELECT pieces.budget, ST_ConcaveHull(ST_Collect(ST_Segmentize(pieces.g, seg_deg)), 0.5) AS h
+          FROM pieces GROUP BY pieces.budget
     )
     -- A hull of one street is a line: widen it to a thin polygon so the answer is always an area.
     SELECT b.b, ST_AsGeoJSON(CASE WHEN ST_Dimension(hulls.h) = 2 THEN hulls.h
