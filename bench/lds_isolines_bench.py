@@ -37,20 +37,9 @@ sys.path.insert(0, str(REPO / "Tests" / "harness"))
 sys.path.insert(0, str(REPO / "Tests" / "e2e"))
 import osm_grid  # noqa: E402
 from stack import ADMIN_EMAIL, API_PROGRAMS, PG_BIN, Stack, StackError  # noqa: E402
+from tiles_bench import BenchError, tool  # noqa: E402  (the `tessera` CLI runner of the benches)
 
 PGBENCH = str(PG_BIN / "pgbench") if (PG_BIN / "pgbench").exists() else "pgbench"
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def tool(bin_dir: Path, stack: Stack, *args: str) -> str:
-    r = subprocess.run([str(bin_dir / "tessera"), *args], env={**os.environ, **stack.env},
-                       capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
-        raise BenchError(f"tessera {args[0]} failed ({r.returncode}): {(r.stderr or r.stdout).strip()}")
-    return r.stdout
 
 
 def origins(n: int) -> list[tuple[float, float]]:

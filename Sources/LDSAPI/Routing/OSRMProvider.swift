@@ -5,14 +5,10 @@ import HTTPKit
 /// GeoJSON geometry. OSRM has no isochrones: isolines stay `Unsupported provider`, as does geocoding.
 public struct OSRMProvider: LDSProvider {
     public let name = "osrm"
-    let baseURL: String
-    let apiKey: String?
-    let client: ProviderHTTPClient
+    let endpoint: RoutingEndpoint
 
     public init(baseURL: String, apiKey: String?, timeout: TimeInterval) {
-        self.baseURL = baseURL
-        self.apiKey = apiKey
-        client = ProviderHTTPClient(provider: "osrm", timeout: timeout)
+        endpoint = RoutingEndpoint(provider: "osrm", baseURL: baseURL, apiKey: apiKey, keyParameter: "key", timeout: timeout)
     }
 
     /// OSRM's conventional profile names (a server answers for the profile it was built with).
@@ -21,10 +17,9 @@ public struct OSRMProvider: LDSProvider {
     public func route(_ request: RouteRequest) throws -> JSON {
         let points = ([request.origin] + request.waypoints + [request.destination])
             .map { "\($0.longitude),\($0.latitude)" }.joined(separator: ";")
-        let url = try ProviderHTTPClient.url(baseURL, path: "/route/v1/\(Self.profile(request.mode))/\(points)", [
-            ("overview", "full"), ("geometries", "geojson"), ("steps", "false"), ("key", apiKey),
+        let answer = try endpoint.get("/route/v1/\(Self.profile(request.mode))/\(points)", [
+            ("overview", "full"), ("geometries", "geojson"), ("steps", "false"),
         ])
-        let answer = try client.getJSON(url)
         guard answer["code"]?.stringValue == "Ok", let best = answer["routes"]?.arrayValue?.first else {
             throw LDSErrors.providerFailed(name, "no route (\(answer["code"]?.stringValue ?? "no code"))")
         }

@@ -6,23 +6,18 @@ import HTTPKit
 /// or kilometres. Geocoding is not Valhalla's: it stays `Unsupported provider`.
 public struct ValhallaProvider: LDSProvider {
     public let name = "valhalla"
-    let baseURL: String
-    let apiKey: String?
-    let client: ProviderHTTPClient
+    let endpoint: RoutingEndpoint
 
     public init(baseURL: String, apiKey: String?, timeout: TimeInterval) {
-        self.baseURL = baseURL
-        self.apiKey = apiKey
-        client = ProviderHTTPClient(provider: "valhalla", timeout: timeout)
+        endpoint = RoutingEndpoint(provider: "valhalla", baseURL: baseURL, apiKey: apiKey, keyParameter: "api_key", timeout: timeout)
     }
 
     static func costing(_ mode: IsolineRequest.Mode) -> String { mode == .car ? "auto" : "pedestrian" }
 
     static func location(_ c: Coordinate) -> JSON { .object(["lat": .number(c.latitude), "lon": .number(c.longitude)]) }
 
-    func get(_ path: String, _ body: JSON) throws -> JSON {
-        try client.getJSON(try ProviderHTTPClient.url(baseURL, path: path, [("json", body.text), ("api_key", apiKey)]))
-    }
+    /// Valhalla takes its request as JSON in the `json` query parameter of a GET.
+    func get(_ path: String, _ body: JSON) throws -> JSON { try endpoint.get(path, [("json", body.text)]) }
 
     public func route(_ request: RouteRequest) throws -> JSON {
         let points = [request.origin] + request.waypoints + [request.destination]
