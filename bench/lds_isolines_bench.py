@@ -11,7 +11,8 @@ over 13 km × 13 km). For each graph, mode and range, from four origins in turn:
   (b) api:  GET /api/v3/lds/isolines through nginx -> FastCGI tessera-lds-api (token check, quota charge,
             the same SQL, JSON), one client on a kept-alive connection, sequential requests.
 
-Printed per row: requests, (b) p50/p90/p99/mean, (a) mean, and the hop's cost (b mean - a mean); plus the
+Printed per row: requests, (b) p50/p90/p99/mean, (a) p50/mean, the hop's cost (b mean - a mean) and the
+largest polygon's vertex count; plus the
 load time of each graph. Latencies on these 2 shared cores vary with the other tenants: compare within a run.
 
 usage: bench/lds-isolines [--bin .build/release] [--grids 5,60] [--ranges 600,1800] [--modes car,walk]
@@ -77,18 +78,33 @@ def api_latencies(stack: Stack, token: str, n: int, mode: str, seconds_range: in
     return out, points
 
 
-def sql_mean_ms(stack: Stack, work: Path, n: int, mode: str, seconds_range: int, seconds: float) -> float:
+def sql_latencies(stack: Stack, work: Path, n: int, mode: str, seconds_range: int, seconds: float) -> list[float]:
+    """Per-statement latencies (ms) from pgbench's transaction log, without each origin's first statement
+    (a new backend loads PostGIS and pgRouting and plans on first use; lds-api's pooled connections have)."""
     scripts = []
     for k, (lon, lat) in enumerate(origins(n)):
         f = work / f"iso-{n}-{mode}-{seconds_range}-{k}.sql"
         f.write_text(f"SELECT geojson FROM carto_lds.isolines('{mode}', {lon}, {lat}, '{{{seconds_range}}}'::float8[], 'time');\n")
         scripts += ["-f", str(f)]
-    cmd = [PGBENCH, "-n", "-M", "prepared", "-c", "1", "-T", str(max(1, round(seconds))), *scripts, stack.warehouse_dsn]
+    prefix = work / f"pgbench-{n}-{mode}-{seconds_range}"
+    for old in work.glob(prefix.name + "*"):
+        old.unlink()
+    cmd = [PGBENCH, "-n", "-M", "prepared", "-c", "1", "-T", str(max(1, round(seconds))), "-l", f"--log-prefix={prefix}",
+           *scripts, stack.warehouse_dsn]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300)
-    m = re.search(r"latency average = ([\d.]+) ms", r.stdout)
-    if r.returncode != 0 or not m:
+    logs = list(work.glob(prefix.name + "*"))
+    if r.returncode != 0 or not logs:
         raise BenchError(f"pgbench failed ({r.returncode}):\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
-    return float(m.group(1))
+    seen: set[str] = set()
+    out: list[float] = []
+    for line in logs[0].read_text().splitlines():
+        fields = line.split()  # client transaction latency_us script epoch us
+        if fields[3] in seen:
+            out.append(int(fields[2]) / 1000)
+        seen.add(fields[3])
+    if not out:
+        raise BenchError("pgbench ran no statement beyond the warm-up ones: raise --seconds")
+    return out
 
 
 def pct(values: list[float], p: float) -> float:
@@ -124,7 +140,7 @@ def main() -> int:
         work = root / "bench"
         work.mkdir(exist_ok=True)
         print(f"{'graph':>14} {'mode':>5} {'range':>6} {'reqs':>6} {'api p50':>8} {'p90':>8} {'p99':>8} {'mean':>8}"
-              f" {'sql mean':>9} {'hop':>7} {'poly pts':>8}", flush=True)
+              f" {'sql p50':>8} {'sql mean':>9} {'hop':>7} {'poly pts':>8}", flush=True)
         loads = []
         for n in (int(g) for g in args.grids.split(",")):
             osm = osm_grid.write(work / f"grid-{n}.osm", n)
@@ -134,10 +150,11 @@ def main() -> int:
             for mode in args.modes.split(","):
                 for r in (int(x) for x in args.ranges.split(",")):
                     lat, points = api_latencies(stack, token, n, mode, r, args.seconds)
-                    sql = sql_mean_ms(stack, work, n, mode, r, args.seconds)
-                    mean = statistics.fmean(lat)
+                    sql = sql_latencies(stack, work, n, mode, r, args.seconds)
+                    mean, sql_mean = statistics.fmean(lat), statistics.fmean(sql)
                     print(f"{f'{n}x{n} grid':>14} {mode:>5} {f'{r // 60} min':>6} {len(lat):>6} {pct(lat, 50):>8.2f} {pct(lat, 90):>8.2f}"
-                          f" {pct(lat, 99):>8.2f} {mean:>8.2f} {sql:>9.2f} {mean - sql:>7.2f} {points:>8}", flush=True)
+                          f" {pct(lat, 99):>8.2f} {mean:>8.2f} {pct(sql, 50):>8.2f} {sql_mean:>9.2f} {mean - sql_mean:>7.2f}"
+                          f" {points:>8}", flush=True)
         print("latencies in ms; hop = api mean - sql mean (nginx, FastCGI, auth, quota charge, JSON)")
         for line in loads:
             print(line)
