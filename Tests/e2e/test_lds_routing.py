@@ -165,6 +165,15 @@ def test_waypoints_are_visited_in_order(api, lds_token, roads):
     assert close(body["properties"]["distance"], length(path((0, 0), (0, 4), (4, 4))))
 
 
+def test_points_on_the_same_crossing_add_no_leg(api, lds_token, roads):
+    lon, lat = osm_grid.coord(0, 0)
+    body = route(api, lds_token, at(0, 0), at(4, 0), waypoints=f"{lat + 0.0001},{lon}")
+    assert body["geometry"]["coordinates"] == path((0, 0), (1, 0), (2, 0), (3, 0), (4, 0))
+    same = route(api, lds_token, at(2, 2), at(2.05, 1.95))
+    assert same["properties"]["distance"] == 0 and same["properties"]["duration"] == 0
+    assert same["geometry"]["coordinates"] == path((2, 2), (2, 2))
+
+
 def test_points_between_crossings_snap_to_the_nearest_one(api, lds_token, roads):
     body = route(api, lds_token, at(0.1, 0.9), at(3.95, 1.05))
     assert body["geometry"]["coordinates"][0] == list(osm_grid.coord(0, 1))

@@ -159,6 +159,7 @@ RETURNS TABLE (geojson text, distance_m double precision, duration_s double prec
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     vids bigint[] := '{}';
+    v bigint;
     n int := coalesce(array_length(lons, 1), 0);
     pts geometry;
     box geometry;
@@ -169,8 +170,11 @@ BEGIN
     END IF;
     PERFORM carto_lds.__edges_sql(mode, 'time', ST_MakeEnvelope(0, 0, 0, 0, 4326));  -- checks graph and mode first
     FOR i IN 1..n LOOP
-        vids := vids || carto_lds.__snap(mode, lons[i], lats[i],
-                                         CASE i WHEN 1 THEN 'origin' WHEN n THEN 'destination' ELSE 'waypoint ' || (i - 1) END);
+        v := carto_lds.__snap(mode, lons[i], lats[i], CASE i WHEN 1 THEN 'origin' WHEN n THEN 'destination' ELSE 'waypoint ' || (i - 1) END);
+        -- Points that snap to the crossing before them add no leg (pgRouting would find no path for it).
+        IF v IS DISTINCT FROM vids[array_length(vids, 1)] THEN
+            vids := vids || v;
+        END IF;
     END LOOP;
     SELECT ST_Collect(ST_SetSRID(ST_MakePoint(x, y), 4326)) INTO pts FROM unnest(lons, lats) AS u(x, y);
     -- Detours leave the points' box: search a margin of half its diagonal, and at least 5 km.
@@ -191,10 +195,10 @@ BEGIN
       FROM legs
     HAVING count(*) > 0;
     IF NOT FOUND THEN
-        IF (SELECT count(DISTINCT v) FROM unnest(vids) v) = 1 THEN
+        IF array_length(vids, 1) = 1 THEN
             -- Every point snaps to the same crossing: a zero-length route there.
-            RETURN QUERY SELECT ST_AsGeoJSON(ST_MakeLine(v.geom, v.geom), 7), 0::double precision, 0::double precision
-              FROM carto_lds.road_vertices v WHERE v.id = vids[1];
+            RETURN QUERY SELECT ST_AsGeoJSON(ST_MakeLine(rv.geom, rv.geom), 7), 0::double precision, 0::double precision
+              FROM carto_lds.road_vertices rv WHERE rv.id = vids[1];
         ELSE
             RAISE EXCEPTION 'no % route connects these points on the loaded road graph', mode USING ERRCODE = 'LD003';
         END IF;
