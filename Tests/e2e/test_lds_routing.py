@@ -8,6 +8,7 @@ row 2 living_street (10 km/h), row 4 one-way eastward, everything else residenti
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -63,6 +64,15 @@ def close(actual: float, expected: float, rel: float = 0.005) -> bool:
 def lds_token(stack):
     out = stack.tessera("tokens", "create", "--email", stack.admin_email, "--apis", "lds")
     return out.strip().splitlines()[-1].strip()
+
+
+def test_load_roads_refuses_what_is_not_osm_xml(stack, tmp_path):
+    pbf = tmp_path / "extract.osm.pbf"
+    pbf.write_bytes(b"\x00\x00\x00\x0dOSMHeader" + os.urandom(64))
+    r = h.tessera(stack, "lds", "load-roads", "--osm", str(pbf), "--email", stack.admin_email, check=False)
+    assert r.returncode != 0 and "not OSM XML" in r.stderr, r
+    r = h.tessera(stack, "lds", "load-roads", "--osm", str(tmp_path / "missing.osm"), "--email", stack.admin_email, check=False)
+    assert r.returncode != 0 and "cannot read" in r.stderr, r
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,13 @@ public enum RoadGraphLoader {
     public static func load(osmFile: String, pool: PGPool, toolConninfo: String, password: String?,
                             progress: (String) -> Void) throws -> Summary {
         let started = Date()
-        guard FileManager.default.isReadableFile(atPath: osmFile) else { throw Failure(description: "cannot read \(osmFile)") }
+        guard let head = FileHandle(forReadingAtPath: osmFile)?.readData(ofLength: 256) else {
+            throw Failure(description: "cannot read \(osmFile)")
+        }
+        // osm2pgrouting parses OSM XML only; a PBF extract would fail deep inside it with a parser message.
+        guard String(decoding: head, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("<") else {
+            throw Failure(description: "\(osmFile) is not OSM XML (osm2pgrouting reads .osm XML, not PBF); convert it first, e.g. `osmium cat extract.osm.pbf -o extract.osm`")
+        }
         guard let info = PGConnection.parseConninfo(toolConninfo) else { throw Failure(description: "the warehouse conninfo is not valid") }
         return try pool.withConnection { db in
             guard try db.execute("SELECT 1 FROM pg_extension WHERE extname = 'pgrouting'").rowCount == 1 else {
