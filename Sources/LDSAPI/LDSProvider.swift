@@ -43,7 +43,7 @@ public struct Place: Sendable, Equatable {
 }
 
 /// What to geocode: free text (`"Zaragoza"`, `"Paris, France"`), optionally narrowed to an ISO country.
-public struct GeocodeQuery: Sendable, Equatable {
+public struct GeocodeQuery: Sendable, Hashable {
     public var address: String
     /// ISO 3166-1 alpha-2, upper case.
     public var country: String?

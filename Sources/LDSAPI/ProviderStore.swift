@@ -47,7 +47,7 @@ public struct ProviderStore: Sendable {
 
     public func set(account: String, service: LDSService, _ s: ProviderSettings) throws {
         let sealed = try s.apiKey.map { Encoding.hex(try Crypto.seal(Array($0.utf8), key: secrets.connectionPasswordKey)) }
-        try metadata.withConnection { db in
+        _ = try metadata.withConnection { db in
             try db.execute("""
                 INSERT INTO lds_providers (account_id, service, provider, url, api_key_enc, timeout_ms)
                 VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6::int)

@@ -84,7 +84,7 @@ public struct QuotaStore: Sendable {
 
     /// An organisation's own quota (nil: back to the default).
     public func setQuota(account: String, service: LDSService, quota: Int?) throws {
-        try metadata.withConnection { db in
+        _ = try metadata.withConnection { db in
             if let quota {
                 try db.execute("""
                     INSERT INTO lds_quotas (account_id, service, quota) VALUES ($1, $2, $3)

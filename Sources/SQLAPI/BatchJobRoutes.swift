@@ -10,6 +10,7 @@ import Postgres
 struct BatchJobRoutes: Sendable {
     let services: Services
     static let queue = "sql"
+    static let kind = "batch_query"
     var jobs: JobQueue { JobQueue(pool: services.metadata) }
 
     func register(_ router: Router) {
@@ -38,7 +39,7 @@ struct BatchJobRoutes: Sendable {
             throw APIError.badRequest("Missing required parameter: query", code: "missing_parameter")
         }
         let parameters = try QueryParameters.positional(try p.json("queryParameters"))
-        var job = JobQueue.NewJob(queue: Self.queue, kind: "batch_query", payload: [
+        var job = JobQueue.NewJob(queue: Self.queue, kind: Self.kind, payload: [
             "connection": .string(connection), "query": .string(query),
             "queryParameters": .array(parameters.map(JSON.optional)), "metadata": try p.json("metadata") ?? .null,
         ])
@@ -58,7 +59,7 @@ struct BatchJobRoutes: Sendable {
         let principal = try services.auth.authenticate(request, api: "sql")
         guard let id = Int64(request.pathParameters["id"]!),
               let job = try APIError.mapping(requestId: request.requestId, { try jobs.find(id: id) }),
-              job.queue == Self.queue, job.accountId == principal.accountId, job.payload["connection"]?.stringValue == connection else {
+              job.queue == Self.queue, job.kind == Self.kind, job.accountId == principal.accountId, job.payload["connection"]?.stringValue == connection else {
             throw APIError.notFound("Job not found", code: "job_not_found")
         }
         return (principal, job)
@@ -79,7 +80,9 @@ struct BatchJobRoutes: Sendable {
 
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: "sql")
+        // The sql queue also carries LDS geocode-table jobs; those are reported by the LDS API.
         let all = try APIError.mapping(requestId: request.requestId) { try jobs.list(queue: Self.queue, account: principal.accountId) }
+            .filter { $0.kind == Self.kind }
         return .json(["results": .array(all.map(Self.body)), "total": .int(all.count)], headers: [("Cache-Control", "no-store")])
     }
 

@@ -1,9 +1,14 @@
 import Jobs
+import LDSAPI
 import Platform
 import SQLAPI
 
-// The sql-worker: runs SQL batch jobs from the `sql` queue until SIGTERM.
+// The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs and LDS geocode-table jobs (both are
+// long statements against a warehouse, so they share the queue, its concurrency and its timeouts).
 WorkerProgram.run(name: "tessera-sql-worker") { _, services in
-    let runner = BatchJobRunner(services: services)
-    return (Worker.Options(queue: "sql"), { job, context in try runner.run(job, context) })
+    let batch = BatchJobRunner(services: services)
+    let geocode = GeocodeTableRunner(services: services)
+    return (Worker.Options(queue: "sql"), { job, context in
+        job.kind == GeocodeTableRunner.kind ? try geocode.run(job, context) : try batch.run(job, context)
+    })
 }

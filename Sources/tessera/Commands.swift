@@ -40,8 +40,8 @@ func run(_ cli: inout CommandLineArguments) throws {
         try tileset(&cli, try config())
     case "jobs":
         try jobs(&cli, try config())
-    case "lds" where cli.positional.dropFirst().first == "load-roads":
-        try ldsLoadRoads(&cli, try config())
+    case "lds":
+        try lds(&cli, try config())
     case "warehouse-migrate":
         let email = try cli.require("--email")
         let name = cli.take("--connection") ?? "carto_dw"

@@ -18,6 +18,10 @@ let usage = """
                      [--minzoom 0] [--maxzoom 10] [--spatial-column geom] [--columns a,b]
       warehouse-migrate --email E [--connection carto_dw]   install Tessera's SQL (quadbin functions) in a warehouse
       jobs list [--queue Q] [--state S] | jobs show|retry|cancel ID   the job queue
+      lds load-places [--file geocode.gz] [--email E [--connection C]]   load GeoNames places for local geocoding
+      lds provider set --email E --service geocoding|isolines|routing --provider local|nominatim|osrm|valhalla
+                       [--url U] [--key K | --key-file F] [--timeout-ms N]  |  lds provider list --email E
+      lds quota set --email E --service S --quota N|default   an organisation's monthly quota
       lds load-roads --osm FILE --email E [--connection C]   road graph (OSM XML) for local routing and isolines
       status                                    schema version and counts
     """

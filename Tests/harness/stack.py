@@ -992,6 +992,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if demo.exists():
             print("loading demo data (first run takes a while) ...", flush=True)
             _run_tool(stack, [sys.executable, str(demo), "--dsn", stack.warehouse_dsn], "demo data", timeout=1800)
+            # The LDS gazetteer (carto_lds.places) from the same GeoNames data, for local geocoding.
+            print("loading the geocoding gazetteer ...", flush=True)
+            _run_tool(stack, [str(tessera), "lds", "load-places", "--if-missing"], "tessera lds load-places", timeout=1800)
         started = []
         for name, program in API_PROGRAMS.items():
             binary = bin_dir / program
@@ -1009,7 +1012,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("starting nginx ...", flush=True)
         stack.start_nginx(www_root=args.www, run_dir=stack.run_dir)
         token = _run_tool(stack, [str(tessera), "tokens", "create", "--email", ADMIN_EMAIL, "--connection", "carto_dw",
-                                  "--source", "*", "--apis", "sql,maps"], "tessera tokens create",
+                                  "--source", "*", "--apis", "sql,maps,lds"], "tessera tokens create",
                           log_output=False).strip().splitlines()
         token = token[-1].strip() if token else ""
         if token:
@@ -1024,9 +1027,10 @@ Tessera is running.
   http-cache  Varnish in front of maps-api GETs; invalidation at {stack.varnish_purge_url} (loopback)
   Admin       {ADMIN_EMAIL}  /  {password}   (saved in {state / 'admin-password'})
   APIs        {', '.join(started) or 'none'}
-  API token   sql+maps on carto_dw, saved in {state / 'token'}
+  API token   sql+maps+lds on carto_dw, saved in {state / 'token'}
 
   curl -H "Authorization: Bearer {token}" '{url}/api/v3/sql/carto_dw/query?q={q}'
+  curl -H "Authorization: Bearer {token}" '{url}/api/v3/lds/geocoding/geocode?address=Zaragoza'
 
   Logs        {stack.logs_dir}/
 Press Ctrl-C to stop.""", flush=True)

@@ -15,10 +15,10 @@ public enum RoadGraphLoader {
         public let description: String
     }
 
-    /// Runs the import into the warehouse behind `pool`; `toolConninfo`/`password` (from
-    /// `Warehouses.toolConninfo`) reach the same database for osm2pgrouting. `progress` gets
-    /// osm2pgrouting's output lines and our own steps.
-    public static func load(osmFile: String, pool: PGPool, toolConninfo: String, password: String?,
+    /// Runs the import into the warehouse `db` is connected to; `toolConninfo` (without the password) and
+    /// `password` reach the same database for osm2pgrouting. `progress` gets osm2pgrouting's output lines
+    /// and our own steps.
+    public static func load(osmFile: String, connection db: PGConnection, toolConninfo: String, password: String?,
                             progress: (String) -> Void) throws -> Summary {
         let started = Date()
         guard let head = FileHandle(forReadingAtPath: osmFile)?.readData(ofLength: 256) else {
@@ -29,23 +29,20 @@ public enum RoadGraphLoader {
             throw Failure(description: "\(osmFile) is not OSM XML (osm2pgrouting reads .osm XML, not PBF); convert it first, e.g. `osmium cat extract.osm.pbf -o extract.osm`")
         }
         guard let info = PGConnection.parseConninfo(toolConninfo) else { throw Failure(description: "the warehouse conninfo is not valid") }
-        return try pool.withConnection { db in
-            guard try db.execute("SELECT 1 FROM pg_extension WHERE extname = 'pgrouting'").rowCount == 1 else {
-                throw Failure(description: "the pgrouting extension is missing in the warehouse; as a superuser run: CREATE EXTENSION pgrouting")
-            }
-            // A country extract takes longer than an API statement may.
-            _ = try db.execute("SET statement_timeout = 0")
-            progress("installing the LDS SQL (schema carto_lds)")
-            _ = try LDSWarehouse.apply(db)
-
-            progress("importing \(osmFile) with osm2pgrouting")
-            try runOSM2PGRouting(osmFile: osmFile, info: info, password: password, progress: progress)
-
-            progress("building the road graph (costs per mode)")
-            let r = try db.execute("SELECT edges, vertices FROM carto_lds.build_road_graph($1)", [(osmFile as NSString).lastPathComponent])
-            _ = try db.execute("RESET statement_timeout")
-            return Summary(edges: r.int(0, 0) ?? 0, vertices: r.int(0, 1) ?? 0, seconds: Date().timeIntervalSince(started))
+        guard try db.execute("SELECT 1 FROM pg_extension WHERE extname = 'pgrouting'").rowCount == 1 else {
+            throw Failure(description: "the pgrouting extension is missing in the warehouse; as a superuser run: CREATE EXTENSION pgrouting")
         }
+        // A country extract takes longer than an API statement may.
+        _ = try db.execute("SET statement_timeout = 0")
+        progress("installing the LDS SQL (schema carto_lds)")
+        _ = try LDSWarehouse.apply(db)
+
+        progress("importing \(osmFile) with osm2pgrouting")
+        try runOSM2PGRouting(osmFile: osmFile, info: info, password: password, progress: progress)
+
+        progress("building the road graph (costs per mode)")
+        let r = try db.execute("SELECT edges, vertices FROM carto_lds.build_road_graph($1)", [(osmFile as NSString).lastPathComponent])
+        return Summary(edges: r.int(0, 0) ?? 0, vertices: r.int(0, 1) ?? 0, seconds: Date().timeIntervalSince(started))
     }
 
     /// osm2pgrouting gets the connection as flags and the password through PGPASSWORD (never in argv,

@@ -38,27 +38,36 @@ CREATE TABLE IF NOT EXISTS carto_lds.places (
 CREATE INDEX IF NOT EXISTS places_key_trgm ON carto_lds.places USING gin (key gin_trgm_ops);
 CREATE INDEX IF NOT EXISTS places_geom ON carto_lds.places USING gist (geom);
 
--- Free-text search: the text before the first comma is the place name, matched fuzzily (trigram
--- similarity, pg_trgm's % threshold); later parts ("Paris, Texas", "Cordoba, Spain") boost places whose
--- region, district or country they name. Ranked by match quality, then importance (population).
+-- Free-text search: the text before the first comma is the place name; later parts ("Paris, Texas",
+-- "Cordoba, Spain") boost places whose region, district or country they name. Ranked by match quality,
+-- then importance (population). Exact matches of the folded name come from the btree index; the fuzzy
+-- trigram search (pg_trgm's % threshold, the costly part) runs only when they do not fill the limit.
+CREATE INDEX IF NOT EXISTS places_key ON carto_lds.places (key);
+
 CREATE OR REPLACE FUNCTION carto_lds.geocode(address text, country text, max_results integer)
 RETURNS TABLE (id bigint, name text, admin1 text, admin2 text, country_code text, country_name text,
                population bigint, longitude float8, latitude float8, relevance float8)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-  WITH q AS (
+  WITH q AS MATERIALIZED (
     SELECT carto_lds.normalize(split_part(address, ',', 1)) AS k,
-           ARRAY(SELECT carto_lds.normalize(part) FROM unnest((string_to_array(address, ','))[2:]) AS part) AS ctx
+           ARRAY(SELECT carto_lds.normalize(part) FROM unnest((string_to_array(address, ','))[2:]) AS part) AS ctx,
+           upper(country) AS cc
+  ), exact AS MATERIALIZED (
+    SELECT p.*, 1.0::float8 AS relevance FROM q JOIN carto_lds.places p ON p.key = q.k
+    WHERE q.cc IS NULL OR p.country_code = q.cc
+  ), fuzzy AS (
+    SELECT p.*, similarity(p.key, q.k)::float8 AS relevance FROM q JOIN carto_lds.places p ON p.key % q.k
+    WHERE (q.cc IS NULL OR p.country_code = q.cc) AND p.key <> q.k
+      AND (SELECT count(*) FROM exact) < max_results
   )
-  SELECT p.id, p.name, p.admin1, p.admin2, p.country_code, p.country_name, p.population,
-         ST_X(p.geom), ST_Y(p.geom),
-         CASE WHEN p.key = q.k THEN 1.0 ELSE similarity(p.key, q.k) END AS relevance
-  FROM q JOIN carto_lds.places p ON p.key % q.k
-  WHERE country IS NULL OR p.country_code = upper(country)
-  ORDER BY CASE WHEN p.key = q.k THEN 1.0 ELSE similarity(p.key, q.k) END
-         + CASE WHEN p.admin1_key = ANY (q.ctx) OR p.admin2_key = ANY (q.ctx) OR p.country_key = ANY (q.ctx)
-                     OR lower(p.country_code) = ANY (q.ctx) THEN 0.5 ELSE 0 END
-         + 0.3 * ln(p.population + 10) / ln(1e8) DESC,
-         p.id
+  SELECT m.id, m.name, m.admin1, m.admin2, m.country_code, m.country_name, m.population,
+         ST_X(m.geom), ST_Y(m.geom), m.relevance
+  FROM (SELECT * FROM exact UNION ALL SELECT * FROM fuzzy) AS m, q
+  ORDER BY m.relevance
+         + CASE WHEN m.admin1_key = ANY (q.ctx) OR m.admin2_key = ANY (q.ctx) OR m.country_key = ANY (q.ctx)
+                     OR lower(m.country_code) = ANY (q.ctx) THEN 0.5 ELSE 0 END
+         + 0.3 * ln(m.population + 10) / ln(1e8) DESC,
+         m.id
   LIMIT max_results
 $$;
 
