@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import helpers as h
 from helpers import assert_error, assert_ok
 
 ROUTING = "/api/v3/lds/routing"
@@ -103,25 +102,21 @@ def org(stack):
     """A second organisation, so the session admin's organisation keeps its local provider."""
     stack.tessera("create-admin", "--email", EMAIL, "--password", "routing-" + os.urandom(8).hex(),
                   "--organization", "Routing Providers")
-    account = h.metadata(stack, f"SELECT account_id FROM users WHERE email = '{EMAIL}'")
-    token = stack.tessera("tokens", "create", "--email", EMAIL, "--apis", "lds").strip().splitlines()[-1].strip()
-    return account, token
+    return stack.tessera("tokens", "create", "--email", EMAIL, "--apis", "lds").strip().splitlines()[-1].strip()
 
 
-def use(stack, account: str, service: str, provider: str, url: str, timeout_ms: int = 5000) -> None:
-    h.metadata(stack, f"""
-        INSERT INTO lds_providers (account_id, service, provider, url, timeout_ms)
-        VALUES ('{account}', '{service}', '{provider}', '{url}', {timeout_ms})
-        ON CONFLICT (account_id, service) DO UPDATE SET provider = EXCLUDED.provider, url = EXCLUDED.url,
-            timeout_ms = EXCLUDED.timeout_ms""")
+def use(stack, service: str, provider: str, url: str, timeout_ms: int = 5000, key: str | None = None) -> None:
+    """Configures the organisation's provider the way an admin does."""
+    stack.tessera("lds", "provider", "set", "--email", EMAIL, "--service", service, "--provider", provider, "--url", url,
+                  "--timeout-ms", str(timeout_ms), *(["--key", key] if key else []))
 
 
 ROUTE = {"origin": "-3.70,40.42", "destination": "-3.68,40.40", "waypoints": "40.41,-3.69", "mode": "car"}
 
 
 def test_osrm_route(stack, api, org, standin):
-    account, token = org
-    use(stack, account, "routing", "osrm", standin + "/ok/")
+    token = org
+    use(stack, "routing", "osrm", standin + "/ok/")
     StandIn.requests.clear()
     body = assert_ok(api.get(ROUTING, params=ROUTE, token=token))
     # Waypoints arrive lat,lon and are sent on as lon,lat between origin and destination.
@@ -135,18 +130,20 @@ def test_osrm_route(stack, api, org, standin):
 
 
 def test_osrm_has_no_isolines(stack, api, org, standin):
-    account, token = org
-    use(stack, account, "isolines", "osrm", standin + "/ok")
+    token = org
+    use(stack, "isolines", "osrm", standin + "/ok")
     doc = assert_error(api.get(ISOLINES, params={"origin": "-3.7,40.42", "range": 600}, token=token), 400, "unsupported_provider")
     assert doc["error"] == "Unsupported provider"
 
 
 def test_valhalla_route(stack, api, org, standin):
-    account, token = org
-    use(stack, account, "routing", "valhalla", standin + "/ok")
+    token = org
+    use(stack, "routing", "valhalla", standin + "/ok", key="k-123")
     StandIn.requests.clear()
     body = assert_ok(api.get(ROUTING, params={**ROUTE, "mode": "walk"}, token=token))
-    sent = json.loads(dict(urllib.parse.parse_qsl(StandIn.requests[-1].query))["json"])
+    query = dict(urllib.parse.parse_qsl(StandIn.requests[-1].query))
+    assert query["api_key"] == "k-123", "the configured key goes where hosted Valhalla expects it"
+    sent = json.loads(query["json"])
     assert sent["costing"] == "pedestrian"
     assert sent["locations"] == [{"lat": 40.42, "lon": -3.7}, {"lat": 40.41, "lon": -3.69}, {"lat": 40.4, "lon": -3.68}]
     # Two legs decoded from polyline6 and joined without repeating the shared point; km become metres.
@@ -155,8 +152,8 @@ def test_valhalla_route(stack, api, org, standin):
 
 
 def test_valhalla_isochrones_in_request_order(stack, api, org, standin):
-    account, token = org
-    use(stack, account, "isolines", "valhalla", standin + "/ok")
+    token = org
+    use(stack, "isolines", "valhalla", standin + "/ok")
     body = assert_ok(api.get(ISOLINES, params={"origin": "-3.7,40.42", "range": "300,900", "mode": "car"}, token=token))
     sent = json.loads(dict(urllib.parse.parse_qsl(StandIn.requests[-1].query))["json"])
     assert sent["costing"] == "auto" and sent["contours"] == [{"time": 5}, {"time": 15}], "seconds become minutes"
@@ -172,10 +169,10 @@ def test_valhalla_isochrones_in_request_order(stack, api, org, standin):
 
 @pytest.mark.parametrize("provider", ["osrm", "valhalla"])
 def test_provider_timeout_is_504_and_failure_is_502(stack, api, org, standin, provider):
-    account, token = org
-    use(stack, account, "routing", provider, standin + "/slow", timeout_ms=300)
+    token = org
+    use(stack, "routing", provider, standin + "/slow", timeout_ms=300)
     doc = assert_error(api.get(ROUTING, params=ROUTE, token=token), 504, "provider_timeout")
     assert provider in doc["error"]
-    use(stack, account, "routing", provider, standin + "/fail")
+    use(stack, "routing", provider, standin + "/fail")
     doc = assert_error(api.get(ROUTING, params=ROUTE, token=token), 502, "provider_error")
     assert provider in doc["error"]
