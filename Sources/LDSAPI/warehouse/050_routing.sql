@@ -33,11 +33,11 @@ CREATE TABLE IF NOT EXISTS carto_lds.road_graph (
     source text NOT NULL,
     edges bigint NOT NULL,
     vertices bigint NOT NULL,
+    -- The top speed per mode on the graph bounds how far an isoline can reach (its search box).
+    car_max_kmh double precision,
+    walk_max_kmh double precision,
     loaded_at timestamptz NOT NULL DEFAULT now()
 );
--- The top speed per mode on the loaded graph bounds how far an isoline can reach (its search box).
-ALTER TABLE carto_lds.road_graph ADD COLUMN IF NOT EXISTS car_max_kmh double precision;
-ALTER TABLE carto_lds.road_graph ADD COLUMN IF NOT EXISTS walk_max_kmh double precision;
 
 -- Builds carto_lds.road_edges/road_vertices from osm2pgrouting's tables in carto_lds_osm and swaps them in
 -- within the caller's transaction. Costs are seconds; -1 means "not in this direction" (pgRouting's
@@ -228,9 +228,6 @@ BEGIN
     start := carto_lds.__snap(mode, lon, lat, 'origin');
     IF range_type = 'time' THEN
         SELECT CASE WHEN mode = 'car' THEN g.car_max_kmh ELSE g.walk_max_kmh END INTO fast_kmh FROM carto_lds.road_graph g;
-        IF fast_kmh IS NULL THEN  -- a graph built before the column existed
-            SELECT max(CASE WHEN mode = 'car' THEN car_kmh ELSE walk_kmh END) INTO fast_kmh FROM carto_lds.road_speeds;
-        END IF;
         reach_m := widest * fast_kmh / 3.6;
     ELSE
         reach_m := widest;
