@@ -270,7 +270,9 @@ BEGIN
         SELECT parts.budget, ST_LineSubstring(parts.geom, 1 - parts.r, 1) FROM parts WHERE parts.f + parts.r < 1 AND parts.r > 0
     ), hulls AS (
         -- Streets are densified first: a hull of crossings alone cuts notches between parallel streets.
-        SELECT pieces.budget, ST_ConcaveHull(ST_Collect(ST_Segmentize(pieces.g, seg_deg)), 0.5) AS h
+        -- The hull is then simplified within a quarter of that spacing (about half the vertices, same area).
+        SELECT pieces.budget,
+               ST_SimplifyPreserveTopology(ST_ConcaveHull(ST_Collect(ST_Segmentize(pieces.g, seg_deg)), 0.5), seg_deg / 4) AS h
           FROM pieces GROUP BY pieces.budget
     )
     -- A hull of one street is a line: widen it to a thin polygon so the answer is always an area.
