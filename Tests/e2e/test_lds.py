@@ -223,6 +223,21 @@ def test_quota_exhaustion_is_429_with_the_quota(api, stack, lds_token):
     assert stats(api, lds_token)["geocoding"]["quota"] == 100000
 
 
+def test_concurrent_requests_never_overshoot_the_quota(api, stack, lds_token):
+    """The charge is one conditional upsert: 24 requests racing for 10 units get exactly 10 answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    used = stats(api, lds_token)["geocoding"]["used"]
+    stack.tessera("lds", "quota", "set", "--email", stack.admin_email, "--service", "geocoding", "--quota", str(used + 10))
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda _: api.get(f"{LDS}/geocoding/geocode", params={"address": "Lima"}, token=lds_token).status, range(24)))
+        assert sorted(set(statuses)) == [200, 429] and statuses.count(200) == 10, statuses
+        assert stats(api, lds_token)["geocoding"]["used"] == used + 10
+    finally:
+        stack.tessera("lds", "quota", "set", "--email", stack.admin_email, "--service", "geocoding", "--quota", "default")
+
+
 # ---- external providers (the second organisation, so the session org keeps its local provider)
 
 @pytest.fixture(scope="module")
