@@ -18,7 +18,8 @@ BIN    := .build/release
 APT_PACKAGES := libfcgi-dev libpq-dev libhiredis-dev libssl-dev \
                 postgresql-15 postgresql-15-postgis-3 postgresql-contrib \
                 nginx-light redis-server varnish varnish-modules gdal-bin libgdal-dev \
-                python3-pytest python3-requests python3-pip openssl curl wrk unzip
+                python3-pytest python3-requests python3-pip openssl curl wrk unzip \
+                postgresql-15-pgrouting osm2pgrouting
 # workspace-www's map library, and the real browser its e2e journey drives
 APT_PACKAGES += libjs-leaflet chromium chromium-driver python3-selenium
 

@@ -27,8 +27,10 @@ public struct LDSProviders: Sendable {
             return LocalProvider(pool: try localPool(account: account), connectionName: services.config.ldsConnection)
         case .nominatim:
             return NominatimProvider(baseURL: s.url ?? "", apiKey: s.apiKey, timeout: timeout)
-        case .osrm, .valhalla:
-            return UnsupportedProvider(name: s.kind.rawValue)
+        case .osrm:
+            return OSRMProvider(baseURL: s.url ?? "", apiKey: s.apiKey, timeout: timeout)
+        case .valhalla:
+            return ValhallaProvider(baseURL: s.url ?? "", apiKey: s.apiKey, timeout: timeout)
         }
     }
 

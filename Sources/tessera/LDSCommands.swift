@@ -11,6 +11,8 @@ func lds(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws {
     switch sub {
     case "load-places":
         try loadPlaces(&cli, config)
+    case "load-roads":
+        try ldsLoadRoads(&cli, config)
     case "provider":
         try ldsProvider(&cli, config)
     case "quota":
@@ -24,7 +26,7 @@ func lds(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws {
         try QuotaStore(metadata: services.metadata, config: config).setQuota(account: account, service: service, quota: Int(text))
         print("\(service.rawValue) quota: \(text == "default" ? "the default (\(QuotaStore(metadata: services.metadata, config: config).defaultQuota(service)))" : text) per month")
     default:
-        throw CLIError(message: "usage: tessera lds load-places|provider set|provider list|quota set …", code: 2)
+        throw CLIError(message: "usage: tessera lds load-places|load-roads|provider set|provider list|quota set …", code: 2)
     }
 }
 

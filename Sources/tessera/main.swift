@@ -22,6 +22,7 @@ let usage = """
       lds provider set --email E --service geocoding|isolines|routing --provider local|nominatim|osrm|valhalla
                        [--url U] [--key K | --key-file F] [--timeout-ms N]  |  lds provider list --email E
       lds quota set --email E --service S --quota N|default   an organisation's monthly quota
+      lds load-roads --osm FILE --email E [--connection C]   road graph (OSM XML) for local routing and isolines
       status                                    schema version and counts
       password-reset-link --email E [--base-url URL]   print a one-time (1 h) password reset link for a user
     """

@@ -1,0 +1,90 @@
+import Foundation
+import Postgres
+
+/// Loads the road graph of the local routing provider: osm2pgrouting imports an OSM XML extract into the
+/// staging schema `carto_lds_osm`, then `carto_lds.build_road_graph` derives the per-mode costs and swaps
+/// the new graph in (see warehouse/050_routing.sql). Used by `tessera lds load-roads`.
+public enum RoadGraphLoader {
+    public struct Summary: Sendable {
+        public let edges: Int
+        public let vertices: Int
+        public let seconds: Double
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Runs the import into the warehouse `db` is connected to; `toolConninfo` (without the password) and
+    /// `password` reach the same database for osm2pgrouting. `progress` gets osm2pgrouting's output lines
+    /// and our own steps.
+    public static func load(osmFile: String, connection db: PGConnection, toolConninfo: String, password: String?,
+                            progress: (String) -> Void) throws -> Summary {
+        let started = Date()
+        guard let head = FileHandle(forReadingAtPath: osmFile)?.readData(ofLength: 256) else {
+            throw Failure(description: "cannot read \(osmFile)")
+        }
+        // osm2pgrouting parses OSM XML only; a PBF extract would fail deep inside it with a parser message.
+        guard String(decoding: head, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("<") else {
+            throw Failure(description: "\(osmFile) is not OSM XML (osm2pgrouting reads .osm XML, not PBF); convert it first, e.g. `osmium cat extract.osm.pbf -o extract.osm`")
+        }
+        guard let info = PGConnection.parseConninfo(toolConninfo) else { throw Failure(description: "the warehouse conninfo is not valid") }
+        guard try db.execute("SELECT 1 FROM pg_extension WHERE extname = 'pgrouting'").rowCount == 1 else {
+            throw Failure(description: "the pgrouting extension is missing in the warehouse; as a superuser run: CREATE EXTENSION pgrouting")
+        }
+        // A country extract takes longer than an API statement may.
+        _ = try db.execute("SET statement_timeout = 0")
+        progress("installing the LDS SQL (schema carto_lds)")
+        _ = try LDSWarehouse.apply(db)
+
+        progress("importing \(osmFile) with osm2pgrouting")
+        try runOSM2PGRouting(osmFile: osmFile, info: info, password: password, progress: progress)
+
+        progress("building the road graph (costs per mode)")
+        let r = try db.execute("SELECT edges, vertices FROM carto_lds.build_road_graph($1)", [(osmFile as NSString).lastPathComponent])
+        return Summary(edges: r.int(0, 0) ?? 0, vertices: r.int(0, 1) ?? 0, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// osm2pgrouting gets the connection as flags and the password through PGPASSWORD (never in argv,
+    /// which other users can read in /proc). It needs the schema to exist (the routing SQL creates it).
+    static func runOSM2PGRouting(osmFile: String, info: [String: String], password: String?, progress: (String) -> Void) throws {
+        guard let tool = ["/usr/bin/osm2pgrouting", "/usr/local/bin/osm2pgrouting"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw Failure(description: "osm2pgrouting is not installed (Debian package osm2pgrouting)")
+        }
+        let mapconfig = "/usr/share/osm2pgrouting/mapconfig.xml"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = ["--file", osmFile, "--conf", mapconfig, "--schema", "carto_lds_osm", "--clean",
+                             "--dbname", info["dbname"] ?? "carto_dw", "--username", info["user"] ?? "carto_dw",
+                             "--host", info["host"] ?? "/var/run/postgresql", "--port", info["port"] ?? "5432"]
+        var env = ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"]
+        env["PGPASSWORD"] = password
+        env["PGSSLMODE"] = info["sslmode"]
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Forward output line by line (the progress bar redraws with \r: those become lines too).
+        var pending = Data()
+        var tail: [String] = []
+        let handle = pipe.fileHandleForReading
+        while true {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            pending.append(chunk)
+            while let cut = pending.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) {
+                let line = String(decoding: pending[pending.startIndex..<cut], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                pending.removeSubrange(pending.startIndex...cut)
+                guard !line.isEmpty else { continue }
+                progress("  osm2pgrouting: \(line)")
+                tail = Array((tail + [line]).suffix(5))
+            }
+        }
+        process.waitUntilExit()
+        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+            throw Failure(description: "osm2pgrouting failed (status \(process.terminationStatus)): \(tail.joined(separator: " | "))")
+        }
+    }
+}
