@@ -56,10 +56,12 @@ public final class FastCGIServer: @unchecked Sendable {
         }
         Log.info("listening", [("program", app.name), ("threads", options.threads),
                                ("socket", options.socketPath ?? "inherited fd \(listenFD)")])
+        SystemdNotify.ready()
 
         var signalNumber: Int32 = 0
         sigwait(&mask, &signalNumber)
         let pending = stateLock.withLock { () -> Int in stopping = true; return inFlight }
+        SystemdNotify.stopping()
         Log.info("stopping", [("signal", signalNumber), ("in_flight", pending)])
 
         let deadline = Date().addingTimeInterval(options.drainSeconds)
