@@ -2,7 +2,7 @@
 #   make deps    install the Debian packages (fast no-op when already installed)
 #   make build   swift build -c release (Swift stdlib linked statically: the same binaries go into the .debs)
 #   make run     the whole stack on http://localhost:8080 (state kept in .stack/)
-#   make test    unit + integration (swift test, with PostgreSQL/Redis up) and the e2e suite
+#   make test    unit + integration (swift test, with PostgreSQL/Redis up), the e2e suite and the install test
 #   make clean   build outputs and caches (`make clean-state` also drops .stack/)
 #   make debs    the Debian 12 packages into dist/ (packaging/build-debs, lintian-checked)
 #   make test-install  the .debs installed on a booted clean Debian 12 (packaging/test-install)
