@@ -1,9 +1,11 @@
 # Tessera developer entry points. Run as root on Debian 12 (CI does).
 #   make deps    install the Debian packages (fast no-op when already installed)
-#   make build   swift build -c release
+#   make build   swift build -c release (Swift stdlib linked statically: the same binaries go into the .debs)
 #   make run     the whole stack on http://localhost:8080 (state kept in .stack/)
-#   make test    unit + integration (swift test, with PostgreSQL/Redis up) and the e2e suite
+#   make test    unit + integration (swift test, with PostgreSQL/Redis up), the e2e suite and the install test
 #   make clean   build outputs and caches (`make clean-state` also drops .stack/)
+#   make debs    the Debian 12 packages into dist/ (packaging/build-debs, lintian-checked)
+#   make test-install  the .debs installed on a booted clean Debian 12 (packaging/test-install)
 
 SHELL       := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -19,11 +21,12 @@ APT_PACKAGES := libfcgi-dev libpq-dev libhiredis-dev libssl-dev \
                 postgresql-15 postgresql-15-postgis-3 postgresql-contrib \
                 nginx-light redis-server varnish varnish-modules gdal-bin libgdal-dev \
                 python3-pytest python3-requests python3-pip openssl curl wrk unzip \
-                postgresql-15-pgrouting osm2pgrouting
+                postgresql-15-pgrouting osm2pgrouting \
+                dpkg-dev binutils lintian debootstrap systemd-container
 # workspace-www's map library, and the real browser its e2e journey drives
 APT_PACKAGES += libjs-leaflet chromium chromium-driver python3-selenium
 
-.PHONY: deps build run test test-swift test-e2e check-nginx check-varnish clean clean-state
+.PHONY: deps build run test test-swift test-e2e check-nginx check-varnish clean clean-state debs test-install
 
 deps:
 	@missing=""; \
@@ -44,7 +47,7 @@ deps:
 	@test -x "$(SWIFT)" || { echo "swift not found (expected at /opt/swift/usr/bin/swift)"; exit 1; }
 
 build:
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 run: deps build
 	$(PYTHON) Tests/harness/stack.py run --state $(STATE) --port $(PORT) --bin $(BIN)
@@ -60,6 +63,14 @@ test-e2e:
 test: deps build
 	$(MAKE) --no-print-directory test-swift
 	$(MAKE) --no-print-directory test-e2e
+	$(MAKE) --no-print-directory test-install
+
+debs: build
+	rm -rf dist
+	$(PYTHON) packaging/build-debs --bin $(BIN) --out dist
+
+test-install: debs
+	packaging/test-install dist
 
 check-nginx:
 	$(PYTHON) Tests/harness/stack.py check-nginx
@@ -68,7 +79,7 @@ check-varnish:
 	$(PYTHON) Tests/harness/stack.py check-varnish
 
 clean:
-	rm -rf .build test-artifacts
+	rm -rf .build test-artifacts dist
 	find Tests -name __pycache__ -type d -prune -exec rm -rf {} +
 
 clean-state:

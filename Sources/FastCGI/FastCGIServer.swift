@@ -60,10 +60,12 @@ public final class FastCGIServer: @unchecked Sendable {
         }
         Log.info("listening", [("program", app.name), ("threads", options.threads),
                                ("socket", options.socketPath ?? "inherited fd \(listenFD)")])
+        SystemdNotify.ready()
 
         var signalNumber: Int32 = 0
         sigwait(&mask, &signalNumber)
         let pending = stateLock.withLock { () -> Int in stopping = true; return inFlight }
+        SystemdNotify.stopping()
         var one: UInt64 = 1
         _ = write(stopFD, &one, 8)
         Log.info("stopping", [("signal", signalNumber), ("in_flight", pending)])

@@ -1,4 +1,5 @@
 import Foundation
+import Observability
 
 /// Routes SIGTERM/SIGINT to a worker's graceful stop: signals are blocked everywhere and one thread
 /// waits for them, so the handler can do real work.
@@ -15,6 +16,7 @@ public enum WorkerSignals {
             var set = blocked
             var received: Int32 = 0
             sigwait(&set, &received)
+            SystemdNotify.stopping()
             worker.stop()
         }.start()
     }

@@ -25,6 +25,8 @@ public enum WorkerProgram {
             options.softStop = Double(config.workerSoftStopSeconds)
             let worker = Worker(queue: JobQueue(pool: services.metadata), conninfo: config.databaseURL, options: options, handler: handler)
             WorkerSignals.stopOnTerminate(worker)
+            // Config loaded and the metadata pool built: ready as far as systemd's ordering goes.
+            SystemdNotify.ready()
             worker.run()
             exit(0)
         } catch {
