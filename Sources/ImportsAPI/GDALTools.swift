@@ -75,10 +75,12 @@ enum GDALTools {
         return oo.flatMap { ["-oo", $0] }
     }
 
-    /// `ogrinfo -ro -so -al` on our input, parsed.
-    static func layers(of path: String, format: ImportFormat, autoguessing: Bool, workDir: String,
+    /// `ogrinfo -ro -so -al` on our input, parsed. Without `counted`, feature counts (and extents) are
+    /// not computed, and `featureCount` stays -1: counting is a full pass over the file.
+    static func layers(of path: String, format: ImportFormat, autoguessing: Bool, workDir: String, counted: Bool = true,
                        deadline: Date, isCancelled: () -> Bool) throws -> [LayerInfo] {
-        let argv = [try ChildProcess.tool("ogrinfo"), "-ro", "-so", "-al", "-nomd"] + openOptions(for: format, autoguessing: autoguessing) + [path]
+        let argv = [try ChildProcess.tool("ogrinfo"), "-ro", "-so", "-al", "-nomd"] + (counted ? [] : ["-nocount", "-noextent"])
+            + openOptions(for: format, autoguessing: autoguessing) + [path]
         let out = workDir + "/ogrinfo.out", err = workDir + "/ogrinfo.err"
         let child = try ChildProcess(argv, environment: try environment(keeping: [format.driver], workDir: workDir), stdout: out, stderr: err)
         switch child.wait(deadline: deadline, isCancelled: isCancelled) {

@@ -152,8 +152,14 @@ public struct ImportRunner: Sendable {
         context.report(progress: ["phase": "inspecting"])
         let dataset = try DatasetResolver(settings: settings).resolve(input: input, nameHints: hints, workDir: work, deadline: deadline,
                                                                         isCancelled: { context.isCancelled })
-        let layers = try GDALTools.layers(of: dataset.path, format: dataset.format, autoguessing: request.autoguessing, workDir: work,
+        // Counting features is a full pass over the file (for a CSV about as long as loading it): only a
+        // file with several layers needs counts, to skip its empty ones.
+        var layers = try GDALTools.layers(of: dataset.path, format: dataset.format, autoguessing: request.autoguessing, workDir: work,
+                                          counted: false, deadline: deadline, isCancelled: { context.isCancelled })
+        if layers.count > 1 {
+            layers = try GDALTools.layers(of: dataset.path, format: dataset.format, autoguessing: request.autoguessing, workDir: work,
                                           deadline: deadline, isCancelled: { context.isCancelled })
+        }
         let (layer, skipped) = try ImportRunner.chooseLayer(layers)
 
         // 3. Load into the staging table.
@@ -164,7 +170,8 @@ public struct ImportRunner: Sendable {
         if context.isCancelled { throw ImportCancelled() }
 
         // 4. Tidy and measure the staging table.
-        context.report(progress: ["phase": "finalizing", "rows": .int(max(layer.featureCount, 0)), "percent": 100])
+        context.report(progress: layer.featureCount >= 0 ? ["phase": "finalizing", "rows": .int(layer.featureCount), "percent": 100]
+                                                          : ["phase": "finalizing", "percent": 100])
         var stats = try warehouse.finishStaging(geometryName: load.geometryName, deadline: deadline)
         if !skipped.isEmpty {
             stats.warnings.append("The file has several layers; imported \(layer.name), skipped \(skipped.joined(separator: ", "))")

@@ -60,10 +60,12 @@ struct Loader {
             if percent == nil, inputSize > 0, let position = Loader.readPosition(pid: child.pid, path: realPath(dataset.path)) {
                 percent = min(99, position * 100 / inputSize)
             }
-            var progress: [String: JSON] = ["phase": "loading", "total_rows": .int(total)]
+            // The total is unknown (0) for single-layer files, which are not counted beforehand.
+            var progress: [String: JSON] = ["phase": "loading"]
+            if total > 0 { progress["total_rows"] = .int(total) }
             if let percent {
                 progress["percent"] = .int(percent)
-                progress["rows"] = .int(total * percent / 100)
+                if total > 0 { progress["rows"] = .int(total * percent / 100) }
             }
             context.report(progress: .object(progress))
         })

@@ -196,7 +196,11 @@ public final class Worker: @unchecked Sendable {
             }
             Log.info("job_completed", [("job", job.id), ("ms", Int(Date().timeIntervalSince(started) * 1000))])
         case _ where context.isCancelled:
-            if isStopping && !cancelRequested {
+            if try queue.find(id: job.id)?.state == "completed" {
+                // The handler committed the completion with its side effect just before it saw the flag
+                // (a heartbeat finds such a job no longer running).
+                Log.info("job_completed", [("job", job.id), ("ms", Int(Date().timeIntervalSince(started) * 1000))])
+            } else if isStopping && !cancelRequested {
                 try queue.release(job)
                 Log.info("job_released", [("job", job.id)])
             } else {
