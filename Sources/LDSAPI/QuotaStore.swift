@@ -26,13 +26,8 @@ public struct QuotaStore: Sendable {
     /// body. The conditional upsert locks the usage row, so concurrent charges serialise and never overshoot.
     public func charge(account: String, service: LDSService, units: Int) throws {
         guard units > 0 else { return }
-        let r = try metadata.withConnection { db -> PGResult in
-            // Without waiting for the WAL flush: a database crash may forget the last fraction of a second of
-            // counting, which is an acceptable price for not adding a disk flush to every geocode.
-            try db.execute("BEGIN")
-            defer { if db.isHealthy && !db.isIdle { _ = try? db.execute("ROLLBACK") } }
-            try db.execute("SET LOCAL synchronous_commit TO off")
-            let r = try db.execute("""
+        let r = try metadata.withConnection { db in
+            try db.execute("""
                 WITH q AS (
                     SELECT COALESCE((SELECT quota FROM lds_quotas WHERE account_id = $1 AND service = $2), $4::bigint) AS quota)
                 INSERT INTO lds_usage AS u (account_id, service, period, used)
@@ -42,8 +37,6 @@ public struct QuotaStore: Sendable {
                 WHERE u.used + EXCLUDED.used <= (SELECT quota FROM q)
                 RETURNING used
                 """, [account, service.rawValue, String(units), String(defaultQuota(service))], prepare: true)
-            try db.execute("COMMIT")
-            return r
         }
         if r.rowCount == 1 { return }
         let usage = try self.usage(account: account).first { $0.service == service }
