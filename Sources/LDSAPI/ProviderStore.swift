@@ -27,6 +27,8 @@ public struct ProviderSettings: Sendable, Equatable {
 public struct ProviderStore: Sendable {
     let metadata: PGPool
     let secrets: Secrets
+    /// Every request asks which provider serves it; a change (`tessera lds provider set`) is seen within 1 s.
+    let memo = LocalMemo<ProviderSettings>(ttl: 1)
 
     public init(metadata: PGPool, secrets: Secrets) {
         self.metadata = metadata
@@ -34,6 +36,10 @@ public struct ProviderStore: Sendable {
     }
 
     public func settings(account: String, service: LDSService) throws -> ProviderSettings {
+        try memo.value("\(account):\(service.rawValue)") { try load(account: account, service: service) } ?? .local
+    }
+
+    func load(account: String, service: LDSService) throws -> ProviderSettings {
         let r = try metadata.withConnection { db in
             try db.execute("SELECT provider, url, encode(api_key_enc, 'hex'), timeout_ms FROM lds_providers WHERE account_id = $1 AND service = $2",
                            [account, service.rawValue], prepare: true)

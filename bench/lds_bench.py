@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""LDS geocoding throughput against the gazetteer, measured in one run.
+
+Loads the GeoNames gazetteer (`tessera lds load-places`), then measures geocodes per second:
+  single  GET /api/v3/lds/geocoding/geocode through nginx -> FastCGI -> tessera-lds-api -> PostgreSQL
+          (wrk, rotating through the addresses), beside the same lookups through pgbench
+          (`SELECT * FROM carto_lds.geocode(...)`, prepared) at equal concurrency: the raw floor.
+  batch   POST /api/v3/lds/geocoding/batch with --batch addresses per request, sequentially.
+Two address sets: `exact` (names as the gazetteer spells them, modulo accents and case; the btree path)
+and `fuzzy` (misspelled; the trigram path, the costly one).
+
+Isolines: `--isolines` calls `isoline_bench`, the hook the routing side fills in (10- and 30-minute
+ranges on its test graph); until then it reports what the API answers.
+
+usage: bench/lds [--clients 1,2] [--seconds 10] [--batch 1000] [--bin .build/release] [--isolines]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "Tests" / "harness"))
+from demo_data import locate_data  # noqa: E402
+from stack import ADMIN_EMAIL, API_PROGRAMS, Stack  # noqa: E402
+from sql_bench import cpu_seconds, tool  # noqa: E402  (bench/ is this script's directory)
+
+ADDRESSES = {
+    "exact": ["Zaragoza", "Paris", "malaga", "Sao Paulo", "Krakow", "Tokyo", "Nairobi", "Lima", "Oslo", "Chicago",
+              "Cordoba", "Valencia", "Munich", "Toronto", "Seoul", "Cairo"],
+    "fuzzy": ["Zaragosa", "Barcelonna", "Londn", "Sevila", "Buenos Aries", "Amsterdamm", "Chicagoo", "Nairobbi",
+              "Torontto", "Kairo", "Lisbonn", "Berlinn", "Madridd", "Vienaa", "Pragueh", "Osloo"],
+}
+
+
+def pgbench(stack: Stack, names: list[str], clients: int, seconds: int) -> float:
+    script = stack.root / "geocode.sql"
+    array = "ARRAY[" + ",".join("'" + n.replace("'", "''") + "'" for n in names) + "]"
+    script.write_text(f"\\set i random(1, {len(names)})\nSELECT * FROM carto_lds.geocode(({array})[:i], NULL, 1);\n")
+    out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
+                          "-f", str(script), stack.warehouse_dsn], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+
+
+def wrk(url: str, token: str, names: list[str], clients: int, seconds: int, root: Path) -> tuple[float, str]:
+    script = root / "rotate.lua"
+    paths = [f"/api/v3/lds/geocoding/geocode?address={urllib.request.quote(n)}" for n in names]
+    script.write_text("local paths = %s\nlocal i = 0\nrequest = function()\n  i = i %% #paths + 1\n"
+                      "  return wrk.format(\"GET\", paths[i])\nend\n" % ("{" + ",".join(json.dumps(p) for p in paths) + "}"))
+    out = subprocess.run(["wrk", "-t", str(clients), "-c", str(clients), "-d", f"{seconds}s", "--latency",
+                          "-H", f"Authorization: Bearer {token}", "-s", str(script), url],
+                         check=True, capture_output=True, text=True).stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
+    return rps, f"p50 {p50} p99 {p99}"
+
+
+def distinct_batch(stack: Stack, token: str, names: list[str], size: int) -> float:
+    """Every address distinct (so the API's de-duplication cannot help): a name plus a unique suffix
+    that adds context without matching anything."""
+    addresses = [f"{names[i % len(names)]}, q{i}" for i in range(size)]
+    req = urllib.request.Request(f"{stack.base_url}/api/v3/lds/geocoding/batch", data=json.dumps({"addresses": addresses}).encode(),
+                                 method="POST", headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    started = time.monotonic()
+    with urllib.request.urlopen(req, timeout=600) as r:
+        answers = json.load(r)
+    assert len(answers) == size
+    return size / (time.monotonic() - started)
+
+
+def isoline_bench(stack: Stack, token: str) -> None:
+    """HOOK for the routing side: build the test graph, then time GET /api/v3/lds/isolines at 10- and
+    30-minute ranges. Until a routing provider exists this prints what the API answers."""
+    req = urllib.request.Request(f"{stack.base_url}/api/v3/lds/isolines?origin=-0.88,41.65&range=600",
+                                 headers={"Authorization": f"Bearer {token}"})
+    try:
+        urllib.request.urlopen(req, timeout=60)
+        print("isolines: answered 200 (no timing yet: fill in isoline_bench)")
+    except urllib.error.HTTPError as e:
+        print(f"isolines: not measured ({e.code} {json.load(e).get('error')})")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", default="1,2")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--bin", default=str(REPO / ".build" / "release"))
+    ap.add_argument("--isolines", action="store_true")
+    args = ap.parse_args()
+    bin_dir = Path(args.bin).resolve()
+    for name in ("wrk", "pgbench"):
+        if not shutil.which(name):
+            raise SystemExit(f"{name} is required (apt-get install wrk postgresql-client)")
+
+    root = Path(tempfile.mkdtemp(prefix="tessera-bench-", dir="/tmp"))
+    stack = Stack(root)
+    try:
+        stack.start_postgres()
+        stack.start_redis()
+        tool(bin_dir, stack, "migrate")
+        tool(bin_dir, stack, "create-admin", "--email", ADMIN_EMAIL, "--password", "bench-" + os.urandom(8).hex())
+        started = time.monotonic()
+        tool(bin_dir, stack, "lds", "load-places", "--file", locate_data(None, True)[0])
+        print(f"gazetteer loaded in {time.monotonic() - started:.1f} s")
+        token = tool(bin_dir, stack, "tokens", "create", "--email", ADMIN_EMAIL, "--source", "*", "--apis", "lds")
+        for service in ("geocoding", "isolines"):
+            tool(bin_dir, stack, "lds", "quota", "set", "--email", ADMIN_EMAIL, "--service", service, "--quota", str(10 ** 12))
+        stack.start_api("lds-api", bin_dir / API_PROGRAMS["lds-api"])
+        stack.start_nginx()
+        api_pid = stack.pid("lds-api")
+        url = stack.base_url
+
+        print(f"{'set':>5} {'clients':>7} {'pgbench/s':>10} {'API geocodes/s':>15} {'ratio':>6}  latency (API)        API CPU/req")
+        for kind, names in ADDRESSES.items():
+            for clients in [int(c) for c in args.clients.split(",")]:
+                pgbench(stack, names, clients, 2)  # warm
+                raw = pgbench(stack, names, clients, args.seconds)
+                wrk(url, token, names, clients, 2, root)
+                cpu0 = cpu_seconds(api_pid)
+                rps, latency = wrk(url, token, names, clients, args.seconds, root)
+                api_us = (cpu_seconds(api_pid) - cpu0) / (rps * args.seconds) * 1e6
+                print(f"{kind:>5} {clients:>7} {raw:>10.0f} {rps:>15.0f} {rps / raw:>6.2f}  {latency:<20} {api_us:.0f} µs")
+        for kind, names in ADDRESSES.items():
+            print(f"batch {kind}: {args.batch} distinct addresses per request: {distinct_batch(stack, token, names, args.batch):.0f} geocodes/s")
+        if args.isolines:
+            isoline_bench(stack, token)
+        return 0
+    finally:
+        stack.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
