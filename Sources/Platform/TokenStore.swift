@@ -145,14 +145,15 @@ public struct TokenStore {
     /// The same on a given connection, so a caller can create a token inside its own transaction (maps).
     public func create(on db: PGConnection, account: String, createdBy: String?, grants: [Grant], referers: [String],
                        allowedAPIs: [String], expiresAt: Date?) throws -> TokenRecord {
-            let r = try db.execute("""
-                INSERT INTO api_tokens (account_id, created_by, grants, referers, allowed_apis, expires_at)
-                SELECT $1, $2, $3::jsonb, $4::jsonb, ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::timestamptz
-                RETURNING \(TokenStore.columns)
-                """, [account, createdBy, Self.encode(grants), Self.encode(referers), Self.encode(allowedAPIs),
-                      expiresAt.map(TokenRecord.formatDate)])
-            return record(r, 0)
+        let r = try db.execute("""
+            INSERT INTO api_tokens (account_id, created_by, grants, referers, allowed_apis, expires_at)
+            SELECT $1, $2, $3::jsonb, $4::jsonb, ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6::timestamptz
+            RETURNING \(TokenStore.columns)
+            """, [account, createdBy, Self.encode(grants), Self.encode(referers), Self.encode(allowedAPIs),
+                  expiresAt.map(TokenRecord.formatDate)])
+        return record(r, 0)
     }
+
     public func update(id: String, account: String, grants: [Grant]?, referers: [String]?, allowedAPIs: [String]?) throws -> TokenRecord? {
         try pool.withConnection { db in
             let r = try db.execute("""

@@ -50,7 +50,7 @@ struct Mailer: Sendable {
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-smtp-\(UUID().uuidString)")
             let host = URLComponents(string: server)?.host ?? ""
             let text = "machine \(host) login \(user.removingPercentEncoding ?? user) password \(password?.removingPercentEncoding ?? "")\n"
-            FileManager.default.createFile(atPath: file.path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: file.path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
             netrc = file
             args += ["--netrc-file", file.path, "--ssl-reqd"]
         }
