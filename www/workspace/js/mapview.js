@@ -2,7 +2,7 @@
 // vector layers per dataset with their filters, hover/click tooltips and a legend.
 import * as L from '/vendor/leaflet/leaflet.esm.js';
 import { request } from './http.js';
-import { h, clear, fmt } from './dom.js';
+import { h, clear, fmt, toast } from './dom.js';
 import { VectorLayer, resolveSource, numericStats } from './tilelayer.js';
 import { compileStyle } from './style.js';
 import { model } from './models.js';
@@ -97,6 +97,8 @@ export class MapView {
       if (!e.vector) {
         e.vector = new VectorLayer({ tiles: e.template, token: this.token, style }).addTo(this.map);
         e.vector.getContainer().dataset.layer = layer.id;
+        // One notice per layer, not one per tile, when its tiles fail (expired token, dropped table).
+        e.vector.once('tilefail', ev => toast(`Some tiles of “${e.layer.config.label || 'a layer'}” could not load: ${ev.error.message}`, 'error'));
       } else {
         if (e.vector.options.tiles !== e.template) e.vector.setTiles(e.template);
         e.vector.setStyle(style);

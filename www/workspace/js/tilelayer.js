@@ -97,7 +97,7 @@ export const VectorLayer = L.GridLayer.extend({
         done(null, canvas);
       })
       .catch(err => {
-        if (err.name !== 'AbortError') this.fire('tileerror2', { coords, error: err });
+        if (err.name !== 'AbortError') this.fire('tilefail', { coords, error: err });
         done(err.name === 'AbortError' ? null : err, canvas);
       })
       .finally(() => this._inflight.delete(key));

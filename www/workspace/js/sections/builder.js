@@ -101,7 +101,7 @@ export async function render(root, ctx, mapId) {
       return;
     }
     clear(layerList, h('ul.list', { 'aria-label': 'Layers, top first' }, ls.map((l, i) => h('li', h(`div.layer-item${l.id === selected ? '.selected' : ''}`, { dataset: { layer: l.id } },
-      h('span.swatch', { style: { background: rgbToHex(l.config.color) } }),
+      h('span.swatch', { style: { background: swatch(l) } }),
       h('button.name', { type: 'button', 'aria-pressed': l.id === selected ? 'true' : 'false', onclick: () => { selected = l.id; renderLayers(); renderEditor(); } }, l.config.label || 'Layer'),
       h('button.icon.toggle-visibility', { type: 'button', 'aria-label': `${l.config.isVisible === false ? 'Show' : 'Hide'} ${l.config.label}`, 'aria-pressed': l.config.isVisible === false ? 'false' : 'true',
         onclick: () => { l.config.isVisible = l.config.isVisible === false; redraw(); changed(); } }, l.config.isVisible === false ? '◌' : '●'),
@@ -302,4 +302,11 @@ export async function render(root, ctx, mapId) {
   }
   panel.render();
   return () => { clearTimeout(timer); panel.destroy(); view.destroy(); };
+}
+
+/** The layer list's swatch: its colour, or its ramp/palette when it colours by a column. */
+function swatch(l) {
+  const f = l.visualChannels && l.visualChannels.colorField;
+  const colors = f && l.config.visConfig.colorRange && l.config.visConfig.colorRange.colors;
+  return colors ? `linear-gradient(90deg, ${colors.slice(0, 5).join(', ')})` : rgbToHex(l.config.color);
 }

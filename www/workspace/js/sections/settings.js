@@ -9,7 +9,7 @@ export async function render(main, ctx) {
   const users = h('div', spinner()), invites = h('div', spinner());
   const orgName = field('Organisation name', { value: ctx.account.name || '' });
   const orgSave = h('button.primary', { type: 'submit' }, 'Save');
-  const orgForm = h('form.card', { 'aria-label': 'Organisation' }, h('h2', 'Organisation'), h('div.row', orgName, h('div.field', orgSave)));
+  const orgForm = h('form.card', { 'aria-label': 'Organisation' }, h('h2', 'Organisation'), h('div.row', orgName, h('div.field.field-action', orgSave)));
   orgForm.addEventListener('submit', e => {
     e.preventDefault();
     clearErrors({ name: orgName });
@@ -23,7 +23,7 @@ export async function render(main, ctx) {
   const role = field('Role', { tag: 'select', options: [{ value: 'editor', label: 'Editor — builds maps, imports' }, { value: 'viewer', label: 'Viewer — reads only' }, { value: 'admin', label: 'Admin — everything' }] });
   const inviteBtn = h('button.primary#invite-send', { type: 'submit' }, 'Invite');
   const inviteOut = h('div', { 'aria-live': 'polite' });
-  const inviteForm = h('form', { 'aria-label': 'Invite someone' }, h('div.row', email, role, h('div.field', inviteBtn)), inviteOut);
+  const inviteForm = h('form', { 'aria-label': 'Invite someone' }, h('div.row', email, role, h('div.field.field-action', inviteBtn)), inviteOut);
   inviteForm.addEventListener('submit', e => {
     e.preventDefault();
     clearErrors({ email });
