@@ -631,6 +631,13 @@ class Stack:
     def stop_postgres(self, mode: str = "fast", timeout: float = 60.0) -> None:
         """mode: smart (SIGTERM), fast (SIGINT: roll back and disconnect), immediate (SIGQUIT: crash-like)."""
         sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]
+        if mode == "immediate" and self.pid("postgres") is not None:
+            # The harness runs with synchronous_commit=off: a crash-like stop would also drop the last
+            # commits still in WAL buffers, which no real crash test means to simulate (the disk survives).
+            try:
+                self.psql("CHECKPOINT")
+            except Exception:
+                pass
         self._stop("postgres", sig, timeout)
 
     def restart_postgres(self, mode: str = "fast", timeout: float = 60.0) -> None:
