@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 
 import pytest
 
@@ -248,6 +249,7 @@ def nominatim(stack, other_org):
     stack.tessera("lds", "provider", "set", "--email", email, "--service", "geocoding", "--provider", "nominatim",
                   "--url", standin.url + "/", "--key", "k-123", "--timeout-ms", "700")
     stack.tessera("lds", "provider", "set", "--email", email, "--service", "routing", "--provider", "nominatim", "--url", standin.url)
+    time.sleep(1.2)  # lds-api sees a provider change within 1 s (ProviderStore's in-process memo)
     try:
         yield standin
     finally:

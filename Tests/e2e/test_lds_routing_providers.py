@@ -109,6 +109,9 @@ def use(stack, service: str, provider: str, url: str, timeout_ms: int = 5000, ke
     """Configures the organisation's provider the way an admin does."""
     stack.tessera("lds", "provider", "set", "--email", EMAIL, "--service", service, "--provider", provider, "--url", url,
                   "--timeout-ms", str(timeout_ms), *(["--key", key] if key else []))
+    # lds-api promises to see a provider change within 1 s (ProviderStore's in-process memo); on a fast
+    # machine the next request would otherwise still meet the previous provider.
+    time.sleep(1.2)
 
 
 ROUTE = {"origin": "-3.70,40.42", "destination": "-3.68,40.40", "waypoints": "40.41,-3.69", "mode": "car"}
