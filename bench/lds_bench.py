@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "harness"))
 from demo_data import locate_data  # noqa: E402
 from stack import ADMIN_EMAIL, API_PROGRAMS, Stack  # noqa: E402
-from sql_bench import cpu_seconds, tool  # noqa: E402  (bench/ is this script's directory)
+from benchlib import cpu_seconds, tool  # noqa: E402  (bench/ is this script's directory)
 
 ADDRESSES = {
     "exact": ["Zaragoza", "Paris", "malaga", "Sao Paulo", "Krakow", "Tokyo", "Nairobi", "Lima", "Oslo", "Chicago",

@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "harness"))
 from stack import ADMIN_EMAIL, API_PROGRAMS, Stack  # noqa: E402
+from benchlib import cpu_seconds, tool  # noqa: E402  (bench/ is this script's directory)
 
 QUERY = os.environ.get("BENCH_QUERY") or ("SELECT id, name, category, score, created_at FROM bench_places "
          "WHERE id > 1000 ORDER BY id LIMIT 100")
@@ -35,16 +36,6 @@ FROM generate_series(1, 100000) g;
 CREATE UNIQUE INDEX IF NOT EXISTS bench_places_id ON bench_places (id);
 ANALYZE bench_places;
 """
-
-
-def tool(bin_dir: Path, stack: Stack, *args: str) -> str:
-    return subprocess.run([str(bin_dir / "tessera"), *args], env={**os.environ, **stack.env},
-                          check=True, capture_output=True, text=True).stdout.strip()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pgbench(stack: Stack, clients: int, seconds: int) -> float:

@@ -16,6 +16,7 @@ struct ImportRoutes: Sendable {
     let services: Services
     let settings: ImportSettings
     static let queue = "imports"
+    static let kind = "import"
     var jobs: JobQueue { JobQueue(pool: services.metadata) }
     var uploads: UploadStore { UploadStore(directory: settings.uploadsDir) }
 
@@ -104,7 +105,7 @@ struct ImportRoutes: Sendable {
         let (schema, table) = try target(principal, connection: connection, fields: fields, request: request)
         let importRequest = ImportRequest(connection: connection, schema: schema, table: table, overwrite: fields.bool("overwrite", default: false),
                                           autoguessing: fields.bool("autoguessing", default: true), source: source)
-        var job = JobQueue.NewJob(queue: Self.queue, kind: "import", payload: importRequest.payload)
+        var job = JobQueue.NewJob(queue: Self.queue, kind: Self.kind, payload: importRequest.payload)
         job.maxAttempts = 3
         job.accountId = principal.accountId
         job.createdBy = principal.userId
@@ -236,8 +237,8 @@ struct ImportRoutes: Sendable {
     func find(_ request: HTTPRequest) throws -> (Principal, Job) {
         let principal = try services.auth.authenticate(request, api: "imports")
         guard let job = try APIError.mapping(requestId: request.requestId, {
-                  try jobs.find(id: request.pathParameters["id"], queue: Self.queue, account: principal.accountId)
-              }), job.kind == "import" else {
+                  try jobs.find(id: request.pathParameters["id"], queue: Self.queue, kind: Self.kind, account: principal.accountId)
+              }) else {
             throw APIError.notFound("Import not found", code: "import_not_found")
         }
         return (principal, job)
@@ -251,7 +252,7 @@ struct ImportRoutes: Sendable {
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: "imports")
         let all = try APIError.mapping(requestId: request.requestId) {
-            try jobs.list(queue: Self.queue, account: principal.accountId).filter { $0.kind == "import" }
+            try jobs.list(queue: Self.queue, account: principal.accountId).filter { $0.kind == Self.kind }
         }
         return .json(["results": .array(all.map(Self.body)), "total": .int(all.count)], headers: [("Cache-Control", "no-store")])
     }

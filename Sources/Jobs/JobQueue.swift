@@ -220,14 +220,14 @@ public struct JobQueue: Sendable {
         }
     }
 
-    /// A job as an API shows it to its account: `id` as it appears in the URL, of `queue`, owned by
-    /// `account`. Nil for a malformed id, another queue or another account alike (all answer 404, so
+    /// A job as an API shows it to its account: `id` as it appears in the URL, of `queue` and `kind`, owned
+    /// by `account`. Nil for a malformed id, another queue, kind or account alike (all answer 404, so
     /// nobody learns which ids exist elsewhere).
-    public func find(id: String?, queue: String, account: String) throws -> Job? {
+    public func find(id: String?, queue: String, kind: String, account: String) throws -> Job? {
         guard let id = id.flatMap(Int64.init), id > 0 else { return nil }
         return try pool.withConnection { db in
-            let r = try db.execute("SELECT \(Job.columns) FROM jobs WHERE id = $1 AND queue = $2 AND account_id = $3::uuid",
-                                   [String(id), queue, account], prepare: true)
+            let r = try db.execute("SELECT \(Job.columns) FROM jobs WHERE id = $1 AND queue = $2 AND kind = $3 AND account_id = $4::uuid",
+                                   [String(id), queue, kind, account], prepare: true)
             return r.rowCount == 1 ? Job(r, 0) : nil
         }
     }

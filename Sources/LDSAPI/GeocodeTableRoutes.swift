@@ -40,9 +40,10 @@ struct GeocodeTableRoutes: Sendable {
 
     func show(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try lds.authenticate(request)
-        guard let id = Int64(request.pathParameters["id"]!),
-              let job = try APIError.mapping(requestId: request.requestId, { try jobs.find(id: id) }),
-              job.kind == GeocodeTableRunner.kind, job.accountId == principal.accountId else {
+        guard let job = try APIError.mapping(requestId: request.requestId, {
+                  try jobs.find(id: request.pathParameters["id"], queue: GeocodeTableRunner.queue, kind: GeocodeTableRunner.kind,
+                                account: principal.accountId)
+              }) else {
             throw APIError.notFound("Job not found", code: "job_not_found")
         }
         return .json(Self.body(job), headers: [("Cache-Control", "no-store")])

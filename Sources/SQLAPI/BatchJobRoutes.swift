@@ -58,8 +58,8 @@ struct BatchJobRoutes: Sendable {
         let connection = request.pathParameters["connection"]!
         let principal = try services.auth.authenticate(request, api: "sql")
         guard let job = try APIError.mapping(requestId: request.requestId, {
-                  try jobs.find(id: request.pathParameters["id"], queue: Self.queue, account: principal.accountId)
-              }), job.kind == Self.kind, job.payload["connection"]?.stringValue == connection else {
+                  try jobs.find(id: request.pathParameters["id"], queue: Self.queue, kind: Self.kind, account: principal.accountId)
+              }), job.payload["connection"]?.stringValue == connection else {
             throw APIError.notFound("Job not found", code: "job_not_found")
         }
         return (principal, job)
