@@ -9,6 +9,9 @@ public enum PGSessionMode: Sendable {
 }
 
 extension PGConnection {
+    /// The mode the pool checked this connection out in (policy code reads it; only the pool sets it).
+    public var sessionMode: PGSessionMode { primedMode }
+
     /// Everything a client can leave behind on a session, undone without `DISCARD ALL`, which would also
     /// drop the protocol-level prepared statements the tile and query paths rely on (about 4x on tiles).
     /// `RESET ALL` alone does not reset `role` or the session authorization, hence those come first.

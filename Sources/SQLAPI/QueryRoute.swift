@@ -41,7 +41,10 @@ struct QueryRoute: Sendable {
             // The pool picks read-only or not from the principal and resets the session afterwards.
             try warehouses.withSession(for: principal, connection: connectionName, request: request) { connection in
                 if case .granted(let grants) = access {
+                    // Its function allow-list already keeps out everything ReadOnlyGuard denies.
                     _ = try GrantCheck.authorize(q, parameters: parameters, grants: grants, connection: connection, watch: watch)
+                } else {
+                    try ReadOnlyGuard.check(q, parameters, connection: connection, watch: watch)
                 }
                 let geometryOids = try connection.geometryOids()
                 var output = QueryOutput(format: format, writer: writer, maxRows: format == .json ? maxRows : nil)
