@@ -140,7 +140,7 @@ struct ImportRoutes: Sendable {
             }
         }
         let overwrite = fields.bool("overwrite", default: false)
-        try services.warehouses.withSession(for: principal, connection: connection, request: request) { db in
+        try services.warehouses.withSession(for: principal, connection: connection, request: request, readsOnly: true) { db in
             guard try db.execute("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]).rowCount == 1 else {
                 throw APIError.badRequest("Schema \(schema) does not exist", code: "schema_not_found")
             }

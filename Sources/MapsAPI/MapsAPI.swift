@@ -51,8 +51,9 @@ final class MapsService: Sendable {
     }
 
     /// Runs `body` on a session of the principal's connection `name` (the pool applies mode, limits, reset).
+    /// The Maps API and widget models only read, whoever calls them.
     func withWarehouse<T>(_ principal: Principal, _ name: String, request: HTTPRequest, _ body: (PGConnection) throws -> T) throws -> T {
-        try services.warehouses.withSession(for: principal, connection: name, request: request, body)
+        try services.warehouses.withSession(for: principal, connection: name, request: request, readsOnly: true, body)
     }
 
     /// Absolute URLs under the public API base, e.g. `https://host/api/v3/maps/...`.

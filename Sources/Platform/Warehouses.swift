@@ -49,14 +49,17 @@ public final class Warehouses: @unchecked Sendable {
 
     /// Runs `body` on a pooled connection of the principal's connection `name`, under the principal's session
     /// mode and limits. Whatever `body` does to the session, and however it ends, the pool resets it.
-    public func withSession<T>(for principal: Principal, connection name: String, request: HTTPRequest,
+    /// `readsOnly` declares an API that only reads (Maps, models, catalog): it can narrow the principal's
+    /// mode to read-only, never widen it.
+    public func withSession<T>(for principal: Principal, connection name: String, request: HTTPRequest, readsOnly: Bool = false,
                                _ body: (PGConnection) throws -> T) throws -> T {
         let record = try connection(account: principal.accountId, name: name)
         let pool = try pool(for: record)
         let slots = limitSlots(principal, pool: record.id)
         try limiter.acquire(slots)
         defer { limiter.release(slots) }
-        return try pool.withSession(principal.sessionMode(connection: name, method: request.method)) { db in
+        let mode = readsOnly ? .readOnly : principal.sessionMode(connection: name, method: request.method)
+        return try pool.withSession(mode) { db in
             if !principal.isUser { db.statementTimeout = Double(limits.tokenStatementTimeoutMs) / 1000 }
             return try body(db)
         }

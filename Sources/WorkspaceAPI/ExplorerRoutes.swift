@@ -17,7 +17,8 @@ struct ExplorerRoutes {
     func withCatalog(_ request: HTTPRequest, _ body: (WarehouseCatalog) throws -> HTTPResponse) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: nil)
         _ = try principal.requireUser()
-        var response = try services.warehouses.withSession(for: principal, connection: request.pathParameters["name"]!, request: request) {
+        var response = try services.warehouses.withSession(for: principal, connection: request.pathParameters["name"]!, request: request,
+                                                                readsOnly: true) {
             try body(WarehouseCatalog(db: $0))
         }
         response.setHeader("Cache-Control", "no-store")

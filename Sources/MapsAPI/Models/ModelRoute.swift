@@ -5,8 +5,8 @@ import Postgres
 
 /// `GET|POST /api/v3/sql/{connection}/model/{model}` (contract §5): the widget models of remote
 /// (table and query) sources. The path is the SQL API's, so API access tokens need `sql` in their
-/// `allowed_apis`, plus a grant on the source (as for the Maps API). Models only read; the pool decides
-/// the session mode from the principal, as for every route.
+/// `allowed_apis`, plus a grant on the source (as for the Maps API). Models only read: like every Maps
+/// route they ask the pool for a read-only session, whoever the principal is.
 struct ModelRoute: Sendable {
     let maps: MapsService
 
