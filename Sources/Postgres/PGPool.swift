@@ -38,14 +38,21 @@ public final class PGPool: @unchecked Sendable {
 
     /// A connection in `mode`: idle connections already primed for it are preferred (no round trip).
     public func checkout(_ mode: PGSessionMode) throws -> PGConnection {
-        let connection = try checkout(preferring: mode)
-        do {
-            try connection.enter(mode, maxPrimedAge: maxPrimedAge)
-        } catch {
-            discard(connection)
-            throw error
+        var attempts = 0
+        while true {
+            let connection = try checkout(preferring: mode)
+            do {
+                try connection.enter(mode, maxPrimedAge: maxPrimedAge)
+                return connection
+            } catch let error as PGError where error.connectionLost && attempts < size {
+                // Terminated while idle (restart, pg_terminate_backend): nothing of the caller's ran yet.
+                discard(connection)
+                attempts += 1
+            } catch {
+                discard(connection)
+                throw error
+            }
         }
-        return connection
     }
 
     public func withConnection<T>(_ body: (PGConnection) throws -> T) throws -> T {
