@@ -96,6 +96,16 @@ def test_viewer_writes_are_refused_on_every_maps_path(api, stack, viewer, q):
     assert untouched(stack) == before, "no write reached the warehouse"
 
 
+def test_cookie_get_is_read_only_even_for_an_admin(api, admin, dw):
+    """A cross-site link can trigger a cookie-authenticated GET: it never writes. The same statement
+    POSTed with the CSRF token does."""
+    table = h.unique("e2e_iso_cookie")
+    assert_error(api.sql(f"CREATE TABLE {table} (id int)", session=admin.session), 403, "read_only")
+    assert dw.sql(f"SELECT to_regclass('public.{table}') IS NULL") == "t"
+    assert_ok(api.sql(f"CREATE TABLE {table} (id int)", session=admin.session, method="POST"))
+    assert_ok(api.sql(f"DROP TABLE {table}", session=admin.session, method="POST"))
+
+
 def test_viewer_table_source_tiles_and_tilejson_still_work(api, stack, viewer):
     """Read-only is not 'refused': the same paths answer reads for a viewer."""
     r = assert_ok(api.get(f"/api/v3/maps/{CONN}/table", params={**CLIENT, "name": VICTIM}, session=viewer))
