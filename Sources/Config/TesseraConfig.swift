@@ -32,6 +32,14 @@ public struct TesseraConfig: Sendable {
     public var threads: Int
     public var dbPoolSize: Int
     public var warehousePoolSize: Int
+    /// Per-principal limits the warehouse pool applies (0 = no cap of its own).
+    public var tokenMaxConcurrent: Int = 16
+    public var tokenStatementTimeoutMs: Int = 10_000
+    public var userMaxConcurrent: Int = 0
+    /// Connections of each warehouse pool API tokens together cannot take, so users always get one.
+    public var warehousePoolReserved: Int = 4
+    /// How long a request past a concurrency cap waits before it is 429.
+    public var limitQueueWaitMs: Int = 2000
     public var oauthTokenTTL: Int
     public var sessionTTL: Int
     public var logLevel: String
@@ -87,6 +95,11 @@ public struct TesseraConfig: Sendable {
         "TESSERA_THREADS": "16",
         "TESSERA_DB_POOL_SIZE": "8",
         "TESSERA_WAREHOUSE_POOL_SIZE": "16",
+        "TESSERA_WAREHOUSE_POOL_RESERVED": "4",
+        "TESSERA_TOKEN_MAX_CONCURRENT": "16",
+        "TESSERA_TOKEN_STATEMENT_TIMEOUT_MS": "10000",
+        "TESSERA_USER_MAX_CONCURRENT": "0",
+        "TESSERA_LIMIT_QUEUE_WAIT_MS": "2000",
         "TESSERA_OAUTH_TOKEN_TTL": "3600",
         "TESSERA_SESSION_TTL": "43200",
         "TESSERA_LOG_LEVEL": "info",
@@ -205,6 +218,11 @@ public struct TesseraConfig: Sendable {
             ldsProviderTimeoutMs: int("TESSERA_LDS_PROVIDER_TIMEOUT_MS", min: 100, max: 600_000),
             source: source)
         var result = config
+        result.tokenMaxConcurrent = int("TESSERA_TOKEN_MAX_CONCURRENT", min: 0, max: 10_000)
+        result.tokenStatementTimeoutMs = int("TESSERA_TOKEN_STATEMENT_TIMEOUT_MS", min: 100, max: 86_400_000)
+        result.userMaxConcurrent = int("TESSERA_USER_MAX_CONCURRENT", min: 0, max: 10_000)
+        result.warehousePoolReserved = int("TESSERA_WAREHOUSE_POOL_RESERVED", min: 0, max: 511)
+        result.limitQueueWaitMs = int("TESSERA_LIMIT_QUEUE_WAIT_MS", min: 0, max: 60_000)
         result.basemapURL = value("TESSERA_BASEMAP_URL")
         if !result.basemapURL.isEmpty && !(result.basemapURL.hasPrefix("http://") || result.basemapURL.hasPrefix("https://")) {
             problems.append("TESSERA_BASEMAP_URL must be an http(s) URL")

@@ -130,8 +130,7 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
                 if started {
                     Log.error("stream_failed", [("request_id", requestId), ("error", String(describing: error))])
                 } else {
-                    let apiError = error as? APIError ?? .internalError()
-                    if !(error is APIError) { Log.error("unhandled_error", [("request_id", requestId), ("error", String(describing: error))]) }
+                    let apiError = APIError.rendering(error, requestId: requestId)
                     var failure = HTTPResponse.error(apiError, requestId: requestId)
                     // Keep CORS and the request id; the error decides its own type, length and caching.
                     failure.headers += response.headers.filter {

@@ -1,6 +1,15 @@
+import Observability
+
+/// An error that knows its HTTP meaning: the HTTP layer renders every conforming error through the one
+/// contract below, so call sites never translate errors. Types from lower layers (e.g. `PGError`) conform
+/// in the layer that knows both, keeping dependencies pointing one way.
+public protocol HTTPResponseError: Error {
+    func apiError(requestId: String?) -> APIError
+}
+
 /// The one error contract every API speaks: `{"error": "...", "status": N, "code": "..."}` plus optional
 /// `hint`, `details` and `column_name` (read by CARTO's widget clients).
-public struct APIError: Error, Sendable, CustomStringConvertible {
+public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     public let status: Int
     public let code: String
     public let message: String
@@ -9,6 +18,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public var columnName: String?
     /// Extra top-level fields (e.g. Tokens API `description`).
     public var extra: [String: JSON] = [:]
+    /// Seconds a client should wait before retrying (sent as `Retry-After`).
+    public var retryAfter: Int?
 
     public init(_ status: Int, _ code: String, _ message: String, hint: String? = nil, details: String? = nil) {
         self.status = status
@@ -19,6 +30,15 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(status) \(code): \(message)" }
+
+    public func apiError(requestId: String?) -> APIError { self }
+
+    /// How any error reaches a client: conforming errors render themselves; only unknown ones are 500.
+    public static func rendering(_ error: Error, requestId: String?) -> APIError {
+        if let known = error as? HTTPResponseError { return known.apiError(requestId: requestId) }
+        Log.error("unhandled_error", [("request_id", requestId), ("error", String(describing: error))])
+        return .internalError()
+    }
 
     public func body(requestId: String?) -> JSON {
         var object: [String: JSON] = ["error": .string(message), "status": .number(Double(status)), "code": .string(code)]

@@ -30,11 +30,8 @@ public final class HTTPApplication: Sendable {
                 request.pathParameters = params
                 do {
                     response = try handler(request)
-                } catch let error as APIError {
-                    response = .error(error, requestId: request.requestId)
                 } catch {
-                    Log.error("unhandled_error", [("request_id", request.requestId), ("error", String(describing: error))])
-                    response = .error(.internalError(), requestId: request.requestId)
+                    response = .error(.rendering(error, requestId: request.requestId), requestId: request.requestId)
                 }
             case .methodNotAllowed(let allowed):
                 response = .error(APIError(405, "method_not_allowed", "Method \(request.method) not allowed"), requestId: request.requestId)

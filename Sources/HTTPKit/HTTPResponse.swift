@@ -1,6 +1,6 @@
 /// Writes a streamed response. `start` sends the head (status and headers added to the response's own);
 /// the first `write` starts with the response's status if `start` was not called. Until the head is sent,
-/// a thrown `APIError` still becomes a proper error response.
+/// any thrown error still becomes a proper error response.
 public protocol StreamWriter: AnyObject {
     func start(status: Int, headers: [(String, String)])
     @discardableResult func write(_ bytes: [UInt8]) -> Bool
@@ -37,7 +37,11 @@ public struct HTTPResponse: Sendable {
 
     public static func error(_ error: APIError, requestId: String?) -> HTTPResponse {
         var r = json(error.body(requestId: requestId), status: error.status, headers: [("Cache-Control", "no-store")])
-        if error.status == 429 && error.code == "statement_timeout" { r.headers.append(("Retry-After", "1")) }
+        if let seconds = error.retryAfter {
+            r.headers.append(("Retry-After", String(seconds)))
+        } else if error.status == 429 && error.code == "statement_timeout" {
+            r.headers.append(("Retry-After", "1"))
+        }
         return r
     }
 

@@ -109,15 +109,13 @@ struct ImportRoutes: Sendable {
         job.maxAttempts = 3
         job.accountId = principal.accountId
         job.createdBy = principal.userId
-        let id = try APIError.mapping(requestId: request.requestId) {
-            try services.metadata.transaction { db -> Int64? in
-                // Serialises this organisation's enqueues so the limit holds under concurrent requests.
-                _ = try db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", ["tessera:imports:" + principal.accountId])
-                try checkLimit(principal.accountId, request: request, on: db)
-                return try JobQueue.enqueue(job, on: db)
-            }
+        let id = try services.metadata.transaction { db -> Int64? in
+            // Serialises this organisation's enqueues so the limit holds under concurrent requests.
+            _ = try db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", ["tessera:imports:" + principal.accountId])
+            try checkLimit(principal.accountId, request: request, on: db)
+            return try JobQueue.enqueue(job, on: db)
         }
-        guard let id, let stored = try APIError.mapping(requestId: request.requestId, { try jobs.find(id: id) }) else {
+        guard let id, let stored = try jobs.find(id: id) else {
             throw APIError.internalError("Could not queue the import")
         }
         upload = nil // the job owns the file now
@@ -128,7 +126,7 @@ struct ImportRoutes: Sendable {
     /// The destination, checked: the connection is the caller's and reachable, the schema exists, the
     /// table does not exist unless overwriting (409), and an API token's grants cover it.
     func target(_ principal: Principal, connection: String, fields: Fields, request: HTTPRequest) throws -> (String, String) {
-        let record = try services.warehouses.connection(account: principal.accountId, name: connection)
+        _ = try services.warehouses.connection(account: principal.accountId, name: connection)
         guard let destination = fields["destination"] else {
             throw APIError.badRequest("Missing required parameter: destination", code: "missing_parameter")
         }
@@ -142,15 +140,13 @@ struct ImportRoutes: Sendable {
             }
         }
         let overwrite = fields.bool("overwrite", default: false)
-        try APIError.mapping(requestId: request.requestId) {
-            try services.warehouses.pool(for: record).withConnection { db in
-                guard try db.execute("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]).rowCount == 1 else {
-                    throw APIError.badRequest("Schema \(schema) does not exist", code: "schema_not_found")
-                }
-                let name = try db.quoteIdentifier(schema) + "." + db.quoteIdentifier(table)
-                if !overwrite, try db.execute("SELECT to_regclass($1) IS NOT NULL", [name]).bool(0, 0) == true {
-                    throw APIError.conflict("Table \(schema).\(table) already exists; set overwrite=true to replace it", code: "table_exists")
-                }
+        try services.warehouses.withSession(for: principal, connection: connection, request: request, readsOnly: true) { db in
+            guard try db.execute("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]).rowCount == 1 else {
+                throw APIError.badRequest("Schema \(schema) does not exist", code: "schema_not_found")
+            }
+            let name = try db.quoteIdentifier(schema) + "." + db.quoteIdentifier(table)
+            if !overwrite, try db.execute("SELECT to_regclass($1) IS NOT NULL", [name]).bool(0, 0) == true {
+                throw APIError.conflict("Table \(schema).\(table) already exists; set overwrite=true to replace it", code: "table_exists")
             }
         }
         return (schema, table)
@@ -163,7 +159,7 @@ struct ImportRoutes: Sendable {
                   AND state IN ('available', 'running', 'retryable')
                 """, [account, Self.queue]).int(0, 0) ?? 0
         }
-        let n = try APIError.mapping(requestId: request.requestId) { try db.map(count) ?? services.metadata.withConnection(count) }
+        let n = try db.map(count) ?? services.metadata.withConnection(count)
         if n >= settings.maxRunningPerAccount {
             var e = APIError.tooManyRequests("\(n) imports are already pending or running; at most \(settings.maxRunningPerAccount) at a time",
                                              code: "too_many_imports")
@@ -236,9 +232,7 @@ struct ImportRoutes: Sendable {
 
     func find(_ request: HTTPRequest) throws -> (Principal, Job) {
         let principal = try services.auth.authenticate(request, api: "imports")
-        guard let job = try APIError.mapping(requestId: request.requestId, {
-                  try jobs.find(id: request.pathParameters["id"], queue: Self.queue, kind: Self.kind, account: principal.accountId)
-              }) else {
+        guard let job = try jobs.find(id: request.pathParameters["id"], queue: Self.queue, kind: Self.kind, account: principal.accountId) else {
             throw APIError.notFound("Import not found", code: "import_not_found")
         }
         return (principal, job)
@@ -251,22 +245,20 @@ struct ImportRoutes: Sendable {
 
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: "imports")
-        let all = try APIError.mapping(requestId: request.requestId) {
-            try jobs.list(queue: Self.queue, account: principal.accountId).filter { $0.kind == Self.kind }
-        }
+        let all = try jobs.list(queue: Self.queue, account: principal.accountId).filter { $0.kind == Self.kind }
         return .json(["results": .array(all.map(Self.body)), "total": .int(all.count)], headers: [("Cache-Control", "no-store")])
     }
 
     func cancel(_ request: HTTPRequest) throws -> HTTPResponse {
         let (principal, job) = try find(request)
         if principal.role == .viewer { throw APIError.forbidden("Viewers cannot cancel imports", code: "role_forbidden") }
-        let state = try APIError.mapping(requestId: request.requestId) { try jobs.cancel(id: job.id, account: principal.accountId) }
+        let state = try jobs.cancel(id: job.id, account: principal.accountId)
         if state == "cancelled", !job.isFinal, let source = job.payload["source"], source["type"]?.stringValue == "file",
            let file = source["file"]?.stringValue {
             // Never started (or between attempts): nobody else will delete its upload.
             uploads.remove(file)
         }
-        let updated = try APIError.mapping(requestId: request.requestId) { try jobs.find(id: job.id) } ?? job
+        let updated = try jobs.find(id: job.id) ?? job
         return .json(Self.body(updated), headers: [("Cache-Control", "no-store")])
     }
 

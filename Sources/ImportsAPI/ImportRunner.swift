@@ -89,7 +89,7 @@ public struct ImportRunner: Sendable {
             }
             guard owned, let account = job.accountId else { return }
             let record = try services.warehouses.connection(account: account, name: request.connection)
-            let warehouse = Warehouse(pool: try services.warehouses.pool(for: record), schema: request.schema,
+            let warehouse = Warehouse(pool: try services.warehouses.privilegedPool(for: record), schema: request.schema,
                                       staging: ImportRunner.stagingName(job.id), jobId: job.id)
             try warehouse.dropLeftovers(applicationName: ImportRunner.applicationName(job.id))
         } catch {
@@ -107,7 +107,7 @@ public struct ImportRunner: Sendable {
         guard let account = job.accountId else { throw ImportFailure("The import job has no organisation") }
         let deadline = Date().addingTimeInterval(Double(settings.timeoutSeconds))
         let record = try services.warehouses.connection(account: account, name: request.connection)
-        let pool = try services.warehouses.pool(for: record)
+        let pool = try services.warehouses.privilegedPool(for: record)
         let warehouse = Warehouse(pool: pool, schema: request.schema, staging: ImportRunner.stagingName(job.id), jobId: job.id)
 
         let markers = warehouse.ensureMarkers()

@@ -79,7 +79,7 @@ public struct GeocodeTableRunner: Sendable {
         do { record = try services.warehouses.connection(account: account, name: spec.connection) } catch let e as APIError {
             throw PermanentJobError(e.message)
         }
-        return try services.warehouses.pool(for: record).withConnection { db -> JSON in
+        return try services.warehouses.privilegedPool(for: record).withConnection { db -> JSON in
             defer { if db.isHealthy && !db.isIdle { _ = try? db.execute("ROLLBACK") } }
             let sql = try GeocodeTableSQL(db, spec)
             try db.executeScript(sql.prepare)

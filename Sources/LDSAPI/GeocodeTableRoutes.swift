@@ -29,10 +29,10 @@ struct GeocodeTableRoutes: Sendable {
         job.createdBy = principal.userId
         // One job per table at a time: two would only contend for the same rows.
         job.uniqueKey = "lds-geocode:\(principal.accountId):\(spec.connection):\(spec.table)"
-        guard let id = try APIError.mapping(requestId: request.requestId, { try jobs.enqueue(job) }) else {
+        guard let id = try jobs.enqueue(job) else {
             throw APIError.conflict("A geocoding job for \(spec.table) is already queued or running", code: "job_exists")
         }
-        guard let stored = try APIError.mapping(requestId: request.requestId, { try jobs.find(id: id) }) else {
+        guard let stored = try jobs.find(id: id) else {
             throw APIError.internalError("Could not queue the job")
         }
         return .json(Self.body(stored), status: 201, headers: [("Cache-Control", "no-store")])
@@ -40,10 +40,8 @@ struct GeocodeTableRoutes: Sendable {
 
     func show(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try lds.authenticate(request)
-        guard let job = try APIError.mapping(requestId: request.requestId, {
-                  try jobs.find(id: request.pathParameters["id"], queue: GeocodeTableRunner.queue, kind: GeocodeTableRunner.kind,
-                                account: principal.accountId)
-              }) else {
+        guard let job = try jobs.find(id: request.pathParameters["id"], queue: GeocodeTableRunner.queue, kind: GeocodeTableRunner.kind,
+                                      account: principal.accountId) else {
             throw APIError.notFound("Job not found", code: "job_not_found")
         }
         return .json(Self.body(job), headers: [("Cache-Control", "no-store")])

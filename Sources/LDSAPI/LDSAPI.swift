@@ -39,7 +39,7 @@ struct LDSContext: Sendable {
     /// the units back when the provider failed as a whole (it did no work the user can use).
     func metered<T>(_ principal: Principal, _ service: LDSService, units: Int, _ work: (LDSProvider) throws -> T) throws -> T {
         let provider = try providers.provider(account: principal.accountId, service: service)
-        try APIError.mapping { try quotas.charge(account: principal.accountId, service: service, units: units) }
+        try quotas.charge(account: principal.accountId, service: service, units: units)
         do { return try work(provider) } catch {
             quotas.refund(account: principal.accountId, service: service, units: units)
             throw error
@@ -49,8 +49,8 @@ struct LDSContext: Sendable {
     /// `GET /api/v3/lds/stats`: this month's quota and use per service of the caller's organisation.
     func stats(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try authenticate(request)
-        let usage = try APIError.mapping { try quotas.usage(account: principal.accountId) }
-        let providerNames = try APIError.mapping { try providers.store.list(account: principal.accountId) }
+        let usage = try quotas.usage(account: principal.accountId)
+        let providerNames = try providers.store.list(account: principal.accountId)
         let rows: [JSON] = usage.map { u in
             let provider = providerNames.first { $0.service == u.service.rawValue }?.provider ?? "local"
             return ["service": .string(u.service.rawValue), "provider": .string(provider), "quota": .int(u.quota),

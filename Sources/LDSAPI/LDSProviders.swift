@@ -14,7 +14,7 @@ public struct LDSProviders: Sendable {
     }
 
     public func provider(account: String, service: LDSService) throws -> LDSProvider {
-        let settings = try APIError.mapping { try store.settings(account: account, service: service) }
+        let settings = try store.settings(account: account, service: service)
         return try make(settings, account: account)
     }
 
@@ -37,7 +37,7 @@ public struct LDSProviders: Sendable {
     /// The organisation's LDS warehouse pool, or nil when it has no such connection.
     func localPool(account: String) throws -> PGPool? {
         do {
-            return try services.warehouses.pool(for: try services.warehouses.connection(account: account, name: services.config.ldsConnection))
+            return try services.warehouses.privilegedPool(for: try services.warehouses.connection(account: account, name: services.config.ldsConnection))
         } catch let e as APIError where e.code == "connection_not_found" {
             return nil
         }

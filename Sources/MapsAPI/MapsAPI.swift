@@ -50,11 +50,10 @@ final class MapsService: Sendable {
                 deadline: .init(timeIntervalSinceNow: Double(statementTimeoutMs) / 1000 + 2))
     }
 
-    /// Runs `body` on a pooled connection of the principal's connection `name`, mapping database errors.
-    func withWarehouse<T>(_ principal: Principal, _ name: String, requestId: String, _ body: (PGConnection) throws -> T) throws -> T {
-        let record = try services.warehouses.connection(account: principal.accountId, name: name)
-        let pool = try services.warehouses.pool(for: record)
-        return try APIError.mapping(requestId: requestId) { try pool.withConnection(body) }
+    /// Runs `body` on a session of the principal's connection `name` (the pool applies mode, limits, reset).
+    /// The Maps API and widget models only read, whoever calls them.
+    func withWarehouse<T>(_ principal: Principal, _ name: String, request: HTTPRequest, _ body: (PGConnection) throws -> T) throws -> T {
+        try services.warehouses.withSession(for: principal, connection: name, request: request, readsOnly: true, body)
     }
 
     /// Absolute URLs under the public API base, e.g. `https://host/api/v3/maps/...`.

@@ -23,7 +23,7 @@ struct SQLBuilder {
     mutating func bind(_ value: Int) -> String { bind(String(value)) }
 
     func quote(_ identifier: String) throws -> String {
-        try APIError.mapping { try connection.quoteIdentifier(identifier) }
+        try connection.quoteIdentifier(identifier)
     }
 
     /// `"schema"."table"` from a possibly qualified name (`db.schema.table` drops the database part).

@@ -21,7 +21,7 @@ struct SourceRoute: Sendable {
         try SourceAccess.authorize(principal, definition)
         if kind == .tileset { return try TilesetSource.handshake(definition, principal: principal, maps: maps, request: request) }
         let id = definition.id(account: principal.accountId)
-        let (record, rows, version) = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db in
+        let (record, rows, version) = try maps.withWarehouse(principal, connection, request: request) { db in
             let inspector = SourceInspector(connection: db, watch: maps.watch(request))
             var record = try inspector.inspect(definition, id: id)
             let plan = try inspector.plan(definition)
@@ -57,7 +57,7 @@ struct SourceRoute: Sendable {
             let body = try TilesetSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
             return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
         }
-        let body = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db in
+        let body = try maps.withWarehouse(principal, connection, request: request) { db in
             try TileJSONBuilder(connection: db, watch: maps.watch(request)).build(record, tiles: tiles)
         }
         return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))

@@ -16,7 +16,10 @@ struct SourceSchema: Sendable {
     /// Describes `SELECT * FROM <from>` without reading rows.
     static func describe(from: String, parameters: [String?], connection: PGConnection, watch: PGConnection.Watch) throws -> SourceSchema {
         let oids = try connection.geometryOids()
-        let r = try connection.execute("SELECT * FROM \(from) AS _src LIMIT 0", parameters, watch: watch)
+        let sql = "SELECT * FROM \(from) AS _src LIMIT 0"
+        // Every query source passes here (handshake, stats, models) before it runs anywhere.
+        if from.hasPrefix("(") { try ReadOnlyGuard.check(sql, parameters, connection: connection, watch: watch) }
+        let r = try connection.execute(sql, parameters, watch: watch)
         return SourceSchema(columns: (0..<r.columnCount).map { (r.columnName($0), ColumnKind.of(oid: r.columnType($0), geometryOids: oids)) })
     }
 

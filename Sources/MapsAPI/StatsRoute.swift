@@ -34,7 +34,7 @@ struct StatsRoute: Sendable {
         }
         d.filtersOr = p.string("filtersLogicalOperator")?.lowercased() == "or"
         try SourceAccess.authorize(principal, d)
-        let body = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db -> JSON in
+        let body = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
             let watch = maps.watch(request)
             var b = SQLBuilder(connection: db, parameters: d.queryParameters)
             let from = try SourceSQL.from(d, b)

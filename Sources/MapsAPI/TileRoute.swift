@@ -22,7 +22,7 @@ struct TileRoute: Sendable {
         let headers = Self.cacheHeaders(request, principal, record)
         if z > dataResolution { return .noContent(headers: headers) }
         let resolution = min(z + (record.definition.aggregationResLevel ?? 6), dataResolution)
-        let json = try maps.withWarehouse(principal, record.definition.connection, requestId: request.requestId) { db -> String in
+        let json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> String in
             let sql = try Quadbin.tileSQL(record, connection: db)
             let r = try db.execute(sql.text, sql.parameters + [String(z), String(x), String(y), String(resolution), String(dataResolution)],
                                    watch: maps.watch(request), prepare: true)
@@ -60,7 +60,7 @@ struct TileRoute: Sendable {
         }
 
         let config = maps.services.config
-        let tile = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db -> [UInt8] in
+        let tile = try maps.withWarehouse(principal, connection, request: request) { db -> [UInt8] in
             let watch = maps.watch(request)
             if record.definition.kind == .tileset { return try TilesetSource.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
             var cap = config.tileMaxFeatures

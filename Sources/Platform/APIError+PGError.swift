@@ -2,9 +2,16 @@ import HTTPKit
 import Observability
 import Postgres
 
+/// Database errors render through the one SQLSTATE table wherever they surface (warehouse or metadata
+/// database), so no route translates them. Client-side failures (no SQLSTATE from the server) become 503
+/// and their text goes to the log only, so hosts and roles never reach clients.
+extension PGError: HTTPResponseError {
+    public func apiError(requestId: String?) -> APIError {
+        APIError(self, requestId: requestId)
+    }
+}
+
 extension APIError {
-    /// Converts a database error through the one SQLSTATE table. Client-side failures (no SQLSTATE from the
-    /// server) become 503 and their text goes to the log only, so hosts and roles never reach clients.
     public init(_ error: PGError, requestId: String? = nil) {
         let (status, code) = SQLStateStatus.map(error.sqlstate)
         if error.connectionLost || status == 503 {
@@ -17,10 +24,5 @@ extension APIError {
             return
         }
         self.init(status, code, error.message, hint: error.hint, details: error.detail)
-    }
-
-    /// Runs `body`, turning database errors into API errors.
-    public static func mapping<T>(requestId: String? = nil, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as PGError { throw APIError(e, requestId: requestId) }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPKit
+import Postgres
 
 /// Who is calling. API Access Tokens carry grants; users (session or OAuth) act with their role.
 public struct Principal: Sendable {
@@ -63,6 +64,21 @@ public struct Principal: Sendable {
             if mine.isEmpty { return .none }
             if mine.contains(where: { $0.isWildcardAll }) { return .everything }
             return .granted(mine)
+        }
+    }
+
+    /// The one decision of how this principal's warehouse statements run (the pool applies it at checkout):
+    /// viewers, scoped tokens (a public map's token is one) and any cookie-authenticated GET (a cross-site
+    /// link can trigger it) read only, in a transaction that is rolled back.
+    public func sessionMode(connection name: String, method: String) -> PGSessionMode {
+        switch kind {
+        case .user(let role, let viaSession):
+            if role == .viewer { return .readOnly }
+            if viaSession, ["GET", "HEAD"].contains(method) { return .readOnly }
+            return .readWrite
+        case .apiToken:
+            if case .everything = access(to: name) { return .readWrite }
+            return .readOnly
         }
     }
 

@@ -19,8 +19,15 @@ public final class Services: Sendable {
         metadata = PGPool(conninfo: config.databaseURL, size: config.dbPoolSize)
         cache = Cache(url: config.redisURL)
         auth = Authenticator(metadata: metadata, cache: cache, secrets: secrets)
+        var limits = SessionLimits()
+        limits.tokenMaxConcurrent = config.tokenMaxConcurrent
+        limits.userMaxConcurrent = config.userMaxConcurrent
+        limits.tokenStatementTimeoutMs = config.tokenStatementTimeoutMs
+        limits.poolReserved = config.warehousePoolReserved
+        limits.queueWaitMs = config.limitQueueWaitMs
         warehouses = Warehouses(metadata: metadata, cache: cache, secrets: secrets,
-                                poolSize: config.warehousePoolSize, statementTimeoutMs: config.sqlStatementTimeoutMs)
+                                poolSize: config.warehousePoolSize, statementTimeoutMs: config.sqlStatementTimeoutMs,
+                                limits: limits)
     }
 
     /// The absolute API base clients use: `<public URL>/api`.

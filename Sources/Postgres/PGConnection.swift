@@ -14,6 +14,14 @@ public final class PGConnection: @unchecked Sendable {
     /// Per-connection cache a feature may fill (e.g. the geometry type's oid); cleared with the connection.
     public var attachments: [String: Any] = [:]
     private var prepared: [String: String] = [:]
+    /// Names are never reused, so forgetting some statements cannot make a new one collide with a survivor.
+    private var preparedCounter = 0
+    /// A per-checkout bound on each statement's run time, set by the pool from the principal's limits:
+    /// enforced by cancelling from the client, so applying it costs no round trip.
+    public var statementTimeout: TimeInterval?
+    /// Which session mode the pool left this connection in (e.g. inside a READ ONLY transaction).
+    var primedMode: PGSessionMode = .readWrite
+    var primedAt = Date()
 
     /// What to watch while waiting for a result: a descriptor that signals "client gone" and a deadline.
     public struct Watch: Sendable {
@@ -88,6 +96,11 @@ public final class PGConnection: @unchecked Sendable {
     private func run(_ sql: String, _ parameters: [String?], watch: Watch, singleRow: Bool, prepare: Bool, binaryResult: Bool,
                      _ onResult: (PGResult) throws -> Bool) throws {
         guard let handle else { throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true) }
+        var watch = watch
+        if let limit = statementTimeout {
+            let bound = Date(timeIntervalSinceNow: limit)
+            if watch.deadline.map({ $0 > bound }) ?? true { watch.deadline = bound }
+        }
         let sent = try withCStrings(parameters) { values -> Int32 in
             if prepare {
                 let name = try preparedStatement(for: sql, parameterCount: parameters.count)
@@ -176,7 +189,8 @@ public final class PGConnection: @unchecked Sendable {
             try execute("DEALLOCATE ALL")
             prepared.removeAll()
         }
-        let name = "s\(prepared.count)"
+        preparedCounter += 1
+        let name = "tessera_s\(preparedCounter)"
         guard let raw = PQprepare(handle, name, sql, Int32(parameterCount), nil) else {
             throw PGError.from(result: nil, connection: handle)
         }
@@ -188,8 +202,27 @@ public final class PGConnection: @unchecked Sendable {
         return name
     }
 
-    /// Forgets prepared statements (after DISCARD ALL or a schema change).
+    /// Streams as a cached prepared statement. A cached plan a schema change made invalid ("cached plan must
+    /// not change result type", outside a transaction) is deallocated and the statement run once unprepared.
+    public func streamPrepared(_ sql: String, _ parameters: [String?], watch: Watch, _ onResult: (PGResult) throws -> Bool) throws {
+        do {
+            try stream(sql, parameters, watch: watch, prepare: true, onResult)
+        } catch let e as PGError where e.sqlstate == "0A000" && isIdle {
+            if let name = prepared.removeValue(forKey: sql) { try execute("DEALLOCATE " + (try quoteIdentifier(name))) }
+            try stream(sql, parameters, watch: watch, prepare: false, onResult)
+        }
+    }
+
+    /// Forgets prepared statements (after DEALLOCATE ALL or a schema change).
     public func forgetPrepared() { prepared.removeAll() }
+
+    /// The names of the protocol-level prepared statements the bookkeeping believes the server holds.
+    public var preparedNames: Set<String> { Set(prepared.values) }
+
+    /// Drops bookkeeping entries whose statement the server no longer holds (a client's `DEALLOCATE`).
+    func keepPrepared(only serverNames: Set<String>) {
+        prepared = prepared.filter { serverNames.contains($0.value) }
+    }
 
     private func withCStrings<T>(_ values: [String?], _ body: ([UnsafePointer<CChar>?]) throws -> T) throws -> T {
         var pointers: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } }

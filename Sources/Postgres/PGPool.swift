@@ -2,10 +2,18 @@ import Foundation
 
 /// A bounded pool of connections to one database. Connections the server hung up on (restart,
 /// terminate) are noticed at checkout and replaced, so the first request after a restart succeeds.
+///
+/// With `resetsSessions` (warehouse pools, which run client SQL) the pool owns the session policy: a
+/// checked-in connection is reset in the background, off the client's critical path, before it is idle
+/// again (see `PGConnection.resetSession`), or closed when that fails; checkouts ask for a mode.
 public final class PGPool: @unchecked Sendable {
     public let conninfo: String
     public let size: Int
+    public let resetsSessions: Bool
     private let setup: (PGConnection) throws -> Void
+    private static let resetQueue = DispatchQueue(label: "tessera.pgpool.reset", attributes: .concurrent)
+    /// How long a READ ONLY transaction opened in the background may be handed out (`now()` is its start).
+    public var maxPrimedAge: TimeInterval = 1
     private let condition = NSCondition()
     private var idle: [PGConnection] = []
     private var open = 0
@@ -14,10 +22,37 @@ public final class PGPool: @unchecked Sendable {
     /// Connections older than this are closed when returned (bounds server-side memory growth).
     public var maxAge: TimeInterval = 3600
 
-    public init(conninfo: String, size: Int, setup: @escaping (PGConnection) throws -> Void = { _ in }) {
+    public init(conninfo: String, size: Int, resetsSessions: Bool = false, setup: @escaping (PGConnection) throws -> Void = { _ in }) {
         self.conninfo = conninfo
         self.size = max(1, size)
+        self.resetsSessions = resetsSessions
         self.setup = setup
+    }
+
+    /// Checks out a connection in `mode`; whatever the body does to the session is undone at check-in.
+    public func withSession<T>(_ mode: PGSessionMode, _ body: (PGConnection) throws -> T) throws -> T {
+        let connection = try checkout(mode)
+        defer { checkin(connection) }
+        return try body(connection)
+    }
+
+    /// A connection in `mode`: idle connections already primed for it are preferred (no round trip).
+    public func checkout(_ mode: PGSessionMode) throws -> PGConnection {
+        var attempts = 0
+        while true {
+            let connection = try checkout(preferring: mode)
+            do {
+                try connection.enter(mode, maxPrimedAge: maxPrimedAge)
+                return connection
+            } catch let error as PGError where error.connectionLost && attempts < size {
+                // Terminated while idle (restart, pg_terminate_backend): nothing of the caller's ran yet.
+                discard(connection)
+                attempts += 1
+            } catch {
+                discard(connection)
+                throw error
+            }
+        }
     }
 
     public func withConnection<T>(_ body: (PGConnection) throws -> T) throws -> T {
@@ -33,14 +68,24 @@ public final class PGPool: @unchecked Sendable {
     }
 
     public func checkout() throws -> PGConnection {
+        let connection = try checkout(preferring: .readWrite)
+        if connection.primedMode != .readWrite {
+            do { try connection.prime(.readWrite) } catch { discard(connection); throw error }
+        }
+        return connection
+    }
+
+    private func checkout(preferring mode: PGSessionMode) throws -> PGConnection {
         condition.lock()
         let deadline = Date().addingTimeInterval(checkoutTimeout)
         while true {
-            if let connection = idle.popLast() {
+            if !idle.isEmpty {
+                let index = idle.lastIndex { $0.primedMode == mode } ?? idle.count - 1
+                let connection = idle.remove(at: index)
                 condition.unlock()
                 if connection.serverHungUp() {
                     release()
-                    return try checkout()
+                    return try checkout(preferring: mode)
                 }
                 return connection
             }
@@ -63,16 +108,39 @@ public final class PGPool: @unchecked Sendable {
         }
     }
 
-    /// Returns a connection; broken, mid-transaction or old ones are closed instead of reused.
+    /// Returns a connection; broken or old ones are closed instead of reused. Pools that reset sessions do so
+    /// in the background and keep the connection counted as open until it is idle again; others close
+    /// connections left mid-transaction.
     public func checkin(_ connection: PGConnection) {
-        if !connection.isHealthy || !connection.isIdle || -connection.openedAt.timeIntervalSinceNow > maxAge {
-            release()
+        if !connection.isHealthy || -connection.openedAt.timeIntervalSinceNow > maxAge {
+            discard(connection)
             return
         }
+        guard resetsSessions else {
+            if connection.isIdle { makeIdle(connection) } else { discard(connection) }
+            return
+        }
+        let mode = connection.primedMode
+        Self.resetQueue.async {
+            do {
+                try connection.resetSession()
+                try connection.prime(mode)
+                self.makeIdle(connection)
+            } catch {
+                self.discard(connection)
+            }
+        }
+    }
+
+    private func makeIdle(_ connection: PGConnection) {
         condition.lock()
         idle.append(connection)
         condition.signal()
         condition.unlock()
+    }
+
+    private func discard(_ connection: PGConnection) {
+        release()
     }
 
     private func release() {

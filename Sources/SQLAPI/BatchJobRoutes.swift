@@ -47,8 +47,8 @@ struct BatchJobRoutes: Sendable {
         job.maxAttempts = 3
         job.accountId = principal.accountId
         job.createdBy = principal.userId
-        guard let id = try APIError.mapping(requestId: request.requestId, { try jobs.enqueue(job) }),
-              let stored = try APIError.mapping(requestId: request.requestId, { try jobs.find(id: id) }) else {
+        guard let id = try jobs.enqueue(job),
+              let stored = try jobs.find(id: id) else {
             throw APIError.internalError("Could not queue the job")
         }
         return .json(Self.body(stored), status: 201, headers: [("Cache-Control", "no-store")])
@@ -57,9 +57,8 @@ struct BatchJobRoutes: Sendable {
     func find(_ request: HTTPRequest) throws -> (Principal, Job) {
         let connection = request.pathParameters["connection"]!
         let principal = try services.auth.authenticate(request, api: "sql")
-        guard let job = try APIError.mapping(requestId: request.requestId, {
-                  try jobs.find(id: request.pathParameters["id"], queue: Self.queue, kind: Self.kind, account: principal.accountId)
-              }), job.payload["connection"]?.stringValue == connection else {
+        guard let job = try jobs.find(id: request.pathParameters["id"], queue: Self.queue, kind: Self.kind, account: principal.accountId),
+              job.payload["connection"]?.stringValue == connection else {
             throw APIError.notFound("Job not found", code: "job_not_found")
         }
         return (principal, job)
@@ -73,15 +72,15 @@ struct BatchJobRoutes: Sendable {
     func cancel(_ request: HTTPRequest) throws -> HTTPResponse {
         let (principal, job) = try find(request)
         if principal.role == .viewer { throw APIError.forbidden("Viewers cannot cancel batch jobs", code: "role_forbidden") }
-        _ = try APIError.mapping(requestId: request.requestId) { try jobs.cancel(id: job.id, account: principal.accountId) }
-        let updated = try APIError.mapping(requestId: request.requestId) { try jobs.find(id: job.id) } ?? job
+        _ = try jobs.cancel(id: job.id, account: principal.accountId)
+        let updated = try jobs.find(id: job.id) ?? job
         return .json(Self.body(updated), headers: [("Cache-Control", "no-store")])
     }
 
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: "sql")
         // The sql queue also carries LDS geocode-table jobs; those are reported by the LDS API.
-        let all = try APIError.mapping(requestId: request.requestId) { try jobs.list(queue: Self.queue, account: principal.accountId) }
+        let all = try jobs.list(queue: Self.queue, account: principal.accountId)
             .filter { $0.kind == Self.kind }
         return .json(["results": .array(all.map(Self.body)), "total": .int(all.count)], headers: [("Cache-Control", "no-store")])
     }

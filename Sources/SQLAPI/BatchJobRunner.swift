@@ -24,17 +24,13 @@ public struct BatchJobRunner: Sendable {
         do { record = try services.warehouses.connection(account: account, name: name) } catch let e as APIError {
             throw PermanentJobError(e.message)
         }
-        let pool = try services.warehouses.pool(for: record)
+        let pool = try services.warehouses.privilegedPool(for: record)
         let started = Date()
         let watch = PGConnection.Watch(isAborted: { context.isCancelled },
                                        deadline: Date().addingTimeInterval(Double(services.config.sqlJobTimeoutMs) / 1000))
+        // Jobs of different users share pooled connections: the pool resets whatever a statement changed in
+        // the session (SET, temp tables, locks) at check-in.
         return try pool.withConnection { db -> JSON in
-            // Jobs of different users share pooled connections: whatever a statement changed in the session
-            // (SET, temp tables, locks) is wiped afterwards.
-            defer {
-                if db.isHealthy { _ = try? db.execute("DISCARD ALL") }
-                db.forgetPrepared()
-            }
             try db.executeScript("""
                 CREATE SCHEMA IF NOT EXISTS carto;
                 CREATE TABLE IF NOT EXISTS \(Self.markers) (job_id bigint PRIMARY KEY, finished_at timestamptz NOT NULL DEFAULT now());

@@ -28,26 +28,24 @@ struct QueryRoute: Sendable {
             _ = try services.warehouses.connection(account: principal.accountId, name: connectionName)
             throw GrantCheck.denied("The token has no grant on connection \(connectionName)")
         }
-        let record = try services.warehouses.connection(account: principal.accountId, name: connectionName)
-        let pool = try services.warehouses.pool(for: record)
+        // Resolved before the stream starts, so an unknown connection is a plain 404.
+        _ = try services.warehouses.connection(account: principal.accountId, name: connectionName)
+        let warehouses = services.warehouses
+        let metadata = services.metadata
         let maxRows = services.config.sqlMaxRows
-        let deadline = Date().addingTimeInterval(Double(services.warehouses.statementTimeoutMs) / 1000 + 2)
-        let requestId = request.requestId
+        let deadline = Date().addingTimeInterval(warehouses.statementTimeout(for: principal) + 2)
         let watch = PGConnection.Watch(abortDescriptor: request.abortDescriptor, isAborted: request.isClientGone, deadline: deadline)
+        let writes = principal.sessionMode(connection: connectionName, method: request.method) == .readWrite
 
         return HTTPResponse(status: 200, headers: CachePolicy.headers(request, principal: principal, maxAge: 31_536_000, connection: connectionName, sharedMaxAge: 60), body: .stream { writer in
-            try APIError.mapping(requestId: requestId) {
-                let connection = try pool.checkout()
-                defer { pool.checkin(connection) }
-                // Scoped tokens and viewers read only, in a transaction that is rolled back: no writes, and no
-                // session state (set_config, SET) survives into the next request on this pooled connection.
-                var readOnly = principal.role == .viewer
+            // The pool picks read-only or not from the principal and resets the session afterwards.
+            try warehouses.withSession(for: principal, connection: connectionName, request: request) { connection in
                 if case .granted(let grants) = access {
+                    // Its function allow-list already keeps out everything ReadOnlyGuard denies.
                     _ = try GrantCheck.authorize(q, parameters: parameters, grants: grants, connection: connection, watch: watch)
-                    readOnly = true
+                } else {
+                    try ReadOnlyGuard.check(q, parameters, connection: connection, watch: watch)
                 }
-                if readOnly { try connection.execute("BEGIN READ ONLY") }
-                defer { if readOnly, connection.isHealthy { _ = try? connection.execute("ROLLBACK") } }
                 let geometryOids = try connection.geometryOids()
                 var output = QueryOutput(format: format, writer: writer, maxRows: format == .json ? maxRows : nil)
                 // PostGIS writes a NULL geometry as {"type": null}; RFC 7946 wants null. Inside JSON string
@@ -65,18 +63,10 @@ struct QueryRoute: Sendable {
                     if !result.isSingleRow { command = result.commandStatus }
                     return output.rows(result)
                 }
-                if !readOnly {
-                    // Never let one request's session state reach the next: SET, PREPARE, LISTEN and temp tables
-                    // need DISCARD ALL; a SELECT can still call set_config() or take advisory locks.
-                    if command.hasPrefix("SELECT") || command.isEmpty {
-                        try connection.executeScript("RESET ALL; SELECT pg_advisory_unlock_all()")
-                    } else {
-                        try connection.execute("DISCARD ALL")
-                        connection.forgetPrepared()
-                        // A write: cached answers of this connection may be stale now.
-                        try CacheInvalidation.purge(keys: [CacheInvalidation.connection(account: principal.accountId, name: connectionName)],
-                                                    account: principal.accountId, pool: services.metadata)
-                    }
+                if writes, !(command.hasPrefix("SELECT") || command.isEmpty) {
+                    // A write: cached answers of this connection may be stale now.
+                    try CacheInvalidation.purge(keys: [CacheInvalidation.connection(account: principal.accountId, name: connectionName)],
+                                                account: principal.accountId, pool: metadata)
                 }
                 output.finish(command: command)
             }
@@ -86,13 +76,7 @@ struct QueryRoute: Sendable {
     /// Runs as a cached prepared statement; a plan invalidated by a schema change is re-prepared once.
     static func run(_ connection: PGConnection, _ sql: String, _ parameters: [String?], watch: PGConnection.Watch,
                     _ onResult: (PGResult) throws -> Bool) throws {
-        do {
-            try connection.stream(sql, parameters, watch: watch, prepare: true, onResult)
-        } catch let e as PGError where e.sqlstate == "0A000" && connection.isIdle {
-            connection.forgetPrepared()
-            try connection.execute("DEALLOCATE ALL")
-            try connection.stream(sql, parameters, watch: watch, prepare: false, onResult)
-        }
+        try connection.streamPrepared(sql, parameters, watch: watch, onResult)
     }
 
     static func format(_ raw: String?) throws -> ResultEncoder.Format {

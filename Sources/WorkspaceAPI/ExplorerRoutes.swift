@@ -17,10 +17,9 @@ struct ExplorerRoutes {
     func withCatalog(_ request: HTTPRequest, _ body: (WarehouseCatalog) throws -> HTTPResponse) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: nil)
         _ = try principal.requireUser()
-        let record = try services.warehouses.connection(account: principal.accountId, name: request.pathParameters["name"]!)
-        let pool = try APIError.mapping(requestId: request.requestId) { try services.warehouses.pool(for: record) }
-        var response = try APIError.mapping(requestId: request.requestId) {
-            try pool.withConnection { try body(WarehouseCatalog(db: $0)) }
+        var response = try services.warehouses.withSession(for: principal, connection: request.pathParameters["name"]!, request: request,
+                                                                readsOnly: true) {
+            try body(WarehouseCatalog(db: $0))
         }
         response.setHeader("Cache-Control", "no-store")
         return response

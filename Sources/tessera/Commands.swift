@@ -48,7 +48,7 @@ func run(_ cli: inout CommandLineArguments) throws {
         try cli.finish()
         let services = try Services(config: try config())
         guard let user = try AccountStore(services.metadata).userByEmail(email) else { throw CLIError(message: "no user \(email)") }
-        let pool = try services.warehouses.pool(for: try services.warehouses.connection(account: user.accountId, name: name))
+        let pool = try services.warehouses.privilegedPool(for: try services.warehouses.connection(account: user.accountId, name: name))
         let applied = try pool.withConnection { try WarehouseMigrations.apply($0) }
         print("applied to \(name): \(applied.joined(separator: ", "))")
     case "password-reset-link":
@@ -161,7 +161,7 @@ func tileset(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws 
     let services = try Services(config: config)
     guard let user = try AccountStore(services.metadata).userByEmail(email) else { throw CLIError(message: "no user \(email)") }
     let record = try services.warehouses.connection(account: user.accountId, name: connection)
-    let pool = try services.warehouses.pool(for: record)
+    let pool = try services.warehouses.privilegedPool(for: record)
     do {
         let summary = try pool.withConnection { db in
             try TilesetBuilder.build(connection: db, options: options) { zoom, done, written in

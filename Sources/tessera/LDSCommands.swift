@@ -48,7 +48,7 @@ func loadPlaces(_ cli: inout CommandLineArguments, _ config: TesseraConfig) thro
         let services = try Services(config: config)
         let record = try services.warehouses.connection(account: try ldsAccount(services, email), name: connectionName)
         // A pool connection of this CLI process only; the bulk load must not hit the API's statement timeout.
-        connection = try services.warehouses.pool(for: record).checkout()
+        connection = try services.warehouses.privilegedPool(for: record).checkout()
         try connection.execute("SET statement_timeout = 0")
     } else {
         guard !config.warehouseURL.isEmpty else { throw CLIError(message: "give --email (and --connection) or set TESSERA_WAREHOUSE_URL", code: 2) }

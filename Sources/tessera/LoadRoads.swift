@@ -18,7 +18,7 @@ func ldsLoadRoads(_ cli: inout CommandLineArguments, _ config: TesseraConfig) th
         let services = try Services(config: config)
         let record = try services.warehouses.connection(account: try ldsAccount(services, email), name: name)
         tool = try services.warehouses.toolConninfo(for: record, applicationName: "tessera-load-roads")
-        connection = try services.warehouses.pool(for: record).checkout()
+        connection = try services.warehouses.privilegedPool(for: record).checkout()
     } else {
         guard !config.warehouseURL.isEmpty else { throw CLIError(message: "give --email (and --connection) or set TESSERA_WAREHOUSE_URL", code: 2) }
         tool = (config.warehouseURL, PGConnection.parseConninfo(config.warehouseURL)?["password"])

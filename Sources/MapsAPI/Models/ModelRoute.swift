@@ -5,8 +5,8 @@ import Postgres
 
 /// `GET|POST /api/v3/sql/{connection}/model/{model}` (contract §5): the widget models of remote
 /// (table and query) sources. The path is the SQL API's, so API access tokens need `sql` in their
-/// `allowed_apis`, plus a grant on the source (as for the Maps API). Every statement runs in a READ ONLY
-/// transaction that is rolled back, under the warehouse statement timeout.
+/// `allowed_apis`, plus a grant on the source (as for the Maps API). Models only read: like every Maps
+/// route they ask the pool for a read-only session, whoever the principal is.
 struct ModelRoute: Sendable {
     let maps: MapsService
 
@@ -21,10 +21,8 @@ struct ModelRoute: Sendable {
         let p = try Parameters.from(request, bodyLimit: maps.services.config.maxBodyBytes)
         let modelRequest = try ModelRequest.parse(model: model, connection: connection, p)
         try SourceAccess.authorize(principal, modelRequest.definition)
-        let body = try maps.withWarehouse(principal, connection, requestId: request.requestId) { db -> JSON in
+        let body = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
             let watch = maps.watch(request)
-            try db.execute("BEGIN READ ONLY", watch: watch)
-            defer { if db.isHealthy { _ = try? db.execute("ROLLBACK") } }
             var context = try ModelContext(db: db, watch: watch, request: modelRequest, allowsRawSQL: principal.isUser)
             switch model {
             case .formula: return try context.formula()

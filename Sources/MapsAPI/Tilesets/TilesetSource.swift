@@ -22,7 +22,7 @@ enum TilesetSource {
     }
 
     static func handshake(_ d: SourceDefinition, principal: Principal, maps: MapsService, request: HTTPRequest) throws -> HTTPResponse {
-        let (tilejson, version) = try maps.withWarehouse(principal, d.connection, requestId: request.requestId) { db in
+        let (tilejson, version) = try maps.withWarehouse(principal, d.connection, request: request) { db in
             try metadata(d.name ?? "", connection: db, watch: maps.watch(request))
         }
         let schema = tilejson["schema"] ?? []
@@ -41,7 +41,7 @@ enum TilesetSource {
     }
 
     static func tileJSON(_ record: SourceRecord, tiles: String, maps: MapsService, principal: Principal, request: HTTPRequest) throws -> JSON {
-        let (tilejson, _) = try maps.withWarehouse(principal, record.definition.connection, requestId: request.requestId) { db in
+        let (tilejson, _) = try maps.withWarehouse(principal, record.definition.connection, request: request) { db in
             try metadata(record.definition.name ?? "", connection: db, watch: maps.watch(request))
         }
         guard case .object(var t) = tilejson else { return tilejson }
