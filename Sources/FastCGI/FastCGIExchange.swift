@@ -1,6 +1,7 @@
 import CFastCGI
 import Foundation
 import HTTPKit
+import SQLKit
 import Observability
 
 /// One accepted FastCGI request: reads its params and body and writes the response.
@@ -130,8 +131,8 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
                 if started {
                     Log.error("stream_failed", [("request_id", requestId), ("error", String(describing: error))])
                 } else {
-                    let apiError = error as? APIError ?? .internalError()
-                    if !(error is APIError) { Log.error("unhandled_error", [("request_id", requestId), ("error", String(describing: error))]) }
+                    let apiError = error as? APIError ?? (error as? SQLError).map(APIError.init) ?? .internalError()
+                    if !(error is APIError || error is SQLError) { Log.error("unhandled_error", [("request_id", requestId), ("error", String(describing: error))]) }
                     var failure = HTTPResponse.error(apiError, requestId: requestId)
                     // Keep CORS and the request id; the error decides its own type, length and caching.
                     failure.headers += response.headers.filter {

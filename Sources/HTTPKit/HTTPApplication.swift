@@ -1,5 +1,6 @@
 import Foundation
 import Observability
+import SQLKit
 
 /// Wraps a router with what every API response needs: the request id, CORS, the error contract
 /// and one access-log line per request.
@@ -32,6 +33,8 @@ public final class HTTPApplication: Sendable {
                     response = try handler(request)
                 } catch let error as APIError {
                     response = .error(error, requestId: request.requestId)
+                } catch let error as SQLError {
+                    response = .error(APIError(error), requestId: request.requestId)
                 } catch {
                     Log.error("unhandled_error", [("request_id", request.requestId), ("error", String(describing: error))])
                     response = .error(.internalError(), requestId: request.requestId)

@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import SQLKit
 
 /// Owns one libpq connection. Every statement uses the extended protocol with bound text parameters,
 /// so one request can never carry several statements and values are never spliced into SQL.
@@ -82,6 +83,17 @@ public final class PGConnection: @unchecked Sendable {
     public func stream(_ sql: String, _ parameters: [String?] = [], watch: Watch = .none, prepare: Bool = false,
                        _ onResult: (PGResult) throws -> Bool) throws {
         try run(sql, parameters, watch: watch, singleRow: true, prepare: prepare, binaryResult: false, onResult)
+    }
+
+    /// Runs one SQL value (its text and its bound parameters).
+    @discardableResult
+    public func execute(_ sql: SQL, watch: Watch = .none, prepare: Bool = false, binaryResult: Bool = false) throws -> PGResult {
+        try execute(sql.text, sql.parameters, watch: watch, prepare: prepare, binaryResult: binaryResult)
+    }
+
+    /// Streams one SQL value's rows, as `stream(_:_:watch:prepare:_:)`.
+    public func stream(_ sql: SQL, watch: Watch = .none, prepare: Bool = false, _ onResult: (PGResult) throws -> Bool) throws {
+        try stream(sql.text, sql.parameters, watch: watch, prepare: prepare, onResult)
     }
 
     /// `binaryResult` asks for binary column values (bytea as raw bytes, e.g. vector tiles).
