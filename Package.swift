@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "HTTPKit", dependencies: ["Observability", "SQLKit"]),
         .target(name: "FastCGI", dependencies: ["CFastCGI", "HTTPKit", "SQLKit", "Observability"]),
         .target(name: "Metadata", dependencies: ["Postgres", "Observability"], resources: [.copy("migrations")]),
-        .target(name: "Jobs", dependencies: ["Postgres", "HTTPKit", "Observability"]),
+        .target(name: "Jobs", dependencies: ["Postgres", "SQLKit", "HTTPKit", "Observability"]),
         .target(name: "Platform", dependencies: ["Postgres", "SQLKit", "Redis", "CryptoSupport", "HTTPKit", "Config", "Metadata", "Jobs", "Observability"]),
 
         // Features: never import FastCGI or a C module.

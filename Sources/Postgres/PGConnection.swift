@@ -55,7 +55,8 @@ public final class PGConnection: @unchecked Sendable {
         return poll(&pfd, 1, 0) != 0
     }
 
-    /// Quotes an identifier through libpq (the one identifier-quoting function of the project).
+    /// Quotes an identifier through libpq. The project quotes with SQLKit's `Identifier` (no connection
+    /// needed); this stays as the reference the integration tests compare it with.
     public func quoteIdentifier(_ name: String) throws -> String {
         guard let handle, let p = PQescapeIdentifier(handle, name, name.utf8.count) else {
             throw PGError(sqlstate: "22000", message: "invalid identifier")
