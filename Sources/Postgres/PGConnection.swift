@@ -89,12 +89,19 @@ public final class PGConnection: @unchecked Sendable {
     /// Runs one SQL value (its text and its bound parameters).
     @discardableResult
     public func execute(_ sql: SQL, watch: Watch = .none, prepare: Bool = false, binaryResult: Bool = false) throws -> PGResult {
-        try execute(sql.text, sql.parameters, watch: watch, prepare: prepare, binaryResult: binaryResult)
+        try Self.requireFilled(sql)
+        return try execute(sql.text, sql.parameters, watch: watch, prepare: prepare, binaryResult: binaryResult)
     }
 
     /// Streams one SQL value's rows, as `stream(_:_:watch:prepare:_:)`.
     public func stream(_ sql: SQL, watch: Watch = .none, prepare: Bool = false, _ onResult: (PGResult) throws -> Bool) throws {
+        try Self.requireFilled(sql)
         try stream(sql.text, sql.parameters, watch: watch, prepare: prepare, onResult)
+    }
+
+    /// A slot's stand-in would reach the server as an empty string (libpq stops at its NUL): refuse it.
+    private static func requireFilled(_ sql: SQL) throws {
+        guard !sql.hasSlots else { throw PGError(sqlstate: "XX000", message: "a statement slot was not given a value") }
     }
 
     /// `binaryResult` asks for binary column values (bytea as raw bytes, e.g. vector tiles).

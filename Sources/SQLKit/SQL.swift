@@ -44,6 +44,9 @@ public struct SQL: Sendable, Hashable, CustomStringConvertible, ExpressibleByStr
     /// C strings), so it cannot be mistaken for one.
     public static func slot(_ name: String) -> SQL { bind("\u{0}" + name) }
 
+    /// Whether some slot still waits for its value (such a value must go through `parameters(filling:)`).
+    public var hasSlots: Bool { parameters.contains { $0?.utf8.first == 0 } }
+
     /// The parameters with every slot replaced by its value; nil when a slot has no value.
     public func parameters(filling values: [String: String?]) -> [String?]? {
         var out = parameters

@@ -71,5 +71,8 @@ final class SQLValueIntegrationTests: XCTestCase {
             return true
         }
         XCTAssertEqual(rows, 1)
+        // A value with an unfilled slot never reaches the server.
+        XCTAssertThrowsError(try c.execute("SELECT \(SQL.slot("z"))::int" as SQL))
+        XCTAssertEqual(try c.execute("SELECT 1" as SQL).int(0, 0), 1, "connection stays usable")
     }
 }

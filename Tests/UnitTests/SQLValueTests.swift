@@ -49,6 +49,8 @@ final class SQLValueTests: XCTestCase {
         XCTAssertEqual(sql.text, "SELECT $1, $2, $3, $4")
         XCTAssertEqual(sql.parameters(filling: ["z": "3", "x": "4"]), ["3", "fixed", "4", "3"])
         XCTAssertNil(sql.parameters(filling: ["z": "3"]), "a slot without a value")
+        XCTAssertTrue(sql.hasSlots)
+        XCTAssertFalse(("SELECT \("x")" as SQL).hasSlots)
     }
 
     func testIdentifierQuoting() throws {

@@ -67,8 +67,8 @@ public struct TilesetBuilder {
             var nonEmpty: [(Int, Int)] = []
             for (x, y) in candidates {
                 done += 1
-                guard tileSQL.searchBox(z: z, x: x, y: y) != nil, let parameters = insert.parameters(filling: TileSQL.slots(
-                    z: z, x: x, y: y, cap: o.maxFeatures, box: tileSQL.searchBox(z: z, x: x, y: y)!)) else { continue }
+                guard let box = tileSQL.searchBox(z: z, x: x, y: y),
+                      let parameters = insert.parameters(filling: TileSQL.slots(z: z, x: x, y: y, cap: o.maxFeatures, box: box)) else { continue }
                 let r = try db.execute(insert.text, parameters, prepare: true)
                 if r.rowCount == 1 {
                     nonEmpty.append((x, y))
