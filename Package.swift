@@ -24,27 +24,29 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
         // Thin wrappers: one owner class per C handle, one error funnel per library.
-        .target(name: "Postgres", dependencies: ["CLibPQ"]),
+        .target(name: "Postgres", dependencies: ["CLibPQ", "SQLKit"]),
         .target(name: "Redis", dependencies: ["CHiredis"]),
         .target(name: "CryptoSupport", dependencies: ["COpenSSL"]),
 
-        // Plumbing: no C imports.
+        // Plumbing: no C imports. SQLKit (SQL as a value, identifier quoting, qualified names) is pure and
+        // depends on nothing, so even the libpq wrapper can take its values.
+        .target(name: "SQLKit"),
         .target(name: "Observability"),
         .target(name: "Config"),
-        .target(name: "HTTPKit", dependencies: ["Observability"]),
-        .target(name: "FastCGI", dependencies: ["CFastCGI", "HTTPKit", "Observability"]),
+        .target(name: "HTTPKit", dependencies: ["Observability", "SQLKit"]),
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "HTTPKit", "SQLKit", "Observability"]),
         .target(name: "Metadata", dependencies: ["Postgres", "Observability"], resources: [.copy("migrations")]),
-        .target(name: "Jobs", dependencies: ["Postgres", "HTTPKit", "Observability"]),
-        .target(name: "Platform", dependencies: ["Postgres", "Redis", "CryptoSupport", "HTTPKit", "Config", "Metadata", "Jobs", "Observability"]),
+        .target(name: "Jobs", dependencies: ["Postgres", "SQLKit", "HTTPKit", "Observability"]),
+        .target(name: "Platform", dependencies: ["Postgres", "SQLKit", "Redis", "CryptoSupport", "HTTPKit", "Config", "Metadata", "Jobs", "Observability"]),
 
         // Features: never import FastCGI or a C module.
-        .target(name: "WorkspaceAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
-        .target(name: "SQLAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Jobs", "Observability"]),
-        .target(name: "MapsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
+        .target(name: "WorkspaceAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
+        .target(name: "SQLAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Observability"]),
+        .target(name: "MapsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
                 resources: [.copy("warehouse")]),
-        .target(name: "ImportsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Jobs", "Config", "Observability"]),
+        .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability"]),
 
-        .target(name: "LDSAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability"],
+        .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability"],
                 resources: [.copy("warehouse")]),
 
         .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability"]),
@@ -61,7 +63,7 @@ let package = Package(
         .executableTarget(name: "tessera-lds-api", dependencies: ["FastCGI", "LDSAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber"]),
+        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber"]),
     ]
 )

@@ -1,6 +1,7 @@
 import CFastCGI
 import Foundation
 import HTTPKit
+import SQLKit
 import Observability
 
 /// One accepted FastCGI request: reads its params and body and writes the response.

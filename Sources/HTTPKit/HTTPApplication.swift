@@ -1,5 +1,6 @@
 import Foundation
 import Observability
+import SQLKit
 
 /// Wraps a router with what every API response needs: the request id, CORS, the error contract
 /// and one access-log line per request.

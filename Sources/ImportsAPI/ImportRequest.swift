@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Platform
+import SQLKit
 
 /// What one import job does, as stored in the job payload.
 struct ImportRequest: Sendable {
@@ -72,16 +73,14 @@ struct ImportRequest: Sendable {
         guard !trimmed.isEmpty, trimmed.utf8.count <= 300, !trimmed.contains("\0") else {
             throw APIError.badRequest("destination must be schema.table", code: "invalid_destination")
         }
-        var parts = Grant.splitName(trimmed)
-        if parts.count == 3 { parts.removeFirst() }
-        if parts.count == 1 { parts.insert("public", at: 0) }
-        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else {
+        let name = try QualifiedName.parameter(trimmed, named: "destination", code: "invalid_destination")
+        guard name.schemaOrPublic.utf8.count <= 63, name.table.utf8.count <= 63 else {
             throw APIError.badRequest("destination must be schema.table (each name at most 63 bytes)", code: "invalid_destination")
         }
-        if parts[1].hasPrefix("tessera_import_") {
+        if name.table.hasPrefix("tessera_import_") {
             throw APIError.badRequest("Table names starting with tessera_import_ are reserved", code: "invalid_destination")
         }
-        return (parts[0], parts[1])
+        return (name.schemaOrPublic, name.table)
     }
 
     /// A destination table name from an uploaded file's name: CARTO-style (lower case, `_` for the rest).

@@ -4,6 +4,7 @@ import Jobs
 import Observability
 import Platform
 import Postgres
+import SQLKit
 
 /// The Imports API (contract §10): jobs in the `imports` queue, run by the import-worker.
 ///
@@ -144,7 +145,7 @@ struct ImportRoutes: Sendable {
             guard try db.execute("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]).rowCount == 1 else {
                 throw APIError.badRequest("Schema \(schema) does not exist", code: "schema_not_found")
             }
-            let name = try db.quoteIdentifier(schema) + "." + db.quoteIdentifier(table)
+            let name = QualifiedName(schema: schema, table: table).identifier.text
             if !overwrite, try db.execute("SELECT to_regclass($1) IS NOT NULL", [name]).bool(0, 0) == true {
                 throw APIError.conflict("Table \(schema).\(table) already exists; set overwrite=true to replace it", code: "table_exists")
             }

@@ -2,9 +2,10 @@ import Foundation
 import HTTPKit
 import Observability
 import Postgres
+import SQLKit
 
 /// The warehouse side of one import: staging table, tidy-up, the atomic swap and the idempotency
-/// marker. Identifiers always go through libpq's quoting; values are bound.
+/// marker. Statements are SQL values: identifiers quoted by `Identifier`, values bound.
 struct Warehouse {
     let pool: PGPool
     let schema: String
@@ -17,8 +18,9 @@ struct Warehouse {
         var warnings: [String] = []
     }
 
-    func qualified(_ db: PGConnection, _ table: String) throws -> String {
-        try db.quoteIdentifier(schema) + "." + db.quoteIdentifier(table)
+    /// `"schema"."table"` in the import's schema.
+    func qualified(_ table: String) -> SQL {
+        QualifiedName(schema: schema, table: table).identifier
     }
 
     /// Creates the marker table when missing. False when the role may not (imports then work without
@@ -60,7 +62,7 @@ struct Warehouse {
             try db.execute("BEGIN")
             do {
                 try db.execute("SET LOCAL lock_timeout = '20s'")
-                try db.execute("DROP TABLE IF EXISTS \(try qualified(db, staging))")
+                try db.execute("DROP TABLE IF EXISTS \(qualified(staging))" as SQL)
                 try db.execute("COMMIT")
             } catch {
                 if db.isHealthy { _ = try? db.execute("ROLLBACK") }
@@ -78,7 +80,7 @@ struct Warehouse {
 
     func exists(_ table: String) throws -> Bool {
         try pool.withConnection { db in
-            try db.execute("SELECT to_regclass($1) IS NOT NULL", [try qualified(db, table)]).bool(0, 0) ?? false
+            try db.execute("SELECT to_regclass(\(qualified(table).text)) IS NOT NULL" as SQL).bool(0, 0) ?? false
         }
     }
 
@@ -86,8 +88,8 @@ struct Warehouse {
     /// `cartodb_id` sequence moved past the loaded ids, statistics gathered; returns counts and warnings.
     func finishStaging(geometryName: String, deadline: Date) throws -> Stats {
         try pool.withConnection { db in
-            let table = try qualified(db, staging)
-            guard try db.execute("SELECT to_regclass($1) IS NOT NULL", [table]).bool(0, 0) == true else {
+            let table = qualified(staging)
+            guard try db.execute("SELECT to_regclass(\(table.text)) IS NOT NULL" as SQL).bool(0, 0) == true else {
                 throw ImportFailure("The file contains no rows")
             }
             var stats = Stats()
@@ -97,8 +99,8 @@ struct Warehouse {
                 try db.execute("SELECT set_config('statement_timeout', $1, true)", [String(remaining)])
                 let columns = try db.execute("""
                     SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
-                    WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum
-                    """, [table])
+                    WHERE attrelid = \(table.text)::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum
+                    """ as SQL)
                 var taken: Set<String> = ["cartodb_id", "geom"]
                 var geometry: String?
                 for i in 0..<columns.rowCount {
@@ -107,7 +109,7 @@ struct Warehouse {
                     if name == geometryName && type.hasPrefix("geometry") {
                         geometry = type
                         if name != "geom" {
-                            try db.execute("ALTER TABLE \(table) RENAME COLUMN \(try db.quoteIdentifier(name)) TO geom")
+                            try db.execute("ALTER TABLE \(table) RENAME COLUMN \(try Identifier(name)) TO geom" as SQL)
                         }
                         continue
                     }
@@ -119,11 +121,11 @@ struct Warehouse {
                     }
                     taken.insert(new)
                     if new != name {
-                        try db.execute("ALTER TABLE \(table) RENAME COLUMN \(try db.quoteIdentifier(name)) TO \(try db.quoteIdentifier(new))")
+                        try db.execute("ALTER TABLE \(table) RENAME COLUMN \(try Identifier(name)) TO \(try Identifier(new))" as SQL)
                     }
                 }
                 if geometry != nil {
-                    let r = try db.execute("SELECT count(*), count(*) FILTER (WHERE geom IS NULL) FROM \(table)")
+                    let r = try db.execute("SELECT count(*), count(*) FILTER (WHERE geom IS NULL) FROM \(table)" as SQL)
                     stats.rows = r.int(0, 0) ?? 0
                     let empty = r.int(0, 1) ?? 0
                     if empty > 0 { stats.warnings.append("\(empty) of \(stats.rows) rows have no geometry") }
@@ -132,14 +134,14 @@ struct Warehouse {
                         t.split(separator: "(").dropFirst().first?.split(separator: ",").first.map(String.init) ?? t
                     }
                 } else {
-                    stats.rows = try db.execute("SELECT count(*) FROM \(table)").int(0, 0) ?? 0
+                    stats.rows = try db.execute("SELECT count(*) FROM \(table)" as SQL).int(0, 0) ?? 0
                     stats.warnings.append("No geometry column was found; the data was imported as a table without geometry")
                 }
                 guard stats.rows > 0 else { throw ImportFailure("The file contains no rows") }
                 _ = try db.execute("""
-                    SELECT setval(pg_get_serial_sequence($1, 'cartodb_id'), greatest(max(cartodb_id), 1), max(cartodb_id) IS NOT NULL)
+                    SELECT setval(pg_get_serial_sequence(\(table.text), 'cartodb_id'), greatest(max(cartodb_id), 1), max(cartodb_id) IS NOT NULL)
                     FROM \(table)
-                    """, [table])
+                    """ as SQL)
                 try db.execute("COMMIT")
             } catch {
                 if db.isHealthy { _ = try? db.execute("ROLLBACK") }
@@ -151,7 +153,7 @@ struct Warehouse {
                     try db.execute("BEGIN")
                     try db.execute("SET LOCAL statement_timeout = '60s'")
                     try db.execute("SET LOCAL client_min_messages = 'error'")
-                    let invalid = try db.execute("SELECT count(*) FROM \(table) WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)").int(0, 0) ?? 0
+                    let invalid = try db.execute("SELECT count(*) FROM \(table) WHERE geom IS NOT NULL AND NOT ST_IsValid(geom)" as SQL).int(0, 0) ?? 0
                     try db.execute("COMMIT")
                     if invalid > 0 { stats.warnings.append("\(invalid) geometries are invalid (ST_IsValid is false); they were kept as they are") }
                 } catch {
@@ -159,7 +161,7 @@ struct Warehouse {
                     stats.warnings.append("Geometry validity was not checked (the check took too long)")
                 }
             }
-            try db.execute("ANALYZE \(table)")
+            try db.execute("ANALYZE \(table)" as SQL)
             return stats
         }
     }
@@ -168,24 +170,24 @@ struct Warehouse {
     /// off), rename the staging table and its index/sequence names, insert the marker.
     func swap(into target: String, overwrite: Bool, result: JSON) throws {
         try pool.withConnection { db in
-            let staged = try qualified(db, staging), destination = try qualified(db, target)
+            let staged = qualified(staging), destination = qualified(target)
             try db.execute("BEGIN")
             do {
                 try db.execute("SET LOCAL lock_timeout = '30s'")
-                guard try db.execute("SELECT to_regclass($1) IS NOT NULL", [staged]).bool(0, 0) == true else {
+                guard try db.execute("SELECT to_regclass(\(staged.text)) IS NOT NULL" as SQL).bool(0, 0) == true else {
                     throw ImportFailure("The staging table disappeared before the swap", permanent: false)
                 }
-                if try db.execute("SELECT to_regclass($1) IS NOT NULL", [destination]).bool(0, 0) == true {
+                if try db.execute("SELECT to_regclass(\(destination.text)) IS NOT NULL" as SQL).bool(0, 0) == true {
                     guard overwrite else {
                         throw ImportFailure("Table \(schema).\(target) already exists; set overwrite=true to replace it")
                     }
                     do {
-                        try db.execute("DROP TABLE \(destination)")
+                        try db.execute("DROP TABLE \(destination)" as SQL)
                     } catch let e as PGError where e.sqlstate == "2BP01" || e.sqlstate == "42809" {
                         throw ImportFailure("Table \(schema).\(target) cannot be replaced: \(e.message)")
                     }
                 }
-                try db.execute("ALTER TABLE \(staged) RENAME TO \(try db.quoteIdentifier(target))")
+                try db.execute("ALTER TABLE \(staged) RENAME TO \(try Identifier(target))" as SQL)
                 // Indexes and the id sequence keep their staging names unless a tidy name is free.
                 let owned = try db.execute("""
                     SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -198,8 +200,10 @@ struct Warehouse {
                     let free = try db.execute("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
                                               [schema, tidy]).rowCount == 0
                     guard free else { continue }
-                    let object = try qualified(db, name)
-                    try db.execute("ALTER \(kind == "S" ? "SEQUENCE" : "INDEX") \(object) RENAME TO \(try db.quoteIdentifier(tidy))")
+                    let object = qualified(name)
+                    let rename: SQL = kind == "S" ? "ALTER SEQUENCE \(object) RENAME TO \(try Identifier(tidy))"
+                        : "ALTER INDEX \(object) RENAME TO \(try Identifier(tidy))"
+                    try db.execute(rename)
                 }
                 if try db.execute("SELECT to_regclass($1) IS NOT NULL", [ImportRunner.markers]).bool(0, 0) == true {
                     try db.execute("INSERT INTO \(ImportRunner.markers) (job_id, destination, result) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING",

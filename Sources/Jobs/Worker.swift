@@ -2,6 +2,7 @@ import Foundation
 import HTTPKit
 import Observability
 import Postgres
+import SQLKit
 
 /// What a job handler gets besides the job: progress reporting and cancellation.
 public final class JobContext: @unchecked Sendable {
@@ -225,7 +226,7 @@ public final class Worker: @unchecked Sendable {
         while !isStopping {
             do {
                 let connection = try PGConnection(conninfo)
-                try connection.execute("LISTEN \(try connection.quoteIdentifier(JobQueue.channel(options.queue)))")
+                try connection.execute("LISTEN \(try Identifier.quote(JobQueue.channel(options.queue)))")
                 backoff = 0.1
                 notify()
                 var lastPing = Date()

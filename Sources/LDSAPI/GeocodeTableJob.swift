@@ -4,6 +4,7 @@ import Jobs
 import Observability
 import Platform
 import Postgres
+import SQLKit
 
 /// What to geocode: `{connection, table, addressColumn | addressColumns[], countryColumn? | country?, geomColumn?}`.
 /// Several address columns are joined with ", " in the given order ("street, city").
@@ -24,7 +25,7 @@ struct GeocodeTableSpec: Sendable {
         }
         connection = try required("connection")
         table = try required("table")
-        guard (1...3).contains(Grant.splitName(table).count) else { throw APIError.badRequest("table must be [schema.]table", code: "invalid_parameter") }
+        _ = try Self.tableName(table)
         if let list = try p.json("addressColumns") {
             guard let items = list.arrayValue?.compactMap(\.stringValue), !items.isEmpty, items.count == list.arrayValue?.count else {
                 throw APIError.badRequest("addressColumns must be a non-empty array of column names", code: "invalid_parameter")
@@ -36,6 +37,11 @@ struct GeocodeTableSpec: Sendable {
         countryColumn = p.string("countryColumn")
         country = try GeocodingRoutes.country(p.string("country"))
         geomColumn = p.string("geomColumn") ?? "geom"
+    }
+
+    /// `[database.][schema.]table`, parsed by the one qualified-name parser.
+    static func tableName(_ text: String) throws -> QualifiedName {
+        try QualifiedName.parameter(text, named: "table")
     }
 
     init(json: JSON) throws {
@@ -81,13 +87,14 @@ public struct GeocodeTableRunner: Sendable {
         }
         return try services.warehouses.privilegedPool(for: record).withConnection { db -> JSON in
             defer { if db.isHealthy && !db.isIdle { _ = try? db.execute("ROLLBACK") } }
-            let sql = try GeocodeTableSQL(db, spec)
-            try db.executeScript(sql.prepare)
+            let sql = try GeocodeTableSQL(spec)
+            try sql.checkExists(db, spec)
+            for statement in sql.prepare { try db.execute(statement) }
             var processed = 0, geocoded = 0
             let total = try db.execute(sql.remaining).int(0, 0) ?? 0
             while !context.isCancelled {
                 try db.execute("BEGIN")
-                let rows = try db.execute(sql.claim, [String(batchSize)] + sql.claimParameters)
+                let rows = try db.execute(sql.claim.text, sql.claim.parameters(filling: ["limit": String(batchSize)])!)
                 if rows.rowCount == 0 { try db.execute("COMMIT"); break }
                 let queries = (0..<rows.rowCount).map { GeocodeQuery(address: rows.string($0, 1) ?? "", country: rows.string($0, 2), limit: 1) }
                 let usable = queries.enumerated().filter { !$0.element.address.trimmingCharacters(in: .whitespaces).isEmpty }
@@ -108,7 +115,7 @@ public struct GeocodeTableRunner: Sendable {
                 let updates = JSON.array((0..<rows.rowCount).map { i in
                     ["ctid": .optional(rows.string(i, 0)), "lon": points[i]["lon"] ?? .null, "lat": points[i]["lat"] ?? .null]
                 })
-                try db.execute(sql.update, [updates.text])
+                try db.execute(sql.update.text, sql.update.parameters(filling: ["updates": updates.text])!)
                 try db.execute("COMMIT")
                 processed += rows.rowCount
                 geocoded += points.filter { !$0.isNull }.count
@@ -123,52 +130,55 @@ public struct GeocodeTableRunner: Sendable {
     }
 }
 
-/// The job's SQL, with every identifier quoted by the connection (libpq) and every value bound.
+/// The job's SQL: a pure function of the spec (identifiers quoted by `Identifier`, values bound).
 struct GeocodeTableSQL {
-    let prepare: String
-    let remaining: String
-    let claim: String
-    let claimParameters: [String?]
-    let update: String
-    let totals: String
+    let table: QualifiedName
+    /// Adds the geometry and marker columns (each statement on its own).
+    let prepare: [SQL]
+    let remaining: SQL
+    /// One batch of pending rows; the batch size is the slot `limit`.
+    let claim: SQL
+    /// Writes a batch; the slot `updates` is the JSON array of `{ctid, lon, lat}`.
+    let update: SQL
+    let totals: SQL
 
-    init(_ db: PGConnection, _ spec: GeocodeTableSpec) throws {
-        var parts = Grant.splitName(spec.table)
-        if parts.count == 3 { parts.removeFirst() }
-        let schema = parts.count == 2 ? parts[0] : "public"
-        let name = parts.last!
-        let exists = try db.execute("SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL", [schema, name])
-        guard exists.bool(0, 0) == true else { throw PermanentJobError("Table not found: \(spec.table)") }
-        let columns = Set(try { () throws -> [String] in
-            let r = try db.execute("SELECT attname FROM pg_attribute WHERE attrelid = format('%I.%I', $1::text, $2::text)::regclass AND attnum > 0 AND NOT attisdropped",
-                                   [schema, name])
-            return (0..<r.rowCount).compactMap { r.string($0, 0) }
-        }())
-        for c in spec.addressColumns + [spec.countryColumn].compactMap({ $0 }) where !columns.contains(c) {
-            throw PermanentJobError("Column not found: \(c)")
+    init(_ spec: GeocodeTableSpec) throws {
+        table = try GeocodeTableSpec.tableName(spec.table)
+        let t = table.qualifiedIdentifier
+        let geom = try Identifier(spec.geomColumn)
+        let marker = try Identifier(GeocodeTableRunner.marker)
+        let address: SQL = "concat_ws(', ', \(try spec.addressColumns.map { "\(try Identifier($0))::text" as SQL }, joinedBy: ", "))"
+        let country: SQL
+        if let c = spec.countryColumn { country = "NULLIF(upper(btrim(\(try Identifier(c))::text)), '')" } else {
+            country = "\(spec.country)::text"
         }
-        let t = try db.quoteIdentifier(schema) + "." + db.quoteIdentifier(name)
-        let geom = try db.quoteIdentifier(spec.geomColumn)
-        let marker = try db.quoteIdentifier(GeocodeTableRunner.marker)
-        let address = "concat_ws(', ', " + (try spec.addressColumns.map { try db.quoteIdentifier($0) + "::text" }).joined(separator: ", ") + ")"
-        let country: String
-        if let c = spec.countryColumn { country = "NULLIF(upper(btrim(\(try db.quoteIdentifier(c))::text)), '')"; claimParameters = [] } else {
-            country = "$2::text"
-            claimParameters = [spec.country]
-        }
-        prepare = """
-            ALTER TABLE \(t) ADD COLUMN IF NOT EXISTS \(geom) geometry(Point, 4326);
-            ALTER TABLE \(t) ADD COLUMN IF NOT EXISTS \(marker) timestamptz;
-            """
-        let pending = "\(geom) IS NULL AND \(marker) IS NULL"
+        prepare = [
+            "ALTER TABLE \(t) ADD COLUMN IF NOT EXISTS \(geom) geometry(Point, 4326)",
+            "ALTER TABLE \(t) ADD COLUMN IF NOT EXISTS \(marker) timestamptz",
+        ]
+        let pending: SQL = "\(geom) IS NULL AND \(marker) IS NULL"
         remaining = "SELECT count(*) FROM \(t) WHERE \(pending)"
-        claim = "SELECT ctid::text, \(address), \(country) FROM \(t) WHERE \(pending) LIMIT $1 FOR UPDATE SKIP LOCKED"
+        claim = "SELECT ctid::text, \(address), \(country) FROM \(t) WHERE \(pending) LIMIT \(SQL.slot("limit")) FOR UPDATE SKIP LOCKED"
         update = """
             UPDATE \(t) AS t SET \(geom) = CASE WHEN v.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(v.lon, v.lat), 4326) END,
                    \(marker) = now()
-            FROM json_to_recordset($1::json) AS v(ctid text, lon float8, lat float8)
+            FROM json_to_recordset(\(SQL.slot("updates"))::json) AS v(ctid text, lon float8, lat float8)
             WHERE t.ctid = v.ctid::tid
             """
         totals = "SELECT count(*) FILTER (WHERE \(marker) IS NOT NULL AND \(geom) IS NOT NULL), count(*) FILTER (WHERE \(marker) IS NOT NULL AND \(geom) IS NULL) FROM \(t)"
+    }
+
+    /// The table and the columns the job reads must exist: a job that cannot succeed fails for good.
+    func checkExists(_ db: PGConnection, _ spec: GeocodeTableSpec) throws {
+        let exists = try db.execute("SELECT to_regclass(format('%I.%I', \(table.schemaOrPublic)::text, \(table.table)::text)) IS NOT NULL" as SQL)
+        guard exists.bool(0, 0) == true else { throw PermanentJobError("Table not found: \(spec.table)") }
+        let r = try db.execute("""
+            SELECT attname FROM pg_attribute
+            WHERE attrelid = format('%I.%I', \(table.schemaOrPublic)::text, \(table.table)::text)::regclass AND attnum > 0 AND NOT attisdropped
+            """ as SQL)
+        let columns = Set((0..<r.rowCount).compactMap { r.string($0, 0) })
+        for c in spec.addressColumns + [spec.countryColumn].compactMap({ $0 }) where !columns.contains(c) {
+            throw PermanentJobError("Column not found: \(c)")
+        }
     }
 }

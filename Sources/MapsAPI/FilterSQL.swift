@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Platform
+import SQLKit
 
 /// CARTO filters (contract §5.3) as a SQL condition with bound values:
 /// `{"col": {"in": {"values": [...]}, "between": {"values": [[a, b]]}, "closed_open": …, "time": …, "stringSearch": …}}`.
@@ -40,40 +41,43 @@ enum FilterSQL {
         return e
     }
 
-    /// The condition for `filters` over columns of `alias`, or nil when there is none.
-    static func condition(_ filters: JSON?, or: Bool, alias: String, schema: SourceSchema, builder b: inout SQLBuilder) throws -> String? {
+    /// The condition for `filters` over columns of `alias`, or nil when there is none. Pure: the schema says
+    /// which columns exist and how to compare them.
+    static func condition(_ filters: JSON?, or: Bool, alias: StaticString = "_src", schema: SourceSchema) throws -> SQL? {
         guard let columns = filters?.objectValue, !columns.isEmpty else { return nil }
-        var clauses: [String] = []
+        let table = SQL(unsafeRaw: "\(alias)")  // the builders' own constant alias (`_src`)
+        var clauses: [SQL] = []
         for column in columns.keys.sorted() {
             guard let kind = schema.kind(of: column) else { throw columnNotFound(column) }
-            let ref = "\(alias).\(try b.quote(column))"
-            var parts: [String] = []
+            let ref: SQL = "\(table).\(try Identifier(column))"
+            var parts: [SQL] = []
             for (op, body) in columns[column]!.objectValue!.sorted(by: { $0.key < $1.key }) where op != "owner" {
                 let values = body["values"]?.arrayValue ?? []
                 switch op {
                 case "in":
-                    parts.append(try inList(ref, kind: kind, values, &b))
+                    parts.append(try inList(ref, kind: kind, values))
                 case "between", "closed_open", "time":
-                    let ranges = try values.map { pair -> String in
+                    let ranges = try values.map { pair -> SQL in
                         let bounds = pair.arrayValue!
-                        var conds: [String] = []
-                        if !bounds[0].isNull { conds.append("\(ref) >= \(try bound(bounds[0], kind: kind, time: op == "time", &b))") }
+                        var conds: [SQL] = []
+                        if !bounds[0].isNull { conds.append("\(ref) >= \(try bound(bounds[0], kind: kind, time: op == "time"))") }
                         if !bounds[1].isNull {
-                            conds.append("\(ref) \(op == "between" ? "<=" : "<") \(try bound(bounds[1], kind: kind, time: op == "time", &b))")
+                            let upper = try bound(bounds[1], kind: kind, time: op == "time")
+                            conds.append(op == "between" ? "\(ref) <= \(upper)" : "\(ref) < \(upper)")
                         }
-                        return conds.isEmpty ? "TRUE" : "(" + conds.joined(separator: " AND ") + ")"
+                        return conds.isEmpty ? "TRUE" : "(\(conds, joinedBy: " AND "))"
                     }
-                    parts.append(ranges.isEmpty ? "FALSE" : "(" + ranges.joined(separator: " OR ") + ")")
+                    parts.append(ranges.isEmpty ? "FALSE" : "(\(ranges, joinedBy: " OR "))")
                 case "stringSearch":
-                    parts.append(try stringSearch(ref, values, params: body["params"]?.objectValue ?? [:], &b))
+                    parts.append(stringSearch(ref, values, params: body["params"]?.objectValue ?? [:]))
                 default:
                     break
                 }
             }
-            if !parts.isEmpty { clauses.append(parts.joined(separator: " AND ")) }
+            if !parts.isEmpty { clauses.append(SQL.join(parts, separator: " AND ")) }
         }
         guard !clauses.isEmpty else { return nil }
-        return "(" + clauses.map { "(\($0))" }.joined(separator: or ? " OR " : " AND ") + ")"
+        return "(\(clauses.map { "(\($0))" as SQL }, joinedBy: or ? " OR " : " AND "))"
     }
 
     static func text(_ v: JSON) -> String? {
@@ -85,49 +89,49 @@ enum FilterSQL {
         }
     }
 
-    static func inList(_ ref: String, kind: ColumnKind, _ values: [JSON], _ b: inout SQLBuilder) throws -> String {
+    static func inList(_ ref: SQL, kind: ColumnKind, _ values: [JSON]) throws -> SQL {
         let texts = values.compactMap(text)
         let hasNull = values.contains { $0.isNull }
-        var cond: String
+        var cond: SQL
         switch kind {
         case .number:
             guard texts.allSatisfy({ Double($0) != nil }) else { throw invalid("in filter values must be numbers for this column") }
-            cond = "\(ref) = ANY(\(b.bind(arrayLiteral(texts)))::float8[])"
+            cond = "\(ref) = ANY(\(arrayLiteral(texts))::float8[])"
         case .boolean:
-            cond = "\(ref) = ANY(\(b.bind(arrayLiteral(texts)))::bool[])"
+            cond = "\(ref) = ANY(\(arrayLiteral(texts))::bool[])"
         default:
-            cond = "\(ref)::text = ANY(\(b.bind(arrayLiteral(texts)))::text[])"
+            cond = "\(ref)::text = ANY(\(arrayLiteral(texts))::text[])"
         }
         if hasNull { cond = "(\(cond) OR \(ref) IS NULL)" }
         return cond
     }
 
-    static func bound(_ v: JSON, kind: ColumnKind, time: Bool, _ b: inout SQLBuilder) throws -> String {
+    static func bound(_ v: JSON, kind: ColumnKind, time: Bool) throws -> SQL {
         if kind == .timestamp || kind == .date || time {
-            if let n = v.doubleValue { return "to_timestamp(\(b.bind(n))::float8 / 1000)" }  // epoch milliseconds
+            if let n = v.doubleValue { return "to_timestamp(\(n)::float8 / 1000)" }  // epoch milliseconds
             guard let s = v.stringValue else { throw invalid("time bounds must be epoch milliseconds or ISO dates") }
-            return "\(b.bind(s))::timestamptz"
+            return "\(s)::timestamptz"
         }
         if kind == .number {
             guard let t = text(v), Double(t) != nil else { throw invalid("range bounds must be numbers for this column") }
-            return "\(b.bind(t))::float8"
+            return "\(t)::float8"
         }
-        return "\(b.bind(text(v)))::text"
+        return "\(text(v))::text"
     }
 
-    static func stringSearch(_ ref: String, _ values: [JSON], params: [String: JSON], _ b: inout SQLBuilder) throws -> String {
+    static func stringSearch(_ ref: SQL, _ values: [JSON], params: [String: JSON]) -> SQL {
         let regexp = params["useRegExp"]?.boolValue ?? false
         let caseSensitive = params["caseSensitive"]?.boolValue ?? false
         let mustStart = params["mustStart"]?.boolValue ?? false
         let mustEnd = params["mustEnd"]?.boolValue ?? false
-        let conds = values.compactMap(text).map { value -> String in
-            if regexp { return "\(ref)::text \(caseSensitive ? "~" : "~*") \(b.bind(value))" }
+        let conds = values.compactMap(text).map { value -> SQL in
+            if regexp { return caseSensitive ? "\(ref)::text ~ \(value)" : "\(ref)::text ~* \(value)" }
             let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
                 .replacingOccurrences(of: "_", with: "\\_")
             let pattern = (mustStart ? "" : "%") + escaped + (mustEnd ? "" : "%")
-            return "\(ref)::text \(caseSensitive ? "LIKE" : "ILIKE") \(b.bind(pattern))"
+            return caseSensitive ? "\(ref)::text LIKE \(pattern)" : "\(ref)::text ILIKE \(pattern)"
         }
-        return conds.isEmpty ? "TRUE" : "(" + conds.joined(separator: " OR ") + ")"
+        return conds.isEmpty ? "TRUE" : "(\(conds, joinedBy: " OR "))"
     }
 
     /// A PostgreSQL array literal with every element double-quoted and escaped.

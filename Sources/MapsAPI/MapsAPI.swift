@@ -39,8 +39,8 @@ final class MapsService: Sendable {
         sources = SourceStore(pool: services.metadata)
     }
 
-    func tileSQL(_ record: SourceRecord, _ db: PGConnection, _ mode: TileSQL.Mode) throws -> TileSQL {
-        try tileStatements.value("\(record.id):\(mode)") { try TileSQL.make(record, connection: db, mode: mode) }!
+    func tileSQL(_ record: SourceRecord, _ mode: TileSQL.Mode) throws -> TileSQL {
+        try tileStatements.value("\(record.id):\(mode)") { try TileSQL.make(record, mode: mode) }!
     }
 
     var statementTimeoutMs: Int { services.warehouses.statementTimeoutMs }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Postgres
+import SQLKit
 
 /// Quadbin cells (CARTO's 64-bit spatial index on Web Mercator tiles) on the Swift side: parsing the
 /// `{i}` of tile URLs. The warehouse side is `warehouse/001_quadbin.sql`.
@@ -34,27 +35,32 @@ enum Quadbin {
     }
 
     /// The statement for one quadbin tile: cells at `z + aggregationResLevel` (at most the data's
-    /// resolution) aggregated with `aggregationExp`, as a JSON array of `{id, properties}`.
-    static func tileSQL(_ record: SourceRecord, connection: PGConnection) throws -> (text: String, parameters: [String?]) {
+    /// resolution) aggregated with `aggregationExp`, as a JSON array of `{id, properties}`. z, x, y, the
+    /// resolution and the data's resolution are slots (`parameters(z:…)`), so the text is prepared once.
+    static func tileSQL(_ record: SourceRecord) throws -> SQL {
         let d = record.definition
-        var b = SQLBuilder(connection: connection, parameters: d.queryParameters)
-        let from = try SourceSQL.from(d, b)
-        let column = "_src.\(try b.quote(d.spatialColumn))::bigint"
-        var conditions = ["\(column) BETWEEN r.lo AND r.hi"]
-        if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: record.schema, builder: &b) {
+        let from = try SourceSQL.from(d)
+        let column: SQL = "_src.\(try Identifier(d.spatialColumn))::bigint"
+        var conditions: [SQL] = ["\(column) BETWEEN r.lo AND r.hi"]
+        if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) {
             conditions.append(filter)
         }
-        let n = b.parameters.count
-        let (z, x, y, res, dataRes) = ("$\(n + 1)::int", "$\(n + 2)::bigint", "$\(n + 3)::bigint", "$\(n + 4)::int", "$\(n + 5)::int")
-        let text = """
+        // aggregationExp is client SQL: users may send any; SourceAccess only lets scoped tokens send simple aggregates.
+        let aggregation = SQL(unsafeRaw: d.aggregationExp ?? "count(*) AS count")
+        return """
             SELECT coalesce(json_agg(json_build_object('id', lpad(to_hex(t.__cell), 16, '0'), 'properties', to_jsonb(t) - '__cell')), '[]')::text
             FROM (
-              SELECT carto.quadbin_toparent(\(column), \(res)) AS __cell, \(d.aggregationExp ?? "count(*) AS count")
-              FROM \(from) AS _src, carto.__quadbin_children_range(carto.quadbin_fromzxy(\(z), \(x), \(y)), \(dataRes)) AS r
-              WHERE \(conditions.joined(separator: " AND "))
+              SELECT carto.quadbin_toparent(\(column), \(SQL.slot("resolution"))::int) AS __cell, \(aggregation)
+              FROM \(from) AS _src, carto.__quadbin_children_range(carto.quadbin_fromzxy(\(SQL.slot("z"))::int, \(SQL.slot("x"))::bigint, \(SQL.slot("y"))::bigint), \(SQL.slot("dataResolution"))::int) AS r
+              WHERE \(conditions, joinedBy: " AND ")
               GROUP BY 1
             ) t
             """
-        return (text, b.parameters)
+    }
+
+    /// The bound values of `tileSQL` for one tile.
+    static func parameters(_ sql: SQL, z: Int, x: Int, y: Int, resolution: Int, dataResolution: Int) -> [String?] {
+        sql.parameters(filling: ["z": String(z), "x": String(x), "y": String(y), "resolution": String(resolution),
+                                 "dataResolution": String(dataResolution)])!
     }
 }

@@ -17,10 +17,8 @@ enum SourceAccess {
             case .query:
                 allowed = grants.contains { $0.allowsQuery(d.sql ?? "") }
             case .table, .tileset:
-                var parts = Grant.splitName(d.name ?? "")
-                if parts.count == 3 { parts.removeFirst() }
-                let (schema, table) = parts.count == 2 ? (parts[0], parts[1]) : ("public", parts.last ?? "")
-                allowed = grants.contains { $0.allowsTable(schema: schema, table: table) }
+                let name = try SourceSQL.table(d)
+                allowed = grants.contains { $0.allowsTable(schema: name.schemaOrPublic, table: name.table) }
             }
             guard allowed else { throw denied(d) }
             // Raw SQL fragments from the client are only accepted from scoped tokens in a strict form.

@@ -3,6 +3,7 @@ import Foundation
 import HTTPKit
 import Platform
 import Postgres
+import SQLKit
 
 /// What the handshake learns about a source from the warehouse: its schema, geometry, size and data version.
 struct SourceInspector {
@@ -10,9 +11,8 @@ struct SourceInspector {
     let watch: PGConnection.Watch
 
     func inspect(_ d: SourceDefinition, id: String) throws -> SourceRecord {
-        let builder = SQLBuilder(connection: connection, parameters: d.queryParameters)
-        let from = try SourceSQL.from(d, builder)
-        var schema = try SourceSchema.describe(from: from, parameters: d.queryParameters, connection: connection, watch: watch)
+        let from = try SourceSQL.from(d)
+        var schema = try SourceSchema.describe(from: from, connection: connection, watch: watch)
         guard let kind = schema.kind(of: d.spatialColumn) else { throw FilterSQL.columnNotFound(d.spatialColumn) }
         var geometryType: String?
         var dataResolution: Int?
@@ -22,28 +22,27 @@ struct SourceInspector {
                 throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) must hold quadbin cell ids (bigint)", code: "invalid_parameter")
             }
             try Quadbin.requireFunctions(connection, watch: watch)
-            let q = try builder.quote(d.spatialColumn)
+            let q = try Identifier(d.spatialColumn)
             let r = try connection.execute("""
                 SELECT carto.quadbin_resolution(_src.\(q)::bigint) FROM \(from) AS _src WHERE _src.\(q) IS NOT NULL LIMIT 1
-                """, d.queryParameters, watch: watch)
+                """ as SQL, watch: watch)
             dataResolution = r.int(0, 0) ?? 0
         } else if d.spatialType == .geo {
             guard kind == .geometry else {
                 throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) is not a geometry column", code: "invalid_parameter")
             }
-            let g = try builder.quote(d.spatialColumn)
+            let g = try Identifier(d.spatialColumn)
             // geography columns work through ::geometry (always SRID 4326).
             let r = try connection.execute("""
                 SELECT ST_SRID(_src.\(g)::geometry), GeometryType(_src.\(g)::geometry) FROM \(from) AS _src
                 WHERE _src.\(g) IS NOT NULL LIMIT 1
-                """, d.queryParameters, watch: watch)
+                """ as SQL, watch: watch)
             schema.srid = r.rowCount == 1 ? (r.int(0, 0).map { $0 == 0 ? 4326 : $0 } ?? 4326) : 4326
             geometryType = r.rowCount == 1 ? r.string(0, 1) : nil
             extent = try mercatorExtent(d, from: from, column: g, srid: schema.srid)
         }
         _ = try schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
-        var b = builder
-        _ = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: schema, builder: &b)
+        _ = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: schema)
         return SourceRecord(id: id, definition: d, schema: schema, geometryType: geometryType, dataResolution: dataResolution,
                             extent: extent)
     }
@@ -52,18 +51,15 @@ struct SourceInspector {
     /// are clipped to it before they are transformed into the source's SRID (a tile far from a UTM zone
     /// cannot be transformed into it). Tables use the planner's estimate; queries (or tables without
     /// statistics) are measured.
-    func mercatorExtent(_ d: SourceDefinition, from: String, column g: String, srid: Int) throws -> [Double]? {
+    func mercatorExtent(_ d: SourceDefinition, from: SQL, column g: Identifier, srid: Int) throws -> [Double]? {
         var box: String?
-        if d.kind == .table, let name = d.name {
-            var parts = Grant.splitName(name)
-            if parts.count == 3 { parts.removeFirst() }
-            let (schema, table) = parts.count == 2 ? (parts[0], parts[1]) : ("public", parts[0])
-            let column = String(d.spatialColumn)
-            box = try? connection.execute("SELECT ST_EstimatedExtent($1, $2, $3)::text", [schema, table, column], watch: watch).string(0, 0)
+        if d.kind == .table {
+            let name = try SourceSQL.table(d)
+            box = try? connection.execute("SELECT ST_EstimatedExtent(\(name.schemaOrPublic), \(name.table), \(d.spatialColumn))::text" as SQL,
+                                          watch: watch).string(0, 0)
         }
         if box == nil {
-            box = try connection.execute("SELECT ST_Extent(_src.\(g)::geometry)::text FROM \(from) AS _src",
-                                         d.queryParameters, watch: watch).string(0, 0)
+            box = try connection.execute("SELECT ST_Extent(_src.\(g)::geometry)::text FROM \(from) AS _src" as SQL, watch: watch).string(0, 0)
         }
         guard let native = TileJSONBuilder.parseBox(box, clamp: false) else { return nil }
         // Latitudes beyond Web Mercator's range cannot be transformed; clamp geographic boxes first.
@@ -83,10 +79,10 @@ struct SourceInspector {
     /// Row count: the catalogue estimate for tables (exact when small), the planner's for queries.
     func rowCount(_ d: SourceDefinition, plan: QueryPlan) throws -> Int {
         if d.kind != .query {
-            let name = try SQLBuilder(connection: connection).quoteQualified(d.name ?? "")
-            let r = try connection.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)", [name], watch: watch)
+            let name = try SourceSQL.table(d).identifier
+            let r = try connection.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(\(name.text))" as SQL, watch: watch)
             if let n = r.int(0, 0), n >= 10_000 { return n }
-            return try connection.execute("SELECT count(*) FROM \(name)", watch: watch).int(0, 0) ?? 0
+            return try connection.execute("SELECT count(*) FROM \(name)" as SQL, watch: watch).int(0, 0) ?? 0
         }
         return plan.estimatedRows
     }
@@ -106,7 +102,8 @@ struct SourceInspector {
     }
 
     func plan(_ d: SourceDefinition) throws -> QueryPlan {
-        let from = try SourceSQL.from(d, SQLBuilder(connection: connection))
-        return try QueryPlan.explain("SELECT * FROM \(from) AS _src", d.queryParameters, connection: connection, watch: watch)
+        let from = try SourceSQL.from(d)
+        let sql: SQL = "SELECT * FROM \(from) AS _src"
+        return try QueryPlan.explain(sql.text, sql.parameters, connection: connection, watch: watch)
     }
 }

@@ -1,6 +1,7 @@
 import HTTPKit
 import Platform
 import Postgres
+import SQLKit
 
 /// The columns of a source as PostgreSQL describes them, plus what tiles need to know about its geometry.
 struct SourceSchema: Sendable {
@@ -14,12 +15,12 @@ struct SourceSchema: Sendable {
     var json: JSON { .array(columns.map { ["name": .string($0.name), "type": .string($0.kind.schemaType)] }) }
 
     /// Describes `SELECT * FROM <from>` without reading rows.
-    static func describe(from: String, parameters: [String?], connection: PGConnection, watch: PGConnection.Watch) throws -> SourceSchema {
+    static func describe(from: SQL, connection: PGConnection, watch: PGConnection.Watch) throws -> SourceSchema {
         let oids = try connection.geometryOids()
-        let sql = "SELECT * FROM \(from) AS _src LIMIT 0"
+        let sql: SQL = "SELECT * FROM \(from) AS _src LIMIT 0"
         // Every query source passes here (handshake, stats, models) before it runs anywhere.
-        if from.hasPrefix("(") { try ReadOnlyGuard.check(sql, parameters, connection: connection, watch: watch) }
-        let r = try connection.execute(sql, parameters, watch: watch)
+        if from.text.hasPrefix("(") { try ReadOnlyGuard.check(sql.text, sql.parameters, connection: connection, watch: watch) }
+        let r = try connection.execute(sql, watch: watch)
         return SourceSchema(columns: (0..<r.columnCount).map { (r.columnName($0), ColumnKind.of(oid: r.columnType($0), geometryOids: oids)) })
     }
 
@@ -33,17 +34,23 @@ struct SourceSchema: Sendable {
     }
 }
 
-/// The FROM item of a source: a quoted table name or the query in parentheses.
+/// The FROM item of a source: a quoted table name or the query in parentheses with its own parameters.
 enum SourceSQL {
-    static func from(_ d: SourceDefinition, _ b: SQLBuilder) throws -> String {
+    static func from(_ d: SourceDefinition) throws -> SQL {
         switch d.kind {
-        case .table, .tileset: return try b.quoteQualified(d.name ?? "")
+        case .table, .tileset: return try table(d).identifier
         case .query:
             // A trailing semicolon ends a statement, but the query becomes a subquery here.
             var sql = Substring(d.sql ?? "")
-            while let last = sql.last, last == ";" || last.isWhitespace { sql = sql.dropLast() }
-            // Newlines keep a trailing `--` comment from swallowing the closing parenthesis.
-            return "(\n\(sql)\n)"
+            while let last = sql.unicodeScalars.last, last == ";" || last.properties.isWhitespace { sql = sql.dropLast() }
+            // Newlines keep a trailing `--` comment from swallowing the closing parenthesis. The query is
+            // the caller's own SQL, authorised as a whole by SourceAccess before it gets here.
+            return SQL(unsafeRaw: "(\n\(sql)\n)", parameters: d.queryParameters)
         }
+    }
+
+    /// The table of a table or tileset source.
+    static func table(_ d: SourceDefinition) throws -> QualifiedName {
+        try QualifiedName.parameter(d.name ?? "", named: d.kind == .tileset ? "tileset name" : "table name", code: "invalid_source")
     }
 }

@@ -8,8 +8,7 @@ import Postgres
 /// booleans their top categories, timestamps min/max; the spatial column gets the extent.
 struct StatsRoute: Sendable {
     let maps: MapsService
-    static let maxQuantiles = 20
-    static let maxCategories = 50
+    static var maxQuantiles: Int { StatsSQL.maxQuantiles }
 
     func handle(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try maps.services.auth.authenticate(request, api: "maps")
@@ -36,27 +35,14 @@ struct StatsRoute: Sendable {
         try SourceAccess.authorize(principal, d)
         let body = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
             let watch = maps.watch(request)
-            var b = SQLBuilder(connection: db, parameters: d.queryParameters)
-            let from = try SourceSQL.from(d, b)
-            let schema = try SourceSchema.describe(from: from, parameters: d.queryParameters, connection: db, watch: watch)
-            guard let kind = schema.kind(of: attribute) else { throw FilterSQL.columnNotFound(attribute) }
-            let c = "_src.\(try b.quote(attribute))"
-            let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: schema, builder: &b)
-            let whereClause = filter.map { " WHERE \($0)" } ?? ""
+            let schema = try SourceSchema.describe(from: try SourceSQL.from(d), connection: db, watch: watch)
+            let (kind, sql) = try StatsSQL.statement(d, schema: schema, attribute: attribute)
+            let r = try db.execute(sql, watch: watch)
             switch kind {
             case .geometry:
-                let r = try db.execute("SELECT ST_Extent(ST_Transform(\(c)::geometry, 4326))::text FROM \(from) AS _src\(whereClause)",
-                                       b.parameters, watch: watch)
                 let box = TileJSONBuilder.parseBox(r.string(0, 0))
                 return ["extent": box.map { ["xmin": .number($0[0]), "ymin": .number($0[1]), "xmax": .number($0[2]), "ymax": .number($0[3])] } ?? .null]
             case .number:
-                let fractions = (1...Self.maxQuantiles).flatMap { n in (0...n).map { Double($0) / Double(n) } }
-                let r = try db.execute("""
-                    SELECT min(\(c))::float8, max(\(c))::float8, avg(\(c))::float8, sum(\(c))::float8,
-                           percentile_disc(\(b.bind(FilterSQL.arrayLiteral(fractions.map { String($0) })))::float8[])
-                             WITHIN GROUP (ORDER BY \(c)::float8)::text
-                    FROM \(from) AS _src\(whereClause)
-                    """, b.parameters, watch: watch)
                 let values = Self.parseArray(r.string(0, 4))
                 // quantiles[n] holds the n+1 break values (min … max) splitting the data into n buckets.
                 var quantiles: [JSON] = [[]]
@@ -71,13 +57,8 @@ struct StatsRoute: Sendable {
                         "avg": r.double(0, 2).map(JSON.number) ?? .null, "sum": r.double(0, 3).map(JSON.number) ?? .null,
                         "quantiles": .array(quantiles)]
             case .timestamp, .date:
-                let r = try db.execute("SELECT min(\(c))::text, max(\(c))::text FROM \(from) AS _src\(whereClause)", b.parameters, watch: watch)
                 return ["attribute": .string(attribute), "type": "Timestamp", "min": .optional(r.string(0, 0)), "max": .optional(r.string(0, 1))]
             default:
-                let r = try db.execute("""
-                    SELECT \(c)::text, count(*) FROM \(from) AS _src\(whereClause)
-                    GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT \(Self.maxCategories)
-                    """, b.parameters, watch: watch)
                 let categories = (0..<r.rowCount).map { i -> JSON in
                     ["category": kind == .boolean ? (r.string(i, 0).map { .bool($0 == "true") } ?? .null) : .optional(r.string(i, 0)),
                      "frequency": .int(r.int(i, 1) ?? 0)]

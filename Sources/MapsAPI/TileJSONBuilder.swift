@@ -2,6 +2,7 @@ import Foundation
 import HTTPKit
 import Platform
 import Postgres
+import SQLKit
 
 /// TileJSON 3.0.0 for a dynamic source: tiles template, zooms, bounds, center, vector_layers and tilestats.
 struct TileJSONBuilder {
@@ -11,23 +12,31 @@ struct TileJSONBuilder {
     static let maxzoom = 20
     static let layer = "default"
 
-    func build(_ record: SourceRecord, tiles: String) throws -> JSON {
+    /// The statement behind the TileJSON's bounds and tilestats: row count, extent, and min/max/sum/avg of
+    /// the first 50 numeric properties (returned too, in column order). Pure.
+    static func statsSQL(_ record: SourceRecord) throws -> (sql: SQL, numeric: [String]) {
         let d = record.definition
-        var b = SQLBuilder(connection: connection, parameters: d.queryParameters)
-        let from = try SourceSQL.from(d, b)
-        let g = try b.quote(d.spatialColumn)
+        let from = try SourceSQL.from(d)
+        let g = try Identifier(d.spatialColumn)
         let properties = try record.schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
-        let numeric = properties.filter { record.schema.kind(of: $0) == .number }.prefix(50)
-        var selects = ["count(*)", "ST_Extent(ST_Transform(ST_SetSRID(_src.\(g)::geometry, \(record.schema.srid)), 4326))::text"]
+        let numeric = Array(properties.filter { record.schema.kind(of: $0) == .number }.prefix(50))
+        var selects: [SQL] = ["count(*)", "ST_Extent(ST_Transform(ST_SetSRID(_src.\(g)::geometry, \(literal: record.schema.srid)), 4326))::text"]
         for column in numeric {
-            let c = "_src.\(try b.quote(column))"
+            let c: SQL = "_src.\(try Identifier(column))"
             selects += ["min(\(c))::float8", "max(\(c))::float8", "sum(\(c))::float8", "avg(\(c))::float8"]
         }
-        var sql = "SELECT \(selects.joined(separator: ", ")) FROM \(from) AS _src"
-        if let condition = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: record.schema, builder: &b) {
+        var sql: SQL = "SELECT \(selects, joinedBy: ", ") FROM \(from) AS _src"
+        if let condition = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) {
             sql += " WHERE \(condition)"
         }
-        let r = try connection.execute(sql, b.parameters, watch: watch)
+        return (sql, numeric)
+    }
+
+    func build(_ record: SourceRecord, tiles: String) throws -> JSON {
+        let d = record.definition
+        let properties = try record.schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
+        let (sql, numeric) = try Self.statsSQL(record)
+        let r = try connection.execute(sql, watch: watch)
         let count = r.int(0, 0) ?? 0
         let bounds = Self.parseBox(r.string(0, 1)) ?? [-180, -85.0511, 180, 85.0511]
         var attributes: [JSON] = []

@@ -22,10 +22,10 @@ struct TileRoute: Sendable {
         let headers = Self.cacheHeaders(request, principal, record)
         if z > dataResolution { return .noContent(headers: headers) }
         let resolution = min(z + (record.definition.aggregationResLevel ?? 6), dataResolution)
+        let sql = try Quadbin.tileSQL(record)
+        let parameters = Quadbin.parameters(sql, z: z, x: x, y: y, resolution: resolution, dataResolution: dataResolution)
         let json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> String in
-            let sql = try Quadbin.tileSQL(record, connection: db)
-            let r = try db.execute(sql.text, sql.parameters + [String(z), String(x), String(y), String(resolution), String(dataResolution)],
-                                   watch: maps.watch(request), prepare: true)
+            let r = try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true)
             return r.string(0, 0) ?? "[]"
         }
         if json == "[]" { return .noContent(headers: headers) }
@@ -67,9 +67,9 @@ struct TileRoute: Sendable {
             // A tile that certainly holds many times the cap (a low zoom of a big table) goes straight to the
             // capped subset; every other tile is tried in scan order first, which is all most tiles need.
             let certainlyOver = try record.definition.kind == .table
-                && maps.tileSQL(record, db, .sampled).samplePercent(rows: record.rows, z: z, x: x, y: y, cap: cap) != nil
+                && maps.tileSQL(record, .sampled).samplePercent(rows: record.rows, z: z, x: x, y: y, cap: cap) != nil
             var (bytes, count) = certainlyOver ? try capped(record, db, z, x, y, cap: cap, watch)
-                : try Self.run(try maps.tileSQL(record, db, .fast), db, z, x, y, cap: cap + 1, watch)
+                : try Self.run(try maps.tileSQL(record, .fast), db, z, x, y, cap: cap + 1, watch)
             var attempts = 0
             // Over budget: keep a deterministic subset, shrinking until the bytes fit too.
             while (count > cap || bytes.count > config.tileMaxBytes) && attempts < 4 {
@@ -93,13 +93,13 @@ struct TileRoute: Sendable {
     func capped(_ record: SourceRecord, _ db: PGConnection, _ z: Int, _ x: Int, _ y: Int, cap: Int,
                 _ watch: PGConnection.Watch) throws -> ([UInt8], Int) {
         if record.definition.kind == .table {
-            let sampled = try maps.tileSQL(record, db, .sampled)
+            let sampled = try maps.tileSQL(record, .sampled)
             if let percent = sampled.samplePercent(rows: record.rows, z: z, x: x, y: y, cap: cap) {
                 let (bytes, count) = try Self.run(sampled, db, z, x, y, cap: cap, watch, samplePercent: percent)
                 if count >= cap { return (bytes, count) }  // the sample filled the tile
             }
         }
-        return try Self.run(try maps.tileSQL(record, db, .ordered), db, z, x, y, cap: cap, watch)
+        return try Self.run(try maps.tileSQL(record, .ordered), db, z, x, y, cap: cap, watch)
     }
 
     static func run(_ sql: TileSQL, _ db: PGConnection, _ z: Int, _ x: Int, _ y: Int, cap: Int,

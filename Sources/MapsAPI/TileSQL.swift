@@ -1,6 +1,6 @@
 import HTTPKit
 import Platform
-import Postgres
+import SQLKit
 
 /// The vector-tile statement of a source. Its text is fixed per source and mode (so it is prepared once per
 /// connection) and z/x/y and the feature cap are its last parameters.
@@ -16,27 +16,31 @@ struct TileSQL: Sendable {
         case sampled
     }
     let mode: Mode
-    let text: String
-    /// Parameters before z, x, y and the cap: the query source's own and the filters' values.
-    let parameters: [String?]
+    /// The statement: the query source's own parameters and the filters' values are bound; z, x, y, the cap,
+    /// the search box and the sample percent are slots filled per tile, so the text (and its prepared plan) is
+    /// the same for every tile of the source.
+    let sql: SQL
     let extent: Int
     let buffer: Int
     /// The data's box in EPSG:3857, when known.
     let dataExtent: [Double]?
     let srid: Int
 
-    static func make(_ record: SourceRecord, connection: PGConnection, mode: Mode) throws -> TileSQL {
+    var text: String { sql.text }
+
+    /// Pure: everything it needs about the warehouse (columns, their kinds, the SRID, the data's box) is in
+    /// the record the handshake read.
+    static func make(_ record: SourceRecord, mode: Mode) throws -> TileSQL {
         let d = record.definition
         precondition(mode != .sampled || d.kind == .table, "only tables can be sampled")
-        var b = SQLBuilder(connection: connection, parameters: d.queryParameters)
-        let from = try SourceSQL.from(d, b)
-        let g = "_src.\(try b.quote(d.spatialColumn))"
+        let from = try SourceSQL.from(d)
+        let g: SQL = "_src.\(try Identifier(d.spatialColumn))"
         let srid = record.schema.srid
-        let geom = "ST_SetSRID(\(g)::geometry, \(srid))"
-        let mercator = srid == 3857 ? geom : "ST_Transform(\(geom), 3857)"
-        var props: [String] = []
+        let geom: SQL = "ST_SetSRID(\(g)::geometry, \(literal: srid))"
+        let mercator: SQL = srid == 3857 ? geom : "ST_Transform(\(geom), 3857)"
+        var props: [SQL] = []
         for column in try record.schema.properties(requested: d.columns, spatialColumn: d.spatialColumn) {
-            let q = try b.quote(column)
+            let q = try Identifier(column)
             switch record.schema.kind(of: column) {
             case .number?: props.append("_src.\(q)::float8 AS \(q)")
             case .boolean?: props.append("_src.\(q) AS \(q)")
@@ -47,28 +51,27 @@ struct TileSQL: Sendable {
         props.append("md5(ST_AsBinary(\(g)::geometry)) AS _carto_feature_id")
         let extent = d.extent
         let buffer = max(8, extent / 64)
-        var conditions: [String] = []
-        if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, alias: "_src", schema: record.schema, builder: &b) {
-            conditions.append(filter)
-        }
-        let n = b.parameters.count
-        let (z, x, y, cap) = ("$\(n + 1)::int", "$\(n + 2)::int", "$\(n + 3)::int", "$\(n + 4)::int")
-        let envelope = "ST_TileEnvelope(\(z), \(x), \(y))"
         // The search box (tile + buffer, clipped to the world and the data) comes in Web Mercator as
         // parameters; the index condition stays on the raw column so a GiST index on it is used.
-        let box = "ST_MakeEnvelope($\(n + 5)::float8, $\(n + 6)::float8, $\(n + 7)::float8, $\(n + 8)::float8, 3857)"
-        let sample = mode == .sampled ? " TABLESAMPLE BERNOULLI ($\(n + 9)::float8) REPEATABLE (0)" : ""
-        conditions.insert("\(g) && " + (srid == 3857 ? box : "ST_Transform(\(box), \(srid))"), at: 0)
-        let text = """
-            SELECT ST_AsMVT(t.*, '\(TileJSONBuilder.layer)', \(extent), 'geom'), count(*) FROM (
-              SELECT ST_AsMVTGeom(\(mercator), \(envelope), \(extent), \(buffer), true) AS geom\(props.isEmpty ? "" : ", " + props.joined(separator: ", "))
+        let box: SQL = "ST_MakeEnvelope(\(SQL.slot("xmin"))::float8, \(SQL.slot("ymin"))::float8, \(SQL.slot("xmax"))::float8, \(SQL.slot("ymax"))::float8, 3857)"
+        let searchBox: SQL = srid == 3857 ? box : "ST_Transform(\(box), \(literal: srid))"
+        var conditions: [SQL] = ["\(g) && \(searchBox)"]
+        if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) {
+            conditions.append(filter)
+        }
+        let envelope: SQL = "ST_TileEnvelope(\(SQL.slot("z"))::int, \(SQL.slot("x"))::int, \(SQL.slot("y"))::int)"
+        let sample: SQL = mode == .sampled ? " TABLESAMPLE BERNOULLI (\(SQL.slot("percent"))::float8) REPEATABLE (0)" : ""
+        let order: SQL = mode == .fast ? "" : "ORDER BY md5(ST_AsEWKB(\(geom)))"
+        let sql: SQL = """
+            SELECT ST_AsMVT(t.*, '\(unsafeRaw: TileJSONBuilder.layer)', \(literal: extent), 'geom'), count(*) FROM (
+              SELECT ST_AsMVTGeom(\(mercator), \(envelope), \(literal: extent), \(literal: buffer), true) AS geom, \(props, joinedBy: ", ")
               FROM \(from) AS _src\(sample)
-              WHERE \(conditions.joined(separator: " AND "))
-              \(mode == .fast ? "" : "ORDER BY md5(ST_AsEWKB(\(geom)))")
-              LIMIT \(cap)
+              WHERE \(conditions, joinedBy: " AND ")
+              \(order)
+              LIMIT \(SQL.slot("cap"))::int
             ) t WHERE t.geom IS NOT NULL
             """
-        return TileSQL(mode: mode, text: text, parameters: b.parameters, extent: extent, buffer: buffer, dataExtent: record.extent, srid: srid)
+        return TileSQL(mode: mode, sql: sql, extent: extent, buffer: buffer, dataExtent: record.extent, srid: srid)
     }
 
     static let worldHalf = 20037508.342789244
@@ -89,8 +92,14 @@ struct TileSQL: Sendable {
     /// Bound values for one tile; nil when the tile is certainly empty. `samplePercent` only for `.sampled`.
     func parameters(z: Int, x: Int, y: Int, cap: Int, samplePercent: Double? = nil) -> [String?]? {
         guard let box = searchBox(z: z, x: x, y: y) else { return nil }
-        return parameters + [String(z), String(x), String(y), String(cap)] + box.map { String($0) }
-            + (mode == .sampled ? [String(samplePercent ?? 100)] : [])
+        return sql.parameters(filling: Self.slots(z: z, x: x, y: y, cap: cap, box: box, samplePercent: samplePercent))
+    }
+
+    /// The values of the statement's slots for one tile.
+    static func slots(z: Int, x: Int, y: Int, cap: Int, box: [Double], samplePercent: Double? = nil) -> [String: String?] {
+        ["z": String(z), "x": String(x), "y": String(y), "cap": String(cap),
+         "xmin": String(box[0]), "ymin": String(box[1]), "xmax": String(box[2]), "ymax": String(box[3]),
+         "percent": String(samplePercent ?? 100)]
     }
 
     /// The percentage of a table's rows to sample so that a tile over its budget still gets about `cap` features

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Postgres
+import SQLKit
 
 /// Who is calling. API Access Tokens carry grants; users (session or OAuth) act with their role.
 public struct Principal: Sendable {
@@ -122,39 +123,8 @@ public struct Grant: Sendable, Equatable {
     /// Whether a table (schema, name) is covered: exact `schema.table`, `table` for `public`, or `schema.*`.
     /// A leading database qualifier (`db.schema.table`) is accepted and ignored.
     public func allowsTable(schema: String, table: String) -> Bool {
-        guard !isQuery else { return false }
-        var parts = Grant.splitName(source)
-        if parts.count == 3 { parts.removeFirst() }
-        switch parts.count {
-        case 1: return schema == "public" && parts[0] == table
-        case 2: return parts[0] == schema && (parts[1] == table || parts[1] == "*")
-        default: return false
-        }
-    }
-
-    /// Splits `a.b."c.d"` into [a, b, c.d]; unquoted parts are folded to lower case like PostgreSQL does.
-    public static func splitName(_ name: String) -> [String] {
-        var parts: [String] = []
-        var current = ""
-        var quoted = false, wasQuoted = false
-        var chars = Array(name)[...]
-        while let c = chars.popFirst() {
-            if quoted {
-                if c == "\"" {
-                    if chars.first == "\"" { current.append("\""); chars.removeFirst() } else { quoted = false }
-                } else { current.append(c) }
-            } else if c == "\"" {
-                quoted = true
-                wasQuoted = true
-            } else if c == "." {
-                parts.append(wasQuoted ? current : current.lowercased())
-                current = ""
-                wasQuoted = false
-            } else {
-                current.append(c)
-            }
-        }
-        parts.append(wasQuoted ? current : current.lowercased())
-        return parts
+        guard !isQuery, let granted = try? QualifiedName(parsing: source) else { return false }
+        guard let grantedSchema = granted.schema else { return schema == "public" && granted.table == table }
+        return grantedSchema == schema && (granted.table == table || granted.table == "*")
     }
 }

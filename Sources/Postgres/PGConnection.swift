@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import SQLKit
 
 /// Owns one libpq connection. Every statement uses the extended protocol with bound text parameters,
 /// so one request can never carry several statements and values are never spliced into SQL.
@@ -62,7 +63,8 @@ public final class PGConnection: @unchecked Sendable {
         return poll(&pfd, 1, 0) != 0
     }
 
-    /// Quotes an identifier through libpq (the one identifier-quoting function of the project).
+    /// Quotes an identifier through libpq. The project quotes with SQLKit's `Identifier` (no connection
+    /// needed); this stays as the reference the integration tests compare it with.
     public func quoteIdentifier(_ name: String) throws -> String {
         guard let handle, let p = PQescapeIdentifier(handle, name, name.utf8.count) else {
             throw PGError(sqlstate: "22000", message: "invalid identifier")
@@ -90,6 +92,24 @@ public final class PGConnection: @unchecked Sendable {
     public func stream(_ sql: String, _ parameters: [String?] = [], watch: Watch = .none, prepare: Bool = false,
                        _ onResult: (PGResult) throws -> Bool) throws {
         try run(sql, parameters, watch: watch, singleRow: true, prepare: prepare, binaryResult: false, onResult)
+    }
+
+    /// Runs one SQL value (its text and its bound parameters).
+    @discardableResult
+    public func execute(_ sql: SQL, watch: Watch = .none, prepare: Bool = false, binaryResult: Bool = false) throws -> PGResult {
+        try Self.requireFilled(sql)
+        return try execute(sql.text, sql.parameters, watch: watch, prepare: prepare, binaryResult: binaryResult)
+    }
+
+    /// Streams one SQL value's rows, as `stream(_:_:watch:prepare:_:)`.
+    public func stream(_ sql: SQL, watch: Watch = .none, prepare: Bool = false, _ onResult: (PGResult) throws -> Bool) throws {
+        try Self.requireFilled(sql)
+        try stream(sql.text, sql.parameters, watch: watch, prepare: prepare, onResult)
+    }
+
+    /// A slot's stand-in would reach the server as an empty string (libpq stops at its NUL): refuse it.
+    private static func requireFilled(_ sql: SQL) throws {
+        guard !sql.hasSlots else { throw PGError(sqlstate: "XX000", message: "a statement slot was not given a value") }
     }
 
     /// `binaryResult` asks for binary column values (bytea as raw bytes, e.g. vector tiles).
@@ -225,7 +245,7 @@ public final class PGConnection: @unchecked Sendable {
     }
 
     private func withCStrings<T>(_ values: [String?], _ body: ([UnsafePointer<CChar>?]) throws -> T) throws -> T {
-        var pointers: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } }
+        let pointers: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } }
         defer { for p in pointers { free(p) } }
         return try body(pointers.map { UnsafePointer($0) })
     }

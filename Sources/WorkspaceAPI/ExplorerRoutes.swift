@@ -1,5 +1,6 @@
 import HTTPKit
 import Platform
+import SQLKit
 import Postgres
 
 /// The data explorer's listings of a connection's warehouse: schemas, their tables, and one table's
@@ -42,10 +43,11 @@ struct ExplorerRoutes {
     /// `{fqn}` is `schema.table` (quoted parts keep their case and dots) or a bare table name in `public`.
     func table(_ request: HTTPRequest) throws -> HTTPResponse {
         let fqn = request.pathParameters["fqn"]!
-        let parts = Grant.splitName(fqn)
         let notFound = APIError.notFound("Table not found: \(fqn)", code: "table_not_found")
-        guard (1...2).contains(parts.count), !parts.contains(where: \.isEmpty) else { throw notFound }
-        let (schema, name) = parts.count == 2 ? (parts[0], parts[1]) : ("public", parts[0])
+        // A database part is accepted and ignored, as everywhere else a table is named; a name that does
+        // not parse names no table.
+        guard let parsed = try? QualifiedName(parsing: fqn) else { throw notFound }
+        let (schema, name) = (parsed.schemaOrPublic, parsed.table)
         return try withCatalog(request) { catalog in
             guard let table = try catalog.table(schema: schema, name: name) else { throw notFound }
             return .json(table)

@@ -1,9 +1,10 @@
 import HTTPKit
 import Platform
 import Postgres
+import SQLKit
 
 /// Catalog queries of the data explorer, run on one warehouse connection. Values are bound; the few
-/// identifiers (the table, its geometry column, PostGIS's schema) are quoted by `PGConnection.quoteIdentifier`
+/// identifiers (the table, its geometry column, PostGIS's schema) are quoted by `Identifier` (SQLKit)
 /// in `ident` below (`fqn` in the answers is display text built by the server's quote_ident). Listed are the
 /// relations the connection's role may read, outside PostgreSQL's catalogs, extension-owned objects
 /// (PostGIS's spatial_ref_sys, …) and Tessera's internals.
@@ -28,7 +29,7 @@ struct WarehouseCatalog {
     /// reltuples is -1 until the first ANALYZE; the statistics collector's live-tuple count covers that gap.
     static let estimate = "CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint ELSE s.n_live_tup END"
 
-    func ident(_ name: String) throws -> String { try db.quoteIdentifier(name) }
+    func ident(_ name: String) throws -> String { try Identifier.quote(name) }
 
     func schemas() throws -> [JSON] {
         let r = try db.execute("""

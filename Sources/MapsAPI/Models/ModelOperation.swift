@@ -1,5 +1,6 @@
 import HTTPKit
 import Platform
+import SQLKit
 
 /// The aggregations widgets ask for. `custom` carries client SQL (`operationExp`) and is for users only.
 enum ModelOperation: String, Sendable {
@@ -18,23 +19,23 @@ enum ModelOperation: String, Sendable {
 /// A per-row value: one column, or several combined with a join operation (CARTO's
 /// `operationColumn: [...]` + `joinOperation`). `kind` drives which aggregations make sense.
 struct ValueExpression {
-    let sql: String
+    let sql: SQL
     let kind: ColumnKind
 }
 
-extension ModelContext {
+extension ModelSQL {
     /// A value from one column name or a list combined with `join` (sum by default); lists must be numeric.
     func value(_ columns: [String], join: ModelOperation?, key: String) throws -> ValueExpression {
         guard !columns.isEmpty else { throw ModelParams.invalid("Missing required parameter: params.\(key)") }
         if columns.count == 1 { return ValueExpression(sql: try ref(columns[0]), kind: try kind(columns[0])) }
         guard columns.count <= 100 else { throw ModelParams.invalid("params.\(key) lists too many columns") }
-        var refs: [String] = []
+        var refs: [SQL] = []
         for c in columns {
             guard try kind(c) == .number else { throw ModelParams.invalid("params.\(key): \(c) is not a numeric column") }
             refs.append(try ref(c))
         }
-        let list = refs.joined(separator: ", ")
-        let sum = "(" + refs.map { "coalesce(\($0), 0)" }.joined(separator: " + ") + ")"
+        let list = SQL.join(refs, separator: ", ")
+        let sum: SQL = "(\(refs.map { "coalesce(\($0), 0)" as SQL }, joinedBy: " + "))"
         switch join ?? .sum {
         case .sum: return ValueExpression(sql: "CASE WHEN num_nonnulls(\(list)) > 0 THEN \(sum) END", kind: .number)
         case .avg: return ValueExpression(sql: "(\(sum)::float8 / nullif(num_nonnulls(\(list)), 0))", kind: .number)
@@ -54,7 +55,7 @@ extension ModelContext {
 
     /// The SQL aggregate for `op` over `value`, as a JSON-friendly value: numbers stay numbers, dates and
     /// timestamps become epoch milliseconds (the unit of CARTO's time filters).
-    func aggregate(_ op: ModelOperation, _ value: ValueExpression?, key: String = "column") throws -> String {
+    func aggregate(_ op: ModelOperation, _ value: ValueExpression?, key: String = "column") throws -> SQL {
         switch op {
         case .count:
             return "count(*)"
@@ -63,13 +64,13 @@ extension ModelContext {
             guard value.kind == .number else {
                 throw ModelParams.invalid("Operation \(op.rawValue) needs a numeric column (params.\(key))")
             }
-            return "\(op.rawValue)(\(value.sql))"
+            return op == .avg ? "avg(\(value.sql))" : "sum(\(value.sql))"
         case .min, .max:
             guard let value else { throw ModelParams.invalid("Missing required parameter: params.\(key) (needed by \(op.rawValue))") }
             guard [.number, .date, .timestamp, .string].contains(value.kind) else {
                 throw ModelParams.invalid("Operation \(op.rawValue) needs a numeric, date or text column (params.\(key))")
             }
-            return Self.jsonScalar("\(op.rawValue)(\(value.sql))", kind: value.kind)
+            return Self.jsonScalar(op == .min ? "min(\(value.sql))" : "max(\(value.sql))", kind: value.kind)
         case .custom:
             guard allowsRawSQL else {
                 throw APIError.forbidden("operation custom (operationExp) needs a user token; API access tokens may use count, avg, min, max and sum",
@@ -78,19 +79,20 @@ extension ModelContext {
             guard let exp = try params.string("operationExp"), exp.utf8.contains(where: { $0 > 32 }) else {
                 throw ModelParams.invalid("Missing required parameter: params.operationExp (operation custom)")
             }
-            return "(\(exp)\n)"  // own line: a trailing `--` comment must not swallow the parenthesis
+            // Own line: a trailing `--` comment must not swallow the parenthesis. Users only (checked above).
+            return SQL(unsafeRaw: "(\(exp)\n)")
         }
     }
 
     /// Dates and timestamps as epoch milliseconds; everything else unchanged.
-    static func jsonScalar(_ sql: String, kind: ColumnKind) -> String {
+    static func jsonScalar(_ sql: SQL, kind: ColumnKind) -> SQL {
         kind == .date || kind == .timestamp ? "(\(epochSeconds(sql, kind: kind)) * 1000)" : sql
     }
 
     /// Seconds since 1970-01-01 UTC: timestamptz as the instant, timestamp and date read as UTC wall time.
     /// (A date is cast to timestamp first: on PostgreSQL < 14 it would otherwise go through timestamptz
     /// and the session time zone.)
-    static func epochSeconds(_ sql: String, kind: ColumnKind) -> String {
-        "extract(epoch FROM \(sql)\(kind == .date ? "::timestamp" : ""))::float8"
+    static func epochSeconds(_ sql: SQL, kind: ColumnKind) -> SQL {
+        kind == .date ? "extract(epoch FROM \(sql)::timestamp)::float8" : "extract(epoch FROM \(sql))::float8"
     }
 }

@@ -23,7 +23,7 @@ struct ModelRoute: Sendable {
         try SourceAccess.authorize(principal, modelRequest.definition)
         let body = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
             let watch = maps.watch(request)
-            var context = try ModelContext(db: db, watch: watch, request: modelRequest, allowsRawSQL: principal.isUser)
+            let context = try ModelContext(db: db, watch: watch, request: modelRequest, allowsRawSQL: principal.isUser)
             switch model {
             case .formula: return try context.formula()
             case .category: return try context.category()

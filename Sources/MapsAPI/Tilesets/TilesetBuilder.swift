@@ -2,6 +2,7 @@ import Foundation
 import HTTPKit
 import Platform
 import Postgres
+import SQLKit
 
 /// Pre-generates a tileset table `(z, x, y, data)` from a table or query for a zoom range, the way CARTO's
 /// tilesets work: big tables are tiled once, then served as stored bytes. Only children of non-empty
@@ -43,20 +44,19 @@ public struct TilesetBuilder {
         d.columns = o.columns
         d.tileResolution = o.tileResolution
         let record = try SourceInspector(connection: db, watch: .none).inspect(d, id: "tileset")
-        let tileSQL = try TileSQL.make(record, connection: db, mode: .ordered)
-        let n = tileSQL.parameters.count
+        let tileSQL = try TileSQL.make(record, mode: .ordered)
         var tilejson = try TileJSONBuilder(connection: db, watch: .none).build(record, tiles: "")
 
-        let b = SQLBuilder(connection: db)
-        let target = try b.quoteQualified(o.name)
-        let parts = Grant.splitName(o.name)
-        let staging = try b.quoteQualified((parts.count > 1 ? parts.dropLast().joined(separator: ".") + "." : "") + "\(parts.last!)__building")
-        try db.execute("DROP TABLE IF EXISTS \(staging)")
-        try db.execute("CREATE TABLE \(staging) (z int NOT NULL, x int NOT NULL, y int NOT NULL, data bytea NOT NULL, PRIMARY KEY (z, x, y))")
+        let name = try QualifiedName.parameter(o.name, named: "tileset name")
+        let target = name.identifier
+        let building = QualifiedName(schema: name.schema, table: name.table + "__building")
+        let staging = building.identifier
+        try db.execute("DROP TABLE IF EXISTS \(staging)" as SQL)
+        try db.execute("CREATE TABLE \(staging) (z int NOT NULL, x int NOT NULL, y int NOT NULL, data bytea NOT NULL, PRIMARY KEY (z, x, y))" as SQL)
         // Tiles go straight from ST_AsMVT into the table: no bytes travel to the client.
-        let insert = """
-            WITH tile AS (\(tileSQL.text))
-            INSERT INTO \(staging) (z, x, y, data) SELECT $\(n + 1), $\(n + 2), $\(n + 3), st_asmvt FROM tile
+        let insert: SQL = """
+            WITH tile AS (\(tileSQL.sql))
+            INSERT INTO \(staging) (z, x, y, data) SELECT \(SQL.slot("z")), \(SQL.slot("x")), \(SQL.slot("y")), st_asmvt FROM tile
             WHERE length(st_asmvt) > 0 RETURNING length(data)
             """
 
@@ -67,8 +67,9 @@ public struct TilesetBuilder {
             var nonEmpty: [(Int, Int)] = []
             for (x, y) in candidates {
                 done += 1
-                guard let parameters = tileSQL.parameters(z: z, x: x, y: y, cap: o.maxFeatures) else { continue }
-                let r = try db.execute(insert, parameters, prepare: true)
+                guard let box = tileSQL.searchBox(z: z, x: x, y: y),
+                      let parameters = insert.parameters(filling: TileSQL.slots(z: z, x: x, y: y, cap: o.maxFeatures, box: box)) else { continue }
+                let r = try db.execute(insert.text, parameters, prepare: true)
                 if r.rowCount == 1 {
                     nonEmpty.append((x, y))
                     written += 1
@@ -103,8 +104,8 @@ public struct TilesetBuilder {
                 CREATE TABLE IF NOT EXISTS \(metadataTable) (
                     name text PRIMARY KEY, tilejson jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())
                 """)
-            try db.execute("DROP TABLE IF EXISTS \(target)")
-            try db.execute("ALTER TABLE \(staging) RENAME TO \(try b.quote(parts.last!))")
+            try db.execute("DROP TABLE IF EXISTS \(target)" as SQL)
+            try db.execute("ALTER TABLE \(staging) RENAME TO \(try Identifier(name.table))" as SQL)
             try db.execute("""
                 INSERT INTO \(metadataTable) (name, tilejson) VALUES ($1, $2::jsonb)
                 ON CONFLICT (name) DO UPDATE SET tilejson = excluded.tilejson, created_at = now()
@@ -112,7 +113,7 @@ public struct TilesetBuilder {
             try db.execute("COMMIT")
         } catch {
             _ = try? db.execute("ROLLBACK")
-            _ = try? db.execute("DROP TABLE IF EXISTS \(staging)")
+            _ = try? db.execute("DROP TABLE IF EXISTS \(staging)" as SQL)
             throw error
         }
         return Summary(tiles: written, bytes: bytes, seconds: Date().timeIntervalSince(started))

@@ -3,6 +3,7 @@ import Foundation
 import HTTPKit
 import Platform
 import Postgres
+import SQLKit
 
 /// Serving pre-generated tilesets: the handshake and TileJSON come from the tileset's stored metadata,
 /// tiles are single-row reads by primary key.
@@ -52,9 +53,9 @@ enum TilesetSource {
 
     /// The stored tile, or empty.
     static func tile(_ record: SourceRecord, z: Int, x: Int, y: Int, connection db: PGConnection, watch: PGConnection.Watch) throws -> [UInt8] {
-        let table = try SQLBuilder(connection: db).quoteQualified(record.definition.name ?? "")
-        let r = try db.execute("SELECT data FROM \(table) WHERE z = $1 AND x = $2 AND y = $3",
-                               [String(z), String(x), String(y)], watch: watch, prepare: true, binaryResult: true)
+        let table = try SourceSQL.table(record.definition)
+        let r = try db.execute("SELECT data FROM \(table) WHERE z = \(z) AND x = \(x) AND y = \(y)" as SQL,
+                               watch: watch, prepare: true, binaryResult: true)
         return r.bytes(0, 0) ?? []
     }
 }

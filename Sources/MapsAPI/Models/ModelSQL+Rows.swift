@@ -1,22 +1,23 @@
 import HTTPKit
 import Platform
+import SQLKit
 
 /// table, scatterplot and pick: models returning source rows.
-extension ModelContext {
+extension ModelSQL {
     static let maxColumns = 500
     static let maxOffset = 1_000_000_000
     static let tileResolutions: [Double] = [0.25, 0.5, 1, 2, 4]
 
     /// `{rows, metadata: {total}}`: the `column` list (every non-spatial column when absent), sorted by
     /// `sortBy`/`sortDirection`, paged by `limit` (default 10) and `offset`. Row keys keep the column names.
-    mutating func table() throws -> JSON {
+    func table() throws -> ModelQuery {
         let columns = try params.strings("column", max: Self.maxColumns) ?? plainColumns
         guard !columns.isEmpty else { throw ModelParams.invalid("params.column must name at least one column") }
         var seen = Set<String>()
-        let select = try columns.filter { seen.insert($0).inserted }.map(selectItem).joined(separator: ", ")
-        var order = ""
+        let select = SQL.join(try columns.filter { seen.insert($0).inserted }.map(selectItem), separator: ", ")
+        var order: SQL = ""
         if let sortBy = try params.string("sortBy"), !sortBy.isEmpty {
-            let direction: String
+            let direction: SQL
             switch (try params.string("sortDirection") ?? "asc").lowercased() {
             case "asc": direction = "ASC NULLS LAST"
             case "desc": direction = "DESC NULLS LAST"
@@ -27,43 +28,41 @@ extension ModelContext {
         }
         let limit = try params.int("limit", default: 10, min: 0, cap: Self.maxRows)
         let offset = try params.int("offset", default: 0, min: 0, cap: Self.maxOffset)
-        let sql = """
+        let sql: SQL = """
             SELECT (SELECT count(*) FROM \(source()))::text,
                    (SELECT coalesce(json_agg(_t), '[]') FROM (
-                      SELECT \(select) FROM \(source())\(order) LIMIT \(b.bind(limit)) OFFSET \(b.bind(offset))
+                      SELECT \(select) FROM \(source())\(order) LIMIT \(limit) OFFSET \(offset)
                     ) _t)::text
             """
-        let row = try json(sql)
-        return ["rows": row.count > 1 ? row[1] : [], "metadata": ["total": row.first ?? 0]]
+        return ModelQuery(sql: sql) { row in ["rows": row.count > 1 ? row[1] : [], "metadata": ["total": row.first ?? 0]] }
     }
 
     /// A returned column; geometries as EWKB hex text, as the SQL API returns them.
-    func selectItem(_ column: String) throws -> String {
-        try kind(column) == .geometry ? "\(try ref(column))::geometry::text AS \(try b.quote(column))" : try ref(column)
+    func selectItem(_ column: String) throws -> SQL {
+        try kind(column) == .geometry ? "\(try ref(column))::geometry::text AS \(try Identifier(column))" : try ref(column)
     }
 
     /// `{rows: [{x, y}]}`: up to `limit` (default 500) pairs where both values are present.
-    mutating func scatterplot() throws -> JSON {
+    func scatterplot() throws -> ModelQuery {
         let x = try value(key: "xAxisColumn", joinKey: "xAxisJoinOperation")
         let y = try value(key: "yAxisColumn", joinKey: "yAxisJoinOperation")
         guard x.kind == .number, y.kind == .number else {
             throw ModelParams.invalid("scatterplot needs numeric xAxisColumn and yAxisColumn")
         }
         let limit = try params.int("limit", default: 500, min: 0, cap: Self.maxRows)
-        let sql = """
+        let sql: SQL = """
             SELECT coalesce(json_agg(json_build_object('x', x, 'y', y)), '[]')::text FROM (
-              SELECT \(x.sql) AS x, \(y.sql) AS y FROM \(source(["\(x.sql) IS NOT NULL", "\(y.sql) IS NOT NULL"])) LIMIT \(b.bind(limit))
+              SELECT \(x.sql) AS x, \(y.sql) AS y FROM \(source(["\(x.sql) IS NOT NULL", "\(y.sql) IS NOT NULL"])) LIMIT \(limit)
             ) _t
             """
-        let row = try json(sql)
-        return ["rows": row.first ?? []]
+        return ModelQuery(sql: sql) { row in ["rows": row.first ?? []] }
     }
 
     /// `{rows, metadata: {total}}`: the features whose `_carto_feature_id` (md5 of the geometry's WKB) is
     /// in `featureIds`, in that order, with the requested `columns` (`_carto_feature_id` may be one of them).
     /// Without `featureIds` every feature matching the filters is a candidate. `dataType`, `z` and
     /// `tileResolution` are validated but do not change ids (they are resolution independent here).
-    mutating func pick() throws -> JSON {
+    func pick() throws -> ModelQuery {
         let idColumn = "_carto_feature_id"
         if let t = try params.string("dataType"), !["points", "lines", "polygons"].contains(t) {
             throw ModelParams.invalid("params.dataType must be points, lines or polygons")
@@ -76,27 +75,26 @@ extension ModelContext {
         let columns = try params.strings("columns", max: Self.maxColumns) ?? (plainColumns + [idColumn])
         guard !columns.isEmpty else { throw ModelParams.invalid("params.columns must name at least one column") }
         let computedId = schema.kind(of: idColumn) == nil
-        let fid = ids != nil || (computedId && columns.contains(idColumn)) ? (computedId ? try featureId() : try ref(idColumn)) : ""
+        let fid: SQL = ids != nil || (computedId && columns.contains(idColumn)) ? (computedId ? try featureId() : try ref(idColumn)) : ""
         var seen = Set<String>()
-        let select = try columns.filter { seen.insert($0).inserted }.map { c -> String in
-            c == idColumn && computedId ? "\(fid) AS \(try b.quote(idColumn))" : try selectItem(c)
-        }.joined(separator: ", ")
+        let select = SQL.join(try columns.filter { seen.insert($0).inserted }.map { c -> SQL in
+            c == idColumn && computedId ? "\(fid) AS \(try Identifier(idColumn))" : try selectItem(c)
+        }, separator: ", ")
         let limit = try params.int("limit", default: 1000, min: 0, cap: Self.maxRows)
         let offset = try params.int("offset", default: 0, min: 0, cap: Self.maxOffset)
-        var extra: [String] = []
-        var order = ""
+        var extra: [SQL] = []
+        var order: SQL = ""
         if let ids {
-            let array = b.bind(FilterSQL.arrayLiteral(ids))
+            let array = FilterSQL.arrayLiteral(ids)
             extra.append("\(fid) = ANY(\(array)::text[])")
             order = " ORDER BY array_position(\(array)::text[], \(fid))"
         }
-        let sql = """
+        let sql: SQL = """
             SELECT (SELECT count(*) FROM \(source(extra)))::text,
                    (SELECT coalesce(json_agg(_t), '[]') FROM (
-                      SELECT \(select) FROM \(source(extra))\(order) LIMIT \(b.bind(limit)) OFFSET \(b.bind(offset))
+                      SELECT \(select) FROM \(source(extra))\(order) LIMIT \(limit) OFFSET \(offset)
                     ) _t)::text
             """
-        let row = try json(sql)
-        return ["rows": row.count > 1 ? row[1] : [], "metadata": ["total": row.first ?? 0]]
+        return ModelQuery(sql: sql) { row in ["rows": row.count > 1 ? row[1] : [], "metadata": ["total": row.first ?? 0]] }
     }
 }

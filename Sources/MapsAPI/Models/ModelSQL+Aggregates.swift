@@ -1,41 +1,40 @@
 import HTTPKit
 import Platform
+import SQLKit
 
 /// formula, range, histogram, category and aggregations: one aggregate statement each.
-extension ModelContext {
+extension ModelSQL {
     static let maxTicks = 1000
     static let maxAggregations = 50
 
     /// `{rows: [{value}]}`: `operation` over `column` (count counts rows; `*` only with count).
-    mutating func formula() throws -> JSON {
+    func formula() throws -> ModelQuery {
         let op = try ModelOperation.parse(params.string("operation"))
         let column = try params.string("column") ?? "*"
         let value = column == "*" || column.isEmpty ? nil : ValueExpression(sql: try ref(column), kind: try kind(column))
         let agg = try aggregate(op, value)
-        let sql = "SELECT json_build_object('value', \(agg))::text FROM \(source())"
-        let row = try json(sql)
-        return ["rows": .array(row.isEmpty ? [["value": .null]] : [row[0]])]
+        let sql: SQL = "SELECT json_build_object('value', \(agg))::text FROM \(source())"
+        return ModelQuery(sql: sql) { row in ["rows": .array(row.isEmpty ? [["value": .null]] : [row[0]])] }
     }
 
     /// `{rows: [{min, max}]}` of a numeric, date or timestamp column (times as epoch milliseconds).
-    mutating func range() throws -> JSON {
+    func range() throws -> ModelQuery {
         let column = try params.requiredString("column")
         let columnKind = try kind(column)
         guard [.number, .date, .timestamp].contains(columnKind) else {
             throw ModelParams.invalid("range needs a numeric, date or timestamp column (params.column)")
         }
         let c = try ref(column)
-        let sql = """
+        let sql: SQL = """
             SELECT json_build_object('min', \(Self.jsonScalar("min(\(c))", kind: columnKind)), 'max', \(Self.jsonScalar("max(\(c))", kind: columnKind)))::text
             FROM \(source())
             """
-        let row = try json(sql)
-        return ["rows": .array(row.isEmpty ? [] : [row[0]])]
+        return ModelQuery(sql: sql) { row in ["rows": .array(row.isEmpty ? [] : [row[0]])] }
     }
 
     /// `{rows: [{tick, value}]}`: bin 0 holds values below ticks[0], bin i values in [ticks[i-1], ticks[i]),
     /// bin N values ≥ the last tick. Empty bins are omitted (the client fills zeros).
-    mutating func histogram() throws -> JSON {
+    func histogram() throws -> ModelQuery {
         let column = try params.requiredString("column")
         guard try kind(column) == .number else { throw ModelParams.invalid("histogram needs a numeric column (params.column)") }
         guard let ticks = try params.numbers("ticks", max: Self.maxTicks) else {
@@ -47,21 +46,20 @@ extension ModelContext {
         let op = try ModelOperation.parse(params.string("operation"))
         let c = try ref(column)
         let agg = try aggregate(op, ValueExpression(sql: c, kind: .number))
-        let bins = b.bind(FilterSQL.arrayLiteral(ticks.map { FilterSQL.text(.number($0)) ?? "0" }))
-        let sql = """
+        let bins = FilterSQL.arrayLiteral(ticks.map { FilterSQL.text(.number($0)) ?? "0" })
+        let sql: SQL = """
             SELECT coalesce(json_agg(json_build_object('tick', tick, 'value', value) ORDER BY tick), '[]')::text FROM (
               SELECT width_bucket(\(c)::float8, \(bins)::float8[]) AS tick, \(agg) AS value
               FROM \(source(["\(c) IS NOT NULL"])) GROUP BY 1
             ) _h
             """
-        let row = try json(sql)
-        return ["rows": row.first ?? []]
+        return ModelQuery(sql: sql) { row in ["rows": row.first ?? []] }
     }
 
     /// `{rows: [{name, value}], metadata?: {others}}`: categories of `column` with `operation` over
     /// `operationColumn`, ordered by `orderBy`. With `othersThreshold` N only the first N are listed and
     /// `metadata.others` aggregates the rest.
-    mutating func category() throws -> JSON {
+    func category() throws -> ModelQuery {
         let column = try params.requiredString("column")
         guard ![.geometry, .json].contains(try kind(column)) else {
             throw ModelParams.invalid("category needs a column of plain values (params.column)")
@@ -70,7 +68,7 @@ extension ModelContext {
         let value = op == .count || op == .custom ? nil : try self.value(key: "operationColumn", joinKey: "joinOperation", default: column)
         let agg = try aggregate(op, value, key: "operationColumn")
         let threshold = try params.int("othersThreshold", default: 0, min: 0, cap: Self.maxRows)
-        let order: String
+        let order: SQL
         switch try params.string("orderBy") ?? "frequency_desc" {
         case "frequency_desc": order = "value DESC NULLS LAST, name ASC NULLS LAST"
         case "frequency_asc": order = "value ASC NULLS LAST, name ASC NULLS LAST"
@@ -79,30 +77,31 @@ extension ModelContext {
         default: throw ModelParams.invalid("params.orderBy must be frequency_desc, frequency_asc, alphabetical_asc or alphabetical_desc")
         }
         let c = try ref(column)
-        let limit = b.bind(threshold > 0 ? threshold : Self.maxRows)
-        var others = ""
+        let limit: SQL = "\(threshold > 0 ? threshold : Self.maxRows)"
+        var others: SQL = ""
         if threshold > 0 {
             others = """
                 ,
                   (SELECT to_json(\(agg)) FROM \(source(["NOT EXISTS (SELECT 1 FROM _r WHERE _r._rn <= \(limit) AND _r.name IS NOT DISTINCT FROM \(c))"])))::text
                 """
         }
-        let sql = """
+        let sql: SQL = """
             WITH _g AS (SELECT \(c) AS name, \(agg) AS value FROM \(source()) GROUP BY 1),
                  _r AS (SELECT name, value, row_number() OVER (ORDER BY \(order)) AS _rn FROM _g)
             SELECT (SELECT coalesce(json_agg(json_build_object('name', name, 'value', value) ORDER BY _rn), '[]')
                     FROM _r WHERE _rn <= \(limit))::text\(others)
             """
-        let row = try json(sql)
-        var body: [String: JSON] = ["rows": row.first ?? []]
-        if threshold > 0 { body["metadata"] = ["others": row.count > 1 ? row[1] : .null] }
-        return .object(body)
+        return ModelQuery(sql: sql) { row in
+            var body: [String: JSON] = ["rows": row.first ?? []]
+            if threshold > 0 { body["metadata"] = ["others": row.count > 1 ? row[1] : .null] }
+            return .object(body)
+        }
     }
 
     /// `{rows: [{<alias>: value, …}]}` from `aggregations: [{column, operation, alias}]`. The SQL-string
     /// form runs verbatim for users; for API access tokens it must be a list of
     /// `<count|sum|avg|min|max>(<column>|*) [AS] <alias>` and is rebuilt from that parse.
-    mutating func aggregations() throws -> JSON {
+    func aggregations() throws -> ModelQuery {
         guard let spec = params.values["aggregations"], !spec.isNull else {
             throw ModelParams.invalid("Missing required parameter: params.aggregations")
         }
@@ -112,12 +111,12 @@ extension ModelContext {
                 throw ModelParams.invalid("params.aggregations is empty or too long")
             }
             if allowsRawSQL {
-                let sql = """
-                    SELECT coalesce(json_agg(_t), '[]')::text FROM (SELECT \(text)
-                    FROM \(source()) LIMIT \(Self.maxRows)) _t
+                // The user's own select list, run as written (users may run any SQL on their connections).
+                let sql: SQL = """
+                    SELECT coalesce(json_agg(_t), '[]')::text FROM (SELECT \(SQL(unsafeRaw: text))
+                    FROM \(source()) LIMIT \(literal: Self.maxRows)) _t
                     """
-                let row = try json(sql)
-                return ["rows": row.first ?? []]
+                return ModelQuery(sql: sql) { row in ["rows": row.first ?? []] }
             }
             guard let parsed = AggregationList.parse(text) else {
                 throw APIError.forbidden("API access tokens may only send aggregations as <count|sum|avg|min|max>(<column>) AS <alias> items",
@@ -138,11 +137,11 @@ extension ModelContext {
             }
         }
         guard items.count <= Self.maxAggregations else { throw ModelParams.invalid("At most \(Self.maxAggregations) aggregations per request") }
-        var pairs: [String] = []
+        var pairs: [SQL] = []
         for item in items {
             let alias = item.alias.flatMap { $0.isEmpty ? nil : $0 } ?? (item.column == "*" ? item.op.rawValue : "\(item.op.rawValue)_\(item.column)")
             guard alias.utf8.count <= 256 else { throw ModelParams.invalid("Aggregation alias is too long") }
-            let sql: String
+            let sql: SQL
             if item.column == "*" {
                 guard item.op == .count else { throw ModelParams.invalid("Only count accepts column *") }
                 sql = "count(*)"
@@ -151,11 +150,10 @@ extension ModelContext {
             } else {
                 sql = try aggregate(item.op, ValueExpression(sql: try ref(item.column), kind: try kind(item.column)), key: "aggregations[].column")
             }
-            pairs.append("\(b.bind(alias))::text, \(sql)")
+            pairs.append("\(alias)::text, \(sql)")
         }
-        let sql = "SELECT json_build_object(\(pairs.joined(separator: ", ")))::text FROM \(source())"
-        let row = try json(sql)
-        return ["rows": .array(row.isEmpty ? [] : [row[0]])]
+        let sql: SQL = "SELECT json_build_object(\(pairs, joinedBy: ", "))::text FROM \(source())"
+        return ModelQuery(sql: sql) { row in ["rows": .array(row.isEmpty ? [] : [row[0]])] }
     }
 }
 

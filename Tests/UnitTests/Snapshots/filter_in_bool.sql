@@ -1,0 +1,2 @@
+-- parameters: ["{\"true\"}"]
+((_src."capital" = ANY($1::bool[])))

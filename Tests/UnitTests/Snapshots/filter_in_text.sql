@@ -1,0 +1,2 @@
+-- parameters: ["{\"a\",\"b\\\"c\",\"d\\\\e\"}"]
+((_src."name"::text = ANY($1::text[])))

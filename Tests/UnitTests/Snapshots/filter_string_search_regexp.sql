@@ -1,0 +1,2 @@
+-- parameters: ["^Z.*a$"]
+(((_src."name"::text ~ $1)))

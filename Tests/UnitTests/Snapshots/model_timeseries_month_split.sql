@@ -1,0 +1,9 @@
+-- parameters: ["3","1","1"]
+WITH _cats AS (SELECT c, row_number() OVER (ORDER BY freq DESC, c) AS n FROM (
+  SELECT _src."name"::text AS c, count(*) AS freq FROM "public"."places" AS _src WHERE _src."name" IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $1
+) _f)
+SELECT (SELECT coalesce(json_agg(c ORDER BY n), '[]') FROM _cats)::text,
+       (SELECT coalesce(json_agg(json_build_object('name', name, 'category', category, 'value', value) ORDER BY name, n), '[]') FROM (
+          SELECT (extract(epoch FROM (timestamp '1970-01-01' + make_interval(months => (floor(((extract(year FROM (to_timestamp(extract(epoch FROM _src."founded"::timestamp)::float8) AT TIME ZONE 'UTC')) - 1970) * 12 + extract(month FROM (to_timestamp(extract(epoch FROM _src."founded"::timestamp)::float8) AT TIME ZONE 'UTC')) - 1) / $2::int) * $3::int)::int))) * 1000)::float8 AS name, _src."name"::text AS category, avg(_src."pop") AS value
+          FROM "public"."places" AS _src WHERE _src."founded" IS NOT NULL AND _src."name"::text IN (SELECT c FROM _cats) GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 50001
+        ) _t JOIN _cats ON _cats.c = _t.category)::text
