@@ -22,11 +22,14 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // fork + exec with only async-signal-safe calls between them (Swift cannot promise that).
+        .target(name: "CSpawn"),
 
         // Thin wrappers: one owner class per C handle, one error funnel per library.
         .target(name: "Postgres", dependencies: ["CLibPQ"]),
         .target(name: "Redis", dependencies: ["CHiredis"]),
         .target(name: "CryptoSupport", dependencies: ["COpenSSL"]),
+        .target(name: "Spawn", dependencies: ["CSpawn"]),
 
         // Plumbing: no C imports.
         .target(name: "Observability"),
@@ -42,7 +45,7 @@ let package = Package(
         .target(name: "SQLAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Jobs", "Observability"]),
         .target(name: "MapsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
                 resources: [.copy("warehouse")]),
-        .target(name: "ImportsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Jobs", "Config", "Observability"]),
+        .target(name: "ImportsAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn"]),
 
         .target(name: "LDSAPI", dependencies: ["Platform", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability"],
                 resources: [.copy("warehouse")]),
@@ -62,6 +65,6 @@ let package = Package(
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
         .testTarget(name: "UnitTests", dependencies: ["HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn"]),
     ]
 )

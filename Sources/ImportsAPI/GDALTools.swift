@@ -1,4 +1,5 @@
 import Foundation
+import Spawn
 
 /// How GDAL's command-line tools are run for imports.
 ///
