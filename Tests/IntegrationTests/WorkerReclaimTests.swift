@@ -33,7 +33,8 @@ final class WorkerReclaimTests: XCTestCase {
         try p.run()
         sleepers.append(p)
         let start = try XCTUnwrap(WorkerIdentity.startTime(of: p.processIdentifier))
-        return (p, WorkerIdentity(machine: me.machine, boot: me.boot, pid: p.processIdentifier, start: start, host: "sibling"))
+        return (p, WorkerIdentity(machine: me.machine, boot: me.boot, pidNamespace: me.pidNamespace, pid: p.processIdentifier, start: start,
+                                  host: "sibling"))
     }
 
     /// A job of `queue` claimed by `holder` with a lease far too long to expire during the test.
@@ -48,6 +49,8 @@ final class WorkerReclaimTests: XCTestCase {
         XCTAssertEqual(WorkerIdentity(parsing: me.text), me)
         XCTAssertNil(WorkerIdentity(parsing: "oldhost:1234"), "the older host:pid form is left to lease expiry")
         XCTAssertFalse(me.isGone(seenFrom: me))
+        XCTAssertNotEqual(me.pidNamespace, "-", "this system's PID namespace is readable")
+        XCTAssertTrue(WorkerIdentity(parsing: "m:t1700000000:4026531836:12:34:h").map { $0.boot == "t1700000000" && $0.host == "h" } ?? false)
     }
 
     func testReclaimsOnlyJobsOfDeadProcessesOfThisMachineAndQueue() throws {
@@ -55,14 +58,23 @@ final class WorkerReclaimTests: XCTestCase {
         dead.terminate()
         dead.waitUntilExit()
         let (_, live) = try sleeper()
-        let reused = WorkerIdentity(machine: me.machine, boot: me.boot, pid: live.pid, start: live.start + 1, host: "old")
-        let elsewhere = WorkerIdentity(machine: "0123456789abcdef0123456789abcdef", boot: me.boot, pid: deadIdentity.pid,
-                                       start: deadIdentity.start, host: "clone")
+        let reused = WorkerIdentity(machine: me.machine, boot: me.boot, pidNamespace: me.pidNamespace, pid: live.pid, start: live.start + 1,
+                                    host: "old")
+        // Same pid and start time as the dead process, but not provably this system's: left to lease expiry.
+        func like(_ d: WorkerIdentity, machine: String? = nil, boot: String? = nil, pidNamespace: String? = nil) -> WorkerIdentity {
+            WorkerIdentity(machine: machine ?? d.machine, boot: boot ?? d.boot, pidNamespace: pidNamespace ?? d.pidNamespace, pid: d.pid,
+                           start: d.start, host: "elsewhere")
+        }
+        let elsewhere = like(deadIdentity, machine: "0123456789abcdef0123456789abcdef")
+        let otherBoot = like(deadIdentity, boot: me.boot.hasPrefix("t") ? "t1" : "00000000-0000-4000-8000-000000000000")
+        let otherContainer = like(deadIdentity, pidNamespace: "1")
 
         let ofDead = try runningJob(held: deadIdentity.text)
         let ofReusedPid = try runningJob(held: reused.text)
         let ofLiveSibling = try runningJob(held: live.text)
         let ofOtherMachine = try runningJob(held: elsewhere.text)
+        let ofOtherBoot = try runningJob(held: otherBoot.text)
+        let ofOtherContainer = try runningJob(held: otherContainer.text)
         let ofOldFormat = try runningJob(held: "somehost:\(deadIdentity.pid)")
         let ofOtherQueue = try runningJob(held: deadIdentity.text, queue: "other")
 
@@ -73,7 +85,7 @@ final class WorkerReclaimTests: XCTestCase {
             XCTAssertEqual(job.state, "retryable")
             XCTAssertTrue(job.lastError?.contains("reclaimed by its successor") ?? false, "\(job.errors)")
         }
-        for id in [ofLiveSibling, ofOtherMachine, ofOldFormat, ofOtherQueue] {
+        for id in [ofLiveSibling, ofOtherMachine, ofOtherBoot, ofOtherContainer, ofOldFormat, ofOtherQueue] {
             XCTAssertEqual(try queue.find(id: id)?.state, "running", "job \(id) is not the dead predecessor's")
         }
         let again = try queue.claim(queue: "test", worker: me.text, leaseSeconds: 30, limit: 10)
