@@ -22,11 +22,14 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // fork + exec with only async-signal-safe calls between them (Swift cannot promise that).
+        .target(name: "CSpawn"),
 
         // Thin wrappers: one owner class per C handle, one error funnel per library.
         .target(name: "Postgres", dependencies: ["CLibPQ", "SQLKit"]),
         .target(name: "Redis", dependencies: ["CHiredis"]),
         .target(name: "CryptoSupport", dependencies: ["COpenSSL"]),
+        .target(name: "Spawn", dependencies: ["CSpawn"]),
 
         // Plumbing: no C imports. SQLKit (SQL as a value, identifier quoting, qualified names) is pure and
         // depends on nothing, so even the libpq wrapper can take its values.
@@ -44,7 +47,7 @@ let package = Package(
         .target(name: "SQLAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Observability"]),
         .target(name: "MapsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
                 resources: [.copy("warehouse")]),
-        .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability"]),
+        .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn"]),
 
         .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability"],
                 resources: [.copy("warehouse")]),
@@ -64,6 +67,6 @@ let package = Package(
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
         .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn"]),
     ]
 )

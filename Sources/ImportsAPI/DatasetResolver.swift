@@ -1,4 +1,5 @@
 import Foundation
+import Spawn
 
 /// Turns an input file (upload or download) into the one dataset GDAL will read: a single file is
 /// linked under a name we choose; an archive is inspected from its central directory, the dataset

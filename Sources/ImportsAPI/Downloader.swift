@@ -1,4 +1,5 @@
 import Foundation
+import Spawn
 
 /// Downloads a URL import with curl (argv, never a shell): http(s) only, connected to the address
 /// URLGuard checked (`--resolve host:port:address`), no automatic redirects — each Location is

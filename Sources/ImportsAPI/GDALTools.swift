@@ -1,4 +1,5 @@
 import Foundation
+import Spawn
 
 /// How GDAL's command-line tools are run for imports.
 ///
@@ -156,9 +157,10 @@ final class DriverRegistry: @unchecked Sendable {
             let dir = NSTemporaryDirectory() + "tessera-gdal-formats-\(getpid())"
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            for tool in ["ogrinfo", "gdalinfo"] {
+            // Literal tool names: packaging/tool_depends.py finds what the code runs by them.
+            for (tool, path) in [("ogrinfo", try ChildProcess.tool("ogrinfo")), ("gdalinfo", try ChildProcess.tool("gdalinfo"))] {
                 let out = dir + "/\(tool).out"
-                let child = try ChildProcess([try ChildProcess.tool(tool), "--formats"], environment: ["PATH": "/usr/bin:/bin", "GDAL_DRIVER_PATH": "disable"],
+                let child = try ChildProcess([path, "--formats"], environment: ["PATH": "/usr/bin:/bin", "GDAL_DRIVER_PATH": "disable"],
                                              stdout: out, stderr: dir + "/\(tool).err")
                 guard child.wait(deadline: Date().addingTimeInterval(30), isCancelled: { false }) == .exited(0) else {
                     throw ImportFailure("could not list GDAL drivers with \(tool) --formats", permanent: false)

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Observability
+import Spawn
 
 /// `POST /api/v3/imports/preview`: the same inputs as an import (JSON `{url}` or an uploaded file),
 /// answered synchronously with the guessed format, layers, columns and the first rows as GeoJSON

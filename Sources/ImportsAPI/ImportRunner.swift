@@ -4,6 +4,7 @@ import Jobs
 import Observability
 import Platform
 import Postgres
+import Spawn
 
 /// Runs import jobs for the import-worker.
 ///

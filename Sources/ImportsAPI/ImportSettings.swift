@@ -9,8 +9,9 @@ public struct ImportSettings: Sendable {
     public var maxUncompressedBytes: Int
     public var timeoutSeconds: Int
     public var maxRunningPerAccount: Int
-    /// TEST ONLY (TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST): exact `ip:port` / `[ip6]:port` endpoints that
-    /// URL imports may reach although they are private. Empty in production.
+    /// TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST: exact `ip:port` / `[ip6]:port` endpoints that URL imports
+    /// may reach although they are loopback or private (an operator's internal file server; the install
+    /// test's). Empty by default: the SSRF guard then refuses every such address.
     public var privateURLAllowlist: Set<String>
     /// Most entries an archive may list (bombs with 100k tiny entries are refused from the directory).
     public var maxArchiveEntries = 10_000

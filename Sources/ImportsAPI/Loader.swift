@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Jobs
+import Spawn
 
 /// Runs ogr2ogr from the chosen dataset into the staging table (PostgreSQL driver, COPY), reporting
 /// progress and stopping it (SIGTERM, then SIGKILL) on cancel or timeout.

@@ -143,21 +143,52 @@ public struct JobQueue: Sendable {
         }
     }
 
+    /// What rescuing a running job whose worker is gone does: retryable at once (the attempt counts),
+    /// cancelled when that was asked, discarded when out of attempts; `reason` (SQL text) is recorded.
+    private static func rescueAssignments(reason: String) -> String {
+        """
+        state = CASE WHEN cancel_requested THEN 'cancelled' WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
+        finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN now() END,
+        run_at = now(),
+        errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(), 'error', \(reason))),
+        lease_token = NULL, lease_until = NULL, locked_by = NULL
+        """
+    }
+
     /// Jobs whose lease expired (their worker died or was cut off) become retryable, or discarded when
     /// out of attempts. Returns how many were rescued.
     @discardableResult
     public func rescueExpired() throws -> Int {
         try pool.withConnection { db in
             try db.execute("""
-                UPDATE jobs SET
-                  state = CASE WHEN cancel_requested THEN 'cancelled' WHEN attempt >= max_attempts THEN 'discarded' ELSE 'retryable' END,
-                  finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN now() END,
-                  run_at = now(),
-                  errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(),
-                                                       'error', 'lease expired: worker ' || coalesce(locked_by, '?') || ' stopped responding')),
-                  lease_token = NULL, lease_until = NULL, locked_by = NULL
+                UPDATE jobs SET \(JobQueue.rescueAssignments(reason: "'lease expired: worker ' || coalesce(locked_by, '?') || ' stopped responding'"))
                 WHERE state = 'running' AND lease_until < now()
                 """).affectedRows ?? 0
+        }
+    }
+
+    /// Running jobs of `queue` held by a process of this machine that no longer exists (a predecessor
+    /// killed or crashed) are rescued now rather than when their lease expires. Called by a worker at
+    /// start, before it claims anything; jobs of live siblings (and of other machines) are left alone.
+    /// Returns the ids rescued.
+    @discardableResult
+    public func reclaimDead(queue: String, me: WorkerIdentity) throws -> [Int64] {
+        try pool.withConnection { db in
+            let r = try db.execute("""
+                SELECT id, locked_by FROM jobs WHERE queue = $1 AND state = 'running' AND starts_with(locked_by, $2)
+                """, [queue, me.machine + ":"])
+            var rescued: [Int64] = []
+            for i in 0..<r.rowCount {
+                guard let id = r.string(i, 0).flatMap(Int64.init), let holder = r.string(i, 1),
+                      let identity = WorkerIdentity(parsing: holder), identity.isGone(seenFrom: me) else { continue }
+                // Fenced by locked_by: a job claimed again meanwhile is not touched.
+                let done = try db.execute("""
+                    UPDATE jobs SET \(JobQueue.rescueAssignments(reason: "'worker ' || locked_by || ' died; reclaimed by its successor at start'"))
+                    WHERE id = $1 AND state = 'running' AND locked_by = $2
+                    """, [String(id), holder]).affectedRows ?? 0
+                if done == 1 { rescued.append(id) }
+            }
+            return rescued
         }
     }
 

@@ -69,6 +69,7 @@ public final class Worker: @unchecked Sendable {
     let options: Options
     let handler: Handler
     let name: String
+    private let identity: WorkerIdentity?
     private let wake = NSCondition()
     private var pending = 0
     private let state = NSLock()
@@ -82,11 +83,26 @@ public final class Worker: @unchecked Sendable {
         self.conninfo = conninfo
         self.options = options
         self.handler = handler
-        name = "\(ProcessInfo.processInfo.hostName):\(getpid())"
+        identity = WorkerIdentity.current()
+        name = identity?.text ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
+    }
+
+    /// A predecessor on this machine that was killed (kill -9, OOM, crash) held its jobs' leases: take
+    /// them back now, so they run again within seconds of the restart instead of after lease + rescue.
+    private func reclaimPredecessorsJobs() {
+        guard let identity else { return }
+        do {
+            let ids = try queue.reclaimDead(queue: options.queue, me: identity)
+            if !ids.isEmpty { Log.warning("jobs_reclaimed", [("queue", options.queue), ("count", ids.count), ("jobs", ids.map(String.init).joined(separator: ","))]) }
+        } catch {
+            // The database may still be starting: lease expiry and the rescue pass cover these jobs.
+            Log.warning("reclaim_failed", [("queue", options.queue), ("error", String(describing: error))])
+        }
     }
 
     /// Serves until `stop()`; returns when every worker thread has finished.
     public func run() {
+        reclaimPredecessorsJobs()
         start(Thread { [self] in listenLoop() })
         start(Thread { [self] in maintenanceLoop() })
         state.withLock { workThreads = options.concurrency }

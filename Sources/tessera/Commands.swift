@@ -42,6 +42,8 @@ func run(_ cli: inout CommandLineArguments) throws {
         try jobs(&cli, try config())
     case "lds":
         try lds(&cli, try config())
+    case "selftest":
+        try selftest(&cli, try config())
     case "warehouse-migrate":
         let email = try cli.require("--email")
         let name = cli.take("--connection") ?? "carto_dw"

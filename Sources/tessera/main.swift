@@ -24,6 +24,9 @@ let usage = """
       lds quota set --email E --service S --quota N|default   an organisation's monthly quota
       lds load-roads --osm FILE --email E [--connection C]   road graph (OSM XML) for local routing and isolines
       status                                    schema version and counts
+      selftest [--base-url https://127.0.0.1] [--import-url URL] [--fixtures DIR] [--keep]
+                                                one real use of every program through nginx, in an organisation
+                                                and schema of its own that it removes; one line per check
       password-reset-link --email E [--base-url URL]   print a one-time (1 h) password reset link for a user
     """
 

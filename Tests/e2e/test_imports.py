@@ -620,6 +620,9 @@ def test_kill_9_mid_import_completes_once_after_restart(imp, big_csv):
     body = imp.final(job["id"], 600)
     assert body["status"] == "success", body
     assert body["attempt"] == 2, body
+    # Taken back by the restarted worker at its start, not left to the lease expiry and rescue pass.
+    reason = h.metadata(imp.stack, f"SELECT errors->0->>'error' FROM jobs WHERE id = {int(job['id'])}")
+    assert "reclaimed by its successor" in reason, reason
     assert imp.rows(table) == BIG_ROWS
     assert imp.sql(f"SELECT count(DISTINCT id) FROM {table}") == str(BIG_ROWS)
     assert imp.leftovers() == "0"

@@ -1,18 +1,21 @@
+import CSpawn
 import Foundation
 
-/// A child program run with `posix_spawn` and an argv array — never through a shell. The child gets a
-/// clean environment (only what the caller passes), default signal handling and an empty signal mask
-/// (workers block SIGTERM in every thread, which a child would otherwise inherit), its own process
-/// group, stdin from /dev/null and stdout/stderr in files. Through `setpriv --pdeathsig KILL` it dies
-/// with its parent thread, so a SIGKILLed worker leaves no ogr2ogr behind still writing; `prlimit`
-/// caps its address space and core files.
-final class ChildProcess: @unchecked Sendable {
-    struct Failure: Error, CustomStringConvertible {
-        let message: String
-        var description: String { message }
+/// A child program run with an argv array — never through a shell — by `cspawn_start` (Sources/CSpawn).
+/// The child gets a clean environment (only what the caller passes), default signal handling and an
+/// empty signal mask (workers block SIGTERM in every thread, which a child would otherwise inherit),
+/// its own process group, stdin from /dev/null and stdout/stderr in files. It dies with the thread that
+/// started it (PR_SET_PDEATHSIG), so a SIGKILLed worker leaves no ogr2ogr behind still writing, and its
+/// address space and core files are capped. All of that happens in the forked child itself, with calls
+/// the units' system-call filter allows (see systemd/hardening.conf).
+public final class ChildProcess: @unchecked Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public let message: String
+        public init(message: String) { self.message = message }
+        public var description: String { message }
     }
 
-    enum Outcome: Equatable {
+    public enum Outcome: Equatable, Sendable {
         case exited(Int32)
         case signalled(Int32)
         /// Stopped by us because `isCancelled` turned true.
@@ -22,56 +25,52 @@ final class ChildProcess: @unchecked Sendable {
         case aborted(String)
     }
 
-    let pid: pid_t
-    let program: String
-    private(set) var peakRSSKiB = 0
+    public let pid: pid_t
+    public let program: String
+    public private(set) var peakRSSKiB = 0
 
     /// Resolves a tool from fixed system directories (never from PATH): /usr/bin, /bin, /usr/local/bin.
-    static func tool(_ name: String) throws -> String {
+    /// Every name passed here must be provided by a Depends of the calling program's package:
+    /// packaging/build-debs checks that against packaging/programs.
+    public static func tool(_ name: String) throws -> String {
         for dir in ["/usr/bin", "/bin", "/usr/local/bin"] where access("\(dir)/\(name)", X_OK) == 0 {
             return "\(dir)/\(name)"
         }
         throw Failure(message: "\(name) is not installed")
     }
 
-    /// Spawns `argv` (argv[0] an absolute path) wrapped in setpriv/prlimit.
-    init(_ argv: [String], environment: [String: String], stdout: String, stderr: String,
-         addressSpaceLimit: Int = 4 << 30) throws {
-        let setpriv = try ChildProcess.tool("setpriv")
-        let prlimit = try ChildProcess.tool("prlimit")
-        let full = [setpriv, "--pdeathsig", "KILL", "--", prlimit, "--as=\(addressSpaceLimit)", "--core=0", "--"] + argv
+    /// Starts `argv` (argv[0] an absolute path); returns once the program is executing.
+    public init(_ argv: [String], environment: [String: String], stdout: String, stderr: String,
+                addressSpaceLimit: Int = 4 << 30) throws {
         program = (argv.first as NSString?)?.lastPathComponent ?? "?"
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setpgroup(&attr, 0)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-
-        let cArgs: [UnsafeMutablePointer<CChar>?] = full.map { strdup($0) } + [nil]
+        guard let path = argv.first else { throw Failure(message: "no program to start") }
+        let cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         let cEnv: [UnsafeMutablePointer<CChar>?] = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (cArgs + cEnv).forEach { free($0) } }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, full[0], &actions, &attr, cArgs, cEnv)
-        guard rc == 0 else { throw Failure(message: "could not start \(program): \(String(cString: strerror(rc)))") }
+        var stage = CSPAWN_OK
+        var error: Int32 = 0
+        let rc = cspawn_start(path, cArgs, cEnv, stdout, stderr, UInt64(max(0, addressSpaceLimit)), &child, &stage, &error)
+        guard rc == 0 else {
+            throw Failure(message: "could not start \(program): \(ChildProcess.describe(stage)): \(String(cString: strerror(error)))")
+        }
         pid = child
     }
 
+    private static func describe(_ stage: cspawn_stage) -> String {
+        switch stage {
+        case CSPAWN_OPEN_OUTPUT: return "opening its output files"
+        case CSPAWN_PIPE: return "creating a pipe"
+        case CSPAWN_FORK: return "fork"
+        case CSPAWN_CHILD_SETUP: return "setting up the child"
+        case CSPAWN_PARENT_GONE: return "its parent exited"
+        case CSPAWN_EXEC: return "exec"
+        default: return "unknown stage"
+        }
+    }
+
     /// Non-blocking: the outcome once the child has exited (and is reaped), else nil.
-    func poll() -> Outcome? {
+    public func poll() -> Outcome? {
         var status: Int32 = 0
         var usage = rusage()
         let r = wait4(pid, &status, WNOHANG, &usage)
@@ -83,7 +82,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// SIGTERM to the child's group, then SIGKILL after `grace` seconds; reaps it.
-    func stop(grace: Double = 3) {
+    public func stop(grace: Double = 3) {
         kill(-pid, SIGTERM)
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(grace)
@@ -98,7 +97,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Waits for the child, calling `tick` about every `interval` seconds. Stops the child when
     /// `isCancelled` turns true, at `deadline`, or when `check` returns a reason.
-    func wait(deadline: Date, interval: Double = 0.2, isCancelled: () -> Bool,
+    public func wait(deadline: Date, interval: Double = 0.2, isCancelled: () -> Bool,
               check: () -> String? = { nil }, tick: () -> Void = {}) -> Outcome {
         var lastTick = Date.distantPast
         while true {
@@ -115,7 +114,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// The last `limit` bytes of a file (child output), as text.
-    static func tail(_ path: String, limit: Int = 16 * 1024) -> String {
+    public static func tail(_ path: String, limit: Int = 16 * 1024) -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
         defer { try? handle.close() }
         let size = (try? handle.seekToEnd()) ?? 0
