@@ -31,7 +31,8 @@ struct ImportRoutes: Sendable {
     /// Users with a write role, and API tokens that allow the `imports` API.
     func authenticate(_ request: HTTPRequest) throws -> Principal {
         let principal = try services.auth.authenticate(request, api: "imports")
-        if principal.role == .viewer { throw APIError.forbidden("Viewers cannot import data", code: "role_forbidden") }
+        try principal.requireJobAccess()
+        try principal.requireWrite(to: nil, "import data")
         return principal
     }
 
@@ -241,6 +242,9 @@ struct ImportRoutes: Sendable {
               }) else {
             throw APIError.notFound("Import not found", code: "import_not_found")
         }
+        do { try principal.authorize(job: job.accountId, createdBy: job.createdBy) } catch {
+            throw APIError.notFound("Import not found", code: "import_not_found")
+        }
         return (principal, job)
     }
 
@@ -251,15 +255,15 @@ struct ImportRoutes: Sendable {
 
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: "imports")
-        let all = try APIError.mapping(requestId: request.requestId) {
+        let all = try principal.visibleJobs(try APIError.mapping(requestId: request.requestId) {
             try jobs.list(queue: Self.queue, account: principal.accountId).filter { $0.kind == Self.kind }
-        }
+        }, account: \.accountId, createdBy: \.createdBy)
         return .json(["results": .array(all.map(Self.body)), "total": .int(all.count)], headers: [("Cache-Control", "no-store")])
     }
 
     func cancel(_ request: HTTPRequest) throws -> HTTPResponse {
         let (principal, job) = try find(request)
-        if principal.role == .viewer { throw APIError.forbidden("Viewers cannot cancel imports", code: "role_forbidden") }
+        try principal.requireWrite(to: nil, "cancel imports")
         let state = try APIError.mapping(requestId: request.requestId) { try jobs.cancel(id: job.id, account: principal.accountId) }
         if state == "cancelled", !job.isFinal, let source = job.payload["source"], source["type"]?.stringValue == "file",
            let file = source["file"]?.stringValue {
