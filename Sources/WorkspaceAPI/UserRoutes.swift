@@ -35,6 +35,8 @@ struct UserRoutes {
         guard let user = try accounts.setRole(userId: request.pathParameters["id"]!, account: principal.accountId, role: newRole) else {
             throw APIError.notFound("User not found")
         }
+        // The new role applies to the user's sessions, OAuth and API tokens at once (they read it per request).
+        services.auth.forgetUser(id: user.id)
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(adminId)", action: "role_changed",
                                            target: user.id, requestId: request.requestId)
         return .json(user.json())
@@ -46,6 +48,7 @@ struct UserRoutes {
         let id = request.pathParameters["id"]!
         guard try accounts.userById(id, account: principal.accountId) != nil,
               try accounts.deleteUser(userId: id, account: principal.accountId, transferTo: adminId) else { throw APIError.notFound("User not found") }
+        services.auth.forgetUser(id: id)
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(adminId)", action: "user_deleted",
                                            target: id, requestId: request.requestId)
         return .noContent()
