@@ -44,6 +44,20 @@ struct MapRoutes {
         return try MapDocument.validateDatasets(value, connections: names)
     }
 
+    func privacy(_ p: Parameters) throws -> String? {
+        guard let privacy = try text(p, "privacy", max: 20, required: false) else { return nil }
+        guard Principal.MapPrivacy(rawValue: privacy) != nil else {
+            throw MapDocument.invalid("privacy must be private, organization or public")
+        }
+        return privacy
+    }
+
+    func refuseWildcardPublic(_ datasets: JSON) throws {
+        if (datasets.arrayValue ?? []).contains(where: { $0["source"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines) == "*" }) {
+            throw MapDocument.invalid("A map with a * dataset cannot be public: name the tables or queries it shows")
+        }
+    }
+
     func config(_ p: Parameters) throws -> JSON? {
         try p.json("keplerMapConfig").map(MapDocument.validateConfig)
     }
@@ -69,8 +83,11 @@ struct MapRoutes {
         let p = try services.parameters(request)
         let title = try text(p, "title", max: 200, required: true)!
         let description = try text(p, "description", max: 5000, required: false) ?? ""
+        let privacy = try self.privacy(p) ?? Principal.MapPrivacy.private.rawValue
+        let datasets = try datasets(p, account: principal.accountId) ?? .array([])
+        if privacy == "public" { try refuseWildcardPublic(datasets) }
         let map = try store.create(account: principal.accountId, owner: userId, title: title, description: description,
-                                   config: try config(p) ?? MapDocument.defaultConfig,
+                                   privacy: privacy, config: try config(p) ?? MapDocument.defaultConfig,
                                    datasets: try datasets(p, account: principal.accountId) ?? .array([]))
         audit(request, principal, userId, "map_created", map.id)
         return .json(map.full(), status: 201, headers: Self.noStore)
@@ -84,20 +101,11 @@ struct MapRoutes {
         var changes = MapStore.Changes()
         changes.title = try text(p, "title", max: 200, required: p.has("title"))
         changes.description = try text(p, "description", max: 5000, required: false)
-        if let privacy = try text(p, "privacy", max: 20, required: false) {
-            guard Principal.MapPrivacy(rawValue: privacy) != nil else {
-                throw MapDocument.invalid("privacy must be private, organization or public")
-            }
-            changes.privacy = privacy
-        }
+        changes.privacy = try privacy(p)
         changes.config = try config(p)
         changes.datasets = try datasets(p, account: principal.accountId)
         // Maps from before `*` datasets were refused (migration 011) stay non-public until their datasets change.
-        let effective = changes.datasets ?? map.datasets ?? .array([])
-        if (changes.privacy ?? map.privacy) == "public",
-           (effective.arrayValue ?? []).contains(where: { $0["source"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines) == "*" }) {
-            throw MapDocument.invalid("A map with a * dataset cannot be public: name the tables or queries it shows")
-        }
+        if (changes.privacy ?? map.privacy) == "public" { try refuseWildcardPublic(changes.datasets ?? map.datasets ?? .array([])) }
         let (updated, replaced) = try store.update(map, changes)
         if let replaced { services.auth.forgetToken(id: replaced) }
         audit(request, principal, userId, "map_updated", map.id)
