@@ -204,10 +204,22 @@ public final class Authenticator: Sendable {
         }
     }
 
-    /// Forget a user's cached role at once (removal, role change); other processes see it within the TTL.
-    public func forgetUser(id: String) {
-        roles.remove("user:\(id):-")
-        cache.invalidate("user:\(id):-")
+    /// The OAuth client ids of a user: their cached roles are filed per client (see `userRole`).
+    public func oauthClientIds(of userId: String) throws -> [String] {
+        guard UUID(uuidString: userId) != nil else { return [] }
+        return try metadata.withConnection { db in
+            let r = try db.execute("SELECT client_id FROM oauth_clients WHERE user_id = $1", [userId])
+            return (0..<r.rowCount).compactMap { r.string($0, 0) }
+        }
+    }
+
+    /// Forget a user's cached role at once (removal, role change), for their API tokens (`-`) and each
+    /// OAuth client; other processes see it within the TTL.
+    public func forgetUser(id: String, clientIds: [String]) {
+        for key in (["-"] + clientIds).map({ "user:\(id):\($0)" }) {
+            roles.remove(key)
+            cache.invalidate(key)
+        }
     }
 
     public static func cookie(_ request: HTTPRequest, named name: String) -> String? {

@@ -29,8 +29,9 @@ enum GrantCheck {
         if let call = calls.sorted().first(where: { !PlanFunctions.isAllowed($0) }) {
             throw denied("Scoped tokens cannot call \(call)()")
         }
+        // Not naming the relation: the refusal of an existing table must read like that of a missing one.
         for (schema, table) in plan.relations where !grants.contains(where: { $0.allowsTable(schema: schema, table: table) }) {
-            throw denied("The token has no grant for \(schema).\(table)")
+            throw denied()
         }
         return .tablesOnly
     }

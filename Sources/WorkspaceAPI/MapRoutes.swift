@@ -87,8 +87,7 @@ struct MapRoutes {
         let datasets = try datasets(p, account: principal.accountId) ?? .array([])
         if privacy == "public" { try refuseWildcardPublic(datasets) }
         let map = try store.create(account: principal.accountId, owner: userId, title: title, description: description,
-                                   privacy: privacy, config: try config(p) ?? MapDocument.defaultConfig,
-                                   datasets: try datasets(p, account: principal.accountId) ?? .array([]))
+                                   privacy: privacy, config: try config(p) ?? MapDocument.defaultConfig, datasets: datasets)
         audit(request, principal, userId, "map_created", map.id)
         return .json(map.full(), status: 201, headers: Self.noStore)
     }
