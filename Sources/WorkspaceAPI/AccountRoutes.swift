@@ -36,9 +36,11 @@ struct AccountRoutes {
         let throttle = LoginThrottle(services.metadata)
         if let wait = try throttle.retryAfter(email: email, ip: ip) {
             let seconds = Int(wait.rounded(.up))
-            return .json(["error": .string("Too many failed sign-in attempts. Try again in \(seconds) s."), "status": 429,
-                          "code": "login_throttled", "retry_after": .int(seconds)],
-                         status: 429, headers: [("Retry-After", String(seconds)), ("Cache-Control", "no-store")])
+            var error = APIError.tooManyRequests("Too many failed sign-in attempts. Try again in \(seconds) s.", code: "login_throttled")
+            error.extra["retry_after"] = .int(seconds)
+            var response = HTTPResponse.error(error, requestId: request.requestId)
+            response.setHeader("Retry-After", String(seconds))
+            return response
         }
         guard let user = try accounts.userByEmail(email) else {
             PasswordHasher.verifyDummy(password)
@@ -52,7 +54,10 @@ struct AccountRoutes {
         try throttle.clear(email: email, ip: ip)
         let session = try sessions.create(userId: user.id, ttlSeconds: services.config.sessionTTL)
         AuditLog(services.metadata).record(account: user.accountId, actor: "user:\(user.id)", action: "login", requestId: request.requestId)
-        return .json(["user": user.json(), "csrf_token": .string(session.csrfToken), "next": .string(SafeRedirect.path(p.string("next")))],
+        var body: [String: JSON] = ["user": user.json(), "csrf_token": .string(session.csrfToken)]
+        // Where the sign-in page may go next (only a path on this site), when it asked.
+        if p.has("next") { body["next"] = .string(SafeRedirect.path(p.string("next"))) }
+        return .json(.object(body),
                      headers: [("Set-Cookie", cookie(session.id, maxAge: services.config.sessionTTL)), ("Cache-Control", "no-store")])
     }
 
