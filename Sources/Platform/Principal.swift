@@ -44,6 +44,13 @@ public struct Principal: Sendable {
         return false
     }
 
+    /// The same for statements on one connection: a token with `*` on another connection only reads here.
+    public func isReadOnly(on connection: String) -> Bool {
+        if actsAsViewer { return true }
+        if case .everything = access(to: connection) { return false }
+        return true
+    }
+
     /// Whether the role behind this principal reads only, whatever its grants: a viewer, a map's token, a
     /// token whose creator is a viewer (or unknown). Table grants may still let other tokens import.
     public var actsAsViewer: Bool {

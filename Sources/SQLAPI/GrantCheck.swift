@@ -41,8 +41,9 @@ enum GrantCheck {
     }
 
     /// Errors whose text would tell a scoped token that an object does or does not exist (undefined
-    /// table, object, schema, function, database; insufficient privilege).
-    static let existenceStates: Set<String> = ["42P01", "42704", "3F000", "42883", "3D000", "42501"]
+    /// table, column, object, schema, function, database; insufficient privilege). A missing column of
+    /// an ungranted table would otherwise prove the table exists.
+    static let existenceStates: Set<String> = ["42P01", "42703", "42704", "3F000", "42883", "3D000", "42501"]
 
     static let refusedNodes: Set<String> = ["Function Scan", "Table Function Scan", "Foreign Scan", "Custom Scan"]
 

@@ -41,7 +41,7 @@ struct QueryRoute: Sendable {
                 defer { pool.checkin(connection) }
                 // Scoped tokens and viewers read only, in a transaction that is rolled back: no writes, and no
                 // session state (set_config, SET) survives into the next request on this pooled connection.
-                var readOnly = principal.isReadOnly
+                var readOnly = principal.isReadOnly(on: connectionName)
                 if case .granted(let grants) = access {
                     _ = try GrantCheck.authorize(q, parameters: parameters, grants: grants, connection: connection, watch: watch)
                     readOnly = true

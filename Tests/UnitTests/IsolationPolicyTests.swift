@@ -69,6 +69,12 @@ final class IsolationPolicyTests: XCTestCase {
         XCTAssertTrue(token(["*"], creator: nil).isReadOnly, "a token whose creator is unknown reads only")
         XCTAssertTrue(token(["*"], creator: .admin, map: "m1").isReadOnly, "a map's token always reads only")
         XCTAssertTrue(token(["public.cities"], creator: .admin).isReadOnly, "scoped tokens read only")
+        let mixed = Principal(accountId: "acc", userId: "creator",
+                              kind: .apiToken(id: "t", grants: [Grant(connectionName: "a", source: "*"), Grant(connectionName: "b", source: "t")]),
+                              creatorRole: .editor)
+        XCTAssertFalse(mixed.isReadOnly(on: "a"))
+        XCTAssertTrue(mixed.isReadOnly(on: "b"), "scoped on b even though * elsewhere")
+        XCTAssertTrue(mixed.isReadOnly(on: "c"))
     }
 
     func testRequireWrite() {

@@ -336,6 +336,7 @@ def test_scoped_token_cannot_probe_existence(api, m, dw):
         ("SELECT 'carto_dw'::regrole", "SELECT 'no_such_role'::regrole"),
         ("SELECT * FROM public.e2e_secret", "SELECT * FROM public.no_such_table"),
         ("SELECT * FROM e2e_s.t1", "SELECT * FROM no_such_schema.t1"),
+        ("SELECT no_such_column FROM public.e2e_secret", "SELECT no_such_column FROM public.no_such_table"),
         ("SELECT postgis_constraint_srid('public', 'e2e_places', 'geom')",
          "SELECT postgis_constraint_srid('public', 'no_such_table', 'geom')"),
     ]
