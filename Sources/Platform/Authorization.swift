@@ -37,6 +37,13 @@ public extension Principal {
         }
     }
 
+    /// OAuth clients are credentials like tokens: only their owner or an admin deletes one.
+    func authorize(oauthClient owner: String?, account: String) throws {
+        do { try authorize(token: owner, account: account, .change) } catch let e as APIError where e.status == 404 {
+            throw APIError.notFound("OAuth client not found")
+        }
+    }
+
     /// Whether a token listing shows this token (same rule as reading it).
     func mayRead(token createdBy: String?, account: String) -> Bool {
         (try? authorize(token: createdBy, account: account, .read)) != nil

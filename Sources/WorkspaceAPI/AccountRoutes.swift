@@ -179,7 +179,12 @@ struct AccountRoutes {
         let principal = try services.auth.authenticate(request, api: nil)
         let userId = try principal.requireRole(.admin, .editor)
         let clientId = request.pathParameters["clientId"]!
-        guard try OAuthClientStore(services.metadata).delete(account: principal.accountId, clientId: clientId) else {
+        let store = OAuthClientStore(services.metadata)
+        guard let owner = try store.owner(account: principal.accountId, clientId: clientId) else {
+            throw APIError.notFound("OAuth client not found")
+        }
+        try principal.authorize(oauthClient: owner, account: principal.accountId)
+        guard try store.delete(account: principal.accountId, clientId: clientId) else {
             throw APIError.notFound("OAuth client not found")
         }
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(userId)", action: "oauth_client_deleted",

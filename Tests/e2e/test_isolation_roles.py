@@ -184,6 +184,15 @@ def test_only_creator_or_admin_change_or_delete_a_token(api, m, dw):
     assert api.delete(f"/api/v3/tokens/{other['id']}", token=m.admin.token).status == 204
 
 
+def test_only_owner_or_admin_delete_an_oauth_client(api, m):
+    assert_error(api.delete(f"/api/v3/oauth-clients/{m.admin.client_id}", token=m.editor.token), 404)
+    assert_ok(api.get("/api/v3/me", token=m.admin.token))
+    _, spare, _ = h.oauth_token(api, m.editor.session, "iso-spare")
+    assert api.delete(f"/api/v3/oauth-clients/{spare}", token=m.admin.token).status == 204
+    _, own, _ = h.oauth_token(api, m.editor.session, "iso-own")
+    assert api.delete(f"/api/v3/oauth-clients/{own}", token=m.editor.token).status == 204
+
+
 # ---- case 4: CSRF on every method, login CSRF, open redirect -----------------------------------------
 
 def test_cookie_reads_need_the_csrf_proof(api, m, dw):
