@@ -1,3 +1,4 @@
+import HTTPKit
 @testable import Platform
 import XCTest
 
@@ -25,6 +26,37 @@ final class IsolationPolicyTests: XCTestCase {
             XCTAssertEqual(SafeRedirect.path(next), "/", next.debugDescription)
         }
         XCTAssertEqual(SafeRedirect.path(nil), "/")
+    }
+
+    // MARK: CSRF (one check, in the authenticator, for every method)
+
+    private func request(_ method: String, _ headers: [String: String]) -> HTTPRequest {
+        HTTPRequest(method: method, path: "/api/v3/sql/carto_dw/query", headers: headers)
+    }
+
+    func testCookieRequestsNeedTheProofWhateverTheMethod() {
+        let token = "csrf-token-123"
+        for method in ["GET", "HEAD", "POST", "PATCH", "DELETE"] {
+            XCTAssertTrue(Authenticator.csrfSatisfied(request(method, ["x-csrf-token": token]), sessionToken: token), method)
+            for headers in [[:], ["x-csrf-token": "wrong"], ["sec-fetch-site": "cross-site"], ["sec-fetch-site": "same-site"],
+                            ["origin": "https://evil.example", "host": "tessera.example"], ["origin": "null", "host": "tessera.example"]] {
+                XCTAssertFalse(Authenticator.csrfSatisfied(request(method, headers), sessionToken: token), "\(method) \(headers)")
+            }
+        }
+        // Reads may rely on the browser's same-origin signal instead (a page learns its token from /me).
+        XCTAssertTrue(Authenticator.csrfSatisfied(request("GET", ["sec-fetch-site": "same-origin"]), sessionToken: token))
+        XCTAssertTrue(Authenticator.csrfSatisfied(request("GET", ["origin": "https://tessera.example:8443", "host": "tessera.example:8443"]),
+                                                  sessionToken: token))
+        XCTAssertFalse(Authenticator.csrfSatisfied(request("POST", ["sec-fetch-site": "same-origin"]), sessionToken: token),
+                       "writes always need the token itself")
+        XCTAssertFalse(Authenticator.csrfSatisfied(request("GET", ["x-csrf-token": ""]), sessionToken: ""))
+    }
+
+    func testSignInFormsFromAnotherSiteAreRefused() {
+        XCTAssertThrowsError(try Authenticator.requireSameOriginForm(request("POST", ["origin": "https://evil.example", "host": "t.example"])))
+        XCTAssertThrowsError(try Authenticator.requireSameOriginForm(request("POST", ["sec-fetch-site": "cross-site"])))
+        XCTAssertNoThrow(try Authenticator.requireSameOriginForm(request("POST", ["sec-fetch-site": "same-origin"])))
+        XCTAssertNoThrow(try Authenticator.requireSameOriginForm(request("POST", [:])), "API clients send neither header")
     }
 
     // MARK: login throttle
