@@ -300,6 +300,19 @@ def test_invalid_invitation_and_reset_tokens_are_refused(api):
             assert_error(api.post(path, json_body={"token": os.urandom(16).hex(), "password": PASSWORD}), 400, code)
 
 
+def test_token_redemptions_are_rate_limited_per_address(limits_stack):
+    """On the extra stack (this uses up its budget): nginx bounds how often one address may try."""
+    lapi = h.Api(limits_stack)
+    statuses = []
+    for _ in range(45):
+        r = lapi.post("/api/v3/auth/invitations/accept", json_body={"token": os.urandom(16).hex(), "password": PASSWORD})
+        statuses.append(r.status)
+        if r.status == 429:
+            break
+    assert statuses[0] == 400 and statuses[-1] == 429, statuses
+    assert_error(r, 429, from_app=False)
+
+
 # ---- case 11: private maps are the owner's and the admins' ------------------------------------------
 
 def test_private_organization_and_public_maps(api, m, dw):
