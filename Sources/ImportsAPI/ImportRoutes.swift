@@ -32,7 +32,8 @@ struct ImportRoutes: Sendable {
     /// Users with a write role, and API tokens that allow the `imports` API.
     func authenticate(_ request: HTTPRequest) throws -> Principal {
         let principal = try services.auth.authenticate(request, api: "imports")
-        if principal.role == .viewer { throw APIError.forbidden("Viewers cannot import data", code: "role_forbidden") }
+        try principal.requireJobAccess()
+        try principal.requireWrite(to: nil, "import data")
         return principal
     }
 
@@ -236,6 +237,9 @@ struct ImportRoutes: Sendable {
         guard let job = try jobs.find(id: request.pathParameters["id"], queue: Self.queue, kind: Self.kind, account: principal.accountId) else {
             throw APIError.notFound("Import not found", code: "import_not_found")
         }
+        do { try principal.authorize(job: job.accountId, createdBy: job.createdBy) } catch {
+            throw APIError.notFound("Import not found", code: "import_not_found")
+        }
         return (principal, job)
     }
 
@@ -246,13 +250,14 @@ struct ImportRoutes: Sendable {
 
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: "imports")
-        let all = try jobs.list(queue: Self.queue, account: principal.accountId).filter { $0.kind == Self.kind }
+        let all = try principal.visibleJobs(try jobs.list(queue: Self.queue, account: principal.accountId).filter { $0.kind == Self.kind },
+                                            account: \.accountId, createdBy: \.createdBy)
         return .json(["results": .array(all.map(Self.body)), "total": .int(all.count)], headers: [("Cache-Control", "no-store")])
     }
 
     func cancel(_ request: HTTPRequest) throws -> HTTPResponse {
         let (principal, job) = try find(request)
-        if principal.role == .viewer { throw APIError.forbidden("Viewers cannot cancel imports", code: "role_forbidden") }
+        try principal.requireWrite(to: nil, "cancel imports")
         let state = try jobs.cancel(id: job.id, account: principal.accountId)
         if state == "cancelled", !job.isFinal, let source = job.payload["source"], source["type"]?.stringValue == "file",
            let file = source["file"]?.stringValue {

@@ -21,12 +21,14 @@ public struct Job: Sendable {
     public let startedAt: String?
     public let finishedAt: String?
     public let cancelRequested: Bool
+    /// The user who queued it (for API tokens: the token's creator); listings are per owner.
+    public let createdBy: String?
 
     static let columns = """
         id, queue, kind, payload::text, state, attempt, max_attempts, account_id, lease_token, progress::text, result::text,
         errors::text, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), cancel_requested
+        to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), cancel_requested, created_by
         """
 
     init(_ r: PGResult, _ i: Int) {
@@ -47,6 +49,7 @@ public struct Job: Sendable {
         startedAt = r.string(i, 13)
         finishedAt = r.string(i, 14)
         cancelRequested = r.bool(i, 15) ?? false
+        createdBy = r.string(i, 16)
     }
 
     public var isFinal: Bool { ["completed", "discarded", "cancelled"].contains(state) }

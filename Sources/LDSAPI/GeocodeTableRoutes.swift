@@ -18,10 +18,8 @@ struct GeocodeTableRoutes: Sendable {
     func create(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try lds.authenticate(request)
         let spec = try GeocodeTableSpec(try lds.parameters(request))
-        if principal.role == .viewer { throw APIError.forbidden("Viewers cannot geocode tables", code: "role_forbidden") }
-        guard case .everything = principal.access(to: spec.connection) else {
-            throw APIError.forbidden("Geocoding a table needs full access to the connection", code: "source_not_granted")
-        }
+        try principal.requireJobAccess()
+        try principal.requireWrite(to: spec.connection, "geocode tables")
         _ = try lds.services.warehouses.connection(account: principal.accountId, name: spec.connection)
         var job = JobQueue.NewJob(queue: GeocodeTableRunner.queue, kind: GeocodeTableRunner.kind, payload: spec.json)
         job.maxAttempts = 3
@@ -44,6 +42,7 @@ struct GeocodeTableRoutes: Sendable {
                                       account: principal.accountId) else {
             throw APIError.notFound("Job not found", code: "job_not_found")
         }
+        try principal.authorize(job: job.accountId, createdBy: job.createdBy)
         return .json(Self.body(job), headers: [("Cache-Control", "no-store")])
     }
 

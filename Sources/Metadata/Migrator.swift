@@ -61,4 +61,22 @@ public struct Migrator {
         let r = try connection.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
         return r.int(0, 0) ?? 0
     }
+
+    /// The line `tessera migrate` prints (and logs) when migration 011 ran: what the isolation upgrade
+    /// changed on this install, so an operator sees tokens revoked and maps whose visibility changed.
+    public static func isolationUpgradeReport(_ connection: PGConnection, applied: [String]) throws -> String? {
+        guard applied.contains(where: { $0.hasPrefix("011_") }) else { return nil }
+        let r = try connection.execute("""
+            SELECT details::text FROM audit_log WHERE action = 'upgrade_011_isolation' ORDER BY id DESC LIMIT 1
+            """)
+        guard let text = r.string(0, 0), let data = text.data(using: .utf8),
+              let d = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        func n(_ key: String) -> Int { (d[key] as? NSNumber)?.intValue ?? 0 }
+        let line = "isolation upgrade: \(n("tokens_revoked")) API token(s) and \(n("oauth_clients_revoked")) OAuth client(s) "
+            + "of removed users revoked; \(n("maps_to_organization")) \"Private\" map(s) are now \"organization\" (visible to "
+            + "the organisation as before); \(n("wildcard_maps")) map(s) with a * dataset refused until edited "
+            + "(\(n("wildcard_maps_unpublished")) made non-public)"
+        Log.info("isolation_upgrade", [("report", line)])
+        return line
+    }
 }

@@ -91,17 +91,31 @@ public struct AccountStore {
         }
     }
 
-    /// Removes a user and queues `user.removed` in the same transaction: the workspace-subscriber then
-    /// cancels their jobs and moves what they owned to `transferTo` (the admin removing them).
+    /// Removes a user, revokes their API tokens and OAuth clients, and queues `user.removed` in the same
+    /// transaction: the workspace-subscriber then cancels their jobs and moves what the organisation keeps
+    /// (connections, maps) to `transferTo` (the admin removing them).
     public func deleteUser(userId: String, account: String, transferTo: String) throws -> Bool {
         try pool.transaction { db in
             let r = try db.execute("DELETE FROM users WHERE id = $1 AND account_id = $2", [userId, account])
             let admins = try db.execute("SELECT count(*) FROM users WHERE account_id = $1 AND role = 'admin'", [account])
             if admins.int(0, 0) == 0 { throw APIError.conflict("An organisation needs at least one admin", code: "last_admin") }
             guard r.affectedRows == 1 else { return false }
+            try Self.revokeCredentials(of: userId, account: account, on: db)
             try WorkspaceEvents.enqueue(.userRemoved(accountId: account, userId: userId, transferTo: transferTo), actor: transferTo, on: db)
             return true
         }
+    }
+
+    /// Deletes a user's API tokens (not the maps' own tokens, which belong to the maps) and OAuth clients,
+    /// on `db` inside the caller's transaction. Idempotent; returns what it deleted.
+    @discardableResult
+    public static func revokeCredentials(of userId: String, account: String, on db: PGConnection) throws -> JSON {
+        let tokens = try db.execute("""
+            DELETE FROM api_tokens WHERE created_by = $1 AND account_id = $2
+              AND NOT EXISTS (SELECT 1 FROM maps m WHERE m.token_id = api_tokens.id)
+            """, [userId, account]).affectedRows ?? 0
+        let clients = try db.execute("DELETE FROM oauth_clients WHERE user_id = $1 AND account_id = $2", [userId, account]).affectedRows ?? 0
+        return ["tokens": .int(tokens), "oauthClients": .int(clients)]
     }
 
     public func setPassword(userId: String, hash: String) throws {
@@ -146,6 +160,16 @@ public struct AccountStore {
         guard UUID(uuidString: id) != nil else { return false }
         return try pool.withConnection { db in
             try db.execute("DELETE FROM invitations WHERE id = $1 AND account_id = $2 AND accepted_at IS NULL", [id, account]).affectedRows == 1
+        }
+    }
+
+    /// Whether an invitation token can still be redeemed (checked before the costly password hashing;
+    /// `acceptInvitation` checks again atomically).
+    public func invitationIsLive(token: String) throws -> Bool {
+        try pool.withConnection { db in
+            try db.execute("""
+                SELECT 1 FROM invitations WHERE token_hash = decode($1, 'hex') AND accepted_at IS NULL AND expires_at > now()
+                """, [Self.hash(token)]).rowCount == 1
         }
     }
 

@@ -89,6 +89,16 @@ public final class Authenticator: Sendable {
         if let expires = record.expiresAt, expires <= Date() {
             throw APIError.unauthorized("Token expired", code: "token_expired")
         }
+        // A token acts for its creator, so it lives only while the creator is an active member, and never
+        // does more than the creator's current role allows (checked here, before any event subscriber runs).
+        // A map's token belongs to the map instead, and only ever reads.
+        var creatorRole: Principal.Role?
+        if record.mapId == nil {
+            guard let creator = record.createdBy, let role = try userRole(userId: creator, account: account, clientId: nil) else {
+                throw APIError.unauthorized("Token revoked: its creator is no longer a member", code: "token_revoked")
+            }
+            creatorRole = role
+        }
         guard let api else {
             throw APIError.forbidden("API access tokens cannot use this API; use an OAuth access token", code: "user_token_required")
         }
@@ -102,7 +112,7 @@ public final class Authenticator: Sendable {
             }
         }
         return Principal(accountId: record.accountId, userId: record.createdBy, kind: .apiToken(id: record.id, grants: record.grants),
-                         expiresAt: record.expiresAt)
+                         expiresAt: record.expiresAt, creatorRole: creatorRole, mapId: record.mapId)
     }
 
     /// `https://app.example.com/`, `https://*.example.com` or a bare host; compared on scheme + host (+ port).
@@ -150,14 +160,65 @@ public final class Authenticator: Sendable {
                 WHERE s.id_hash = decode($1, 'hex') AND s.expires_at > now()
                 """, [hash], prepare: true)
             guard r.rowCount == 1, let role = Principal.Role(rawValue: r.string(0, 2) ?? "") else { return nil }
-            // Cookies ride along on cross-site requests: state changes need our own origin and the CSRF token.
-            if !["GET", "HEAD", "OPTIONS"].contains(request.method) {
-                guard request.header("x-csrf-token") == r.string(0, 3) else {
-                    throw APIError.forbidden("Missing or invalid CSRF token", code: "csrf_failed")
-                }
+            guard Authenticator.csrfSatisfied(request, sessionToken: r.string(0, 3) ?? "") else {
+                throw APIError.forbidden("Missing or invalid CSRF token", code: "csrf_failed")
             }
             return Principal(accountId: r.string(0, 1)!, userId: r.string(0, 0), kind: .user(role: role, viaSession: true),
                              expiresAt: r.double(0, 4).map(Date.init(timeIntervalSince1970:)))
+        }
+    }
+
+    /// The CSRF policy of every cookie-authenticated request, whatever its method: cookies ride along on
+    /// cross-site requests (a link, an <img>, a form), so the request must prove it comes from our pages.
+    /// State changes need the session's CSRF token in `X-CSRF-Token`; reads accept that or the browser's own
+    /// same-origin signal (`Sec-Fetch-Site: same-origin`, or an `Origin` naming this host), so a page can
+    /// fetch `/api/v3/me` to learn its token.
+    static func csrfSatisfied(_ request: HTTPRequest, sessionToken: String) -> Bool {
+        if let sent = request.header("x-csrf-token"), !sessionToken.isEmpty,
+           Crypto.constantTimeEqual(Array(sent.utf8), Array(sessionToken.utf8)) { return true }
+        guard ["GET", "HEAD", "OPTIONS"].contains(request.method) else { return false }
+        return isSameOrigin(request) == true
+    }
+
+    /// What the browser says about where a request comes from: true (same origin), false (another site)
+    /// or nil (it says nothing: not a browser, or a very old one).
+    public static func isSameOrigin(_ request: HTTPRequest) -> Bool? {
+        if let site = request.header("sec-fetch-site")?.lowercased() {
+            if site == "same-origin" || site == "none" { return true }
+            return false
+        }
+        if let origin = request.header("origin") {
+            guard let host = request.header("x-forwarded-host") ?? request.header("host"),
+                  let url = URL(string: origin), let originHost = url.host else { return false }
+            let originAuthority = url.port.map { "\(originHost):\($0)" } ?? originHost
+            return originAuthority.lowercased() == host.lowercased()
+        }
+        return nil
+    }
+
+    /// Sign-in and sign-up forms cannot be posted from another site (login CSRF: signing the victim into
+    /// the attacker's account). Browsers always send `Origin` or `Sec-Fetch-Site` on a cross-site POST.
+    public static func requireSameOriginForm(_ request: HTTPRequest) throws {
+        if isSameOrigin(request) == false {
+            throw APIError.forbidden("Cross-site sign-in requests are refused", code: "csrf_failed")
+        }
+    }
+
+    /// The OAuth client ids of a user: their cached roles are filed per client (see `userRole`).
+    public func oauthClientIds(of userId: String) throws -> [String] {
+        guard UUID(uuidString: userId) != nil else { return [] }
+        return try metadata.withConnection { db in
+            let r = try db.execute("SELECT client_id FROM oauth_clients WHERE user_id = $1", [userId])
+            return (0..<r.rowCount).compactMap { r.string($0, 0) }
+        }
+    }
+
+    /// Forget a user's cached role at once (removal, role change), for their API tokens (`-`) and each
+    /// OAuth client; other processes see it within the TTL.
+    public func forgetUser(id: String, clientIds: [String]) {
+        for key in (["-"] + clientIds).map({ "user:\(id):\($0)" }) {
+            roles.remove(key)
+            cache.invalidate(key)
         }
     }
 

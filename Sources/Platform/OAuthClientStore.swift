@@ -42,6 +42,14 @@ public struct OAuthClientStore {
         }
     }
 
+    /// The user a client acts as, if the client exists in the account.
+    public func owner(account: String, clientId: String) throws -> String?? {
+        try pool.withConnection { db in
+            let r = try db.execute("SELECT user_id FROM oauth_clients WHERE account_id = $1 AND client_id = $2", [account, clientId])
+            return r.rowCount == 1 ? .some(r.string(0, 0)) : nil
+        }
+    }
+
     public func delete(account: String, clientId: String) throws -> Bool {
         try pool.withConnection { db in
             try db.execute("DELETE FROM oauth_clients WHERE account_id = $1 AND client_id = $2", [account, clientId]).affectedRows == 1

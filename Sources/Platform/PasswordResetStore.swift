@@ -39,6 +39,16 @@ public struct PasswordResetStore {
         }
     }
 
+    /// Whether a token can still be redeemed (checked before the costly password hashing; `redeem` checks
+    /// again atomically).
+    public func isRedeemable(token: String) throws -> Bool {
+        try pool.withConnection { db in
+            try db.execute("""
+                SELECT 1 FROM password_resets WHERE token_hash = decode($1, 'hex') AND used_at IS NULL AND expires_at > now()
+                """, [AccountStore.hash(token)]).rowCount == 1
+        }
+    }
+
     /// Redeems a token: returns the user id, or nil when the token is unknown, expired or already used.
     public func redeem(token: String, passwordHash: String) throws -> String? {
         try pool.transaction { db -> String? in

@@ -21,13 +21,48 @@ public struct Principal: Sendable {
 
     /// When the credential stops being valid (token expiry, JWT exp, session end), if it does.
     public var expiresAt: Date?
+    /// For API tokens: the creator's current role (nil when unknown, which reads only); a token never
+    /// does more than the person who made it may do now.
+    public var creatorRole: Role?
+    /// For a map's own token: the map it belongs to. Such tokens only ever read.
+    public var mapId: String?
 
-    public init(accountId: String, userId: String?, kind: Kind, expiresAt: Date? = nil) {
+    public init(accountId: String, userId: String?, kind: Kind, expiresAt: Date? = nil,
+                creatorRole: Role? = nil, mapId: String? = nil) {
         self.accountId = accountId
         self.userId = userId
         self.kind = kind
         self.expiresAt = expiresAt
+        self.creatorRole = creatorRole
+        self.mapId = mapId
     }
+
+    /// Whether everything this principal runs must be read-only: viewers, a map's token, a token whose
+    /// creator is (now) a viewer or unknown, and scoped tokens (no `*` grant). The session policy of the
+    /// warehouse pool and every write route read this one property.
+    public var isReadOnly: Bool {
+        if actsAsViewer { return true }
+        if case .apiToken(_, let grants) = kind { return !grants.contains(where: \.isWildcardAll) }
+        return false
+    }
+
+    /// The same for statements on one connection: a token with `*` on another connection only reads here.
+    public func isReadOnly(on connection: String) -> Bool {
+        if actsAsViewer { return true }
+        if case .everything = access(to: connection) { return false }
+        return true
+    }
+
+    /// Whether the role behind this principal reads only, whatever its grants: a viewer, a map's token, a
+    /// token whose creator is a viewer (or unknown). Table grants may still let other tokens import.
+    public var actsAsViewer: Bool {
+        switch kind {
+        case .user(let role, _): return role == .viewer
+        case .apiToken: return mapId != nil || creatorRole == nil || creatorRole == .viewer
+        }
+    }
+
+    public var isMapToken: Bool { mapId != nil }
 
     /// The key under which the http-cache files this credential's responses, so revoking the credential
     /// can purge them: `token:<id>` for API Access Tokens, `user:<id>` for a user's sessions and OAuth tokens.
@@ -72,15 +107,9 @@ public struct Principal: Sendable {
     /// viewers, scoped tokens (a public map's token is one) and any cookie-authenticated GET (a cross-site
     /// link can trigger it) read only, in a transaction that is rolled back.
     public func sessionMode(connection name: String, method: String) -> PGSessionMode {
-        switch kind {
-        case .user(let role, let viaSession):
-            if role == .viewer { return .readOnly }
-            if viaSession, ["GET", "HEAD"].contains(method) { return .readOnly }
-            return .readWrite
-        case .apiToken:
-            if case .everything = access(to: name) { return .readWrite }
-            return .readOnly
-        }
+        if isReadOnly(on: name) { return .readOnly }
+        if viaSession, ["GET", "HEAD"].contains(method) { return .readOnly }
+        return .readWrite
     }
 
     public enum Access: Sendable {
@@ -109,11 +138,14 @@ public struct Grant: Sendable, Equatable {
         return ["select", "with", "values", "table"].contains(word) && head.dropFirst(word.count).first.map { $0.isWhitespace || $0 == "(" } ?? false
     }
 
-    /// SQL compared verbatim, modulo whitespace runs and a trailing semicolon.
+    /// SQL compared verbatim: only leading/trailing whitespace and trailing semicolons are ignored.
+    /// Whitespace inside is significant: collapsing it turned a `-- comment` line of a grant into a
+    /// comment that swallows the rest of a one-line query (issue 11, case 6).
     public static func normalizeSQL(_ sql: String) -> String {
-        var s = sql.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
-        while s.hasSuffix(";") || s.hasSuffix(" ") { s.removeLast() }
-        return s
+        var s = Substring(sql)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace || c == ";" { s.removeLast() }
+        return String(s)
     }
 
     public func allowsQuery(_ sql: String) -> Bool {

@@ -41,21 +41,50 @@ public struct SessionStore {
     }
 }
 
-/// Login throttling kept in the database so every app VM sees the same counts: at most
-/// `perEmail` failures per email per hour and `perIP` per address per 15 minutes.
+/// When a sign-in may be tried again: each (email, client address) pair gets a few free failures, then
+/// a delay after each further failure that doubles up to a cap. The failures of one address never delay
+/// another, so an attacker cannot lock an email out for its rightful owner (who signs in from elsewhere).
+public struct LoginThrottlePolicy: Sendable, Equatable {
+    public var freeFailures = 5
+    public var firstDelay = 1.0
+    public var maxDelay = 900.0
+
+    public init() {}
+
+    /// The wait after the `failures`-th failure of a pair (0 while failures are free).
+    public func delay(afterFailures failures: Int) -> Double {
+        guard failures >= freeFailures else { return 0 }
+        let doublings = min(failures - freeFailures, 30)
+        return min(firstDelay * Double(1 << doublings), maxDelay)
+    }
+
+    /// Seconds left to wait, or nil when an attempt is allowed now.
+    public func retryAfter(failures: Int, secondsSinceLastFailure: Double) -> Double? {
+        let wait = delay(afterFailures: failures) - secondsSinceLastFailure
+        return wait > 0 ? wait : nil
+    }
+}
+
+/// Login throttling kept in the database so every app VM sees the same counts: the (email, address)
+/// policy above over the last hour, and at most `perIP` failures per address per 15 minutes (one
+/// address guessing many emails).
 public struct LoginThrottle {
     let pool: PGPool
-    public var perEmail = 20
+    public var policy = LoginThrottlePolicy()
     public var perIP = 100
     public init(_ pool: PGPool) { self.pool = pool }
 
-    public func isBlocked(email: String, ip: String) throws -> Bool {
+    /// Seconds this pair must still wait, or nil when it may try now.
+    public func retryAfter(email: String, ip: String) throws -> Double? {
         try pool.withConnection { db in
             let r = try db.execute("""
-                SELECT (SELECT count(*) FROM login_failures WHERE email_key = $1 AND at > now() - interval '1 hour'),
-                       (SELECT count(*) FROM login_failures WHERE ip = $2 AND at > now() - interval '15 minutes')
+                SELECT count(*) FILTER (WHERE email_key = $1),
+                       coalesce(extract(epoch FROM now() - max(at) FILTER (WHERE email_key = $1)), 0)::float8,
+                       count(*) FILTER (WHERE at > now() - interval '15 minutes')
+                FROM login_failures WHERE ip = $2 AND at > now() - interval '1 hour'
                 """, [AccountStore.normalizeEmail(email), ip])
-            return (r.int(0, 0) ?? 0) >= perEmail || (r.int(0, 1) ?? 0) >= perIP
+            if (r.int(0, 2) ?? 0) >= perIP { return 900 }
+            return policy.retryAfter(failures: r.int(0, 0) ?? 0, secondsSinceLastFailure: r.double(0, 1) ?? 0)
         }
     }
 
@@ -66,9 +95,10 @@ public struct LoginThrottle {
         }
     }
 
-    public func clear(email: String) throws {
+    /// A successful sign-in forgets this address's failures for the email.
+    public func clear(email: String, ip: String) throws {
         try pool.withConnection { db in
-            _ = try db.execute("DELETE FROM login_failures WHERE email_key = $1", [AccountStore.normalizeEmail(email)])
+            _ = try db.execute("DELETE FROM login_failures WHERE email_key = $1 AND ip = $2", [AccountStore.normalizeEmail(email), ip])
         }
     }
 }

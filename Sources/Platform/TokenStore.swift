@@ -12,12 +12,15 @@ public struct TokenRecord: Sendable {
     public let allowedAPIs: [String]
     public let expiresAt: Date?
     public let createdAt: Date?
+    /// The map this token belongs to (a map's own token), if any.
+    public var mapId: String?
 
     /// The cache form: like the API shape, but dates as epoch seconds (parsing ISO dates per request is costly).
     public func cacheEntry() -> [UInt8] {
         guard case .object(var o) = json(includeAccount: true) else { return [] }
         o["expiration_date"] = expiresAt.map { .number($0.timeIntervalSince1970) } ?? .null
         o["created_at"] = createdAt.map { .number($0.timeIntervalSince1970) } ?? .null
+        o["map_id"] = .optional(mapId)
         return JSON.object(o).encoded()
     }
 
@@ -32,10 +35,12 @@ public struct TokenRecord: Sendable {
         allowedAPIs = j["allowed_apis"]?.arrayValue?.compactMap(\.stringValue) ?? []
         expiresAt = j["expiration_date"]?.doubleValue.map(Date.init(timeIntervalSince1970:))
         createdAt = j["created_at"]?.doubleValue.map(Date.init(timeIntervalSince1970:))
+        mapId = j["map_id"]?.stringValue
     }
 
     init(id: String, accountId: String, createdBy: String?, grants: [Grant], referers: [String], allowedAPIs: [String],
-         expiresAt: Date?, createdAt: Date?) {
+         expiresAt: Date?, createdAt: Date?, mapId: String? = nil) {
+        self.mapId = mapId
         self.id = id
         self.accountId = accountId
         self.createdBy = createdBy
@@ -96,7 +101,8 @@ public struct TokenStore {
     static let columns = """
         id, account_id, created_by, grants::text, referers::text, array_to_json(allowed_apis)::text,
         to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-        to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        (SELECT m.id FROM maps m WHERE m.token_id = api_tokens.id LIMIT 1)
         """
 
     func record(_ r: PGResult, _ i: Int) -> TokenRecord {
@@ -106,7 +112,7 @@ public struct TokenStore {
                            referers: json(4)?.arrayValue?.compactMap(\.stringValue) ?? [],
                            allowedAPIs: json(5)?.arrayValue?.compactMap(\.stringValue) ?? [],
                            expiresAt: r.string(i, 6).flatMap(TokenRecord.parseDate),
-                           createdAt: r.string(i, 7).flatMap(TokenRecord.parseDate))
+                           createdAt: r.string(i, 7).flatMap(TokenRecord.parseDate), mapId: r.string(i, 8))
     }
 
     public func find(id: String) throws -> TokenRecord? {
@@ -126,8 +132,8 @@ public struct TokenStore {
     public func list(account: String) throws -> [TokenRecord] {
         try pool.withConnection { db in
             let r = try db.execute("""
-                SELECT \(TokenStore.columns) FROM api_tokens t WHERE account_id = $1
-                  AND NOT EXISTS (SELECT 1 FROM maps m WHERE m.token_id = t.id)
+                SELECT \(TokenStore.columns) FROM api_tokens WHERE account_id = $1
+                  AND NOT EXISTS (SELECT 1 FROM maps m WHERE m.token_id = api_tokens.id)
                 ORDER BY created_at
                 """, [account])
             return (0..<r.rowCount).map { record(r, $0) }

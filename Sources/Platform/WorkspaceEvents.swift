@@ -11,7 +11,9 @@ import Postgres
 ///   the account's tokens (a token left without grants stays but reaches nothing) and the connection's
 ///   cached responses are purged.
 /// - `user.removed` `{accountId, userId, transferTo}`: the user's queued and running jobs are cancelled;
-///   the connections, tokens, OAuth clients and `maps` rows (`owner_id`) they owned move to `transferTo`
+///   their API tokens and OAuth clients are revoked (deleted: the person still knows their secrets; the
+///   removing transaction already deleted them, this repeats it idempotently); the connections, `maps`
+///   rows (`owner_id`) and those maps' own tokens they owned move to `transferTo`
 ///   (the admin who removed them; the account's oldest admin when that one is gone too). Ownership
 ///   columns therefore have no foreign key to `users` (migration 005): a `SET NULL`/`CASCADE` would
 ///   erase who owned what before the subscriber runs. A `maps.owner_id` must follow the same rule.

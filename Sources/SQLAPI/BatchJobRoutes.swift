@@ -6,7 +6,7 @@ import Postgres
 
 /// SQL batch jobs (contract §4.2): `POST /api/v3/sql/{connection}/job` queues a statement for the
 /// sql-worker; `GET …/job/{id}` reports it, `DELETE …/job/{id}` cancels it (a running statement is
-/// cancelled in the database), `GET /api/v3/sql/jobs` lists the organisation's jobs.
+/// cancelled in the database), `GET /api/v3/sql/jobs` lists the caller's jobs (an admin's: the organisation's).
 struct BatchJobRoutes: Sendable {
     let services: Services
     static let queue = "sql"
@@ -23,10 +23,8 @@ struct BatchJobRoutes: Sendable {
     /// Batch jobs change data: users with write roles, and API tokens with `*` on the connection.
     func authorize(_ request: HTTPRequest, connection: String) throws -> Principal {
         let principal = try services.auth.authenticate(request, api: "sql")
-        if principal.role == .viewer { throw APIError.forbidden("Viewers cannot run batch jobs", code: "role_forbidden") }
-        guard case .everything = principal.access(to: connection) else {
-            throw APIError.forbidden("Batch jobs need full access to the connection", code: "source_not_granted")
-        }
+        try principal.requireJobAccess()
+        try principal.requireWrite(to: connection, "run batch jobs")
         _ = try services.warehouses.connection(account: principal.accountId, name: connection)
         return principal
     }
@@ -57,10 +55,12 @@ struct BatchJobRoutes: Sendable {
     func find(_ request: HTTPRequest) throws -> (Principal, Job) {
         let connection = request.pathParameters["connection"]!
         let principal = try services.auth.authenticate(request, api: "sql")
+        try principal.requireJobAccess()
         guard let job = try jobs.find(id: request.pathParameters["id"], queue: Self.queue, kind: Self.kind, account: principal.accountId),
               job.payload["connection"]?.stringValue == connection else {
             throw APIError.notFound("Job not found", code: "job_not_found")
         }
+        try principal.authorize(job: job.accountId, createdBy: job.createdBy)
         return (principal, job)
     }
 
@@ -71,7 +71,7 @@ struct BatchJobRoutes: Sendable {
 
     func cancel(_ request: HTTPRequest) throws -> HTTPResponse {
         let (principal, job) = try find(request)
-        if principal.role == .viewer { throw APIError.forbidden("Viewers cannot cancel batch jobs", code: "role_forbidden") }
+        try principal.requireWrite(to: job.payload["connection"]?.stringValue, "cancel batch jobs")
         _ = try jobs.cancel(id: job.id, account: principal.accountId)
         let updated = try jobs.find(id: job.id) ?? job
         return .json(Self.body(updated), headers: [("Cache-Control", "no-store")])
@@ -80,8 +80,8 @@ struct BatchJobRoutes: Sendable {
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: "sql")
         // The sql queue also carries LDS geocode-table jobs; those are reported by the LDS API.
-        let all = try jobs.list(queue: Self.queue, account: principal.accountId)
-            .filter { $0.kind == Self.kind }
+        let all = try principal.visibleJobs(try jobs.list(queue: Self.queue, account: principal.accountId).filter { $0.kind == Self.kind },
+                                            account: \.accountId, createdBy: \.createdBy)
         return .json(["results": .array(all.map(Self.body)), "total": .int(all.count)], headers: [("Cache-Control", "no-store")])
     }
 

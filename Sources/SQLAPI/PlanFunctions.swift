@@ -54,8 +54,33 @@ enum PlanFunctions {
     static func isAllowed(_ name: String) -> Bool {
         let n = name.lowercased()
         if refusedPostGIS.contains(n) { return false }
+        // `postgis_*` are left out: postgis_constraint_srid(schema, table, column) and friends read the catalog.
         return allowed.contains(n) || n.hasPrefix("st_") || n.hasPrefix("geometry") || n.hasPrefix("geography")
-            || n.hasPrefix("box2d") || n.hasPrefix("postgis_")
+            || n.hasPrefix("box2d")
+    }
+
+    /// Object-identifier types whose input function looks a name up in the catalog (and errors when it is
+    /// missing): casting text to them probes for tables, roles, schemas or functions.
+    static let catalogLookupTypes: Set<String> = [
+        "regclass", "regrole", "regnamespace", "regproc", "regprocedure", "regtype", "regoper", "regoperator",
+        "regconfig", "regdictionary", "regcollation",
+    ]
+
+    /// Whether SQL text may name a catalog-lookup type: any such word (even inside a string or quoted
+    /// identifier, erring on the refusing side) or a Unicode-escaped identifier (`U&"…"`) that could spell one.
+    static func namesCatalogObject(_ sql: String) -> Bool {
+        let lower = sql.lowercased()
+        if lower.replacingOccurrences(of: " ", with: "").contains("u&\"") { return true }
+        var word = ""
+        for c in lower.unicodeScalars {
+            if c.properties.isAlphabetic || c == "_" || c.properties.numericType != nil {
+                word.unicodeScalars.append(c)
+            } else {
+                if catalogLookupTypes.contains(word) { return true }
+                word = ""
+            }
+        }
+        return catalogLookupTypes.contains(word)
     }
 
 

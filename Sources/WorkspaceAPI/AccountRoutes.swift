@@ -29,25 +29,35 @@ struct AccountRoutes {
     static let loginFailed = APIError.unauthorized("Invalid email or password", code: "invalid_credentials")
 
     func login(_ request: HTTPRequest) throws -> HTTPResponse {
+        try Authenticator.requireSameOriginForm(request)
         let p = try services.parameters(request)
         let email = try p.required("email"), password = try p.required("password")
+        let ip = request.remoteAddress
         let throttle = LoginThrottle(services.metadata)
-        if try throttle.isBlocked(email: email, ip: request.remoteAddress) {
-            throw APIError.tooManyRequests("Too many failed sign-in attempts. Try again later.", code: "login_throttled")
+        if let wait = try throttle.retryAfter(email: email, ip: ip) {
+            let seconds = Int(wait.rounded(.up))
+            var error = APIError.tooManyRequests("Too many failed sign-in attempts. Try again in \(seconds) s.", code: "login_throttled")
+            error.extra["retry_after"] = .int(seconds)
+            var response = HTTPResponse.error(error, requestId: request.requestId)
+            response.setHeader("Retry-After", String(seconds))
+            return response
         }
         guard let user = try accounts.userByEmail(email) else {
             PasswordHasher.verifyDummy(password)
-            try throttle.recordFailure(email: email, ip: request.remoteAddress)
+            try throttle.recordFailure(email: email, ip: ip)
             throw Self.loginFailed
         }
         guard PasswordHasher.verify(password, against: user.passwordHash) else {
-            try throttle.recordFailure(email: email, ip: request.remoteAddress)
+            try throttle.recordFailure(email: email, ip: ip)
             throw Self.loginFailed
         }
-        try throttle.clear(email: email)
+        try throttle.clear(email: email, ip: ip)
         let session = try sessions.create(userId: user.id, ttlSeconds: services.config.sessionTTL)
         AuditLog(services.metadata).record(account: user.accountId, actor: "user:\(user.id)", action: "login", requestId: request.requestId)
-        return .json(["user": user.json(), "csrf_token": .string(session.csrfToken)],
+        var body: [String: JSON] = ["user": user.json(), "csrf_token": .string(session.csrfToken)]
+        // Where the sign-in page may go next (only a path on this site), when it asked.
+        if p.has("next") { body["next"] = .string(SafeRedirect.path(p.string("next"))) }
+        return .json(.object(body),
                      headers: [("Set-Cookie", cookie(session.id, maxAge: services.config.sessionTTL)), ("Cache-Control", "no-store")])
     }
 
@@ -80,6 +90,7 @@ struct AccountRoutes {
     /// Open signup creates a new organisation; by-invitation signup joins the inviting one.
     /// Known and unknown emails get the same answer (ASVS 6.3.8).
     func signup(_ request: HTTPRequest) throws -> HTTPResponse {
+        try Authenticator.requireSameOriginForm(request)
         let p = try services.parameters(request)
         if let token = p.string("invitation"), !token.isEmpty { return try acceptInvitation(request, parameters: p) }
         guard services.config.signup == .open else {
@@ -103,9 +114,14 @@ struct AccountRoutes {
     }
 
     func acceptInvitation(_ request: HTTPRequest, parameters p: Parameters) throws -> HTTPResponse {
+        try Authenticator.requireSameOriginForm(request)
         let token = try p.string("invitation") ?? p.required("token")
         let password = try p.required("password")
         if let problem = PasswordHasher.policyViolation(password) { throw APIError.badRequest(problem, code: "weak_password") }
+        // The cheap token check comes first: hashing (~0.2 s of CPU) is only spent on a live invitation.
+        guard try accounts.invitationIsLive(token: token) else {
+            throw APIError.badRequest("This invitation is invalid, expired or already used", code: "invalid_invitation")
+        }
         guard let user = try accounts.acceptInvitation(token: token, passwordHash: try PasswordHasher.hash(password)) else {
             throw APIError.badRequest("This invitation is invalid, expired or already used", code: "invalid_invitation")
         }
@@ -163,7 +179,12 @@ struct AccountRoutes {
         let principal = try services.auth.authenticate(request, api: nil)
         let userId = try principal.requireRole(.admin, .editor)
         let clientId = request.pathParameters["clientId"]!
-        guard try OAuthClientStore(services.metadata).delete(account: principal.accountId, clientId: clientId) else {
+        let store = OAuthClientStore(services.metadata)
+        guard let owner = try store.owner(account: principal.accountId, clientId: clientId) else {
+            throw APIError.notFound("OAuth client not found")
+        }
+        try principal.authorize(oauthClient: owner, account: principal.accountId)
+        guard try store.delete(account: principal.accountId, clientId: clientId) else {
             throw APIError.notFound("OAuth client not found")
         }
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(userId)", action: "oauth_client_deleted",

@@ -67,6 +67,10 @@ enum MapDocument {
             guard let source = o["source"]?.stringValue, !source.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                 throw invalid("datasets[\(i)].source must be a non-empty string")
             }
+            // A map's token is handed to everyone who opens the map: `*` would give them the whole connection.
+            if Grant(connectionName: connection, source: source).isWildcardAll {
+                throw invalid("datasets[\(i)].source cannot be *: name a table or a query")
+            }
             if type != "query" && Grant(connectionName: connection, source: source).isQuery {
                 throw invalid("datasets[\(i)].source is SQL: use type \"query\" for it")
             }
@@ -90,7 +94,7 @@ enum MapDocument {
         for d in datasets.arrayValue ?? [] {
             guard let c = d["connectionName"]?.stringValue, let s = d["source"]?.stringValue else { continue }
             let g = Grant(connectionName: c, source: s)
-            if !grants.contains(g) { grants.append(g) }
+            if !g.isWildcardAll, !grants.contains(g) { grants.append(g) }
         }
         return grants
     }

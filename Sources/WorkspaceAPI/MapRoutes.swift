@@ -1,8 +1,8 @@
 import HTTPKit
 import Platform
 
-/// `/api/v3/workspace/maps`: the organisation's Builder maps. Everyone in the organisation reads them;
-/// editors and admins write.
+/// `/api/v3/workspace/maps`: the organisation's Builder maps. Who reads and writes which map is decided by
+/// `Principal.authorize(map:)` (private: owner and admins; organization: every member; public: anyone).
 struct MapRoutes {
     let services: Services
     var store: MapStore { MapStore(pool: services.metadata) }
@@ -18,10 +18,11 @@ struct MapRoutes {
 
     static let noStore: [(String, String)] = [("Cache-Control", "no-store")]
 
-    func find(_ request: HTTPRequest, _ principal: Principal) throws -> MapRecord {
+    func find(_ request: HTTPRequest, _ principal: Principal, _ action: Principal.MapAction) throws -> MapRecord {
         guard let map = try store.find(id: request.pathParameters["id"]!, account: principal.accountId) else {
             throw APIError.notFound("Map not found", code: "map_not_found")
         }
+        try principal.authorize(map: map.accountId, owner: map.ownerId, privacy: map.privacyLevel, action)
         return map
     }
 
@@ -43,6 +44,20 @@ struct MapRoutes {
         return try MapDocument.validateDatasets(value, connections: names)
     }
 
+    func privacy(_ p: Parameters) throws -> String? {
+        guard let privacy = try text(p, "privacy", max: 20, required: false) else { return nil }
+        guard Principal.MapPrivacy(rawValue: privacy) != nil else {
+            throw MapDocument.invalid("privacy must be private, organization or public")
+        }
+        return privacy
+    }
+
+    func refuseWildcardPublic(_ datasets: JSON) throws {
+        if (datasets.arrayValue ?? []).contains(where: { $0["source"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines) == "*" }) {
+            throw MapDocument.invalid("A map with a * dataset cannot be public: name the tables or queries it shows")
+        }
+    }
+
     func config(_ p: Parameters) throws -> JSON? {
         try p.json("keplerMapConfig").map(MapDocument.validateConfig)
     }
@@ -50,13 +65,16 @@ struct MapRoutes {
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: nil)
         _ = try principal.requireUser()
-        return .json(["data": .array(try store.list(account: principal.accountId).map { $0.summary() })], headers: Self.noStore)
+        let visible = try store.list(account: principal.accountId).filter {
+            (try? principal.authorize(map: $0.accountId, owner: $0.ownerId, privacy: $0.privacyLevel, .read)) != nil
+        }
+        return .json(["data": .array(visible.map { $0.summary() })], headers: Self.noStore)
     }
 
     func show(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: nil)
         _ = try principal.requireUser()
-        return .json(try find(request, principal).full(), headers: Self.noStore)
+        return .json(try find(request, principal, .read).full(), headers: Self.noStore)
     }
 
     func create(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -65,9 +83,11 @@ struct MapRoutes {
         let p = try services.parameters(request)
         let title = try text(p, "title", max: 200, required: true)!
         let description = try text(p, "description", max: 5000, required: false) ?? ""
+        let privacy = try self.privacy(p) ?? Principal.MapPrivacy.private.rawValue
+        let datasets = try datasets(p, account: principal.accountId) ?? .array([])
+        if privacy == "public" { try refuseWildcardPublic(datasets) }
         let map = try store.create(account: principal.accountId, owner: userId, title: title, description: description,
-                                   config: try config(p) ?? MapDocument.defaultConfig,
-                                   datasets: try datasets(p, account: principal.accountId) ?? .array([]))
+                                   privacy: privacy, config: try config(p) ?? MapDocument.defaultConfig, datasets: datasets)
         audit(request, principal, userId, "map_created", map.id)
         return .json(map.full(), status: 201, headers: Self.noStore)
     }
@@ -75,17 +95,16 @@ struct MapRoutes {
     func update(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: nil)
         let userId = try principal.requireRole(.admin, .editor)
-        let map = try find(request, principal)
+        let map = try find(request, principal, .write)
         let p = try services.parameters(request)
         var changes = MapStore.Changes()
         changes.title = try text(p, "title", max: 200, required: p.has("title"))
         changes.description = try text(p, "description", max: 5000, required: false)
-        if let privacy = try text(p, "privacy", max: 20, required: false) {
-            guard privacy == "private" || privacy == "public" else { throw MapDocument.invalid("privacy must be private or public") }
-            changes.privacy = privacy
-        }
+        changes.privacy = try privacy(p)
         changes.config = try config(p)
         changes.datasets = try datasets(p, account: principal.accountId)
+        // Maps from before `*` datasets were refused (migration 011) stay non-public until their datasets change.
+        if (changes.privacy ?? map.privacy) == "public" { try refuseWildcardPublic(changes.datasets ?? map.datasets ?? .array([])) }
         let (updated, replaced) = try store.update(map, changes)
         if let replaced { services.auth.forgetToken(id: replaced) }
         audit(request, principal, userId, "map_updated", map.id)
@@ -95,7 +114,7 @@ struct MapRoutes {
     func delete(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: nil)
         let userId = try principal.requireRole(.admin, .editor)
-        let map = try find(request, principal)
+        let map = try find(request, principal, .write)
         guard try store.delete(map, actor: userId) else { throw APIError.notFound("Map not found", code: "map_not_found") }
         if let token = map.tokenId { services.auth.forgetToken(id: token) }
         audit(request, principal, userId, "map_deleted", map.id)
@@ -106,7 +125,7 @@ struct MapRoutes {
     func duplicate(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: nil)
         let userId = try principal.requireRole(.admin, .editor)
-        let map = try find(request, principal)
+        let map = try find(request, principal, .read)
         let copy = try store.create(account: principal.accountId, owner: userId, title: String("Copy of \(map.title)".prefix(200)),
                                     description: map.description, config: map.config ?? MapDocument.defaultConfig,
                                     datasets: map.datasets ?? .array([]))

@@ -19,6 +19,8 @@ struct MapRecord {
     let updatedAt: String
 
     var isPublic: Bool { privacy == "public" }
+    /// Unknown stored values read as the most restrictive level.
+    var privacyLevel: Principal.MapPrivacy { Principal.MapPrivacy(rawValue: privacy) ?? .private }
 
     /// MapSummary of the workspace API.
     func summary() -> JSON {

@@ -3,7 +3,7 @@ import Platform
 
 /// `GET /api/v3/maps/public/{id}`: a map the way fetchMap reads it (contract §6, §14(c)), with the map's
 /// own API access token (grants = its datasets' sources). Public maps are anonymous; a private map is
-/// shown only to a credential of its organisation, and is "not found" to everyone else.
+/// shown only to whom `Principal.authorize(map:)` allows, and is "not found" to everyone else.
 struct PublicMapRoutes {
     let services: Services
     var store: MapStore { MapStore(pool: services.metadata) }
@@ -19,8 +19,10 @@ struct PublicMapRoutes {
         guard let map = try store.find(id: request.pathParameters["id"]!, account: nil) else { throw notFound }
         if !map.isPublic {
             // Bad or foreign credentials are indistinguishable from none: the map's existence is not revealed.
-            let principal = try? services.auth.authenticate(request, api: "maps")
-            guard principal?.accountId == map.accountId else { throw notFound }
+            guard let principal = try? services.auth.authenticate(request, api: "maps"),
+                  (try? principal.authorize(map: map.accountId, owner: map.ownerId, privacy: map.privacyLevel, .read)) != nil else {
+                throw notFound
+            }
         }
         let tokenId = try store.ensureToken(map)
         let body: JSON = [

@@ -19,10 +19,19 @@ struct TokenRoutes {
 
     func tokenString(_ t: TokenRecord) -> String { services.auth.apiTokenString(account: t.accountId, id: t.id) }
 
-    func body(_ t: TokenRecord) -> JSON {
+    /// The token string only for its creator or an admin (who may also read the token itself); nobody else
+    /// reaches this (`Principal.authorize(token:)`), but the rule stays explicit where the string is made.
+    func body(_ t: TokenRecord, for principal: Principal) -> JSON {
         guard case .object(var o) = t.json() else { return .null }
-        o["token"] = .string(tokenString(t))
+        if principal.mayRead(token: t.createdBy, account: t.accountId) { o["token"] = .string(tokenString(t)) }
         return .object(o)
+    }
+
+    /// The token the path names, if this principal may `action` it (otherwise: not found).
+    func authorizedToken(_ request: HTTPRequest, _ principal: Principal, _ action: Principal.TokenAction) throws -> TokenRecord {
+        guard let token = try store.find(id: tokenId(request), account: principal.accountId) else { throw APIError.notFound("Token not found") }
+        try principal.authorize(token: token.createdBy, account: token.accountId, action)
+        return token
     }
 
     /// `{token}` may be the token string or its id.
@@ -67,8 +76,9 @@ struct TokenRoutes {
     func list(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: nil)
         _ = try principal.requireUser()
-        let tokens = try store.list(account: principal.accountId)
-        return .json(["results": .array(tokens.map(body)), "total": .int(tokens.count)], headers: [("Cache-Control", "no-store")])
+        let tokens = try store.list(account: principal.accountId).filter { principal.mayRead(token: $0.createdBy, account: $0.accountId) }
+        return .json(["results": .array(tokens.map { body($0, for: principal) }), "total": .int(tokens.count)],
+                     headers: [("Cache-Control", "no-store")])
     }
 
     func create(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -93,14 +103,13 @@ struct TokenRoutes {
                                      allowedAPIs: apis, expiresAt: expires)
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(userId)", action: "token_created",
                                            target: token.id, requestId: request.requestId)
-        return .json(body(token), status: 201, headers: [("Cache-Control", "no-store")])
+        return .json(body(token, for: principal), status: 201, headers: [("Cache-Control", "no-store")])
     }
 
     func show(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: nil)
-        _ = try principal.requireUser()
-        guard let token = try store.find(id: tokenId(request), account: principal.accountId) else { throw APIError.notFound("Token not found") }
-        return .json(body(token), headers: [("Cache-Control", "no-store")])
+        let token = try authorizedToken(request, principal, .read)
+        return .json(body(token, for: principal), headers: [("Cache-Control", "no-store")])
     }
 
     /// Grants, referers and APIs may change; the expiry is fixed at creation (contract §7).
@@ -111,21 +120,25 @@ struct TokenRoutes {
         if p.has("expiration_date") { throw Self.tokenError("expiration_date can only be set when the token is created") }
         let apis = try parseStrings(p, "allowed_apis")
         if let apis { try validateAPIs(apis) }
-        let id = tokenId(request)
-        guard let token = try store.update(id: id, account: principal.accountId, grants: try parseGrants(p),
+        let id = try authorizedToken(request, principal, .change).id
+        let grants = try parseGrants(p)
+        if let grants, try store.find(id: id)?.mapId != nil, grants.contains(where: \.isWildcardAll) {
+            throw Self.tokenError("A map's token cannot have a * grant: anyone who opens the map would get it")
+        }
+        guard let token = try store.update(id: id, account: principal.accountId, grants: grants,
                                            referers: try parseStrings(p, "referers"), allowedAPIs: apis) else {
             throw APIError.notFound("Token not found")
         }
         services.auth.forgetToken(id: id)
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(userId)", action: "token_updated",
                                            target: id, requestId: request.requestId)
-        return .json(body(token))
+        return .json(body(token, for: principal))
     }
 
     func delete(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try services.auth.authenticate(request, api: nil)
         let userId = try principal.requireRole(.admin, .editor)
-        let id = tokenId(request)
+        let id = try authorizedToken(request, principal, .change).id
         guard try store.delete(id: id, account: principal.accountId) else { throw APIError.notFound("Token not found") }
         services.auth.forgetToken(id: id)
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(userId)", action: "token_deleted",

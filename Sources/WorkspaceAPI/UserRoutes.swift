@@ -35,6 +35,8 @@ struct UserRoutes {
         guard let user = try accounts.setRole(userId: request.pathParameters["id"]!, account: principal.accountId, role: newRole) else {
             throw APIError.notFound("User not found")
         }
+        // The new role applies to the user's sessions, OAuth and API tokens at once (they read it per request).
+        services.auth.forgetUser(id: user.id, clientIds: (try? services.auth.oauthClientIds(of: user.id)) ?? [])
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(adminId)", action: "role_changed",
                                            target: user.id, requestId: request.requestId)
         return .json(user.json())
@@ -44,8 +46,10 @@ struct UserRoutes {
         let principal = try services.auth.authenticate(request, api: nil)
         let adminId = try principal.requireRole(.admin)
         let id = request.pathParameters["id"]!
+        let clients = (try? services.auth.oauthClientIds(of: id)) ?? []  // read before removal deletes them
         guard try accounts.userById(id, account: principal.accountId) != nil,
               try accounts.deleteUser(userId: id, account: principal.accountId, transferTo: adminId) else { throw APIError.notFound("User not found") }
+        services.auth.forgetUser(id: id, clientIds: clients)
         AuditLog(services.metadata).record(account: principal.accountId, actor: "user:\(adminId)", action: "user_deleted",
                                            target: id, requestId: request.requestId)
         return .noContent()

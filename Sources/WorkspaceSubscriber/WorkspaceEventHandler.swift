@@ -49,26 +49,33 @@ public struct WorkspaceEventHandler: Sendable {
         return ["tokensChanged": .int(tokens), "recreated": .bool(recreated)]
     }
 
-    /// Cancels the user's unfinished jobs and moves what they owned to `transferTo`, or to the account's
-    /// oldest admin when that user is gone as well (removed meanwhile).
+    /// Cancels the user's unfinished jobs and revokes their credentials: API tokens and OAuth clients are
+    /// deleted, never transferred (the removed person knows the client secrets and token strings). What the
+    /// organisation keeps (connections, maps, and each map's own token) moves to `transferTo`, or to the
+    /// account's oldest admin when that user is gone as well (removed meanwhile).
     func userRemoved(account: String, user: String, transferTo: String, job: Job, on db: PGConnection) throws -> JSON {
         guard UUID(uuidString: user) != nil, UUID(uuidString: transferTo) != nil else {
             throw PermanentJobError("user.removed needs user ids")
         }
         let cancelled = try JobQueue.cancel(createdBy: user, account: account, except: job.id, on: db)
+        let revoked = try AccountStore.revokeCredentials(of: user, account: account, on: db)
         let heir = try db.execute("""
             SELECT id FROM users WHERE account_id = $1 AND (id = $2 OR role = 'admin') AND id <> $3
             ORDER BY id = $2 DESC, created_at, id LIMIT 1
             """, [account, transferTo, user]).string(0, 0)
-        guard let heir else { return ["jobsCancelled": .int(cancelled), "note": "no user left to own the account's objects"] }
+        guard let heir else {
+            return ["jobsCancelled": .int(cancelled), "revoked": revoked, "note": "no user left to own the account's objects"]
+        }
         func move(_ sql: String) throws -> Int { try db.execute(sql, [heir, user, account]).affectedRows ?? 0 }
         let moved: [String: JSON] = [
             "connections": .int(try move("UPDATE connections SET created_by = $1 WHERE created_by = $2 AND account_id = $3")),
-            "tokens": .int(try move("UPDATE api_tokens SET created_by = $1 WHERE created_by = $2 AND account_id = $3")),
-            "oauthClients": .int(try move("UPDATE oauth_clients SET user_id = $1 WHERE user_id = $2 AND account_id = $3")),
+            "mapTokens": .int(try move("""
+                UPDATE api_tokens SET created_by = $1 WHERE created_by = $2 AND account_id = $3
+                  AND EXISTS (SELECT 1 FROM maps m WHERE m.token_id = api_tokens.id)
+                """)),
             "maps": .int(try move("UPDATE maps SET owner_id = $1 WHERE owner_id = $2 AND account_id = $3")),
         ]
-        return ["jobsCancelled": .int(cancelled), "transferredTo": .string(heir), "moved": .object(moved)]
+        return ["jobsCancelled": .int(cancelled), "revoked": revoked, "transferredTo": .string(heir), "moved": .object(moved)]
     }
 
     /// Purges the cached responses of every Maps API source instantiated from these datasets.

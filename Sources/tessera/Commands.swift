@@ -23,6 +23,7 @@ func run(_ cli: inout CommandLineArguments) throws {
         let c = try PGConnection(try config().databaseURL)
         let applied = try Migrator().migrate(c)
         print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
+        if let report = try Migrator.isolationUpgradeReport(c, applied: applied) { print(report) }
     case "check-config":
         try cli.finish()
         let c = try config()

@@ -145,15 +145,18 @@ final class WorkspaceEventsTests: XCTestCase {
         XCTAssertEqual(try grantedConnections(fresh), ["again"])
     }
 
-    func testUserRemovedCancelsTheirJobsAndMovesWhatTheyOwned() throws {
+    /// Issue 11, case 2: the removed person's tokens and OAuth clients are revoked (they know the secrets),
+    /// never transferred; what the organisation keeps (connections, maps and each map's own token) moves.
+    func testUserRemovedCancelsTheirJobsRevokesTheirCredentialsAndMovesWhatTheyOwned() throws {
         let conn = try connection("theirs", owner: editor)
         let tok = try token(owner: editor, grants: [("theirs", "*")])
         let adminTok = try token(owner: admin, grants: [])
         try sql("INSERT INTO oauth_clients (account_id, user_id, client_id, secret_hash) VALUES ($1, $2, 'cid-e', '\\x00')", account, editor)
+        let mapTok = try token(owner: editor, grants: [("theirs", "public.t")])
         let map = try sql("""
-            INSERT INTO maps (id, account_id, owner_id, title, kepler_map_config) VALUES ('map-' || md5(random()::text), $1, $2, 'T', '{}')
-            RETURNING id
-            """, account, editor)
+            INSERT INTO maps (id, account_id, owner_id, title, kepler_map_config, token_id)
+            VALUES ('map-' || md5(random()::text), $1, $2, 'T', '{}', $3) RETURNING id
+            """, account, editor, mapTok)
         func job(_ queueName: String, by user: String) throws -> Int64 {
             var j = JobQueue.NewJob(queue: queueName, kind: "x")
             j.accountId = account
@@ -169,16 +172,21 @@ final class WorkspaceEventsTests: XCTestCase {
         let events = try queue.list(queue: WorkspaceEvents.queue)
         XCTAssertEqual(events.map(\.kind), ["user.removed"])
         XCTAssertEqual(try count("SELECT count(*) FROM connections WHERE created_by = $1", editor), 1, "kept until the subscriber runs")
+        // Credentials go in the removing transaction itself.
+        XCTAssertEqual(try count("SELECT count(*) FROM api_tokens WHERE id = $1", tok), 0)
+        XCTAssertEqual(try count("SELECT count(*) FROM oauth_clients WHERE client_id = 'cid-e'"), 0)
+        XCTAssertEqual(try count("SELECT count(*) FROM api_tokens WHERE id = $1", mapTok), 1, "a map's token belongs to the map")
 
         let result = try process([events[0].id])[0].result
         XCTAssertEqual(result?["jobsCancelled"], .int(2))
         XCTAssertEqual(result?["transferredTo"], .string(admin))
-        XCTAssertEqual(result?["moved"], ["connections": 1, "tokens": 1, "oauthClients": 1, "maps": 1])
+        XCTAssertEqual(result?["moved"], ["connections": 1, "mapTokens": 1, "maps": 1])
+        XCTAssertEqual(result?["revoked"], ["tokens": 0, "oauthClients": 0], "already revoked when the user was removed")
         XCTAssertEqual(try sql("SELECT created_by FROM connections WHERE id = $1", conn), admin)
-        XCTAssertEqual(try sql("SELECT created_by FROM api_tokens WHERE id = $1", tok), admin)
-        XCTAssertEqual(try grantedConnections(tok), ["theirs"], "a transferred token keeps its grants")
+        XCTAssertEqual(try sql("SELECT created_by FROM api_tokens WHERE id = $1", mapTok), admin)
+        XCTAssertEqual(try grantedConnections(mapTok), ["theirs"], "the map's token keeps its grants")
         XCTAssertEqual(try sql("SELECT created_by FROM api_tokens WHERE id = $1", adminTok), admin)
-        XCTAssertEqual(try sql("SELECT user_id FROM oauth_clients WHERE client_id = 'cid-e'"), admin)
+        XCTAssertEqual(try count("SELECT count(*) FROM oauth_clients WHERE user_id = $1", admin), 0, "nothing moved to the admin")
         XCTAssertEqual(try sql("SELECT owner_id FROM maps WHERE id = $1", map), admin)
         XCTAssertEqual(try queue.find(id: queued)?.state, "cancelled")
         let stillRunning = try XCTUnwrap(try queue.find(id: running))
@@ -187,7 +195,7 @@ final class WorkspaceEventsTests: XCTestCase {
 
         let again = try redeliver(events[0].id).result
         XCTAssertEqual(again?["jobsCancelled"], .int(0))
-        XCTAssertEqual(again?["moved"], ["connections": 0, "tokens": 0, "oauthClients": 0, "maps": 0])
+        XCTAssertEqual(again?["moved"], ["connections": 0, "mapTokens": 0, "maps": 0])
         XCTAssertEqual(try sql("SELECT created_by FROM connections WHERE id = $1", conn), admin)
     }
 

@@ -8,22 +8,33 @@ final class GrantTests: XCTestCase {
 
     // MARK: queries
 
-    func testQueryGrantMatchesVerbatimModuloWhitespace() {
+    func testQueryGrantMatchesVerbatimModuloOuterWhitespaceAndSemicolons() {
         let g = grant("SELECT name, geom\n  FROM public.cities\tWHERE pop > 1000;")
         XCTAssertTrue(g.isQuery)
-        XCTAssertTrue(g.allowsQuery("SELECT name, geom FROM public.cities WHERE pop > 1000"))
-        XCTAssertTrue(g.allowsQuery("  SELECT   name,  geom FROM public.cities WHERE pop > 1000 ;  "))
-        XCTAssertTrue(g.allowsQuery("SELECT name, geom\r\nFROM public.cities WHERE pop > 1000;;"))
-        XCTAssertFalse(g.allowsQuery("SELECT name, geom FROM public.cities WHERE pop > 100"))
-        XCTAssertFalse(g.allowsQuery("select name, geom from public.cities where pop > 1000"))
-        XCTAssertFalse(g.allowsQuery("SELECT name, geom FROM public.cities WHERE pop > 1000; DROP TABLE cities"))
-        XCTAssertFalse(g.allowsQuery("SELECT name,geom FROM public.cities WHERE pop > 1000"))
+        XCTAssertTrue(g.allowsQuery("SELECT name, geom\n  FROM public.cities\tWHERE pop > 1000"))
+        XCTAssertTrue(g.allowsQuery("  SELECT name, geom\n  FROM public.cities\tWHERE pop > 1000 ;;\n"))
+        // Inside the text every character counts: whitespace runs are not collapsed.
+        XCTAssertFalse(g.allowsQuery("SELECT name, geom FROM public.cities WHERE pop > 1000"))
+        XCTAssertFalse(g.allowsQuery("SELECT name, geom\r\n  FROM public.cities\tWHERE pop > 1000"))
+        XCTAssertFalse(g.allowsQuery("SELECT name, geom\n  FROM public.cities\tWHERE pop > 100"))
+        XCTAssertFalse(g.allowsQuery("select name, geom\n  from public.cities\twhere pop > 1000"))
+        XCTAssertFalse(g.allowsQuery("SELECT name, geom\n  FROM public.cities\tWHERE pop > 1000; DROP TABLE cities"))
+    }
+
+    /// Issue 11, case 6: a grant with a `-- comment` line, sent on one line, turned the rest into a comment.
+    func testCommentLineCannotBeFoldedIntoOneLine() {
+        let g = grant("SELECT * FROM public.orders -- only this customer\nWHERE customer_id = 42")
+        XCTAssertTrue(g.allowsQuery("SELECT * FROM public.orders -- only this customer\nWHERE customer_id = 42"))
+        XCTAssertFalse(g.allowsQuery("SELECT * FROM public.orders -- only this customer WHERE customer_id = 42"))
+        XCTAssertFalse(g.allowsQuery("SELECT * FROM public.orders -- only this customer\r\nWHERE customer_id = 42"))
+        XCTAssertFalse(g.allowsQuery("SELECT * FROM public.orders -- only this customer\n\nWHERE customer_id = 42"))
     }
 
     func testNormalizeSQL() {
-        XCTAssertEqual(Grant.normalizeSQL("  a \n\t b ;; "), "a b")
+        XCTAssertEqual(Grant.normalizeSQL("  a \n\t b ;; "), "a \n\t b")
         XCTAssertEqual(Grant.normalizeSQL("x"), "x")
         XCTAssertEqual(Grant.normalizeSQL(""), "")
+        XCTAssertEqual(Grant.normalizeSQL(" ; ;\n"), "")
     }
 
     func testTableGrantNeverAllowsQueryText() {

@@ -26,4 +26,18 @@ final class PlanFunctionsTests: XCTestCase {
         XCTAssertFalse(PlanFunctions.isAllowed("st_estimatedextent"))
         XCTAssertFalse(PlanFunctions.isAllowed("my_plpgsql_reader"))
     }
+
+    /// Issue 11, case 12: scoped tokens may not probe whether tables or roles exist.
+    func testCatalogProbesAreRecognised() {
+        XCTAssertFalse(PlanFunctions.isAllowed("postgis_constraint_srid"))
+        XCTAssertFalse(PlanFunctions.isAllowed("postgis_full_version"))
+        for probe in ["SELECT 'secret'::regclass", "SELECT CAST('x' AS pg_catalog.RegRole)", "SELECT 'x'::\"regnamespace\"",
+                      "SELECT 1 FROM cities WHERE 'f(int)'::regprocedure IS NOT NULL", "SELECT 'x'::U&\"\\0072egclass\"",
+                      "select 'public.t'::regclass::oid"] {
+            XCTAssertTrue(PlanFunctions.namesCatalogObject(probe), probe)
+        }
+        for ok in ["SELECT name FROM public.cities", "SELECT region, count(*) FROM cities GROUP BY region", "SELECT registered FROM t"] {
+            XCTAssertFalse(PlanFunctions.namesCatalogObject(ok), ok)
+        }
+    }
 }

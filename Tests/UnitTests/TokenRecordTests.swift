@@ -49,6 +49,15 @@ final class TokenRecordTests: XCTestCase {
         XCTAssertEqual(restored.allowedAPIs, ["sql", "maps"])
         XCTAssertEqual(restored.expiresAt, record.expiresAt)
         XCTAssertEqual(restored.createdAt, record.createdAt)
+        XCTAssertNil(restored.mapId)
+    }
+
+    /// A cached map token must stay a map token (it is read-only and never sees jobs because of it).
+    func testCacheEntryKeepsTheMap() throws {
+        let record = TokenRecord(id: "t", accountId: "acc", createdBy: "owner", grants: [], referers: [], allowedAPIs: ["sql"],
+                                 expiresAt: nil, createdAt: nil, mapId: "map-1")
+        XCTAssertEqual(try TokenRecord(cacheEntry: record.cacheEntry()).mapId, "map-1")
+        XCTAssertNil(record.json()["map_id"], "the Tokens API shape is unchanged")
     }
 
     func testPublicJSONOmitsAccount() {

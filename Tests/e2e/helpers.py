@@ -97,7 +97,8 @@ class Api:
             hdrs.setdefault("Authorization", f"Bearer {token}")
         if session is not None:
             hdrs.setdefault("Cookie", f"{SESSION_COOKIE}={session.cookie}")
-            if csrf and method not in ("GET", "HEAD", "OPTIONS"):
+            # Every cookie request carries the CSRF proof, reads included (issue 11, case 4).
+            if csrf:
                 hdrs.setdefault("X-CSRF-Token", session.csrf)
         body: bytes | None = None
         if json_body is not None:

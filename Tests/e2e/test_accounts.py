@@ -273,19 +273,44 @@ class TestOAuth:
 
 
 def test_login_throttling(limits_stack):
-    """A8 on the extra stack (it burns its login budget): 20 failures for one email lock that email
-    (even with the right password) with a JSON 429; nginx's per-IP limit answers JSON 429 too."""
-    from helpers import Api
+    """A8 / issue 11 case 10, on the extra stack (it burns its login budget): failures delay the
+    (email, client address) pair that made them, with growing waits and a JSON 429 + Retry-After,
+    never a lockout: failures from another address leave the owner able to sign in.
+    nginx's per-IP limit answers JSON 429 too."""
+    from helpers import Api, metadata
 
     lapi = Api(limits_stack)
     email = limits_stack.admin_email
-    for i in range(20):
-        r = lapi.post("/api/v3/auth/login", json_body={"email": email, "password": f"wrong-Password-{i:04d}"})
-        assert_error(r, 401, "invalid_credentials")
-    r = lapi.post("/api/v3/auth/login", json_body={"email": email, "password": limits_stack.admin_password})
-    assert_error(r, 429, "login_throttled")
+    login_path = "/api/v3/auth/login"
+    # An attacker elsewhere fails 50 times for this email: the owner still signs in from here.
+    metadata(limits_stack, "INSERT INTO login_failures (email_key, ip) "
+                           f"SELECT lower('{email}'), '203.0.113.9' FROM generate_series(1, 50)")
+    assert_ok(lapi.post(login_path, json_body={"email": email, "password": limits_stack.admin_password}))
+    # From here: one real failure, then (white-box, so no test waits out real delays) eleven more.
+    r = lapi.post(login_path, json_body={"email": email, "password": "wrong-Password-0000"})
+    assert_error(r, 401, "invalid_credentials")
+    ip = metadata(limits_stack, f"SELECT ip FROM login_failures WHERE email_key = lower('{email}') "
+                                "AND ip <> '203.0.113.9' LIMIT 1")
+    assert ip
+    metadata(limits_stack, "INSERT INTO login_failures (email_key, ip) "
+                           f"SELECT lower('{email}'), '{ip}' FROM generate_series(1, 11)")
+    r = lapi.post(login_path, json_body={"email": email, "password": limits_stack.admin_password})
+    body = assert_error(r, 429, "login_throttled")
     assert r.header("Set-Cookie") is None
-    r = lapi.post("/api/v3/auth/login", json_body={"email": email, "password": limits_stack.admin_password})
+    assert int(r.header("Retry-After")) >= 1 and body["retry_after"] == int(r.header("Retry-After"))
+    # The wait does not grow while refused attempts keep coming (they are not failures).
+    failures = metadata(limits_stack, f"SELECT count(*) FROM login_failures WHERE email_key = lower('{email}') AND ip = '{ip}'")
+    lapi.post(login_path, json_body={"email": email, "password": "wrong-Password-0001"})
+    assert metadata(limits_stack, f"SELECT count(*) FROM login_failures WHERE email_key = lower('{email}') AND ip = '{ip}'") == failures
+    # Once the delay has passed (moved into the past here), the right password works and clears the pair.
+    metadata(limits_stack, f"UPDATE login_failures SET at = at - interval '59 minutes' WHERE email_key = lower('{email}') AND ip = '{ip}'")
+    assert_ok(lapi.post(login_path, json_body={"email": email, "password": limits_stack.admin_password}))
+    assert metadata(limits_stack, f"SELECT count(*) FROM login_failures WHERE email_key = lower('{email}') AND ip = '{ip}'") == "0"
+    # nginx's per-IP limit (10/min, burst 20) answers JSON 429 as well.
+    for i in range(25):
+        r = lapi.post(login_path, json_body={"email": f"nobody-{i}@example.com", "password": "wrong-Password-0002"})
+        if r.status == 429:
+            break
     assert r.status == 429
     assert_error(r, 429, from_app=r.json().get("code") == "login_throttled")
     assert limits_stack.check_alive() == []

@@ -198,9 +198,11 @@ def test_granted_sql_runs_verbatim_only(api, make_token, dw):
     doc = assert_ok(api.sql(granted, token))
     assert [r["cartodb_id"] for r in doc["rows"]] == [2, 3]
     assert_ok(api.sql(granted, token, method="POST"))
-    # Whitespace runs and a trailing semicolon do not matter.
-    assert_ok(api.sql("  " + granted.replace(" ", "\n  ") + " ;", token))
+    # Outer whitespace and a trailing semicolon do not matter; inside, every character counts (issue 11,
+    # case 6: collapsing whitespace let a `-- comment` line swallow the rest of a one-line query).
+    assert_ok(api.sql("  " + granted + " ;\n", token))
     altered = [
+        granted.replace(" ", "\n  "),
         granted.replace("200", "0"),
         granted + " LIMIT 1",
         granted.replace("cartodb_id, name", "*"),

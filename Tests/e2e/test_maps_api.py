@@ -1000,15 +1000,15 @@ def test_schema_grant(maps):
 def test_query_grant_is_verbatim(maps):
     tok = maps.tok_query
     hs = assert_ok(maps.handshake("query", {"q": QUERY_GRANT}, tok))
-    # Whitespace runs and a trailing semicolon do not matter; anything else does.
-    hs2 = assert_ok(maps.handshake("query", {"q": "  " + QUERY_GRANT.replace(" FROM ", "\n  FROM ") + "  "}, tok,
-                                   method="POST"))
+    # Outer whitespace and a trailing semicolon do not matter; anything else does, inner whitespace
+    # included (issue 11, case 6).
+    hs2 = assert_ok(maps.handshake("query", {"q": "  " + QUERY_GRANT + " ;\n  "}, tok, method="POST"))
     tj = maps.tilejson(hs, tok)
     assert {f.properties["name"] for f in maps.features(tj, 0, 0, 0, tok)} == {"Madrid", "Paris", "Tokyo", "Sydney"}
     assert maps.tilejson_resp(hs2, tok).status == 200
     assert_ok(maps.api.get(f"{STATS}/population", params={"q": QUERY_GRANT}, token=tok))
     for altered in (QUERY_GRANT.replace("1000000", "0"), QUERY_GRANT + " OR true",
-                    QUERY_GRANT.replace("population >", "population >=")):
+                    QUERY_GRANT.replace("population >", "population >="), QUERY_GRANT.replace(" FROM ", "\n  FROM ")):
         assert_error(maps.handshake("query", {"q": altered}, tok), 403, "source_not_granted")
         assert_error(maps.api.get(f"{STATS}/population", params={"q": altered}, token=tok), 403, "source_not_granted")
     assert_error(_hs(maps, tok, POINTS), 403, "source_not_granted")

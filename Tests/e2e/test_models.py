@@ -684,8 +684,10 @@ def test_grant_matrix(models, scoped_token, maps_only_token, token):
 def test_query_grant(models, make_token):
     granted = make_token([(CONN, QUERY)], allowed_apis=["sql"])["token"]
     assert models.ok("formula", granted, type="query", source=QUERY, params={"operation": "count"}) == {"rows": [{"value": 8}]}
-    assert models.ok("formula", granted, type="query", source="  SELECT *   FROM public.mdl_items ;",
+    # Outer whitespace and a trailing semicolon aside, the text must match exactly (issue 11, case 6).
+    assert models.ok("formula", granted, type="query", source="  " + QUERY + " ;",
                      params={"operation": "count"}) == {"rows": [{"value": 8}]}
+    assert_error(models.call("formula", granted, type="query", source=QUERY.replace(" FROM", "   FROM")), 403)
     assert_error(models.call("formula", granted, type="query", source=QUERY + " WHERE id > 1"), 403)
     assert_error(models.call("formula", granted, source=TABLE), 403)
 

@@ -54,7 +54,7 @@ def test_deleted_connection_loses_grants_and_cached_answers(subscriber, api, adm
     assert_ok(api.sql(q, token["token"]))  # the other grant still works
 
 
-def test_removed_users_jobs_stop_and_what_they_owned_moves_to_the_admin(subscriber, api, admin, dw):
+def test_removed_users_jobs_stop_and_their_credentials_are_revoked(subscriber, api, admin, dw):
     stack = subscriber
     email = f"{h.unique('leaver')}@example.com"
     inv = assert_ok(api.post("/api/v3/invitations", token=admin.token, json_body={"email": email, "role": "editor"}), 201)
@@ -72,11 +72,13 @@ def test_removed_users_jobs_stop_and_what_they_owned_moves_to_the_admin(subscrib
     result = event_result(stack, "user.removed", "userId", user["id"])
     assert result["transferredTo"] == admin.id
     assert result["jobsCancelled"] == 1
-    assert result["moved"]["tokens"] == 1 and result["moved"]["oauthClients"] == 1
-    assert h.metadata(stack, f"SELECT created_by FROM api_tokens WHERE id = '{token['id']}'") == admin.id
+    # Credentials are revoked (the removing transaction deleted them), never transferred: the removed
+    # person knows their token strings and client secrets (issue 11, case 2).
+    assert "tokens" not in result["moved"] and "oauthClients" not in result["moved"]
+    assert h.metadata(stack, f"SELECT count(*) FROM api_tokens WHERE id = '{token['id']}'") == "0"
     assert h.metadata(stack, f"SELECT count(*) FROM oauth_clients WHERE user_id = '{user['id']}'") == "0"
-    # Their running statement is stopped, and the token they made still works for the organisation.
+    # Their running statement is stopped, and the token they made no longer works.
     wait_until(lambda: h.active_queries(stack, tag) == 0, 10)
     wait_until(lambda: h.metadata(stack, f"SELECT state FROM jobs WHERE id = {int(job)}") == "cancelled", 10)
-    assert_ok(api.sql("SELECT count(*) AS n FROM public.e2e_places", token["token"]))
+    wait_until(lambda: api.sql("SELECT count(*) AS n FROM public.e2e_places", token["token"]).status == 401, 10)
     assert_error(api.get("/api/v3/me", token=leaver.token), 401)

@@ -122,7 +122,8 @@ def test_patch_validation_and_privacy(api, admin, dw):
 
 
 def test_viewer_reads_only_and_editor_writes(api, admin, viewer, editor, dw):
-    m = create(api, admin)
+    # Organisation-visible (a new map is private: owner and admins only, see test_isolation_roles).
+    m = create(api, admin, privacy="organization")
     assert any(x["id"] == m["id"] for x in assert_ok(api.get(MAPS, session=viewer))["data"])
     assert assert_ok(api.get(f"{MAPS}/{m['id']}", session=viewer))["id"] == m["id"]
     for method, path in [("POST", MAPS), ("PATCH", f"{MAPS}/{m['id']}"), ("DELETE", f"{MAPS}/{m['id']}"),

@@ -21,10 +21,17 @@ function route() {
   return { path, params: new URLSearchParams(query || '') };
 }
 
-/** Where to go after signing in: only a path on this site (never //host or a scheme). */
-function nextPath(params) {
-  const n = params.get('next') || '/';
-  return /^\/(?!\/)[^\\]*$/.test(n) && !n.startsWith('/acc') ? n : '/';
+/**
+ * Where to go after signing in: only a plain path on this site. Browsers drop tabs and newlines from
+ * URLs and read `\` as `/`, so `/%09/evil` or `/\evil` would leave the site; the server applies the
+ * same rule (SafeRedirect) and answers the path to use, this check is the second line.
+ */
+function nextPath(n) {
+  if (typeof n !== 'string' || !n.startsWith('/') || n.length > 2048) return '/';
+  if (/^\/[\/\\]/.test(n) || /[\u0000-\u0020\u007f-\u009f\\\s]/.test(n) || /%(0|1|7f|5c|2f|20)/i.test(n)) return '/';
+  if (/^\/acc([\/?#]|$)/.test(n)) return '/';
+  try { if (new URL(n, location.origin).origin !== location.origin) return '/'; } catch { return '/'; }
+  return n;
 }
 
 function brand() {
@@ -77,9 +84,9 @@ const views = {
       form(fields, 'Sign in', async error => {
         if (!need(fields, ['email', 'password'])) return;
         try {
-          const r = await api.post('/api/v3/auth/login', { email: fields.email.input.value.trim(), password: fields.password.input.value });
+          const r = await api.post('/api/v3/auth/login', { email: fields.email.input.value.trim(), password: fields.password.input.value, next: params.get('next') || '/' });
           setCsrf(r.csrf_token);
-          location.assign(nextPath(params));
+          location.assign(nextPath(r.next || '/'));
         } catch (err) {
           if (err instanceof ApiError && (err.status === 401 || err.status === 429)) {
             error.textContent = err.status === 401 ? 'The email or password is not right.' : err.message;

@@ -1,5 +1,5 @@
 // The one HTTP client of both apps: JSON in and out, the session cookie, the CSRF header on every
-// write, and errors turned into ApiError with the server's {error, status, code} kept.
+// request (the server wants it on reads too, cookies ride along on cross-site links), and errors turned into ApiError with the server's {error, status, code} kept.
 
 let csrfToken = null;
 
@@ -16,7 +16,6 @@ export class ApiError extends Error {
   }
 }
 
-const WRITE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /**
  * request('GET', '/api/v3/me') → parsed JSON (or null for 204).
@@ -31,7 +30,7 @@ export async function request(method, path, opts = {}) {
     body = JSON.stringify(body);
   }
   if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
-  if (WRITE.has(method) && csrfToken && !opts.token) headers['X-CSRF-Token'] = csrfToken;
+  if (csrfToken && !opts.token && !opts.anonymous) headers['X-CSRF-Token'] = csrfToken;
   const url = withParams(path, opts.params);
   const res = await fetch(url, {
     method, headers, body, signal: opts.signal,

@@ -4,7 +4,7 @@
 // pointer can be hit-tested for tooltips.
 import * as L from '/vendor/leaflet/leaflet.esm.js';
 import { decode } from './mvt.js';
-import { request, sameOrigin } from './http.js';
+import { request, sameOrigin, getCsrf } from './http.js';
 
 /**
  * The handshake for a dataset {type: table|query, source, connectionName, geoColumn, queryParameters}
@@ -79,7 +79,7 @@ export const VectorLayer = L.GridLayer.extend({
     const ctl = new AbortController();
     this._inflight.set(key, ctl);
     const url = this.options.tiles.replace('{z}', coords.z).replace('{x}', coords.x).replace('{y}', coords.y);
-    const headers = this.options.token ? { Authorization: `Bearer ${this.options.token}` } : {};
+    const headers = this.options.token ? { Authorization: `Bearer ${this.options.token}` } : (getCsrf() ? { 'X-CSRF-Token': getCsrf() } : {});
     fetch(url, { headers, signal: ctl.signal, credentials: this.options.token ? 'omit' : 'same-origin' })
       .then(async res => {
         if (res.status === 204) return null;

@@ -51,3 +51,8 @@ function fitZoom(degrees, fraction) {
 export function newMap(title, datasets, layers, bounds) {
   return api.post('/api/v3/workspace/maps', { title, description: '', datasets, keplerMapConfig: keplerConfig(layers, bounds) });
 }
+
+/** The badge text of a map's sharing level (private, organization, public). */
+export function privacyLabel(p) {
+  return p === 'public' ? 'Public' : p === 'organization' ? 'Organization' : 'Private';
+}

@@ -8,7 +8,7 @@ import { MapView } from '../mapview.js';
 import { resolveSource } from '../tilelayer.js';
 import { defaultLayer, rgbToHex, hexToRgb, RAMPS, PALETTES } from '../style.js';
 import { WidgetPanel, WIDGET_TYPES, OPERATIONS } from '../widgets.js';
-import { connectionNames } from '../workspace.js';
+import { connectionNames, privacyLabel } from '../workspace.js';
 
 export async function render(root, ctx, mapId) {
   clear(root, spinner('Opening the map…'));
@@ -45,7 +45,7 @@ export async function render(root, ctx, mapId) {
   const mapEl = h('div#builder-map');
   root.append(h('div.builder',
     h('header.builder-bar', h('a.button.link', { href: '#/maps' }, '← Maps'), title, saveState, h('span.spacer'),
-      h(`span.badge${map.privacy === 'public' ? '.public' : ''}#privacy-badge`, map.privacy === 'public' ? 'Public' : 'Private'),
+      h(`span.badge${map.privacy === 'public' ? '.public' : ''}#privacy-badge`, privacyLabel(map.privacy)),
       readOnly ? null : h('button.primary#share-button', { onclick: share }, 'Share')),
     h('aside.panel', { 'aria-label': 'Layers' },
       h('h2', h('span', 'Layers'), readOnly ? null : h('button.secondary#add-layer', { onclick: addLayer }, '+ Add source')), layerList, editor),
@@ -268,28 +268,43 @@ export async function render(root, ctx, mapId) {
     const body = () => {
       const link = `${location.origin}/map/${encodeURIComponent(map.id)}`;
       const embed = `<iframe src="${link}" width="100%" height="480" style="border:0" title="${(map.title || 'Map').replace(/"/g, '&quot;')}" loading="lazy"></iframe>`;
-      const isPublic = map.privacy === 'public';
-      const toggle = h('input#public-toggle', { type: 'checkbox', checked: isPublic || undefined });
-      const details = h('div', { hidden: !isPublic || undefined },
+      // Three levels, as the server enforces them: private (you and admins), organization, public.
+      const levels = [
+        ['private', 'privacy-private', 'Private: only you (and your organisation’s admins)'],
+        ['organization', 'privacy-organization', 'Organization: everyone in your organisation'],
+        ['public', 'public-toggle', 'Public: anyone with the link can view'],
+      ];
+      const describe = p => p === 'public' ? 'Anyone with the link can view this map. Only its layers’ data is exposed.'
+        : p === 'organization' ? 'Everyone in your organisation can open this map.' : 'Only you and your organisation’s admins can open this map.';
+      const radios = levels.map(([value, id]) => h(`input#${id}`, { type: 'radio', name: 'privacy', value, checked: map.privacy === value || undefined }));
+      const details = h('div', { hidden: map.privacy !== 'public' || undefined },
         h('div.field', h('label', { for: 'public-link' }, 'Public link'), h('div.secret', h('input#public-link', { value: link, readonly: true }),
           h('button.secondary', { type: 'button', onclick: () => copyText(link) }, 'Copy link'), h('a.button.secondary', { href: link, target: '_blank', rel: 'noopener' }, 'Open'))),
         h('div.field', h('label', { for: 'embed-code' }, 'Embed'), h('textarea.code#embed-code', { rows: 3, readonly: true }, embed),
           h('div.actions', h('button.secondary', { type: 'button', onclick: () => copyText(embed) }, 'Copy embed code'))));
-      const status = h('p.muted', { role: 'status' }, isPublic ? 'Anyone with the link can view this map. Only its layers’ data is exposed.' : 'Only people in your organisation can open this map.');
-      toggle.onchange = async () => {
-        toggle.disabled = true;
-        try {
-          const m = await api.patch(`/api/v3/workspace/maps/${map.id}`, { privacy: toggle.checked ? 'public' : 'private' });
-          map.privacy = m.privacy || (toggle.checked ? 'public' : 'private');
+      const status = h('p.muted', { role: 'status' }, describe(map.privacy));
+      for (const radio of radios) {
+        radio.onchange = async () => {
+          if (!radio.checked) return;
+          const previous = map.privacy;
+          radios.forEach(r => { r.disabled = true; });
+          try {
+            const m = await api.patch(`/api/v3/workspace/maps/${map.id}`, { privacy: radio.value });
+            map.privacy = m.privacy || radio.value;
+          } catch (err) {
+            map.privacy = previous;
+            toast(err.message, 'error');
+          }
+          radios.forEach(r => { r.disabled = false; r.checked = r.value === map.privacy; });
           details.hidden = map.privacy !== 'public';
-          status.textContent = map.privacy === 'public' ? 'Anyone with the link can view this map. Only its layers’ data is exposed.' : 'Only people in your organisation can open this map.';
+          status.textContent = describe(map.privacy);
           const badge = document.getElementById('privacy-badge');
-          badge.textContent = map.privacy === 'public' ? 'Public' : 'Private';
+          badge.textContent = privacyLabel(map.privacy);
           badge.classList.toggle('public', map.privacy === 'public');
-        } catch (err) { toggle.checked = !toggle.checked; toast(err.message, 'error'); }
-        toggle.disabled = false;
-      };
-      return h('div', h('label.check', toggle, 'Public: anyone with the link can view'), status, details);
+        };
+      }
+      return h('div', h('fieldset.privacy', h('legend', 'Who can open this map'),
+        ...levels.map(([, , label], i) => h('label.check', radios[i], label))), status, details);
     };
     await dialog('Share this map', body, [{ label: 'Done', value: true, kind: 'primary' }]);
   }

@@ -1,7 +1,7 @@
 // Maps: the organisation's maps — list, create, rename, duplicate and delete; open one in the builder.
 import { api } from '../http.js';
 import { h, clear, empty, spinner, toast, confirmDialog, dialog, field, when } from '../dom.js';
-import { keplerConfig } from '../workspace.js';
+import { keplerConfig, privacyLabel } from '../workspace.js';
 
 export async function render(main, ctx) {
   const list = h('div', spinner());
@@ -20,7 +20,7 @@ export async function render(main, ctx) {
         h('thead', h('tr', ['Title', 'Sharing', 'Owner', 'Updated', ''].map(t => h('th', { scope: 'col' }, t)))),
         h('tbody', maps.map(m => h('tr', { dataset: { map: m.id } },
           h('td', h('a', { href: `#/maps/${m.id}` }, h('strong', m.title || 'Untitled map')), m.description ? h('div.muted', m.description) : null),
-          h('td', h(`span.badge${m.privacy === 'public' ? '.public' : ''}`, m.privacy === 'public' ? 'Public' : 'Private')),
+          h('td', h(`span.badge${m.privacy === 'public' ? '.public' : ''}`, privacyLabel(m.privacy))),
           h('td', (m.owner && m.owner.email) || ''),
           h('td', when(m.updatedAt)),
           h('td', h('div.row',
