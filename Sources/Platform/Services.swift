@@ -20,7 +20,10 @@ public final class Services: Sendable {
         cache = Cache(url: config.redisURL)
         auth = Authenticator(metadata: metadata, cache: cache, secrets: secrets)
         warehouses = Warehouses(metadata: metadata, cache: cache, secrets: secrets,
-                                poolSize: config.warehousePoolSize, statementTimeoutMs: config.sqlStatementTimeoutMs)
+                                poolSize: config.warehousePoolSize, statementTimeoutMs: config.sqlStatementTimeoutMs,
+                                policy: ConnectionPolicy(allowedHosts: config.connectionHostAllowlist,
+                                                         platformRoles: ConnectionPolicy.platformRoles(
+                                                            databaseURL: config.databaseURL, warehouseURL: config.warehouseURL)))
     }
 
     /// The absolute API base clients use: `<public URL>/api`.

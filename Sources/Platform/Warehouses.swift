@@ -11,12 +11,16 @@ public final class Warehouses: @unchecked Sendable {
     let secrets: Secrets
     let poolSize: Int
     public let statementTimeoutMs: Int
+    /// Every way to a warehouse (pools, the connection test, external tools) passes this first.
+    public let policy: ConnectionPolicy
     private let lock = NSLock()
     private var pools: [String: (version: String, pool: PGPool)] = [:]
     static let cacheTTL = 10
     let records = LocalMemo<ConnectionRecord>(ttl: 1)
 
-    public init(metadata: PGPool, cache: Cache, secrets: Secrets, poolSize: Int, statementTimeoutMs: Int) {
+    public init(metadata: PGPool, cache: Cache, secrets: Secrets, poolSize: Int, statementTimeoutMs: Int,
+                policy: ConnectionPolicy) {
+        self.policy = policy
         self.metadata = metadata
         self.cache = cache
         self.secrets = secrets
@@ -53,31 +57,50 @@ public final class Warehouses: @unchecked Sendable {
         return String(decoding: plain, as: UTF8.self)
     }
 
+    /// The policy's verdict on a record, as the API error a refusal answers (403 `connection_not_allowed`).
+    @discardableResult
+    public func checkPolicy(_ record: ConnectionRecord) throws -> ConnectionPolicy.Checked {
+        do {
+            return try policy.check(conninfo: record.conninfo(password: nil, statementTimeoutMs: nil),
+                                    platformManaged: record.platformManaged)
+        } catch let refusal as ConnectionPolicy.Refusal {
+            throw refusal.apiError
+        }
+    }
+
     /// conninfo for an external tool (ogr2ogr) WITHOUT the password, plus the decrypted password separately:
     /// give it to the child as `PGPASSWORD` (its environment), never in argv where `ps` shows it.
     /// No statement timeout: the caller bounds the tool's run time itself.
     public func toolConninfo(for record: ConnectionRecord, applicationName: String) throws -> (conninfo: String, password: String?) {
-        var conninfo = record.conninfo(password: nil, statementTimeoutMs: nil)
+        let checked = try checkPolicy(record)
+        var conninfo = record.conninfo(password: nil, statementTimeoutMs: nil, hostaddr: checked.hostaddr)
         conninfo = conninfo.replacingOccurrences(of: "application_name='tessera'", with: "application_name='\(applicationName)'")
         return (conninfo, try password(of: record))
     }
 
-    /// The pool for a connection, created on first use and replaced after edits.
+    /// The pool for a connection, created on first use and replaced after edits. The policy is checked on
+    /// every call, so a connection refused since (an upgrade, an allow-list change) stops at once.
     public func pool(for record: ConnectionRecord) throws -> PGPool {
+        let checked = try checkPolicy(record)
         lock.lock()
         defer { lock.unlock() }
         if let entry = pools[record.id], entry.version == record.updatedAt { return entry.pool }
-        let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: statementTimeoutMs)
+        let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: statementTimeoutMs,
+                                       hostaddr: checked.hostaddr)
         let pool = PGPool(conninfo: conninfo, size: poolSize)
         pools[record.id]?.pool.drain()
         pools[record.id] = (record.updatedAt, pool)
         return pool
     }
 
-    /// Opens a fresh connection and runs a trivial query: the "test connection" call.
+    /// Opens a fresh connection and runs a trivial query: the "test connection" call. A failure says only
+    /// its class (unreachable, or refused by the server), never the server's text: which ports answer and
+    /// which roles exist is not for callers to learn.
     public func test(_ record: ConnectionRecord) -> (ok: Bool, message: String, serverVersion: String?, postgis: String?) {
         do {
-            let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: 5000)
+            let checked = try checkPolicy(record)
+            let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: 5000,
+                                           hostaddr: checked.hostaddr)
             let c = try PGConnection(conninfo)
             let r = try c.execute("""
                 SELECT current_setting('server_version'),
@@ -85,9 +108,19 @@ public final class Warehouses: @unchecked Sendable {
                 """)
             return (true, "Connection succeeded", r.string(0, 0), r.string(0, 1))
         } catch let e as PGError {
+            return (false, Self.failureClass(e), nil, nil)
+        } catch let e as APIError {
             return (false, e.message, nil, nil)
         } catch {
             return (false, "Connection failed", nil, nil)
         }
+    }
+
+    static func failureClass(_ e: PGError) -> String {
+        let text = e.message.lowercased()
+        let serverAnswered = e.sqlstate.map { !$0.hasPrefix("08") } ?? false
+            || ["authentication", "does not exist", "no pg_hba.conf entry", "permission denied", "password"].contains { text.contains($0) }
+        return serverAnswered ? "The server refused the connection: check the database, user and password"
+                              : "Could not connect to the server"
     }
 }
