@@ -105,7 +105,8 @@ public struct ConnectionPolicy: Sendable {
     func checkHost(_ raw: String, port: String, local: Set<String>) throws -> String {
         let host = raw.trimmingCharacters(in: .whitespaces)
         if host.isEmpty || host.hasPrefix("/") || host.hasPrefix("@") || host.contains("\\") {
-            throw Refusal(kind: .socket, message: "Connections may not use a local socket; use a host name or address")
+            throw Refusal(kind: .socket, message:
+                "Connections may not use a local socket; use a host name or address (an operator can allow a host on this machine with \(Self.allowlistKey))")
         }
         guard host.count <= 255, Int(port).map({ (1...65535).contains($0) }) == true else {
             throw Refusal(kind: .invalid, message: "The host or port is not valid")

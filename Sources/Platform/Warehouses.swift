@@ -117,10 +117,10 @@ public final class Warehouses: @unchecked Sendable {
     }
 
     static func failureClass(_ e: PGError) -> String {
-        let text = e.message.lowercased()
-        let serverAnswered = e.sqlstate.map { !$0.hasPrefix("08") } ?? false
-            || ["authentication", "does not exist", "no pg_hba.conf entry", "permission denied", "password"].contains { text.contains($0) }
-        return serverAnswered ? "The server refused the connection: check the database, user and password"
+        // Only an error the server itself sent (libpq prefixes those with their severity) means a PostgreSQL
+        // server listens there; anything else (refused, timeout, a non-PostgreSQL answer) is "unreachable".
+        let serverAnswered = e.sqlstate.map { !$0.hasPrefix("08") } ?? false || e.message.contains("FATAL:")
+        return serverAnswered ? "The server did not accept the login: check the database, user and password"
                               : "Could not connect to the server"
     }
 }

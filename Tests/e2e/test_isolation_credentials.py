@@ -84,7 +84,8 @@ def test_allow_listed_address_is_not_a_different_port(api, admin, stack, dw_user
 
 
 @pytest.mark.parametrize("over", [
-    {"host": "10.255.255.1,127.0.0.1"},                         # a host list with this machine in it
+    {"host": "10.255.255.1,127.0.0.2"},                         # a host list with this machine in it
+    {"host": "10.255.255.1,localhost"},
     {"host": "10.255.255.1,{socket}"},                           # ... or the socket
     {"host": "@abstract"},                                        # abstract unix socket
     {"database": "dbname=tessera host={socket} user=tessera"},   # a dbname that is itself a conninfo
