@@ -58,12 +58,15 @@ public final class Warehouses: @unchecked Sendable {
     }
 
     /// The policy's verdict on a record, as the API error a refusal answers (403 `connection_not_allowed`).
+    /// `allowUnresolvable`: a host that does not resolve now is no reason to refuse saving a connection
+    /// (DNS may be down, the server not yet up); it is refused at use like any unreachable server.
     @discardableResult
-    public func checkPolicy(_ record: ConnectionRecord) throws -> ConnectionPolicy.Checked {
+    public func checkPolicy(_ record: ConnectionRecord, allowUnresolvable: Bool = false) throws -> ConnectionPolicy.Checked {
         do {
             return try policy.check(conninfo: record.conninfo(password: nil, statementTimeoutMs: nil),
                                     platformManaged: record.platformManaged)
         } catch let refusal as ConnectionPolicy.Refusal {
+            if allowUnresolvable && refusal.kind == .unresolvable { return ConnectionPolicy.Checked(hostaddr: nil) }
             throw refusal.apiError
         }
     }

@@ -32,6 +32,15 @@ METADATA_LEAK = "SELECT email, password_hash FROM users"
 
 
 @pytest.fixture(scope="module")
+def admin(api, admin):
+    """The session's admin with a token of this module's own: connection tests are rate-limited per
+    credential, and this module makes many."""
+    import dataclasses
+    token, client_id, _ = h.oauth_token(api, admin.session, "e2e-isolation")
+    return dataclasses.replace(admin, token=token, client_id=client_id)
+
+
+@pytest.fixture(scope="module")
 def editor(stack, api, admin):
     email = f"{unique('editor')}@example.com"
     inv = assert_ok(api.post("/api/v3/invitations", token=admin.token, json_body={"email": email, "role": "editor"}), 201)
@@ -223,7 +232,8 @@ def test_connection_test_is_rate_limited_per_client_and_credential(api, admin, s
     r = api.post(f"{CONNS}/test", token=token, json_body=body)
     h.assert_error(r, 429, "too_many_requests", from_app=False)
     # another credential is not affected
-    assert api.post(f"{CONNS}/test", token=admin.token, json_body=body).status == 403
+    other, _, _ = h.oauth_token(api, admin.session, "e2e-scanner-2")
+    assert api.post(f"{CONNS}/test", token=other, json_body=body).status == 403
 
 
 # ---- case 3: production defaults of the packaged nginx site ------------------------------------
