@@ -81,9 +81,13 @@ public final class Warehouses: @unchecked Sendable {
         return (conninfo, try password(of: record))
     }
 
-    /// The pool for a connection, created on first use and replaced after edits. The policy is checked on
-    /// every call, so a connection refused since (an upgrade, an allow-list change) stops at once.
+    /// The pool for a connection, created on first use and replaced after edits. The policy is checked
+    /// whenever a pool is made (the allow-list is fixed for the process's life; an edit is a new version),
+    /// outside the lock since resolving a name may take a while, and the pool connects to the checked
+    /// address only.
     public func pool(for record: ConnectionRecord) throws -> PGPool {
+        let cached = lock.withLock { pools[record.id].flatMap { $0.version == record.updatedAt ? $0.pool : nil } }
+        if let cached { return cached }
         let checked = try checkPolicy(record)
         lock.lock()
         defer { lock.unlock() }

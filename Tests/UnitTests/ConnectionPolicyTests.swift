@@ -1,3 +1,4 @@
+import Config
 import HTTPKit
 import Postgres
 @testable import Platform
@@ -123,6 +124,13 @@ final class ConnectionPolicyTests: XCTestCase {
         let pinned = try policy.check(conninfo: record().conninfo(password: nil, statementTimeoutMs: nil))
         let info = record().conninfo(password: "pw", statementTimeoutMs: 1000, hostaddr: pinned.hostaddr)
         XCTAssertTrue(info.contains("hostaddr='10.0.0.5'"), info)
+    }
+
+    func testAllowListConfigKey() throws {
+        let c = try TesseraConfig.from(["TESSERA_CONNECTION_HOST_ALLOWLIST": " db1.lan , 127.0.0.1:5432,[::1]:5433 "])
+        XCTAssertEqual(c.connectionHostAllowlist, ["db1.lan", "127.0.0.1:5432", "[::1]:5433"])
+        XCTAssertEqual(try TesseraConfig.from([:]).connectionHostAllowlist, [])
+        XCTAssertThrowsError(try TesseraConfig.from(["TESSERA_CONNECTION_HOST_ALLOWLIST": "/var/run/postgresql"]))
     }
 
     func testPlatformRolesComeFromTheConfiguredURLs() {
