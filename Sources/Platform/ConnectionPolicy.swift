@@ -83,8 +83,8 @@ public struct ConnectionPolicy: Sendable {
         }
         let hosts = (info["host"] ?? "").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         let ports = (info["port"] ?? "").split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard !hosts.isEmpty, hosts.count <= 8 else {
-            throw Refusal(kind: .socket, message: "A connection must name a host")
+        guard hosts.count <= 8 else {
+            throw Refusal(kind: .invalid, message: "A connection may name at most 8 hosts")
         }
         var pinned: [String] = []
         let local = localAddresses()
