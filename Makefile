@@ -70,7 +70,7 @@ debs: build
 	$(PYTHON) packaging/build-debs --bin $(BIN) --out dist
 
 test-install: debs
-	packaging/test-install dist
+	SWIFT=$(SWIFT) packaging/test-install dist
 
 check-nginx:
 	$(PYTHON) Tests/harness/stack.py check-nginx

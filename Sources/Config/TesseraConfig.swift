@@ -56,6 +56,9 @@ public struct TesseraConfig: Sendable {
     /// TEST ONLY: `ip:port` endpoints exempt from the private-address refusal of URL imports
     /// (comma-separated; empty, the default, exempts nothing).
     public var importPrivateURLAllowlist: [String]
+    /// Hosts (`name`, `address` or `host:port`, IPv6 as `[::1]:5432`) that user-created connections may reach
+    /// although they are this machine (loopback, its own addresses). Empty (default): none.
+    public var connectionHostAllowlist: [String] = []
     /// Lease of a claimed job in seconds (heartbeats renew it; an expired lease is rescued).
     public var workerLeaseSeconds: Int
     /// After SIGTERM, how long running jobs may finish before they are released for a rerun (keep it
@@ -109,6 +112,7 @@ public struct TesseraConfig: Sendable {
         "TESSERA_IMPORT_TIMEOUT_S": "7200",
         "TESSERA_IMPORT_MAX_RUNNING": "5",
         "TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST": "",
+        "TESSERA_CONNECTION_HOST_ALLOWLIST": "",
         "TESSERA_WORKER_LEASE_S": "30",
         "TESSERA_WORKER_SOFT_STOP_S": "20",
         "TESSERA_BASEMAP_URL": "",
@@ -226,6 +230,11 @@ public struct TesseraConfig: Sendable {
         result.basemapURL = value("TESSERA_BASEMAP_URL")
         if !result.basemapURL.isEmpty && !(result.basemapURL.hasPrefix("http://") || result.basemapURL.hasPrefix("https://")) {
             problems.append("TESSERA_BASEMAP_URL must be an http(s) URL")
+        }
+        result.connectionHostAllowlist = value("TESSERA_CONNECTION_HOST_ALLOWLIST").split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        for entry in result.connectionHostAllowlist where entry.contains(where: { $0 == "/" || $0 == "@" || $0 == " " }) {
+            problems.append("TESSERA_CONNECTION_HOST_ALLOWLIST entries are host names or addresses (socket paths are never allowed): \(entry)")
         }
         result.smtpURL = value("TESSERA_SMTP_URL")
         if !result.smtpURL.isEmpty && !result.smtpURL.hasPrefix("smtp://") { problems.append("TESSERA_SMTP_URL must start with smtp://") }

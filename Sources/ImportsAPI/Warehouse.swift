@@ -23,12 +23,31 @@ struct Warehouse {
         QualifiedName(schema: schema, table: table).identifier
     }
 
+    /// From the catalog, which any role may read: `to_regclass` itself fails without USAGE on the schema,
+    /// which a warehouse role other than the one that made the table need not have.
+    static let markersExist = """
+        SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname = 'carto' AND c.relname = 'tessera_import_markers')
+        """
+    static let markersUsable = """
+        SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname = 'carto' AND c.relname = 'tessera_import_markers'
+                         AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')
+                         AND has_table_privilege(c.oid, 'INSERT') AND has_table_privilege(c.oid, 'DELETE'))
+        """
+
     /// Creates the marker table when missing. False when the role may not (imports then work without
     /// the crash-window protection; logged).
     func ensureMarkers() -> Bool {
         do {
             try pool.withConnection { db in
-                if try db.execute("SELECT to_regclass($1) IS NOT NULL", [ImportRunner.markers]).bool(0, 0) == true { return }
+                if try db.execute(Self.markersExist).bool(0, 0) == true {
+                    // Made by another role (e.g. the warehouse owner): usable by this one only if granted.
+                    guard try db.execute(Self.markersUsable).bool(0, 0) == true else {
+                        throw PGError(sqlstate: "42501", message: "no privilege on \(ImportRunner.markers)")
+                    }
+                    return
+                }
                 do {
                     try db.executeScript("""
                         CREATE SCHEMA IF NOT EXISTS carto;
@@ -205,7 +224,7 @@ struct Warehouse {
                         : "ALTER INDEX \(object) RENAME TO \(try Identifier(tidy))"
                     try db.execute(rename)
                 }
-                if try db.execute("SELECT to_regclass($1) IS NOT NULL", [ImportRunner.markers]).bool(0, 0) == true {
+                if try db.execute(Self.markersUsable).bool(0, 0) == true {
                     try db.execute("INSERT INTO \(ImportRunner.markers) (job_id, destination, result) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING",
                                    [String(jobId), "\(schema).\(target)", result.text])
                     try db.execute("DELETE FROM \(ImportRunner.markers) WHERE finished_at < now() - interval '30 days'")

@@ -16,6 +16,9 @@ public struct ConnectionRecord: Sendable {
     public var sslmode: String
     public var createdAt: String?
     public var updatedAt: String
+    /// Created by the platform itself (the embedded `carto_dw` from setup): exempt from the host rules of
+    /// `ConnectionPolicy`. No API sets it, and any edit of where or as whom it connects clears it.
+    public var platformManaged: Bool = false
 
     /// The API shape: never the password.
     public func json() -> JSON {
@@ -24,16 +27,18 @@ public struct ConnectionRecord: Sendable {
             "host": .string(host), "port": .int(port), "database": .string(database), "user": .string(username),
             "sslmode": .string(sslmode), "has_password": .bool(passwordSealed != nil),
             "created_at": .optional(createdAt), "updated_at": .string(updatedAt),
+            "platform_managed": .bool(platformManaged),
         ]
     }
 
     /// libpq conninfo with every value single-quoted and escaped (libpq's own quoting rules).
-    public func conninfo(password: String?, statementTimeoutMs: Int?) -> String {
+    public func conninfo(password: String?, statementTimeoutMs: Int?, hostaddr: String? = nil) -> String {
         func q(_ v: String) -> String {
             "'" + v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
         }
         var parts = ["host=\(q(host))", "port=\(port)", "dbname=\(q(database))", "user=\(q(username))",
                      "sslmode=\(q(sslmode))", "connect_timeout=5", "application_name='tessera'"]
+        if let hostaddr { parts.append("hostaddr=\(q(hostaddr))") }
         if let password { parts.append("password=\(q(password))") }
         if let ms = statementTimeoutMs { parts.append("options=\(q("-c statement_timeout=\(ms)"))") }
         return parts.joined(separator: " ")
@@ -50,7 +55,7 @@ public struct ConnectionRecord: Sendable {
     }
 
     public init(id: String, accountId: String, name: String, host: String, port: Int, database: String, username: String,
-         passwordSealed: [UInt8]?, sslmode: String, createdAt: String?, updatedAt: String) {
+         passwordSealed: [UInt8]?, sslmode: String, createdAt: String?, updatedAt: String, platformManaged: Bool = false) {
         self.id = id
         self.accountId = accountId
         self.name = name
@@ -62,6 +67,7 @@ public struct ConnectionRecord: Sendable {
         self.sslmode = sslmode
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+        self.platformManaged = platformManaged
     }
 
     init(cacheEntry bytes: [UInt8]) throws {
@@ -72,7 +78,8 @@ public struct ConnectionRecord: Sendable {
         else { throw JSON.DecodeError() }
         self.init(id: id, accountId: account, name: name, host: host, port: port, database: db, username: user,
                   passwordSealed: j["password_enc"]?.stringValue.flatMap(Encoding.fromHex), sslmode: ssl,
-                  createdAt: j["created_at"]?.stringValue, updatedAt: updated)
+                  createdAt: j["created_at"]?.stringValue, updatedAt: updated,
+                  platformManaged: j["platform_managed"]?.boolValue ?? false)
     }
 }
 
@@ -83,14 +90,14 @@ public struct ConnectionStore {
 
     static let columns = """
         id, account_id, name, host, port, database, username, encode(password_enc, 'hex'), sslmode,
-        to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), updated_at::text
+        to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), updated_at::text, platform_managed
         """
 
     func record(_ r: PGResult, _ i: Int) -> ConnectionRecord {
         ConnectionRecord(id: r.string(i, 0)!, accountId: r.string(i, 1)!, name: r.string(i, 2)!, host: r.string(i, 3)!,
                          port: r.int(i, 4)!, database: r.string(i, 5)!, username: r.string(i, 6)!,
                          passwordSealed: r.string(i, 7).flatMap(Encoding.fromHex), sslmode: r.string(i, 8)!,
-                         createdAt: r.string(i, 9), updatedAt: r.string(i, 10)!)
+                         createdAt: r.string(i, 9), updatedAt: r.string(i, 10)!, platformManaged: r.string(i, 11) == "t")
     }
 
     public func find(account: String, name: String) throws -> ConnectionRecord? {
@@ -121,13 +128,15 @@ public struct ConnectionStore {
     }
 
     public func create(account: String, createdBy: String?, name: String, host: String, port: Int, database: String,
-                       username: String, passwordSealed: [UInt8]?, sslmode: String) throws -> ConnectionRecord {
+                       username: String, passwordSealed: [UInt8]?, sslmode: String,
+                       platformManaged: Bool = false) throws -> ConnectionRecord {
         try pool.withConnection { db in
             let r = try db.execute("""
-                INSERT INTO connections (account_id, created_by, name, host, port, database, username, password_enc, sslmode)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, decode($8, 'hex'), $9) RETURNING \(Self.columns)
+                INSERT INTO connections (account_id, created_by, name, host, port, database, username, password_enc, sslmode,
+                                         platform_managed)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, decode($8, 'hex'), $9, $10) RETURNING \(Self.columns)
                 """, [account, createdBy, name, host, String(port), database, username,
-                      passwordSealed.map(Encoding.hex), sslmode])
+                      passwordSealed.map(Encoding.hex), sslmode, platformManaged ? "true" : "false"])
             return record(r, 0)
         }
     }
@@ -136,10 +145,11 @@ public struct ConnectionStore {
         try pool.withConnection { db in
             let r = try db.execute("""
                 UPDATE connections SET name = $3, host = $4, port = $5, database = $6, username = $7,
-                       password_enc = decode($8, 'hex'), sslmode = $9, updated_at = clock_timestamp()
+                       password_enc = decode($8, 'hex'), sslmode = $9, updated_at = clock_timestamp(),
+                       platform_managed = platform_managed AND $10
                 WHERE id = $1 AND account_id = $2 RETURNING \(Self.columns)
                 """, [c.id, c.accountId, c.name, c.host, String(c.port), c.database, c.username,
-                      c.passwordSealed.map(Encoding.hex), c.sslmode])
+                      c.passwordSealed.map(Encoding.hex), c.sslmode, c.platformManaged ? "true" : "false"])
             return r.rowCount == 1 ? record(r, 0) : nil
         }
     }

@@ -27,7 +27,10 @@ public final class Services: Sendable {
         limits.queueWaitMs = config.limitQueueWaitMs
         warehouses = Warehouses(metadata: metadata, cache: cache, secrets: secrets,
                                 poolSize: config.warehousePoolSize, statementTimeoutMs: config.sqlStatementTimeoutMs,
-                                limits: limits)
+                                limits: limits,
+                                policy: ConnectionPolicy(allowedHosts: config.connectionHostAllowlist,
+                                                         platformRoles: ConnectionPolicy.platformRoles(
+                                                            databaseURL: config.databaseURL, warehouseURL: config.warehouseURL)))
     }
 
     /// The absolute API base clients use: `<public URL>/api`.

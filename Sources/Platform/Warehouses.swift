@@ -31,13 +31,16 @@ public final class Warehouses: @unchecked Sendable {
     public let statementTimeoutMs: Int
     public let limits: SessionLimits
     let limiter: SessionLimiter
+    /// Every way to a warehouse (pools, the connection test, external tools) passes this first.
+    public let policy: ConnectionPolicy
     private let lock = NSLock()
     private var pools: [String: (version: String, pool: PGPool)] = [:]
     static let cacheTTL = 10
     let records = LocalMemo<ConnectionRecord>(ttl: 1)
 
     public init(metadata: PGPool, cache: Cache, secrets: Secrets, poolSize: Int, statementTimeoutMs: Int,
-                limits: SessionLimits = SessionLimits()) {
+                limits: SessionLimits = SessionLimits(), policy: ConnectionPolicy) {
+        self.policy = policy
         self.metadata = metadata
         self.cache = cache
         self.secrets = secrets
@@ -109,11 +112,26 @@ public final class Warehouses: @unchecked Sendable {
         return String(decoding: plain, as: UTF8.self)
     }
 
+    /// The policy's verdict on a record, as the API error a refusal answers (403 `connection_not_allowed`).
+    /// `allowUnresolvable`: a host that does not resolve now is no reason to refuse saving a connection
+    /// (DNS may be down, the server not yet up); it is refused at use like any unreachable server.
+    @discardableResult
+    public func checkPolicy(_ record: ConnectionRecord, allowUnresolvable: Bool = false) throws -> ConnectionPolicy.Checked {
+        do {
+            return try policy.check(conninfo: record.conninfo(password: nil, statementTimeoutMs: nil),
+                                    platformManaged: record.platformManaged)
+        } catch let refusal as ConnectionPolicy.Refusal {
+            if allowUnresolvable && refusal.kind == .unresolvable { return ConnectionPolicy.Checked(hostaddr: nil) }
+            throw refusal.apiError
+        }
+    }
+
     /// conninfo for an external tool (ogr2ogr) WITHOUT the password, plus the decrypted password separately:
     /// give it to the child as `PGPASSWORD` (its environment), never in argv where `ps` shows it.
     /// No statement timeout: the caller bounds the tool's run time itself.
     public func toolConninfo(for record: ConnectionRecord, applicationName: String) throws -> (conninfo: String, password: String?) {
-        var conninfo = record.conninfo(password: nil, statementTimeoutMs: nil)
+        let checked = try checkPolicy(record)
+        var conninfo = record.conninfo(password: nil, statementTimeoutMs: nil, hostaddr: checked.hostaddr)
         conninfo = conninfo.replacingOccurrences(of: "application_name='tessera'", with: "application_name='\(applicationName)'")
         return (conninfo, try password(of: record))
     }
@@ -124,22 +142,33 @@ public final class Warehouses: @unchecked Sendable {
         try pool(for: record)
     }
 
-    /// The pool for a connection, created on first use and replaced after edits.
+    /// The pool for a connection, created on first use and replaced after edits. The policy is checked
+    /// whenever a pool is made (the allow-list is fixed for the process's life; an edit is a new version),
+    /// outside the lock since resolving a name may take a while, and the pool connects to the checked
+    /// address only.
     func pool(for record: ConnectionRecord) throws -> PGPool {
+        let cached = lock.withLock { pools[record.id].flatMap { $0.version == record.updatedAt ? $0.pool : nil } }
+        if let cached { return cached }
+        let checked = try checkPolicy(record)
         lock.lock()
         defer { lock.unlock() }
         if let entry = pools[record.id], entry.version == record.updatedAt { return entry.pool }
-        let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: statementTimeoutMs)
+        let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: statementTimeoutMs,
+                                       hostaddr: checked.hostaddr)
         let pool = PGPool(conninfo: conninfo, size: poolSize, resetsSessions: true)
         pools[record.id]?.pool.drain()
         pools[record.id] = (record.updatedAt, pool)
         return pool
     }
 
-    /// Opens a fresh connection and runs a trivial query: the "test connection" call.
+    /// Opens a fresh connection and runs a trivial query: the "test connection" call. A failure says only
+    /// its class (unreachable, or refused by the server), never the server's text: which ports answer and
+    /// which roles exist is not for callers to learn.
     public func test(_ record: ConnectionRecord) -> (ok: Bool, message: String, serverVersion: String?, postgis: String?) {
         do {
-            let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: 5000)
+            let checked = try checkPolicy(record)
+            let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: 5000,
+                                           hostaddr: checked.hostaddr)
             let c = try PGConnection(conninfo)
             let r = try c.execute("""
                 SELECT current_setting('server_version'),
@@ -147,9 +176,19 @@ public final class Warehouses: @unchecked Sendable {
                 """)
             return (true, "Connection succeeded", r.string(0, 0), r.string(0, 1))
         } catch let e as PGError {
+            return (false, Self.failureClass(e), nil, nil)
+        } catch let e as APIError {
             return (false, e.message, nil, nil)
         } catch {
             return (false, "Connection failed", nil, nil)
         }
+    }
+
+    static func failureClass(_ e: PGError) -> String {
+        // Only an error the server itself sent (libpq prefixes those with their severity) means a PostgreSQL
+        // server listens there; anything else (refused, timeout, a non-PostgreSQL answer) is "unreachable".
+        let serverAnswered = e.sqlstate.map { !$0.hasPrefix("08") } ?? false || e.message.contains("FATAL:")
+        return serverAnswered ? "The server did not accept the login: check the database, user and password"
+                              : "Could not connect to the server"
     }
 }

@@ -20,10 +20,15 @@ func run(_ cli: inout CommandLineArguments) throws {
     switch command {
     case "migrate":
         try cli.finish()
-        let c = try PGConnection(try config().databaseURL)
+        let conf = try config()
+        let c = try PGConnection(conf.databaseURL)
         let applied = try Migrator().migrate(c)
         print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
         if let report = try Migrator.isolationUpgradeReport(c, applied: applied) { print(report) }
+        for line in try connectionPolicyReport(conf, c) { print("warning: \(line)") }
+    case "warehouse-register":
+        try cli.finish()
+        try warehouseRegister(try config())
     case "check-config":
         try cli.finish()
         let c = try config()
@@ -64,11 +69,13 @@ func run(_ cli: inout CommandLineArguments) throws {
         print(PasswordResetStore.link(base: base, token: try PasswordResetStore(pool).create(userId: user.id, force: true)!))
     case "status":
         try cli.finish()
-        let c = try PGConnection(try config().databaseURL)
+        let conf = try config()
+        let c = try PGConnection(conf.databaseURL)
         let migrator = try Migrator()
         let r = try c.execute("SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM users), (SELECT count(*) FROM connections)")
         print("schema version \(try migrator.currentVersion(c)) of \(migrator.latestVersion)")
         print("accounts \(r.string(0, 0)!), users \(r.string(0, 1)!), connections \(r.string(0, 2)!)")
+        for line in try connectionPolicyReport(conf, c) { print("warning: \(line)") }
     default:
         print(usage)
         throw CLIError(message: "unknown command \(command)", code: 2)
@@ -98,13 +105,7 @@ func createAdmin(_ cli: inout CommandLineArguments, _ config: TesseraConfig) thr
     print("created admin \(email) in organisation \(organization)")
     let isFirst = try services.metadata.withConnection { try $0.execute("SELECT count(*) FROM accounts").int(0, 0) == 1 }
     guard isFirst, !config.warehouseURL.isEmpty else { return }
-    guard let info = PGConnection.parseConninfo(config.warehouseURL) else { throw CLIError(message: "TESSERA_WAREHOUSE_URL is not a valid conninfo") }
-    let sealed = try info["password"].map { try services.warehouses.sealPassword($0) }
-    _ = try ConnectionStore(services.metadata).create(
-        account: user.accountId, createdBy: user.id, name: "carto_dw", host: info["host"] ?? "localhost",
-        port: Int(info["port"] ?? "") ?? 5432, database: info["dbname"] ?? "carto_dw", username: info["user"] ?? "carto_dw",
-        passwordSealed: sealed, sslmode: info["sslmode"] ?? "prefer")
-    print("created connection carto_dw for organisation \(organization)")
+    print("\(try registerEmbeddedWarehouse(services, accountId: user.accountId, userId: user.id)) for organisation \(organization)")
     let warehouse = try PGConnection(config.warehouseURL)
     print("installed in carto_dw: \(try WarehouseMigrations.apply(warehouse).joined(separator: ", "))")
 }

@@ -16,6 +16,7 @@ let usage = """
       tokens delete --email E --id ID
       tileset create --email E --name SCHEMA.TILESET (--table T | --query SQL) [--connection carto_dw]
                      [--minzoom 0] [--maxzoom 10] [--spatial-column geom] [--columns a,b]
+      warehouse-register                        (re)register the first organisation's carto_dw from TESSERA_WAREHOUSE_URL
       warehouse-migrate --email E [--connection carto_dw]   install Tessera's SQL (quadbin functions) in a warehouse
       jobs list [--queue Q] [--state S] | jobs show|retry|cancel ID   the job queue
       lds load-places [--file geocode.gz] [--email E [--connection C]]   load GeoNames places for local geocoding
@@ -23,7 +24,7 @@ let usage = """
                        [--url U] [--key K | --key-file F] [--timeout-ms N]  |  lds provider list --email E
       lds quota set --email E --service S --quota N|default   an organisation's monthly quota
       lds load-roads --osm FILE --email E [--connection C]   road graph (OSM XML) for local routing and isolines
-      status                                    schema version and counts
+      status                                    schema version, counts, connections the policy refuses
       selftest [--base-url https://127.0.0.1] [--import-url URL] [--fixtures DIR] [--keep]
                                                 one real use of every program through nginx, in an organisation
                                                 and schema of its own that it removes; one line per check

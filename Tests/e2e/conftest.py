@@ -222,6 +222,22 @@ def dw(stack):
 
 
 @pytest.fixture(scope="session")
+def dw_user(stack, dw):
+    """Connection fields for a second connection to the stack's warehouse, as a role of the
+    organisation's own: user connections may use neither a unix socket nor a role the platform
+    logs in as (tessera, carto_dw), so they reach the cluster over TCP with a password."""
+    name, pw = "e2e_dw_user", "dw-user-" + os.urandom(8).hex()
+    stack.psql(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN "
+               f"CREATE ROLE {name} LOGIN; END IF; END $$")
+    stack.psql(f"ALTER ROLE {name} PASSWORD '{pw}'")
+    stack.psql(f"GRANT CONNECT ON DATABASE carto_dw TO {name}")
+    stack.psql(f"GRANT USAGE, CREATE ON SCHEMA public TO {name}", dbname="carto_dw")
+    stack.psql(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {name}", dbname="carto_dw")
+    return {"host": "127.0.0.1", "port": stack.pg_port, "database": "carto_dw", "user": name, "password": pw,
+            "sslmode": "disable"}
+
+
+@pytest.fixture(scope="session")
 def make_token(api, admin, dw):
     """make_token(["public.e2e_places"], allowed_apis=[...], referers=[...], expiration_date=...) -> body.
     Sources are on carto_dw unless a (connection, source) tuple is given."""

@@ -222,11 +222,9 @@ def test_granted_sql_with_a_table_grant_does_not_leak_tables(api, make_token, dw
     assert_error(api.sql("SELECT * FROM e2e_secret", token), 403, "source_not_granted")
 
 
-def test_grant_on_another_connection_only(api, admin, make_token, stack, dw):
+def test_grant_on_another_connection_only(api, admin, make_token, stack, dw, dw_user):
     name = "e2e_second_conn"
-    r = api.post("/api/v3/connections", token=admin.token, json_body={
-        "name": name, "host": str(stack.pg_socket_dir), "port": stack.pg_port, "database": "carto_dw",
-        "user": "carto_dw", "sslmode": "disable"})
+    r = api.post("/api/v3/connections", token=admin.token, json_body={"name": name, **dw_user})
     assert r.status in (201, 409), r
     token = make_token([(name, "*")])["token"]
     assert_ok(api.sql("SELECT 1 AS a", token, conn=name))

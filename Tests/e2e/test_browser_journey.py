@@ -44,7 +44,7 @@ def drawn(px) -> bool:
     return px is not None and px[3] > 60
 
 
-def test_invitation_to_public_map(stack, chrome_ok, tmp_path):
+def test_invitation_to_public_map(stack, chrome_ok, tmp_path, dw_user):
     base = f"http://127.0.0.1:{stack.http_port}"
     email = f"{h.unique('maker')}@example.org"
     password = "journey-" + os.urandom(6).hex()
@@ -93,8 +93,8 @@ def test_invitation_to_public_map(stack, chrome_ok, tmp_path):
         b.open("/#/connections")
         b.find("button.primary").click()
         form = b.find("form[aria-label='New connection']")
-        values = {"Name": conn_name, "Host": str(stack.pg_socket_dir), "Port": str(stack.pg_port),
-                  "Database": "carto_dw", "User": "carto_dw", "Password": stack._pg_passwords["carto_dw"]}
+        values = {"Name": conn_name, "Host": "127.0.0.1", "Port": str(stack.pg_port),
+                  "Database": "carto_dw", "User": dw_user["user"], "Password": dw_user["password"]}
         for label, value in values.items():
             field = form.find_element(B.By.XPATH, f".//label[text()='{label}']/following-sibling::*[1]")
             field.clear()

@@ -92,9 +92,16 @@ def test_test_connection_ok(api, admin, stack, password_role):
     api.delete(f"/api/v3/connections/{created['id']}", token=admin.token)
 
 
+def test_test_connection_to_another_port_of_this_machine_is_refused(api, admin, stack, password_role):
+    """Only 127.0.0.1:<the cluster's port> is allow-listed in the harness: another local port is refused
+    before anything connects (issue 11: the test call is no port scanner)."""
+    r = api.post("/api/v3/connections/test", token=admin.token, json_body=conn_body(stack, port=1))
+    assert_error(r, 403, "connection_not_allowed")
+    assert ROLE_PASSWORD not in r.text
+
+
 @pytest.mark.parametrize("over", [
     {"password": "wrong-Password-0000"},
-    {"port": 1},
     {"database": "no_such_database"},
     {"user": "no_such_role_e2e"},
     {"host": "256.1.1.1"},

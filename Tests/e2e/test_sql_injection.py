@@ -249,10 +249,9 @@ def test_grant_source_strings_are_inert(api, dw, make_token, source):
     assert dw.fingerprint() == before
 
 
-def test_token_grants_do_not_survive_connection_deletion(api, admin, make_token, stack, dw):
+def test_token_grants_do_not_survive_connection_deletion(api, admin, make_token, stack, dw, dw_user):
     name = unique("e2e_gone")
-    body = {"name": name, "host": str(stack.pg_socket_dir), "port": stack.pg_port, "database": "carto_dw",
-            "user": "carto_dw"}
+    body = {"name": name, **dw_user}
     assert api.post("/api/v3/connections", token=admin.token, json_body=body).status == 201
     token = make_token([(name, "*")])
     assert_ok(api.sql("SELECT 1 AS a", token["token"], conn=name))

@@ -27,12 +27,10 @@ def event_result(stack, kind: str, field: str, value: str) -> dict:
     return json.loads(h.metadata(stack, sql))
 
 
-def test_deleted_connection_loses_grants_and_cached_answers(subscriber, api, admin, dw):
+def test_deleted_connection_loses_grants_and_cached_answers(subscriber, api, admin, dw, dw_user):
     stack = subscriber
     name = h.unique("e2e_evt")
-    assert_ok(api.post("/api/v3/connections", token=admin.token, json_body={
-        "name": name, "host": "127.0.0.1", "port": stack.pg_port, "database": "carto_dw", "user": "carto_dw",
-        "password": "unused", "sslmode": "disable"}), 201)
+    assert_ok(api.post("/api/v3/connections", token=admin.token, json_body={"name": name, **dw_user}), 201)
     token = assert_ok(api.post("/api/v3/tokens", token=admin.token, json_body={"grants": [
         {"connection_name": name, "source": "public.e2e_places"},
         {"connection_name": "carto_dw", "source": "public.e2e_places"}]}), 201)

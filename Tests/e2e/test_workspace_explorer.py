@@ -122,11 +122,10 @@ def test_access(api, admin, other_org, full_token, explore):
     assert_error(api.get(f"{BASE}/schemas", token=other_org.token), 404, "connection_not_found")
 
 
-def test_warehouse_without_postgis(api, admin, explore):
+def test_warehouse_without_postgis(api, admin, explore, dw_user):
     """A connection to a database without PostGIS lists tables with no geometry instead of failing."""
-    dw = assert_ok(api.get("/api/v3/connections/carto_dw", token=admin.token))
     name = "e2e_no_postgis"
-    body = {"name": name, "host": dw["host"], "port": dw["port"], "database": "postgres", "user": dw["user"]}
+    body = {"name": name, **dw_user, "database": "postgres"}
     created = assert_ok(api.post("/api/v3/connections", token=admin.token, json_body=body), 201)
     try:
         base = f"/api/v3/workspace/connections/{name}"

@@ -184,7 +184,10 @@ def _write_private(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------------------------
 # nginx config rendering (also usable by packaging)
 
-PLACEHOLDERS = ("PREFIX", "LISTEN", "TLS_LISTEN", "TLS_CERT", "TLS_KEY", "WWW_ROOT", "RUN_DIR")
+PLACEHOLDERS = ("PREFIX", "LISTEN", "TLS_LISTEN", "TLS_CERT", "TLS_KEY", "WWW_ROOT", "RUN_DIR", "PLAIN_HTTP", "ACME_ROOT")
+# What the plain-HTTP server serves: the whole site (development, tests) or the production redirect.
+PLAIN_HTTP_SITE = "tessera-locations.conf"
+PLAIN_HTTP_REDIRECT = "tessera-redirect.conf"
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:\[\]-]+$")
 
 
@@ -199,7 +202,10 @@ def render_nginx(out_dir: Path, values: Mapping[str, str], src_dir: Path = NGINX
             # nginx directives here are unquoted: spaces, quotes, ; { } or $ would break or inject.
             raise StackError(f"render_nginx: unsafe characters in {key}={value!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    sources = [src_dir / "tessera.conf.template", src_dir / "tessera-site.conf", src_dir / "tessera-locations.conf"]
+    if values["PLAIN_HTTP"] not in (PLAIN_HTTP_SITE, PLAIN_HTTP_REDIRECT):
+        raise StackError(f"render_nginx: PLAIN_HTTP must be {PLAIN_HTTP_SITE} or {PLAIN_HTTP_REDIRECT}")
+    sources = [src_dir / "tessera.conf.template", src_dir / "tessera-site.conf", src_dir / "tessera-locations.conf",
+               src_dir / "tessera-redirect.conf"]
     for src in sources:
         text = src.read_text()
         for key in PLACEHOLDERS:
@@ -398,13 +404,14 @@ class Stack:
 
     @property
     def warehouse_dsn(self) -> str:
-        """libpq conninfo: database carto_dw as role carto_dw over the unix socket (trust auth)."""
-        return self.dsn("carto_dw", "carto_dw")
+        """libpq conninfo: database carto_dw as its own role carto_dw over TCP with its password
+        (scram), the way the platform's carto_dw connection reaches it (TESSERA_WAREHOUSE_URL)."""
+        return self.dsn("carto_dw", "carto_dw", tcp=True, password=True)
 
     @property
     def pg_passwords(self) -> dict[str, str]:
-        """Passwords of the login roles (tessera, carto_dw); auth is trust, they matter only to
-        code that insists on sending one."""
+        """Passwords of the login roles (tessera, carto_dw): required over TCP (scram), where user
+        connections could reach them; the unix socket (trust) is refused to user connections."""
         return dict(self._pg_passwords)
 
     def dsn(self, dbname: str, user: str = "postgres", tcp: bool = False, password: bool = False) -> str:
@@ -430,6 +437,9 @@ class Stack:
             "TESSERA_VARNISH_PURGE_URL": f"http://127.0.0.1:{self.varnish_purge_port}",
             # import-api and import-worker share it (uploads, work folders); per state directory.
             "TESSERA_IMPORT_DIR": str(self.root / "imports"),
+            # User connections may reach this cluster over TCP only (as their own roles, with a password):
+            # the loopback rule would otherwise refuse the only PostgreSQL a dev stack has.
+            "TESSERA_CONNECTION_HOST_ALLOWLIST": f"127.0.0.1:{self.pg_port}",
         }
         values["TESSERA_CONFIG_FILE"] = str(self.env_file)
         return values
@@ -539,15 +549,22 @@ class Stack:
         os.chmod(self.pg_root, 0o755)
         self._run_as_postgres([self._pg_tool("initdb"), "-D", str(self.pg_data), "-U", "postgres", "-A", "trust",
                                "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"], "initdb")
-        (self.pg_data / "pg_hba.conf").write_text(
-            "# Tessera test cluster: loopback and unix socket only, trust.\n"
-            "local all all trust\n"
-            "host  all all 127.0.0.1/32 trust\n"
-            "host  all all ::1/128 trust\n")
         with open(self.pg_data / "postgresql.conf", "a") as f:
             f.write("\ninclude_if_exists = 'tessera-harness.conf'\n")
 
+    # The harness itself and the services use the unix socket (trust; user connections may never use a
+    # socket). Over TCP, where user connections arrive, every role needs its password (scram), so the
+    # metadata role and carto_dw's role are only reachable with passwords only the services know.
+    # Rewritten on every start so that state directories from before get the same rules.
+    PG_HBA = ("# Tessera test cluster (written by Tests/harness/stack.py on every start).\n"
+              "local all all trust\n"
+              "host  all all 127.0.0.1/32 scram-sha-256\n"
+              "host  all all ::1/128 scram-sha-256\n")
+
     def _pg_write_settings(self) -> None:
+        hba = self.pg_data / "pg_hba.conf"
+        if hba.read_text() != self.PG_HBA:
+            hba.write_text(self.PG_HBA)
         conf = self.pg_data / "tessera-harness.conf"
         conf.write_text(
             "# Written by Tests/harness/stack.py on every start.\n"
@@ -592,7 +609,7 @@ class Stack:
     def psql(self, sql: str, dbname: str = "postgres", user: str = "postgres", tcp: bool = False) -> str:
         """Run SQL through psql (ON_ERROR_STOP, unaligned tuples-only output); returns stdout."""
         r = subprocess.run([self._pg_tool("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                            "-d", self.dsn(dbname, user, tcp=tcp), "-c", sql], capture_output=True, text=True)
+                            "-d", self.dsn(dbname, user, tcp=tcp, password=tcp), "-c", sql], capture_output=True, text=True)
         if r.returncode != 0:
             raise StackError(f"psql ({user}@{dbname}) failed: {r.stderr.strip()}")
         return r.stdout.strip()
@@ -603,10 +620,14 @@ class Stack:
             self.psql(f"""DO $$ BEGIN
                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
                     CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{pw[role]}';
+                ELSE
+                    ALTER ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{pw[role]}';
                 END IF; END $$;""")
         for db in ("tessera", "carto_dw"):
             if self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'") != "1":
                 self.psql(f"CREATE DATABASE {db} OWNER {db}")
+        # The metadata database is the services' alone: no other role may even connect to it.
+        self.psql("REVOKE CONNECT ON DATABASE tessera FROM PUBLIC")
         self.psql("CREATE EXTENSION IF NOT EXISTS postgis", dbname="carto_dw")
         # pgRouting is not a trusted extension: only a superuser can create it (local routing, lds-api).
         self.psql("CREATE EXTENSION IF NOT EXISTS pgrouting", dbname="carto_dw")
@@ -693,8 +714,10 @@ class Stack:
 
     # ---- nginx ------------------------------------------------------------------------------
 
-    def render_nginx(self, www_root: Path | None = None, run_dir: Path | None = None) -> Path:
-        """Render the config for this stack into root/nginx/conf and return the main file."""
+    def render_nginx(self, www_root: Path | None = None, run_dir: Path | None = None,
+                     plain_http: str = PLAIN_HTTP_SITE) -> Path:
+        """Render the config for this stack into root/nginx/conf and return the main file.
+        plain_http=PLAIN_HTTP_REDIRECT renders the production plain-HTTP server (redirect to HTTPS)."""
         www = Path(www_root or self.www_root).resolve()
         run = Path(run_dir or self.run_dir).resolve()
         prefix = self.nginx_prefix
@@ -711,13 +734,14 @@ class Stack:
         return render_nginx(prefix / "conf", {
             "PREFIX": str(prefix), "LISTEN": f"127.0.0.1:{self.http_port}",
             "TLS_LISTEN": f"127.0.0.1:{self.tls_port}", "TLS_CERT": str(self.tls_cert),
-            "TLS_KEY": str(self.tls_key), "WWW_ROOT": str(www), "RUN_DIR": str(run)})
+            "TLS_KEY": str(self.tls_key), "WWW_ROOT": str(www), "RUN_DIR": str(run),
+            "PLAIN_HTTP": plain_http, "ACME_ROOT": str(self.root / "acme")})
 
     def _nginx_cmd(self, conf: Path) -> list[str]:
         return [NGINX, "-p", f"{self.nginx_prefix}/", "-c", str(conf)]
 
     def start_nginx(self, www_root: Path | str | None = None, run_dir: Path | str | None = None,
-                    timeout: float = 20.0, varnish: bool = True) -> None:
+                    timeout: float = 20.0, varnish: bool = True, plain_http: str = PLAIN_HTTP_SITE) -> None:
         """Render the config, `nginx -t` it, run nginx in the foreground (daemon off) and wait
         until both the HTTP and the TLS port answer. Starts Varnish first unless it is already
         running or `varnish=False` (then maps-api GETs answer nginx's JSON 502)."""
@@ -741,7 +765,7 @@ class Stack:
         backend_sock = self.run_dir / "maps-backend.sock"
         if backend_sock.exists() and not _unix_socket_accepts(backend_sock):
             backend_sock.unlink()
-        conf = self.render_nginx(www, self.run_dir)
+        conf = self.render_nginx(www, self.run_dir, plain_http=plain_http)
         t = subprocess.run([*self._nginx_cmd(conf), "-t", "-q"], capture_output=True, text=True)
         if t.returncode != 0:
             raise StackError(f"nginx -t failed for {conf}:\n{t.stdout}{t.stderr}")
@@ -996,17 +1020,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("migrating ...", flush=True)
         _run_tool(stack, [str(tessera), "migrate"], "tessera migrate")
         password = _ensure_admin(stack, tessera, state)
+        # A state directory from before carto_dw had its own role over TCP gets the current credentials.
+        _run_tool(stack, [str(tessera), "warehouse-register"], "tessera warehouse-register")
         demo = REPO / "Tests" / "harness" / "demo_data.py"
         if demo.exists():
             print("loading demo data (first run takes a while) ...", flush=True)
-            _run_tool(stack, [sys.executable, str(demo), "--dsn", stack.warehouse_dsn], "demo data", timeout=1800)
+            _run_tool(stack, [sys.executable, str(demo), "--dsn", stack.warehouse_dsn], "demo data", timeout=1800,
+                      redact=[stack.pg_passwords["carto_dw"]])
             # The LDS gazetteer (carto_lds.places) from the same GeoNames data, for local geocoding.
             print("loading the geocoding gazetteer ...", flush=True)
             _run_tool(stack, [str(tessera), "lds", "load-places", "--if-missing"], "tessera lds load-places", timeout=1800)
         basemap = REPO / "Tests" / "harness" / "basemap_data.py"
         if basemap.exists():
             print("loading the offline basemap (public.world_countries) ...", flush=True)
-            _run_tool(stack, [sys.executable, str(basemap), "--dsn", stack.warehouse_dsn], "basemap data", timeout=600)
+            _run_tool(stack, [sys.executable, str(basemap), "--dsn", stack.warehouse_dsn], "basemap data", timeout=600,
+                      redact=[stack.pg_passwords["carto_dw"]])
         started = []
         for name, program in API_PROGRAMS.items():
             binary = bin_dir / program
@@ -1107,13 +1135,17 @@ def cmd_check_nginx(args: argparse.Namespace) -> int:
         (t / "tmp").mkdir()
         (t / "run").mkdir()  # nginx -t binds (and removes) the internal server's unix socket
         make_self_signed_cert(t / "cert.pem", t / "key.pem")
-        conf = render_nginx(t / "conf", {
-            "PREFIX": str(t), "LISTEN": "127.0.0.1:8080", "TLS_LISTEN": "127.0.0.1:8443",
-            "TLS_CERT": str(t / "cert.pem"), "TLS_KEY": str(t / "key.pem"),
-            "WWW_ROOT": str(DEFAULT_WWW), "RUN_DIR": str(t / "run")})
-        r = subprocess.run([NGINX, "-p", f"{t}/", "-c", str(conf), "-t"], capture_output=True, text=True)
-        sys.stdout.write(r.stdout + r.stderr)
-        return r.returncode
+        # Both plain-HTTP servers: the development site and the production redirect.
+        for plain in (PLAIN_HTTP_SITE, PLAIN_HTTP_REDIRECT):
+            conf = render_nginx(t / "conf", {
+                "PREFIX": str(t), "LISTEN": "127.0.0.1:8080", "TLS_LISTEN": "127.0.0.1:8443",
+                "TLS_CERT": str(t / "cert.pem"), "TLS_KEY": str(t / "key.pem"),
+                "WWW_ROOT": str(DEFAULT_WWW), "RUN_DIR": str(t / "run"), "PLAIN_HTTP": plain, "ACME_ROOT": str(t)})
+            r = subprocess.run([NGINX, "-p", f"{t}/", "-c", str(conf), "-t"], capture_output=True, text=True)
+            sys.stdout.write(r.stdout + r.stderr)
+            if r.returncode != 0:
+                return r.returncode
+        return 0
 
 
 def cmd_check_varnish(args: argparse.Namespace) -> int:
