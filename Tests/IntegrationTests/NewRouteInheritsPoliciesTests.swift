@@ -33,7 +33,7 @@ final class NewRouteInheritsPoliciesTests: XCTestCase {
         let store = ConnectionStore(metadata)
         _ = try store.create(account: account, createdBy: adminId, name: "wh", host: info["host"] ?? "localhost",
                              port: Int(info["port"] ?? "5432")!, database: database.name, username: info["user"] ?? "postgres",
-                             passwordSealed: nil, sslmode: "disable")
+                             passwordSealed: nil, sslmode: "disable", platformManaged: true)
         // Nothing listens on port 1: the warehouse is down.
         _ = try store.create(account: account, createdBy: adminId, name: "down", host: "127.0.0.1", port: 1,
                              database: database.name, username: "nobody", passwordSealed: nil, sslmode: "disable")
@@ -49,7 +49,8 @@ final class NewRouteInheritsPoliciesTests: XCTestCase {
         let cache = Cache(url: "")
         let auth = Authenticator(metadata: metadata, cache: cache, secrets: secrets)
         let warehouses = Warehouses(metadata: metadata, cache: cache, secrets: secrets, poolSize: poolSize, statementTimeoutMs: 60_000,
-                                    limits: limits)
+                                    limits: limits,
+                                    policy: ConnectionPolicy(allowedHosts: ["127.0.0.1:1"], platformRoles: []))
         let router = Router()
         router.get("/api/v3/probe/{connection}") { request in
             let principal = try auth.authenticate(request, api: "sql")

@@ -22,7 +22,10 @@ final class ReadOnlyGuardTests: XCTestCase {
         let admin = Principal(accountId: "a", userId: "u", kind: .user(role: .admin, viaSession: false))
         let cookieAdmin = Principal(accountId: "a", userId: "u", kind: .user(role: .admin, viaSession: true))
         let scoped = Principal(accountId: "a", userId: nil, kind: .apiToken(id: "t", grants: [Grant(connectionName: "c", source: "public.t")]))
-        let star = Principal(accountId: "a", userId: nil, kind: .apiToken(id: "t", grants: [Grant(connectionName: "c", source: "*")]))
+        let star = Principal(accountId: "a", userId: "u", kind: .apiToken(id: "t", grants: [Grant(connectionName: "c", source: "*")]),
+                             creatorRole: .editor)
+        let viewersStar = Principal(accountId: "a", userId: "u", kind: .apiToken(id: "t", grants: [Grant(connectionName: "c", source: "*")]),
+                                    creatorRole: .viewer)
         XCTAssertEqual(viewer.sessionMode(connection: "c", method: "POST"), .readOnly)
         XCTAssertEqual(admin.sessionMode(connection: "c", method: "GET"), .readWrite)
         XCTAssertEqual(cookieAdmin.sessionMode(connection: "c", method: "GET"), .readOnly)
@@ -30,5 +33,6 @@ final class ReadOnlyGuardTests: XCTestCase {
         XCTAssertEqual(scoped.sessionMode(connection: "c", method: "POST"), .readOnly)
         XCTAssertEqual(star.sessionMode(connection: "c", method: "POST"), .readWrite)
         XCTAssertEqual(star.sessionMode(connection: "other", method: "POST"), .readOnly)
+        XCTAssertEqual(viewersStar.sessionMode(connection: "c", method: "POST"), .readOnly)
     }
 }
