@@ -58,12 +58,12 @@ def test_points_cells_boundaries_centres_parents():
         res = i % 16
         pts.append((i, lon, lat, res, rnd.randint(0, res)))
     out = rows(copy_script("pts", "id int, lon float8, lat float8, res int, pres int", pts) + """
-SELECT id, c, h3_fromgeogpoint(ST_SetSRID(ST_MakePoint(lon, lat), 4326), res) = c, h3_resolution(c),
-       h3_toparent(c, pres),
+SELECT id, c, carto.h3_fromgeogpoint(ST_SetSRID(ST_MakePoint(lon, lat), 4326), res) = c, carto.h3_resolution(c),
+       carto.h3_toparent(c, pres),
        CASE WHEN id % 4 = 0 THEN array_to_string(ARRAY(
-           SELECT ST_X(d.geom) || ' ' || ST_Y(d.geom) FROM ST_DumpPoints(h3_boundary(c)) d), ';') END,
-       ST_X(h3_center(c)) || ' ' || ST_Y(h3_center(c))
-FROM (SELECT *, h3_fromlonglat(lon, lat, res) AS c FROM pts) s ORDER BY id;
+           SELECT ST_X(d.geom) || ' ' || ST_Y(d.geom) FROM ST_DumpPoints(carto.h3_boundary(c)) d), ';') END,
+       ST_X(carto.h3_center(c)) || ' ' || ST_Y(carto.h3_center(c))
+FROM (SELECT *, carto.h3_fromlonglat(lon, lat, res) AS c FROM pts) s ORDER BY id;
 """)
     assert len(out) == POINTS
     mismatches = {"cell": 0, "geometry form": 0, "resolution": 0, "parent": 0, "boundary": 0, "centre": 0}
@@ -123,7 +123,7 @@ def test_polyfill_matches_polygon_to_cells():
             polys.append((len(polys), res, outer, holes))
     data = [(pid, res, "SRID=4326;" + wkt(outer, holes)) for pid, res, outer, holes in polys]
     out = rows(copy_script("polys", "id int, res int, g geometry", data) + """
-SELECT id, array_to_string(h3_polyfill(g, res, 100000), ',') FROM polys ORDER BY id;
+SELECT id, array_to_string(carto.h3_polyfill(g, res, 100000), ',') FROM polys ORDER BY id;
 """)
     mismatched, total = [], 0
     for (pid, res, outer, holes), (rid, cells) in zip(polys, out):
@@ -142,8 +142,8 @@ SELECT id, array_to_string(h3_polyfill(g, res, 100000), ',') FROM polys ORDER BY
 def test_polyfill_bound_is_exact_and_says_so():
     poly = "SRID=4326;POLYGON((-122.5 37.7,-122.3 37.7,-122.3 37.8,-122.5 37.8,-122.5 37.7))"
     want = len(h3.polygon_to_cells(h3.LatLngPoly([(37.7, -122.5), (37.7, -122.3), (37.8, -122.3), (37.8, -122.5)]), 9))
-    assert rows(f"SELECT cardinality(h3_polyfill('{poly}'::geometry, 9, {want}))") == [[str(want)]]
-    r = psql(f"SELECT h3_polyfill('{poly}'::geometry, 9, {want - 1})", check=False)
+    assert rows(f"SELECT cardinality(carto.h3_polyfill('{poly}'::geometry, 9, {want}))") == [[str(want)]]
+    r = psql(f"SELECT carto.h3_polyfill('{poly}'::geometry, 9, {want - 1})", check=False)
     assert r.returncode != 0
     assert "TH301" in r.stderr and f"more than {want - 1} cells" in r.stderr
 
@@ -156,11 +156,11 @@ def test_children_match():
         cell = h3.latlng_to_cell(rnd.uniform(-85, 85), rnd.uniform(-180, 180), res)
         cases.append((i, cell, min(15, res + rnd.randint(0, 3) if res > 2 else res + rnd.randint(0, 2))))
     out = rows(copy_script("kids", "id int, c text, res int", cases) + """
-SELECT id, array_to_string(h3_tochildren(c, res), ',') FROM kids ORDER BY id;
+SELECT id, array_to_string(carto.h3_tochildren(c, res), ',') FROM kids ORDER BY id;
 """)
     bad = [(i, c, r) for (i, c, r), (_, got) in zip(cases, out) if sorted(got.split(",")) != sorted(h3.cell_to_children(c, r))]
     assert len(out) == len(cases) and bad == []
-    r = psql("SELECT h3_tochildren('8001fffffffffff', 5, 100)", check=False)
+    r = psql("SELECT carto.h3_tochildren('8001fffffffffff', 5, 100)", check=False)
     assert r.returncode != 0 and "TH301" in r.stderr and "more than 100 cells" in r.stderr
 
 
@@ -177,26 +177,26 @@ def test_validity_of_malformed_ids():
         ids.add(format(rnd.getrandbits(64), "x"))
     ids.discard("")
     data = sorted(ids)
-    out = rows(copy_script("ids", "c text", [(c,) for c in data]) + "SELECT c, h3_isvalid(c) FROM ids ORDER BY c COLLATE \"C\";")
+    out = rows(copy_script("ids", "c text", [(c,) for c in data]) + "SELECT c, carto.h3_isvalid(c) FROM ids ORDER BY c COLLATE \"C\";")
     got = {c: v == "t" for c, v in out}
     wrong = [c for c in data if got[c] != h3.is_valid_cell(c)]
     valid = sum(got.values())
     print(f"\nH3 oracle: {len(data)} ids ({valid} valid, {len(data) - valid} not); disagreements {len(wrong)}")
     assert len(got) == len(data) and wrong == []
     # Stricter than h3-py's int(s, 16) on purpose: CARTO ids are bare hex, so no prefix, sign or blanks.
-    assert rows("SELECT h3_isvalid(''), h3_isvalid('zz'), h3_isvalid('0x8928308280fffff'), "
-                "h3_isvalid(' 8928308280fffff'), h3_isvalid('fffffffffffffffff')") == [["f"] * 5]
+    assert rows("SELECT carto.h3_isvalid(''), carto.h3_isvalid('zz'), carto.h3_isvalid('0x8928308280fffff'), "
+                "carto.h3_isvalid(' 8928308280fffff'), carto.h3_isvalid('fffffffffffffffff')") == [["f"] * 5]
 
 
 def test_bad_input_errors_are_clear():
     for sql, sqlstate, text in [
-        ("SELECT h3_fromlonglat(0, 0, 16)", "22023", "resolution 16 is out of range"),
-        ("SELECT h3_boundary('zz')", "22P02", "expected a hexadecimal string"),
-        ("SELECT h3_boundary('8928308280fffff0')", "22023", "invalid H3 cell id"),
-        ("SELECT h3_toparent('8928308280fffff', 10)", "22023", "finer than the cell's resolution"),
-        ("SELECT h3_polyfill('SRID=4326;LINESTRING(0 0,1 1)'::geometry, 5)", "22023", "polygon or multipolygon"),
+        ("SELECT carto.h3_fromlonglat(0, 0, 16)", "22023", "resolution 16 is out of range"),
+        ("SELECT carto.h3_boundary('zz')", "22P02", "expected a hexadecimal string"),
+        ("SELECT carto.h3_boundary('8928308280fffff0')", "22023", "invalid H3 cell id"),
+        ("SELECT carto.h3_toparent('8928308280fffff', 10)", "22023", "finer than the cell's resolution"),
+        ("SELECT carto.h3_polyfill('SRID=4326;LINESTRING(0 0,1 1)'::geometry, 5)", "22023", "polygon or multipolygon"),
     ]:
         r = psql(sql, check=False)
         assert r.returncode != 0 and sqlstate in r.stderr and text in r.stderr, (sql, r.stderr)
     # A point without coordinates has no cell instead of failing a whole aggregation.
-    assert rows("SELECT h3_fromlonglat('NaN', 0, 5) IS NULL") == [["t"]]
+    assert rows("SELECT carto.h3_fromlonglat('NaN', 0, 5) IS NULL") == [["t"]]

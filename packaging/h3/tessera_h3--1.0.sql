@@ -1,4 +1,4 @@
--- tessera_h3 1.0: H3 cells for Tessera's warehouse.
+-- tessera_h3 1.0: H3 cells for Tessera's warehouse, in schema carto (CARTO Analytics Toolbox names).
 -- Cells are hex strings as CARTO stores them (h3_*) with bigint twins (h3_*_int or bigint overloads)
 -- for aggregation, where grouping on bigint is cheaper. Wrappers use SQL-standard bodies (RETURN ...)
 -- so they bind PostGIS and the C functions at creation, whatever the caller's search_path, and are
