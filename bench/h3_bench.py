@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""H3 aggregation cost against plain grid aggregations, measured in one run.
+
+One million points (a 4x3 degree box, a region at tile zoom 6-7) in a throwaway PostgreSQL, then each statement groups them
+into cells, timed by the server (median of --runs, single worker: per-core cost, no parallel scan):
+  h3 text    carto.h3_fromgeogpoint(geom, 7)                       hex-string cells (CARTO's H3 columns)
+  h3 bigint  carto.h3_fromlonglat_int(ST_X(geom), ST_Y(geom), 7)  what aggregating SQL should group on
+  quadbin    carto.quadbin_frompoint(geom, 13)                      Tessera's PL/pgSQL quadbin functions
+  snap       ST_SnapToGrid(geom, 0.02)                             PostGIS C, the plain-grid floor
+Prints ms per statement, points/s and the ratio of each to `snap`. Needs `make build` (tessera_h3).
+
+usage: bench/h3 [--points 1000000] [--resolution 7] [--runs 3]
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "Tests" / "harness"))
+from stack import Stack  # noqa: E402
+
+
+def psql(stack: Stack, sql: str) -> str:
+    r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", stack.warehouse_dsn, "-f", "-"],
+                       input=sql, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"bench/h3: psql failed: {r.stderr.strip()}")
+    return r.stdout
+
+
+def timed(stack: Stack, query: str, runs: int) -> tuple[float, int]:
+    """Median server-side time (EXPLAIN ANALYZE, no per-row timing) and the number of groups."""
+    times, groups = [], 0
+    for _ in range(runs + 1):  # the first run warms the buffers and the function caches
+        out = psql(stack, f"SET max_parallel_workers_per_gather = 0;\n"
+                          f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT TEXT) {query};")
+        times.append(float(re.search(r"Execution Time: ([0-9.]+) ms", out).group(1)))
+        groups = int(re.search(r"Aggregate.*?actual rows=(\d+) loops", out, re.S).group(1))
+    return statistics.median(times[1:]), groups
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--resolution", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="tessera-bench-h3-", dir="/tmp"))
+    stack = Stack(root)
+    try:
+        stack.start_postgres()
+        if psql(stack, "SELECT count(*) FROM pg_extension WHERE extname = 'tessera_h3'").strip() != "1":
+            raise SystemExit("bench/h3: tessera_h3 is not installed (make build)")
+        psql(stack, (REPO / "Sources/MapsAPI/warehouse/001_quadbin.sql").read_text())
+        psql(stack, f"""
+            CREATE TABLE bench_points AS
+              SELECT i AS id, ST_SetSRID(ST_MakePoint(2 + 4 * random(), 48 + 3 * random()), 4326) AS geom
+              FROM generate_series(1, {args.points}) i;
+            VACUUM ANALYZE bench_points;""")
+        r = args.resolution
+        statements = {
+            "h3 text": f"SELECT carto.h3_fromgeogpoint(geom, {r}) AS cell, count(*) FROM bench_points GROUP BY 1",
+            "h3 bigint": f"SELECT carto.h3_fromlonglat_int(ST_X(geom), ST_Y(geom), {r}) AS cell, count(*) FROM bench_points GROUP BY 1",
+            "quadbin": "SELECT carto.quadbin_frompoint(geom, 13) AS cell, count(*) FROM bench_points GROUP BY 1",
+            "snap": "SELECT ST_SnapToGrid(geom, 0.02) AS cell, count(*) FROM bench_points GROUP BY 1",
+        }
+        results = {name: timed(stack, q, args.runs) for name, q in statements.items()}
+        floor = results["snap"][0]
+        print(f"{args.points} points, H3 resolution {r}, median of {args.runs} runs, one worker")
+        print(f"{'statement':<10} {'ms':>9} {'Mpoints/s':>10} {'groups':>8} {'vs snap':>8}")
+        for name, (ms, groups) in results.items():
+            print(f"{name:<10} {ms:9.1f} {args.points / ms / 1000:10.2f} {groups:8d} {ms / floor:7.2f}x")
+    finally:
+        stack.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
