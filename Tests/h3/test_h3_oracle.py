@@ -200,3 +200,14 @@ def test_bad_input_errors_are_clear():
         assert r.returncode != 0 and sqlstate in r.stderr and text in r.stderr, (sql, r.stderr)
     # A point without coordinates has no cell instead of failing a whole aggregation.
     assert rows("SELECT carto.h3_fromlonglat('NaN', 0, 5) IS NULL") == [["t"]]
+
+
+def test_functions_do_not_depend_on_the_callers_search_path():
+    # Tile and widget SQL runs with whatever search_path the warehouse role has; the wrappers bind
+    # PostGIS and their C functions when the extension is created.
+    query = ("SELECT carto.h3_fromgeogpoint('SRID=4326;POINT(2.5 48.5)'::public.geometry, 7), "
+             "public.ST_SRID(carto.h3_boundary(carto.h3_fromlonglat(2.5, 48.5, 7))), "
+             "cardinality(carto.h3_polyfill(public.ST_Buffer(carto.h3_center(carto.h3_fromlonglat(2.5, 48.5, 5)), 0.1), 7))")
+    bare = rows(f"SET search_path = pg_catalog;\n{query}")
+    assert bare == rows(query)
+    assert bare[0][:2] == [h3.latlng_to_cell(48.5, 2.5, 7), "4326"] and int(bare[0][2]) > 0
