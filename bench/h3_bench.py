@@ -2,14 +2,15 @@
 """H3 aggregation cost against plain grid aggregations, measured in one run.
 
 One million points (a 4x3 degree box, a region at tile zoom 6-7) in a throwaway PostgreSQL, then each statement groups them
-into cells, timed by the server (median of --runs, single worker: per-core cost, no parallel scan):
+into cells, timed by the server (median of --runs interleaved rounds, one worker: per-core cost, no parallel scan):
   h3 text    carto.h3_fromgeogpoint(geom, 7)                       hex-string cells (CARTO's H3 columns)
   h3 bigint  carto.h3_fromlonglat_int(ST_X(geom), ST_Y(geom), 7)  what aggregating SQL should group on
+  h3 then text  the same, hex strings made after grouping           the shape of an H3 tile statement
   quadbin    carto.quadbin_frompoint(geom, 13)                      Tessera's PL/pgSQL quadbin functions
   snap       ST_SnapToGrid(geom, 0.02)                             PostGIS C, the plain-grid floor
 Prints ms per statement, points/s and the ratio of each to `snap`. Needs `make build` (tessera_h3).
 
-usage: bench/h3 [--points 1000000] [--resolution 7] [--runs 3]
+usage: bench/h3 [--points 1000000] [--resolution 7] [--runs 5]
 """
 from __future__ import annotations
 
@@ -35,22 +36,19 @@ def psql(stack: Stack, sql: str) -> str:
     return r.stdout
 
 
-def timed(stack: Stack, query: str, runs: int) -> tuple[float, int]:
-    """Median server-side time (EXPLAIN ANALYZE, no per-row timing) and the number of groups."""
-    times, groups = [], 0
-    for _ in range(runs + 1):  # the first run warms the buffers and the function caches
-        out = psql(stack, f"SET max_parallel_workers_per_gather = 0;\n"
-                          f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT TEXT) {query};")
-        times.append(float(re.search(r"Execution Time: ([0-9.]+) ms", out).group(1)))
-        groups = int(re.search(r"Aggregate.*?actual rows=(\d+) loops", out, re.S).group(1))
-    return statistics.median(times[1:]), groups
+def timed(stack: Stack, query: str) -> tuple[float, int]:
+    """Server-side time (EXPLAIN ANALYZE without per-row timing) and the number of groups."""
+    out = psql(stack, f"SET max_parallel_workers_per_gather = 0;\n"
+                      f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT TEXT) {query};")
+    ms = float(re.search(r"Execution Time: ([0-9.]+) ms", out).group(1))
+    return ms, int(re.search(r"Aggregate.*?actual rows=(\d+) loops", out, re.S).group(1))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--resolution", type=int, default=7)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tessera-bench-h3-", dir="/tmp"))
     stack = Stack(root)
@@ -68,15 +66,25 @@ def main() -> None:
         statements = {
             "h3 text": f"SELECT carto.h3_fromgeogpoint(geom, {r}) AS cell, count(*) FROM bench_points GROUP BY 1",
             "h3 bigint": f"SELECT carto.h3_fromlonglat_int(ST_X(geom), ST_Y(geom), {r}) AS cell, count(*) FROM bench_points GROUP BY 1",
+            "h3 then text": f"SELECT carto.h3_int_tostring(cell), n FROM (SELECT carto.h3_fromlonglat_int(ST_X(geom), "
+                            f"ST_Y(geom), {r}) AS cell, count(*) AS n FROM bench_points GROUP BY 1) s",
             "quadbin": "SELECT carto.quadbin_frompoint(geom, 13) AS cell, count(*) FROM bench_points GROUP BY 1",
             "snap": "SELECT ST_SnapToGrid(geom, 0.02) AS cell, count(*) FROM bench_points GROUP BY 1",
         }
-        results = {name: timed(stack, q, args.runs) for name, q in statements.items()}
+        # Rounds interleave the statements so a busy machine slows them alike; round 0 warms up.
+        times: dict[str, list[float]] = {name: [] for name in statements}
+        groups: dict[str, int] = {}
+        for round_ in range(args.runs + 1):
+            for name, q in statements.items():
+                ms, groups[name] = timed(stack, q)
+                if round_:
+                    times[name].append(ms)
+        results = {name: (statistics.median(t), groups[name]) for name, t in times.items()}
         floor = results["snap"][0]
         print(f"{args.points} points, H3 resolution {r}, median of {args.runs} runs, one worker")
-        print(f"{'statement':<10} {'ms':>9} {'Mpoints/s':>10} {'groups':>8} {'vs snap':>8}")
+        print(f"{'statement':<12} {'ms':>9} {'Mpoints/s':>10} {'groups':>8} {'vs snap':>8}")
         for name, (ms, groups) in results.items():
-            print(f"{name:<10} {ms:9.1f} {args.points / ms / 1000:10.2f} {groups:8d} {ms / floor:7.2f}x")
+            print(f"{name:<12} {ms:9.1f} {args.points / ms / 1000:10.2f} {groups:8d} {ms / floor:7.2f}x")
     finally:
         stack.stop_all()
         shutil.rmtree(root, ignore_errors=True)
