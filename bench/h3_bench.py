@@ -3,11 +3,12 @@
 
 One million points (a 4x3 degree box, a region at tile zoom 6-7) in a throwaway PostgreSQL, then each statement groups them
 into cells, timed by the server (median of --runs interleaved rounds, one worker: per-core cost, no parallel scan):
-  h3 text    carto.h3_fromgeogpoint(geom, 7)                       hex-string cells (CARTO's H3 columns)
-  h3 bigint  carto.h3_fromlonglat_int(ST_X(geom), ST_Y(geom), 7)  what aggregating SQL should group on
+  h3 text       carto.h3_fromgeogpoint(geom, 7)                    hex-string cells (CARTO's H3 columns)
+  h3 bigint     carto.h3_fromgeogpoint_int(geom, 7)                what aggregating SQL should group on
   h3 then text  the same, hex strings made after grouping           the shape of an H3 tile statement
-  quadbin    carto.quadbin_frompoint(geom, 13)                      Tessera's PL/pgSQL quadbin functions
-  snap       ST_SnapToGrid(geom, 0.02)                             PostGIS C, the plain-grid floor
+  h3 ST_X/ST_Y  carto.h3_fromlonglat_int(ST_X(geom), ST_Y(geom), 7) without the serialized-point fast path
+  quadbin       carto.quadbin_frompoint(geom, 13)                  Tessera's PL/pgSQL quadbin functions
+  snap          ST_SnapToGrid(geom, 0.02)                          PostGIS C, the plain-grid floor
 Prints ms per statement, points/s and the ratio of each to `snap`. Needs `make build` (tessera_h3).
 
 usage: bench/h3 [--points 1000000] [--resolution 7] [--runs 5]
@@ -65,9 +66,11 @@ def main() -> None:
         r = args.resolution
         statements = {
             "h3 text": f"SELECT carto.h3_fromgeogpoint(geom, {r}) AS cell, count(*) FROM bench_points GROUP BY 1",
-            "h3 bigint": f"SELECT carto.h3_fromlonglat_int(ST_X(geom), ST_Y(geom), {r}) AS cell, count(*) FROM bench_points GROUP BY 1",
-            "h3 then text": f"SELECT carto.h3_int_tostring(cell), n FROM (SELECT carto.h3_fromlonglat_int(ST_X(geom), "
-                            f"ST_Y(geom), {r}) AS cell, count(*) AS n FROM bench_points GROUP BY 1) s",
+            "h3 bigint": f"SELECT carto.h3_fromgeogpoint_int(geom, {r}) AS cell, count(*) FROM bench_points GROUP BY 1",
+            "h3 then text": f"SELECT carto.h3_int_tostring(cell), n FROM (SELECT carto.h3_fromgeogpoint_int(geom, {r}) "
+                            f"AS cell, count(*) AS n FROM bench_points GROUP BY 1) s",
+            "h3 ST_X/ST_Y": f"SELECT carto.h3_fromlonglat_int(ST_X(geom), ST_Y(geom), {r}) AS cell, count(*) "
+                            f"FROM bench_points GROUP BY 1",
             "quadbin": "SELECT carto.quadbin_frompoint(geom, 13) AS cell, count(*) FROM bench_points GROUP BY 1",
             "snap": "SELECT ST_SnapToGrid(geom, 0.02) AS cell, count(*) FROM bench_points GROUP BY 1",
         }
@@ -82,9 +85,9 @@ def main() -> None:
         results = {name: (statistics.median(t), groups[name]) for name, t in times.items()}
         floor = results["snap"][0]
         print(f"{args.points} points, H3 resolution {r}, median of {args.runs} runs, one worker")
-        print(f"{'statement':<12} {'ms':>9} {'Mpoints/s':>10} {'groups':>8} {'vs snap':>8}")
+        print(f"{'statement':<13} {'ms':>9} {'Mpoints/s':>10} {'groups':>8} {'vs snap':>8}")
         for name, (ms, groups) in results.items():
-            print(f"{name:<12} {ms:9.1f} {args.points / ms / 1000:10.2f} {groups:8d} {ms / floor:7.2f}x")
+            print(f"{name:<13} {ms:9.1f} {args.points / ms / 1000:10.2f} {groups:8d} {ms / floor:7.2f}x")
     finally:
         stack.stop_all()
         shutil.rmtree(root, ignore_errors=True)

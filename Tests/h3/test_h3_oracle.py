@@ -211,3 +211,20 @@ def test_functions_do_not_depend_on_the_callers_search_path():
     bare = rows(f"SET search_path = pg_catalog;\n{query}")
     assert bare == rows(query)
     assert bare[0][:2] == [h3.latlng_to_cell(48.5, 2.5, 7), "4326"] and int(bare[0][2]) > 0
+
+
+def test_geometry_forms_beyond_plain_points():
+    # Plain 4326 points take the C fast path; these take PostGIS's (transform, Z, empty, errors).
+    want = h3.latlng_to_cell(48.5, 2.5, 7)
+    assert rows("SELECT carto.h3_fromgeogpoint(ST_Transform('SRID=4326;POINT(2.5 48.5)'::geometry, 3857), 7), "
+                "carto.h3_fromgeogpoint('SRID=4326;POINT Z (2.5 48.5 10)'::geometry, 7), "
+                "carto.h3_fromgeogpoint('POINT(2.5 48.5)'::geometry, 7), "
+                "carto.h3_fromgeogpoint('SRID=4326;POINT EMPTY'::geometry, 7) IS NULL") == [[want, want, want, "t"]]
+    # The fast path must really answer stored points (short varlena headers) and literals, or the
+    # aggregation silently pays for ST_X/ST_Y again.
+    assert rows("CREATE TEMP TABLE fp AS SELECT 'SRID=4326;POINT(2.5 48.5)'::geometry AS g;\n"
+                "SELECT carto._h3_point_to_cell(g, 7) = carto.h3_fromlonglat_int(2.5, 48.5, 7), "
+                "carto._h3_point_to_cell('SRID=4326;POINT(2.5 48.5)'::geometry, 7) IS NOT NULL, "
+                "carto._h3_point_to_cell('SRID=3857;POINT(2.5 48.5)'::geometry, 7) IS NULL FROM fp") == [["t", "t", "t"]]
+    r = psql("SELECT carto.h3_fromgeogpoint('SRID=4326;LINESTRING(0 0,1 1)'::geometry, 7)", check=False)
+    assert r.returncode != 0 and "POINT" in r.stderr

@@ -30,11 +30,15 @@ CREATE FUNCTION _h3_polyfill_wkb(wkb bytea, resolution int, max_cells bigint) RE
     AS 'MODULE_PATHNAME', 'tessera_h3_polyfill_wkb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- Geometry forms over bigint cells. Inputs in another SRID are transformed to 4326 first.
+CREATE FUNCTION _h3_point_to_cell(geom geometry, resolution int) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'tessera_h3_point_to_cell' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- The C fast path answers plain 4326 points; NULL hands anything else to PostGIS (transform, errors).
 CREATE FUNCTION h3_fromgeogpoint_int(geom geometry, resolution int) RETURNS bigint
     LANGUAGE SQL IMMUTABLE PARALLEL SAFE
-    RETURN h3_fromlonglat_int(ST_X(CASE WHEN ST_SRID(geom) IN (0, 4326) THEN geom ELSE ST_Transform(geom, 4326) END),
-                              ST_Y(CASE WHEN ST_SRID(geom) IN (0, 4326) THEN geom ELSE ST_Transform(geom, 4326) END),
-                              resolution);
+    RETURN coalesce(_h3_point_to_cell(geom, resolution),
+        h3_fromlonglat_int(ST_X(CASE WHEN ST_SRID(geom) IN (0, 4326) THEN geom ELSE ST_Transform(geom, 4326) END),
+                           ST_Y(CASE WHEN ST_SRID(geom) IN (0, 4326) THEN geom ELSE ST_Transform(geom, 4326) END),
+                           resolution));
 CREATE FUNCTION h3_boundary(cell bigint) RETURNS geometry
     LANGUAGE SQL IMMUTABLE PARALLEL SAFE RETURN geometry(_h3_boundary_ewkb(cell));
 CREATE FUNCTION h3_center(cell bigint) RETURNS geometry
