@@ -38,11 +38,11 @@ public enum WarehouseH3 {
         }
         if let installed = r.string(0, 1) {
             guard installed != available else { return "\(extensionName) \(installed)" }
-            try db.execute("ALTER EXTENSION \(extensionName) UPDATE")
+            try db.execute("ALTER EXTENSION tessera_h3 UPDATE" as String)
             return "\(extensionName) \(installed) -> \(available)"
         }
         do {
-            try db.execute("CREATE EXTENSION IF NOT EXISTS \(extensionName)")
+            try db.execute("CREATE EXTENSION IF NOT EXISTS tessera_h3" as String)
         } catch let e as PGError where e.sqlstate == "42501" {
             return "\(extensionName) skipped (this role may not create extensions: \(e.message))"
         } catch let e as PGError where e.sqlstate == "42704" {
