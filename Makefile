@@ -23,10 +23,14 @@ APT_PACKAGES := libfcgi-dev libpq-dev libhiredis-dev libssl-dev \
                 python3-pytest python3-requests python3-pip openssl curl wrk unzip \
                 postgresql-15-pgrouting osm2pgrouting \
                 dpkg-dev binutils lintian debootstrap systemd-container
+# tessera_h3 (packaging/h3): PGXS headers to build the warehouse's H3 extension
+APT_PACKAGES += postgresql-server-dev-15
+# The H3 oracle (Tests/h3) is PyPI's h3 at the version whose C library tessera_h3 is built from.
+H3_PY_VERSION := $(shell sed -n 's/^H3_PY_VERSION=//p' packaging/h3/h3.pin)
 # workspace-www's map library, and the real browser its e2e journey drives
 APT_PACKAGES += libjs-leaflet chromium chromium-driver python3-selenium
 
-.PHONY: deps build run test test-swift test-e2e check-nginx check-varnish clean clean-state debs test-install
+.PHONY: deps build h3 test-h3 run test test-swift test-e2e check-nginx check-varnish clean clean-state debs test-install
 
 deps:
 	@missing=""; \
@@ -44,10 +48,18 @@ deps:
 	  echo "installing pytest and requests for $$(command -v $(PYTHON))"; \
 	  $(PYTHON) -m pip install --quiet pytest requests \
 	    || $(PYTHON) -m pip install --quiet --break-system-packages pytest requests; }
+	@$(PYTHON) -c 'import h3, sys; sys.exit(h3.__version__ != "$(H3_PY_VERSION)")' 2>/dev/null || { \
+	  echo "installing h3==$(H3_PY_VERSION) (the H3 oracle) for $$(command -v $(PYTHON))"; \
+	  $(PYTHON) -m pip install --quiet h3==$(H3_PY_VERSION) \
+	    || $(PYTHON) -m pip install --quiet --break-system-packages h3==$(H3_PY_VERSION); }
 	@test -x "$(SWIFT)" || { echo "swift not found (expected at /opt/swift/usr/bin/swift)"; exit 1; }
 
-build:
+build: h3
 	$(SWIFT) build -c release --static-swift-stdlib
+
+# The warehouse's H3 extension, installed into Debian's PostgreSQL 15 (which the harness runs).
+h3:
+	$(SUDO) packaging/h3/build-ext --install
 
 run: deps build
 	$(PYTHON) Tests/harness/stack.py run --state $(STATE) --port $(PORT) --bin $(BIN)
@@ -57,11 +69,16 @@ run: deps build
 test-swift:
 	$(PYTHON) Tests/harness/stack.py exec -- $(SWIFT) test
 
+# tessera_h3 against PyPI's h3 (random points, polygons, malformed ids) in a throwaway PostgreSQL.
+test-h3:
+	$(PYTHON) Tests/harness/stack.py exec -- $(PYTHON) -m pytest -q Tests/h3
+
 test-e2e:
 	STACK_BIN=$(BIN) STACK_REQUIRE_BINARIES=1 $(PYTHON) -m pytest -q Tests/e2e
 
 test: deps build
 	$(MAKE) --no-print-directory test-swift
+	$(MAKE) --no-print-directory test-h3
 	$(MAKE) --no-print-directory test-e2e
 	$(MAKE) --no-print-directory test-install
 

@@ -18,6 +18,7 @@ public enum SQLStateStatus {
         "57P03": (503, "database_starting"),      // cannot_connect_now
         "53300": (503, "too_many_connections"),
         "54000": (400, "program_limit_exceeded"),
+        "TH301": (400, "h3_too_many_cells"),      // tessera_h3: polyfill/children past their max_cells bound
     ]
     static let classes: [String: (Int, String)] = [
         "08": (503, "database_unavailable"),      // connection exception

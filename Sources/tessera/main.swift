@@ -17,7 +17,7 @@ let usage = """
       tileset create --email E --name SCHEMA.TILESET (--table T | --query SQL) [--connection carto_dw]
                      [--minzoom 0] [--maxzoom 10] [--spatial-column geom] [--columns a,b]
       warehouse-register                        (re)register the first organisation's carto_dw from TESSERA_WAREHOUSE_URL
-      warehouse-migrate --email E [--connection carto_dw]   install Tessera's SQL (quadbin functions) in a warehouse
+      warehouse-migrate --email E [--connection carto_dw]   install Tessera's SQL (quadbin functions, tessera_h3 where available) in a warehouse
       jobs list [--queue Q] [--state S] | jobs show|retry|cancel ID   the job queue
       lds load-places [--file geocode.gz] [--email E [--connection C]]   load GeoNames places for local geocoding
       lds provider set --email E --service geocoding|isolines|routing --provider local|nominatim|osrm|valhalla

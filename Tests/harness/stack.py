@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[2]
 NGINX_DIR = REPO / "nginx"
 DEFAULT_WWW = REPO / "www"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_SHARE_EXT = Path("/usr/share/postgresql/15/extension")  # where tessera_h3.control lands (make build)
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 VARNISHD = shutil.which("varnishd") or "/usr/sbin/varnishd"
@@ -631,6 +632,19 @@ class Stack:
         self.psql("CREATE EXTENSION IF NOT EXISTS postgis", dbname="carto_dw")
         # pgRouting is not a trusted extension: only a superuser can create it (local routing, lds-api).
         self.psql("CREATE EXTENSION IF NOT EXISTS pgrouting", dbname="carto_dw")
+        self._pg_install_h3()
+
+    def _pg_install_h3(self) -> None:
+        """tessera_h3 (packaging/h3) into carto_dw, created by the database owner as tessera-setup
+        does: it is a trusted extension. `make build` installs it into Debian's PostgreSQL; a
+        machine where that has not happened builds it here (root only, as CI runs)."""
+        if not (PG_SHARE_EXT / "tessera_h3.control").exists():
+            build = REPO / "packaging" / "h3" / "build-ext"
+            if os.geteuid() != 0 or subprocess.run([str(build), "--install"], capture_output=True).returncode != 0:
+                print("stack: tessera_h3 is not installed (run `make build` as root): H3 functions unavailable",
+                      file=sys.stderr)
+                return
+        self.psql("CREATE EXTENSION IF NOT EXISTS tessera_h3", dbname="carto_dw", user="carto_dw")
 
     def start_postgres(self, timeout: float = 60.0) -> None:
         """initdb on first use (reused afterwards), start the postmaster as user postgres on the
