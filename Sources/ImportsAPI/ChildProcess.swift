@@ -6,13 +6,14 @@ import Foundation
 /// group, stdin from /dev/null and stdout/stderr in files. Through `setpriv --pdeathsig KILL` it dies
 /// with its parent thread, so a SIGKILLed worker leaves no ogr2ogr behind still writing; `prlimit`
 /// caps its address space and core files.
-final class ChildProcess: @unchecked Sendable {
-    struct Failure: Error, CustomStringConvertible {
-        let message: String
-        var description: String { message }
+public final class ChildProcess: @unchecked Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public let message: String
+        public init(message: String) { self.message = message }
+        public var description: String { message }
     }
 
-    enum Outcome: Equatable {
+    public enum Outcome: Equatable {
         case exited(Int32)
         case signalled(Int32)
         /// Stopped by us because `isCancelled` turned true.
@@ -22,12 +23,12 @@ final class ChildProcess: @unchecked Sendable {
         case aborted(String)
     }
 
-    let pid: pid_t
-    let program: String
+    public let pid: pid_t
+    public let program: String
     private(set) var peakRSSKiB = 0
 
     /// Resolves a tool from fixed system directories (never from PATH): /usr/bin, /bin, /usr/local/bin.
-    static func tool(_ name: String) throws -> String {
+    public static func tool(_ name: String) throws -> String {
         for dir in ["/usr/bin", "/bin", "/usr/local/bin"] where access("\(dir)/\(name)", X_OK) == 0 {
             return "\(dir)/\(name)"
         }
@@ -35,7 +36,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Spawns `argv` (argv[0] an absolute path) wrapped in setpriv/prlimit.
-    init(_ argv: [String], environment: [String: String], stdout: String, stderr: String,
+    public init(_ argv: [String], environment: [String: String], stdout: String, stderr: String,
          addressSpaceLimit: Int = 4 << 30) throws {
         let setpriv = try ChildProcess.tool("setpriv")
         let prlimit = try ChildProcess.tool("prlimit")
@@ -71,7 +72,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Non-blocking: the outcome once the child has exited (and is reaped), else nil.
-    func poll() -> Outcome? {
+    public func poll() -> Outcome? {
         var status: Int32 = 0
         var usage = rusage()
         let r = wait4(pid, &status, WNOHANG, &usage)
@@ -83,7 +84,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// SIGTERM to the child's group, then SIGKILL after `grace` seconds; reaps it.
-    func stop(grace: Double = 3) {
+    public func stop(grace: Double = 3) {
         kill(-pid, SIGTERM)
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(grace)
@@ -98,7 +99,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Waits for the child, calling `tick` about every `interval` seconds. Stops the child when
     /// `isCancelled` turns true, at `deadline`, or when `check` returns a reason.
-    func wait(deadline: Date, interval: Double = 0.2, isCancelled: () -> Bool,
+    public func wait(deadline: Date, interval: Double = 0.2, isCancelled: () -> Bool,
               check: () -> String? = { nil }, tick: () -> Void = {}) -> Outcome {
         var lastTick = Date.distantPast
         while true {
@@ -115,7 +116,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// The last `limit` bytes of a file (child output), as text.
-    static func tail(_ path: String, limit: Int = 16 * 1024) -> String {
+    public static func tail(_ path: String, limit: Int = 16 * 1024) -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
         defer { try? handle.close() }
         let size = (try? handle.seekToEnd()) ?? 0

@@ -25,6 +25,9 @@ let usage = """
       lds load-roads --osm FILE --email E [--connection C]   road graph (OSM XML) for local routing and isolines
       status                                    schema version and counts
       password-reset-link --email E [--base-url URL]   print a one-time (1 h) password reset link for a user
+      backup [--out DIR|FILE] [--passphrase-file F] [--config-dir /etc/tessera] [--keep N]
+                                                one archive: databases, role passwords, secret key, config
+      restore ARCHIVE [--passphrase-file F] [--config-dir /etc/tessera]   verify, then restore onto this install
     """
 
 var cli = CommandLineArguments(CommandLine.arguments.dropFirst())
