@@ -15,6 +15,11 @@ public struct BackupManifest: Codable, Equatable, Sendable {
         public var path: String
         public var sha256: String
         public var bytes: Int
+        public init(path: String, sha256: String, bytes: Int) {
+            self.path = path
+            self.sha256 = sha256
+            self.bytes = bytes
+        }
     }
 
     /// One pg_dump (custom format) and where it came from; `embeddedWarehouse` marks the database
@@ -26,6 +31,14 @@ public struct BackupManifest: Codable, Equatable, Sendable {
         public var host: String
         public var port: Int
         public var embeddedWarehouse: Bool
+        public init(name: String, role: String, file: String, host: String, port: Int, embeddedWarehouse: Bool) {
+            self.name = name
+            self.role = role
+            self.file = file
+            self.host = host
+            self.port = port
+            self.embeddedWarehouse = embeddedWarehouse
+        }
     }
 
     public var format: String = formatName
