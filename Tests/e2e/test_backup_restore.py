@@ -180,3 +180,54 @@ def test_restore_into_a_fresh_stack_brings_everything_back(world, request):
         assert api.sql("SELECT 1", world["token"][:-2] + "xx").status == 401
     finally:
         finish_stack(fresh, bool(request.session.testsfailed))
+
+
+@pytest.fixture(scope="module")
+def previous_tessera():
+    """This build's CLI without its newest migration: the previous Tessera version, as build-debs'
+    `previous` mode makes it (SwiftPM resource bundles are found beside the executable)."""
+    d = Path(tempfile.mkdtemp(prefix="tessera-bk-prev-", dir="/tmp"))
+    subprocess.run(["cp", "-a", str(BIN / "tessera"), *map(str, BIN.glob("*.resources")), str(d)], check=True)
+    migrations = sorted((d / "Tessera_Metadata.resources" / "migrations").glob("*.sql"))
+    migrations[-1].unlink()
+    yield d / "tessera", migrations[-1].stem
+    subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+def run_cli(binary: Path, stack: Stack, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, env={**os.environ, **stack.env}, timeout=300)
+
+
+def test_an_older_backup_is_upgraded_and_a_newer_one_refused(previous_tessera, request):
+    old_binary, newest = previous_tessera
+    stacks = [Stack(Path(tempfile.mkdtemp(prefix=f"tessera-bk-{tag}-", dir="/tmp"))) for tag in ("old", "up")]
+    old, upgraded = stacks
+    try:
+        for s in stacks:
+            s.start_postgres()
+            s.start_redis()
+            (s.root / "etc").mkdir()
+            (s.root / "etc" / "tessera.env").write_text(s.env_file.read_text())
+        assert run_cli(old_binary, old, "migrate").returncode == 0
+        r = run_cli(old_binary, old, "create-admin", "--email", "old@example.com", "--password", "old-Version-pass-1")
+        assert r.returncode == 0, r.stderr
+        r = run_cli(old_binary, old, "backup", "--out", f"{old.root}/bk/", "--config-dir", str(old.root / "etc"))
+        assert r.returncode == 0, r.stderr
+        [older] = (old.root / "bk").glob("tessera-backup-*.tar")
+
+        # This version's fresh install takes the previous version's archive and migrates it.
+        tessera(upgraded, "migrate")
+        r = tessera(upgraded, "restore", str(older), "--config-dir", str(upgraded.root / "etc"))
+        assert f"migrations applied: {newest}" in r.stdout, r.stdout
+        assert metadata(upgraded, "SELECT email FROM users") == "old@example.com"
+        assert metadata(upgraded, f"SELECT count(*) FROM schema_migrations WHERE name = '{newest}'") == "1"
+
+        # The previous version refuses this version's archive, before touching anything.
+        newer = backup(upgraded, upgraded.root / "bk")
+        before = state_of(old)
+        r = run_cli(old_binary, old, "restore", str(newer), "--config-dir", str(old.root / "etc"))
+        assert r.returncode == 3 and "from a newer Tessera" in r.stderr, r.stderr
+        assert state_of(old) == before
+    finally:
+        for s in stacks:
+            finish_stack(s, bool(request.session.testsfailed))
