@@ -72,8 +72,14 @@ public struct BackupRestorer {
         for (database, destination) in plan {
             // The fresh install's own objects go first, so the dump's tables are created, not merged.
             let c = try PGConnection(destination.conninfo)
-            try c.execute("DROP OWNED BY CURRENT_USER CASCADE")
-            try PGTools.pgRestore(destination, dump: root + "/" + database.file, workDir: work)
+            // Running services hold locks that would make DROP OWNED wait indefinitely.
+            try c.execute("SET lock_timeout = '15s'")
+            do { try c.execute("DROP OWNED BY CURRENT_USER CASCADE") } catch let e as PGError where e.sqlstate == "55P03" {
+                throw BackupError("\(destination.database) is in use: stop the services first (systemctl stop tessera.target)")
+            }
+            do { try PGTools.pgRestore(destination, dump: root + "/" + database.file, workDir: work) } catch let e as BackupError {
+                throw BackupError("\(e.message)\n\(destination.database) was emptied for the restore and is now incomplete: fix the cause and run the restore again")
+            }
             log("restored \(database.name) into \(destination.database)")
         }
         let db = try PGConnection(target.databaseURL)
