@@ -100,6 +100,10 @@ public struct BackupWriter {
             FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
             if isDir.boolValue {
                 try FileManager.default.createDirectory(atPath: destination + "/" + relative, withIntermediateDirectories: true)
+                if access(path, R_OK | X_OK) != 0 {
+                    skipped.append(relative + "/")
+                    FileHandle.standardError.write(Data("tessera: warning: \(path)/ is not readable by this user; not in the archive\n".utf8))
+                }
             } else if let data = FileManager.default.contents(atPath: path) {
                 try writePrivate(data, to: destination + "/" + relative)
             } else {
