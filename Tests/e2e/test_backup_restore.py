@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -47,6 +48,7 @@ def state_of(stack: Stack) -> str:
 def world(request):
     """The source stack after the backups and the deletions, with what was backed up."""
     src = boot_stack("bk-src")
+    out = Path(tempfile.mkdtemp(prefix="tessera-bk-out-", dir="/tmp"))
     try:
         (src.root / "etc").mkdir()
         (src.root / "etc" / "tessera.env").write_text(src.env_file.read_text())
@@ -64,7 +66,6 @@ def world(request):
             "grants": [{"connection_name": "carto_dw", "source": "*"}], "allowed_apis": ["sql", "maps"]}), 201)
         assert_ok(api.sql("SELECT count(*) AS n FROM public.bk_places", token["token"]))
 
-        out = Path(tempfile.mkdtemp(prefix="tessera-bk-out-", dir="/tmp"))
         pf = out / "passphrase"
         pf.write_text(PASSPHRASE + "\n")
         encrypted = backup(src, out, "--passphrase-file", str(pf))
@@ -81,7 +82,7 @@ def world(request):
         keep = bool(request.session.testsfailed)
         finish_stack(src, keep)
         if not keep:
-            subprocess.run(["rm", "-rf", str(Path(tempfile.gettempdir()) / "tessera-bk-out-*")], check=False)
+            shutil.rmtree(out, ignore_errors=True)
 
 
 def refused(stack: Stack, archive: Path, *extra: str) -> str:
