@@ -52,11 +52,15 @@ let package = Package(
         .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability"],
                 resources: [.copy("warehouse")]),
 
+        // Backup and restore: pg_dump/pg_restore/tar through the one child-process runner (Spawn).
+        .target(name: "Backup", dependencies: ["Postgres", "CryptoSupport", "Metadata", "Spawn"]),
+
         .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability"]),
         .target(name: "WorkspaceSubscriber", dependencies: ["Platform", "HTTPKit", "Jobs", "Postgres", "Observability"]),
 
         // Executables: args -> config -> wiring -> serve.
-        .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI", "Jobs", "LDSAPI"]),
+        .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI", "Jobs", "LDSAPI",
+                                                         "Backup"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-cdn-invalidator", dependencies: ["CacheInvalidator", "Jobs", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "LDSAPI", "Platform", "Config", "Observability"]),
@@ -66,7 +70,7 @@ let package = Package(
         .executableTarget(name: "tessera-lds-api", dependencies: ["FastCGI", "LDSAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI"]),
+        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn"]),
     ]
 )

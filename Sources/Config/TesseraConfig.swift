@@ -79,6 +79,11 @@ public struct TesseraConfig: Sendable {
     public var basemapURL: String = ""
     /// `smtp://[user:pass@]host[:port]` for password reset emails; empty = no email (admins create reset links).
     public var smtpURL: String = ""
+    /// Backups (`tessera backup` without --out, and tessera-backup.timer): where archives go, how many
+    /// the timer keeps, and the timer's systemd OnCalendar schedule.
+    public var backupDir: String = "/var/lib/tessera/backups"
+    public var backupKeep: Int = 7
+    public var backupSchedule: String = "daily"
 
     static let defaults: [String: String] = [
         "TESSERA_DATABASE_URL": "dbname=tessera",
@@ -122,6 +127,9 @@ public struct TesseraConfig: Sendable {
         "TESSERA_LDS_QUOTA_ISOLINES": "10000",
         "TESSERA_LDS_QUOTA_ROUTING": "10000",
         "TESSERA_LDS_PROVIDER_TIMEOUT_MS": "10000",
+        "TESSERA_BACKUP_DIR": "/var/lib/tessera/backups",
+        "TESSERA_BACKUP_KEEP": "7",
+        "TESSERA_BACKUP_SCHEDULE": "daily",
         // Only meaningful to locate the file itself.
         "TESSERA_CONFIG_FILE": "/etc/tessera/tessera.env",
     ]
@@ -238,6 +246,13 @@ public struct TesseraConfig: Sendable {
         }
         result.smtpURL = value("TESSERA_SMTP_URL")
         if !result.smtpURL.isEmpty && !result.smtpURL.hasPrefix("smtp://") { problems.append("TESSERA_SMTP_URL must start with smtp://") }
+        result.backupDir = value("TESSERA_BACKUP_DIR")
+        if !result.backupDir.hasPrefix("/") { problems.append("TESSERA_BACKUP_DIR must be an absolute path") }
+        result.backupKeep = int("TESSERA_BACKUP_KEEP", min: 1, max: 10_000)
+        result.backupSchedule = value("TESSERA_BACKUP_SCHEDULE")
+        if result.backupSchedule.isEmpty || result.backupSchedule.contains(where: { $0.isNewline }) {
+            problems.append("TESSERA_BACKUP_SCHEDULE must be a systemd OnCalendar expression")
+        }
         if !problems.isEmpty { throw Invalid(problems: problems) }
         return result
     }

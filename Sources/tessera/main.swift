@@ -29,6 +29,9 @@ let usage = """
                                                 one real use of every program through nginx, in an organisation
                                                 and schema of its own that it removes; one line per check
       password-reset-link --email E [--base-url URL]   print a one-time (1 h) password reset link for a user
+      backup [--out DIR|FILE] [--passphrase-file F] [--config-dir /etc/tessera] [--keep N]
+                                                one archive: databases, role passwords, secret key, config
+      restore ARCHIVE [--passphrase-file F] [--config-dir /etc/tessera]   verify, then restore onto this install
     """
 
 var cli = CommandLineArguments(CommandLine.arguments.dropFirst())

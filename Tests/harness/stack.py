@@ -1004,6 +1004,17 @@ def _ensure_admin(stack: Stack, tessera: Path, state: Path) -> str:
     return password
 
 
+def _restart_functions(stack: Stack, bin_dir: Path, started: list[str]) -> dict[str, Callable[[], None]]:
+    """How `run` starts each of the Tessera programs it started, again."""
+    def api(name: str) -> Callable[[], None]:
+        return lambda: stack.start_api(name, bin_dir / API_PROGRAMS[name])
+
+    def worker(name: str) -> Callable[[], None]:
+        return lambda: stack.start_worker(name, bin_dir / WORKER_PROGRAMS[name])
+
+    return {name: api(name) if name in API_PROGRAMS else worker(name) for name in started}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     state = Path(args.state).resolve()
     bin_dir = Path(args.bin).resolve()
@@ -1037,7 +1048,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # A state directory from before carto_dw had its own role over TCP gets the current credentials.
         _run_tool(stack, [str(tessera), "warehouse-register"], "tessera warehouse-register")
         demo = REPO / "Tests" / "harness" / "demo_data.py"
-        if demo.exists():
+        if demo.exists() and not args.no_demo:
             print("loading demo data (first run takes a while) ...", flush=True)
             _run_tool(stack, [sys.executable, str(demo), "--dsn", stack.warehouse_dsn], "demo data", timeout=1800,
                       redact=[stack.pg_passwords["carto_dw"]])
@@ -1045,7 +1056,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("loading the geocoding gazetteer ...", flush=True)
             _run_tool(stack, [str(tessera), "lds", "load-places", "--if-missing"], "tessera lds load-places", timeout=1800)
         basemap = REPO / "Tests" / "harness" / "basemap_data.py"
-        if basemap.exists():
+        if basemap.exists() and not args.no_demo:
             print("loading the offline basemap (public.world_countries) ...", flush=True)
             _run_tool(stack, [sys.executable, str(basemap), "--dsn", stack.warehouse_dsn], "basemap data", timeout=600,
                       redact=[stack.pg_passwords["carto_dw"]])
@@ -1088,14 +1099,19 @@ Tessera is running.
 
   Logs        {stack.logs_dir}/
 Press Ctrl-C to stop.""", flush=True)
+        # Tessera's programs are restarted when they crash (supervise.py); PostgreSQL, Redis, Varnish
+        # or nginx exiting still stops the stack.
+        from supervise import Restarter
+        restarter = Restarter(_restart_functions(stack, bin_dir, started))
         while True:
-            dead = stack.check_alive()
-            if dead:
-                for name in dead:
-                    p = stack.procs[name]
+            for name in stack.check_alive():
+                p = stack.procs[name]
+                if not restarter.handles(name):
                     print(f"\nerror: {name} exited with code {p.popen.returncode}\n{_log_tails(p.logs)}", file=sys.stderr)
-                return 1
-            time.sleep(1)
+                    return 1
+                restarter.exited(name, p.popen.returncode, _log_tails(p.logs, 20))
+            restarter.tick()
+            time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
         return 0
@@ -1188,6 +1204,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--www", default=str(DEFAULT_WWW), help="static roots (workspace/, accounts/)")
     run.add_argument("--allow-missing", action="store_true",
                      help="start even if tessera-workspace-api or tessera-maps-api is not built")
+    run.add_argument("--no-demo", action="store_true",
+                     help="skip the demo data, gazetteer and basemap loads (a quick, empty stack)")
     run.set_defaults(func=cmd_run)
 
     ex = sub.add_parser("exec", help="run a command with PostgreSQL and Redis up (e.g. swift test)")

@@ -1,0 +1,102 @@
+import Foundation
+import Spawn
+import Postgres
+
+/// pg_dump / pg_restore / tar runs through the project's child-process runner. Passwords travel in
+/// PGPASSWORD (the child's environment, never argv); the conninfo on argv has its password removed.
+enum PGTools {
+    struct Target {
+        let conninfo: String
+        let fields: [String: String]
+        var password: String? { fields["password"] }
+        var database: String { fields["dbname"] ?? fields["user"] ?? "" }
+        var role: String { fields["user"] ?? "" }
+        var host: String { fields["host"] ?? "" }
+        var port: Int { Int(fields["port"] ?? "") ?? 5432 }
+
+        init(_ conninfo: String) throws {
+            guard let fields = PGConnection.parseConninfo(conninfo) else { throw BackupError("not a valid conninfo: a database URL in the configuration") }
+            self.conninfo = conninfo
+            self.fields = fields
+        }
+
+        /// The conninfo without its password, safe for argv.
+        var argvConninfo: String {
+            fields.filter { $0.key != "password" }.sorted { $0.key < $1.key }
+                .map { "\($0.key)='\($0.value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'"))'" }
+                .joined(separator: " ")
+        }
+
+        var environment: [String: String] {
+            var env = ["PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PGCONNECT_TIMEOUT": "15"]
+            if let password { env["PGPASSWORD"] = password }
+            return env
+        }
+    }
+
+    /// Runs a tool to completion; a failure carries the tail of its stderr.
+    static func run(_ argv: [String], environment: [String: String] = ["PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"],
+                    workDir: String, what: String, timeout: Double = 6 * 3600) throws -> String {
+        let out = workDir + "/.\(UUID().uuidString).out", err = workDir + "/.\(UUID().uuidString).err"
+        defer { try? FileManager.default.removeItem(atPath: out); try? FileManager.default.removeItem(atPath: err) }
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(argv, environment: environment, stdout: out, stderr: err, addressSpaceLimit: 16 << 30)
+        } catch {
+            throw BackupError("\(what): \(error)")
+        }
+        let outcome = child.wait(deadline: Date().addingTimeInterval(timeout), isCancelled: { false })
+        let stderr = ChildProcess.tail(err, limit: 4096).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard outcome == .exited(0) else {
+            throw BackupError("\(what) failed (\(outcome)): \(BackupError.explain(stderr))")
+        }
+        return ChildProcess.tail(out, limit: 1 << 20)
+    }
+
+    static func pgDump(_ target: Target, file: String, workDir: String) throws {
+        _ = try run([try ChildProcess.tool("pg_dump"), "--format=custom", "--no-password", "--file=\(file)",
+                     "--dbname=\(target.argvConninfo)"], environment: target.environment, workDir: workDir,
+                    what: "pg_dump of \(target.database)")
+    }
+
+    /// Extensions already exist on the target (installed by its superuser); a database owner may not
+    /// create, drop or comment on them, and the rows of their configuration tables are theirs.
+    static func restoreList(dump: String, workDir: String) throws -> String {
+        let list = try run([try ChildProcess.tool("pg_restore"), "--list", dump], workDir: workDir, what: "pg_restore --list")
+        let kept = list.split(separator: "\n", omittingEmptySubsequences: false).filter { line in
+            !(line.contains(" EXTENSION ") || line.contains(" spatial_ref_sys ") || line.contains("COMMENT - EXTENSION"))
+        }
+        let path = workDir + "/restore-\(UUID().uuidString).list"
+        try kept.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func pgRestore(_ target: Target, dump: String, workDir: String) throws {
+        let list = try restoreList(dump: dump, workDir: workDir)
+        defer { try? FileManager.default.removeItem(atPath: list) }
+        _ = try run([try ChildProcess.tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
+                     "--single-transaction", "--no-password", "--use-list=\(list)", "--dbname=\(target.argvConninfo)", dump],
+                    environment: target.environment, workDir: workDir, what: "pg_restore of \(target.database)")
+    }
+
+    static func tarCreate(directory: String, into file: String, workDir: String) throws {
+        _ = try run([try ChildProcess.tool("tar"), "--create", "--file=\(file)", "--directory=\(directory)", "--format=posix", "."],
+                    workDir: workDir, what: "tar")
+    }
+
+    static func tarExtract(_ file: String, into directory: String, workDir: String) throws {
+        _ = try run([try ChildProcess.tool("tar"), "--extract", "--file=\(file)", "--directory=\(directory)",
+                     "--no-same-owner", "--no-overwrite-dir"], workDir: workDir, what: "reading the archive (tar)")
+    }
+}
+
+public struct BackupError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    /// Turns the usual low-level reasons into an operator's sentence.
+    static func explain(_ text: String) -> String {
+        text.contains("No space left on device") ? "the disk is full (No space left on device): \(text)" : text
+    }
+}
