@@ -43,8 +43,9 @@ export async function render(root, ctx, mapId) {
   const publishState = h('span.publish-state#publish-state', { role: 'status' });
   const showPublishState = m => {
     if (m) Object.assign(map, { publishedAt: m.publishedAt, hasUnpublishedChanges: m.hasUnpublishedChanges, passwordProtected: m.passwordProtected });
-    publishState.textContent = !map.publishedAt ? 'Not published yet: the public link shows the current map'
-      : map.hasUnpublishedChanges ? 'Unpublished changes' : 'Published';
+    publishState.textContent = !map.publishedAt ? 'Not published yet' : map.hasUnpublishedChanges ? 'Unpublished changes' : 'Published';
+    publishState.title = !map.publishedAt ? 'Until you publish, the public link shows the map as it is now'
+      : map.hasUnpublishedChanges ? 'The public link shows the last published version' : 'The public link shows this version';
     publishState.classList.toggle('unpublished', !!map.hasUnpublishedChanges);
   };
   showPublishState();
