@@ -46,17 +46,18 @@ struct MapRecord {
     func summary() -> JSON {
         ["id": .string(id), "title": .string(title), "description": .string(description), "privacy": .string(privacy),
          "createdAt": .string(createdAt), "updatedAt": .string(updatedAt),
-         "publishedAt": .optional(publishedAt), "hasUnpublishedChanges": .bool(hasUnpublishedChanges),
-         "passwordProtected": .bool(passwordHash != nil),
          "owner": ownerId.map { ["id": .string($0), "email": .optional(ownerEmail)] } ?? .null]
     }
 
-    /// Map: the summary plus the documents and the public link.
+    /// Map: the summary plus the documents, the public link and the publishing state.
     func full() -> JSON {
         guard case .object(var o) = summary() else { return .null }
         o["keplerMapConfig"] = config ?? MapDocument.defaultConfig
         o["datasets"] = datasets ?? .array([])
         o["publicUrl"] = .string("/api/v3/maps/public/\(id)")
+        o["publishedAt"] = .optional(publishedAt)
+        o["hasUnpublishedChanges"] = .bool(hasUnpublishedChanges)
+        o["passwordProtected"] = .bool(passwordHash != nil)
         return .object(o)
     }
 }
