@@ -171,10 +171,12 @@ struct MapStore {
             let gone = try db.execute("DELETE FROM maps WHERE id = $1 AND account_id = $2", [map.id, map.accountId]).affectedRows == 1
             guard gone else { return false }
             if let token = map.tokenId { try db.execute("DELETE FROM api_tokens WHERE id = $1", [token]) }
-            let datasets = (map.datasets?.arrayValue ?? []).compactMap { d -> WorkspaceEvent.Dataset? in
+            // The published datasets were served too, and may differ from the draft's.
+            let all = (map.datasets?.arrayValue ?? []) + (map.published?.datasets?.arrayValue ?? [])
+            let datasets = all.compactMap { d -> WorkspaceEvent.Dataset? in
                 guard let connection = d["connectionName"]?.stringValue, let source = d["source"]?.stringValue else { return nil }
                 return WorkspaceEvent.Dataset(connection: connection, source: source)
-            }
+            }.reduce(into: [WorkspaceEvent.Dataset]()) { if !$0.contains($1) { $0.append($1) } }
             try WorkspaceEvents.enqueue(.mapDeleted(accountId: map.accountId, mapId: map.id, datasets: datasets), actor: actor, on: db)
             return true
         }

@@ -5,10 +5,9 @@ password, guesses throttled per address and map, the map token only after the pa
 
 from __future__ import annotations
 
-import pytest
 
-from helpers import assert_error, assert_ok, unique
-from test_workspace_maps import HANDSHAKE, CLIENT, MAPS, PUBLIC, dataset, kepler, source_status
+from helpers import assert_error, assert_ok, metadata, unique
+from test_workspace_maps import CLIENT, MAPS, PUBLIC, dataset, kepler, source_status
 
 MAP_PASSWORD = "open-sesame-42"
 
@@ -162,3 +161,16 @@ def test_password_guesses_are_throttled_per_address_and_map(api, admin, dw):
     assert_error(api.get(PUBLIC.format(m["id"])), 401, "map_password_required")
     # Another map is not affected by this map's failures.
     assert "grant" in assert_ok(access(api, other, MAP_PASSWORD))
+
+
+def test_deleting_a_published_map_purges_its_published_sources_too(api, admin, dw, stack):
+    m = public_map(api, admin, datasets=[dataset()])
+    assert_ok(publish(api, admin, m))
+    query = "SELECT cartodb_id, geom FROM public.e2e_places WHERE population > 250"
+    assert_ok(api.patch(f"{MAPS}/{m['id']}", token=admin.token, json_body={"datasets": [dataset(source=query, type="query")]}))
+    assert api.delete(f"{MAPS}/{m['id']}", token=admin.token).status == 204
+    sources = metadata(stack, "SELECT string_agg(d->>'source', '|' ORDER BY d->>'source') FROM jobs j, "
+                              "jsonb_array_elements(j.payload->'datasets') d "
+                              f"WHERE j.kind = 'map.deleted' AND j.payload->>'mapId' = '{m['id']}'").strip()
+    # The draft's query and the published table were both served under this map: both are purged.
+    assert sources.split("|") == sorted([query, "public.e2e_places"]), sources
