@@ -2,7 +2,7 @@
 a password and builds an embed snippet from its options, Publish makes the public link serve that
 version, and a fresh browser (no cookies) must enter the password before the map opens.
 Screenshots: test-artifacts/browser/workspace-publish.png (share dialog), workspace-publish-password.png
-(the viewer's password step) and workspace-publish-viewer.png (the opened map, embed options applied)."""
+(the viewer's password step, and its -phone variant) and workspace-publish-viewer.png (the opened map, embed options applied)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_publish_with_password_and_open_in_a_fresh_browser(stack, api, admin, dw
         assert v.driver.get_cookies() == []
         v.find("#map-password-input").send_keys("not-the-password", B.Keys.ENTER)
         v.wait(lambda d: "Wrong password" in v.find("#map-password-error").text, 20, "the wrong-password message")
-        v.shot("workspace-publish-password")
+        v.shot_both_sizes("workspace-publish-password")  # the phone layout does not scroll sideways
         field = v.find("#map-password-input")
         field.clear()
         field.send_keys(MAP_PASSWORD, B.Keys.ENTER)
