@@ -14,6 +14,7 @@ struct MapRoutes {
         r.patch("/api/v3/workspace/maps/{id}", update)
         r.delete("/api/v3/workspace/maps/{id}", delete)
         r.post("/api/v3/workspace/maps/{id}/duplicate", duplicate)
+        r.post("/api/v3/workspace/maps/{id}/publish", publish)
     }
 
     static let noStore: [(String, String)] = [("Cache-Control", "no-store")]
@@ -105,8 +106,14 @@ struct MapRoutes {
         changes.datasets = try datasets(p, account: principal.accountId)
         // Maps from before `*` datasets were refused (migration 011) stay non-public until their datasets change.
         if (changes.privacy ?? map.privacy) == "public" { try refuseWildcardPublic(changes.datasets ?? map.datasets ?? .array([])) }
-        let (updated, replaced) = try store.update(map, changes)
+        let newPassword = try password(p)
+        var (updated, replaced) = try store.update(map, changes)
         if let replaced { services.auth.forgetToken(id: replaced) }
+        if let newPassword {
+            try store.setPassword(map, hash: try newPassword.map { try PasswordHasher.hash($0) })
+            updated = try store.find(id: map.id, account: map.accountId)!
+            audit(request, principal, userId, newPassword == nil ? "map_password_removed" : "map_password_set", map.id)
+        }
         audit(request, principal, userId, "map_updated", map.id)
         return .json(updated.full(), headers: Self.noStore)
     }
@@ -119,6 +126,38 @@ struct MapRoutes {
         if let token = map.tokenId { services.auth.forgetToken(id: token) }
         audit(request, principal, userId, "map_deleted", map.id)
         return .noContent()
+    }
+
+    /// `password`: absent = unchanged (nil), null or "" = remove (.some(nil)), a string = set.
+    func password(_ p: Parameters) throws -> String?? {
+        guard p.has("password") else { return nil }
+        if p.body["password"] == .null { return .some(nil) }
+        guard let value = p.body["password"]?.stringValue ?? p.query["password"] else { throw MapDocument.invalid("password must be a string or null") }
+        if value.isEmpty { return .some(nil) }
+        guard (Self.minPasswordLength...PasswordHasher.maximumLength).contains(value.count) else {
+            throw APIError.badRequest("A map password has \(Self.minPasswordLength) to \(PasswordHasher.maximumLength) characters",
+                                      code: "weak_password")
+        }
+        return .some(value)
+    }
+
+    /// Shared with viewers by word of mouth, so shorter than an account password; guessing is throttled.
+    static let minPasswordLength = 8
+
+    /// Copies the draft to the published version after checking that its sources still read.
+    func publish(_ request: HTTPRequest) throws -> HTTPResponse {
+        let principal = try services.auth.authenticate(request, api: nil)
+        let userId = try principal.requireRole(.admin, .editor)
+        let map = try find(request, principal, .write)
+        let datasets = map.datasets ?? .array([])
+        if map.isPublic { try refuseWildcardPublic(datasets) }
+        try MapSourceCheck(services: services).check(datasets, principal: principal, request: request)
+        guard let (published, replaced) = try store.publish(map) else {
+            throw APIError.conflict("The map changed while it was being published; publish again", code: "map_changed")
+        }
+        if let replaced { services.auth.forgetToken(id: replaced) }
+        audit(request, principal, userId, "map_published", map.id)
+        return .json(published.full(), headers: Self.noStore)
     }
 
     /// A private copy owned by the caller, with its own token.

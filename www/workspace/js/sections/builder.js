@@ -39,6 +39,16 @@ export async function render(root, ctx, mapId) {
   // ---- layout
   const title = h('input.title-input#map-title', { value: map.title || 'Untitled map', 'aria-label': 'Map title', readOnly });
   const saveState = h('span.muted#save-state', { role: 'status' }, 'All changes saved');
+  // Builder edits change the draft; the public link and embeds show the published version.
+  const publishState = h('span.publish-state#publish-state', { role: 'status' });
+  const showPublishState = m => {
+    if (m) Object.assign(map, { publishedAt: m.publishedAt, hasUnpublishedChanges: m.hasUnpublishedChanges, passwordProtected: m.passwordProtected });
+    publishState.textContent = !map.publishedAt ? 'Not published yet' : map.hasUnpublishedChanges ? 'Unpublished changes' : 'Published';
+    publishState.title = !map.publishedAt ? 'Until you publish, the public link shows the map as it is now'
+      : map.hasUnpublishedChanges ? 'The public link shows the last published version' : 'The public link shows this version';
+    publishState.classList.toggle('unpublished', !!map.hasUnpublishedChanges);
+  };
+  showPublishState();
   const layerList = h('div#layer-list');
   const editor = h('div.style-editor#style-editor');
   const widgetBox = h('div#widget-list');
@@ -46,6 +56,8 @@ export async function render(root, ctx, mapId) {
   root.append(h('div.builder',
     h('header.builder-bar', h('a.button.link', { href: '#/maps' }, '← Maps'), title, saveState, h('span.spacer'),
       h(`span.badge${map.privacy === 'public' ? '.public' : ''}#privacy-badge`, privacyLabel(map.privacy)),
+      publishState,
+      readOnly ? null : h('button.secondary#publish-button', { onclick: publish }, 'Publish'),
       readOnly ? null : h('button.primary#share-button', { onclick: share }, 'Share')),
     h('aside.panel', { 'aria-label': 'Layers' },
       h('h2', h('span', 'Layers'), readOnly ? null : h('button.secondary#add-layer', { onclick: addLayer }, '+ Add source')), layerList, editor),
@@ -77,7 +89,7 @@ export async function render(root, ctx, mapId) {
     saving = saving.then(async () => {
       try {
         saveState.textContent = 'Saving…';
-        await api.patch(`/api/v3/workspace/maps/${map.id}`, { title: title.value.trim() || 'Untitled map', keplerMapConfig: kc, datasets });
+        showPublishState(await api.patch(`/api/v3/workspace/maps/${map.id}`, { title: title.value.trim() || 'Untitled map', keplerMapConfig: kc, datasets }));
         saveState.textContent = 'All changes saved';
       } catch (err) { saveState.textContent = 'Not saved'; toast(`Could not save: ${err.message}`, 'error'); }
     });
@@ -262,12 +274,74 @@ export async function render(root, ctx, mapId) {
     changed();
   }
 
+  // ---- publishing
+  async function publish() {
+    await save();
+    const button = document.getElementById('publish-button');
+    button.disabled = true;
+    try {
+      showPublishState(await api.post(`/api/v3/workspace/maps/${map.id}/publish`, {}));
+      toast('Published: the public link and embeds now show this version');
+    } catch (err) { toast(`Not published: ${err.message}`, 'error'); }
+    button.disabled = false;
+  }
+
+  /** The password part of the share dialog: set, change or remove. */
+  function passwordSection() {
+    const input = h('input#map-password', { type: 'password', autocomplete: 'new-password', minlength: 8, placeholder: 'At least 8 characters' });
+    const state = h('p.muted#map-password-state', { role: 'status' });
+    const remove = h('button.secondary#remove-password', { type: 'button' }, 'Remove password');
+    const show = () => {
+      state.textContent = map.passwordProtected ? 'Viewers must enter the password to open the map or the embed.' : 'No password: anyone with the link can open it.';
+      remove.hidden = !map.passwordProtected;
+    };
+    const set = async value => {
+      try {
+        showPublishState(await api.patch(`/api/v3/workspace/maps/${map.id}`, { password: value }));
+        input.value = '';
+        toast(value ? 'Password set' : 'Password removed');
+      } catch (err) { toast(err.message, 'error'); }
+      show();
+    };
+    remove.onclick = () => set(null);
+    show();
+    return h('div.field', h('label', { for: 'map-password' }, 'Password (optional)'),
+      h('div.secret', input, h('button.secondary#set-password', { type: 'button', onclick: () => input.value && set(input.value) }, 'Set password'), remove), state);
+  }
+
+  /** Embed options → an iframe to the public viewer with the query parameters it honours. */
+  function embedSection(link) {
+    const width = h('input#embed-width', { type: 'text', value: '100%', 'aria-label': 'Width' });
+    const height = h('input#embed-height', { type: 'number', min: 150, max: 2000, value: 480, 'aria-label': 'Height in pixels' });
+    const legend = h('input#embed-legend', { type: 'checkbox', checked: true });
+    const widgets = h('input#embed-widgets', { type: 'checkbox', checked: true });
+    const locked = h('input#embed-lock', { type: 'checkbox' });
+    const code = h('textarea.code#embed-code', { rows: 3, readonly: true });
+    const render = () => {
+      const q = new URLSearchParams();
+      if (!legend.checked) q.set('legend', '0');
+      if (!widgets.checked) q.set('widgets', '0');
+      if (locked.checked) q.set('lock', '1');
+      const src = link + (q.toString() ? `?${q}` : '');
+      const w = /^\d+(%|px)?$/.test(width.value.trim()) ? width.value.trim() : '100%';
+      const hgt = Math.min(2000, Math.max(150, parseInt(height.value, 10) || 480));
+      code.value = `<iframe src="${src}" width="${w}" height="${hgt}" style="border:0" title="${(map.title || 'Map').replace(/"/g, '&quot;')}" loading="lazy"></iframe>`;
+    };
+    for (const el of [width, height, legend, widgets, locked]) el.addEventListener('input', render);
+    render();
+    return h('div.field', h('label', { for: 'embed-code' }, 'Embed'),
+      h('div.embed-options',
+        h('div.field', h('label', { for: 'embed-width' }, 'Width'), width),
+        h('div.field', h('label', { for: 'embed-height' }, 'Height (px)'), height),
+        h('label.check', legend, 'Legend'), h('label.check', widgets, 'Widgets'), h('label.check', locked, 'Lock zoom and pan')),
+      code, h('div.actions', h('button.secondary#copy-embed', { type: 'button', onclick: () => copyText(code.value) }, 'Copy embed code')));
+  }
+
   // ---- sharing
   async function share() {
     await save();
     const body = () => {
       const link = `${location.origin}/map/${encodeURIComponent(map.id)}`;
-      const embed = `<iframe src="${link}" width="100%" height="480" style="border:0" title="${(map.title || 'Map').replace(/"/g, '&quot;')}" loading="lazy"></iframe>`;
       // Three levels, as the server enforces them: private (you and admins), organization, public.
       const levels = [
         ['private', 'privacy-private', 'Private: only you (and your organisation’s admins)'],
@@ -280,8 +354,9 @@ export async function render(root, ctx, mapId) {
       const details = h('div', { hidden: map.privacy !== 'public' || undefined },
         h('div.field', h('label', { for: 'public-link' }, 'Public link'), h('div.secret', h('input#public-link', { value: link, readonly: true }),
           h('button.secondary', { type: 'button', onclick: () => copyText(link) }, 'Copy link'), h('a.button.secondary', { href: link, target: '_blank', rel: 'noopener' }, 'Open'))),
-        h('div.field', h('label', { for: 'embed-code' }, 'Embed'), h('textarea.code#embed-code', { rows: 3, readonly: true }, embed),
-          h('div.actions', h('button.secondary', { type: 'button', onclick: () => copyText(embed) }, 'Copy embed code'))));
+        h('p.muted#publish-note', map.publishedAt ? 'The link and the embed show the published version: press Publish to update them.'
+          : 'Until you press Publish, the link and the embed show the map as it is now.'),
+        passwordSection(), embedSection(link));
       const status = h('p.muted', { role: 'status' }, describe(map.privacy));
       for (const radio of radios) {
         radio.onchange = async () => {
