@@ -384,6 +384,8 @@ FILTER_CASES = [
     ({"score": {"closed_open": {"values": [[20, 40]]}}}, "and", 2),
     ({"score": {"between": {"values": [[50, None]]}}}, "and", 3),
     ({"ts": {"time": {"values": [[ms("2024-02-01T00:00:00Z"), ms("2024-03-01T00:00:00Z")]]}}}, "and", 2),
+    # both bounds included (epsilon is at exactly 2024-03-05), as the client's local filterTime does
+    ({"ts": {"time": {"values": [[ms("2024-02-01T00:00:00Z"), ms("2024-03-05T00:00:00Z")]]}}}, "and", 3),
     ({"name": {"stringSearch": {"values": ["ETA"]}}}, "and", 4),
     ({"name": {"stringSearch": {"values": ["eta"], "params": {"mustStart": True}}}}, "and", 1),
     ({"name": {"stringSearch": {"values": ["_%"]}}}, "and", 1),
