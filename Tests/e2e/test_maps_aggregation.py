@@ -1,0 +1,127 @@
+"""Dynamic aggregation of point geometry columns into quadbin cells per tile (quadbinTableSource /
+quadbinQuerySource over a geometry column, as deck.gl's heatmap/grid layers use them), and the 400s of bad
+aggregation input. Every cell's values are compared with the same grouping done in plain SQL."""
+from __future__ import annotations
+
+import pytest
+
+import helpers as h
+from helpers import assert_error, assert_ok
+from test_maps_api import Maps
+
+TABLE = "public.e2e_agg_points"
+N = 20000
+
+
+@pytest.fixture(scope="module")
+def maps(stack):
+    m = Maps(stack)
+    # Deterministic points spread over Europe (and a few on a z3 tile edge), with a value to sum.
+    h.warehouse(stack, f"""
+        DROP TABLE IF EXISTS {TABLE}; DROP TABLE IF EXISTS public.e2e_agg_lines;
+        CREATE TABLE {TABLE} (id int, value int, kind text, geom geometry(Point, 4326));
+        INSERT INTO {TABLE}
+        SELECT i, i % 7, CASE WHEN i % 3 = 0 THEN 'a' ELSE 'b' END,
+               ST_SetSRID(ST_MakePoint(-10 + 40 * ((i * 7919) % 10007) / 10007.0, 35 + 25 * ((i * 104729) % 9973) / 9973.0), 4326)
+        FROM generate_series(1, {N}) i;
+        INSERT INTO {TABLE} VALUES ({N} + 1, 5, 'a', ST_SetSRID(ST_MakePoint(0, 40.97989806962013), 4326)),
+                                   ({N} + 2, 6, 'a', ST_SetSRID(ST_MakePoint(0, 0), 4326));
+        CREATE INDEX ON {TABLE} USING gist (geom);
+        ANALYZE {TABLE};
+        CREATE TABLE public.e2e_agg_lines AS SELECT id, ST_MakeLine(geom, ST_Translate(geom, 1, 1)) AS geom FROM {TABLE} LIMIT 5;
+    """)
+    return m
+
+
+def cell_hex(stack, z, x, y) -> str:
+    return h.warehouse(stack, f"SELECT lpad(to_hex(carto.quadbin_fromzxy({z}, {x}, {y})), 16, '0')")
+
+
+def expected(stack, resolution: int, z: int, x: int, y: int, where: str = "TRUE", source: str = TABLE) -> dict:
+    """{cell id: (count, sum)} of the points in tile z/x/y grouped at `resolution`, in plain SQL."""
+    rows = h.warehouse(stack, f"""
+        SELECT lpad(to_hex(c), 16, '0'), count(*), sum(value) FROM (
+          SELECT carto.quadbin_frompoint(geom, {resolution}) AS c, value FROM {source} AS s WHERE {where}) t
+        WHERE carto.quadbin_toparent(c, {z}) = carto.quadbin_fromzxy({z}, {x}, {y})
+        GROUP BY 1""")
+    return {cell: (int(n), int(s)) for cell, n, s in (line.split("|") for line in rows.splitlines())}
+
+
+def cells(maps, tj, z, x, y) -> dict:
+    r = maps.api.get(maps.local(tj["tiles"][0]).replace("{i}", cell_hex(maps.stack, z, x, y)), token=maps.star)
+    if r.status == 204:
+        return {}
+    body = assert_ok(r)
+    assert r.header("Content-Type") == "application/json"
+    return {c["id"]: (c["properties"]["n"], c["properties"]["total"]) for c in body}
+
+
+AGG = {"spatialDataType": "quadbin", "spatialDataColumn": "geom", "aggregationExp": "count(*) AS n, sum(value) AS total"}
+
+
+def test_table_source_aggregates_points_per_tile(stack, maps):
+    body = maps.source("table", {"name": TABLE, **AGG, "aggregationResLevel": "4"})
+    # The client reads the schema to tell widgets the column is a geometry (getWidgetSpatialDataType).
+    assert {c["name"]: c["type"] for c in body["schema"]}["geom"] == "geometry"
+    tj = maps.tilejson(body)
+    assert tj["scheme"] == "quadbin" and "{i}" in tj["tiles"][0]
+    # z0: every point, in resolution-4 cells.
+    got = cells(maps, tj, 0, 0, 0)
+    assert got == expected(stack, 4, 0, 0, 0)
+    assert sum(n for n, _ in got.values()) == N + 2
+    # z3 over Iberia/France, and the tile on whose top edge a point lies: it is counted once, in its own cell.
+    for x, y in [(3, 2), (4, 2), (4, 3)]:
+        assert cells(maps, tj, 3, x, y) == expected(stack, 7, 3, x, y)
+    assert sum(sum(n for n, _ in cells(maps, tj, 3, x, y).values()) for x in range(8) for y in range(8)) == N + 2
+
+
+def test_default_level_filters_and_reference_resolution(stack, maps):
+    tj = maps.tilejson(maps.source("table", {"name": TABLE, **AGG}))  # the client's default level: 6
+    assert cells(maps, tj, 2, 2, 1) == expected(stack, 8, 2, 2, 1)
+    filtered = maps.tilejson(maps.source("table", {"name": TABLE, **AGG, "filters": '{"kind": {"in": {"values": ["a"]}}}'}))
+    assert cells(maps, filtered, 2, 2, 1) == expected(stack, 8, 2, 2, 1, "kind = 'a'")
+    # spatialIndexReferenceResolution bounds the cells' resolution.
+    capped = maps.tilejson(maps.source("table", {"name": TABLE, **AGG, "spatialIndexReferenceResolution": "5"}))
+    assert cells(maps, capped, 2, 2, 1) == expected(stack, 5, 2, 2, 1)
+    assert cells(maps, capped, 6, 33, 22) == {}, "tiles finer than the reference resolution are empty"
+
+
+def test_query_source_in_another_srid(stack, maps):
+    q = f"SELECT id, value, ST_Transform(geom, 3857) AS geom FROM {TABLE} WHERE id % 2 = 0"
+    tj = maps.tilejson(maps.source("query", {"q": q, **AGG, "aggregationResLevel": "5"}))
+    assert cells(maps, tj, 1, 1, 0) == expected(stack, 6, 1, 1, 0, "id % 2 = 0")
+
+
+def test_per_tile_cell_budget(stack, maps):
+    # aggregationResLevel 16 would be 4^16 cells a tile: the resolution is lowered to the feature budget
+    # (20000 features: 4^7 = 16384 cells at most).
+    tj = maps.tilejson(maps.source("table", {"name": TABLE, **AGG, "aggregationResLevel": "16"}))
+    got = cells(maps, tj, 3, 4, 2)
+    assert got == expected(stack, 10, 3, 4, 2)
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({"spatialDataType": "hexagons"}, "spatialDataType"),
+    ({"spatialDataType": "trajectory"}, "spatialDataType"),
+    ({"aggregationResLevel": "17"}, "aggregationResLevel"),
+    ({"aggregationResLevel": "six"}, "aggregationResLevel"),
+    ({"spatialIndexReferenceResolution": "27"}, "spatialIndexReferenceResolution"),
+    ({"spatialIndexReferenceResolution": "-1"}, "spatialIndexReferenceResolution"),
+])
+def test_bad_aggregation_parameters(maps, params, fragment):
+    err = assert_error(maps.handshake("table", {"name": TABLE, **AGG, **params}, maps.star), 400)
+    assert fragment in err["error"]
+
+
+def test_h3_says_what_to_install_and_lines_are_refused(maps):
+    err = assert_error(maps.handshake("table", {"name": TABLE, **AGG, "spatialDataType": "h3"}, maps.star), 400)
+    assert err["code"] == "h3_unavailable" and "H3" in err["error"]
+    err = assert_error(maps.handshake("table", {"name": "public.e2e_agg_lines", **AGG}, maps.star), 400, "invalid_parameter")
+    assert "points" in err["error"]
+
+
+def test_malformed_cell_ids(maps):
+    tj = maps.tilejson(maps.source("table", {"name": TABLE, **AGG}))
+    template = maps.local(tj["tiles"][0])
+    for bad in ["zz", "480fffffffffffff0", "0000000000000000", "4841bffffffffff0"]:
+        assert_error(maps.api.get(template.replace("{i}", bad), token=maps.star), 400, "invalid_tile")
