@@ -8,6 +8,7 @@ import pytest
 import helpers as h
 from helpers import assert_error, assert_ok
 from test_maps_api import Maps
+from test_models import Models, cli_token
 
 TABLE = "public.e2e_agg_points"
 N = 20000
@@ -28,6 +29,10 @@ def maps(stack):
                                    ({N} + 2, 6, 'a', ST_SetSRID(ST_MakePoint(0, 0), 4326));
         CREATE INDEX ON {TABLE} USING gist (geom);
         ANALYZE {TABLE};
+        DROP TABLE IF EXISTS public.e2e_agg_cells;
+        CREATE TABLE public.e2e_agg_cells AS
+          SELECT carto.quadbin_frompoint(geom, 10) AS quadbin, sum(value)::int AS value, count(*)::int AS n
+          FROM {TABLE} GROUP BY 1;
         CREATE TABLE public.e2e_agg_lines AS SELECT id, ST_MakeLine(geom, ST_Translate(geom, 1, 1)) AS geom FROM {TABLE} LIMIT 5;
     """)
     return m
@@ -125,3 +130,86 @@ def test_malformed_cell_ids(maps):
     template = maps.local(tj["tiles"][0])
     for bad in ["zz", "480fffffffffffff0", "0000000000000000", "4841bffffffffff0"]:
         assert_error(maps.api.get(template.replace("{i}", bad), token=maps.star), 400, "invalid_tile")
+
+
+# ---------------------------------------------------------------------------------------------
+# widgets on a quadbin source: the viewport polygon (each spatialFiltersMode) and selected cells
+
+CELLS = "public.e2e_agg_cells"
+# The viewport the client sends on every pan: a polygon over France.
+VIEWPORT = {"type": "Polygon", "coordinates": [[[-2.3, 43.1], [7.9, 43.1], [7.9, 49.6], [-2.3, 49.6], [-2.3, 43.1]]]}
+ENVELOPE = "ST_MakeEnvelope(-2.3, 43.1, 7.9, 49.6, 4326)"
+MODE_SQL = {
+    "intersects": f"ST_Intersects(carto.quadbin_boundary(quadbin), {ENVELOPE})",
+    "center": f"ST_Intersects(carto.quadbin_center(quadbin), {ENVELOPE})",
+    "contains": f"ST_Contains({ENVELOPE}, carto.quadbin_boundary(quadbin))",
+}
+
+
+@pytest.fixture(scope="module")
+def widgets(stack, api, maps):
+    return Models(stack, api), cli_token(stack, "*")
+
+
+def widget(widgets, model, params, spatial, **extra):
+    m, token = widgets
+    return m.ok(model, token, method="POST", source=CELLS, params=params, spatialDataType="quadbin",
+                spatialDataColumn="quadbin", spatialFilters={"quadbin": spatial}, **extra)
+
+
+def plain(stack, select: str, where: str) -> list[str]:
+    return h.warehouse(stack, f"SELECT {select} FROM {CELLS} WHERE {where}").split("|")
+
+
+@pytest.mark.parametrize("mode", ["intersects", "center", "contains"])
+def test_quadbin_widgets_with_the_viewport(stack, widgets, mode):
+    where = MODE_SQL[mode]
+    n, total, lo, hi = plain(stack, "count(*), sum(value), min(value), max(value)", where)
+    assert int(n) > 10, "the viewport must hold cells"
+    extra = {} if mode == "intersects" else {"spatialFiltersMode": mode}  # intersects is the client's default
+    assert widget(widgets, "formula", {"operation": "count"}, VIEWPORT, **extra) == {"rows": [{"value": int(n)}]}
+    assert widget(widgets, "formula", {"column": "value", "operation": "sum"}, VIEWPORT, **extra) == {"rows": [{"value": int(total)}]}
+    assert widget(widgets, "range", {"column": "value"}, VIEWPORT, **extra) == {"rows": [{"min": int(lo), "max": int(hi)}]}
+    doc = widget(widgets, "category", {"column": "n", "operation": "count"}, VIEWPORT, **extra)
+    want = h.warehouse(stack, f"SELECT n, count(*) FROM {CELLS} WHERE {where} GROUP BY n").splitlines()
+    assert {(r["name"], r["value"]) for r in doc["rows"]} == {(int(a), int(b)) for a, b in (x.split("|") for x in want)}
+    doc = widget(widgets, "histogram", {"column": "value", "operation": "count", "ticks": [10, 20]}, VIEWPORT, **extra)
+    assert sum(r["value"] for r in doc["rows"]) == int(n)
+    doc = widget(widgets, "table", {"column": ["value"], "sortBy": "value", "limit": 1}, VIEWPORT, **extra)
+    assert doc["metadata"]["total"] == int(n)
+    doc = widget(widgets, "aggregations", {"aggregations": [{"column": "value", "operation": "sum", "alias": "t"}]}, VIEWPORT, **extra)
+    assert doc == {"rows": [{"t": int(total)}]}
+    doc = widget(widgets, "scatterplot", {"xAxisColumn": "value", "yAxisColumn": "n", "limit": 100000}, VIEWPORT, **extra)
+    assert len(doc["rows"]) == int(n)
+
+
+def test_quadbin_widgets_with_selected_cells(stack, widgets):
+    # Two cells as deck.gl prints them (hex): one of the data's resolution and a coarser one (its children count).
+    fine, coarse = h.warehouse(stack, f"""
+        SELECT lpad(to_hex(min(quadbin)), 16, '0'), lpad(to_hex(carto.quadbin_toparent(max(quadbin), 6)), 16, '0')
+        FROM {CELLS}""").split("|")
+    spatial = {"type": "quadbin", "indexes": [fine, coarse]}
+    n, total = plain(stack, "count(*), sum(value)",
+                     f"quadbin = x'{fine}'::bigint OR carto.quadbin_toparent(quadbin, 6) = x'{coarse}'::bigint")
+    assert int(n) >= 2
+    assert widget(widgets, "formula", {"operation": "count"}, spatial) == {"rows": [{"value": int(n)}]}
+    assert widget(widgets, "formula", {"column": "value", "operation": "sum"}, spatial) == {"rows": [{"value": int(total)}]}
+    # The decimal form of the same cell selects the same rows.
+    decimal = str(int(fine, 16))
+    assert widget(widgets, "formula", {"operation": "count"}, {"type": "quadbin", "indexes": [decimal]}) == {"rows": [{"value": 1}]}
+
+
+@pytest.mark.parametrize("spatial,extra,code", [
+    ({"type": "quadbin", "indexes": ["4841bffffffffff0"]}, {}, "invalid_spatial_filter"),
+    ({"type": "quadbin", "indexes": "4841bfffffffffff"}, {}, "invalid_spatial_filter"),
+    ({"type": "quadbin", "indexes": [1, 2]}, {}, "invalid_spatial_filter"),
+    ({"type": "h3", "indexes": ["8a2a1072b59ffff"]}, {}, "invalid_spatial_filter"),
+    (VIEWPORT, {"spatialFiltersMode": "touches"}, "invalid_spatial_filter"),
+    (VIEWPORT, {"spatialDataType": "h3"}, "h3_unavailable"),
+])
+def test_bad_spatial_filters(widgets, spatial, extra, code):
+    m, token = widgets
+    fields = {"spatialDataType": "quadbin", "spatialDataColumn": "quadbin", "spatialFilters": {"quadbin": spatial}, **extra}
+    r = m.call("formula", token, method="POST", source=CELLS, params={"operation": "count"}, **fields)
+    err = assert_error(r, 400, code)
+    assert "spatialFilters" in err["error"] or "H3" in err["error"] or "spatialFiltersMode" in err["error"]
