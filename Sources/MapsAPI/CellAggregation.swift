@@ -73,13 +73,30 @@ enum CellIndex: String, Sendable {
 /// (`[{id, properties}]`). Pure; z, x, y (or the tile's cell), the resolution and the shift are slots.
 enum CellAggregation {
     static func tileSQL(_ record: SourceRecord, index: CellIndex) throws -> SQL {
+        let keys = index.keys(lon: "__p.lon", lat: "__p.lat")
+        var strip: SQL = "to_jsonb(t)"
+        for key in keys { strip += " - '\(unsafeRaw: key.name)'" }
+        return """
+            SELECT coalesce(json_agg(json_build_object('id', \(index.cellId), 'properties', \(strip))), '[]')::text
+            FROM (
+            \(try cellsSQL(record, index: index, inTile: true))
+            ) t
+            WHERE \(index.insideTile)
+            """
+    }
+
+    /// The points grouped by cell at the slot `resolution` (`inTile`: only those in the tile's area), one row
+    /// per cell: its keys and the `aggregationExp` columns.
+    static func cellsSQL(_ record: SourceRecord, index: CellIndex, inTile: Bool) throws -> SQL {
         let d = record.definition
         let from = try SourceSQL.from(d)
         let g: SQL = "_src.\(try Identifier(d.spatialColumn))::geometry"
         let srid = record.schema.srid
-        // Candidates through the column's GiST index, in the column's own SRID.
-        let region: SQL = srid == 4326 ? index.tileRegion : "ST_Transform(\(index.tileRegion), \(literal: srid))"
-        var conditions: [SQL] = ["\(g) && \(region)"]
+        var conditions: [SQL] = []
+        if inTile {
+            // Candidates through the column's GiST index, in the column's own SRID.
+            conditions.append("\(g) && \(srid == 4326 ? index.tileRegion : "ST_Transform(\(index.tileRegion), \(literal: srid))")")
+        }
         if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) {
             conditions.append(filter)
         }
@@ -90,20 +107,35 @@ enum CellAggregation {
         // aggregationExp is client SQL over the source's columns: users may send any; SourceAccess only lets
         // scoped tokens send simple aggregates.
         let aggregation = SQL(unsafeRaw: d.aggregationExp ?? "count(*) AS count")
-        var strip: SQL = "to_jsonb(t)"
-        for key in keys { strip += " - '\(unsafeRaw: key.name)'" }
+        let whereClause: SQL = conditions.isEmpty ? "" : "WHERE \(conditions, joinedBy: " AND ")"
         return """
-            SELECT coalesce(json_agg(json_build_object('id', \(index.cellId), 'properties', \(strip))), '[]')::text
-            FROM (
               SELECT \(unsafeRaw: keyNames), \(aggregation)
               FROM (
                 SELECT \(keys.map { "\($0.sql) AS \(unsafeRaw: $0.name)" as SQL }, joinedBy: ", "), _src.*
                 FROM \(from) AS _src CROSS JOIN LATERAL (SELECT ST_X(__g) AS lon, ST_Y(__g) AS lat FROM (SELECT \(point) AS __g) __q) AS __p
-                WHERE \(conditions, joinedBy: " AND ")
+                \(whereClause)
               ) AS _src
               GROUP BY \(keyColumns, joinedBy: ", ")
-            ) t
-            WHERE \(index.insideTile)
+            """
+    }
+
+    /// TileJSON `tilestats.layers[0].attributes` of an aggregated source: min/max/sum/avg of each
+    /// aggregationExp column over the cells of the slot `resolution` (fetchMap's colour domains), as one
+    /// JSON array. `cells` is `cellsSQL` (points) or `Quadbin.cellsSQL` (a cell column); `keys` its key columns.
+    static func attributesSQL(cells: SQL, keys: [String]) -> SQL {
+        var strip: SQL = "to_jsonb(t)"
+        for key in keys { strip += " - '\(unsafeRaw: key)'" }
+        let number: SQL = "CASE WHEN jsonb_typeof(e.value) = 'number' THEN (e.value #>> '{}')::float8 END"
+        return """
+            SELECT coalesce(json_agg(a ORDER BY a.attribute), '[]')::text FROM (
+              SELECT e.key AS attribute,
+                     CASE WHEN bool_and(jsonb_typeof(e.value) IN ('number', 'null')) THEN 'Number' ELSE 'String' END AS type,
+                     min(\(number)) AS min, max(\(number)) AS max, sum(\(number)) AS sum, avg(\(number)) AS avg
+              FROM (
+            \(cells)
+              ) t, jsonb_each(\(strip)) e
+              GROUP BY e.key
+            ) a
             """
     }
 

@@ -119,6 +119,8 @@ final class MapsSQLSnapshotTests: XCTestCase {
         XCTAssertEqual(Quadbin.parameters(sql, z: 2, x: 1, y: 3, resolution: 8, dataResolution: 10).prefix(1), ["8"])
         d.aggregationExp = "sum(pop) AS pop"
         assertSnapshot(try Quadbin.tileSQL(record(d, schema: schema)), "quadbin_tile_aggregation")
+        assertSnapshot(CellAggregation.attributesSQL(cells: try Quadbin.cellsSQL(record(d, schema: schema)), keys: ["__cell"]),
+                       "quadbin_attributes")
     }
 
     func testPointAggregationTile() throws {
@@ -133,6 +135,8 @@ final class MapsSQLSnapshotTests: XCTestCase {
         XCTAssertTrue(parameters.contains("6"), "the shift from the tile to its cells")
         assertSnapshot(try CellAggregation.tileSQL(record(d, schema: SourceSchema(columns: Self.schema.columns, srid: 3857)), index: .quadbin),
                        "aggregation_quadbin_3857")
+        let cells = try CellAggregation.cellsSQL(record(d), index: .quadbin, inTile: false)
+        assertSnapshot(CellAggregation.attributesSQL(cells: cells, keys: ["__x", "__y"]), "aggregation_quadbin_attributes")
         // The H3 variant is the same statement with H3's cell functions.
         assertSnapshot(try CellAggregation.tileSQL(record(d), index: .h3), "aggregation_h3_4326")
     }

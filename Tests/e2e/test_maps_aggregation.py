@@ -70,6 +70,15 @@ def test_table_source_aggregates_points_per_tile(stack, maps):
     assert {c["name"]: c["type"] for c in body["schema"]}["geom"] == "geometry"
     tj = maps.tilejson(body)
     assert tj["scheme"] == "quadbin" and "{i}" in tj["tiles"][0]
+    # tilestats attributes (fetchMap's colour domains): over the cells shown at the center's zoom (2 + level 4).
+    assert tj["center"][2] == 2
+    want = h.warehouse(stack, f"""
+        SELECT min(n), max(n), sum(n), min(t), max(t), sum(t) FROM (
+          SELECT count(*) AS n, sum(value) AS t FROM {TABLE} GROUP BY carto.quadbin_frompoint(geom, 6)) c""").split("|")
+    attrs = {a["attribute"]: a for a in tj["tilestats"]["layers"][0]["attributes"]}
+    assert set(attrs) == {"n", "total"} and tj["tilestats"]["layers"][0]["attributeCount"] == 2
+    assert [attrs["n"][k] for k in ("min", "max", "sum")] + [attrs["total"][k] for k in ("min", "max", "sum")] == [float(v) for v in want]
+    assert attrs["n"]["type"] == "Number" and attrs["n"]["min"] < attrs["n"]["max"], "a domain, not one colour"
     # z0: every point, in resolution-4 cells.
     got = cells(maps, tj, 0, 0, 0)
     assert got == expected(stack, 4, 0, 0, 0)
