@@ -24,8 +24,11 @@ final class ModelSQLSnapshotTests: XCTestCase {
         assertSnapshot(try model(.formula, params: #"{"column": "updated", "operation": "max"}"#).formula().sql, "model_formula_max_timestamp")
         assertSnapshot(try model(.formula, params: #"{"operation": "custom", "operationExp": "sum(pop) / count(*)"}"#, user: true)
             .formula().sql, "model_formula_custom")
-        assertAPIError(try model(.formula, params: #"{"operation": "custom", "operationExp": "1"}"#).formula(),
+        assertAPIError(try model(.formula, params: #"{"operation": "custom", "operationExp": "(SELECT 1)"}"#).formula(),
                        status: 403, code: "custom_operation_forbidden")
+        // API access tokens: within the scoped-SQL allow-list, the same statement as a user's.
+        XCTAssertEqual(try model(.formula, params: #"{"operation": "custom", "operationExp": "sum(pop) / count(*)"}"#).formula().sql,
+                       try model(.formula, params: #"{"operation": "custom", "operationExp": "sum(pop) / count(*)"}"#, user: true).formula().sql)
     }
 
     func testCategory() throws {
