@@ -31,6 +31,8 @@ struct SourceDefinition: Sendable, Equatable {
     /// The finest cells a dynamically aggregated point source is grouped into (the client's
     /// `spatialIndexReferenceResolution`); the index's finest resolution when absent.
     var spatialIndexReferenceResolution: Int?
+    /// `_carto_bbox` on polygon features (the client's `prepareLabels`).
+    var featureBbox = false
 
     static let resolutions: [Double] = [0.25, 0.5, 1, 2, 4]
 
@@ -79,6 +81,7 @@ struct SourceDefinition: Sendable, Equatable {
             }
             d.filtersOr = op.lowercased() == "or"
         }
+        d.featureBbox = p.bool("featureBbox") ?? false
         if let r = p.string("tileResolution"), !r.isEmpty {
             guard let value = Double(r), resolutions.contains(value) else {
                 throw APIError.badRequest("tileResolution must be one of 0.25, 0.5, 1, 2, 4", code: "invalid_parameter")
@@ -127,6 +130,7 @@ struct SourceDefinition: Sendable, Equatable {
         if let aggregationExp { o["aggregationExp"] = .string(aggregationExp) }
         if let aggregationResLevel { o["aggregationResLevel"] = .int(aggregationResLevel) }
         if let spatialIndexReferenceResolution { o["spatialIndexReferenceResolution"] = .int(spatialIndexReferenceResolution) }
+        if featureBbox { o["featureBbox"] = true }
         return .object(o)
     }
 
@@ -152,6 +156,7 @@ struct SourceDefinition: Sendable, Equatable {
         aggregationExp = j["aggregationExp"]?.stringValue
         aggregationResLevel = j["aggregationResLevel"]?.intValue
         spatialIndexReferenceResolution = j["spatialIndexReferenceResolution"]?.intValue
+        featureBbox = j["featureBbox"]?.boolValue ?? false
     }
 
     /// A short, URL-safe id: the hash of the account and the canonical definition.

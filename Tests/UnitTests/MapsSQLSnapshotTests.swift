@@ -141,6 +141,18 @@ final class MapsSQLSnapshotTests: XCTestCase {
         assertSnapshot(try CellAggregation.tileSQL(record(d), index: .h3), "aggregation_h3_4326")
     }
 
+    func testVectorFeatureBboxAndAggregationExp() throws {
+        var d = table()
+        d.featureBbox = true
+        d.columns = ["name"]
+        assertSnapshot(try TileSQL.make(record(d), mode: .fast).sql, "tile_feature_bbox_4326")
+        assertSnapshot(try TileSQL.make(record(d, schema: SourceSchema(columns: Self.schema.columns, srid: 3857)), mode: .fast).sql,
+                       "tile_feature_bbox_3857")
+        var a = table()
+        a.aggregationExp = "count(*) AS n, sum(pop) AS pop"
+        assertSnapshot(try SourceSQL.from(a), "vector_aggregation_from")
+    }
+
     func testAggregationResolutionRespectsLevelReferenceAndBudget() {
         XCTAssertEqual(CellAggregation.resolution(z: 3, level: 6, dataResolution: 26, maxFeatures: 20000), 9)
         XCTAssertEqual(CellAggregation.resolution(z: 3, level: 16, dataResolution: 26, maxFeatures: 20000), 10)

@@ -222,3 +222,54 @@ def test_bad_spatial_filters(widgets, spatial, extra, code):
     r = m.call("formula", token, method="POST", source=CELLS, params={"operation": "count"}, **fields)
     err = assert_error(r, 400, code)
     assert "spatialFilters" in err["error"] or "H3" in err["error"] or "spatialFiltersMode" in err["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# vector sources: featureBbox (the client's prepareLabels) and aggregationExp (grouped by geometry)
+
+SHAPES = "public.e2e_agg_shapes"
+
+
+@pytest.fixture(scope="module")
+def shapes(stack, maps):
+    h.warehouse(stack, f"""
+        DROP TABLE IF EXISTS {SHAPES};
+        CREATE TABLE {SHAPES} (id int, value int, geom geometry(Geometry, 4326));
+        INSERT INTO {SHAPES} VALUES
+          (1, 10, ST_GeomFromText('POLYGON((-20 10, 30 10, 30 50, -20 50, -20 10))', 4326)),
+          (2, 20, ST_GeomFromText('MULTIPOLYGON(((1 1, 2 1, 2 2.5, 1 1)))', 4326)),
+          (3, 30, ST_GeomFromText('POINT(5 5)', 4326)),
+          (4, 40, ST_GeomFromText('POINT(5 5)', 4326)),
+          (5, 50, ST_GeomFromText('POINT(6 6)', 4326));
+    """)
+    return SHAPES
+
+
+def test_feature_bbox_on_polygons(stack, maps, shapes):
+    tj = maps.tilejson(maps.source("table", {"name": shapes, "featureBbox": "true"}))
+    want = dict(line.split("|") for line in h.warehouse(stack, f"""
+        SELECT id, concat_ws(',', ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom)) FROM {shapes}
+        WHERE GeometryType(geom) LIKE '%POLYGON'""").splitlines())
+    # z2 tile 2/1 holds only part of the big polygon: the box is still the whole polygon's.
+    for z, x, y in [(0, 0, 0), (2, 2, 1)]:
+        features = maps.features(tj, z, x, y)
+        got = {str(int(f.properties["id"])): f.properties.get("_carto_bbox") for f in features}
+        assert {k: v for k, v in got.items() if v is not None} == {k: v for k, v in want.items() if k in got}
+        assert all(got[i] is None for i in got if i not in want), "points carry no box"
+    assert [float(v) for v in want["1"].split(",")] == [-20, 10, 30, 50]
+    # Without the parameter there is none.
+    plain_tj = maps.tilejson(maps.source("table", {"name": shapes}))
+    assert all("_carto_bbox" not in f.properties for f in maps.features(plain_tj, 0, 0, 0))
+
+
+def test_aggregation_exp_groups_vector_features_by_geometry(stack, maps, shapes):
+    body = maps.source("table", {"name": shapes, "aggregationExp": "count(*) AS n, sum(value) AS total"})
+    assert {c["name"] for c in body["schema"]} == {"geom", "n", "total"}
+    tj = maps.tilejson(body)
+    want = sorted(tuple(int(v) for v in line.split("|")) for line in h.warehouse(stack, f"""
+        SELECT count(*), sum(value) FROM {shapes} GROUP BY geom""").splitlines())
+    got = sorted((int(f.properties["n"]), int(f.properties["total"])) for f in maps.features(tj, 0, 0, 0))
+    assert got == want and (2, 70) in got, "the two features at POINT(5 5) are one"
+    # API access tokens may only send simple aggregates there.
+    err = assert_error(maps.handshake("table", {"name": shapes, "aggregationExp": "(SELECT 1) AS x"}, maps.star), 403)
+    assert "aggregationExp" in err["error"]
