@@ -72,12 +72,13 @@ enum CellIndex: String, Sendable {
 /// properties computed by the source's `aggregationExp`, answered as deck.gl's spatial-index tile JSON
 /// (`[{id, properties}]`). Pure; z, x, y (or the tile's cell), the resolution and the shift are slots.
 enum CellAggregation {
+    /// Its second column, the number of cells, is what bench/tiles reads (as the feature count of vector tiles).
     static func tileSQL(_ record: SourceRecord, index: CellIndex) throws -> SQL {
         let keys = index.keys(lon: "__p.lon", lat: "__p.lat")
         var strip: SQL = "to_jsonb(t)"
         for key in keys { strip += " - '\(unsafeRaw: key.name)'" }
         return """
-            SELECT coalesce(json_agg(json_build_object('id', \(index.cellId), 'properties', \(strip))), '[]')::text
+            SELECT coalesce(json_agg(json_build_object('id', \(index.cellId), 'properties', \(strip))), '[]')::text, count(*)
             FROM (
             \(try cellsSQL(record, index: index, inTile: true))
             ) t

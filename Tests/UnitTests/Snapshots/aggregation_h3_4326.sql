@@ -1,5 +1,5 @@
 -- parameters: ["\u0000resolution","\u0000tile","{\"true\"}","\u0000z","\u0000tile"]
-SELECT coalesce(json_agg(json_build_object('id', t.__cell::text, 'properties', to_jsonb(t) - '__cell')), '[]')::text
+SELECT coalesce(json_agg(json_build_object('id', t.__cell::text, 'properties', to_jsonb(t) - '__cell')), '[]')::text, count(*)
 FROM (
   SELECT _src.__cell, count(*) AS n, sum(pop) AS pop
   FROM (

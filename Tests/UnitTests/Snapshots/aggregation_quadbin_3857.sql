@@ -1,5 +1,5 @@
 -- parameters: ["\u0000resolution","\u0000resolution","\u0000resolution","\u0000resolution","\u0000resolution","\u0000z","\u0000x","\u0000y","{\"true\"}","\u0000shift","\u0000x","\u0000shift","\u0000y"]
-SELECT coalesce(json_agg(json_build_object('id', lpad(to_hex(carto.quadbin_fromzxy($1::int, t.__x, t.__y)), 16, '0'), 'properties', to_jsonb(t) - '__x' - '__y')), '[]')::text
+SELECT coalesce(json_agg(json_build_object('id', lpad(to_hex(carto.quadbin_fromzxy($1::int, t.__x, t.__y)), 16, '0'), 'properties', to_jsonb(t) - '__x' - '__y')), '[]')::text, count(*)
 FROM (
   SELECT _src.__x, _src.__y, count(*) AS n, sum(pop) AS pop
   FROM (
