@@ -275,3 +275,23 @@ def test_aggregation_exp_groups_vector_features_by_geometry(stack, maps, shapes)
     assert_ok(maps.handshake("table", {"name": shapes, "aggregationExp": "count(*) AS n"}, scoped))
     err = assert_error(maps.handshake("table", {"name": shapes, "aggregationExp": "(SELECT 1) AS x"}, scoped), 403)
     assert "aggregationExp" in err["error"]
+
+
+def test_slow_aggregation_answers_429(limits_stack):
+    """A statement-timeout-bound aggregation (1 s on this stack): the TileJSON's attributes and the tile both
+    stop at the timeout with 429, not a hang or a 500."""
+    h.warehouse(limits_stack, """
+        CREATE TABLE IF NOT EXISTS e2e_agg_slow AS
+          SELECT g AS id, ST_SetSRID(ST_MakePoint(g % 50, g % 40), 4326) AS geom FROM generate_series(1, 400) g""")
+    token = limits_stack.tessera("tokens", "create", "--email", limits_stack.admin_email, "--connection", "carto_dw",
+                                 "--source", "*", "--apis", "maps").strip().splitlines()[-1]
+    api = h.Api(limits_stack)
+    r = api.get("/api/v3/maps/carto_dw/table", token=token, params={
+        "name": "public.e2e_agg_slow", "spatialDataType": "quadbin", "spatialDataColumn": "geom",
+        "aggregationExp": "count(*) AS n, max(pg_sleep(0.01)::text) AS slow"})
+    body = assert_ok(r)
+    tilejson = body["tilejson"]["url"][0][len(limits_stack.base_url):]
+    assert_error(api.get(tilejson, token=token), 429, "statement_timeout")
+    source = tilejson.split("source=")[1].split("&")[0]
+    tile = f"/api/v3/maps/carto_dw/table/480fffffffffffff?source={source}&formatTiles=json&spatialIndex=quadbin"
+    assert_error(api.get(tile, token=token), 429, "statement_timeout")
