@@ -3,7 +3,9 @@
 
 One deterministic tile list (z0, every z1 tile, then z2-z14 around eight real cities: 202 tiles) is served
 three ways, per layer -- the GeoNames demo places (~155k points, `populated_places`) and a synthetic
-`bench_points` table of --points points (half uniform over the world, half clustered around the same cities)
+`bench_points` table of --points points (half uniform over the world, half clustered around the same cities),
+and `quadbin-agg`, the same points aggregated into quadbin cells per `{i}` tile (spatialDataType=quadbin over
+the geometry column, aggregationResLevel 6: what deck.gl's heatmap/grid layers request)
 -- and per zoom band (--bands, default z0-9 and z10+):
 
   (a) raw:      maps-api's own tile statements through pgbench (-M prepared, the same text, the same bound
@@ -547,7 +549,8 @@ def parse_log(text: str) -> dict[int, tuple[list[Stmt], list[str]]]:
             continue
         if level == "LOG":
             m = re.match(r"duration: ([\d.]+) ms  execute [^:]+: (.*)", msg, re.S)
-            if m and "st_asmvt" in m.group(2).lower():  # tile statements (not e.g. per-connection lookups)
+            # tile statements (not e.g. per-connection lookups): vector tiles, or quadbin cells as JSON
+            if m and ("st_asmvt" in m.group(2).lower() or "json_build_object('id'" in m.group(2).lower()):
                 s = Stmt(text=m.group(2), ms=float(m.group(1)))
                 out[current][0].append(s)
                 last_execute[pid] = s
