@@ -3,7 +3,9 @@
 
 One deterministic tile list (z0, every z1 tile, then z2-z14 around eight real cities: 202 tiles) is served
 three ways, per layer -- the GeoNames demo places (~155k points, `populated_places`) and a synthetic
-`bench_points` table of --points points (half uniform over the world, half clustered around the same cities)
+`bench_points` table of --points points (half uniform over the world, half clustered around the same cities),
+and `quadbin-agg`, the same points aggregated into quadbin cells per `{i}` tile (spatialDataType=quadbin over
+the geometry column, aggregationResLevel 6: what deck.gl's heatmap/grid layers request)
 -- and per zoom band (--bands, default z0-9 and z10+):
 
   (a) raw:      maps-api's own tile statements through pgbench (-M prepared, the same text, the same bound
@@ -134,6 +136,8 @@ class Layer:
     source_id: str = ""
     template: str = ""
     tiles: list[Tile] = field(default_factory=list)
+    # Extra handshake parameters: the quadbin aggregation layer (points grouped into cells per tile, `{i}` URLs).
+    params: dict[str, str] = field(default_factory=dict)
 
     @property
     def light(self) -> list[Tile]:
@@ -438,7 +442,7 @@ def http_get(url: str, token: str | None, timeout: float = 120, headers: dict[st
 
 def handshake(stack: Stack, token: str, layer: Layer) -> None:
     """Instantiate the source like a client does and keep the TileJSON's tile URL template."""
-    q = urllib.parse.urlencode({"name": layer.table, "columns": layer.columns})
+    q = urllib.parse.urlencode({"name": layer.table, **({"columns": layer.columns} if layer.columns else {}), **layer.params})
     url = f"{stack.base_url}/api/v3/maps/{CONNECTION}/table?{q}"
     status, _, body = http_get(url, token)
     if status != 200:
@@ -455,10 +459,23 @@ def handshake(stack: Stack, token: str, layer: Layer) -> None:
 
 def tile_url(layer: Layer, t: Tile, base: str | None = None) -> str:
     url = layer.template.replace("{z}", str(t.z)).replace("{x}", str(t.x)).replace("{y}", str(t.y))
+    url = url.replace("{i}", quadbin_hex(t.z, t.x, t.y))
     if base:
         u = urllib.parse.urlsplit(url)
         url = base.rstrip("/") + u.path + ("?" + u.query if u.query else "")
     return url
+
+
+def quadbin_hex(z: int, x: int, y: int) -> str:
+    """The quadbin cell of tile z/x/y as deck.gl fills `{i}` (16 hex digits)."""
+    def spread(v: int) -> int:  # the bits of v at the even positions of 64
+        out = 0
+        for b in range(32):
+            out |= ((v >> b) & 1) << (2 * b)
+        return out
+    morton = spread(x << (32 - z)) | (spread(y << (32 - z)) << 1) if z else 0
+    cell = 0x4000000000000000 | (1 << 59) | (z << 52) | (morton >> 12) | (0xFFFFFFFFFFFFF >> (2 * z))
+    return f"{cell:016x}"
 
 
 def tile_path(layer: Layer, t: Tile) -> str:
@@ -532,7 +549,8 @@ def parse_log(text: str) -> dict[int, tuple[list[Stmt], list[str]]]:
             continue
         if level == "LOG":
             m = re.match(r"duration: ([\d.]+) ms  execute [^:]+: (.*)", msg, re.S)
-            if m and "st_asmvt" in m.group(2).lower():  # tile statements (not e.g. per-connection lookups)
+            # tile statements (not e.g. per-connection lookups): vector tiles, or quadbin cells as JSON
+            if m and ("st_asmvt" in m.group(2).lower() or "json_build_object('id'" in m.group(2).lower()):
                 s = Stmt(text=m.group(2), ms=float(m.group(1)))
                 out[current][0].append(s)
                 last_execute[pid] = s
@@ -968,7 +986,8 @@ def main() -> int:
                     help="plan_cache_mode of the warehouse role, for both paths (default force_generic_plan; "
                          "auto = PostgreSQL's default; see 'Plans' below)")
     ap.add_argument("--bin", default=str(REPO / ".build" / "release"), help="Swift executables")
-    ap.add_argument("--layers", default="places,points", help="places, points or both (default both)")
+    ap.add_argument("--layers", default="places,points,quadbin-agg",
+                    help="places, points, quadbin-agg (bench_points aggregated into quadbin cells per tile); default all")
     ap.add_argument("--tiles", help="file of z/x/y lines instead of the built-in list")
     ap.add_argument("--heavy-kb", type=float, default=512.0,
                     help="tile size above which a tile leaves the throughput mixes (default 512)")
@@ -985,8 +1004,8 @@ def main() -> int:
         raise SystemExit("--clients, --rounds, --seconds and --points must be positive")
     bands = parse_bands(args.bands)
     keys = [k.strip() for k in args.layers.split(",") if k.strip()]
-    if not keys or not set(keys) <= {"places", "points"}:
-        raise SystemExit("--layers takes places, points or both")
+    if not keys or not set(keys) <= {"places", "points", "quadbin-agg"}:
+        raise SystemExit("--layers takes places, points and/or quadbin-agg")
     if os.geteuid() != 0:
         raise SystemExit("run as root (the harness runs PostgreSQL as the postgres user)")
     for name, pkg in (("wrk", "wrk"), ("pgbench", "postgresql-client"), ("psql", "postgresql-client")):
@@ -1000,8 +1019,11 @@ def main() -> int:
     except (OSError, BenchError) as e:
         raise SystemExit(str(e)) from None
 
+    aggregation = {"spatialDataType": "quadbin", "spatialDataColumn": "geom", "aggregationResLevel": "6",
+                   "aggregationExp": "count(*) AS n, sum(value) AS total"}
     layers = [lay for lay in (Layer("places", "populated_places", "name,population"),
-                              Layer("points", "bench_points", "id,value")) if lay.key in keys]
+                              Layer("points", "bench_points", "id,value"),
+                              Layer("quadbin-agg", "bench_points", "", params=aggregation)) if lay.key in keys]
     if args.state:
         root = Path(args.state).resolve()
         root.mkdir(parents=True, exist_ok=True)
@@ -1046,7 +1068,7 @@ def main() -> int:
                                 "--dsn", stack.warehouse_dsn], capture_output=True, text=True, timeout=1800)
             if r.returncode != 0:
                 raise BenchError(f"demo_data.py failed:\n{r.stdout}\n{r.stderr}")
-        if any(lay.key == "points" for lay in layers):
+        if any(lay.table == "bench_points" for lay in layers):
             ensure_points(stack, args.points)
         token = tool(bin_dir, stack, "tokens", "create", "--email", ADMIN_EMAIL, "--connection", CONNECTION,
                      "--source", "*", "--apis", "maps").strip().splitlines()[-1]

@@ -63,7 +63,9 @@ enum FilterSQL {
                         if !bounds[0].isNull { conds.append("\(ref) >= \(try bound(bounds[0], kind: kind, time: op == "time"))") }
                         if !bounds[1].isNull {
                             let upper = try bound(bounds[1], kind: kind, time: op == "time")
-                            conds.append(op == "between" ? "\(ref) <= \(upper)" : "\(ref) < \(upper)")
+                            // `time` is inclusive like `between`: the client's own local filter (filterTime in
+                            // @carto/api-client) applies filterBetween, so a feature at the upper bound must match.
+                            conds.append(op == "closed_open" ? "\(ref) < \(upper)" : "\(ref) <= \(upper)")
                         }
                         return conds.isEmpty ? "TRUE" : "(\(conds, joinedBy: " AND "))"
                     }

@@ -58,6 +58,16 @@ enum Quadbin {
             """
     }
 
+    /// A cell column's rows grouped by their parent at the slot `resolution` (the whole source, for its
+    /// TileJSON attributes): `__cell` and the `aggregationExp` columns.
+    static func cellsSQL(_ record: SourceRecord) throws -> SQL {
+        let d = record.definition
+        let column: SQL = "_src.\(try Identifier(d.spatialColumn))::bigint"
+        var sql: SQL = "SELECT carto.quadbin_toparent(\(column), \(SQL.slot("resolution"))::int) AS __cell, \(unsafeRaw: d.aggregationExp ?? "count(*) AS count") FROM \(try SourceSQL.from(d)) AS _src WHERE \(column) IS NOT NULL"
+        if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) { sql += " AND \(filter)" }
+        return sql + " GROUP BY 1"
+    }
+
     /// The bound values of `tileSQL` for one tile.
     static func parameters(_ sql: SQL, z: Int, x: Int, y: Int, resolution: Int, dataResolution: Int) -> [String?] {
         sql.parameters(filling: ["z": String(z), "x": String(x), "y": String(y), "resolution": String(resolution),

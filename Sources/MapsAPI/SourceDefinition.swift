@@ -7,7 +7,11 @@ import Platform
 /// server-side under a short id derived from its content.
 struct SourceDefinition: Sendable, Equatable {
     enum Kind: String, Sendable { case table, query, tileset }
-    enum SpatialType: String, Sendable { case geo, quadbin }
+    enum SpatialType: String, Sendable {
+        case geo, quadbin, h3
+        /// The spatial index of an aggregated source.
+        var index: CellIndex? { CellIndex(rawValue: rawValue) }
+    }
 
     var kind: Kind
     var connection: String
@@ -24,6 +28,11 @@ struct SourceDefinition: Sendable, Equatable {
     var tileResolution = 0.5
     var aggregationExp: String?
     var aggregationResLevel: Int?
+    /// The finest cells a dynamically aggregated point source is grouped into (the client's
+    /// `spatialIndexReferenceResolution`); the index's finest resolution when absent.
+    var spatialIndexReferenceResolution: Int?
+    /// `_carto_bbox` on polygon features (the client's `prepareLabels`).
+    var featureBbox = false
 
     static let resolutions: [Double] = [0.25, 0.5, 1, 2, 4]
 
@@ -48,11 +57,12 @@ struct SourceDefinition: Sendable, Equatable {
         }
         if let type = p.string("spatialDataType"), !type.isEmpty {
             guard let t = SpatialType(rawValue: type) else {
-                throw APIError.badRequest("spatialDataType must be geo or quadbin", code: "invalid_parameter")
+                throw APIError.badRequest("spatialDataType must be geo, quadbin or h3 (trajectory sources are not supported)",
+                                          code: "invalid_parameter")
             }
             d.spatialType = t
         }
-        d.spatialColumn = p.string("spatialDataColumn").flatMap { $0.isEmpty ? nil : $0 } ?? (d.spatialType == .quadbin ? "quadbin" : "geom")
+        d.spatialColumn = p.string("spatialDataColumn").flatMap { $0.isEmpty ? nil : $0 } ?? (d.spatialType.index?.rawValue ?? "geom")
         if let columns = p.string("columns"), !columns.isEmpty {
             let list: [String]
             if let array = try? p.json("columns")?.arrayValue { list = array.compactMap(\.stringValue) } else {
@@ -71,6 +81,7 @@ struct SourceDefinition: Sendable, Equatable {
             }
             d.filtersOr = op.lowercased() == "or"
         }
+        d.featureBbox = p.bool("featureBbox") ?? false
         if let r = p.string("tileResolution"), !r.isEmpty {
             guard let value = Double(r), resolutions.contains(value) else {
                 throw APIError.badRequest("tileResolution must be one of 0.25, 0.5, 1, 2, 4", code: "invalid_parameter")
@@ -82,14 +93,24 @@ struct SourceDefinition: Sendable, Equatable {
             d.aggregationExp = exp
         }
         if let level = try p.int("aggregationResLevel") {
-            guard (0...16).contains(level) else { throw APIError.badRequest("aggregationResLevel must be 0-16", code: "invalid_parameter") }
+            guard (0...16).contains(level) else {
+                throw APIError.badRequest("aggregationResLevel must be 0-16", code: "invalid_parameter")
+            }
             d.aggregationResLevel = level
         }
-        if d.spatialType == .quadbin {
+        if let index = d.spatialType.index {
             guard d.aggregationExp != nil else {
-                throw APIError.badRequest("aggregationExp is required for quadbin sources", code: "missing_parameter")
+                throw APIError.badRequest("aggregationExp is required for \(index.rawValue) sources", code: "missing_parameter")
             }
-            d.aggregationResLevel = d.aggregationResLevel ?? 6
+            // The client's defaults (DEFAULT_AGGREGATION_RES_LEVEL_QUADBIN / _H3).
+            d.aggregationResLevel = d.aggregationResLevel ?? (index == .quadbin ? 6 : 4)
+            if let reference = try p.int("spatialIndexReferenceResolution") {
+                guard (0...index.maxResolution).contains(reference) else {
+                    throw APIError.badRequest("spatialIndexReferenceResolution must be 0-\(index.maxResolution) for \(index.rawValue)",
+                                              code: "invalid_parameter")
+                }
+                d.spatialIndexReferenceResolution = reference
+            }
         }
         return d
     }
@@ -108,6 +129,8 @@ struct SourceDefinition: Sendable, Equatable {
         if let filters { o["filters"] = filters }
         if let aggregationExp { o["aggregationExp"] = .string(aggregationExp) }
         if let aggregationResLevel { o["aggregationResLevel"] = .int(aggregationResLevel) }
+        if let spatialIndexReferenceResolution { o["spatialIndexReferenceResolution"] = .int(spatialIndexReferenceResolution) }
+        if featureBbox { o["featureBbox"] = true }
         return .object(o)
     }
 
@@ -132,6 +155,8 @@ struct SourceDefinition: Sendable, Equatable {
         tileResolution = j["tileResolution"]?.doubleValue ?? 0.5
         aggregationExp = j["aggregationExp"]?.stringValue
         aggregationResLevel = j["aggregationResLevel"]?.intValue
+        spatialIndexReferenceResolution = j["spatialIndexReferenceResolution"]?.intValue
+        featureBbox = j["featureBbox"]?.boolValue ?? false
     }
 
     /// A short, URL-safe id: the hash of the account and the canonical definition.

@@ -17,9 +17,32 @@ struct SourceInspector {
         var geometryType: String?
         var dataResolution: Int?
         var extent: [Double]?
-        if d.spatialType == .quadbin {
+        if let index = d.spatialType.index, kind == .geometry {
+            // Dynamic aggregation: points grouped into cells per tile.
+            try index.requireFunctions(connection, watch: watch)
+            // The builder has the H3 cell functions; its {i} tiles are addressed by H3 cell, which the tile route
+            // does not parse yet.
+            guard index == .quadbin else {
+                throw APIError.badRequest("spatialDataType=h3 tiles are not served by this version yet", code: "h3_unavailable")
+            }
+            let g = try Identifier(d.spatialColumn)
+            let r = try connection.execute("""
+                SELECT ST_SRID(_src.\(g)::geometry), GeometryType(_src.\(g)::geometry) FROM \(from) AS _src
+                WHERE _src.\(g) IS NOT NULL LIMIT 1
+                """ as SQL, watch: watch)
+            schema.srid = r.rowCount == 1 ? (r.int(0, 0).map { $0 == 0 ? 4326 : $0 } ?? 4326) : 4326
+            geometryType = r.rowCount == 1 ? r.string(0, 1) : nil
+            guard geometryType == nil || geometryType == "POINT" else {
+                throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) holds \(geometryType!) geometries; \(index.rawValue) aggregation needs points",
+                                          code: "invalid_parameter")
+            }
+            dataResolution = d.spatialIndexReferenceResolution ?? index.maxResolution
+        } else if d.spatialType == .h3 {
+            throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) must be a point geometry column: H3 cell-id columns are not supported yet",
+                                      code: "invalid_parameter")
+        } else if d.spatialType == .quadbin {
             guard kind == .number else {
-                throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) must hold quadbin cell ids (bigint)", code: "invalid_parameter")
+                throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) must hold quadbin cell ids (bigint) or point geometries", code: "invalid_parameter")
             }
             try Quadbin.requireFunctions(connection, watch: watch)
             let q = try Identifier(d.spatialColumn)

@@ -15,6 +15,9 @@ struct SourceRecord: Sendable {
     /// The handshake's row count (an estimate for big tables): sizes the sample of an over-budget tile.
     var rows: Int?
 
+    /// A quadbin/h3 source over a geometry column: its points are aggregated into cells per tile.
+    var aggregatesPoints: Bool { definition.spatialType.index != nil && schema.kind(of: definition.spatialColumn) == .geometry }
+
     var metadata: JSON {
         ["schema": schema.json, "srid": .int(schema.srid), "geometryType": .optional(geometryType),
          "dataResolution": dataResolution.map(JSON.int) ?? .null, "extent": extent.map { .array($0.map(JSON.number)) } ?? .null,

@@ -7,6 +7,7 @@ import Postgres
 /// source's TileJSON (the URL the handshake returned).
 struct SourceRoute: Sendable {
     let maps: MapsService
+    static let quadbinCenterZoom = 2
 
     func handle(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try maps.services.auth.authenticate(request, api: "maps")
@@ -44,11 +45,26 @@ struct SourceRoute: Sendable {
         if d.spatialType == .quadbin {
             let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{i}",
                                  [("source", id), ("cache", String(cache)), ("formatTiles", "json"), ("spatialIndex", "quadbin")])
-            let maxResolution = max(0, (record.dataResolution ?? 0) - (d.aggregationResLevel ?? 6))
+            let dataResolution = record.dataResolution ?? 0, level = d.aggregationResLevel ?? 6
+            let maxResolution = max(0, dataResolution - level)
+            // Attributes over the cells a map opened at the center's zoom (2) shows, as fetchMap's colour
+            // domains read them.
+            let resolution = min(dataResolution, Self.quadbinCenterZoom + level)
+            let (cells, keys) = record.aggregatesPoints
+                ? (try CellAggregation.cellsSQL(record, index: .quadbin, inTile: false), ["__x", "__y"])
+                : (try Quadbin.cellsSQL(record), ["__cell"])
+            let sql = CellAggregation.attributesSQL(cells: cells, keys: keys)
+            let parameters = sql.parameters(filling: ["resolution": String(resolution)])!
+            let attributes = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
+                let text = try db.execute(sql.text, parameters, watch: maps.watch(request)).string(0, 0) ?? "[]"
+                return try JSON.decode(Array(text.utf8))
+            }
             return .json(["tilejson": "3.0.0", "scheme": "quadbin", "tiles": [.string(tiles)],
                           "minresolution": 0, "maxresolution": .int(maxResolution), "minzoom": 0, "maxzoom": .int(maxResolution),
-                          "bounds": [-180, .number(-85.0511), 180, .number(85.0511)], "center": [0, 0, 2],
-                          "tilestats": ["layerCount": 1, "layers": [["layer": "default", "geometry": "Polygon", "attributes": []]]]],
+                          "bounds": [-180, .number(-85.0511), 180, .number(85.0511)], "center": [0, 0, .int(Self.quadbinCenterZoom)],
+                          "tilestats": ["layerCount": 1, "layers": [["layer": "default", "geometry": "Polygon",
+                                                                     "attributeCount": .int(attributes.arrayValue?.count ?? 0),
+                                                                     "attributes": attributes]]]],
                          headers: TileRoute.cacheHeaders(request, principal, record))
         }
         let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{z}/{x}/{y}",

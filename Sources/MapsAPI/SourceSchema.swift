@@ -36,7 +36,17 @@ struct SourceSchema: Sendable {
 
 /// The FROM item of a source: a quoted table name or the query in parentheses with its own parameters.
 enum SourceSQL {
+    /// The source's rows: the table or query, or — `aggregationExp` on a vector source — its rows grouped by
+    /// geometry with the expression's columns as properties ("grouped by geometry and then aggregated", as
+    /// @carto/api-client documents the parameter).
     static func from(_ d: SourceDefinition) throws -> SQL {
+        let base = try rows(d)
+        guard d.spatialType == .geo, d.kind != .tileset, let exp = d.aggregationExp else { return base }
+        let g = try Identifier(d.spatialColumn)
+        return "(SELECT _agg.\(g) AS \(g), \(SQL(unsafeRaw: exp)) FROM \(base) AS _agg GROUP BY _agg.\(g))"
+    }
+
+    static func rows(_ d: SourceDefinition) throws -> SQL {
         switch d.kind {
         case .table, .tileset: return try table(d).identifier
         case .query:

@@ -2,6 +2,7 @@ import Foundation
 import HTTPKit
 import Platform
 import Postgres
+import SQLKit
 
 /// `GET /api/v3/maps/{connection}/{type}/{z}/{x}/{y}?source=<id>&formatTiles=mvt`: a Mapbox Vector Tile
 /// built in PostGIS, or 204 when the tile is empty. Per-tile budgets on features and bytes drop features
@@ -21,14 +22,25 @@ struct TileRoute: Sendable {
         }
         let headers = Self.cacheHeaders(request, principal, record)
         if z > dataResolution { return .noContent(headers: headers) }
-        let resolution = min(z + (record.definition.aggregationResLevel ?? 6), dataResolution)
-        let sql = try Quadbin.tileSQL(record)
-        let parameters = Quadbin.parameters(sql, z: z, x: x, y: y, resolution: resolution, dataResolution: dataResolution)
+        let config = maps.services.config
+        let level = record.definition.aggregationResLevel ?? 6
+        let sql: SQL, parameters: [String?]
+        if record.aggregatesPoints {
+            let resolution = CellAggregation.resolution(z: z, level: level, dataResolution: dataResolution, maxFeatures: config.tileMaxFeatures)
+            sql = try CellAggregation.tileSQL(record, index: .quadbin)
+            parameters = CellAggregation.parameters(sql, z: z, x: x, y: y, resolution: resolution)
+        } else {
+            let resolution = min(z + level, dataResolution)
+            sql = try Quadbin.tileSQL(record)
+            parameters = Quadbin.parameters(sql, z: z, x: x, y: y, resolution: resolution, dataResolution: dataResolution)
+        }
         let json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> String in
             let r = try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true)
             return r.string(0, 0) ?? "[]"
         }
         if json == "[]" { return .noContent(headers: headers) }
+        // The byte budget, as for vector tiles (the cell count is bounded by the resolution chosen).
+        if json.utf8.count > config.tileMaxBytes { return .noContent(headers: headers) }
         return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
     }
 

@@ -47,6 +47,15 @@ struct TileSQL: Sendable {
             default: props.append("_src.\(q)::text AS \(q)")
             }
         }
+        if d.featureBbox {
+            // The whole (unclipped) geometry's WGS84 box as "west,south,east,north", on polygons only: the client
+            // places one label per polygon however many tiles it spans.
+            let box: SQL = srid == 4326 ? "\(geom)::box2d" : "ST_Transform(ST_Envelope(\(geom)), 4326)::box2d"
+            props.append("""
+                CASE WHEN GeometryType(\(g)::geometry) IN ('POLYGON', 'MULTIPOLYGON')
+                THEN concat_ws(',', ST_XMin(\(box)), ST_YMin(\(box)), ST_XMax(\(box)), ST_YMax(\(box))) END AS _carto_bbox
+                """)
+        }
         // The id CARTO's pick model regenerates to find a clicked feature (see Models/ModelContext+Rows).
         props.append("md5(ST_AsBinary(\(g)::geometry)) AS _carto_feature_id")
         let extent = d.extent

@@ -1,6 +1,7 @@
 import HTTPKit
 import Platform
 import Postgres
+import SQLKit
 
 /// Decides whether an API Access Token's grants cover a SQL statement. A granted SQL source runs verbatim;
 /// otherwise the planner's own list of relations (EXPLAIN, which does not execute) must name only granted

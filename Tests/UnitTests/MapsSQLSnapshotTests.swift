@@ -119,6 +119,46 @@ final class MapsSQLSnapshotTests: XCTestCase {
         XCTAssertEqual(Quadbin.parameters(sql, z: 2, x: 1, y: 3, resolution: 8, dataResolution: 10).prefix(1), ["8"])
         d.aggregationExp = "sum(pop) AS pop"
         assertSnapshot(try Quadbin.tileSQL(record(d, schema: schema)), "quadbin_tile_aggregation")
+        assertSnapshot(CellAggregation.attributesSQL(cells: try Quadbin.cellsSQL(record(d, schema: schema)), keys: ["__cell"]),
+                       "quadbin_attributes")
+    }
+
+    func testPointAggregationTile() throws {
+        var d = table()
+        d.spatialType = .quadbin
+        d.aggregationExp = "count(*) AS n, sum(pop) AS pop"
+        d.filters = try filters(#"{"capital": {"in": {"values": [true]}}}"#)
+        let sql = try CellAggregation.tileSQL(record(d), index: .quadbin)
+        assertSnapshot(sql, "aggregation_quadbin_4326")
+        let parameters = CellAggregation.parameters(sql, z: 3, x: 4, y: 2, resolution: 9)
+        XCTAssertFalse(parameters.contains { $0?.utf8.first == 0 }, "every slot filled")
+        XCTAssertTrue(parameters.contains("6"), "the shift from the tile to its cells")
+        assertSnapshot(try CellAggregation.tileSQL(record(d, schema: SourceSchema(columns: Self.schema.columns, srid: 3857)), index: .quadbin),
+                       "aggregation_quadbin_3857")
+        let cells = try CellAggregation.cellsSQL(record(d), index: .quadbin, inTile: false)
+        assertSnapshot(CellAggregation.attributesSQL(cells: cells, keys: ["__x", "__y"]), "aggregation_quadbin_attributes")
+        // The H3 variant is the same statement with H3's cell functions.
+        assertSnapshot(try CellAggregation.tileSQL(record(d), index: .h3), "aggregation_h3_4326")
+    }
+
+    func testVectorFeatureBboxAndAggregationExp() throws {
+        var d = table()
+        d.featureBbox = true
+        d.columns = ["name"]
+        assertSnapshot(try TileSQL.make(record(d), mode: .fast).sql, "tile_feature_bbox_4326")
+        assertSnapshot(try TileSQL.make(record(d, schema: SourceSchema(columns: Self.schema.columns, srid: 3857)), mode: .fast).sql,
+                       "tile_feature_bbox_3857")
+        var a = table()
+        a.aggregationExp = "count(*) AS n, sum(pop) AS pop"
+        assertSnapshot(try SourceSQL.from(a), "vector_aggregation_from")
+    }
+
+    func testAggregationResolutionRespectsLevelReferenceAndBudget() {
+        XCTAssertEqual(CellAggregation.resolution(z: 3, level: 6, dataResolution: 26, maxFeatures: 20000), 9)
+        XCTAssertEqual(CellAggregation.resolution(z: 3, level: 16, dataResolution: 26, maxFeatures: 20000), 10)
+        XCTAssertEqual(CellAggregation.resolution(z: 3, level: 6, dataResolution: 5, maxFeatures: 20000), 5)
+        XCTAssertEqual(CellAggregation.resolution(z: 24, level: 6, dataResolution: 26, maxFeatures: 20000), 26)
+        XCTAssertEqual(CellAggregation.resolution(z: 0, level: 6, dataResolution: 26, maxFeatures: 1), 0)
     }
 
     func testStatsForEachKind() throws {

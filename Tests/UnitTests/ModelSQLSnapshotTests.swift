@@ -24,8 +24,11 @@ final class ModelSQLSnapshotTests: XCTestCase {
         assertSnapshot(try model(.formula, params: #"{"column": "updated", "operation": "max"}"#).formula().sql, "model_formula_max_timestamp")
         assertSnapshot(try model(.formula, params: #"{"operation": "custom", "operationExp": "sum(pop) / count(*)"}"#, user: true)
             .formula().sql, "model_formula_custom")
-        assertAPIError(try model(.formula, params: #"{"operation": "custom", "operationExp": "1"}"#).formula(),
+        assertAPIError(try model(.formula, params: #"{"operation": "custom", "operationExp": "(SELECT 1)"}"#).formula(),
                        status: 403, code: "custom_operation_forbidden")
+        // API access tokens: within the scoped-SQL allow-list, the same statement as a user's.
+        XCTAssertEqual(try model(.formula, params: #"{"operation": "custom", "operationExp": "sum(pop) / count(*)"}"#).formula().sql,
+                       try model(.formula, params: #"{"operation": "custom", "operationExp": "sum(pop) / count(*)"}"#, user: true).formula().sql)
     }
 
     func testCategory() throws {
@@ -79,5 +82,30 @@ final class ModelSQLSnapshotTests: XCTestCase {
                           filters: #"{"pop": {"between": {"values": [[1, 2]]}}}"#, spatialFilters: polygon,
                           queryParameters: #"["x"]"#, srids: ["geom": 25830])
         assertSnapshot(try m.formula().sql, "model_formula_query_all_conditions")
+    }
+
+    /// Widgets on a quadbin source with the viewport (each spatialFiltersMode) or selected cells.
+    func testQuadbinSpatialFilters() throws {
+        let schema = SourceSchema(columns: [("quadbin", .number), ("pop", .number)], srid: 4326)
+        func formula(_ spatial: String, mode: String? = nil) throws -> SQL {
+            var body: [String: JSON] = ["type": "table", "source": "public.cells", "params": try JSON.decode(#"{"operation": "count"}"#),
+                                        "spatialDataType": "quadbin", "spatialDataColumn": "quadbin", "spatialFilters": try JSON.decode(spatial)]
+            if let mode { body["spatialFiltersMode"] = .string(mode) }
+            let request = try ModelRequest.parse(model: .formula, connection: "carto_dw", Parameters(body: body))
+            return try ModelSQL(request: request, schema: schema, srids: [:], allowsRawSQL: false).formula().sql
+        }
+        let viewport = #"{"quadbin": {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 0]]]}}"#
+        assertSnapshot(try formula(viewport), "model_quadbin_viewport_intersects")
+        assertSnapshot(try formula(viewport, mode: "center"), "model_quadbin_viewport_center")
+        assertSnapshot(try formula(viewport, mode: "contains"), "model_quadbin_viewport_contains")
+        assertSnapshot(try formula(#"{"quadbin": {"type": "quadbin", "indexes": ["4841bfffffffffff", "5206653750449537023"]}}"#),
+                       "model_quadbin_indexes")
+        for bad in [#"{"quadbin": {"type": "quadbin", "indexes": ["4841bffffffffff0"]}}"#,
+                    #"{"quadbin": {"type": "quadbin", "indexes": "4841bfffffffffff"}}"#,
+                    #"{"quadbin": {"type": "quadbin", "indexes": [12]}}"#,
+                    #"{"quadbin": {"type": "s2", "indexes": []}}"#] {
+            assertAPIError(try formula(bad), status: 400, code: "invalid_spatial_filter")
+        }
+        assertAPIError(try formula(viewport, mode: "touches"), status: 400, code: "invalid_spatial_filter")
     }
 }

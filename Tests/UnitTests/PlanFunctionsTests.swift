@@ -1,5 +1,5 @@
 import XCTest
-@testable import SQLAPI
+import SQLKit
 
 final class PlanFunctionsTests: XCTestCase {
     func testFindsPlainQuotedAndQualifiedCalls() {

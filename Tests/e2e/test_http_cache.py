@@ -147,6 +147,26 @@ def test_cacheable_get_is_stored_and_served_per_contract(router, kind):
     assert backend_hits(router, tag) == 1
 
 
+def http_now_after_store() -> str:
+    """`new Date().toUTCString()` as the client sends it (whole seconds), taken in the second after the
+    object was stored: Varnish answers 304 when the date is not before the object and not in its future."""
+    time.sleep(1.05 - time.time() % 1)
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+
+
+def test_conditional_requests_get_the_full_answer(router):
+    """fetchMap({autoRefresh}) sends If-Modified-Since: <now> and parses the answer as JSON: a stored object
+    must come back whole (200 and its body), never as a bodiless 304."""
+    path = cached_path(unique_tag())
+    first = nginx(router, path, token="tok-A")
+    assert first.status == 200 and first.body
+    now = http_now_after_store()
+    for conditional in [{"If-Modified-Since": now}, {"If-None-Match": "*"}]:
+        again = nginx(router, path, token="tok-A", headers=conditional)
+        assert again.status == 200 and again.one("X-Cache") == "HIT", again
+        assert again.body == first.body
+
+
 @pytest.mark.parametrize("credential", ["bearer", "access_token", "session"])
 def test_each_credential_has_its_own_entries(router, credential):
     tag = unique_tag()
@@ -545,6 +565,18 @@ def test_real_get_served_twice_is_a_hit(stack, api, full_token, cache_tables, wh
     assert second.status == 200 and second.body == first.body
     assert_no_internal_headers(second)
     assert second.one("X-Cache") == "HIT", second.headers
+
+
+def test_real_auto_refresh_handshake_gets_json(stack, api, full_token, cache_tables):
+    """The autoRefresh round of fetchMap: handshake and TileJSON again, with If-Modified-Since: <now>."""
+    tilejson, _ = tile_urls(stack, api, full_token, cache_tables[0])
+    assert nginx(stack, tilejson, token=full_token).one("X-Cache") == "HIT", "stored, so Varnish could answer 304"
+    now = http_now_after_store()
+    r = nginx(stack, tilejson, token=full_token, headers={"If-Modified-Since": now})
+    assert r.status == 200 and r.json()["tilejson"] == "3.0.0", r
+    handshake = "/api/v3/maps/carto_dw/table?" + urllib.parse.urlencode({"name": cache_tables[0]})
+    r = nginx(stack, handshake, token=full_token, headers={"If-Modified-Since": now})
+    assert r.status == 200 and local(stack, r.json()["tilejson"]["url"][0]) == tilejson, r
 
 
 def test_real_other_token_never_gets_a_stored_response(stack, api, full_token, make_token, dw):

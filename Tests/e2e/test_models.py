@@ -384,6 +384,8 @@ FILTER_CASES = [
     ({"score": {"closed_open": {"values": [[20, 40]]}}}, "and", 2),
     ({"score": {"between": {"values": [[50, None]]}}}, "and", 3),
     ({"ts": {"time": {"values": [[ms("2024-02-01T00:00:00Z"), ms("2024-03-01T00:00:00Z")]]}}}, "and", 2),
+    # both bounds included (epsilon is at exactly 2024-03-05), as the client's local filterTime does
+    ({"ts": {"time": {"values": [[ms("2024-02-01T00:00:00Z"), ms("2024-03-05T00:00:00Z")]]}}}, "and", 3),
     ({"name": {"stringSearch": {"values": ["ETA"]}}}, "and", 4),
     ({"name": {"stringSearch": {"values": ["eta"], "params": {"mustStart": True}}}}, "and", 1),
     ({"name": {"stringSearch": {"values": ["_%"]}}}, "and", 1),
@@ -533,7 +535,7 @@ def test_unknown_column(models, token, method, model, params, extra, column):
     ("formula", {}, {"spatialFilters": {"geom": {"type": "Point", "coordinates": [0, 0]}}}, "Polygon"),
     ("formula", {}, {"spatialFilters": {"geom": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 1]]]}}}, "4 positions"),
     ("formula", {}, {"spatialFilters": {"geom": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 2]]]}}}, "closed"),
-    ("formula", {}, {"spatialFilters": {"geom": POLYGON}, "spatialDataType": "h3"}, "geo"),
+    ("formula", {}, {"spatialFilters": {"geom": POLYGON}, "spatialDataType": "h3"}, "H3"),
     ("formula", {}, {"spatialFilters": {"name": POLYGON}}, "geometry"),
     ("formula", {}, {"filters": {"score": {"between": {"values": [1, 2]}}}}, "pairs"),
     ("formula", {}, {"filters": {"score": {"regex": {"values": ["x"]}}}}, "filter type"),
@@ -695,11 +697,27 @@ def test_query_grant(models, make_token):
 def test_custom_sql_only_for_users(models, token, scoped_token, admin):
     custom = {"column": "score", "operation": "custom", "operationExp": "sum(score) * 2"}
     for t in (token, scoped_token):
-        for model, params in [("formula", custom),
-                              ("category", {**custom, "column": "category"}),
-                              ("histogram", {**custom, "ticks": [50]}),
-                              ("timeseries", {**custom, "column": "ts", "stepSize": "year"}),
-                              ("aggregations", {"aggregations": "sum(score * 2) AS x"}),
+        # API access tokens (public apps, fetchMap's map token) may send operationExp within the scoped-SQL
+        # function allow-list: the same values as a user gets.
+        assert models.ok("formula", t, method="POST", params=custom) == {"rows": [{"value": 600}]}
+        assert models.ok("formula", t, params={**custom, "operationExp": "round(avg(score)::numeric, 1) + count(*) FILTER (WHERE active)"}) == {
+            "rows": [{"value": 47.9}]}
+        assert models.ok("category", t, params={**custom, "column": "category", "othersThreshold": 1}) == {
+            "rows": [{"name": "c", "value": 260}], "metadata": {"others": 340}}
+        for exp, why in [("(SELECT max(secret) FROM public.mdl_other)", "subqueries"),
+                         ("sum(score) + (TABLE public.mdl_other)", "subqueries"),
+                         ("sum(score) + (WITH x AS (SELECT 1) SELECT 1)", "subqueries"),
+                         ("sum(score) + pg_catalog.pg_sleep(1)::text::int", "pg_catalog.pg_sleep"),
+                         ("length(query_to_xml('SELECT * FROM public.mdl_other', true, false, '')::text)", "query_to_xml"),
+                         ("sum(score)) FROM public.mdl_other --", "comments"),
+                         ("sum(score); DROP TABLE public.mdl_other", "';'"),
+                         ("length($$x$$)", "dollar"),
+                         ("count(*) + 'x", "quote")]:
+            err = assert_error(models.call("formula", t, method="POST", params={**custom, "operationExp": exp}), 403,
+                               "custom_operation_forbidden")
+            assert why in err["error"], (exp, err)
+        # The aggregations model's SQL-string form stays strict for tokens.
+        for model, params in [("aggregations", {"aggregations": "sum(score * 2) AS x"}),
                               ("aggregations", {"aggregations": "sum(score) AS x, (SELECT 1) AS y"}),
                               ("aggregations", {"aggregations": "max(secret) FROM public.mdl_other --"})]:
             assert_error(models.call(model, t, method="POST", params=params), 403)

@@ -67,6 +67,9 @@ def test_quadbin_source_aggregates_cells(stack, maps):
                                  "aggregationExp": "sum(value) AS value", "aggregationResLevel": "4"})
     tj = maps.tilejson(body)
     assert tj["scheme"] == "quadbin" and tj["maxresolution"] == 6
+    # tilestats attributes over the cells at the center's zoom plus the level (2 + 4): one point each.
+    attrs = tj["tilestats"]["layers"][0]["attributes"]
+    assert [(a["attribute"], a["type"], a["min"], a["max"], a["sum"]) for a in attrs] == [("value", "Number", 10, 40, 70)]
     template = maps.local(tj["tiles"][0])
     assert "{i}" in template and "formatTiles=json" in template
     cell = h.warehouse(stack, "SELECT lpad(to_hex(carto.quadbin_fromzxy(2, 1, 1)), 16, '0')")

@@ -73,6 +73,14 @@ sub vcl_recv {
         }
     }
 
+    # No conditional answers: @carto/api-client's fetchMap({autoRefresh}) sends `If-Modified-Since: <now>`
+    # on its handshakes and TileJSON requests and parses every answer as JSON; a 304 (which Varnish would
+    # give any stored object older than <now>) has no body, so the refresh failed. It wants the current
+    # JSON, whose `cache` parameter tells it whether the data changed. Nothing here sends validators
+    # (ETag, Last-Modified), so browsers never make conditional requests of their own.
+    unset req.http.If-Modified-Since;
+    unset req.http.If-None-Match;
+
     if (req.method != "GET" && req.method != "HEAD") {
         return (pass);
     }

@@ -17,7 +17,9 @@ struct ModelContext {
         let from = try SourceSQL.from(request.definition)
         let schema = try SourceSchema.describe(from: from, connection: db, watch: watch)
         var srids: [String: Int] = [:]
-        for (column, _) in request.spatialFilters where srids[column] == nil {
+        // Only shapes on geometry columns need the data's SRID (cells are always in WGS84).
+        for (column, filter) in request.spatialFilters where srids[column] == nil {
+            guard case .shape = filter, schema.kind(of: column) == .geometry || request.definition.spatialType != .quadbin else { continue }
             let r = try db.execute(ModelSQL.sridSQL(from: from, geometry: try ModelSQL.geometryRef(column, schema: schema)), watch: watch)
             srids[column] = r.rowCount == 1 ? (r.int(0, 0) ?? 4326) : 4326
         }

@@ -2,7 +2,8 @@ import HTTPKit
 import Platform
 import SQLKit
 
-/// The aggregations widgets ask for. `custom` carries client SQL (`operationExp`) and is for users only.
+/// The aggregations widgets ask for. `custom` carries client SQL (`operationExp`): any from users, and from API
+/// access tokens what `OperationExpression` allows.
 enum ModelOperation: String, Sendable {
     case count, avg, min, max, sum, custom
 
@@ -72,14 +73,12 @@ extension ModelSQL {
             }
             return Self.jsonScalar(op == .min ? "min(\(value.sql))" : "max(\(value.sql))", kind: value.kind)
         case .custom:
-            guard allowsRawSQL else {
-                throw APIError.forbidden("operation custom (operationExp) needs a user token; API access tokens may use count, avg, min, max and sum",
-                                         code: "custom_operation_forbidden")
-            }
             guard let exp = try params.string("operationExp"), exp.utf8.contains(where: { $0 > 32 }) else {
                 throw ModelParams.invalid("Missing required parameter: params.operationExp (operation custom)")
             }
-            // Own line: a trailing `--` comment must not swallow the parenthesis. Users only (checked above).
+            // API access tokens (public apps, fetchMap's map token): the scoped-SQL function allow-list, no subqueries.
+            if !allowsRawSQL { try OperationExpression.validate(exp) }
+            // Own line: a trailing `--` comment (users only) must not swallow the parenthesis.
             return SQL(unsafeRaw: "(\(exp)\n)")
         }
     }

@@ -18,8 +18,10 @@ struct ModelRequest: Sendable {
 
     var model: WidgetModel
     var definition: SourceDefinition
-    /// `{"<geometry column>": Polygon|MultiPolygon}`, validated; empty when none.
-    var spatialFilters: [(column: String, geojson: String)] = []
+    /// `{"<column>": Polygon|MultiPolygon | {type, indexes}}`, validated; empty when none.
+    var spatialFilters: [(column: String, filter: SpatialFilter)] = []
+    /// How a polygon selects the cells of a spatial-index column (the client's `spatialFiltersMode`).
+    var spatialFiltersMode: SpatialFilterMode = .intersects
     var params: ModelParams
 
     static func parse(model: WidgetModel, connection: String, _ p: Parameters) throws -> ModelRequest {
@@ -77,23 +79,35 @@ struct ModelRequest: Sendable {
                 request.spatialFilters = try parseSpatialFilters(filters, spatialType: spatialType)
             }
         }
+        if let mode = p.string("spatialFiltersMode"), !mode.isEmpty {
+            guard let m = SpatialFilterMode(rawValue: mode) else {
+                throw invalidSpatial("spatialFiltersMode must be center, intersects or contains")
+            }
+            request.spatialFiltersMode = m
+        }
         return request
     }
 
-    /// Only GeoJSON Polygon / MultiPolygon on geometry columns: the structure is checked here so that a
-    /// malformed shape is a 400 rather than a PostGIS internal error.
-    static func parseSpatialFilters(_ json: JSON, spatialType: String) throws -> [(column: String, geojson: String)] {
+    /// GeoJSON Polygon / MultiPolygon, or (on quadbin sources) `{type: "quadbin", indexes: [...]}`: the
+    /// structure is checked here so that a malformed shape or cell id is a 400 rather than a PostGIS error.
+    static func parseSpatialFilters(_ json: JSON, spatialType: String) throws -> [(column: String, filter: SpatialFilter)] {
         guard let object = json.objectValue else {
             throw invalidSpatial("spatialFilters must be an object {\"<column>\": <GeoJSON Polygon or MultiPolygon>}")
         }
         guard object.count <= 8 else { throw invalidSpatial("Too many spatial filters") }
-        if !object.isEmpty && spatialType != "geo" {
-            throw APIError.badRequest("spatialFilters are only supported for spatialDataType=geo sources", code: "unsupported_spatial_filter")
+        if !object.isEmpty && spatialType == "h3" {
+            throw APIError.badRequest("spatialFilters on spatialDataType=h3 sources need the H3 functions, which this warehouse does not have",
+                                      code: "h3_unavailable",
+                                      hint: "Install the tessera-h3 package on the warehouse's PostgreSQL server and run `tessera warehouse-migrate`")
         }
         var positions = 0
-        var out: [(column: String, geojson: String)] = []
+        var out: [(column: String, filter: SpatialFilter)] = []
         for column in object.keys.sorted() {
             let shape = object[column]!
+            if let indexes = shape["indexes"] {
+                out.append((column, try SpatialFilter.cells(shape["type"]?.stringValue, indexes, spatialType: spatialType)))
+                continue
+            }
             guard let type = shape["type"]?.stringValue, let coordinates = shape["coordinates"]?.arrayValue else {
                 throw invalidSpatial("spatial filter on \(column) must be a GeoJSON Polygon or MultiPolygon")
             }
@@ -110,7 +124,7 @@ struct ModelRequest: Sendable {
                 throw invalidSpatial("spatial filter on \(column) must be a GeoJSON Polygon or MultiPolygon, not \(type)")
             }
             // Re-encoded from the parsed value: only `type` and `coordinates` reach PostGIS.
-            out.append((column, JSON.object(["type": .string(type), "coordinates": .array(coordinates)]).text))
+            out.append((column, .shape(JSON.object(["type": .string(type), "coordinates": .array(coordinates)]).text)))
         }
         return out
     }

@@ -31,19 +31,36 @@ struct ModelSQL {
         if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: schema) {
             conditions.append(filter)
         }
-        for (column, geojson) in request.spatialFilters {
-            let g = try geometryRef(column)
-            let srid = srids[column] ?? 4326
-            let shape: SQL
-            switch srid {
-            case 4326, 0: shape = "ST_SetSRID(ST_GeomFromGeoJSON(\(geojson)), \(literal: srid))"
-            default: shape = "ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(\(geojson)), 4326), \(literal: srid))"
-            }
-            conditions.append("ST_Intersects(\(g), \(shape))")
+        for (column, filter) in request.spatialFilters {
+            conditions.append(try Self.spatialCondition(column, filter, mode: request.spatialFiltersMode, schema: schema,
+                                                        quadbin: d.spatialType == .quadbin, srid: srids[column] ?? 4326))
         }
         if request.model != .pick, let ids = try featureIds(), !ids.isEmpty {
             conditions.append("\(try featureId()) = ANY(\(FilterSQL.arrayLiteral(ids))::text[])")
         }
+    }
+
+    /// A spatial filter on a geometry column (the shape intersects it), or on a quadbin source's cell column
+    /// (its cells selected by `mode`, or by the selected cell ids).
+    static func spatialCondition(_ column: String, _ filter: SpatialFilter, mode: SpatialFilterMode, schema: SourceSchema,
+                                 quadbin: Bool, srid: Int) throws -> SQL {
+        if quadbin, schema.kind(of: column) == .number {
+            let cell: SQL = "\(try ref(column, schema: schema))::bigint"
+            switch filter {
+            case .shape(let geojson): return mode.quadbinCondition(cell: cell, shape: "ST_SetSRID(ST_GeomFromGeoJSON(\(geojson)), 4326)")
+            case .quadbinCells(let cells): return SpatialFilterMode.quadbinCells(cell: cell, cells)
+            }
+        }
+        let g = try geometryRef(column, schema: schema)
+        guard case .shape(let geojson) = filter else {
+            throw ModelRequest.invalidSpatial("spatialFilters indexes need a quadbin cell column, and \(column) is not one")
+        }
+        let shape: SQL
+        switch srid {
+        case 4326, 0: shape = "ST_SetSRID(ST_GeomFromGeoJSON(\(geojson)), \(literal: srid))"
+        default: shape = "ST_Transform(ST_SetSRID(ST_GeomFromGeoJSON(\(geojson)), 4326), \(literal: srid))"
+        }
+        return "ST_Intersects(\(g), \(shape))"
     }
 
     /// The statement that reads the SRID of a column's data (first non-null row).

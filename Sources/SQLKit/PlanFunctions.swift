@@ -1,16 +1,17 @@
 /// Finds the functions a query calls, from the expressions PostgreSQL prints in an EXPLAIN VERBOSE plan.
 /// Scoped tokens may only call functions on an allow-list: functions such as `query_to_xml` or a
 /// PL/pgSQL function read tables the planner never lists as scans. Unknown names fail closed.
-enum PlanFunctions {
+/// In SQLKit (pure) because the Maps API's widget `operationExp` is held to the same allow-list.
+public enum PlanFunctions {
     /// Plan keys whose strings are names, not expressions.
-    static let nameKeys: Set<String> = [
+    public static let nameKeys: Set<String> = [
         "Node Type", "Relation Name", "Schema", "Alias", "Index Name", "CTE Name", "Subplan Name", "Parent Relationship",
         "Strategy", "Partial Mode", "Join Type", "Scan Direction", "Operation", "Command", "Sort Method", "Sort Space Type",
         "Setop", "Cache Key", "Cache Mode", "Presorted Key",
     ]
 
     /// SQL words that precede a parenthesis in deparsed expressions without being function calls.
-    static let keywords: Set<String> = [
+    public static let keywords: Set<String> = [
         "and", "or", "not", "in", "any", "all", "some", "array", "row", "case", "when", "then", "else", "end", "is",
         "like", "ilike", "similar", "between", "over", "filter", "within", "group", "partition", "by", "order", "exists",
         "distinct", "values", "collate", "zone", "at", "varying", "precision", "time", "timestamp", "with", "without",
@@ -18,7 +19,7 @@ enum PlanFunctions {
         "first", "last", "interval", "numeric", "character", "bit", "decimal", "varchar", "char",
     ]
 
-    static let allowed: Set<String> = [
+    public static let allowed: Set<String> = [
         // aggregates and window functions
         "count", "sum", "avg", "min", "max", "stddev", "stddev_pop", "stddev_samp", "variance", "var_pop", "var_samp",
         "array_agg", "string_agg", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "bool_and", "bool_or",
@@ -49,9 +50,9 @@ enum PlanFunctions {
     ]
 
     /// PostGIS functions are allowed except those that read other tables or the catalog.
-    static let refusedPostGIS: Set<String> = ["st_estimatedextent", "st_find_extent", "find_srid", "updategeometrysrid"]
+    public static let refusedPostGIS: Set<String> = ["st_estimatedextent", "st_find_extent", "find_srid", "updategeometrysrid"]
 
-    static func isAllowed(_ name: String) -> Bool {
+    public static func isAllowed(_ name: String) -> Bool {
         let n = name.lowercased()
         if refusedPostGIS.contains(n) { return false }
         // `postgis_*` are left out: postgis_constraint_srid(schema, table, column) and friends read the catalog.
@@ -86,7 +87,7 @@ enum PlanFunctions {
 
     /// Scans one deparsed expression: identifiers (plain or quoted, optionally schema-qualified) directly
     /// followed by `(`, skipping string literals and type names after `::`.
-    static func functionNames(in expression: String) -> [String] {
+    public static func functionNames(in expression: String) -> [String] {
         var names: [String] = []
         let chars = Array(expression.unicodeScalars)
         var i = 0
