@@ -69,9 +69,9 @@ public enum PlanFunctions {
 
     /// Whether SQL text may name a catalog-lookup type: any such word (even inside a string or quoted
     /// identifier, erring on the refusing side) or a Unicode-escaped identifier (`U&"…"`) that could spell one.
-    static func namesCatalogObject(_ sql: String) -> Bool {
+    public static func namesCatalogObject(_ sql: String) -> Bool {
         let lower = sql.lowercased()
-        if lower.replacingOccurrences(of: " ", with: "").contains("u&\"") { return true }
+        if String(lower.filter { $0 != " " }).contains("u&\"") { return true }
         var word = ""
         for c in lower.unicodeScalars {
             if c.properties.isAlphabetic || c == "_" || c.properties.numericType != nil {
