@@ -16,6 +16,9 @@ public enum MapsAPI {
             router.get("/api/v3/maps/{connection}/\(type)/{z}/{x}/{y}", tiles.handle)
             router.get("/api/v3/maps/{connection}/\(type)/{i}", tiles.handleCell)
         }
+        router.get("/api/v3/maps/{connection}/raster", sources.handle)
+        router.post("/api/v3/maps/{connection}/raster", sources.handle)
+        router.get("/api/v3/maps/{connection}/raster/{i}", tiles.handleCell)
         router.get("/api/v3/stats/{connection}/{attribute}", stats.handle)
         router.post("/api/v3/stats/{connection}/{attribute}", stats.handle)
         router.get("/api/v3/stats/{connection}/{table}/{attribute}", stats.handle)

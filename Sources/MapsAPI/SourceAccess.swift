@@ -16,7 +16,7 @@ enum SourceAccess {
             switch d.kind {
             case .query:
                 allowed = grants.contains { $0.allowsQuery(d.sql ?? "") }
-            case .table, .tileset:
+            case .table, .tileset, .raster:
                 let name = try SourceSQL.table(d)
                 allowed = grants.contains { $0.allowsTable(schema: name.schemaOrPublic, table: name.table) }
             }

@@ -6,7 +6,7 @@ import Platform
 /// A Maps API source as instantiated by the handshake: everything needed to build its tiles, stored
 /// server-side under a short id derived from its content.
 struct SourceDefinition: Sendable, Equatable {
-    enum Kind: String, Sendable { case table, query, tileset }
+    enum Kind: String, Sendable { case table, query, tileset, raster }
     enum SpatialType: String, Sendable { case geo, quadbin }
 
     var kind: Kind
@@ -31,7 +31,7 @@ struct SourceDefinition: Sendable, Equatable {
     static func parse(kind: Kind, connection: String, _ p: Parameters) throws -> SourceDefinition {
         var d = SourceDefinition(kind: kind, connection: connection)
         switch kind {
-        case .table, .tileset:
+        case .table, .tileset, .raster:
             guard let name = p.string("name"), !name.isEmpty, name.count <= 512 else {
                 throw APIError.badRequest("Missing required parameter: name", code: "missing_parameter")
             }

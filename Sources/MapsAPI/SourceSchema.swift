@@ -38,7 +38,7 @@ struct SourceSchema: Sendable {
 enum SourceSQL {
     static func from(_ d: SourceDefinition) throws -> SQL {
         switch d.kind {
-        case .table, .tileset: return try table(d).identifier
+        case .table, .tileset, .raster: return try table(d).identifier
         case .query:
             // A trailing semicolon ends a statement, but the query becomes a subquery here.
             var sql = Substring(d.sql ?? "")

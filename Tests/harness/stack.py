@@ -608,6 +608,8 @@ class Stack:
             if self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'") != "1":
                 self.psql(f"CREATE DATABASE {db} OWNER {db}")
         self.psql("CREATE EXTENSION IF NOT EXISTS postgis", dbname="carto_dw")
+        # Not a trusted extension either: raster imports and rasterSource need it.
+        self.psql("CREATE EXTENSION IF NOT EXISTS postgis_raster", dbname="carto_dw")
         # pgRouting is not a trusted extension: only a superuser can create it (local routing, lds-api).
         self.psql("CREATE EXTENSION IF NOT EXISTS pgrouting", dbname="carto_dw")
 
