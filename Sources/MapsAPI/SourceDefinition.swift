@@ -7,7 +7,12 @@ import Platform
 /// server-side under a short id derived from its content.
 struct SourceDefinition: Sendable, Equatable {
     enum Kind: String, Sendable { case table, query, tileset, raster }
-    enum SpatialType: String, Sendable { case geo, quadbin }
+    enum SpatialType: String, Sendable {
+        case geo, quadbin
+        /// Points of moving objects (@carto/api-client's trajectory sources, deck.gl's TrajectoryTileLayer):
+        /// tiled as geo points, with the trajectory id and the timestamp (epoch milliseconds, as the range model) always in the tiles.
+        case trajectory
+    }
 
     var kind: Kind
     var connection: String
@@ -24,6 +29,8 @@ struct SourceDefinition: Sendable, Equatable {
     var tileResolution = 0.5
     var aggregationExp: String?
     var aggregationResLevel: Int?
+    var trajectoryIdColumn: String?
+    var timestampColumn: String?
 
     static let resolutions: [Double] = [0.25, 0.5, 1, 2, 4]
 
@@ -48,7 +55,7 @@ struct SourceDefinition: Sendable, Equatable {
         }
         if let type = p.string("spatialDataType"), !type.isEmpty {
             guard let t = SpatialType(rawValue: type) else {
-                throw APIError.badRequest("spatialDataType must be geo or quadbin", code: "invalid_parameter")
+                throw APIError.badRequest("spatialDataType must be geo, quadbin or trajectory", code: "invalid_parameter")
             }
             d.spatialType = t
         }
@@ -85,6 +92,14 @@ struct SourceDefinition: Sendable, Equatable {
             guard (0...16).contains(level) else { throw APIError.badRequest("aggregationResLevel must be 0-16", code: "invalid_parameter") }
             d.aggregationResLevel = level
         }
+        if d.spatialType == .trajectory {
+            for parameter in ["trajectoryIdColumn", "timestampColumn"] {
+                guard let column = p.string(parameter), !column.isEmpty, column.count <= 256 else {
+                    throw APIError.badRequest("Missing required parameter for trajectory sources: \(parameter)", code: "missing_parameter")
+                }
+                if parameter == "timestampColumn" { d.timestampColumn = column } else { d.trajectoryIdColumn = column }
+            }
+        }
         if d.spatialType == .quadbin {
             guard d.aggregationExp != nil else {
                 throw APIError.badRequest("aggregationExp is required for quadbin sources", code: "missing_parameter")
@@ -108,6 +123,8 @@ struct SourceDefinition: Sendable, Equatable {
         if let filters { o["filters"] = filters }
         if let aggregationExp { o["aggregationExp"] = .string(aggregationExp) }
         if let aggregationResLevel { o["aggregationResLevel"] = .int(aggregationResLevel) }
+        if let trajectoryIdColumn { o["trajectoryIdColumn"] = .string(trajectoryIdColumn) }
+        if let timestampColumn { o["timestampColumn"] = .string(timestampColumn) }
         return .object(o)
     }
 
@@ -132,11 +149,21 @@ struct SourceDefinition: Sendable, Equatable {
         tileResolution = j["tileResolution"]?.doubleValue ?? 0.5
         aggregationExp = j["aggregationExp"]?.stringValue
         aggregationResLevel = j["aggregationResLevel"]?.intValue
+        trajectoryIdColumn = j["trajectoryIdColumn"]?.stringValue
+        timestampColumn = j["timestampColumn"]?.stringValue
     }
 
     /// A short, URL-safe id: the hash of the account and the canonical definition.
     func id(account: String) -> String {
         String(Encoding.base64URL(Crypto.sha256(Array((account + "\n" + json.text).utf8))).prefix(22))
+    }
+
+    /// The properties a tile must carry: the requested columns plus, for trajectories, the id and timestamp
+    /// columns the TrajectoryTileLayer groups and animates by.
+    var tileColumns: [String]? {
+        guard var columns, spatialType == .trajectory else { return columns }
+        for c in [trajectoryIdColumn, timestampColumn].compactMap({ $0 }) where !columns.contains(c) { columns.append(c) }
+        return columns
     }
 
     /// The extent of the MVT grid (tileResolution 0.25…4 → 256…4096).

@@ -27,7 +27,7 @@ struct SourceInspector {
                 SELECT carto.quadbin_resolution(_src.\(q)::bigint) FROM \(from) AS _src WHERE _src.\(q) IS NOT NULL LIMIT 1
                 """ as SQL, watch: watch)
             dataResolution = r.int(0, 0) ?? 0
-        } else if d.spatialType == .geo {
+        } else {
             guard kind == .geometry else {
                 throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) is not a geometry column", code: "invalid_parameter")
             }
@@ -41,7 +41,13 @@ struct SourceInspector {
             geometryType = r.rowCount == 1 ? r.string(0, 1) : nil
             extent = try mercatorExtent(d, from: from, column: g, srid: schema.srid)
         }
-        _ = try schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
+        for (parameter, column) in [("trajectoryIdColumn", d.trajectoryIdColumn), ("timestampColumn", d.timestampColumn)] {
+            guard let column else { continue }
+            guard schema.kind(of: column) != nil else {
+                throw APIError.badRequest("\(parameter): column \(column) not found", code: "column_not_found")
+            }
+        }
+        _ = try schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn)
         _ = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: schema)
         return SourceRecord(id: id, definition: d, schema: schema, geometryType: geometryType, dataResolution: dataResolution,
                             extent: extent)

@@ -73,7 +73,7 @@ struct TileRoute: Sendable {
         }
         let (principal, record) = try source(request)
         let connection = record.definition.connection
-        guard record.definition.spatialType == .geo else {
+        guard record.definition.spatialType != .quadbin else {
             throw APIError.badRequest("Quadbin sources are tiled by cell: use the {i} tiles URL from the TileJSON", code: "invalid_tile")
         }
 

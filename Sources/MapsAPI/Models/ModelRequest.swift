@@ -59,8 +59,8 @@ struct ModelRequest: Sendable {
         }
         var spatialType = "geo"
         if let t = p.string("spatialDataType"), !t.isEmpty {
-            guard ["geo", "h3", "quadbin"].contains(t) else {
-                throw APIError.badRequest("spatialDataType must be geo, h3 or quadbin", code: "invalid_parameter")
+            guard ["geo", "h3", "quadbin", "trajectory"].contains(t) else {
+                throw APIError.badRequest("spatialDataType must be geo, h3, quadbin or trajectory", code: "invalid_parameter")
             }
             spatialType = t
             if let st = SourceDefinition.SpatialType(rawValue: t) { d.spatialType = st }
@@ -68,7 +68,7 @@ struct ModelRequest: Sendable {
         if let c = p.string("spatialDataColumn"), !c.isEmpty {
             guard c.count <= 256 else { throw APIError.badRequest("spatialDataColumn is too long", code: "invalid_parameter") }
             d.spatialColumn = c
-        } else if spatialType != "geo" {
+        } else if spatialType != "geo" && spatialType != "trajectory" {
             d.spatialColumn = spatialType
         }
         var request = ModelRequest(model: model, definition: d, params: try ModelParams.parse(try p.json("params")))
@@ -87,7 +87,7 @@ struct ModelRequest: Sendable {
             throw invalidSpatial("spatialFilters must be an object {\"<column>\": <GeoJSON Polygon or MultiPolygon>}")
         }
         guard object.count <= 8 else { throw invalidSpatial("Too many spatial filters") }
-        if !object.isEmpty && spatialType != "geo" {
+        if !object.isEmpty && spatialType != "geo" && spatialType != "trajectory" {
             throw APIError.badRequest("spatialFilters are only supported for spatialDataType=geo sources", code: "unsupported_spatial_filter")
         }
         var positions = 0
