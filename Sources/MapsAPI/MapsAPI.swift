@@ -10,7 +10,7 @@ public enum MapsAPI {
         let sources = SourceRoute(maps: maps)
         let tiles = TileRoute(maps: maps)
         let stats = StatsRoute(maps: maps)
-        for type in ["table", "query", "tileset"] {
+        for type in ["table", "query", "tileset", "boundary"] {
             router.get("/api/v3/maps/{connection}/\(type)", sources.handle)
             router.post("/api/v3/maps/{connection}/\(type)", sources.handle)
             router.get("/api/v3/maps/{connection}/\(type)/{z}/{x}/{y}", tiles.handle)

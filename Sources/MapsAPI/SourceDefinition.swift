@@ -6,7 +6,7 @@ import Platform
 /// A Maps API source as instantiated by the handshake: everything needed to build its tiles, stored
 /// server-side under a short id derived from its content.
 struct SourceDefinition: Sendable, Equatable {
-    enum Kind: String, Sendable { case table, query, tileset, raster }
+    enum Kind: String, Sendable { case table, query, tileset, raster, boundary }
     enum SpatialType: String, Sendable {
         case geo, quadbin
         /// Points of moving objects (@carto/api-client's trajectory sources, deck.gl's TrajectoryTileLayer):
@@ -30,6 +30,9 @@ struct SourceDefinition: Sendable, Equatable {
     var aggregationExp: String?
     var aggregationResLevel: Int?
     var trajectoryIdColumn: String?
+    /// Boundary sources: `name` is the boundary (geometry) table, joined on `BoundarySource.joinColumn` with
+    /// this properties table or with the properties query in `sql`.
+    var propertiesTable: String?
     var timestampColumn: String?
 
     static let resolutions: [Double] = [0.25, 0.5, 1, 2, 4]
@@ -43,6 +46,20 @@ struct SourceDefinition: Sendable, Equatable {
                 throw APIError.badRequest("Missing required parameter: name", code: "missing_parameter")
             }
             d.name = name
+        case .boundary:
+            guard let name = p.string("tilesetTableName"), !name.isEmpty, name.count <= 512 else {
+                throw APIError.badRequest("Missing required parameter: tilesetTableName", code: "missing_parameter")
+            }
+            d.name = name
+            if let table = p.string("propertiesTableName"), !table.isEmpty {
+                guard table.count <= 512 else { throw APIError.badRequest("propertiesTableName is too long", code: "invalid_parameter") }
+                d.propertiesTable = table
+            } else if let q = p.string("propertiesSqlQuery"), q.utf8.contains(where: { $0 > 32 }) {
+                d.sql = q
+                d.queryParameters = try QueryParameters.positional(try p.json("queryParameters"))
+            } else {
+                throw APIError.badRequest("Missing required parameter: propertiesTableName or propertiesSqlQuery", code: "missing_parameter")
+            }
         case .query:
             guard let q = p.string("q"), q.utf8.contains(where: { $0 > 32 }) else {
                 throw APIError.badRequest("Missing required parameter: q", code: "missing_parameter")
@@ -125,6 +142,7 @@ struct SourceDefinition: Sendable, Equatable {
         if let aggregationResLevel { o["aggregationResLevel"] = .int(aggregationResLevel) }
         if let trajectoryIdColumn { o["trajectoryIdColumn"] = .string(trajectoryIdColumn) }
         if let timestampColumn { o["timestampColumn"] = .string(timestampColumn) }
+        if let propertiesTable { o["propertiesTable"] = .string(propertiesTable) }
         return .object(o)
     }
 
@@ -151,6 +169,7 @@ struct SourceDefinition: Sendable, Equatable {
         aggregationResLevel = j["aggregationResLevel"]?.intValue
         trajectoryIdColumn = j["trajectoryIdColumn"]?.stringValue
         timestampColumn = j["timestampColumn"]?.stringValue
+        propertiesTable = j["propertiesTable"]?.stringValue
     }
 
     /// A short, URL-safe id: the hash of the account and the canonical definition.

@@ -84,7 +84,7 @@ struct SourceInspector {
 
     /// Row count: the catalogue estimate for tables (exact when small), the planner's for queries.
     func rowCount(_ d: SourceDefinition, plan: QueryPlan) throws -> Int {
-        if d.kind != .query {
+        if d.kind == .table {
             let name = try SourceSQL.table(d).identifier
             let r = try connection.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(\(name.text))" as SQL, watch: watch)
             if let n = r.int(0, 0), n >= 10_000 { return n }

@@ -24,6 +24,7 @@ struct SourceRoute: Sendable {
         let id = definition.id(account: principal.accountId)
         let (record, rows, version) = try maps.withWarehouse(principal, connection, request: request) { db in
             let inspector = SourceInspector(connection: db, watch: maps.watch(request))
+            if kind == .boundary { try BoundarySource.checkJoin(definition, connection: db, watch: maps.watch(request)) }
             var record = try inspector.inspect(definition, id: id)
             let plan = try inspector.plan(definition)
             record.rows = try inspector.rowCount(definition, plan: plan)

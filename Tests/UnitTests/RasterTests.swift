@@ -56,20 +56,3 @@ final class RasterTests: XCTestCase {
         XCTAssertEqual(long, [0xAC, 0x02])
     }
 }
-
-/// Trajectory sources: the tile statement always carries the id and the timestamp (epoch ms).
-final class TrajectorySQLTests: XCTestCase {
-    func testTrajectoryTileSQLSnapshot() throws {
-        var d = SourceDefinition(kind: .table, connection: "carto_dw")
-        d.name = "public.trips"
-        d.spatialType = .trajectory
-        d.trajectoryIdColumn = "trip_id"
-        d.timestampColumn = "ts"
-        d.columns = ["speed"]
-        XCTAssertEqual(d.tileColumns, ["speed", "trip_id", "ts"])
-        let schema = SourceSchema(columns: [("geom", .geometry), ("trip_id", .number), ("ts", .timestamp), ("speed", .number),
-                                            ("label", .string)], srid: 4326)
-        let record = SourceRecord(id: "t1", definition: d, schema: schema, geometryType: "POINT", extent: [-1, -1, 1, 1])
-        assertSnapshot(try TileSQL.make(record, mode: .fast).sql, "tile_trajectory_fast")
-    }
-}
