@@ -59,8 +59,10 @@ struct SourceInspector {
     /// statistics) are measured.
     func mercatorExtent(_ d: SourceDefinition, from: SQL, column g: Identifier, srid: Int) throws -> [Double]? {
         var box: String?
-        if d.kind == .table {
-            let name = try SourceSQL.table(d)
+        // ST_EstimatedExtent parses its text arguments as names and raises "invalid name syntax" for ones
+        // that need quoting; that error would abort the session's transaction, so such names measure instead.
+        func plain(_ s: String) -> Bool { s.range(of: "^[a-z_][a-z0-9_]*$", options: .regularExpression) != nil }
+        if d.kind == .table, let name = try? SourceSQL.table(d), plain(name.schemaOrPublic), plain(name.table), plain(d.spatialColumn) {
             box = try? connection.execute("SELECT ST_EstimatedExtent(\(name.schemaOrPublic), \(name.table), \(d.spatialColumn))::text" as SQL,
                                           watch: watch).string(0, 0)
         }
