@@ -204,3 +204,36 @@ def test_bad_raster_inputs(stack, admin, maps, dem):
     assert_error(maps.handshake("raster", {"name": "public.e2e_vec"}, maps.star), 400, "invalid_source")
     assert_error(maps.handshake("raster", {"name": "public.e2e_nothing"}, maps.star), 404)
     assert_error(maps.handshake("raster", {}, maps.star), 400, "missing_parameter")
+
+
+def test_two_band_float_raster_keeps_band_order_types_and_nan_nodata(stack, admin, maps, tmp_path):
+    # Two Float32 bands without a declared nodata (NaN is then the nodata), over a different place.
+    west, north, cell, n = -3.8, 40.5, 0.02, 10
+    for band, f in (("a", lambda r, c: r + c / 10), ("b", lambda r, c: -(r * 10 + c) - 0.5)):
+        lines = [f"ncols {n}", f"nrows {n}", f"xllcorner {west}", f"yllcorner {north - n * cell}", f"cellsize {cell}"]
+        lines += [" ".join(str(f(r, c)) for c in range(n)) for r in range(n)]
+        (tmp_path / f"{band}.asc").write_text("\n".join(lines) + "\n")
+    subprocess.run(["gdalbuildvrt", "-q", "-separate", str(tmp_path / "ab.vrt"), str(tmp_path / "a.asc"), str(tmp_path / "b.asc")],
+                   check=True)
+    subprocess.run(["gdal_translate", "-q", "-a_srs", "EPSG:4326", "-ot", "Float32", str(tmp_path / "ab.vrt"),
+                    str(tmp_path / "ab.tif")], check=True)
+    body = run_import(stack, admin, tmp_path / "ab.tif", "public.e2e_two_bands", "ab.tif")
+    assert body["status"] == "success", body.get("error")
+    tj = maps.tilejson(maps.source("raster", {"name": "public.e2e_two_bands"}))
+    md = tj["raster_metadata"]
+    assert [(b["name"], b["type"], b["nodata"]) for b in md["bands"]] == [("band_1", "float32", "nan"), ("band_2", "float32", "nan")]
+    zp, zb = md["pixel_resolution"], md["block_resolution"]
+    for r, c in [(0, 0), (4, 7), (9, 9)]:
+        lon, lat = west + cell * (c + 0.5), north - cell * (r + 0.5)
+        px, py = pixel(lon, lat, zp)
+        cell_id = h.warehouse(stack, f"SELECT lpad(to_hex(carto.quadbin_fromzxy({zb}, {px >> 8}, {py >> 8})), 16, '0')")
+        resp = maps.api.get(maps.local(tj["tiles"][0]).replace("{i}", cell_id), token=maps.star)
+        assert resp.status == 200, resp
+        _, bands = decode_tile(resp.body)
+        assert list(bands) == ["band_1", "band_2"]
+        i = (py & 255) * 256 + (px & 255)
+        assert bands["band_1"][1][i] == pytest.approx(r + c / 10, abs=1e-5)
+        assert bands["band_2"][1][i] == pytest.approx(-(r * 10 + c) - 0.5, abs=1e-5)
+    # Padding outside the source is NaN (the nodata), in every block.
+    _, bands = decode_tile(maps.api.get(maps.local(tj["tiles"][0]).replace("{i}", cell_id), token=maps.star).body)
+    assert any(math.isnan(v) for v in bands["band_1"][1])
