@@ -62,6 +62,7 @@ enum RasterSource {
             try Self.metadata(d.name ?? "", connection: db, watch: maps.watch(request))
         }
         let bands = metadata["bands"]?.arrayValue ?? []
+        _ = try RasterFilter(d.filters, or: d.filtersOr, bands: bands.compactMap { $0["name"]?.stringValue })
         let columns: [(String, ColumnKind)] = [("block", .number)] + bands.compactMap { $0["name"]?.stringValue }.map { ($0, .number) }
         let id = d.id(account: principal.accountId)
         let record = SourceRecord(id: id, definition: d, schema: SourceSchema(columns: columns, srid: 3857), geometryType: nil,
@@ -86,20 +87,22 @@ enum RasterSource {
     }
 
     /// One block: its bands encoded as the client's raster tile (see `RasterTileEncoding`).
-    static func tile(_ record: SourceRecord, cell: UInt64, bands: [(name: String, type: String)], connection db: PGConnection,
+    static func tile(_ record: SourceRecord, cell: UInt64, bands: [(name: String, type: String, nodata: Double)], connection db: PGConnection,
                      watch: PGConnection.Watch) throws -> [UInt8]? {
         let table = try QualifiedName.parameter(record.definition.name ?? "", named: "name", code: "invalid_source")
         let sql = tileSQL(table, bands: bands.count)
         let r = try db.execute(sql.text, sql.parameters(filling: ["block": String(Int64(bitPattern: cell))])!, watch: watch, prepare: true)
         guard r.rowCount == bands.count else { return nil }
-        var encoded: [RasterTileEncoding.Band] = []
-        for (i, band) in bands.enumerated() {
-            let values = RasterTileEncoding.parseArray(r.string(i, 1) ?? "")
-            guard values.count == RasterTileEncoding.blockSize * RasterTileEncoding.blockSize else {
+        var values: [[Double]] = []
+        for i in bands.indices {
+            values.append(RasterTileEncoding.parseArray(r.string(i, 1) ?? ""))
+            guard values[i].count == RasterTileEncoding.blockSize * RasterTileEncoding.blockSize else {
                 throw APIError.internalError("Raster block has an unexpected size")
             }
-            encoded.append(.init(name: band.name, type: band.type, values: values))
         }
-        return RasterTileEncoding.encode(blockSize: RasterTileEncoding.blockSize, bands: encoded)
+        let d = record.definition
+        try RasterFilter(d.filters, or: d.filtersOr, bands: bands.map(\.name)).apply(&values, nodata: bands.map(\.nodata))
+        return RasterTileEncoding.encode(blockSize: RasterTileEncoding.blockSize,
+                                         bands: bands.indices.map { .init(name: bands[$0].name, type: bands[$0].type, values: values[$0]) })
     }
 }

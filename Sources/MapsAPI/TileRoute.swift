@@ -43,7 +43,9 @@ struct TileRoute: Sendable {
         let bytes = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> [UInt8]? in
             let watch = maps.watch(request)
             let (metadata, _) = try RasterSource.metadata(record.definition.name ?? "", connection: db, watch: watch)
-            let bands = (metadata["bands"]?.arrayValue ?? []).map { ($0["name"]?.stringValue ?? "", $0["type"]?.stringValue ?? "float64") }
+            let bands = (metadata["bands"]?.arrayValue ?? []).map {
+                ($0["name"]?.stringValue ?? "", $0["type"]?.stringValue ?? "float64", $0["nodata"]?.doubleValue ?? .nan)
+            }
             return try RasterSource.tile(record, cell: cell, bands: bands, connection: db, watch: watch)
         }
         guard let bytes else { return .noContent(headers: headers) }

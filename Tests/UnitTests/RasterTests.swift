@@ -56,3 +56,29 @@ final class RasterTests: XCTestCase {
         XCTAssertEqual(long, [0xAC, 0x02])
     }
 }
+
+final class RasterFilterTests: XCTestCase {
+    func testFiltersMaskFailingPixelsInEveryBand() throws {
+        let filters = try JSON.decode(#"{"band_1": {"between": {"values": [[2, 3]]}}, "band_2": {"in": {"values": [10, 40]}}}"#)
+        var bands: [[Double]] = [[1, 2, 3, 4], [10, 20, 40, 40]]
+        try RasterFilter(filters, or: false, bands: ["band_1", "band_2"]).apply(&bands, nodata: [0, .nan])
+        XCTAssertEqual(bands[0], [0, 0, 3, 0])
+        XCTAssertEqual(bands[1].map { $0.isNaN ? -1 : $0 }, [-1, -1, 40, -1])
+        var either: [[Double]] = [[1, 2, 3, 4], [10, 20, 40, 40]]
+        try RasterFilter(filters, or: true, bands: ["band_1", "band_2"]).apply(&either, nodata: [0, 0])
+        XCTAssertEqual(either[0], [1, 2, 3, 4])
+        let open = try JSON.decode(#"{"band_1": {"closed_open": {"values": [[null, 3]]}}}"#)
+        var half: [[Double]] = [[1, 3]]
+        try RasterFilter(open, or: false, bands: ["band_1"]).apply(&half, nodata: [-9])
+        XCTAssertEqual(half[0], [1, -9])
+    }
+
+    func testUnknownBandsAndUnsupportedFiltersAre400sNamingFilters() throws {
+        for text in [#"{"band_9": {"in": {"values": [1]}}}"#, #"{"band_1": {"stringSearch": {"values": ["a"]}}}"#] {
+            XCTAssertThrowsError(try RasterFilter(try JSON.decode(text), or: false, bands: ["band_1"])) { error in
+                XCTAssertEqual((error as? APIError)?.status, 400)
+                XCTAssertTrue((error as? APIError)?.message.hasPrefix("filters:") == true)
+            }
+        }
+    }
+}

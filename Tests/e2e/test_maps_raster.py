@@ -4,6 +4,7 @@ and a binary raster tile are fetched; the tile is decoded as CartoRasterTileLoad
 are checked against the source grid and against plain PostGIS SQL."""
 from __future__ import annotations
 
+import json
 import math
 import struct
 import subprocess
@@ -237,3 +238,20 @@ def test_two_band_float_raster_keeps_band_order_types_and_nan_nodata(stack, admi
     # Padding outside the source is NaN (the nodata), in every block.
     _, bands = decode_tile(maps.api.get(maps.local(tj["tiles"][0]).replace("{i}", cell_id), token=maps.star).body)
     assert any(math.isnan(v) for v in bands["band_1"][1])
+
+
+def test_band_filters_mask_pixels_and_an_unknown_band_is_a_400_naming_filters(stack, maps):
+    flt = {"band_1": {"between": {"values": [[300, 500]]}}}
+    tj = maps.tilejson(handshake(maps, filters=json.dumps(flt)))
+    md = tj["raster_metadata"]
+    zp, zb = md["pixel_resolution"], md["block_resolution"]
+    for r, c in [(2, 5), (3, 7), (5, 0), (9, 9)]:
+        lon, lat = WEST + CELL * (c + 0.5), NORTH - CELL * (r + 0.5)
+        px, py = pixel(lon, lat, zp)
+        cell = h.warehouse(stack, f"SELECT lpad(to_hex(carto.quadbin_fromzxy({zb}, {px >> 8}, {py >> 8})), 16, '0')")
+        _, bands = decode_tile(maps.api.get(maps.local(tj["tiles"][0]).replace("{i}", cell), token=maps.star).body)
+        kept = 300 <= value(r, c) <= 500
+        assert bands["band_1"][1][(py & 255) * 256 + (px & 255)] == (value(r, c) if kept else NODATA), (r, c)
+    err = assert_error(maps.handshake("raster", {"name": TABLE, "filters": json.dumps({"band_9": {"in": {"values": [1]}}})},
+                                      maps.star), 400, "invalid_filter")
+    assert err["error"].startswith("filters:") and "band_9" in err["error"]
