@@ -148,6 +148,9 @@ public struct ImportRunner: Sendable {
             hints = got.nameHints
         }
         if context.isCancelled { throw ImportCancelled() }
+        if try ImportRunner.isRaster(input: input, hints: hints) {
+            return try attemptRaster(job, request, context, work: work, input: input, warehouse: warehouse, account: account, deadline: deadline)
+        }
 
         // 2. What it is.
         context.report(progress: ["phase": "inspecting"])

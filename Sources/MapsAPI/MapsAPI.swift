@@ -10,12 +10,15 @@ public enum MapsAPI {
         let sources = SourceRoute(maps: maps)
         let tiles = TileRoute(maps: maps)
         let stats = StatsRoute(maps: maps)
-        for type in ["table", "query", "tileset"] {
+        for type in ["table", "query", "tileset", "boundary"] {
             router.get("/api/v3/maps/{connection}/\(type)", sources.handle)
             router.post("/api/v3/maps/{connection}/\(type)", sources.handle)
             router.get("/api/v3/maps/{connection}/\(type)/{z}/{x}/{y}", tiles.handle)
             router.get("/api/v3/maps/{connection}/\(type)/{i}", tiles.handleCell)
         }
+        router.get("/api/v3/maps/{connection}/raster", sources.handle)
+        router.post("/api/v3/maps/{connection}/raster", sources.handle)
+        router.get("/api/v3/maps/{connection}/raster/{i}", tiles.handleCell)
         router.get("/api/v3/stats/{connection}/{attribute}", stats.handle)
         router.post("/api/v3/stats/{connection}/{attribute}", stats.handle)
         router.get("/api/v3/stats/{connection}/{table}/{attribute}", stats.handle)

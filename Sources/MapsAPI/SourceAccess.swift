@@ -16,7 +16,14 @@ enum SourceAccess {
             switch d.kind {
             case .query:
                 allowed = grants.contains { $0.allowsQuery(d.sql ?? "") }
-            case .table, .tileset:
+            case .boundary:
+                let boundary = try SourceSQL.table(d)
+                let propertiesAllowed = try d.propertiesTable.map { table in
+                    let name = try BoundarySource.propertiesName(table)
+                    return grants.contains { $0.allowsTable(schema: name.schemaOrPublic, table: name.table) }
+                } ?? grants.contains { $0.allowsQuery(d.sql ?? "") }
+                allowed = propertiesAllowed && grants.contains { $0.allowsTable(schema: boundary.schemaOrPublic, table: boundary.table) }
+            case .table, .tileset, .raster:
                 let name = try SourceSQL.table(d)
                 allowed = grants.contains { $0.allowsTable(schema: name.schemaOrPublic, table: name.table) }
             }

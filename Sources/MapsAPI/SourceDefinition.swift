@@ -6,9 +6,12 @@ import Platform
 /// A Maps API source as instantiated by the handshake: everything needed to build its tiles, stored
 /// server-side under a short id derived from its content.
 struct SourceDefinition: Sendable, Equatable {
-    enum Kind: String, Sendable { case table, query, tileset }
+    enum Kind: String, Sendable { case table, query, tileset, raster, boundary }
     enum SpatialType: String, Sendable {
         case geo, quadbin, h3
+        /// Points of moving objects (@carto/api-client's trajectory sources, deck.gl's TrajectoryTileLayer):
+        /// tiled as geo points, with the trajectory id and the timestamp (epoch milliseconds, as the range model) always in the tiles.
+        case trajectory
         /// The spatial index of an aggregated source.
         var index: CellIndex? { CellIndex(rawValue: rawValue) }
     }
@@ -33,6 +36,11 @@ struct SourceDefinition: Sendable, Equatable {
     var spatialIndexReferenceResolution: Int?
     /// `_carto_bbox` on polygon features (the client's `prepareLabels`).
     var featureBbox = false
+    var trajectoryIdColumn: String?
+    /// Boundary sources: `name` is the boundary (geometry) table, joined on `BoundarySource.joinColumn` with
+    /// this properties table or with the properties query in `sql`.
+    var propertiesTable: String?
+    var timestampColumn: String?
 
     static let resolutions: [Double] = [0.25, 0.5, 1, 2, 4]
 
@@ -40,11 +48,25 @@ struct SourceDefinition: Sendable, Equatable {
     static func parse(kind: Kind, connection: String, _ p: Parameters) throws -> SourceDefinition {
         var d = SourceDefinition(kind: kind, connection: connection)
         switch kind {
-        case .table, .tileset:
+        case .table, .tileset, .raster:
             guard let name = p.string("name"), !name.isEmpty, name.count <= 512 else {
                 throw APIError.badRequest("Missing required parameter: name", code: "missing_parameter")
             }
             d.name = name
+        case .boundary:
+            guard let name = p.string("tilesetTableName"), !name.isEmpty, name.count <= 512 else {
+                throw APIError.badRequest("Missing required parameter: tilesetTableName", code: "missing_parameter")
+            }
+            d.name = name
+            if let table = p.string("propertiesTableName"), !table.isEmpty {
+                guard table.count <= 512 else { throw APIError.badRequest("propertiesTableName is too long", code: "invalid_parameter") }
+                d.propertiesTable = table
+            } else if let q = p.string("propertiesSqlQuery"), q.utf8.contains(where: { $0 > 32 }) {
+                d.sql = q
+                d.queryParameters = try QueryParameters.positional(try p.json("queryParameters"))
+            } else {
+                throw APIError.badRequest("Missing required parameter: propertiesTableName or propertiesSqlQuery", code: "missing_parameter")
+            }
         case .query:
             guard let q = p.string("q"), q.utf8.contains(where: { $0 > 32 }) else {
                 throw APIError.badRequest("Missing required parameter: q", code: "missing_parameter")
@@ -57,8 +79,7 @@ struct SourceDefinition: Sendable, Equatable {
         }
         if let type = p.string("spatialDataType"), !type.isEmpty {
             guard let t = SpatialType(rawValue: type) else {
-                throw APIError.badRequest("spatialDataType must be geo, quadbin or h3 (trajectory sources are not supported)",
-                                          code: "invalid_parameter")
+                throw APIError.badRequest("spatialDataType must be geo, quadbin, h3 or trajectory", code: "invalid_parameter")
             }
             d.spatialType = t
         }
@@ -98,6 +119,14 @@ struct SourceDefinition: Sendable, Equatable {
             }
             d.aggregationResLevel = level
         }
+        if d.spatialType == .trajectory {
+            for parameter in ["trajectoryIdColumn", "timestampColumn"] {
+                guard let column = p.string(parameter), !column.isEmpty, column.count <= 256 else {
+                    throw APIError.badRequest("Missing required parameter for trajectory sources: \(parameter)", code: "missing_parameter")
+                }
+                if parameter == "timestampColumn" { d.timestampColumn = column } else { d.trajectoryIdColumn = column }
+            }
+        }
         if let index = d.spatialType.index {
             guard d.aggregationExp != nil else {
                 throw APIError.badRequest("aggregationExp is required for \(index.rawValue) sources", code: "missing_parameter")
@@ -131,6 +160,9 @@ struct SourceDefinition: Sendable, Equatable {
         if let aggregationResLevel { o["aggregationResLevel"] = .int(aggregationResLevel) }
         if let spatialIndexReferenceResolution { o["spatialIndexReferenceResolution"] = .int(spatialIndexReferenceResolution) }
         if featureBbox { o["featureBbox"] = true }
+        if let trajectoryIdColumn { o["trajectoryIdColumn"] = .string(trajectoryIdColumn) }
+        if let timestampColumn { o["timestampColumn"] = .string(timestampColumn) }
+        if let propertiesTable { o["propertiesTable"] = .string(propertiesTable) }
         return .object(o)
     }
 
@@ -157,11 +189,22 @@ struct SourceDefinition: Sendable, Equatable {
         aggregationResLevel = j["aggregationResLevel"]?.intValue
         spatialIndexReferenceResolution = j["spatialIndexReferenceResolution"]?.intValue
         featureBbox = j["featureBbox"]?.boolValue ?? false
+        trajectoryIdColumn = j["trajectoryIdColumn"]?.stringValue
+        timestampColumn = j["timestampColumn"]?.stringValue
+        propertiesTable = j["propertiesTable"]?.stringValue
     }
 
     /// A short, URL-safe id: the hash of the account and the canonical definition.
     func id(account: String) -> String {
         String(Encoding.base64URL(Crypto.sha256(Array((account + "\n" + json.text).utf8))).prefix(22))
+    }
+
+    /// The properties a tile must carry: the requested columns plus, for trajectories, the id and timestamp
+    /// columns the TrajectoryTileLayer groups and animates by.
+    var tileColumns: [String]? {
+        guard var columns, spatialType == .trajectory else { return columns }
+        for c in [trajectoryIdColumn, timestampColumn].compactMap({ $0 }) where !columns.contains(c) { columns.append(c) }
+        return columns
     }
 
     /// The extent of the MVT grid (tileResolution 0.25…4 → 256…4096).

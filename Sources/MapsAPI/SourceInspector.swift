@@ -50,7 +50,7 @@ struct SourceInspector {
                 SELECT carto.quadbin_resolution(_src.\(q)::bigint) FROM \(from) AS _src WHERE _src.\(q) IS NOT NULL LIMIT 1
                 """ as SQL, watch: watch)
             dataResolution = r.int(0, 0) ?? 0
-        } else if d.spatialType == .geo {
+        } else {
             guard kind == .geometry else {
                 throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) is not a geometry column", code: "invalid_parameter")
             }
@@ -64,7 +64,13 @@ struct SourceInspector {
             geometryType = r.rowCount == 1 ? r.string(0, 1) : nil
             extent = try mercatorExtent(d, from: from, column: g, srid: schema.srid)
         }
-        _ = try schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
+        for (parameter, column) in [("trajectoryIdColumn", d.trajectoryIdColumn), ("timestampColumn", d.timestampColumn)] {
+            guard let column else { continue }
+            guard schema.kind(of: column) != nil else {
+                throw APIError.badRequest("\(parameter): column \(column) not found", code: "column_not_found")
+            }
+        }
+        _ = try schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn)
         _ = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: schema)
         return SourceRecord(id: id, definition: d, schema: schema, geometryType: geometryType, dataResolution: dataResolution,
                             extent: extent)
@@ -76,8 +82,10 @@ struct SourceInspector {
     /// statistics) are measured.
     func mercatorExtent(_ d: SourceDefinition, from: SQL, column g: Identifier, srid: Int) throws -> [Double]? {
         var box: String?
-        if d.kind == .table {
-            let name = try SourceSQL.table(d)
+        // ST_EstimatedExtent parses its text arguments as names and raises "invalid name syntax" for ones
+        // that need quoting; that error would abort the session's transaction, so such names measure instead.
+        func plain(_ s: String) -> Bool { s.range(of: "^[a-z_][a-z0-9_]*$", options: .regularExpression) != nil }
+        if d.kind == .table, let name = try? SourceSQL.table(d), plain(name.schemaOrPublic), plain(name.table), plain(d.spatialColumn) {
             box = try? connection.execute("SELECT ST_EstimatedExtent(\(name.schemaOrPublic), \(name.table), \(d.spatialColumn))::text" as SQL,
                                           watch: watch).string(0, 0)
         }
@@ -101,7 +109,7 @@ struct SourceInspector {
 
     /// Row count: the catalogue estimate for tables (exact when small), the planner's for queries.
     func rowCount(_ d: SourceDefinition, plan: QueryPlan) throws -> Int {
-        if d.kind != .query {
+        if d.kind == .table {
             let name = try SourceSQL.table(d).identifier
             let r = try connection.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(\(name.text))" as SQL, watch: watch)
             if let n = r.int(0, 0), n >= 10_000 { return n }

@@ -20,10 +20,12 @@ struct SourceRoute: Sendable {
         guard let kind = SourceDefinition.Kind(rawValue: kindName) else { throw APIError.notFound() }
         let definition = try SourceDefinition.parse(kind: kind, connection: connection, p)
         try SourceAccess.authorize(principal, definition)
+        if kind == .raster { return try RasterSource.handshake(definition, principal: principal, maps: maps, request: request) }
         if kind == .tileset { return try TilesetSource.handshake(definition, principal: principal, maps: maps, request: request) }
         let id = definition.id(account: principal.accountId)
         let (record, rows, version) = try maps.withWarehouse(principal, connection, request: request) { db in
             let inspector = SourceInspector(connection: db, watch: maps.watch(request))
+            if kind == .boundary { try BoundarySource.checkJoin(definition, connection: db, watch: maps.watch(request)) }
             var record = try inspector.inspect(definition, id: id)
             let plan = try inspector.plan(definition)
             record.rows = try inspector.rowCount(definition, plan: plan)
@@ -42,6 +44,12 @@ struct SourceRoute: Sendable {
         guard d.connection == connection else { throw APIError.notFound("Source not found", code: "source_not_found") }
         try SourceAccess.authorize(principal, d)
         let cache = p.string("cache").flatMap(Int.init) ?? 0
+        if d.kind == .raster {
+            let tiles = maps.url("/v3/maps/\(connection)/raster/{i}",
+                                 [("source", id), ("cache", String(cache)), ("formatTiles", "binary"), ("spatialIndex", "quadbin")])
+            let body = try RasterSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
+            return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
+        }
         if d.spatialType == .quadbin {
             let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{i}",
                                  [("source", id), ("cache", String(cache)), ("formatTiles", "json"), ("spatialIndex", "quadbin")])

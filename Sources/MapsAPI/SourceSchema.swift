@@ -48,19 +48,25 @@ enum SourceSQL {
 
     static func rows(_ d: SourceDefinition) throws -> SQL {
         switch d.kind {
-        case .table, .tileset: return try table(d).identifier
-        case .query:
-            // A trailing semicolon ends a statement, but the query becomes a subquery here.
-            var sql = Substring(d.sql ?? "")
-            while let last = sql.unicodeScalars.last, last == ";" || last.properties.isWhitespace { sql = sql.dropLast() }
-            // Newlines keep a trailing `--` comment from swallowing the closing parenthesis. The query is
-            // the caller's own SQL, authorised as a whole by SourceAccess before it gets here.
-            return SQL(unsafeRaw: "(\n\(sql)\n)", parameters: d.queryParameters)
+        case .table, .tileset, .raster: return try table(d).identifier
+        case .boundary: return try BoundarySource.from(d)
+        case .query: return query(d)
         }
+    }
+
+    /// The query of a query source (or a boundary's properties query) as a subquery.
+    static func query(_ d: SourceDefinition) -> SQL {
+        // A trailing semicolon ends a statement, but the query becomes a subquery here.
+        var sql = Substring(d.sql ?? "")
+        while let last = sql.unicodeScalars.last, last == ";" || last.properties.isWhitespace { sql = sql.dropLast() }
+        // Newlines keep a trailing `--` comment from swallowing the closing parenthesis. The query is
+        // the caller's own SQL, authorised as a whole by SourceAccess before it gets here.
+        return SQL(unsafeRaw: "(\n\(sql)\n)", parameters: d.queryParameters)
     }
 
     /// The table of a table or tileset source.
     static func table(_ d: SourceDefinition) throws -> QualifiedName {
-        try QualifiedName.parameter(d.name ?? "", named: d.kind == .tileset ? "tileset name" : "table name", code: "invalid_source")
+        try QualifiedName.parameter(d.name ?? "", named: d.kind == .tileset ? "tileset name" : d.kind == .boundary ? "tilesetTableName" : "table name",
+                                    code: "invalid_source")
     }
 }

@@ -35,6 +35,9 @@ struct StatsRoute: Sendable {
         try SourceAccess.authorize(principal, d)
         let body = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
             let watch = maps.watch(request)
+            if d.kind == .table, let band = try RasterSource.bandStats(d.name ?? "", attribute: attribute, connection: db, watch: watch) {
+                return band
+            }
             let schema = try SourceSchema.describe(from: try SourceSQL.from(d), connection: db, watch: watch)
             let (kind, sql) = try StatsSQL.statement(d, schema: schema, attribute: attribute)
             let r = try db.execute(sql, watch: watch)

@@ -18,7 +18,7 @@ struct TileJSONBuilder {
         let d = record.definition
         let from = try SourceSQL.from(d)
         let g = try Identifier(d.spatialColumn)
-        let properties = try record.schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
+        let properties = try record.schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn)
         let numeric = Array(properties.filter { record.schema.kind(of: $0) == .number }.prefix(50))
         var selects: [SQL] = ["count(*)", "ST_Extent(ST_Transform(ST_SetSRID(_src.\(g)::geometry, \(literal: record.schema.srid)), 4326))::text"]
         for column in numeric {
@@ -34,7 +34,7 @@ struct TileJSONBuilder {
 
     func build(_ record: SourceRecord, tiles: String) throws -> JSON {
         let d = record.definition
-        let properties = try record.schema.properties(requested: d.columns, spatialColumn: d.spatialColumn)
+        let properties = try record.schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn)
         let (sql, numeric) = try Self.statsSQL(record)
         let r = try connection.execute(sql, watch: watch)
         let count = r.int(0, 0) ?? 0

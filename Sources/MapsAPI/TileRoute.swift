@@ -17,6 +17,7 @@ struct TileRoute: Sendable {
             throw APIError.badRequest("Tile index must be a quadbin cell in hexadecimal", code: "invalid_tile")
         }
         let (principal, record) = try source(request)
+        if record.definition.kind == .raster { return try rasterTile(request, principal, record, z: z) }
         guard record.definition.spatialType == .quadbin, let dataResolution = record.dataResolution else {
             throw APIError.badRequest("This source is not a quadbin source; use {z}/{x}/{y} tiles", code: "invalid_tile")
         }
@@ -44,6 +45,25 @@ struct TileRoute: Sendable {
         return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
     }
 
+    /// A raster block; only the blocks' own resolution is stored (the TileJSON's min and max zoom).
+    func rasterTile(_ request: HTTPRequest, _ principal: Principal, _ record: SourceRecord, z: Int) throws -> HTTPResponse {
+        let headers = Self.cacheHeaders(request, principal, record)
+        guard z == record.dataResolution, let cell = UInt64(request.pathParameters["i"] ?? "", radix: 16) else {
+            return .noContent(headers: headers)
+        }
+        // Band types come from the metadata; schema columns after `block` are the bands, in order.
+        let bytes = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> [UInt8]? in
+            let watch = maps.watch(request)
+            let (metadata, _) = try RasterSource.metadata(record.definition.name ?? "", connection: db, watch: watch)
+            let bands = (metadata["bands"]?.arrayValue ?? []).map {
+                ($0["name"]?.stringValue ?? "", $0["type"]?.stringValue ?? "float64", $0["nodata"]?.doubleValue ?? .nan)
+            }
+            return try RasterSource.tile(record, cell: cell, bands: bands, connection: db, watch: watch)
+        }
+        guard let bytes else { return .noContent(headers: headers) }
+        return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/vnd.carto-raster-tile")], body: .bytes(bytes))
+    }
+
     /// The authenticated principal and the authorized source named by `source=`.
     func source(_ request: HTTPRequest) throws -> (Principal, SourceRecord) {
         let query = try request.queryParameters()
@@ -67,7 +87,7 @@ struct TileRoute: Sendable {
         }
         let (principal, record) = try source(request)
         let connection = record.definition.connection
-        guard record.definition.spatialType == .geo else {
+        guard record.definition.spatialType != .quadbin else {
             throw APIError.badRequest("Quadbin sources are tiled by cell: use the {i} tiles URL from the TileJSON", code: "invalid_tile")
         }
 
@@ -139,7 +159,7 @@ struct TileRoute: Sendable {
     /// Contract §1.6: table sources 30 min (PostgreSQL), query sources and tilesets a year; the URL carries
     /// the source id and data version.
     static func cacheHeaders(_ request: HTTPRequest, _ principal: Principal, _ record: SourceRecord) -> [(String, String)] {
-        CachePolicy.headers(request, principal: principal, maxAge: record.definition.kind == .table ? 1800 : 31_536_000,
+        CachePolicy.headers(request, principal: principal, maxAge: record.definition.kind == .table || record.definition.kind == .raster ? 1800 : 31_536_000,
                             connection: record.definition.connection, source: record.id)
     }
 }

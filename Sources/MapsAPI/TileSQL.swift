@@ -39,8 +39,14 @@ struct TileSQL: Sendable {
         let geom: SQL = "ST_SetSRID(\(g)::geometry, \(literal: srid))"
         let mercator: SQL = srid == 3857 ? geom : "ST_Transform(\(geom), 3857)"
         var props: [SQL] = []
-        for column in try record.schema.properties(requested: d.columns, spatialColumn: d.spatialColumn) {
+        for column in try record.schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn) {
             let q = try Identifier(column)
+            // The TrajectoryTileLayer subtracts the source's timestampRange.min from numeric timestamps as they
+            // are; that range comes from the range model, which answers epoch milliseconds: the same unit here.
+            if column == d.timestampColumn, d.spatialType == .trajectory, [.timestamp, .date].contains(record.schema.kind(of: column)) {
+                props.append("(extract(epoch FROM _src.\(q)) * 1000)::float8 AS \(q)")
+                continue
+            }
             switch record.schema.kind(of: column) {
             case .number?: props.append("_src.\(q)::float8 AS \(q)")
             case .boolean?: props.append("_src.\(q) AS \(q)")

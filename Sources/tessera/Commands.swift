@@ -59,6 +59,12 @@ func run(_ cli: inout CommandLineArguments) throws {
         let pool = try services.warehouses.privilegedPool(for: try services.warehouses.connection(account: user.accountId, name: name))
         let applied = try pool.withConnection { try WarehouseMigrations.apply($0) }
         print("applied to \(name): \(applied.joined(separator: ", "))")
+        // postgis_raster is not a trusted extension: only a superuser role can create it (raster imports need it).
+        do {
+            try pool.withConnection { _ = try $0.execute("CREATE EXTENSION IF NOT EXISTS postgis_raster") }
+        } catch {
+            print("postgis_raster not installed (\(error)); a superuser must run CREATE EXTENSION postgis_raster for raster imports")
+        }
     case "password-reset-link":
         let email = try cli.require("--email")
         let c = try config()

@@ -441,7 +441,9 @@ def test_filter_values_are_bound_not_spliced(maps):
 def test_unknown_connection_and_type(maps):
     # A token without a grant on the connection: 403 (no connection of that name for a user: 404).
     assert_error(maps.handshake("table", {"name": POINTS}, maps.star, conn="no_such_conn"), 403, "source_not_granted")
-    assert_error(maps.api.get(f"{MAPS}/raster", params={"name": POINTS}, token=maps.star), 404)
+    assert_error(maps.api.get(f"{MAPS}/vectorz", params={"name": POINTS}, token=maps.star), 404)
+    # raster is a source type now (test_maps_raster.py); a vector table is not a raster source.
+    assert_error(maps.api.get(f"{MAPS}/raster", params={"name": POINTS}, token=maps.star), 400, "invalid_source")
 
 
 # ============================================================================================

@@ -630,6 +630,8 @@ class Stack:
         # The metadata database is the services' alone: no other role may even connect to it.
         self.psql("REVOKE CONNECT ON DATABASE tessera FROM PUBLIC")
         self.psql("CREATE EXTENSION IF NOT EXISTS postgis", dbname="carto_dw")
+        # Not a trusted extension either: raster imports and rasterSource need it.
+        self.psql("CREATE EXTENSION IF NOT EXISTS postgis_raster", dbname="carto_dw")
         # pgRouting is not a trusted extension: only a superuser can create it (local routing, lds-api).
         self.psql("CREATE EXTENSION IF NOT EXISTS pgrouting", dbname="carto_dw")
         self._pg_install_h3()

@@ -61,8 +61,8 @@ struct ModelRequest: Sendable {
         }
         var spatialType = "geo"
         if let t = p.string("spatialDataType"), !t.isEmpty {
-            guard ["geo", "h3", "quadbin"].contains(t) else {
-                throw APIError.badRequest("spatialDataType must be geo, h3 or quadbin", code: "invalid_parameter")
+            guard ["geo", "h3", "quadbin", "trajectory"].contains(t) else {
+                throw APIError.badRequest("spatialDataType must be geo, h3, quadbin or trajectory", code: "invalid_parameter")
             }
             spatialType = t
             if let st = SourceDefinition.SpatialType(rawValue: t) { d.spatialType = st }
@@ -70,7 +70,7 @@ struct ModelRequest: Sendable {
         if let c = p.string("spatialDataColumn"), !c.isEmpty {
             guard c.count <= 256 else { throw APIError.badRequest("spatialDataColumn is too long", code: "invalid_parameter") }
             d.spatialColumn = c
-        } else if spatialType != "geo" {
+        } else if spatialType != "geo" && spatialType != "trajectory" {
             d.spatialColumn = spatialType
         }
         var request = ModelRequest(model: model, definition: d, params: try ModelParams.parse(try p.json("params")))

@@ -1,0 +1,2 @@
+-- parameters: []
+CREATE TABLE "public"."my raster" (block bigint PRIMARY KEY, rast raster NOT NULL)
