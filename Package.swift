@@ -44,7 +44,7 @@ let package = Package(
 
         // Features: never import FastCGI or a C module.
         .target(name: "WorkspaceAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
-        .target(name: "SQLAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Observability"]),
+        .target(name: "SQLAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Observability", "CryptoSupport", "Spawn"]),
         .target(name: "MapsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
                 resources: [.copy("warehouse")]),
         .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn"]),

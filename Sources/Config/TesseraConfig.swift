@@ -76,6 +76,12 @@ public struct TesseraConfig: Sendable {
     public var basemapURL: String = ""
     /// `smtp://[user:pass@]host[:port]` for password reset emails; empty = no email (admins create reset links).
     public var smtpURL: String = ""
+    /// Exports: how long a finished export file is kept (seconds) before the sql-worker's pruner deletes it.
+    public var exportTTLSeconds: Int = 86_400
+    /// Exports: how long one signed download URL is valid (seconds); the job's status hands out fresh ones.
+    public var exportURLTTLSeconds: Int = 900
+    /// Exports: the largest export file (bytes); an export growing past it fails and leaves no file.
+    public var exportMaxBytes: Int = 10 << 30
 
     static let defaults: [String: String] = [
         "TESSERA_DATABASE_URL": "dbname=tessera",
@@ -118,6 +124,9 @@ public struct TesseraConfig: Sendable {
         "TESSERA_LDS_QUOTA_ISOLINES": "10000",
         "TESSERA_LDS_QUOTA_ROUTING": "10000",
         "TESSERA_LDS_PROVIDER_TIMEOUT_MS": "10000",
+        "TESSERA_EXPORT_TTL_S": "86400",
+        "TESSERA_EXPORT_URL_TTL_S": "900",
+        "TESSERA_EXPORT_MAX_BYTES": "10737418240",
         // Only meaningful to locate the file itself.
         "TESSERA_CONFIG_FILE": "/etc/tessera/tessera.env",
     ]
@@ -228,6 +237,9 @@ public struct TesseraConfig: Sendable {
             problems.append("TESSERA_BASEMAP_URL must be an http(s) URL")
         }
         result.smtpURL = value("TESSERA_SMTP_URL")
+        result.exportTTLSeconds = int("TESSERA_EXPORT_TTL_S", min: 60, max: 30 * 86_400)
+        result.exportURLTTLSeconds = int("TESSERA_EXPORT_URL_TTL_S", min: 10, max: 86_400)
+        result.exportMaxBytes = int("TESSERA_EXPORT_MAX_BYTES", min: 1024, max: 1 << 44)
         if !result.smtpURL.isEmpty && !result.smtpURL.hasPrefix("smtp://") { problems.append("TESSERA_SMTP_URL must start with smtp://") }
         if !problems.isEmpty { throw Invalid(problems: problems) }
         return result

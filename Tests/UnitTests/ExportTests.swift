@@ -1,0 +1,37 @@
+import Foundation
+@testable import SQLAPI
+import XCTest
+
+/// Export URL signatures and the statement an export runs (issue 14).
+final class ExportTests: XCTestCase {
+    let signer = ExportSignature(key: Array(repeating: 3, count: 32))
+
+    func testSignatureIsBoundToJobUserAndExpiry() {
+        let now = Date(timeIntervalSince1970: 1_000_000)
+        let sig = signer.sign(job: 7, user: "u1", expires: 1_000_100)
+        XCTAssertEqual(signer.verify(job: 7, user: "u1", expires: 1_000_100, signature: sig, now: now), .valid)
+        XCTAssertEqual(signer.verify(job: 8, user: "u1", expires: 1_000_100, signature: sig, now: now), .invalid)
+        XCTAssertEqual(signer.verify(job: 7, user: "u2", expires: 1_000_100, signature: sig, now: now), .invalid)
+        XCTAssertEqual(signer.verify(job: 7, user: "u1", expires: 1_000_200, signature: sig, now: now), .invalid)
+        XCTAssertEqual(signer.verify(job: 7, user: "u1", expires: 1_000_100, signature: "x" + sig, now: now), .invalid)
+        XCTAssertEqual(signer.verify(job: 7, user: "u1", expires: 1_000_100, signature: sig, now: now.addingTimeInterval(101)), .expired)
+        XCTAssertEqual(ExportSignature(key: Array(repeating: 4, count: 32)).verify(job: 7, user: "u1", expires: 1_000_100, signature: sig, now: now), .invalid)
+    }
+
+    func testStatementIsOneSelect() throws {
+        XCTAssertEqual(try ExportRoutes.query("select 1 ;; ", table: nil), "SELECT * FROM (select 1\n) AS tessera_export")
+        XCTAssertEqual(try ExportRoutes.query("select -- comment", table: nil), "SELECT * FROM (select -- comment\n) AS tessera_export")
+        XCTAssertEqual(try ExportRoutes.query(nil, table: "My Schema.t\"x"), "SELECT * FROM \"My Schema\".\"t\"\"x\"")
+        XCTAssertThrowsError(try ExportRoutes.query(nil, table: nil))
+        XCTAssertThrowsError(try ExportRoutes.query("  ", table: nil))
+    }
+
+    func testFormatsAndNames() {
+        XCTAssertEqual(ExportFormat(name: "GeoPackage"), .gpkg)
+        XCTAssertEqual(ExportFormat(name: "shapefile")?.fileExtension, "shp.zip")
+        XCTAssertNil(ExportFormat(name: "xlsx"))
+        XCTAssertEqual(ExportRoutes.fileName("../etc/pass wd\""), "etcpasswd")
+        XCTAssertEqual(ExportRoutes.fileName("ünï"), "n")
+        XCTAssertEqual(ExportRoutes.fileName("///"), "export")
+    }
+}
