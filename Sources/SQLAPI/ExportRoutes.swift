@@ -103,7 +103,7 @@ struct ExportRoutes: Sendable {
         try principal.requireJobAccess()
         guard let job = try jobs.find(id: request.pathParameters["id"], queue: Self.queue, kind: Self.kind, account: principal.accountId),
               job.payload["connection"]?.stringValue == request.pathParameters["connection"] else {
-            throw APIError.notFound("Export not found", code: "export_not_found")
+            throw APIError.notFound("Job not found", code: "job_not_found")
         }
         try principal.authorize(job: job.accountId, createdBy: job.createdBy)
         return (principal, job)

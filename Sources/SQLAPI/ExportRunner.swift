@@ -98,7 +98,8 @@ public struct ExportRunner: Sendable {
     static func gdalMessage(_ stderr: String) -> String {
         let lines = stderr.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let errors = lines.filter { $0.hasPrefix("ERROR") }
-        let chosen = (errors.isEmpty ? lines : errors).prefix(3).map { line -> String in
+        // The first error is the cause; what GDAL says after it is about the aborted output.
+        let chosen = (errors.isEmpty ? Array(lines.prefix(3)) : [errors[0]]).map { line -> String in
             guard line.hasPrefix("ERROR"), let colon = line.firstIndex(of: ":") else { return line }
             return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }

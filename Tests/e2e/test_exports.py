@@ -65,7 +65,7 @@ def download(api, url, **auth) -> h.Resp:
     return api.get(url, **auth)
 
 
-def ogrinfo(path: Path) -> str:
+def ogrinfo(path: Path | str) -> str:
     r = subprocess.run(["ogrinfo", "-ro", "-so", "-al", str(path)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     return r.stdout
@@ -77,6 +77,10 @@ def feature_count(info: str) -> int:
 
 def export_dir(stack, job_id) -> Path:
     return Path(stack.env["TESSERA_IMPORT_DIR"]) / "exports" / f"job-{job_id}"
+
+
+def export_backends(stack) -> int:
+    return int(stack.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tessera-export'"))
 
 
 def signed(stack, job_id, user_id, expires) -> str:
@@ -104,14 +108,15 @@ def test_each_format_opens_with_gdal_with_rows_and_crs(api, admin, points, tmp_p
     assert r.header("Cache-Control") == "private, no-store"
     path = tmp_path / f"places.{suffix}"
     path.write_bytes(r.body)
-    info = ogrinfo(Path("/vsizip/" + str(path)) if fmt == "shp" else path)
+    info = ogrinfo("/vsizip/" + str(path) if fmt == "shp" else path)
     assert feature_count(info) == ROWS, info
     if fmt == "csv":
         # A CSV has no CRS: the geometry travels as WKT.
         assert r.body.decode().splitlines()[1].startswith('"POINT (') or "POINT (" in r.body.decode().splitlines()[1]
     else:
         assert 'ID["EPSG",4326]' in info or "WGS 84" in info, info
-        assert "Geometry: Point" in info, info
+        # A query's geometry column has no declared type, so GeoPackage/FlatGeobuf say "Unknown (any)".
+        assert re.search(r"^Geometry: (Point|Unknown \(any\))$", info, re.M), info
 
 
 def test_a_table_exports_by_name(api, admin, points, tmp_path):
@@ -153,8 +158,8 @@ def test_signed_url_is_the_owners_and_short_lived(api, stack, admin, editor, poi
     # Expired: correctly signed, but in the past.
     assert_error(download(api, signed(stack, body["jobId"], admin.id, int(time.time()) - 5), **auth), 403, "export_url_expired")
     # Another (non-admin) user of the organisation does not see the admin's export at all.
-    assert_error(download(api, url, session=editor), 404, "export_not_found")
-    assert_error(api.get(f"{EXPORTS}/{body['jobId']}", session=editor), 404, "export_not_found")
+    assert_error(download(api, url, session=editor), 404, "job_not_found")
+    assert_error(api.get(f"{EXPORTS}/{body['jobId']}", session=editor), 404, "job_not_found")
     # No credentials: refused.
     assert download(api, url).status == 401
 
@@ -204,19 +209,20 @@ def test_cancel_stops_the_export_and_leaves_no_file(api, stack, admin):
     auth = {"token": admin.token}
     job_id = start(api, auth, query="SELECT g, pg_sleep(0.01) AS s FROM generate_series(1, 100000) g -- e2e-export-cancel",
                    format="csv")
-    wait_until(lambda: h.active_queries(stack, "e2e-export-cancel") >= 1, 30)
+    # ogr2ogr reads through a cursor: the active statement is a FETCH of its connection.
+    wait_until(lambda: export_backends(stack) >= 1 and export_dir(stack, job_id).exists(), 30)
     body = assert_ok(api.delete(f"{EXPORTS}/{job_id}", **auth))
     assert body["status"] in ("cancelled", "running"), body
     body = final(api, auth, job_id)
     assert body["status"] == "cancelled", body
-    wait_until(lambda: h.active_queries(stack, "e2e-export-cancel") == 0, 30)
+    wait_until(lambda: export_backends(stack) == 0, 30)
     wait_until(lambda: not export_dir(stack, job_id).exists(), 10)
     assert_error(download(api, signed(stack, job_id, admin.id, int(time.time()) + 60), **auth), 410, "export_gone")
 
 
 def test_an_export_over_the_size_limit_fails_and_leaves_no_file(api, stack, admin):
     auth = {"token": admin.token}
-    binary = Path(os.environ.get("STACK_BIN", Path(__file__).resolve().parents[2] / ".build" / "release")) / "tessera-sql-worker"
+    binary = Path(os.environ.get("STACK_BIN", Path(__file__).resolve().parents[2] / ".build" / "release")).resolve() / "tessera-sql-worker"
     stack.stop_api("sql-worker")
     try:
         stack.start_worker("sql-worker", binary, env={"TESSERA_EXPORT_MAX_BYTES": "200000"})
