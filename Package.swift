@@ -44,7 +44,9 @@ let package = Package(
 
         // Features: never import FastCGI or a C module.
         .target(name: "WorkspaceAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
-        .target(name: "SQLAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Observability", "CryptoSupport", "Spawn"]),
+        .target(name: "SQLAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Observability", "CryptoSupport"]),
+        // The sql-worker's export writer: only the worker runs GDAL, so only its package depends on gdal-bin.
+        .target(name: "Exports", dependencies: ["SQLAPI", "Platform", "HTTPKit", "Jobs", "Observability", "Spawn"]),
         .target(name: "MapsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
                 resources: [.copy("warehouse")]),
         .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn"]),
@@ -59,7 +61,7 @@ let package = Package(
         .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI", "Jobs", "LDSAPI"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-cdn-invalidator", dependencies: ["CacheInvalidator", "Jobs", "Platform", "Config", "Observability"]),
-        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "LDSAPI", "Platform", "Config", "Observability"]),
+        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Exports", "LDSAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-import-api", dependencies: ["FastCGI", "ImportsAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-import-worker", dependencies: ["Jobs", "ImportsAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-workspace-subscriber", dependencies: ["Jobs", "WorkspaceSubscriber", "Platform"]),

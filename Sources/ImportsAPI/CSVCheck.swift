@@ -3,8 +3,8 @@ import Foundation
 /// A pass over a CSV/TSV before GDAL reads it: GDAL forgives a quote that is never closed (the rest of
 /// the file becomes one field, "success, 1 row") and records with more fields than the header (extra
 /// values dropped), so such a file is refused here with what is wrong and where (line and record).
-/// RFC 4180 quoting: `"` opens a quoted field only at a field's start, `""` inside is a quote; quoted
-/// fields may span lines. Blank lines are skipped as GDAL does; a record with fewer fields is allowed
+/// RFC 4180 quoting: `"` opens a quoted field only at a field's start, `""` inside is a quote, a
+/// closing quote is followed by a separator or the end of the line; quoted fields may span lines. Blank lines are skipped as GDAL does; a record with fewer fields is allowed
 /// (GDAL fills NULLs, common in exported spreadsheets).
 enum CSVCheck {
     /// `separator` nil: detected from the header line as GDAL's CSV driver does (comma, semicolon, tab or pipe).
@@ -56,6 +56,11 @@ enum CSVCheck {
                         quoteSeen = false
                         if b == UInt8(ascii: "\"") { continue }           // "" is a literal quote
                         inQuotes = false                                   // the closing quote; b is handled below
+                        if b != separator && b != UInt8(ascii: "\n") && b != UInt8(ascii: "\r") {
+                            // GDAL would glue the rest on and shift every following value.
+                            throw ImportFailure("The CSV is malformed: record \(record + 1) (starting on line \(recordLine)) has text "
+                                                + "after a closing quote on line \(line) (an unescaped quote?)")
+                        }
                     } else if b == UInt8(ascii: "\"") {
                         quoteSeen = true
                         continue

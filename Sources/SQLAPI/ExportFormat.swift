@@ -15,7 +15,7 @@ public enum ExportFormat: String, CaseIterable, Sendable {
         }
     }
 
-    var driver: String {
+    public var driver: String {
         switch self {
         case .csv: return "CSV"
         case .geojson: return "GeoJSON"
@@ -47,7 +47,7 @@ public enum ExportFormat: String, CaseIterable, Sendable {
     }
 
     /// Layer creation options: WKT geometry in CSV, RFC 7946 GeoJSON (WGS 84, as the format requires).
-    var layerOptions: [String] {
+    public var layerOptions: [String] {
         switch self {
         case .csv: return ["-lco", "GEOMETRY=AS_WKT"]
         case .geojson: return ["-lco", "RFC7946=YES"]

@@ -10,10 +10,10 @@ import SQLKit
 /// reports its progress and, once written, a short-lived signed download URL for the caller;
 /// `DELETE …/exports/{id}` cancels it; `GET …/exports/{id}/file?expires=&signature=` downloads the file.
 /// Small CSV/GeoJSON results need no job: `…/query?format=csv|geojson` streams them.
-struct ExportRoutes: Sendable {
+public struct ExportRoutes: Sendable {
     let services: Services
     static let queue = "sql"
-    static let kind = "export"
+    public static let kind = "export"
     var jobs: JobQueue { JobQueue(pool: services.metadata) }
     var signer: ExportSignature { ExportSignature(key: services.secrets.exportURLKey) }
 
@@ -71,7 +71,7 @@ struct ExportRoutes: Sendable {
     }
 
     /// A download name of letters, digits, `_` and `-` only (it ends up in a path and a header).
-    static func fileName(_ raw: String) -> String {
+    public static func fileName(_ raw: String) -> String {
         let kept = String(raw.unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) && $0.isASCII || $0 == "_" || $0 == "-" }
             .map(Character.init)).prefix(64)
         return kept.isEmpty ? "export" : String(kept)

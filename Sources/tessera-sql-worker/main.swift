@@ -1,6 +1,7 @@
 import Jobs
 import LDSAPI
 import Platform
+import Exports
 import SQLAPI
 
 // The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs, exports and LDS geocode-table jobs

@@ -29,6 +29,11 @@ final class CSVCheckTests: XCTestCase {
         XCTAssertEqual(m, "The CSV is malformed: the quoted field that starts in record 3 (line 3) is never closed")
     }
 
+    func testTextAfterAClosingQuoteIsAStrayQuote() {
+        let m = message("a,b\n1,2\n\"b,3\n\"c\",5\n")
+        XCTAssertEqual(m, "The CSV is malformed: record 3 (starting on line 3) has text after a closing quote on line 4 (an unescaped quote?)")
+    }
+
     func testTooManyFieldsSaysRecordAndLine() {
         let m = message("a,b\n1,2\n\"multi\nline\",2\n1,2,3\n")
         XCTAssertEqual(m, "The CSV is malformed: record 4 (line 5) has 3 fields, but the header has 2")

@@ -3,6 +3,7 @@ import HTTPKit
 import Jobs
 import Observability
 import Platform
+import SQLAPI
 import Spawn
 
 /// Writes export jobs for the sql-worker: GDAL's `ogr2ogr` reads the query from the warehouse (a cursor,
