@@ -34,8 +34,7 @@ export async function render(main, ctx) {
         const ms = performance.now() - started;
         show(r, ms, q, conn.value);
       } catch (err) {
-        const exporter = meta.command && meta.command !== 'SELECT' ? null : exportMenu('sql', () => ({ connection, query: q }), 'query');
-    clear(out, h('div.card', h('p.form-error', { role: 'alert' }, err.message, err.body && err.body.hint ? ` — ${err.body.hint}` : '')));
+        clear(out, h('div.card', h('p.form-error', { role: 'alert' }, err.message, err.body && err.body.hint ? ` — ${err.body.hint}` : '')));
       }
     }, 'Running…');
   });
@@ -47,6 +46,8 @@ export async function render(main, ctx) {
     const meta = r.meta || {};
     const cols = schema.length ? schema.map(c => c.name) : Object.keys(rows[0] || {});
     const mapBox = h('div.map-preview#sql-map');
+    // Only a query's rows can be exported (a write has none).
+    const exporter = meta.command && meta.command !== 'SELECT' ? null : exportMenu('sql', () => ({ connection, query: q }), 'query');
     clear(out, h('div.card',
       h('div.page-head', h('p#sql-stats', `${(meta.rowCount ?? rows.length).toLocaleString('en')} rows · server ${meta.executionTimeMs ?? '?'} ms · round trip ${Math.round(ms)} ms${meta.truncated ? ` · truncated at ${meta.maxRows}` : ''}`),
         geo ? h('div.row', h('button.secondary#sql-show-map', { onclick: () => showMap() }, 'Show on map'),
