@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(name: "tessera-lds-api", dependencies: ["FastCGI", "LDSAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI"]),
+        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Exports"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn"]),
     ]
 )

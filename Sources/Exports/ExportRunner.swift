@@ -119,9 +119,13 @@ struct ExportRetry: Error, CustomStringConvertible {
 public final class ExportPruner: @unchecked Sendable {
     let files: ExportFiles
     let ttl: Double
-    public init(services: Services) {
-        files = ExportFiles(directory: services.config.importDir)
-        ttl = Double(services.config.exportTTLSeconds)
+    public convenience init(services: Services) {
+        self.init(files: ExportFiles(directory: services.config.importDir), ttl: Double(services.config.exportTTLSeconds))
+    }
+
+    init(files: ExportFiles, ttl: Double) {
+        self.files = files
+        self.ttl = ttl
     }
 
     public func start() {

@@ -1,4 +1,5 @@
 import Foundation
+@testable import Exports
 @testable import SQLAPI
 import XCTest
 
@@ -36,5 +37,25 @@ final class ExportTests: XCTestCase {
         XCTAssertEqual(ExportRoutes.fileName("../etc/pass wd\""), "etcpasswd")
         XCTAssertEqual(ExportRoutes.fileName("ünï"), "n")
         XCTAssertEqual(ExportRoutes.fileName("///"), "export")
+    }
+
+    /// The pruner removes a job folder nothing touched for the TTL (an expired file, a dead worker's
+    /// partial output) and keeps the rest.
+    func testPrunerRemovesOnlyFoldersUntouchedForTheTTL() throws {
+        let root = NSTemporaryDirectory() + "export-prune-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let files = ExportFiles(directory: root)
+        let fm = FileManager.default
+        for id in [1, 2] as [Int64] {
+            try fm.createDirectory(atPath: files.partialDir(id), withIntermediateDirectories: true)
+            fm.createFile(atPath: files.jobDir(id) + "/x.csv", contents: Data("a\n".utf8))
+        }
+        let old = Date().addingTimeInterval(-7200)
+        for path in [files.jobDir(1), files.partialDir(1), files.jobDir(1) + "/x.csv"] {
+            try fm.setAttributes([.modificationDate: old], ofItemAtPath: path)
+        }
+        ExportPruner(files: files, ttl: 3600).sweep()
+        XCTAssertFalse(fm.fileExists(atPath: files.jobDir(1)))
+        XCTAssertTrue(fm.fileExists(atPath: files.jobDir(2) + "/x.csv"))
     }
 }

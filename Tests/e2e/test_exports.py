@@ -192,6 +192,10 @@ def test_bad_requests_are_clear_errors(api, admin, points):
     assert r.status == 400, r
     r = api.post(EXPORTS, json_body={"query": f"SELECT 1; DROP TABLE {points}", "format": "csv"}, **auth)
     assert r.status == 400, r
+    # The SQL API streams CSV/GeoJSON; for GDAL's file formats it points to exports.
+    r = api.sql("SELECT 1", admin.token, fmt="gpkg")
+    assert_error(r, 400, "invalid_parameter")
+    assert "/exports" in r.json()["hint"]
     assert_error(api.post("/api/v3/sql/no_such_conn/exports", json_body={"query": "SELECT 1", "format": "csv"}, **auth), 404)
 
 
