@@ -84,6 +84,12 @@ public struct TesseraConfig: Sendable {
     public var backupDir: String = "/var/lib/tessera/backups"
     public var backupKeep: Int = 7
     public var backupSchedule: String = "daily"
+    /// Exports: how long a finished export file is kept (seconds) before the sql-worker's pruner deletes it.
+    public var exportTTLSeconds: Int = 86_400
+    /// Exports: how long one signed download URL is valid (seconds); the job's status hands out fresh ones.
+    public var exportURLTTLSeconds: Int = 900
+    /// Exports: the largest export file (bytes); an export growing past it fails and leaves no file.
+    public var exportMaxBytes: Int = 10 << 30
 
     static let defaults: [String: String] = [
         "TESSERA_DATABASE_URL": "dbname=tessera",
@@ -130,6 +136,9 @@ public struct TesseraConfig: Sendable {
         "TESSERA_BACKUP_DIR": "/var/lib/tessera/backups",
         "TESSERA_BACKUP_KEEP": "7",
         "TESSERA_BACKUP_SCHEDULE": "daily",
+        "TESSERA_EXPORT_TTL_S": "86400",
+        "TESSERA_EXPORT_URL_TTL_S": "900",
+        "TESSERA_EXPORT_MAX_BYTES": "10737418240",
         // Only meaningful to locate the file itself.
         "TESSERA_CONFIG_FILE": "/etc/tessera/tessera.env",
     ]
@@ -245,6 +254,9 @@ public struct TesseraConfig: Sendable {
             problems.append("TESSERA_CONNECTION_HOST_ALLOWLIST entries are host names or addresses (socket paths are never allowed): \(entry)")
         }
         result.smtpURL = value("TESSERA_SMTP_URL")
+        result.exportTTLSeconds = int("TESSERA_EXPORT_TTL_S", min: 60, max: 30 * 86_400)
+        result.exportURLTTLSeconds = int("TESSERA_EXPORT_URL_TTL_S", min: 10, max: 86_400)
+        result.exportMaxBytes = int("TESSERA_EXPORT_MAX_BYTES", min: 1024, max: 1 << 44)
         if !result.smtpURL.isEmpty && !result.smtpURL.hasPrefix("smtp://") { problems.append("TESSERA_SMTP_URL must start with smtp://") }
         result.backupDir = value("TESSERA_BACKUP_DIR")
         if !result.backupDir.hasPrefix("/") { problems.append("TESSERA_BACKUP_DIR must be an absolute path") }

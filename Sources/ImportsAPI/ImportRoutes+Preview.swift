@@ -67,6 +67,10 @@ extension ImportRoutes {
         let resolverSettings = previewSettings(dir)
         let dataset = try DatasetResolver(settings: resolverSettings).resolve(input: input, nameHints: hints, workDir: dir, deadline: deadline,
                                                                              isCancelled: { request.isClientGone() })
+        if dataset.format == .csv || dataset.format == .tsv {
+            try CSVCheck.validate(path: dataset.path, separator: dataset.format == .tsv ? 9 : nil,
+                                  isCancelled: { request.isClientGone() })
+        }
         let layers = try GDALTools.layers(of: dataset.path, format: dataset.format, autoguessing: autoguessing, workDir: dir,
                                           deadline: deadline, isCancelled: { request.isClientGone() })
         let (layer, _) = try ImportRunner.chooseLayer(layers)

@@ -156,6 +156,10 @@ public struct ImportRunner: Sendable {
         context.report(progress: ["phase": "inspecting"])
         let dataset = try DatasetResolver(settings: settings).resolve(input: input, nameHints: hints, workDir: work, deadline: deadline,
                                                                         isCancelled: { context.isCancelled })
+        if dataset.format == .csv || dataset.format == .tsv {
+            try CSVCheck.validate(path: dataset.path, separator: dataset.format == .tsv ? 9 : nil,
+                                  isCancelled: { context.isCancelled })
+        }
         // Counting features is a full pass over the file (for a CSV about as long as loading it): only a
         // file with several layers needs counts, to skip its empty ones.
         var layers = try GDALTools.layers(of: dataset.path, format: dataset.format, autoguessing: request.autoguessing, workDir: work,

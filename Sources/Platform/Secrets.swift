@@ -8,11 +8,14 @@ public struct Secrets: Sendable {
     public let connectionPasswordKey: [UInt8]
     /// Signs the short-lived grants that open a password-protected public map.
     public let mapGrantKey: [UInt8]
+    /// Signs export download URLs.
+    public let exportURLKey: [UInt8]
 
     public init(master: [UInt8]) {
         tokenSigningKey = Crypto.hmacSHA256(key: master, data: Array("tessera/jwt-hs256".utf8))
         connectionPasswordKey = Crypto.hmacSHA256(key: master, data: Array("tessera/connection-passwords".utf8))
         mapGrantKey = Crypto.hmacSHA256(key: master, data: Array("tessera/map-access-grants".utf8))
+        exportURLKey = Crypto.hmacSHA256(key: master, data: Array("tessera/export-urls".utf8))
     }
 
     public struct Missing: Error, CustomStringConvertible {

@@ -82,7 +82,9 @@ struct QueryRoute: Sendable {
     static func format(_ raw: String?) throws -> ResultEncoder.Format {
         guard let raw, !raw.isEmpty else { return .json }
         guard let f = ResultEncoder.Format(rawValue: raw.lowercased()) else {
-            throw APIError.badRequest("format must be json, geojson, csv or ndjson", code: "invalid_parameter")
+            // GDAL's file formats cannot stream: they are export jobs.
+            throw APIError.badRequest("format must be json, geojson, csv or ndjson", code: "invalid_parameter",
+                                      hint: "GeoPackage, FlatGeobuf and Shapefile: POST /api/v3/sql/{connection}/exports")
         }
         return f
     }

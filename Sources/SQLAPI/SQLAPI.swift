@@ -8,5 +8,6 @@ public enum SQLAPI {
         router.get("/api/v3/sql/{connection}/query", route.handle)
         router.post("/api/v3/sql/{connection}/query", route.handle)
         BatchJobRoutes(services: services).register(router)
+        ExportRoutes(services: services).register(router)
     }
 }

@@ -1,14 +1,21 @@
 import Jobs
 import LDSAPI
 import Platform
+import Exports
 import SQLAPI
 
-// The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs and LDS geocode-table jobs (both are
-// long statements against a warehouse, so they share the queue, its concurrency and its timeouts).
+// The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs, exports and LDS geocode-table jobs
+// (all long statements against a warehouse, so they share the queue, its concurrency and its timeouts).
 WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let batch = BatchJobRunner(services: services)
+    let export = ExportRunner(services: services)
     let geocode = GeocodeTableRunner(services: services)
+    ExportPruner(services: services).start()
     return (Worker.Options(queue: "sql"), { job, context in
-        job.kind == GeocodeTableRunner.kind ? try geocode.run(job, context) : try batch.run(job, context)
+        switch job.kind {
+        case GeocodeTableRunner.kind: return try geocode.run(job, context)
+        case ExportRunner.kind: return try export.run(job, context)
+        default: return try batch.run(job, context)
+        }
     })
 }

@@ -111,6 +111,9 @@ def test_invitation_to_public_map(stack, chrome_ok, tmp_path, dw_user):
         b.open("/#/imports")
         B.Select(b.find("form[aria-label='New import'] select")).select_by_visible_text(conn_name)
         b.find("input[type=file]").send_keys(str(csv))
+        b.find("#import-preview").click()
+        card = b.find("#import-preview-card", timeout=60)
+        assert "25 rows" in card.text and "Point" in card.text, card.text
         b.find("#import-start").click()
         done = b.find("#import-done", timeout=90)
         assert table in done.text and "25 rows" in done.text, done.text

@@ -386,6 +386,29 @@ def test_preview_shows_columns_and_first_rows(imp):
     assert "loopback" in r.json()["error"]
 
 
+@pytest.mark.parametrize("name,text,message", [
+    # GDAL alone reads an unclosed quote as one field running to the end: "success, 1 row".
+    ("unclosed.csv", 'name,lon,lat\n"a",1,2\n"b,3,4\nc,5,6\n',
+     "The CSV is malformed: the quoted field that starts in record 3 (line 3) is never closed"),
+    ("stray_quote.csv", 'name,lon,lat\n"a",1,2\n"b,3,4\n"c",5,6\n',
+     "The CSV is malformed: record 3 (starting on line 3) has text after a closing quote on line 4"),
+    ("extra_field.csv", 'name,lon,lat\na,1,2\n"two\nlines",3,4\nc,5,6,7\n',
+     "The CSV is malformed: record 4 (line 5) has 4 fields, but the header has 3"),
+])
+def test_malformed_csv_fails_saying_what_and_where(imp, tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    table = f"{SCHEMA}.malformed_{name.split('.')[0]}"
+    body = imp.run(path, table)
+    assert body["status"] == "failure", body
+    assert message in body["error"], body
+    assert imp.sql(f"SELECT to_regclass('{table}') IS NULL") == "t"
+    r = imp.api.post(f"{IMPORTS}/preview?filename={name}", data=path.read_bytes(),
+                     headers={"Content-Type": "application/octet-stream"}, token=imp.admin.token)
+    assert_error(r, 422, "preview_failed")
+    assert message in r.json()["error"]
+
+
 # --------------------------------------------------------------------------------------------
 # overwrite, conflicts, cancel, limits, access
 

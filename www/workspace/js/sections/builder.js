@@ -9,6 +9,7 @@ import { resolveSource } from '../tilelayer.js';
 import { defaultLayer, rgbToHex, hexToRgb, RAMPS, PALETTES } from '../style.js';
 import { WidgetPanel, WIDGET_TYPES, OPERATIONS } from '../widgets.js';
 import { connectionNames, privacyLabel } from '../workspace.js';
+import { exportMenu } from '../exportmenu.js';
 
 export async function render(root, ctx, mapId) {
   clear(root, spinner('Opening the map…'));
@@ -184,7 +185,13 @@ export async function render(root, ctx, mapId) {
         tooltips()[l.config.dataId] = [...shown].map(name => ({ name, format: null }));
         changed();
       } }), c.name)) : h('p.muted', 'No columns'));
-    clear(editor, h('h2', 'Style'), label, h('div.row', fill, stroke), strokeOn, colorBy, ramp, width, radius, opacity, tips);
+    // The layer's source as saved; widget filters are not applied to the export yet.
+    const exporter = exportMenu('layer', () => {
+      const d = datasets.find(x => x.id === l.config.dataId);
+      return d && { connection: d.connectionName, ...(d.type === 'table' ? { table: d.source } : { query: d.source }) };
+    }, l.config.label);
+    clear(editor, h('h2', 'Style'), label, h('div.row', fill, stroke), strokeOn, colorBy, ramp, width, radius, opacity, tips,
+      h('h2', 'Export layer data'), h('p.hint', 'The whole source of the layer, without widget filters.'), exporter);
   }
 
   // ---- add a source

@@ -5,6 +5,7 @@ import { h, clear, table, empty, spinner, toast, fmt } from '../dom.js';
 import { MapView } from '../mapview.js';
 import { defaultLayer } from '../style.js';
 import { connectionNames, quoteFqn, newMap } from '../workspace.js';
+import { exportMenu } from '../exportmenu.js';
 
 export async function render(main, ctx, parts) {
   const names = await connectionNames();
@@ -55,7 +56,8 @@ export async function render(main, ctx, parts) {
       h('div.card',
         h('div.page-head', h('div', h('h2#table-title', t.fqn || fqn),
           h('p', `${fmtRows(t.rows)} rows${t.rowsExact === false ? ' (estimate)' : ''} · ${(t.columns || []).length} columns${geo ? ` · ${t.geometryType || 'geometry'} in ${geo}` : ' · no geometry'}`)),
-          geo && ctx.canWrite ? h('button.primary#create-map', { onclick: () => createMap(conn, t) }, 'Create map') : null),
+          h('div.row', exportMenu('table', () => ({ connection: conn, table: t.fqn || fqn }), t.name || 'table'),
+            geo && ctx.canWrite ? h('button.primary#create-map', { onclick: () => createMap(conn, t) }, 'Create map') : null)),
         h('h3', 'Columns'),
         table([{ label: 'Name', key: 'name' }, { label: 'Type', key: 'type' }], t.columns || [], { 'aria-label': 'Columns' })),
       geo ? h('div.card', h('h3', 'Map preview'), mapBox) : null,

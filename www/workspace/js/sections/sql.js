@@ -4,6 +4,7 @@ import { h, clear, table, empty, toast, fmt, busy } from '../dom.js';
 import { MapView } from '../mapview.js';
 import { defaultLayer } from '../style.js';
 import { connectionNames, newMap } from '../workspace.js';
+import { exportMenu } from '../exportmenu.js';
 
 let last = { sql: 'SELECT * FROM public.world_countries LIMIT 20', conn: 'carto_dw' };
 
@@ -45,10 +46,12 @@ export async function render(main, ctx) {
     const meta = r.meta || {};
     const cols = schema.length ? schema.map(c => c.name) : Object.keys(rows[0] || {});
     const mapBox = h('div.map-preview#sql-map');
+    // Only a query's rows can be exported (a write has none).
+    const exporter = meta.command && meta.command !== 'SELECT' ? null : exportMenu('sql', () => ({ connection, query: q }), 'query');
     clear(out, h('div.card',
       h('div.page-head', h('p#sql-stats', `${(meta.rowCount ?? rows.length).toLocaleString('en')} rows · server ${meta.executionTimeMs ?? '?'} ms · round trip ${Math.round(ms)} ms${meta.truncated ? ` · truncated at ${meta.maxRows}` : ''}`),
         geo ? h('div.row', h('button.secondary#sql-show-map', { onclick: () => showMap() }, 'Show on map'),
-          ctx.canWrite ? h('button.secondary', { onclick: () => toMap() }, 'Create map from query') : null) : null),
+          ctx.canWrite ? h('button.secondary', { onclick: () => toMap() }, 'Create map from query') : null) : null, exporter),
       rows.length ? table(cols.map(k => ({ label: k, render: row => (geo && k === geo.name ? h('span.muted', 'geometry') : fmt(row[k])) })), rows, { 'aria-label': 'Results' })
         : h('p.muted', meta.command && meta.command !== 'SELECT' ? `${meta.command} done.` : 'The query returned no rows.')),
       mapBox);
