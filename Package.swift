@@ -49,7 +49,7 @@ let package = Package(
                 resources: [.copy("warehouse")]),
         .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn"]),
 
-        .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability"],
+        .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability", "Spawn"],
                 resources: [.copy("warehouse")]),
 
         .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability"]),
