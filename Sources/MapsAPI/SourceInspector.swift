@@ -50,13 +50,17 @@ struct SourceInspector {
     /// The data's bounding box in Web Mercator: tiles outside it are empty without a query, and tile boxes
     /// are clipped to it before they are transformed into the source's SRID (a tile far from a UTM zone
     /// cannot be transformed into it). Tables use the planner's estimate; queries (or tables without
-    /// statistics) are measured.
+    /// statistics, or names PostGIS cannot parse) are measured.
     func mercatorExtent(_ d: SourceDefinition, from: SQL, column g: Identifier, srid: Int) throws -> [Double]? {
         var box: String?
         if d.kind == .table {
             let name = try SourceSQL.table(d)
-            box = try? connection.execute("SELECT ST_EstimatedExtent(\(name.schemaOrPublic), \(name.table), \(d.spatialColumn))::text" as SQL,
-                                          watch: watch).string(0, 0)
+            // PostGIS refuses names it cannot parse back (spaces, dots, quotes) and, in some versions, tables
+            // without statistics: an attempt, so the measured fallback still runs in the same transaction.
+            box = try connection.attempt {
+                try connection.execute("SELECT ST_EstimatedExtent(\(name.schemaOrPublic), \(name.table), \(d.spatialColumn))::text" as SQL,
+                                       watch: watch).string(0, 0)
+            } ?? nil
         }
         if box == nil {
             box = try connection.execute("SELECT ST_Extent(_src.\(g)::geometry)::text FROM \(from) AS _src" as SQL, watch: watch).string(0, 0)
