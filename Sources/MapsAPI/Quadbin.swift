@@ -35,7 +35,8 @@ enum Quadbin {
     }
 
     /// The statement for one quadbin tile: cells at `z + aggregationResLevel` (at most the data's
-    /// resolution) aggregated with `aggregationExp`, as a JSON array of `{id, properties}`. z, x, y, the
+    /// resolution) aggregated with `aggregationExp`, as a JSON array of `{id, properties}` in cell order (the
+    /// grouping's own order changes with the plan, and the same tile must give the same bytes). z, x, y, the
     /// resolution and the data's resolution are slots (`parameters(z:…)`), so the text is prepared once.
     static func tileSQL(_ record: SourceRecord) throws -> SQL {
         let d = record.definition
@@ -48,7 +49,7 @@ enum Quadbin {
         // aggregationExp is client SQL: users may send any; SourceAccess only lets scoped tokens send simple aggregates.
         let aggregation = SQL(unsafeRaw: d.aggregationExp ?? "count(*) AS count")
         return """
-            SELECT coalesce(json_agg(json_build_object('id', lpad(to_hex(t.__cell), 16, '0'), 'properties', to_jsonb(t) - '__cell')), '[]')::text
+            SELECT coalesce(json_agg(json_build_object('id', lpad(to_hex(t.__cell), 16, '0'), 'properties', to_jsonb(t) - '__cell') ORDER BY t.__cell), '[]')::text
             FROM (
               SELECT carto.quadbin_toparent(\(column), \(SQL.slot("resolution"))::int) AS __cell, \(aggregation)
               FROM \(from) AS _src, carto.__quadbin_children_range(carto.quadbin_fromzxy(\(SQL.slot("z"))::int, \(SQL.slot("x"))::bigint, \(SQL.slot("y"))::bigint), \(SQL.slot("dataResolution"))::int) AS r

@@ -79,15 +79,17 @@ struct SourceInspector {
     /// The data's bounding box in Web Mercator: tiles outside it are empty without a query, and tile boxes
     /// are clipped to it before they are transformed into the source's SRID (a tile far from a UTM zone
     /// cannot be transformed into it). Tables use the planner's estimate; queries (or tables without
-    /// statistics) are measured.
+    /// statistics, or names PostGIS cannot parse) are measured.
     func mercatorExtent(_ d: SourceDefinition, from: SQL, column g: Identifier, srid: Int) throws -> [Double]? {
         var box: String?
-        // ST_EstimatedExtent parses its text arguments as names and raises "invalid name syntax" for ones
-        // that need quoting; that error would abort the session's transaction, so such names measure instead.
-        func plain(_ s: String) -> Bool { s.range(of: "^[a-z_][a-z0-9_]*$", options: .regularExpression) != nil }
-        if d.kind == .table, let name = try? SourceSQL.table(d), plain(name.schemaOrPublic), plain(name.table), plain(d.spatialColumn) {
-            box = try? connection.execute("SELECT ST_EstimatedExtent(\(name.schemaOrPublic), \(name.table), \(d.spatialColumn))::text" as SQL,
-                                          watch: watch).string(0, 0)
+        if d.kind == .table {
+            let name = try SourceSQL.table(d)
+            // PostGIS refuses names it cannot parse back (spaces, dots, quotes) and, in some versions, tables
+            // without statistics: an attempt, so the measured fallback still runs in the same transaction.
+            box = try connection.attempt {
+                try connection.execute("SELECT ST_EstimatedExtent(\(name.schemaOrPublic), \(name.table), \(d.spatialColumn))::text" as SQL,
+                                       watch: watch).string(0, 0)
+            } ?? nil
         }
         if box == nil {
             box = try connection.execute("SELECT ST_Extent(_src.\(g)::geometry)::text FROM \(from) AS _src" as SQL, watch: watch).string(0, 0)

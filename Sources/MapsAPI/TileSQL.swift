@@ -39,8 +39,18 @@ struct TileSQL: Sendable {
         let geom: SQL = "ST_SetSRID(\(g)::geometry, \(literal: srid))"
         let mercator: SQL = srid == 3857 ? geom : "ST_Transform(\(geom), 3857)"
         var props: [SQL] = []
+        // The features' order in the tile: without one, it is whatever order the plan produced the rows in,
+        // which changes with the plan (a prepared statement's generic plan after five runs, an index scan
+        // or not), and so would the bytes of the same tile of the same data (HTTP caches and ETags rely on
+        // them). The feature id, then the properties for identical geometries; sorting at most the cap's
+        // rows, by keys the rows already carry.
+        var featureOrder: [SQL] = ["t._carto_feature_id COLLATE \"C\""]
         for column in try record.schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn) {
             let q = try Identifier(column)
+            if column != "geom" && column != "_carto_feature_id" {
+                featureOrder.append(record.schema.kind(of: column) == .number || record.schema.kind(of: column) == .boolean
+                             ? "t.\(q)" : "t.\(q) COLLATE \"C\"")
+            }
             // The TrajectoryTileLayer subtracts the source's timestampRange.min from numeric timestamps as they
             // are; that range comes from the range model, which answers epoch milliseconds: the same unit here.
             if column == d.timestampColumn, d.spatialType == .trajectory, [.timestamp, .date].contains(record.schema.kind(of: column)) {
@@ -78,7 +88,7 @@ struct TileSQL: Sendable {
         let sample: SQL = mode == .sampled ? " TABLESAMPLE BERNOULLI (\(SQL.slot("percent"))::float8) REPEATABLE (0)" : ""
         let order: SQL = mode == .fast ? "" : "ORDER BY md5(ST_AsEWKB(\(geom)))"
         let sql: SQL = """
-            SELECT ST_AsMVT(t.*, '\(unsafeRaw: TileJSONBuilder.layer)', \(literal: extent), 'geom'), count(*) FROM (
+            SELECT ST_AsMVT(t.*, '\(unsafeRaw: TileJSONBuilder.layer)', \(literal: extent), 'geom' ORDER BY \(featureOrder, joinedBy: ", ")), count(*) FROM (
               SELECT ST_AsMVTGeom(\(mercator), \(envelope), \(literal: extent), \(literal: buffer), true) AS geom, \(props, joinedBy: ", ")
               FROM \(from) AS _src\(sample)
               WHERE \(conditions, joinedBy: " AND ")

@@ -127,7 +127,8 @@ public final class Warehouses: @unchecked Sendable {
     }
 
     /// conninfo for an external tool (ogr2ogr) WITHOUT the password, plus the decrypted password separately:
-    /// give it to the child as `PGPASSWORD` (its environment), never in argv where `ps` shows it.
+    /// give it to the child through its environment, never in argv where `ps` shows it: `PGPASSWORD`, or a
+    /// `PGPassFile` for a tool that writes its own `password=` into its conninfo (osm2pgrouting).
     /// No statement timeout: the caller bounds the tool's run time itself.
     public func toolConninfo(for record: ConnectionRecord, applicationName: String) throws -> (conninfo: String, password: String?) {
         let checked = try checkPolicy(record)

@@ -21,7 +21,8 @@ func ldsLoadRoads(_ cli: inout CommandLineArguments, _ config: TesseraConfig) th
         connection = try services.warehouses.privilegedPool(for: record).checkout()
     } else {
         guard !config.warehouseURL.isEmpty else { throw CLIError(message: "give --email (and --connection) or set TESSERA_WAREHOUSE_URL", code: 2) }
-        tool = (config.warehouseURL, PGConnection.parseConninfo(config.warehouseURL)?["password"])
+        // The password may be in the URL's passfile (packaging keeps it there), not inline.
+        tool = (config.warehouseURL, try warehouseCredentials(config).password)
         connection = try PGConnection(config.warehouseURL)
     }
     do {

@@ -772,6 +772,25 @@ def test_tile_headers_and_auth_forms(maps, points_tj):
     assert maps.tile(points_tj, z, x, y).body == body
 
 
+def test_same_data_gives_the_same_tile_bytes_whatever_the_row_order(maps, stack):
+    """Features are ordered in the tile, not left in the order the plan reads the rows: the table is
+    rewritten with its rows in reverse physical order (same data, new data version, so no cache can
+    answer), including several rows at the same point that only their properties tell apart."""
+    h.warehouse(stack, "DROP TABLE IF EXISTS e2e_maps_order; CREATE TABLE e2e_maps_order (id int, name text, geom geometry(Point, 4326));"
+                       "INSERT INTO e2e_maps_order SELECT g, 'n' || g, ST_SetSRID(ST_MakePoint(-3.70 + (g % 10) * 0.01, 40.42), 4326)"
+                       " FROM generate_series(1, 30) g ORDER BY g;")
+    z, (x, y) = 8, mvt.tile_of(-3.65, 40.42, 8)
+    first_tj = maps.tilejson(maps.source("table", {"name": "public.e2e_maps_order"}))
+    first = maps.tile(first_tj, z, x, y)
+    assert first.status == 200 and len(mvt.decode(first.body)["default"].features) == 30
+    h.warehouse(stack, "CREATE TEMP TABLE o AS SELECT * FROM e2e_maps_order ORDER BY id DESC;"
+                       "TRUNCATE e2e_maps_order; INSERT INTO e2e_maps_order SELECT * FROM o;")
+    again_tj = maps.tilejson(maps.source("table", {"name": "public.e2e_maps_order"}))
+    assert again_tj["tiles"][0] != first_tj["tiles"][0], "a new data version: nothing cached can answer"
+    again = maps.tile(again_tj, z, x, y)
+    assert again.status == 200 and again.body == first.body
+
+
 def test_tile_preflight(maps, points_tj):
     r = maps.api.request("OPTIONS", maps.tile_path(points_tj, 1, 0, 0),
                          headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET",

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Spawn
 
 /// Loads the road graph of the local routing provider: osm2pgrouting imports an OSM XML extract into the
 /// staging schema `carto_lds_osm`, then `carto_lds.build_road_graph` derives the per-mode costs and swaps
@@ -45,34 +46,39 @@ public enum RoadGraphLoader {
         return Summary(edges: r.int(0, 0) ?? 0, vertices: r.int(0, 1) ?? 0, seconds: Date().timeIntervalSince(started))
     }
 
-    /// osm2pgrouting gets the connection as flags and the password through PGPASSWORD (never in argv,
-    /// which other users can read in /proc). It needs the schema to exist (the routing SQL creates it).
+    /// osm2pgrouting gets the connection as flags and the password through a libpq password file
+    /// (`PGPassFile`: it puts an explicit, empty `password=` in its own conninfo, which overrides
+    /// PGPASSWORD), never in argv, which other users can read in /proc. `hostaddr` pins the address the
+    /// connection policy checked. It needs the schema to exist (the routing SQL creates it). It runs as a
+    /// `ChildProcess`: it dies with the CLI instead of loading on unattended.
     static func runOSM2PGRouting(osmFile: String, info: [String: String], password: String?, progress: (String) -> Void) throws {
-        guard let tool = ["/usr/bin/osm2pgrouting", "/usr/local/bin/osm2pgrouting"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        let tool: String
+        do { tool = try ChildProcess.tool("osm2pgrouting") } catch {
             throw Failure(description: "osm2pgrouting is not installed (Debian package osm2pgrouting)")
         }
         let mapconfig = "/usr/share/osm2pgrouting/mapconfig.xml"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = ["--file", osmFile, "--conf", mapconfig, "--schema", "carto_lds_osm", "--clean",
-                             "--dbname", info["dbname"] ?? "carto_dw", "--username", info["user"] ?? "carto_dw",
-                             "--host", info["host"] ?? "/var/run/postgresql", "--port", info["port"] ?? "5432"]
-        var env = ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"]
-        env["PGPASSWORD"] = password
+        let argv = [tool, "--file", osmFile, "--conf", mapconfig, "--schema", "carto_lds_osm", "--clean",
+                    "--dbname", info["dbname"] ?? "carto_dw", "--username", info["user"] ?? "carto_dw",
+                    "--host", info["host"] ?? "/var/run/postgresql", "--port", info["port"] ?? "5432"]
+        let passfile = try PGPassFile(password: password ?? "")
+        defer { passfile.remove() }
+        var env = ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": passfile.directory]
+        if password != nil { env.merge(passfile.environment) { $1 } }
         env["PGSSLMODE"] = info["sslmode"]
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        env["PGHOSTADDR"] = info["hostaddr"]
+        let output = passfile.directory + "/output"
+        // A country extract is held in memory whole: no address-space cap beyond the system's.
+        let child = try ChildProcess(argv, environment: env, stdout: output, stderr: output, addressSpaceLimit: 0)
         // Forward output line by line (the progress bar redraws with \r: those become lines too).
+        var forwarded: UInt64 = 0
         var pending = Data()
         var tail: [String] = []
-        let handle = pipe.fileHandleForReading
-        while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
+        func forward() {
+            guard let handle = FileHandle(forReadingAtPath: output) else { return }
+            defer { try? handle.close() }
+            try? handle.seek(toOffset: forwarded)
+            let chunk = (try? handle.readToEnd()) ?? Data()
+            forwarded += UInt64(chunk.count)
             pending.append(chunk)
             while let cut = pending.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) {
                 let line = String(decoding: pending[pending.startIndex..<cut], as: UTF8.self).trimmingCharacters(in: .whitespaces)
@@ -82,9 +88,10 @@ public enum RoadGraphLoader {
                 tail = Array((tail + [line]).suffix(5))
             }
         }
-        process.waitUntilExit()
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            throw Failure(description: "osm2pgrouting failed (status \(process.terminationStatus)): \(tail.joined(separator: " | "))")
+        let outcome = child.wait(deadline: .distantFuture, isCancelled: { false }, tick: forward)
+        forward()
+        guard outcome == .exited(0) else {
+            throw Failure(description: "osm2pgrouting failed (\(outcome)): \(tail.joined(separator: " | "))")
         }
     }
 }
