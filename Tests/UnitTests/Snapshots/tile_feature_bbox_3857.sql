@@ -1,5 +1,5 @@
 -- parameters: ["\u0000z","\u0000x","\u0000y","\u0000xmin","\u0000ymin","\u0000xmax","\u0000ymax","\u0000cap"]
-SELECT ST_AsMVT(t.*, 'default', 512, 'geom'), count(*) FROM (
+SELECT ST_AsMVT(t.*, 'default', 512, 'geom' ORDER BY t._carto_feature_id COLLATE "C", t."name" COLLATE "C"), count(*) FROM (
   SELECT ST_AsMVTGeom(ST_SetSRID(_src."geom"::geometry, 3857), ST_TileEnvelope($1::int, $2::int, $3::int), 512, 8, true) AS geom, _src."name"::text AS "name", CASE WHEN GeometryType(_src."geom"::geometry) IN ('POLYGON', 'MULTIPOLYGON')
 THEN concat_ws(',', ST_XMin(ST_Transform(ST_Envelope(ST_SetSRID(_src."geom"::geometry, 3857)), 4326)::box2d), ST_YMin(ST_Transform(ST_Envelope(ST_SetSRID(_src."geom"::geometry, 3857)), 4326)::box2d), ST_XMax(ST_Transform(ST_Envelope(ST_SetSRID(_src."geom"::geometry, 3857)), 4326)::box2d), ST_YMax(ST_Transform(ST_Envelope(ST_SetSRID(_src."geom"::geometry, 3857)), 4326)::box2d)) END AS _carto_bbox, md5(ST_AsBinary(_src."geom"::geometry)) AS _carto_feature_id
   FROM "public"."places" AS _src
