@@ -47,13 +47,16 @@ struct TileSQL: Sendable {
         var featureOrder: [SQL] = ["t._carto_feature_id COLLATE \"C\""]
         for column in try record.schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn) {
             let q = try Identifier(column)
-            if column != "geom" && column != "_carto_feature_id" {
-                featureOrder.append(record.schema.kind(of: column) == .number || record.schema.kind(of: column) == .boolean
-                             ? "t.\(q)" : "t.\(q) COLLATE \"C\"")
-            }
             // The TrajectoryTileLayer subtracts the source's timestampRange.min from numeric timestamps as they
             // are; that range comes from the range model, which answers epoch milliseconds: the same unit here.
-            if column == d.timestampColumn, d.spatialType == .trajectory, [.timestamp, .date].contains(record.schema.kind(of: column)) {
+            let epochMs = column == d.timestampColumn && d.spatialType == .trajectory
+                && [.timestamp, .date].contains(record.schema.kind(of: column))
+            if column != "geom" && column != "_carto_feature_id" {
+                // Text properties sort bytewise (C); numbers and booleans have no collation.
+                let textual = !epochMs && record.schema.kind(of: column) != .number && record.schema.kind(of: column) != .boolean
+                featureOrder.append(textual ? "t.\(q) COLLATE \"C\"" : "t.\(q)")
+            }
+            if epochMs {
                 props.append("(extract(epoch FROM _src.\(q)) * 1000)::float8 AS \(q)")
                 continue
             }
