@@ -8,6 +8,8 @@ import Observability
 public enum WorkerProgram {
     /// `build` gets the config and services and returns the worker's options and job handler.
     public static func run(name: String, _ build: (TesseraConfig, Services) throws -> (Worker.Options, Worker.Handler)) -> Never {
+        // Before `build` can start a thread of its own (the export pruner does): threads inherit the mask.
+        WorkerSignals.blockTermination()
         var configFile: String?
         var args = CommandLine.arguments.dropFirst().makeIterator()
         while let arg = args.next() {
