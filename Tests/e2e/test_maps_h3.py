@@ -1,0 +1,134 @@
+"""H3 sources (h3TableSource / h3QuerySource): dynamic aggregation of point columns into H3 cells and
+sources over H3 cell-id columns (hex text and bigint), tiled as deck.gl's H3 tile layer asks (`{i}` is an H3
+cell; the answer is the data cells under it). Every cell's values are compared with the same grouping done
+in plain SQL with the carto.h3_* functions."""
+from __future__ import annotations
+
+import pytest
+
+import helpers as h
+from helpers import assert_error, assert_ok
+from test_maps_api import Maps
+
+TABLE = "public.e2e_h3_points"
+CELLS = "public.e2e_h3_cells"
+N = 20000
+
+
+@pytest.fixture(scope="module")
+def maps(stack):
+    m = Maps(stack)
+    # Deterministic points over Europe, with a value to sum; cells of them at resolution 7 as text and bigint.
+    h.warehouse(stack, f"""
+        DROP TABLE IF EXISTS {TABLE}; DROP TABLE IF EXISTS {CELLS};
+        CREATE TABLE {TABLE} (id int, value int, kind text, geom geometry(Point, 4326));
+        INSERT INTO {TABLE}
+        SELECT i, i % 7, CASE WHEN i % 3 = 0 THEN 'a' ELSE 'b' END,
+               ST_SetSRID(ST_MakePoint(-10 + 40 * ((i * 7919) % 10007) / 10007.0, 35 + 25 * ((i * 104729) % 9973) / 9973.0), 4326)
+        FROM generate_series(1, {N}) i;
+        CREATE INDEX ON {TABLE} USING gist (geom);
+        ANALYZE {TABLE};
+        CREATE TABLE {CELLS} AS
+          SELECT carto.h3_fromgeogpoint(geom, 7) AS h3, carto.h3_fromgeogpoint_int(geom, 7) AS h3int,
+                 sum(value)::int AS value, count(*)::int AS n
+          FROM {TABLE} GROUP BY 1, 2;
+    """)
+    return m
+
+
+def tile_of(stack, resolution: int, lon: float = 2.0, lat: float = 46.0) -> str:
+    return h.warehouse(stack, f"SELECT carto.h3_fromlonglat({lon}, {lat}, {resolution})")
+
+
+def expected_points(stack, resolution: int, tile: str, where: str = "TRUE") -> dict:
+    """{cell: (count, sum)} of the points under the H3 cell `tile`, grouped at `resolution`, in plain SQL."""
+    rows = h.warehouse(stack, f"""
+        SELECT carto.h3_fromgeogpoint(geom, {resolution}) AS c, count(*), sum(value) FROM {TABLE} WHERE {where}
+        GROUP BY 1 HAVING carto.h3_toparent(carto.h3_fromgeogpoint(geom, {resolution}), carto.h3_resolution('{tile}'::text)) = '{tile}'""")
+    return {c: (int(n), int(s)) for c, n, s in (line.split("|") for line in rows.splitlines())}
+
+
+def expected_cells(stack, resolution: int, tile: str) -> dict:
+    rows = h.warehouse(stack, f"""
+        SELECT carto.h3_toparent(h3, {resolution}) AS c, sum(n), sum(value) FROM {CELLS}
+        GROUP BY 1 HAVING carto.h3_toparent(carto.h3_toparent(h3, {resolution}), carto.h3_resolution('{tile}'::text)) = '{tile}'""")
+    return {c: (int(n), int(s)) for c, n, s in (line.split("|") for line in rows.splitlines())}
+
+
+def cells(maps, tj, tile: str) -> dict:
+    r = maps.api.get(maps.local(tj["tiles"][0]).replace("{i}", tile), token=maps.star)
+    if r.status == 204:
+        return {}
+    body = assert_ok(r)
+    assert r.header("Content-Type") == "application/json"
+    return {c["id"]: (c["properties"]["n"], c["properties"]["total"]) for c in body}
+
+
+AGG = {"spatialDataType": "h3", "spatialDataColumn": "geom", "aggregationExp": "count(*) AS n, sum(value) AS total"}
+
+
+def test_points_aggregate_into_h3_cells_per_tile(stack, maps):
+    body = maps.source("table", {"name": TABLE, **AGG, "aggregationResLevel": "3"})
+    tj = maps.tilejson(body)
+    assert tj["scheme"] == "h3" and "{i}" in tj["tiles"][0] and "spatialIndex=h3" in tj["tiles"][0]
+    # tilestats attributes over the cells at resolution 0 + level.
+    want = h.warehouse(stack, f"""
+        SELECT min(n), max(n), sum(n) FROM (SELECT count(*) AS n FROM {TABLE} GROUP BY carto.h3_fromgeogpoint(geom, 3)) c""").split("|")
+    attrs = {a["attribute"]: a for a in tj["tilestats"]["layers"][0]["attributes"]}
+    assert set(attrs) == {"n", "total"}
+    assert [attrs["n"][k] for k in ("min", "max", "sum")] == [float(v) for v in want]
+    for resolution in (0, 2, 4):
+        tile = tile_of(stack, resolution)
+        got = cells(maps, tj, tile)
+        want = expected_points(stack, resolution + 3, tile)
+        assert got == want and len(got) > 1, f"tile {tile}"
+    # Ids are H3 hex strings at tile resolution + level.
+    tile = tile_of(stack, 2)
+    assert {h.warehouse(stack, f"SELECT carto.h3_resolution('{c}'::text)") for c in cells(maps, tj, tile)} == {"5"}
+
+
+def test_filters_query_sources_and_reference_resolution(stack, maps):
+    tile = tile_of(stack, 3)
+    filtered = maps.tilejson(maps.source("table", {"name": TABLE, **AGG, "filters": '{"kind": {"in": {"values": ["a"]}}}'}))
+    assert cells(maps, filtered, tile) == expected_points(stack, 7, tile, "kind = 'a'")  # the client's default level: 4
+    q = f"SELECT id, value, ST_Transform(geom, 3857) AS geom FROM {TABLE} WHERE id % 2 = 0"
+    tj = maps.tilejson(maps.source("query", {"q": q, **AGG, "aggregationResLevel": "2"}))
+    assert cells(maps, tj, tile) == expected_points(stack, 5, tile, "id % 2 = 0")
+    capped = maps.tilejson(maps.source("table", {"name": TABLE, **AGG, "spatialIndexReferenceResolution": "5"}))
+    assert cells(maps, capped, tile) == expected_points(stack, 5, tile)
+    assert cells(maps, capped, tile_of(stack, 6)) == {}, "tiles finer than the reference resolution are empty"
+
+
+@pytest.mark.parametrize("column", ["h3", "h3int"])
+def test_cell_column_sources(stack, maps, column):
+    body = maps.source("table", {"name": CELLS, "spatialDataType": "h3", "spatialDataColumn": column,
+                                 "aggregationExp": "sum(n) AS n, sum(value) AS total", "aggregationResLevel": "2"})
+    tj = maps.tilejson(body)
+    assert tj["scheme"] == "h3" and tj["maxresolution"] == 5
+    for resolution in (1, 3, 5):
+        tile = tile_of(stack, resolution)
+        got = cells(maps, tj, tile)
+        assert got == expected_cells(stack, min(resolution + 2, 7), tile) and got, f"tile {tile}"
+    assert cells(maps, tj, tile_of(stack, 8)) == {}, "tiles finer than the data are empty"
+
+
+def test_bad_input(stack, maps):
+    tj = maps.tilejson(maps.source("table", {"name": TABLE, **AGG}))
+    template = maps.local(tj["tiles"][0])
+    for bad in ["zz", "8a1fb46622dffff0", "8f1fb46622d8fff", "4841bffffffffff"]:
+        assert_error(maps.api.get(template.replace("{i}", bad), token=maps.star), 400, "invalid_tile")
+    err = assert_error(maps.handshake("table", {"name": TABLE, **AGG, "spatialIndexReferenceResolution": "16"}, maps.star), 400)
+    assert "spatialIndexReferenceResolution" in err["error"]
+    err = assert_error(maps.handshake("table", {"name": TABLE, **AGG, "spatialDataColumn": "kind"}, maps.star), 400, "invalid_parameter")
+    assert "kind" in err["error"] and "H3" in err["error"]
+
+
+def test_without_the_extension_h3_says_what_to_install(stack, maps):
+    h.warehouse(stack, "DROP EXTENSION tessera_h3")
+    try:
+        for d in (AGG, {"spatialDataType": "h3", "spatialDataColumn": "h3", "aggregationExp": "sum(n) AS n"}):
+            name = TABLE if d is AGG else CELLS
+            err = assert_error(maps.handshake("table", {"name": name, **d}, maps.star), 400, "h3_unavailable")
+            assert "postgresql-15-tessera-h3" in err["error"]
+    finally:
+        h.warehouse(stack, "CREATE EXTENSION tessera_h3")
