@@ -32,16 +32,16 @@ enum H3Cells {
         """
         SELECT coalesce(json_agg(json_build_object('id', carto.h3_int_tostring(t.__cell), 'properties', to_jsonb(t) - '__cell')), '[]')::text, count(*)
         FROM (
-        \(try cellsSQL(record))
+        \(try cellsSQL(record, inTile: true))
         ) t
-        WHERE carto.h3_toparent(t.__cell, \(SQL.slot("z"))::int) = \(SQL.slot("tile"))::bigint
         """
     }
 
     /// A cell column's rows grouped by their parent at the slot `resolution`: `__cell` and the
-    /// `aggregationExp` columns (also the TileJSON attributes' cells). Cells coarser than the resolution
-    /// have no parent there and are left out.
-    static func cellsSQL(_ record: SourceRecord) throws -> SQL {
+    /// `aggregationExp` columns (also the TileJSON attributes' cells); `inTile`: only the descendants of
+    /// the slot `tile` (at the slot `z`), filtered before grouping. Cells coarser than the resolution have no
+    /// parent there and are left out.
+    static func cellsSQL(_ record: SourceRecord, inTile: Bool = false) throws -> SQL {
         let d = record.definition
         let column = try column(record)
         let resolution: SQL = "\(SQL.slot("resolution"))::int"
@@ -50,6 +50,7 @@ enum H3Cells {
             FROM \(try SourceSQL.from(d)) AS _src CROSS JOIN LATERAL (SELECT \(column) AS __c) __k
             WHERE carto.h3_resolution(__c) >= \(resolution)
             """
+        if inTile { sql += " AND carto.h3_toparent(__c, \(SQL.slot("z"))::int) = \(SQL.slot("tile"))::bigint" }
         if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) { sql += " AND \(filter)" }
         return sql + " GROUP BY 1"
     }
