@@ -213,7 +213,6 @@ def test_quadbin_widgets_with_selected_cells(stack, widgets):
     ({"type": "quadbin", "indexes": [1, 2]}, {}, "invalid_spatial_filter"),
     ({"type": "h3", "indexes": ["8a2a1072b59ffff"]}, {}, "invalid_spatial_filter"),
     (VIEWPORT, {"spatialFiltersMode": "touches"}, "invalid_spatial_filter"),
-    (VIEWPORT, {"spatialDataType": "h3"}, "h3_unavailable"),
 ])
 def test_bad_spatial_filters(widgets, spatial, extra, code):
     m, token = widgets

@@ -9,6 +9,7 @@ import pytest
 import helpers as h
 from helpers import assert_error, assert_ok
 from test_maps_api import Maps
+from test_models import Models, cli_token
 
 TABLE = "public.e2e_h3_points"
 CELLS = "public.e2e_h3_cells"
@@ -18,7 +19,7 @@ N = 20000
 @pytest.fixture(scope="module")
 def maps(stack):
     m = Maps(stack)
-    # Deterministic points over Europe, with a value to sum; cells of them at resolution 7 as text and bigint.
+    # Deterministic points over Europe, with a value to sum; cells of them at resolution 4 (fewer cells than points) as text and bigint.
     h.warehouse(stack, f"""
         DROP TABLE IF EXISTS {TABLE}; DROP TABLE IF EXISTS {CELLS};
         CREATE TABLE {TABLE} (id int, value int, kind text, geom geometry(Point, 4326));
@@ -29,7 +30,7 @@ def maps(stack):
         CREATE INDEX ON {TABLE} USING gist (geom);
         ANALYZE {TABLE};
         CREATE TABLE {CELLS} AS
-          SELECT carto.h3_fromgeogpoint(geom, 7) AS h3, carto.h3_fromgeogpoint_int(geom, 7) AS h3int,
+          SELECT carto.h3_fromgeogpoint(geom, 4) AS h3, carto.h3_fromgeogpoint_int(geom, 4) AS h3int,
                  sum(value)::int AS value, count(*)::int AS n
           FROM {TABLE} GROUP BY 1, 2;
     """)
@@ -104,12 +105,12 @@ def test_cell_column_sources(stack, maps, column):
     body = maps.source("table", {"name": CELLS, "spatialDataType": "h3", "spatialDataColumn": column,
                                  "aggregationExp": "sum(n) AS n, sum(value) AS total", "aggregationResLevel": "2"})
     tj = maps.tilejson(body)
-    assert tj["scheme"] == "h3" and tj["maxresolution"] == 5
-    for resolution in (1, 3, 5):
+    assert tj["scheme"] == "h3" and tj["maxresolution"] == 2
+    for resolution in (0, 1, 2, 4):
         tile = tile_of(stack, resolution)
         got = cells(maps, tj, tile)
-        assert got == expected_cells(stack, min(resolution + 2, 7), tile) and got, f"tile {tile}"
-    assert cells(maps, tj, tile_of(stack, 8)) == {}, "tiles finer than the data are empty"
+        assert got == expected_cells(stack, min(resolution + 2, 4), tile) and got, f"tile {tile}"
+    assert cells(maps, tj, tile_of(stack, 5)) == {}, "tiles finer than the data are empty"
 
 
 def test_bad_input(stack, maps):
@@ -123,12 +124,95 @@ def test_bad_input(stack, maps):
     assert "kind" in err["error"] and "H3" in err["error"]
 
 
-def test_without_the_extension_h3_says_what_to_install(stack, maps):
+# ---------------------------------------------------------------------------------------------
+# widgets on h3 sources: no spatial filter, the viewport polygon (each spatialFiltersMode), selected cells
+
+VIEWPORT = {"type": "Polygon", "coordinates": [[[-2.3, 43.1], [7.9, 43.1], [7.9, 49.6], [-2.3, 49.6], [-2.3, 43.1]]]}
+ENVELOPE = "ST_MakeEnvelope(-2.3, 43.1, 7.9, 49.6, 4326)"
+MODE_SQL = {
+    "intersects": f"ST_Intersects(carto.h3_boundary(h3), {ENVELOPE})",
+    "center": f"ST_Intersects(carto.h3_center(h3), {ENVELOPE})",
+    "contains": f"ST_Contains({ENVELOPE}, carto.h3_boundary(h3))",
+}
+
+
+@pytest.fixture(scope="module")
+def widgets(stack, api, maps):
+    return Models(stack, api), cli_token(stack, "*")
+
+
+def widget(widgets, model, params, spatial=None, column="h3", **extra):
+    m, token = widgets
+    fields = {"spatialFilters": {column: spatial}} if spatial is not None else {}
+    return m.ok(model, token, method="POST", source=CELLS, params=params, spatialDataType="h3",
+                spatialDataColumn=column, **fields, **extra)
+
+
+def plain(stack, select: str, where: str = "TRUE") -> list[str]:
+    return h.warehouse(stack, f"SELECT {select} FROM {CELLS} WHERE {where}").split("|")
+
+
+@pytest.mark.parametrize("column", ["h3", "h3int"])
+@pytest.mark.parametrize("mode", [None, "intersects", "center", "contains"])
+def test_h3_widgets_with_the_viewport(stack, widgets, mode, column):
+    where = MODE_SQL[mode] if mode else "TRUE"
+    spatial = VIEWPORT if mode else None
+    n, total, lo, hi = plain(stack, "count(*), sum(value), min(value), max(value)", where)
+    assert int(n) > 10, "the viewport must hold cells"
+    extra = {"spatialFiltersMode": mode} if mode and mode != "intersects" else {}
+    assert widget(widgets, "formula", {"operation": "count"}, spatial, column, **extra) == {"rows": [{"value": int(n)}]}
+    assert widget(widgets, "formula", {"column": "value", "operation": "sum"}, spatial, column, **extra) == {"rows": [{"value": int(total)}]}
+    assert widget(widgets, "range", {"column": "value"}, spatial, column, **extra) == {"rows": [{"min": int(lo), "max": int(hi)}]}
+    doc = widget(widgets, "category", {"column": "n", "operation": "count"}, spatial, column, **extra)
+    want = h.warehouse(stack, f"SELECT n, count(*) FROM {CELLS} WHERE {where} GROUP BY n").splitlines()
+    assert {(r["name"], r["value"]) for r in doc["rows"]} == {(int(a), int(b)) for a, b in (x.split("|") for x in want)}
+    doc = widget(widgets, "histogram", {"column": "value", "operation": "count", "ticks": [10, 20]}, spatial, column, **extra)
+    assert sum(r["value"] for r in doc["rows"]) == int(n)
+    doc = widget(widgets, "table", {"column": ["value"], "sortBy": "value", "limit": 1}, spatial, column, **extra)
+    assert doc["metadata"]["total"] == int(n)
+    doc = widget(widgets, "aggregations", {"aggregations": [{"column": "value", "operation": "sum", "alias": "t"}]}, spatial, column, **extra)
+    assert doc == {"rows": [{"t": int(total)}]}
+    doc = widget(widgets, "scatterplot", {"xAxisColumn": "value", "yAxisColumn": "n", "limit": 100000}, spatial, column, **extra)
+    assert len(doc["rows"]) == int(n)
+
+
+@pytest.mark.parametrize("column,kind", [("h3", "h3"), ("h3int", "h3int")])
+def test_h3_widgets_with_selected_cells(stack, widgets, column, kind):
+    # One cell of the data's resolution and a coarser one (its descendants count).
+    fine, coarse = h.warehouse(stack, f"SELECT min(h3), carto.h3_toparent(max(h3), 2) FROM {CELLS}").split("|")
+    n, total = plain(stack, "count(*), sum(value)", f"h3 = '{fine}' OR carto.h3_toparent(h3, 2) = '{coarse}'")
+    assert int(n) >= 2
+    indexes = [fine, coarse] if kind == "h3" else [h.warehouse(stack, f"SELECT carto.h3_string_toint('{c}')") for c in (fine, coarse)]
+    spatial = {"type": kind, "indexes": indexes}
+    assert widget(widgets, "formula", {"operation": "count"}, spatial, column) == {"rows": [{"value": int(n)}]}
+    assert widget(widgets, "formula", {"column": "value", "operation": "sum"}, spatial, column) == {"rows": [{"value": int(total)}]}
+
+
+@pytest.mark.parametrize("spatial", [
+    {"type": "h3", "indexes": ["8a2a1072b59ffff0"]},
+    {"type": "h3", "indexes": ["zz"]},
+    {"type": "h3", "indexes": "8a2a1072b59ffff"},
+    {"type": "h3", "indexes": [1, 2]},
+    {"type": "quadbin", "indexes": ["4841bfffffffffff"]},
+])
+def test_bad_h3_spatial_filters(widgets, spatial):
+    m, token = widgets
+    r = m.call("formula", token, method="POST", source=CELLS, params={"operation": "count"}, spatialDataType="h3",
+               spatialDataColumn="h3", spatialFilters={"h3": spatial})
+    err = assert_error(r, 400, "invalid_spatial_filter")
+    assert "spatialFilters" in err["error"]
+
+
+def test_without_the_extension_h3_says_what_to_install(stack, maps, widgets):
     h.warehouse(stack, "DROP EXTENSION tessera_h3")
     try:
         for d in (AGG, {"spatialDataType": "h3", "spatialDataColumn": "h3", "aggregationExp": "sum(n) AS n"}):
             name = TABLE if d is AGG else CELLS
             err = assert_error(maps.handshake("table", {"name": name, **d}, maps.star), 400, "h3_unavailable")
             assert "postgresql-15-tessera-h3" in err["error"]
+        m, token = widgets
+        r = m.call("formula", token, method="POST", source=CELLS, params={"operation": "count"}, spatialDataType="h3",
+                   spatialDataColumn="h3", spatialFilters={"h3": VIEWPORT})
+        assert "postgresql-15-tessera-h3" in assert_error(r, 400, "h3_unavailable")["error"]
     finally:
         h.warehouse(stack, "CREATE EXTENSION tessera_h3")
