@@ -116,7 +116,7 @@ def test_per_tile_cell_budget(stack, maps):
 
 @pytest.mark.parametrize("params,fragment", [
     ({"spatialDataType": "hexagons"}, "spatialDataType"),
-    ({"spatialDataType": "trajectory"}, "spatialDataType"),
+    ({"spatialDataType": "trajectory"}, "trajectoryIdColumn"),  # a trajectory source without its columns
     ({"aggregationResLevel": "17"}, "aggregationResLevel"),
     ({"aggregationResLevel": "six"}, "aggregationResLevel"),
     ({"spatialIndexReferenceResolution": "27"}, "spatialIndexReferenceResolution"),
