@@ -50,7 +50,11 @@ enum H3Cells {
             FROM \(try SourceSQL.from(d)) AS _src CROSS JOIN LATERAL (SELECT \(column) AS __c) __k
             WHERE carto.h3_resolution(__c) >= \(resolution)
             """
-        if inTile { sql += " AND carto.h3_toparent(__c, \(SQL.slot("z"))::int) = \(SQL.slot("tile"))::bigint" }
+        // Inside CASE: PostgreSQL may evaluate AND-ed conditions in any order, and the parent of a cell
+        // coarser than the tile is an error, not false.
+        if inTile {
+            sql += " AND CASE WHEN carto.h3_resolution(__c) >= \(resolution) THEN carto.h3_toparent(__c, \(SQL.slot("z"))::int) = \(SQL.slot("tile"))::bigint END"
+        }
         if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) { sql += " AND \(filter)" }
         return sql + " GROUP BY 1"
     }

@@ -33,6 +33,8 @@ def maps(stack):
           SELECT carto.h3_fromgeogpoint(geom, 4) AS h3, carto.h3_fromgeogpoint_int(geom, 4) AS h3int,
                  sum(value)::int AS value, count(*)::int AS n
           FROM {TABLE} GROUP BY 1, 2;
+        -- One coarser cell (resolution 3): left out of cells finer than it, never an error.
+        INSERT INTO {CELLS} SELECT carto.h3_fromlonglat(2, 46, 3), carto.h3_fromlonglat_int(2, 46, 3), 5, 1;
     """)
     return m
 
@@ -51,7 +53,8 @@ def expected_points(stack, resolution: int, tile: str, where: str = "TRUE") -> d
 
 def expected_cells(stack, resolution: int, tile: str) -> dict:
     rows = h.warehouse(stack, f"""
-        SELECT carto.h3_toparent(h3, {resolution}) AS c, sum(n), sum(value) FROM {CELLS}
+        SELECT carto.h3_toparent(h3, {resolution}) AS c, sum(n), sum(value)
+        FROM (SELECT * FROM {CELLS} WHERE carto.h3_resolution(h3) >= {resolution} OFFSET 0) s
         GROUP BY 1 HAVING carto.h3_toparent(carto.h3_toparent(h3, {resolution}), carto.h3_resolution('{tile}'::text)) = '{tile}'""")
     return {c: (int(n), int(s)) for c, n, s in (line.split("|") for line in rows.splitlines())}
 
@@ -179,13 +182,19 @@ def test_h3_widgets_with_the_viewport(stack, widgets, mode, column):
 @pytest.mark.parametrize("column,kind", [("h3", "h3"), ("h3int", "h3int")])
 def test_h3_widgets_with_selected_cells(stack, widgets, column, kind):
     # One cell of the data's resolution and a coarser one (its descendants count).
-    fine, coarse = h.warehouse(stack, f"SELECT min(h3), carto.h3_toparent(max(h3), 2) FROM {CELLS}").split("|")
+    fine, coarse = h.warehouse(stack, f"SELECT min(h3), carto.h3_toparent(max(h3), 2) FROM {CELLS} WHERE carto.h3_resolution(h3) = 4").split("|")
     n, total = plain(stack, "count(*), sum(value)", f"h3 = '{fine}' OR carto.h3_toparent(h3, 2) = '{coarse}'")
     assert int(n) >= 2
     indexes = [fine, coarse] if kind == "h3" else [h.warehouse(stack, f"SELECT carto.h3_string_toint('{c}')") for c in (fine, coarse)]
     spatial = {"type": kind, "indexes": indexes}
     assert widget(widgets, "formula", {"operation": "count"}, spatial, column) == {"rows": [{"value": int(n)}]}
     assert widget(widgets, "formula", {"column": "value", "operation": "sum"}, spatial, column) == {"rows": [{"value": int(total)}]}
+    # The data's one resolution-3 cell selects itself and the resolution-4 rows under it.
+    r3 = h.warehouse(stack, f"SELECT h3 FROM {CELLS} WHERE carto.h3_resolution(h3) = 3")
+    n = plain(stack, "count(*)", f"h3 = '{r3}' OR carto.h3_toparent(h3, 3) = '{r3}'")[0]
+    assert int(n) > 1
+    r3 = r3 if kind == "h3" else h.warehouse(stack, f"SELECT carto.h3_string_toint('{r3}')")
+    assert widget(widgets, "formula", {"operation": "count"}, {"type": kind, "indexes": [r3]}, column) == {"rows": [{"value": int(n)}]}
 
 
 @pytest.mark.parametrize("spatial", [
