@@ -146,7 +146,7 @@ enum CellAggregation {
 
     /// The resolution a tile at zoom `z` aggregates to: `aggregationResLevel` levels below the tile, but
     /// never finer than the data's reference resolution, nor more cells than the per-tile feature budget
-    /// (a quadbin tile holds 4^levels cells).
+    /// (a quadbin tile holds 4^levels cells, an H3 one about 7^levels).
     static func resolution(z: Int, level: Int, dataResolution: Int, maxFeatures: Int, index: CellIndex = .quadbin) -> Int {
         // A quadbin cell has 4 children, an H3 cell about 7.
         let branching = index == .quadbin ? 4 : 7
