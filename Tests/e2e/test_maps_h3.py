@@ -197,6 +197,17 @@ def test_h3_widgets_with_selected_cells(stack, widgets, column, kind):
     assert widget(widgets, "formula", {"operation": "count"}, {"type": kind, "indexes": [r3]}, column) == {"rows": [{"value": int(n)}]}
 
 
+def test_h3_widgets_on_a_point_source(stack, widgets):
+    # hexbin layers' widgets: the h3 source is over the points themselves, so the viewport filters points.
+    m, token = widgets
+    n, total = h.warehouse(stack, f"SELECT count(*), sum(value) FROM {TABLE} WHERE ST_Intersects(geom, {ENVELOPE})").split("|")
+    assert int(n) > 100
+    for params, want in [({"operation": "count"}, int(n)), ({"column": "value", "operation": "sum"}, int(total))]:
+        doc = m.ok("formula", token, method="POST", source=TABLE, params=params, spatialDataType="h3", spatialDataColumn="geom",
+                   spatialFilters={"geom": VIEWPORT})
+        assert doc == {"rows": [{"value": want}]}
+
+
 @pytest.mark.parametrize("spatial", [
     {"type": "h3", "indexes": ["8a2a1072b59ffff0"]},
     {"type": "h3", "indexes": ["zz"]},
