@@ -5,7 +5,9 @@ One deterministic tile list (z0, every z1 tile, then z2-z14 around eight real ci
 three ways, per layer -- the GeoNames demo places (~155k points, `populated_places`) and a synthetic
 `bench_points` table of --points points (half uniform over the world, half clustered around the same cities),
 and `quadbin-agg`, the same points aggregated into quadbin cells per `{i}` tile (spatialDataType=quadbin over
-the geometry column, aggregationResLevel 6: what deck.gl's heatmap/grid layers request)
+the geometry column, aggregationResLevel 6: what deck.gl's heatmap/grid layers request), and `h3-agg`, the same
+points aggregated into H3 cells (spatialDataType=h3, aggregationResLevel 4; `{i}` is the H3 cell deck.gl's H3 tile
+layer asks for the view of each z/x/y: see h3_tile)
 -- and per zoom band (--bands, default z0-9 and z10+):
 
   (a) raw:      maps-api's own tile statements through pgbench (-M prepared, the same text, the same bound
@@ -459,11 +461,24 @@ def handshake(stack: Stack, token: str, layer: Layer) -> None:
 
 def tile_url(layer: Layer, t: Tile, base: str | None = None) -> str:
     url = layer.template.replace("{z}", str(t.z)).replace("{x}", str(t.x)).replace("{y}", str(t.y))
-    url = url.replace("{i}", quadbin_hex(t.z, t.x, t.y))
+    url = url.replace("{i}", h3_tile(t.z, t.x, t.y) if layer.params.get("spatialDataType") == "h3" else quadbin_hex(t.z, t.x, t.y))
     if base:
         u = urllib.parse.urlsplit(url)
         url = base.rstrip("/") + u.path + ("?" + u.query if u.query else "")
     return url
+
+
+def h3_tile(z: int, x: int, y: int) -> str:
+    """The H3 tile deck.gl's H3Tileset2D requests for a view of tile z/x/y: the cell holding the tile's centre
+    at getHexagonResolution's resolution (latitude term left out): max(0, floor(2z/3) - 2)."""
+    try:
+        import h3  # PyPI h3, as Tests/h3 uses
+    except ImportError:
+        raise BenchError("the h3-agg layer needs the h3 Python package (pip install h3)") from None
+    n = 2 ** z
+    lon = (x + 0.5) / n * 360 - 180
+    lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / n))))
+    return h3.latlng_to_cell(lat, lon, max(0, math.floor(2 * z / 3) - 2))
 
 
 def quadbin_hex(z: int, x: int, y: int) -> str:
@@ -863,6 +878,9 @@ def wrk(base: str, token: str | None, script: Path | None, clients: int, seconds
 def edge_check(stack: Stack, layer: Layer) -> list[str]:
     """Light tiles on the antimeridian edge (x = 0 or 2^z - 1, z >= 1): does the tile statement return as many
     features as the tile holds? (A search box crossing +-180 wraps around in ST_Transform.)"""
+    if layer.params.get("aggregationExp"):
+        # Its features are cells (and an H3 layer's {i} is no z/x/y tile): counting points says nothing.
+        return [f"[{layer.key}] antimeridian-edge check skipped: aggregated layers return cells, not points"]
     edges = [t for t in layer.light if t.z >= 1 and t.x in (0, (1 << t.z) - 1) and t.count >= 0]
     if not edges:
         return []
@@ -986,8 +1004,8 @@ def main() -> int:
                     help="plan_cache_mode of the warehouse role, for both paths (default force_generic_plan; "
                          "auto = PostgreSQL's default; see 'Plans' below)")
     ap.add_argument("--bin", default=str(REPO / ".build" / "release"), help="Swift executables")
-    ap.add_argument("--layers", default="places,points,quadbin-agg",
-                    help="places, points, quadbin-agg (bench_points aggregated into quadbin cells per tile); default all")
+    ap.add_argument("--layers", default="places,points,quadbin-agg,h3-agg",
+                    help="places, points, quadbin-agg, h3-agg (bench_points aggregated into quadbin / H3 cells per tile); default all")
     ap.add_argument("--tiles", help="file of z/x/y lines instead of the built-in list")
     ap.add_argument("--heavy-kb", type=float, default=512.0,
                     help="tile size above which a tile leaves the throughput mixes (default 512)")
@@ -1004,8 +1022,8 @@ def main() -> int:
         raise SystemExit("--clients, --rounds, --seconds and --points must be positive")
     bands = parse_bands(args.bands)
     keys = [k.strip() for k in args.layers.split(",") if k.strip()]
-    if not keys or not set(keys) <= {"places", "points", "quadbin-agg"}:
-        raise SystemExit("--layers takes places, points and/or quadbin-agg")
+    if not keys or not set(keys) <= {"places", "points", "quadbin-agg", "h3-agg"}:
+        raise SystemExit("--layers takes places, points, quadbin-agg and/or h3-agg")
     if os.geteuid() != 0:
         raise SystemExit("run as root (the harness runs PostgreSQL as the postgres user)")
     for name, pkg in (("wrk", "wrk"), ("pgbench", "postgresql-client"), ("psql", "postgresql-client")):
@@ -1023,7 +1041,9 @@ def main() -> int:
                    "aggregationExp": "count(*) AS n, sum(value) AS total"}
     layers = [lay for lay in (Layer("places", "populated_places", "name,population"),
                               Layer("points", "bench_points", "id,value"),
-                              Layer("quadbin-agg", "bench_points", "", params=aggregation)) if lay.key in keys]
+                              Layer("quadbin-agg", "bench_points", "", params=aggregation),
+                              Layer("h3-agg", "bench_points", "", params={**aggregation, "spatialDataType": "h3", "aggregationResLevel": "4"}))
+              if lay.key in keys]
     if args.state:
         root = Path(args.state).resolve()
         root.mkdir(parents=True, exist_ok=True)

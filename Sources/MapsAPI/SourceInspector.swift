@@ -19,12 +19,8 @@ struct SourceInspector {
         var extent: [Double]?
         if let index = d.spatialType.index, kind == .geometry {
             // Dynamic aggregation: points grouped into cells per tile.
+            // Checked once per source here, so tiles and widgets need not check again.
             try index.requireFunctions(connection, watch: watch)
-            // The builder has the H3 cell functions; its {i} tiles are addressed by H3 cell, which the tile route
-            // does not parse yet.
-            guard index == .quadbin else {
-                throw APIError.badRequest("spatialDataType=h3 tiles are not served by this version yet", code: "h3_unavailable")
-            }
             let g = try Identifier(d.spatialColumn)
             let r = try connection.execute("""
                 SELECT ST_SRID(_src.\(g)::geometry), GeometryType(_src.\(g)::geometry) FROM \(from) AS _src
@@ -38,8 +34,7 @@ struct SourceInspector {
             }
             dataResolution = d.spatialIndexReferenceResolution ?? index.maxResolution
         } else if d.spatialType == .h3 {
-            throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) must be a point geometry column: H3 cell-id columns are not supported yet",
-                                      code: "invalid_parameter")
+            dataResolution = try h3Resolution(d, from: from, kind: kind)
         } else if d.spatialType == .quadbin {
             guard kind == .number else {
                 throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) must hold quadbin cell ids (bigint) or point geometries", code: "invalid_parameter")
@@ -74,6 +69,26 @@ struct SourceInspector {
         _ = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: schema)
         return SourceRecord(id: id, definition: d, schema: schema, geometryType: geometryType, dataResolution: dataResolution,
                             extent: extent)
+    }
+
+    /// The resolution of an H3 cell column (from its first cell, as for quadbin columns); a column that
+    /// holds no H3 cell ids is a 400 naming it.
+    func h3Resolution(_ d: SourceDefinition, from: SQL, kind: ColumnKind) throws -> Int {
+        guard kind == .number || kind == .string else {
+            throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) must hold H3 cell ids (hex text or bigint) or point geometries",
+                                      code: "invalid_parameter")
+        }
+        try WarehouseH3.require(connection, watch: watch)
+        let c = try Identifier(d.spatialColumn)
+        let cell: SQL = kind == .number ? "_src.\(c)::bigint" : "_src.\(c)::text"
+        let r = try connection.execute("""
+            SELECT carto.h3_isvalid(\(cell)), CASE WHEN carto.h3_isvalid(\(cell)) THEN carto.h3_resolution(\(cell)) END
+            FROM \(from) AS _src WHERE _src.\(c) IS NOT NULL LIMIT 1
+            """ as SQL, watch: watch)
+        guard r.rowCount == 0 || r.bool(0, 0) == true else {
+            throw APIError.badRequest("spatialDataColumn \(d.spatialColumn) holds a value that is not an H3 cell id", code: "invalid_parameter")
+        }
+        return r.int(0, 1) ?? 0
     }
 
     /// The data's bounding box in Web Mercator: tiles outside it are empty without a query, and tile boxes

@@ -50,24 +50,24 @@ struct SourceRoute: Sendable {
             let body = try RasterSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
             return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
         }
-        if d.spatialType == .quadbin {
+        if let index = d.spatialType.index {
             let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{i}",
-                                 [("source", id), ("cache", String(cache)), ("formatTiles", "json"), ("spatialIndex", "quadbin")])
-            let dataResolution = record.dataResolution ?? 0, level = d.aggregationResLevel ?? 6
+                                 [("source", id), ("cache", String(cache)), ("formatTiles", "json"), ("spatialIndex", index.rawValue)])
+            let dataResolution = record.dataResolution ?? 0, level = d.aggregationResLevel ?? (index == .quadbin ? 6 : 4)
             let maxResolution = max(0, dataResolution - level)
             // Attributes over the cells a map opened at the center's zoom (2) shows, as fetchMap's colour
-            // domains read them.
-            let resolution = min(dataResolution, Self.quadbinCenterZoom + level)
+            // domains read them (deck.gl's H3 tiles at zoom 2 are resolution 0).
+            let resolution = min(dataResolution, (index == .quadbin ? Self.quadbinCenterZoom : 0) + level)
             let (cells, keys) = record.aggregatesPoints
-                ? (try CellAggregation.cellsSQL(record, index: .quadbin, inTile: false), ["__x", "__y"])
-                : (try Quadbin.cellsSQL(record), ["__cell"])
+                ? (try CellAggregation.cellsSQL(record, index: index, inTile: false), index == .quadbin ? ["__x", "__y"] : ["__cell"])
+                : index == .quadbin ? (try Quadbin.cellsSQL(record), ["__cell"]) : (try H3Cells.cellsSQL(record), ["__cell"])
             let sql = CellAggregation.attributesSQL(cells: cells, keys: keys)
             let parameters = sql.parameters(filling: ["resolution": String(resolution)])!
             let attributes = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
                 let text = try db.execute(sql.text, parameters, watch: maps.watch(request)).string(0, 0) ?? "[]"
                 return try JSON.decode(Array(text.utf8))
             }
-            return .json(["tilejson": "3.0.0", "scheme": "quadbin", "tiles": [.string(tiles)],
+            return .json(["tilejson": "3.0.0", "scheme": .string(index.rawValue), "tiles": [.string(tiles)],
                           "minresolution": 0, "maxresolution": .int(maxResolution), "minzoom": 0, "maxzoom": .int(maxResolution),
                           "bounds": [-180, .number(-85.0511), 180, .number(85.0511)], "center": [0, 0, .int(Self.quadbinCenterZoom)],
                           "tilestats": ["layerCount": 1, "layers": [["layer": "default", "geometry": "Polygon",

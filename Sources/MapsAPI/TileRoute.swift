@@ -13,10 +13,15 @@ struct TileRoute: Sendable {
 
     /// `…/{type}/{i}`: a quadbin tile addressed by its cell id, answered as JSON `[{id, properties}]`.
     func handleCell(_ request: HTTPRequest) throws -> HTTPResponse {
-        guard let (z, x, y) = Quadbin.tile(hex: request.pathParameters["i"] ?? "") else {
-            throw APIError.badRequest("Tile index must be a quadbin cell in hexadecimal", code: "invalid_tile")
+        let i = request.pathParameters["i"] ?? ""
+        if let (cell, resolution) = H3Cells.cell(hex: i) { return try h3Tile(request, cell: cell, tileResolution: resolution) }
+        guard let (z, x, y) = Quadbin.tile(hex: i) else {
+            throw APIError.badRequest("Tile index must be a quadbin or H3 cell in hexadecimal", code: "invalid_tile")
         }
         let (principal, record) = try source(request)
+        guard record.definition.spatialType != .h3 else {
+            throw APIError.badRequest("H3 sources are tiled by H3 cell: {i} must be an H3 cell index", code: "invalid_tile")
+        }
         if record.definition.kind == .raster { return try rasterTile(request, principal, record, z: z) }
         guard record.definition.spatialType == .quadbin, let dataResolution = record.dataResolution else {
             throw APIError.badRequest("This source is not a quadbin source; use {z}/{x}/{y} tiles", code: "invalid_tile")
@@ -42,6 +47,28 @@ struct TileRoute: Sendable {
         if json == "[]" { return .noContent(headers: headers) }
         // The byte budget, as for vector tiles (the cell count is bounded by the resolution chosen).
         if json.utf8.count > config.tileMaxBytes { return .noContent(headers: headers) }
+        return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
+    }
+
+    /// `…/{type}/{i}` of an H3 source: deck.gl's H3 tiles are H3 cells; the answer is the data cells under the
+    /// tile, `aggregationResLevel` resolutions finer (at most the data's and the feature budget's), as JSON
+    /// `[{id, properties}]` with `id` the H3 hex string.
+    func h3Tile(_ request: HTTPRequest, cell: UInt64, tileResolution: Int) throws -> HTTPResponse {
+        let (principal, record) = try source(request)
+        guard record.definition.spatialType == .h3, let dataResolution = record.dataResolution else {
+            throw APIError.badRequest("This source is not an H3 source; {i} must be a quadbin cell", code: "invalid_tile")
+        }
+        let headers = Self.cacheHeaders(request, principal, record)
+        if tileResolution > dataResolution { return .noContent(headers: headers) }
+        let config = maps.services.config
+        let resolution = CellAggregation.resolution(z: tileResolution, level: record.definition.aggregationResLevel ?? 4,
+                                                    dataResolution: dataResolution, maxFeatures: config.tileMaxFeatures, index: .h3)
+        let sql = record.aggregatesPoints ? try CellAggregation.tileSQL(record, index: .h3) : try H3Cells.tileSQL(record)
+        let parameters = CellAggregation.h3Parameters(sql, tile: cell, z: tileResolution, resolution: resolution)
+        let json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> String in
+            try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true).string(0, 0) ?? "[]"
+        }
+        if json == "[]" || json.utf8.count > config.tileMaxBytes { return .noContent(headers: headers) }
         return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
     }
 
@@ -87,8 +114,8 @@ struct TileRoute: Sendable {
         }
         let (principal, record) = try source(request)
         let connection = record.definition.connection
-        guard record.definition.spatialType != .quadbin else {
-            throw APIError.badRequest("Quadbin sources are tiled by cell: use the {i} tiles URL from the TileJSON", code: "invalid_tile")
+        guard record.definition.spatialType.index == nil else {
+            throw APIError.badRequest("Quadbin and H3 sources are tiled by cell: use the {i} tiles URL from the TileJSON", code: "invalid_tile")
         }
 
         let config = maps.services.config

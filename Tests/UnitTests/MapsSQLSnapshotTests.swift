@@ -123,6 +123,35 @@ final class MapsSQLSnapshotTests: XCTestCase {
                        "quadbin_attributes")
     }
 
+    func testH3CellColumnTile() throws {
+        var d = table("public.cells")
+        d.spatialType = .h3
+        d.spatialColumn = "h3"
+        d.aggregationExp = "sum(pop) AS pop"
+        d.filters = try filters(#"{"pop": {"between": {"values": [[1, 2]]}}}"#)
+        let text = SourceSchema(columns: [("h3", .string), ("pop", .number)], srid: 4326)
+        let sql = try H3Cells.tileSQL(record(d, schema: text))
+        assertSnapshot(sql, "h3_tile_text_cells")
+        // 0x85283473fffffff: the tile, bound as the signed bigint PostgreSQL stores.
+        XCTAssertEqual(CellAggregation.h3Parameters(sql, tile: 0x8528_3473_ffff_fff, z: 5, resolution: 7).filter { $0 == "599686042433355775" }.count, 1)
+        let bigint = SourceSchema(columns: [("h3", .number), ("pop", .number)], srid: 4326)
+        assertSnapshot(try H3Cells.tileSQL(record(d, schema: bigint)), "h3_tile_bigint_cells")
+        assertSnapshot(CellAggregation.attributesSQL(cells: try H3Cells.cellsSQL(record(d, schema: bigint)), keys: ["__cell"]), "h3_attributes")
+    }
+
+    func testH3TileIndexParsing() {
+        XCTAssertEqual(H3Cells.cell(hex: "85283473fffffff")?.resolution, 5)
+        XCTAssertEqual(H3Cells.cell(hex: "8001fffffffffff")?.resolution, 0)
+        XCTAssertEqual(H3Cells.cell(hex: "8f283473fffffff")?.resolution, nil, "digits past the resolution must be 7 and those before not")
+        XCTAssertNil(H3Cells.cell(hex: "85283473ffffff7"))
+        XCTAssertNil(H3Cells.cell(hex: "4841bffffffffff"), "a quadbin cell is no H3 cell")
+        XCTAssertNotNil(H3Cells.cell(hex: "80f3fffffffffff"), "base cell 121 is the last")
+        XCTAssertNil(H3Cells.cell(hex: "80f5fffffffffff"), "there is no base cell 122")
+        XCTAssertNil(H3Cells.cell(hex: ""))
+        XCTAssertEqual(CellAggregation.resolution(z: 2, level: 16, dataResolution: 15, maxFeatures: 20000, index: .h3), 7,
+                       "7^5 = 16807 cells fit in 20000 features")
+    }
+
     func testPointAggregationTile() throws {
         var d = table()
         d.spatialType = .quadbin

@@ -84,6 +84,31 @@ final class ModelSQLSnapshotTests: XCTestCase {
         assertSnapshot(try m.formula().sql, "model_formula_query_all_conditions")
     }
 
+    /// Widgets on an h3 source (hex text and bigint cell columns) with the viewport or selected cells.
+    func testH3SpatialFilters() throws {
+        func formula(_ spatial: String, kind: ColumnKind, mode: String? = nil) throws -> SQL {
+            let schema = SourceSchema(columns: [("h3", kind), ("pop", .number)], srid: 4326)
+            var body: [String: JSON] = ["type": "table", "source": "public.cells", "params": try JSON.decode(#"{"operation": "count"}"#),
+                                        "spatialDataType": "h3", "spatialDataColumn": "h3", "spatialFilters": try JSON.decode(spatial)]
+            if let mode { body["spatialFiltersMode"] = .string(mode) }
+            let request = try ModelRequest.parse(model: .formula, connection: "carto_dw", Parameters(body: body))
+            return try ModelSQL(request: request, schema: schema, srids: [:], allowsRawSQL: false).formula().sql
+        }
+        let viewport = #"{"h3": {"type": "Polygon", "coordinates": [[[0, 0], [10, 0], [10, 10], [0, 0]]]}}"#
+        assertSnapshot(try formula(viewport, kind: .string), "model_h3_viewport_intersects")
+        assertSnapshot(try formula(viewport, kind: .number, mode: "center"), "model_h3_viewport_center_bigint")
+        assertSnapshot(try formula(viewport, kind: .string, mode: "contains"), "model_h3_viewport_contains")
+        // 85283473fffffff in hex and as h3int (decimal): the same cell, bound as the same bigint.
+        let hex = try formula(#"{"h3": {"type": "h3", "indexes": ["85283473fffffff"]}}"#, kind: .string)
+        assertSnapshot(hex, "model_h3_indexes")
+        let decimal = try formula(#"{"h3": {"type": "h3int", "indexes": ["599686042433355775"]}}"#, kind: .string)
+        XCTAssertEqual(hex.parameters, decimal.parameters)
+        XCTAssertTrue(hex.parameters.contains("{599686042433355775}"))
+        for bad in [#"["85283473ffffff7"]"#, #"["4841bfffffffffff"]"#, #"[true]"#, #""85283473fffffff""#] {
+            XCTAssertThrowsError(try formula(#"{"h3": {"type": "h3", "indexes": "# + bad + "}}", kind: .string), bad)
+        }
+    }
+
     /// Widgets on a quadbin source with the viewport (each spatialFiltersMode) or selected cells.
     func testQuadbinSpatialFilters() throws {
         let schema = SourceSchema(columns: [("quadbin", .number), ("pop", .number)], srid: 4326)

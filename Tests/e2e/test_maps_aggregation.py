@@ -117,6 +117,7 @@ def test_per_tile_cell_budget(stack, maps):
 @pytest.mark.parametrize("params,fragment", [
     ({"spatialDataType": "hexagons"}, "spatialDataType"),
     ({"spatialDataType": "s2"}, "spatialDataType"),
+    ({"spatialDataType": "trajectory"}, "trajectoryIdColumn"),  # a trajectory source without its columns
     ({"aggregationResLevel": "17"}, "aggregationResLevel"),
     ({"aggregationResLevel": "six"}, "aggregationResLevel"),
     ({"spatialIndexReferenceResolution": "27"}, "spatialIndexReferenceResolution"),
@@ -127,9 +128,8 @@ def test_bad_aggregation_parameters(maps, params, fragment):
     assert fragment in err["error"]
 
 
-def test_h3_says_what_to_install_and_lines_are_refused(maps):
-    err = assert_error(maps.handshake("table", {"name": TABLE, **AGG, "spatialDataType": "h3"}, maps.star), 400)
-    assert err["code"] == "h3_unavailable" and "H3" in err["error"]
+def test_lines_are_refused(maps):
+    # (H3 aggregation, and its 400 without the tessera_h3 extension, are in test_maps_h3.py.)
     err = assert_error(maps.handshake("table", {"name": "public.e2e_agg_lines", **AGG}, maps.star), 400, "invalid_parameter")
     assert "points" in err["error"]
 
@@ -214,7 +214,6 @@ def test_quadbin_widgets_with_selected_cells(stack, widgets):
     ({"type": "quadbin", "indexes": [1, 2]}, {}, "invalid_spatial_filter"),
     ({"type": "h3", "indexes": ["8a2a1072b59ffff"]}, {}, "invalid_spatial_filter"),
     (VIEWPORT, {"spatialFiltersMode": "touches"}, "invalid_spatial_filter"),
-    (VIEWPORT, {"spatialDataType": "h3"}, "h3_unavailable"),
 ])
 def test_bad_spatial_filters(widgets, spatial, extra, code):
     m, token = widgets

@@ -19,10 +19,13 @@ struct ModelContext {
         var srids: [String: Int] = [:]
         // Only shapes on geometry columns need the data's SRID (cells are always in WGS84).
         for (column, filter) in request.spatialFilters where srids[column] == nil {
-            guard case .shape = filter, schema.kind(of: column) == .geometry || request.definition.spatialType != .quadbin else { continue }
+            guard case .shape = filter, schema.kind(of: column) == .geometry || request.definition.spatialType.index == nil else { continue }
             let r = try db.execute(ModelSQL.sridSQL(from: from, geometry: try ModelSQL.geometryRef(column, schema: schema)), watch: watch)
             srids[column] = r.rowCount == 1 ? (r.int(0, 0) ?? 4326) : 4326
         }
+        // Widget requests have no handshake: an H3 source's spatial filters check for the extension here,
+        // once per request, rather than failing on "function does not exist".
+        if request.definition.spatialType == .h3 && !request.spatialFilters.isEmpty { try WarehouseH3.require(db, watch: watch) }
         sql = try ModelSQL(request: request, schema: schema, srids: srids, allowsRawSQL: allowsRawSQL)
     }
 

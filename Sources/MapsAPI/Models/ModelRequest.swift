@@ -88,18 +88,13 @@ struct ModelRequest: Sendable {
         return request
     }
 
-    /// GeoJSON Polygon / MultiPolygon, or (on quadbin sources) `{type: "quadbin", indexes: [...]}`: the
+    /// GeoJSON Polygon / MultiPolygon, or (on quadbin / h3 sources) `{type: "quadbin" | "h3" | "h3int", indexes: [...]}`: the
     /// structure is checked here so that a malformed shape or cell id is a 400 rather than a PostGIS error.
     static func parseSpatialFilters(_ json: JSON, spatialType: String) throws -> [(column: String, filter: SpatialFilter)] {
         guard let object = json.objectValue else {
             throw invalidSpatial("spatialFilters must be an object {\"<column>\": <GeoJSON Polygon or MultiPolygon>}")
         }
         guard object.count <= 8 else { throw invalidSpatial("Too many spatial filters") }
-        if !object.isEmpty && spatialType == "h3" {
-            throw APIError.badRequest("spatialFilters on spatialDataType=h3 sources need the H3 functions, which this warehouse does not have",
-                                      code: "h3_unavailable",
-                                      hint: "Install the tessera-h3 package on the warehouse's PostgreSQL server and run `tessera warehouse-migrate`")
-        }
         var positions = 0
         var out: [(column: String, filter: SpatialFilter)] = []
         for column in object.keys.sorted() {

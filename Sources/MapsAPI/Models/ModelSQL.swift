@@ -33,7 +33,7 @@ struct ModelSQL {
         }
         for (column, filter) in request.spatialFilters {
             conditions.append(try Self.spatialCondition(column, filter, mode: request.spatialFiltersMode, schema: schema,
-                                                        quadbin: d.spatialType == .quadbin, srid: srids[column] ?? 4326))
+                                                        index: d.spatialType.index, srid: srids[column] ?? 4326))
         }
         if request.model != .pick, let ids = try featureIds(), !ids.isEmpty {
             conditions.append("\(try featureId()) = ANY(\(FilterSQL.arrayLiteral(ids))::text[])")
@@ -43,17 +43,28 @@ struct ModelSQL {
     /// A spatial filter on a geometry column (the shape intersects it), or on a quadbin source's cell column
     /// (its cells selected by `mode`, or by the selected cell ids).
     static func spatialCondition(_ column: String, _ filter: SpatialFilter, mode: SpatialFilterMode, schema: SourceSchema,
-                                 quadbin: Bool, srid: Int) throws -> SQL {
-        if quadbin, schema.kind(of: column) == .number {
+                                 index: CellIndex?, srid: Int) throws -> SQL {
+        if index == .quadbin, schema.kind(of: column) == .number {
             let cell: SQL = "\(try ref(column, schema: schema))::bigint"
             switch filter {
             case .shape(let geojson): return mode.quadbinCondition(cell: cell, shape: "ST_SetSRID(ST_GeomFromGeoJSON(\(geojson)), 4326)")
             case .quadbinCells(let cells): return SpatialFilterMode.quadbinCells(cell: cell, cells)
+            case .h3Cells: break
+            }
+        }
+        // H3 cell columns: bigint, or hex text (what h3TableSource data usually holds).
+        if index == .h3, let kind = schema.kind(of: column), kind == .number || kind == .string {
+            let ref = try ref(column, schema: schema)
+            let cell: SQL = kind == .number ? "\(ref)::bigint" : "carto.h3_string_toint(\(ref)::text)"
+            switch filter {
+            case .shape(let geojson): return mode.h3Condition(cell: cell, shape: "ST_SetSRID(ST_GeomFromGeoJSON(\(geojson)), 4326)")
+            case .h3Cells(let cells): return SpatialFilterMode.h3Cells(cell: cell, cells)
+            case .quadbinCells: break
             }
         }
         let g = try geometryRef(column, schema: schema)
         guard case .shape(let geojson) = filter else {
-            throw ModelRequest.invalidSpatial("spatialFilters indexes need a quadbin cell column, and \(column) is not one")
+            throw ModelRequest.invalidSpatial("spatialFilters indexes need a quadbin or H3 cell column, and \(column) is not one")
         }
         let shape: SQL
         switch srid {

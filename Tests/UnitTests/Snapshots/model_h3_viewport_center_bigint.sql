@@ -1,0 +1,2 @@
+-- parameters: ["{\"coordinates\":[[[0,0],[10,0],[10,10],[0,0]]],\"type\":\"Polygon\"}"]
+SELECT json_build_object('value', count(*))::text FROM "public"."cells" AS _src WHERE ST_Intersects(carto.h3_center(_src."h3"::bigint), ST_SetSRID(ST_GeomFromGeoJSON($1), 4326))
