@@ -50,7 +50,11 @@ public struct BackupRestorer {
         }
     }
 
-    public func restore(archive: String, passphrase: [UInt8]?) throws {
+    /// Returns the organisations whose embedded-warehouse connections were re-pointed: their carto_dw
+    /// still holds the archived install's password, sealed; the caller re-registers it from
+    /// TESSERA_WAREHOUSE_URL (`registerEmbeddedWarehouse`) so it agrees with the role's password.
+    @discardableResult
+    public func restore(archive: String, passphrase: [UInt8]?) throws -> [String] {
         let work = try BackupWriter.makeTemporaryDirectory(in: ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")
         defer { try? FileManager.default.removeItem(atPath: work) }
         let (manifest, root) = try Self.unpack(archive: archive, passphrase: passphrase, work: work)
@@ -83,13 +87,16 @@ public struct BackupRestorer {
             log("restored \(database.name) into \(destination.database)")
         }
         let db = try PGConnection(target.databaseURL)
+        var repointed: Set<String> = []
         if let old = manifest.databases.first(where: { $0.embeddedWarehouse }), let warehouse {
             let moved = try db.execute("""
                 UPDATE connections SET host = $1, port = $2::int, database = $3
                 WHERE host = $4 AND port = $5::int AND database = $6
+                RETURNING account_id, name
                 """, [warehouse.host.isEmpty ? "localhost" : warehouse.host, String(warehouse.port), warehouse.database,
                       old.host.isEmpty ? "localhost" : old.host, String(old.port), old.name])
-            log("embedded warehouse connections re-pointed: \(moved.affectedRows ?? 0)")
+            for i in 0..<moved.rowCount where moved.string(i, 1) == "carto_dw" { repointed.insert(moved.string(i, 0)!) }
+            log("embedded warehouse connections re-pointed: \(moved.rowCount)")
         }
         try restoreRolePasswords(root: root, targets: [metadata] + (warehouse.map { [$0] } ?? []))
         try Self.replaceFile(target.secretKeyFile, with: root + "/secret.key")
@@ -97,18 +104,39 @@ public struct BackupRestorer {
         try restoreConfig(from: root + "/etc")
         let applied = try migrator.migrate(db)
         log(applied.isEmpty ? "schema is up to date" : "migrations applied: \(applied.joined(separator: ", "))")
+        return repointed.sorted()
     }
 
     /// Each role sets its own password (no superuser needed); quoting is the server's (format %L).
+    /// The configuration in effect wins: a role whose password this install's configuration holds
+    /// (inline or in its passfile) keeps that one, because every program here logs in with it and the
+    /// embedded warehouse's stored connection is re-registered from it. Giving it the archived password
+    /// instead locked this install out of its own warehouse (pg_dump: password authentication failed).
+    /// The archived password is restored only for a role this configuration holds none for (peer
+    /// authentication), so the restored configuration files still log in when copied into place.
     func restoreRolePasswords(root: String, targets: [PGTools.Target]) throws {
-        guard let data = FileManager.default.contents(atPath: root + "/roles.json") else { return }
-        let roles = try JSONDecoder().decode([BackupWriter.RolePassword].self, from: data)
-        for role in roles {
-            guard let password = role.password, let target = targets.first(where: { $0.role == role.role }) else { continue }
+        var archived: [String: String] = [:]
+        if let data = FileManager.default.contents(atPath: root + "/roles.json") {
+            for role in try JSONDecoder().decode([BackupWriter.RolePassword].self, from: data) {
+                if let password = role.password { archived[role.role] = password }
+            }
+        }
+        var done: Set<String> = []
+        for target in targets where !done.contains(target.role) {
+            done.insert(target.role)
+            let password: String
+            if let inEffect = target.password {
+                password = inEffect
+            } else if let old = archived[target.role] {
+                password = old
+            } else {
+                continue
+            }
             let c = try PGConnection(target.conninfo)
             let statement = try c.execute("SELECT format('ALTER ROLE CURRENT_USER PASSWORD %L', $1::text)", [password])
             try c.execute(statement.string(0, 0)!)
-            log("password of role \(role.role) restored")
+            log(target.password != nil ? "password of role \(target.role) kept: the configuration in effect holds it"
+                                       : "password of role \(target.role) restored")
         }
     }
 

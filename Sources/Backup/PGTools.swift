@@ -8,7 +8,8 @@ enum PGTools {
     struct Target {
         let conninfo: String
         let fields: [String: String]
-        var password: String? { fields["password"] }
+        /// Inline or from the conninfo's passfile: what the configuration holds for this role.
+        var password: String? { PGConnection.password(in: fields) }
         var database: String { fields["dbname"] ?? fields["user"] ?? "" }
         var role: String { fields["user"] ?? "" }
         var host: String { fields["host"] ?? "" }

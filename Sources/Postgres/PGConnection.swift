@@ -266,6 +266,21 @@ extension PGConnection {
 }
 
 extension PGConnection {
+    /// The password a parsed conninfo holds: inline, or the matching line of its libpq `passfile=`
+    /// (host:port:database:user:password, `*` matching anything; escapes are not used here). The one
+    /// place the platform reads a role's password from its configuration (backup, restore, carto_dw).
+    public static func password(in info: [String: String]) -> String? {
+        if let password = info["password"], !password.isEmpty { return password }
+        guard let passfile = info["passfile"], let text = try? String(contentsOfFile: passfile, encoding: .utf8) else { return nil }
+        let wanted = [info["host"] ?? "localhost", info["port"] ?? "5432", info["dbname"] ?? info["user"] ?? "", info["user"] ?? ""]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let f = line.split(separator: ":", maxSplits: 4, omittingEmptySubsequences: false).map(String.init)
+            guard f.count == 5 else { continue }
+            if zip(f.prefix(4), wanted).allSatisfy({ $0 == "*" || $0 == $1 }) { return f[4] }
+        }
+        return nil
+    }
+
     /// Parses a conninfo string or URI into its keywords (libpq's own parser); nil when malformed.
     public static func parseConninfo(_ conninfo: String) -> [String: String]? {
         var error: UnsafeMutablePointer<CChar>?

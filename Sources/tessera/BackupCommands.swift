@@ -1,6 +1,7 @@
 import Backup
 import Config
 import Foundation
+import Platform
 
 /// `tessera backup` and `tessera restore` (issue 16). The work is in the Backup module; this maps
 /// options and configuration onto it.
@@ -50,7 +51,15 @@ func restore(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws 
     let target = BackupRestorer.Target(databaseURL: config.databaseURL, warehouseURL: config.warehouseURL,
                                        secretKeyFile: config.secretKeyFile, configDir: configDir)
     do {
-        try BackupRestorer(target: target).restore(archive: archive, passphrase: passphrase)
+        let repointed = try BackupRestorer(target: target).restore(archive: archive, passphrase: passphrase)
+        // The restored carto_dw records hold the archived install's password; rewrite them from the
+        // configuration in effect (sealed with the restored key), the password the role keeps.
+        if !repointed.isEmpty {
+            let services = try Services(config: config)
+            for account in repointed {
+                print("organisation \(account): " + (try registerEmbeddedWarehouse(services, accountId: account, userId: nil)))
+            }
+        }
         print("restore complete: restart the services (systemctl restart tessera.target) so they read the restored key and data")
     } catch let e as BackupError {
         throw CLIError(message: "restore failed: \(e.message)", code: 3)

@@ -11,16 +11,7 @@ func warehouseCredentials(_ config: TesseraConfig) throws -> (info: [String: Str
     guard let info = PGConnection.parseConninfo(config.warehouseURL) else {
         throw CLIError(message: "TESSERA_WAREHOUSE_URL is not a valid conninfo")
     }
-    if let password = info["password"], !password.isEmpty { return (info, password) }
-    guard let passfile = info["passfile"], let text = try? String(contentsOfFile: passfile, encoding: .utf8) else { return (info, nil) }
-    // pgpass lines: host:port:database:user:password, `*` matching anything (escapes are not used here).
-    let wanted = [info["host"] ?? "localhost", info["port"] ?? "5432", info["dbname"] ?? "", info["user"] ?? ""]
-    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-        let f = line.split(separator: ":", maxSplits: 4, omittingEmptySubsequences: false).map(String.init)
-        guard f.count == 5 else { continue }
-        if zip(f.prefix(4), wanted).allSatisfy({ $0 == "*" || $0 == $1 }) { return (info, f[4]) }
-    }
-    return (info, nil)
+    return (info, PGConnection.password(in: info))
 }
 
 /// Registers (or re-registers) an organisation's `carto_dw` connection from TESSERA_WAREHOUSE_URL, as a

@@ -183,6 +183,44 @@ def test_restore_into_a_fresh_stack_brings_everything_back(world, request):
         finish_stack(fresh, bool(request.session.testsfailed))
 
 
+def test_after_a_restore_roles_configuration_and_carto_dw_agree_with_a_passfile(world, request):
+    """As on a packaged install: TESSERA_WAREHOUSE_URL names a passfile instead of holding the password.
+    After the restore the role keeps the password that passfile holds (the archive's is another
+    install's), `tessera backup` reaches carto_dw with it, and the restored carto_dw connection
+    record logs in with it too (a restored token queries the restored table)."""
+    fresh = Stack(Path(tempfile.mkdtemp(prefix="tessera-bk-pf-", dir="/tmp")))
+    try:
+        fresh.start_postgres()
+        fresh.start_redis()
+        passfile = fresh.root / "carto_dw.pgpass"
+        passfile.write_text(f"127.0.0.1:{fresh.pg_port}:carto_dw:carto_dw:{fresh.pg_passwords['carto_dw']}\n")
+        passfile.chmod(0o600)
+        url = fresh.dsn("carto_dw", "carto_dw", tcp=True) + f" passfile={passfile}"
+        assert "password=" not in url
+        env = {**os.environ, **fresh.env, "TESSERA_WAREHOUSE_URL": url}
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            r = subprocess.run([str(BIN / "tessera"), *args], capture_output=True, text=True, env=env, timeout=300)
+            assert r.returncode == 0, (args[0], r.stdout, r.stderr)
+            return r
+
+        cli("migrate")
+        r = cli("restore", str(world["plain"]), "--config-dir", str(fresh.root / "etc"))
+        assert "embedded warehouse connections re-pointed: 1" in r.stdout, r.stdout
+        assert "updated connection carto_dw" in r.stdout, r.stdout
+        # The role's password is still the one the passfile holds (psql over TCP, scram).
+        assert fresh.psql("SELECT current_user", dbname="carto_dw", user="carto_dw", tcp=True) == "carto_dw"
+        r = cli("backup", "--out", f"{fresh.root}/bk/", "--config-dir", str(fresh.root / "etc"))
+        assert "backup written: " in r.stdout, r.stdout
+
+        fresh.start_api("maps-api", BIN / API_PROGRAMS["maps-api"], env={"TESSERA_WAREHOUSE_URL": url})
+        fresh.start_nginx()
+        rows = assert_ok(Api(fresh).sql("SELECT count(*) AS n FROM public.bk_places", world["token"]))["rows"]
+        assert rows == [{"n": ROWS}]
+    finally:
+        finish_stack(fresh, bool(request.session.testsfailed))
+
+
 @pytest.fixture(scope="module")
 def previous_tessera():
     """This build's CLI without its newest migration: the previous Tessera version, as build-debs'
