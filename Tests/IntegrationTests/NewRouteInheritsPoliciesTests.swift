@@ -96,6 +96,27 @@ final class NewRouteInheritsPoliciesTests: XCTestCase {
         XCTAssertEqual(written, 200, "an admin's bearer request may write")
     }
 
+    /// A signed-in browser's cookie alone runs nothing (a cross-site link carries it too): the route gets the
+    /// CSRF check from the authenticator, and a cookie GET reads only, whatever the user's role.
+    func testACookieNeedsTheCSRFProofAndReadsOnlyOnGET() throws {
+        let app = application()
+        let session = try SessionStore(PGPool(conninfo: database.conninfo, size: 1)).create(userId: adminId, ttlSeconds: 600)
+        func get(_ q: String, _ extra: [String: String]) throws -> (Int, JSON) {
+            let request = HTTPRequest(method: "GET", path: "/api/v3/probe/wh", rawQuery: "q=" + FormDecoding.encode(q),
+                                      headers: ["cookie": "\(Authenticator.sessionCookie)=\(session.id)"].merging(extra) { $1 })
+            let response = app.handle(request)
+            guard case .bytes(let body) = response.body else { XCTFail("not a complete body"); return (0, .null) }
+            return (response.status, try JSON.decode(body))
+        }
+        let (bare, bareBody) = try get("SELECT 1", [:])
+        XCTAssertEqual(bare, 403)
+        XCTAssertEqual(bareBody["code"]?.stringValue, "csrf_failed")
+        XCTAssertEqual(try get("SELECT 1", ["x-csrf-token": session.csrfToken]).0, 200)
+        let (write, writeBody) = try get("CREATE TABLE cookie_wrote (x int)", ["x-csrf-token": session.csrfToken])
+        XCTAssertEqual(write, 403, "an admin's cookie GET is read-only")
+        XCTAssertEqual(writeBody["code"]?.stringValue, "read_only")
+    }
+
     func testDatabaseFailuresAnswerTheErrorContract() throws {
         let app = application()
         let (status, body, _) = try Self.get(app, "SELECT 1", as: userToken(adminId), connection: "down")
