@@ -6,18 +6,7 @@ import Postgres
 /// (manifest, checksums, schema level) and only then replaces the databases' contents, the role
 /// passwords, the secret key and the configuration files; finally applies newer migrations.
 public struct BackupRestorer {
-    public struct Target {
-        public var databaseURL: String
-        public var warehouseURL: String
-        public var secretKeyFile: String
-        public var configDir: String
-        public init(databaseURL: String, warehouseURL: String, secretKeyFile: String, configDir: String) {
-            self.databaseURL = databaseURL
-            self.warehouseURL = warehouseURL
-            self.secretKeyFile = secretKeyFile
-            self.configDir = configDir
-        }
-    }
+    public typealias Target = BackupInstallation
 
     let target: Target
     let log: (String) -> Void

@@ -8,18 +8,7 @@ import Postgres
 /// manifest and checksums, and packs it all into ONE file that appears only when complete (written
 /// under a temporary name in the destination directory, then renamed).
 public struct BackupWriter {
-    public struct Source {
-        public var databaseURL: String
-        public var warehouseURL: String
-        public var secretKeyFile: String
-        public var configDir: String
-        public init(databaseURL: String, warehouseURL: String, secretKeyFile: String, configDir: String) {
-            self.databaseURL = databaseURL
-            self.warehouseURL = warehouseURL
-            self.secretKeyFile = secretKeyFile
-            self.configDir = configDir
-        }
-    }
+    public typealias Source = BackupInstallation
 
     /// The role passwords as the platform knows them (from its conninfos), restored onto the new install.
     struct RolePassword: Codable {
