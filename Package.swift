@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "Platform", dependencies: ["Postgres", "SQLKit", "Redis", "CryptoSupport", "HTTPKit", "Config", "Metadata", "Jobs", "Observability"]),
 
         // Features: never import FastCGI or a C module.
-        .target(name: "WorkspaceAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
+        .target(name: "WorkspaceAPI", dependencies: ["Platform", "Workflows", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
         .target(name: "SQLAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Observability", "CryptoSupport"]),
         // The sql-worker's export writer: only the worker runs GDAL, so only its package depends on gdal-bin.
         .target(name: "Exports", dependencies: ["SQLAPI", "Platform", "HTTPKit", "Jobs", "Observability", "Spawn"]),
@@ -53,6 +53,9 @@ let package = Package(
 
         .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability", "Spawn"],
                 resources: [.copy("warehouse")]),
+
+        // Workflows: the component table, the compiler (pure SQL values), the runner and the scheduler.
+        .target(name: "Workflows", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "CryptoSupport", "Observability"]),
 
         // Backup and restore: pg_dump/pg_restore/tar through the one child-process runner (Spawn).
         .target(name: "Backup", dependencies: ["Postgres", "CryptoSupport", "Metadata", "Spawn"]),
@@ -65,14 +68,14 @@ let package = Package(
                                                          "Backup"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-cdn-invalidator", dependencies: ["CacheInvalidator", "Jobs", "Platform", "Config", "Observability"]),
-        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Exports", "LDSAPI", "Platform", "Config", "Observability"]),
+        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Exports", "LDSAPI", "Workflows", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-import-api", dependencies: ["FastCGI", "ImportsAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-import-worker", dependencies: ["Jobs", "ImportsAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-workspace-subscriber", dependencies: ["Jobs", "WorkspaceSubscriber", "Platform"]),
         .executableTarget(name: "tessera-lds-api", dependencies: ["FastCGI", "LDSAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports"]),
+        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn"]),
     ]
 )

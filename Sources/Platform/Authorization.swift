@@ -72,6 +72,25 @@ public extension Principal {
         }
     }
 
+    // MARK: workflows
+
+    enum WorkflowAction: Sendable { case read, write, run }
+
+    /// Workflows share the maps' privacy levels (reading); changing one needs a user with a write role;
+    /// running one needs a write role too (users, or tokens whose creator has one and whose grants give the
+    /// whole workflow's connection) — viewers cannot run workflows, since a run writes to the warehouse.
+    func authorize(workflow account: String, owner: String?, privacy: MapPrivacy, connection: String, _ action: WorkflowAction) throws {
+        let notFound = APIError.notFound("Workflow not found", code: "workflow_not_found")
+        guard account == accountId, !isMapToken, let role = role ?? creatorRole else { throw notFound }
+        if privacy == .private, role != .admin, owner == nil || owner != userId { throw notFound }
+        switch action {
+        case .read: return
+        case .write:
+            if !isUser || role == .viewer { throw APIError.forbidden("Your role cannot change workflows", code: "role_forbidden") }
+        case .run: try requireWrite(to: connection, "run workflows")
+        }
+    }
+
     // MARK: jobs (SQL batch jobs, imports, geocode-table)
 
     /// Listing or reading a job: its creator, or an admin of its organisation. A map's token never sees jobs

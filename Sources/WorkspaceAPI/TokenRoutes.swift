@@ -7,7 +7,7 @@ import Platform
 struct TokenRoutes {
     let services: Services
     var store: TokenStore { TokenStore(services.metadata) }
-    static let apis: Set<String> = ["sql", "maps", "imports", "lds"]
+    static let apis: Set<String> = ["sql", "maps", "imports", "lds", "workflows"]
 
     func register(_ r: Router) {
         r.get("/api/v3/tokens", list)

@@ -1,5 +1,6 @@
 import HTTPKit
 import Platform
+import Workflows
 
 /// The workspace-api program's routes: accounts and sessions, OAuth, tokens, connections, users, maps and
 /// the data explorer.
@@ -15,6 +16,7 @@ public enum WorkspaceAPI {
         WorkspaceConfigRoutes(services: services).register(router)
         ExplorerRoutes(services: services).register(router)
         PasswordResetRoutes(services: services).register(router)
+        WorkflowRoutes(services: services).register(router)
         router.get("/api/health") { _ in .json(["status": "ok"]) }
         return router
     }
