@@ -86,6 +86,8 @@ public struct TesseraConfig: Sendable {
     public var backupSchedule: String = "daily"
     /// Exports: how long a finished export file is kept (seconds) before the sql-worker's pruner deletes it.
     public var exportTTLSeconds: Int = 86_400
+    /// How long a workflow's unused intermediate node results are kept before the sql-worker drops them.
+    public var workflowIntermediateTTLSeconds: Int = 604_800
     /// Exports: how long one signed download URL is valid (seconds); the job's status hands out fresh ones.
     public var exportURLTTLSeconds: Int = 900
     /// Exports: the largest export file (bytes); an export growing past it fails and leaves no file.
@@ -137,6 +139,7 @@ public struct TesseraConfig: Sendable {
         "TESSERA_BACKUP_KEEP": "7",
         "TESSERA_BACKUP_SCHEDULE": "daily",
         "TESSERA_EXPORT_TTL_S": "86400",
+        "TESSERA_WORKFLOW_INTERMEDIATE_TTL_S": "604800",
         "TESSERA_EXPORT_URL_TTL_S": "900",
         "TESSERA_EXPORT_MAX_BYTES": "10737418240",
         // Only meaningful to locate the file itself.
@@ -255,6 +258,7 @@ public struct TesseraConfig: Sendable {
         }
         result.smtpURL = value("TESSERA_SMTP_URL")
         result.exportTTLSeconds = int("TESSERA_EXPORT_TTL_S", min: 60, max: 30 * 86_400)
+        result.workflowIntermediateTTLSeconds = int("TESSERA_WORKFLOW_INTERMEDIATE_TTL_S", min: 0, max: 365 * 86_400)
         result.exportURLTTLSeconds = int("TESSERA_EXPORT_URL_TTL_S", min: 10, max: 86_400)
         result.exportMaxBytes = int("TESSERA_EXPORT_MAX_BYTES", min: 1024, max: 1 << 44)
         if !result.smtpURL.isEmpty && !result.smtpURL.hasPrefix("smtp://") { problems.append("TESSERA_SMTP_URL must start with smtp://") }

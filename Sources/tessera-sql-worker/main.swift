@@ -3,18 +3,23 @@ import LDSAPI
 import Platform
 import Exports
 import SQLAPI
+import Workflows
 
-// The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs, exports and LDS geocode-table jobs
-// (all long statements against a warehouse, so they share the queue, its concurrency and its timeouts).
+// The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs, exports, LDS geocode-table jobs and
+// workflow runs (all long statements against a warehouse, so they share the queue, its concurrency and its
+// timeouts). It also ticks the workflow scheduler.
 WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let batch = BatchJobRunner(services: services)
     let export = ExportRunner(services: services)
     let geocode = GeocodeTableRunner(services: services)
+    let workflows = WorkflowRunner(services: services)
     ExportPruner(services: services).start()
+    WorkflowScheduler(services: services).start(interval: 1)
     return (Worker.Options(queue: "sql"), { job, context in
         switch job.kind {
         case GeocodeTableRunner.kind: return try geocode.run(job, context)
         case ExportRunner.kind: return try export.run(job, context)
+        case WorkflowStore.runKind, WorkflowStore.dropKind: return try workflows.run(job, context)
         default: return try batch.run(job, context)
         }
     })
