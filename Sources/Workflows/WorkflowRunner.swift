@@ -130,7 +130,8 @@ public struct WorkflowRunner: Sendable {
                         try db.execute("BEGIN")
                         do {
                             try db.execute("SELECT set_config('statement_timeout', $1, true)", [String(services.config.sqlJobTimeoutMs)])
-                            let created = try db.execute("CREATE TABLE \(qualified) AS \(sql)", watch: watch)
+                            let ctas: SQL = "CREATE TABLE \(qualified) AS \(sql)"
+                            let created = try db.execute(ctas, watch: watch)
                             let count = created.affectedRows ?? 0
                             let note: JSON = ["rows": .int(count), "created": .number(Date().timeIntervalSince1970.rounded())]
                             try db.execute("COMMENT ON TABLE \(qualified) IS \(unsafeRaw: Self.literal(note.text))")
@@ -233,10 +234,10 @@ public struct WorkflowRunner: Sendable {
                 return target.description
             }
             if mode == "append", try db.execute("SELECT to_regclass($1) IS NOT NULL", [target.qualifiedIdentifier.text]).bool(0, 0) == true {
-                try db.execute("INSERT INTO \(target.qualifiedIdentifier) SELECT * FROM \(source)", watch: watch)
+                try db.execute("INSERT INTO \(target.qualifiedIdentifier) SELECT * FROM \(source)" as SQL, watch: watch)
             } else {
                 try db.execute("DROP TABLE IF EXISTS \(targetSchema).\(building)")
-                try db.execute("CREATE TABLE \(targetSchema).\(building) AS SELECT * FROM \(source)", watch: watch)
+                try db.execute("CREATE TABLE \(targetSchema).\(building) AS SELECT * FROM \(source)" as SQL, watch: watch)
                 try db.execute("DROP TABLE IF EXISTS \(target.qualifiedIdentifier)")
                 try db.execute("ALTER TABLE \(targetSchema).\(building) RENAME TO \(try Identifier(target.table))")
             }
