@@ -307,3 +307,36 @@ def test_scheduler_under_two_workers_starts_each_due_run_once(api, admin, stack)
         assert len(h.assert_ok(api.get(f"{WF}/{ids[0]}/runs", token=admin.token))["results"]) == 3
     finally:
         stack.stop_api("sql-worker-2")
+
+
+def test_viewers_read_shared_workflows_but_cannot_run_or_change_them(api, admin):
+    email, password = f"wf-viewer-{h.unique('v')}@example.com", "viewer-pass-" + h.unique("p")
+    inv = h.assert_ok(api.post("/api/v3/invitations", token=admin.token, json_body={"email": email, "role": "viewer"}), 201)
+    h.assert_ok(api.post("/api/v3/auth/invitations/accept", json_body={"token": inv["token"], "password": password}), 201)
+    viewer = h.login(api, email, password)
+    wf = create(api, admin.token, [node("t", "table", table="public.world_countries")], [], privacy="organization")
+    assert h.assert_ok(api.get(f"{WF}/{wf['id']}", session=viewer))["id"] == wf["id"]
+    h.assert_error(api.post(f"{WF}/{wf['id']}/runs", json_body={}, session=viewer), 403, "role_forbidden")
+    h.assert_error(api.patch(f"{WF}/{wf['id']}", json_body={"name": "x"}, session=viewer), 403, "role_forbidden")
+    private = create(api, admin.token, [node("t", "table", table="public.world_countries")], [])
+    h.assert_error(api.get(f"{WF}/{private['id']}", session=viewer), 404, "workflow_not_found")
+    assert h.assert_ok(api.get(f"{WF}/{wf['id']}/runs", token=admin.token))["total"] == 0
+
+
+def test_unused_intermediates_are_pruned_after_their_age(api, admin, stack):
+    """The sql-worker with TESSERA_WORKFLOW_INTERMEDIATE_TTL_S=0 drops what the last run did not use."""
+    stack.stop_api("sql-worker")
+    stack.start_worker("sql-worker", h.BIN / "tessera-sql-worker", env={"TESSERA_WORKFLOW_INTERMEDIATE_TTL_S": "0"})
+    try:
+        nodes = [node("t", "table", table="public.world_countries"), node("b", "buffer", distance=1000)]
+        wf = create(api, admin.token, nodes, [edge("t", "b")])
+        first = wait_run(api, admin.token, wf["id"], start(api, admin.token, wf["id"]))
+        old = first["nodes"]["b"]["table"]
+        h.assert_ok(api.patch(f"{WF}/{wf['id']}", json_body={"nodes": [nodes[0], node("b", "buffer", distance=2000)]}, token=admin.token))
+        second = wait_run(api, admin.token, wf["id"], start(api, admin.token, wf["id"]))
+        assert second["status"] == "success" and second["nodes"]["b"]["table"] != old
+        tables = h.warehouse(stack, f"SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = '{wf['schema']}'")
+        assert sorted(tables.split(",")) == sorted([second["nodes"]["t"]["table"], second["nodes"]["b"]["table"]]), tables
+    finally:
+        stack.stop_api("sql-worker")
+        stack.start_worker("sql-worker", h.BIN / "tessera-sql-worker")
