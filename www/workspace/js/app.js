@@ -9,6 +9,7 @@ const SECTIONS = [
   { path: 'explorer', label: 'Data explorer', load: () => import('./sections/explorer.js') },
   { path: 'sql', label: 'SQL console', load: () => import('./sections/sql.js') },
   { path: 'imports', label: 'Imports', load: () => import('./sections/imports.js') },
+  { path: 'workflows', label: 'Workflows', load: () => import('./sections/workflows.js') },
   { path: 'developers', label: 'Developers', load: () => import('./sections/developers.js') },
   { path: 'settings', label: 'Settings', load: () => import('./sections/settings.js'), admin: true },
 ];
