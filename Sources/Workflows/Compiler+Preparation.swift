@@ -132,9 +132,5 @@ extension Compiler {
                 throw WorkflowError.invalid(error.reason, node: node, parameter: "query")
             }
         }
-        if body.contains(";") {
-            // Only reached when the ; is inside a string or quoted name: still refused, one statement is simpler to promise.
-            throw WorkflowError.invalid("statement separators (;) are not allowed", node: node, parameter: "query")
-        }
     }
 }

@@ -340,3 +340,52 @@ def test_unused_intermediates_are_pruned_after_their_age(api, admin, stack):
     finally:
         stack.stop_api("sql-worker")
         stack.start_worker("sql-worker", h.BIN / "tessera-sql-worker")
+
+
+def test_every_sql_component_runs_in_the_warehouse(api, admin, stack, clustered):
+    """One workflow using every component that compiles to SQL (geocode needs the LDS gazetteer and is
+    covered by the snapshot only), run twice: appends add rows, everything else is reused."""
+    n = [
+        node("pts", "table", table=clustered), node("countries", "table", table="public.world_countries"),
+        node("lonlat", "sql", query=f"SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, 'a;b' AS s FROM {clustered}"),
+        node("pt", "point_from_lonlat", lon="lon", lat="lat"),
+        node("sel", "select", columns=["id", "geom"]), node("ren", "rename", columns={"id": "pid"}),
+        node("add", "add_column", name="dbl", expression="id * {{factor}}"),
+        node("join", "join", left_key="id", right_key="id", join_type="left"),
+        node("uni", "union"), node("smp", "sample", percent=50, seed=3), node("dst", "distinct", columns=["planted"]),
+        node("top", "order_limit", order_by=[{"column": "id", "direction": "desc"}], limit=10),
+        node("cen", "centroid"), node("hull", "convex_hull", group_by="planted"), node("simp", "simplify", tolerance=0.1),
+        node("area", "area_length"), node("buf", "buffer", distance=20000),
+        node("sjd", "spatial_join", predicate="dwithin", distance=1000),
+        node("sja", "spatial_join", predicate="within", join_type="left", aggregates=[{"op": "count", "alias": "n"}]),
+        node("clip", "clip"), node("inter", "intersection"), node("diff", "difference"),
+        node("near", "nearest", k=2, max_distance=500000),
+        node("dm", "distance_matrix", origin_id="id", destination_id="cartodb_id"),
+        node("h3", "h3_from_geo", resolution=7), node("fill", "h3_polyfill", resolution=6), node("hb", "h3_boundary"),
+        node("qb", "quadbin_from_geo", resolution=10), node("db", "dbscan", eps=3000, min_points=5),
+        node("moran", "moran", value="planted", distance=20000),
+        node("app", "save_table", table="public.wf_append_out", mode="append"),
+    ]
+    e = [
+        edge("lonlat", "pt"), edge("pts", "sel"), edge("sel", "ren"), edge("pts", "add"),
+        edge("pts", "join", "main"), edge("add", "join", "secondary"), edge("pts", "uni", "main"), edge("pts", "uni", "secondary"),
+        edge("pts", "smp"), edge("pts", "dst"), edge("pts", "top"), edge("countries", "cen"), edge("pts", "hull"),
+        edge("countries", "simp"), edge("countries", "area"), edge("pts", "buf"),
+        edge("pts", "sjd", "main"), edge("countries", "sjd", "secondary"), edge("pts", "sja", "main"), edge("countries", "sja", "secondary"),
+        edge("countries", "clip", "main"), edge("buf", "clip", "overlay"), edge("countries", "inter", "main"), edge("buf", "inter", "overlay"),
+        edge("countries", "diff", "main"), edge("buf", "diff", "overlay"), edge("top", "near", "main"), edge("cen", "near", "secondary"),
+        edge("top", "dm", "origins"), edge("cen", "dm", "destinations"), edge("pts", "h3"), edge("buf", "fill"), edge("h3", "hb"),
+        edge("pts", "qb"), edge("pts", "db"), edge("pts", "moran"), edge("top", "app"),
+    ]
+    h.warehouse(stack, "DROP TABLE IF EXISTS public.wf_append_out")
+    wf = create(api, admin.token, n, e, variables=[{"name": "factor", "type": "number", "default": 2}])
+    first = wait_run(api, admin.token, wf["id"], start(api, admin.token, wf["id"], variables={"factor": 3}))
+    assert first["status"] == "success", {k: v for k, v in first["nodes"].items() if v["status"] != "success"} or first
+    rows = {k: v["rows"] for k, v in first["nodes"].items()}
+    assert rows["top"] == 10 and rows["uni"] == 2 * rows["pts"] and rows["dm"] == 10 * rows["cen"] and 10 <= rows["near"] <= 20, rows  # within 500 km only
+    assert rows["moran"] == 1 and rows["dst"] == 4 and 0 < rows["smp"] < rows["pts"], rows
+    assert h.warehouse(stack, f"SELECT bool_and(dbl = id * 3) FROM {first['nodes']['add']['table']}") == "t"
+    second = wait_run(api, admin.token, wf["id"], start(api, admin.token, wf["id"], variables={"factor": 3}))
+    assert second["status"] == "success"
+    assert {k for k, v in second["nodes"].items() if not v["reused"]} == {"lonlat", "pt"}, second["nodes"]  # custom SQL always reruns, and so does what reads it
+    assert h.warehouse(stack, "SELECT count(*) FROM public.wf_append_out") == "20"

@@ -1,0 +1,2 @@
+-- parameters: []
+SELECT "id", "Name" FROM "tessera_wf_x"."In ""Put"""

@@ -1,0 +1,2 @@
+-- parameters: []
+SELECT * FROM "sales"."My Table"
