@@ -137,6 +137,13 @@ public struct WorkflowRunner: Sendable {
                             try db.execute("COMMENT ON TABLE \(qualified) IS \(unsafeRaw: Self.literal(note.text))")
                             try db.execute("COMMIT")
                             rows = count
+                        } catch let e as PGError where e.sqlstate == "42P07" || e.sqlstate == "23505" {
+                            // Another run of this workflow built the same node meanwhile (42P07, or 23505 when both created it at
+                            // once and the catalogue's unique index decided): same SQL, same result.
+                            _ = try? db.execute("ROLLBACK")
+                            guard let built = try existingRows(schema: schema, table: table, on: db) else { throw e }
+                            rows = built
+                            reused = true
                         } catch {
                             if db.isHealthy { _ = try? db.execute("ROLLBACK") }
                             throw error
@@ -176,7 +183,8 @@ public struct WorkflowRunner: Sendable {
                 setNode(runId, node.id, ["status": "failure", "error": .string(message)])
             }
             let named = current.map { "node \($0.id) (\($0.type)): \(message)" } ?? message
-            if permanent {
+            // The queue discards a job after its last attempt: the run must not stay "running" then.
+            if permanent || job.attempt >= job.maxAttempts {
                 try finish(runId, status: "failure", error: named)
                 throw PermanentJobError(named)
             }
