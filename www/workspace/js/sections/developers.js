@@ -39,7 +39,7 @@ export async function render(main, ctx) {
       referers: field('Allowed referers', { placeholder: 'https://app.example.org/' }, 'Optional, comma separated.'),
       expiration: field('Expires', { type: 'date' }, 'Optional; cannot be changed later.'),
     };
-    const apis = ['maps', 'sql', 'imports', 'lds'].map(a => h('label.check', h('input', { type: 'checkbox', value: a, checked: a === 'maps' || a === 'sql' || undefined }), a));
+    const apis = ['maps', 'sql', 'imports', 'lds', 'workflows'].map(a => h('label.check', h('input', { type: 'checkbox', value: a, checked: a === 'maps' || a === 'sql' || undefined }), a));
     const error = h('p.form-error', { role: 'alert', hidden: true });
     const save = h('button.primary', { type: 'submit' }, 'Create token');
     const form = h('form', { 'aria-label': 'New token' }, error, h('div.row', f.connection, f.referers, f.expiration), f.sources,
