@@ -23,16 +23,6 @@ export async function resolveSource(dataset, { token, filters } = {}) {
   return { tiles: sameOrigin(tilejson.tiles[0]), tilejson, nrows: hs.nrows, schema: hs.schema };
 }
 
-/** Numeric min/max per column from TileJSON tilestats. */
-export function numericStats(tilejson) {
-  const out = {};
-  const layer = tilejson && tilejson.tilestats && tilejson.tilestats.layers && tilejson.tilestats.layers[0];
-  for (const a of (layer && layer.attributes) || []) {
-    if (a.type === 'Number') out[a.attribute] = { min: a.min, max: a.max, avg: a.avg };
-  }
-  return out;
-}
-
 export const VectorLayer = L.GridLayer.extend({
   options: { tileSize: 256, updateWhenZooming: false, keepBuffer: 1 },
 
@@ -139,6 +129,49 @@ export const VectorLayer = L.GridLayer.extend({
           ctx.stroke();
         }
       }
+    }
+    if (style.label) this._labels(ctx, entry, style.label);
+  },
+
+  /**
+   * Labels from a column, placed right of points (centre of polygons and lines), largest symbols
+   * first; one that would overlap a placed label or cross the tile's edge (where the next tile could
+   * not see it) is left out, so labels never collide or get cut.
+   */
+  _labels(ctx, entry, label) {
+    const s = entry.scale, size = this.getTileSize().x;
+    ctx.globalAlpha = 1;
+    ctx.font = `600 ${label.size}px system-ui, sans-serif`;
+    ctx.textBaseline = 'middle';
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = label.halo;
+    ctx.fillStyle = label.color;
+    const placed = [];
+    const items = [];
+    for (const f of entry.features) {
+      const text = f.properties[label.column];
+      if (text === null || text === undefined || text === '') continue;
+      const pts = f.geometry.flat();
+      if (!pts.length) continue;
+      let x, y;
+      if (f.type === 1) [x, y] = pts[0];
+      else {
+        const xs = pts.map(p => p[0]), ys = pts.map(p => p[1]);
+        x = (Math.min(...xs) + Math.max(...xs)) / 2; y = (Math.min(...ys) + Math.max(...ys)) / 2;
+      }
+      const r = f.type === 1 ? this.options.style.paint(f.properties).radius : 0;
+      items.push({ text: String(text), x: x * s, y: y * s, r });
+    }
+    items.sort((a, b) => b.r - a.r);
+    for (const it of items) {
+      const w = ctx.measureText(it.text).width, hgt = label.size + 2;
+      const left = it.r ? it.x + it.r + 3 : it.x - w / 2;
+      const box = [left - 2, it.y - hgt / 2, left + w + 2, it.y + hgt / 2];
+      if (box[0] < 0 || box[1] < 0 || box[2] > size || box[3] > size) continue;
+      if (placed.some(b => b[0] < box[2] && box[0] < b[2] && b[1] < box[3] && box[1] < b[3])) continue;
+      placed.push(box);
+      ctx.strokeText(it.text, left, it.y);
+      ctx.fillText(it.text, left, it.y);
     }
   },
 
