@@ -23,7 +23,7 @@ export function aggregationSQL(a) {
   const g = `ST_Transform(${quoteName(a.geo)}, 4326)`;
   const cell = a.kind === 'h3' ? `carto.h3_fromgeogpoint_int(${g}, ${res})` : `carto.quadbin_frompoint(${g}, ${res})`;
   const id = a.kind === 'h3' ? 'carto.h3_int_tostring(cell) AS h3' : "lpad(to_hex(cell), 16, '0') AS quadbin";
-  const boundary = a.kind === 'h3' ? 'carto.h3_boundary(cell)' : 'carto.quadbin_boundary(cell)';
+  const boundary = a.kind === 'h3' ? 'ST_SetSRID(carto.h3_boundary(cell), 4326)' : 'carto.quadbin_boundary(cell)';
   const op = AGG_OPERATIONS.includes(a.operation) ? a.operation : 'count';
   const value = op === 'count' || !a.column ? '' : `, ${op}(v)::float8 AS ${quoteName(aggregateColumn(a))}`;
   const pick = op === 'count' || !a.column ? '' : `, ${quoteName(a.column)} AS v`;

@@ -230,15 +230,19 @@ export class WidgetPanel {
         h('span.muted', new Date(rows[0].t).toISOString().slice(0, 10)), h('span.muted', new Date(rows[rows.length - 1].t).toISOString().slice(0, 10))));
   }
 
+  /** ▶ shows one bucket after another on the map; ■ (or the end) stops and shows all times again. */
   async _play(w, rows) {
     if (this.playing === w.id) { this.playing = null; return; }
     this.playing = w.id;
     for (const row of rows) {
       if (this.playing !== w.id) break;
       await this.setFilter(w, { closed_open: { values: [[row.t, row.end]], owner: w.id } });
+      if (this.playing !== w.id) break;
       await new Promise(res => setTimeout(res, 700));
     }
-    if (this.playing === w.id) { this.playing = null; await this.setFilter(w, null); }
+    // The loop alone clears, after its last frame was set, so a stop never leaves a stale frame behind.
+    this.playing = null;
+    await this.setFilter(w, null);
   }
 
   /** Rows in view, 10 a page, sorted by a header click; a row with a location pans the map to it. */

@@ -243,9 +243,9 @@ export async function render(root, ctx, mapId) {
       onChange: async () => {
         const problem = applyParameters(datasets, cfg.parameters);
         if (problem) throw new Error(problem);
+        changed();
         await view.setLayers(layers(), datasets);
         panel.refresh();
-        changed();
       },
       onRemove: readOnly ? null : p => { cfg.parameters = cfg.parameters.filter(x => x !== p); renderParameters(); changed(); } });
   }
@@ -374,9 +374,9 @@ export async function render(root, ctx, mapId) {
     const label = agg ? `${source.split('.').pop()} · ${agg.kind === 'h3' ? 'hexbins' : 'grid'}` : isTable ? source.split('.').pop() : `Query ${n}`;
     const layer = defaultLayer(`l${n}`, dataset.id, label, layers().length);
     if (agg) {
-      // Styled by the aggregate from the start: a 5-class quantile ramp.
+      // Styled by the aggregate from the start: 5 equal intervals (counts repeat too often for quantiles).
       layer.config.aggregated = agg.kind;
-      layer.visualChannels = { colorField: { name: aggregateColumn(agg), type: 'real' }, colorScale: 'quantile' };
+      layer.visualChannels = { colorField: { name: aggregateColumn(agg), type: 'real' }, colorScale: 'quantize' };
       Object.assign(layer.config.visConfig, { colorRange: { name: 'YlOrRd', type: 'sequential', colors: RAMPS.YlOrRd }, classes: 5, opacity: 0.8, strokeColor: [255, 255, 255], thickness: 0.5 });
     }
     layers().unshift(layer);
