@@ -217,7 +217,13 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         select(b, "#color-method", "quantile")
         b.wait(lambda d: [hex_rgb(s.get_attribute("data-color")) for s in b.all(".legend .legend-part[data-channel=Fill] .swatch")] == legend, 20, "the quantile legend back")
 
-        # ---- size by value and labels (with collision handling) for the screenshot
+        # ---- size by value and labels (with collision handling) for the screenshot; sizes stay below
+        # half the points' spacing so that every probe's centre keeps its own colour
+        select(b, "#size-by", "population")
+        b.wait(lambda d: b.all("#size-max"), 20, "the size range")
+        set_value(b, "#size-min", 3)
+        set_value(b, "#size-max", 8)
+        b.wait(lambda d: "Size · population" in b.find(".legend").text, 20, "the size legend")
         select(b, "#label-by", "name")
         b.tiles_done("builder-map")
         saved(b)
@@ -370,6 +376,9 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.find("#query-editor").send_keys(good)
         b.find("#run-query").click()
         b.wait(lambda d: not b.all("#query-error:not([hidden])") and b.all("#query-editor"), 20, "the query runs again")
+        # The query layer goes under the thematic one: its points show where the widgets filtered those out.
+        for _ in range(2):
+            b.find("#layer-list button[aria-label='Move Query 3 down']").click()
         saved(b)
         b.shot("builder-parameter")
 

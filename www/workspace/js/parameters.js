@@ -114,7 +114,7 @@ function control(p, onChange, onRemove) {
     const b = h('input.param-to', { type, value: p.value[1], 'aria-label': `${p.name} to`, inputmode: p.type === 'numeric' ? 'decimal' : undefined });
     const go = () => commit([p.type === 'numeric' && isNum(a.value) ? Number(a.value) : a.value.trim(), p.type === 'numeric' && isNum(b.value) ? Number(b.value) : b.value.trim()]);
     a.onchange = go; b.onchange = go;
-    inputs = [h('div.row.param-range', a, h('span.muted', '–'), b)];
+    inputs = [h('div.param-range', a, h('span.muted', '–'), b)];
     if (p.type === 'numeric' && isNum(p.min) && isNum(p.max)) {
       // A slider for the upper end, the way Builder's numeric control is moved.
       const slider = h('input.param-slider', { type: 'range', min: p.min, max: p.max, step: p.step || 'any', value: p.value[1], 'aria-label': `${p.name} upper end` });
@@ -134,7 +134,8 @@ function control(p, onChange, onRemove) {
     inputs = [t];
   }
   return h('div.parameter', { dataset: { parameter: p.name, type: p.type } },
-    h('div.row', { style: { justifyContent: 'space-between' } }, h('strong', p.label || p.name), h('code.muted', p.type === 'numeric' || p.type === 'date' ? `{{${p.name}_from}} {{${p.name}_to}}` : `{{${p.name}}}`),
+    h('div.parameter-head', h('strong', p.label || p.name),
       onRemove ? h('button.icon', { type: 'button', 'aria-label': `Remove parameter ${p.name}`, onclick: () => onRemove(p) }, '✕') : null),
+    h('code.parameter-slots', p.type === 'numeric' || p.type === 'date' ? `{{${p.name}_from}} {{${p.name}_to}}` : `{{${p.name}}}`),
     ...inputs, error);
 }
