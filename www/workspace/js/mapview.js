@@ -70,8 +70,17 @@ export class MapView {
     }
   }
 
-  /** Shows exactly these layers (kepler order: first = on top) for these datasets. */
-  async setLayers(layers, datasets) {
+  /**
+   * Shows exactly these layers (kepler order: first = on top) for these datasets. Calls run one after
+   * another: two overlapping calls would each see no canvas layer yet and stack two copies of it.
+   */
+  setLayers(layers, datasets) {
+    const run = () => this._setLayers(layers, datasets);
+    this._queue = (this._queue || Promise.resolve()).then(run, run);
+    return this._queue;
+  }
+
+  async _setLayers(layers, datasets) {
     const byId = new Map(datasets.map(d => [d.id, d]));
     const keep = new Set(layers.map(l => l.id));
     for (const [id, e] of this.entries) if (!keep.has(id)) { e.vector?.remove(); this.entries.delete(id); }
