@@ -60,7 +60,16 @@ def set_value(b, css: str, value) -> None:
 
 
 def select(b, css: str, value: str) -> None:
-    B.Select(b.find(css)).select_by_value(value)
+    """Chooses an option as a user would; retried, because the style editor re-renders after each change."""
+    b.wait(lambda d: b.js(
+        "const el = document.querySelector(arguments[0]);"
+        "if (!el || !el.offsetParent || ![...el.options].some(o => o.value === arguments[1])) return false;"
+        "el.value = arguments[1]; el.dispatchEvent(new Event('change', {bubbles: true})); return true;", css, value), 20, f"{css} = {value}")
+
+
+def click(b, css: str) -> None:
+    """find + click, retried when a re-render replaced the element in between."""
+    b.wait(lambda d: b.find(css).click() or True, 20, f"click {css}")
 
 
 def saved(b) -> None:
@@ -68,7 +77,7 @@ def saved(b) -> None:
 
 
 def add_widget(b, kind: str, column: str | None, operation: str = "count") -> None:
-    b.find("#add-widget").click()
+    click(b, "#add-widget")
     b.find("dialog.modal #widget-type")
     select(b, "#widget-layer", "d1")
     select(b, "#widget-type", kind)
@@ -149,7 +158,7 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.find("#builder-map")
 
         # ---- a failing query in the add-source dialog: said in place, the dialog and its text stay
-        b.find("#add-layer").click()
+        click(b, "#add-layer")
         select(b, "#source-kind", "query")
         broken = f"SELECT * FROM {TABLE} WHERE population > {{{{nope}}}}"
         b.find("#source-sql").send_keys(broken)
@@ -230,7 +239,7 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.shot("builder-ramp-labels")
 
         # ---- an aggregated H3 layer: the warehouse counts every point into hexagons
-        b.find("#add-layer").click()
+        click(b, "#add-layer")
         b.find("#source-table").send_keys(TABLE)
         select(b, "#layer-type", "h3")
         set_value(b, "#agg-resolution", 2)
@@ -246,8 +255,8 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.wait(lambda d: len(b.all(".legend .legend-layer")[0].find_elements(B.By.CSS_SELECTOR, ".swatch")) == 5, 20, "the hexbins' 5-class legend")
         assert "Fill · count" in b.all(".legend .legend-layer")[0].text
         b.shot("builder-aggregated")
-        b.find("#layer-list .layer-item[data-layer=l2] .toggle-visibility").click()  # hidden for the rest
-        b.find("#layer-list .layer-item[data-layer=l1] button.name").click()
+        click(b, "#layer-list .layer-item[data-layer=l2] .toggle-visibility")  # hidden for the rest
+        click(b, "#layer-list .layer-item[data-layer=l1] button.name")
 
         # ---- every widget type
         add_widget(b, "formula", None)
@@ -263,11 +272,11 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         total = int(sql(stack, f"SELECT count(*) FROM {TABLE} WHERE {in_view}")[0][0])
         assert b.find(".widget[data-type=formula] .formula-value").get_attribute("data-value") == str(total)
         # The time series keeps its empty months: 15 bars, 6 with data.
-        bars = b.all(".widget[data-type=timeseries] .bars button")
-        assert len(bars) == 15, len(bars)
-        assert sum(1 for x in bars if x.get_attribute("data-value") != "0") == len(MONTHS)
+        bars = b.js("return [...document.querySelectorAll('.widget[data-type=timeseries] .bars button')].map(x => x.dataset.value)")
+        assert len(bars) == 15, bars
+        assert sum(1 for x in bars if x != "0") == len(MONTHS), bars
         # Play steps through the months, filtering the map; stop and clear.
-        b.find(".widget[data-type=timeseries] button.play").click()
+        click(b, ".widget[data-type=timeseries] button.play")
         b.wait(lambda d: "closed_open" in json.dumps(view_filters(b)), 20, "the animation filtering a month")
         # (the cards re-render with every frame: clicked through the page, not a held element)
         b.wait(lambda d: b.js("const p = document.querySelector('.widget[data-type=timeseries] button.play');"
@@ -278,12 +287,13 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         assert b.find(".widget[data-type=histogram] .widget-subtitle").text == "count by population"
 
         # Category, histogram brush (three bins) and range combine.
-        b.find(".widget[data-type=category] button.cat[data-category=a]").click()
+        click(b, ".widget[data-type=category] button.cat[data-category=a]")
         b.wait(lambda d: "in" in view_filters(b).get("kind", {}), 20, "the category filter")
         b.wait(lambda d: widget_loaded(b, "histogram") and b.all(".widget[data-type=histogram] .bars button[data-bin='0']"), 20, "histogram")
-        b.find(".widget[data-type=histogram] .bars button[data-bin='0']").click()
+        click(b, ".widget[data-type=histogram] .bars button[data-bin='0']")
         b.wait(lambda d: b.all(".widget[data-type=histogram] .bars button[data-bin='0'][aria-pressed=true]"), 20, "bin 0 brushed")
-        B.ActionChains(b.driver).key_down(B.Keys.SHIFT).click(b.find(".widget[data-type=histogram] .bars button[data-bin='2']")).key_up(B.Keys.SHIFT).perform()
+        b.wait(lambda d: B.ActionChains(b.driver).key_down(B.Keys.SHIFT).click(b.find(".widget[data-type=histogram] .bars button[data-bin='2']"))
+               .key_up(B.Keys.SHIFT).perform() or True, 20, "shift-click bin 2")
         b.wait(lambda d: len(b.all(".widget[data-type=histogram] .bars button[aria-pressed=true]")) == 3, 20, "three bins brushed")
         lo, hi = [float(x) for x in sql(stack, f"SELECT min(population), max(population) FROM {TABLE}")[0]]
         set_value(b, ".widget[data-type=range] .range-low", lo + (hi - lo) * 0.05)
@@ -305,10 +315,11 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         others = {k: v for k, v in f.items() if k != "kind"}
         per_kind = dict(sql(stack, f"SELECT kind, count(*) FROM {TABLE} WHERE {filter_sql(others)} AND {in_view} GROUP BY 1"))
         b.wait(lambda d: b.find(".widget[data-type=category] button.cat[data-category=b]").get_attribute("data-value") == per_kind["b"], 20, "category counts = SQL")
-        pie = {el.get_attribute("data-category"): el.get_attribute("data-value") for el in b.all(".widget[data-type=pie] .pie-legend button")}
-        assert pie == {"a": str(expected)}, (pie, expected)
+        pie_js = ("return Object.fromEntries([...document.querySelectorAll('.widget[data-type=pie] .pie-legend button')]"
+                  ".map(x => [x.dataset.category, x.dataset.value]))")
+        b.wait(lambda d: b.js(pie_js) == {"a": str(expected)}, 20, f"the pie = {{a: {expected}}}: {b.js(pie_js)}")
         # The table pages and sorts.
-        b.find(".widget[data-type=table] th button[data-sort=population]").click()
+        click(b, ".widget[data-type=table] th button[data-sort=population]")
         b.wait(lambda d: "▲" in b.find(".widget[data-type=table] th button[data-sort=population]").text, 20, "sorted")
         smallest = sql(stack, f"SELECT population FROM {TABLE} WHERE {where} AND {in_view} ORDER BY population LIMIT 1")[0][0]
         b.wait(lambda d: b.find(".widget[data-type=table] tbody tr td:nth-child(3)").text.replace(",", "") == smallest
@@ -320,14 +331,14 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.shot("builder-widgets")
 
         # ---- a SQL parameter (numeric range) bound to {{min_pop_from}} / {{min_pop_to}} in a query layer
-        b.find("#add-parameter").click()
+        click(b, "#add-parameter")
         b.find("#parameter-name").send_keys("min_pop")
         select(b, "#parameter-type", "numeric")
         b.find("#parameter-default").send_keys("0, 100000")
         b.find("#parameter-bounds").send_keys("0, 100000")
         b.find("#parameter-submit").click()
         b.find(".parameter[data-parameter=min_pop]")
-        b.find("#add-layer").click()
+        click(b, "#add-layer")
         select(b, "#source-kind", "query")
         b.find("#source-sql").send_keys(f"SELECT cartodb_id, name, population, geom FROM {TABLE} "
                                         "WHERE population BETWEEN {{min_pop_from}} AND {{min_pop_to}}")
@@ -364,21 +375,21 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.wait(lambda d: not drawn(b.pixel("builder-map", "l3", float(small[0]), float(small[1]))), 20, "below the parameter: not drawn")
         assert drawn(b.pixel("builder-map", "l3", float(big[0]), float(big[1]))), "inside the parameter's range: drawn"
         # The query layer is editable; a failing edit is explained in place and the text stays.
-        b.find("#layer-list .layer-item[data-layer=l3] button.name").click()
+        click(b, "#layer-list .layer-item[data-layer=l3] button.name")
         editor = b.find("#query-editor")
         good = editor.get_attribute("value")
         assert "{{min_pop_from}}" in good
         editor.send_keys(" AND nonsense_column > 1")
-        b.find("#run-query").click()
+        click(b, "#run-query")
         b.wait(lambda d: "failed" in b.find("#query-error").text, 20, "the SQL error in place")
         assert b.find("#query-editor").get_attribute("value").endswith("nonsense_column > 1"), "the text is kept"
         b.find("#query-editor").clear()
         b.find("#query-editor").send_keys(good)
-        b.find("#run-query").click()
+        click(b, "#run-query")
         b.wait(lambda d: not b.all("#query-error:not([hidden])") and b.all("#query-editor"), 20, "the query runs again")
         # The query layer goes under the thematic one: its points show where the widgets filtered those out.
         for _ in range(2):
-            b.find("#layer-list button[aria-label='Move Query 3 down']").click()
+            click(b, "#layer-list button[aria-label='Move Query 3 down']")
         saved(b)
         b.shot("builder-parameter")
 
@@ -388,7 +399,7 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.wait(lambda d: widget_loaded(b, "formula"), 30, "widgets after reload")
         assert view_filters(b) == f, (view_filters(b), f)
         b.wait(lambda d: b.find(".widget[data-type=formula] .formula-value").get_attribute("data-value") == str(expected), 20, "the same count after reload")
-        assert b.find(".widget[data-type=category] button.cat[data-category=a]").get_attribute("aria-pressed") == "true"
+        b.wait(lambda d: b.find(".widget[data-type=category] button.cat[data-category=a]").get_attribute("aria-pressed") == "true", 20, "a still selected")
         assert b.find(".parameter[data-parameter=min_pop] .param-from").get_attribute("value") == str(cut)
         b.tiles_done("builder-map")
         reload_px = {cid: b.pixel("builder-map", "l1", float(lat), float(lon)) for cid, _, lat, lon in probes}
