@@ -256,6 +256,33 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         assert "Fill · count" in b.all(".legend .legend-layer")[0].text
         b.shot("builder-aggregated")
         click(b, "#layer-list .layer-item[data-layer=l2] .toggle-visibility")  # hidden for the rest
+
+        # ---- a grid layer on the Maps API's dynamic aggregation: quadbin tiles and cells per zoom
+        for z, x, y in ((0, 0, 0), (4, 8, 5), (13, 4100, 2700)):
+            want = sql(stack, f"SELECT lpad(to_hex(carto.quadbin_fromzxy({z}, {x}, {y})), 16, '0')")[0][0]
+            got = b.js("return import('/js/quadbin.js').then(m => m.quadbinFromZXY(arguments[0], arguments[1], arguments[2]))", z, x, y)
+            assert got == want, (z, x, y, got, want)
+        click(b, "#add-layer")
+        b.find("#source-table").send_keys(TABLE)
+        select(b, "#layer-type", "quadbin")
+        set_value(b, "#agg-resolution", 2)
+        b.find("#add-source-submit").click()
+        b.find("#layer-list .layer-item[data-layer=l3]")
+        b.tiles_done("builder-map")
+        b.wait(lambda d: drawn(b.pixel("builder-map", "l3", lat, lon)), 20, "a grid cell over a point")
+        b.wait(lambda d: len(b.all(".legend .legend-layer")[0].find_elements(B.By.CSS_SELECTOR, ".swatch")) == 5, 20, "the grid's 5-class legend")
+        # Every point is in view, so the cells of the tiles on screen count all of them, each once.
+        counted = b.js("""const v = document.getElementById('builder-map').mapview, e = v.entries.get('l3'), z = e.vector._tileZoom;
+            let n = 0; for (const [k, t] of e.vector._cache) if (k.startsWith(z + '/')) for (const f of t.features) n += Number(f.properties.count);
+            return n;""")
+        assert counted == 300, counted
+        # The classes follow the cells on screen: equal intervals from their smallest to their largest count.
+        lows = b.js("return [...document.querySelectorAll('.legend .legend-layer')][0].textContent")
+        values = b.js("""const e = document.getElementById('builder-map').mapview.entries.get('l3'), z = e.vector._tileZoom;
+            return [...e.vector._cache].filter(([k]) => k.startsWith(z + '/')).flatMap(([, t]) => t.features.map(f => Number(f.properties.count)));""")
+        assert f"{min(values)} – " in lows and f" – {max(values)}" in lows, (lows, min(values), max(values))
+        b.shot("builder-grid")
+        click(b, "#layer-list .layer-item[data-layer=l3] .toggle-visibility")
         click(b, "#layer-list .layer-item[data-layer=l1] button.name")
 
         # ---- every widget type
@@ -283,8 +310,9 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
                               "if (!p || p.textContent !== '■') return false; p.click(); return true;"), 20, "the stop button")
         b.wait(lambda d: "closed_open" not in json.dumps(view_filters(b)), 20, "stopping shows all times again")
         # Subtitles name the right columns.
-        assert b.find(".widget[data-type=category] .widget-subtitle").text == "count by kind"
-        assert b.find(".widget[data-type=histogram] .widget-subtitle").text == "count by population"
+        subtitles = b.js("return Object.fromEntries([...document.querySelectorAll('.widget')].map(w => [w.dataset.type, w.querySelector('.widget-subtitle').textContent]))")
+        assert subtitles["category"] == "count by kind" and subtitles["histogram"] == "count by population", subtitles
+        assert subtitles["pie"] == "count by kind" and subtitles["range"] == "range of population", subtitles
 
         # Category, histogram brush (three bins) and range combine.
         click(b, ".widget[data-type=category] button.cat[data-category=a]")
@@ -343,10 +371,10 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.find("#source-sql").send_keys(f"SELECT cartodb_id, name, population, geom FROM {TABLE} "
                                         "WHERE population BETWEEN {{min_pop_from}} AND {{min_pop_to}}")
         b.find("#add-source-submit").click()
-        b.find("#layer-list .layer-item[data-layer=l3]")
+        b.find("#layer-list .layer-item[data-layer=l4]")
         saved(b)
         doc = assert_ok(api.get(f"{MAPS}/{map_id}", token=admin.token))
-        q = next(d for d in doc["datasets"] if d["id"] == "d3")
+        q = next(d for d in doc["datasets"] if d["id"] == "d4")
         assert "$1::numeric" in q["source"] and "$2::numeric" in q["source"] and "100000" not in q["source"], q["source"]
         assert q["queryParameters"] == ["0", "100000"]
         # Move it: the same SQL, new bound values, fewer features drawn.
@@ -362,20 +390,20 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.wait(lambda d: not b.all(".parameter[data-parameter=min_pop] .parameter-error:not([hidden])"), 20, "accepted")
         saved(b)
 
-        def stored_d3():
+        def stored_d4():
             doc = assert_ok(api.get(f"{MAPS}/{map_id}", token=admin.token))
-            return next(d for d in doc["datasets"] if d["id"] == "d3")
-        b.wait(lambda d: stored_d3()["queryParameters"][0] == str(cut), 20, "the new value saved")
-        q2 = stored_d3()
+            return next(d for d in doc["datasets"] if d["id"] == "d4")
+        b.wait(lambda d: stored_d4()["queryParameters"][0] == str(cut), 20, "the new value saved")
+        q2 = stored_d4()
         assert q2["source"] == q["source"], "the SQL text never changes with the value"
         assert q2["queryParameters"] == [str(cut), "100000"]
         b.tiles_done("builder-map")
         small = sql(stack, f"SELECT ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE population < {cut} ORDER BY cartodb_id LIMIT 1")[0]
         big = sql(stack, f"SELECT ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE population BETWEEN {cut} AND 100000 ORDER BY cartodb_id LIMIT 1")[0]
-        b.wait(lambda d: not drawn(b.pixel("builder-map", "l3", float(small[0]), float(small[1]))), 20, "below the parameter: not drawn")
-        assert drawn(b.pixel("builder-map", "l3", float(big[0]), float(big[1]))), "inside the parameter's range: drawn"
+        b.wait(lambda d: not drawn(b.pixel("builder-map", "l4", float(small[0]), float(small[1]))), 20, "below the parameter: not drawn")
+        assert drawn(b.pixel("builder-map", "l4", float(big[0]), float(big[1]))), "inside the parameter's range: drawn"
         # The query layer is editable; a failing edit is explained in place and the text stays.
-        click(b, "#layer-list .layer-item[data-layer=l3] button.name")
+        click(b, "#layer-list .layer-item[data-layer=l4] button.name")
         editor = b.find("#query-editor")
         good = editor.get_attribute("value")
         assert "{{min_pop_from}}" in good
@@ -388,8 +416,8 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         click(b, "#run-query")
         b.wait(lambda d: not b.all("#query-error:not([hidden])") and b.all("#query-editor"), 20, "the query runs again")
         # The query layer goes under the thematic one: its points show where the widgets filtered those out.
-        for _ in range(2):
-            click(b, "#layer-list button[aria-label='Move Query 3 down']")
+        for _ in range(3):
+            click(b, "#layer-list button[aria-label='Move Query 4 down']")
         saved(b)
         b.shot("builder-parameter")
 
@@ -434,7 +462,7 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
             if drawn(ref):
                 assert close(px, ref[:3]), f"feature {cid}: public {px} vs builder {ref}"
         assert v.find(".parameter[data-parameter=min_pop] .param-from").get_attribute("value") == str(cut)
-        assert not drawn(v.pixel("public-map", "l3", float(small[0]), float(small[1])))
+        assert not drawn(v.pixel("public-map", "l4", float(small[0]), float(small[1])))
         v.shot("builder-public")
     finally:
         v.quit()

@@ -1,9 +1,14 @@
-// Aggregated layers of point tables: the builder writes one query that the warehouse runs over
-// every row, grouping points into H3 hexagons or quadbin squares (carto.h3_* / carto.quadbin_*
-// functions of the warehouse) with a count and optionally the sum/avg/min/max of a column; the cells
-// come back as polygons in ordinary vector tiles and are styled like any layer (by the aggregate).
-export const AGGREGATIONS = { h3: 'Hexbins (H3)', quadbin: 'Grid (quadbin)' };
-export const RESOLUTIONS = { h3: [1, 10, 4], quadbin: [2, 18, 7] };  // [min, max, default]
+// Aggregated layers of point tables, styled like any layer by their aggregate (a count, or the
+// sum/avg/min/max of a column):
+// - grid (quadbin): the Maps API's dynamic aggregation (spatialDataType quadbin over the geometry
+//   column, aggregationExp, aggregationResLevel): cells `level` zooms finer than each tile, so they
+//   stay the same size on screen at every zoom; tiles are addressed and answered by quadbin id.
+// - hexbins (H3): one query the warehouse runs over every row, grouping points into H3 cells of a
+//   fixed resolution (carto.h3_* functions) returned as polygons in ordinary vector tiles. The browser
+//   has no H3 library to cover a viewport with H3 tiles or to draw cell ids, so H3 cannot use the
+//   per-zoom route here.
+export const AGGREGATIONS = { h3: 'Hexbins (H3)', quadbin: 'Grid (quadbin, per zoom)' };
+export const RESOLUTIONS = { h3: [1, 10, 4], quadbin: [1, 8, 4] };  // [min, max, default]; quadbin: levels below the tile
 export const AGG_OPERATIONS = ['count', 'sum', 'avg', 'min', 'max'];
 
 /** "schema.table" → "schema"."table" (identifiers quoted, quotes doubled). */
@@ -30,4 +35,11 @@ export function aggregationSQL(a) {
   return `SELECT ${id}, count(*)::int AS count${value}, ${boundary} AS geom\n`
     + `FROM (SELECT ${cell} AS cell${pick} FROM ${quoteName(a.table)} WHERE ${quoteName(a.geo)} IS NOT NULL) AS _points\n`
     + 'GROUP BY cell';
+}
+
+/** The dynamic grid's aggregationExp: `count(*) AS count`, plus `sum("col") AS sum_col` when asked. */
+export function aggregationExp(a) {
+  const count = 'count(*) AS count';
+  if (a.operation === 'count' || !a.column) return count;
+  return `${count}, ${a.operation}(${quoteName(a.column)})::float8 AS ${quoteName(aggregateColumn(a))}`;
 }

@@ -19,7 +19,8 @@ export function columnStats(dataset, column, { token } = {}) {
 }
 
 /** {color, strokeColor, size, labelError}: every channel's classes, errors per channel as {error}. */
-export async function layerClasses(layer, dataset, schema, { token } = {}) {
+export async function layerClasses(layer, dataset, schema, { token, tilejson } = {}) {
+  if (dataset.spatialDataType === 'quadbin') return cellClasses(layer, tilejson);
   const out = {};
   const names = new Set((schema || []).map(c => c.name));
   const known = name => !schema || !schema.length || names.has(name);
@@ -139,4 +140,26 @@ export function jenks(values, weights, n) {
   let j = m - 1;
   for (let k = n; k >= 2; k--) { const i = B[k][j]; starts.unshift(i); j = i - 1; }
   return starts;
+}
+
+/**
+ * A dynamically aggregated grid has no rows to classify: its values exist per zoom. Its classes are
+ * equal intervals over the domain the server reports in TileJSON tilestats (all cells at the
+ * source's centre zoom), the same domain CARTO's clients colour aggregated layers with.
+ */
+function cellClasses(layer, tilejson) {
+  const out = {};
+  const attrs = new Map(((tilejson && tilejson.tilestats && tilejson.tilestats.layers && tilejson.tilestats.layers[0] && tilejson.tilestats.layers[0].attributes) || [])
+    .map(a => [a.attribute, a]));
+  for (const ch of colorChannels(layer)) {
+    const a = attrs.get(ch.field.name);
+    try {
+      if (!a || a.type !== 'Number') throw new ClassError(`The grid has no numeric value “${ch.field.name}”`);
+      if ((ch.scale || 'quantize') !== 'quantize') throw new ClassError('A dynamic grid changes with the zoom: colour it with equal intervals');
+      if (!Number.isInteger(ch.classes) || ch.classes < MIN_CLASSES || ch.classes > MAX_CLASSES) throw new ClassError(`Choose between ${MIN_CLASSES} and ${MAX_CLASSES} classes`);
+      const min = Number(a.min), max = Number(a.max);
+      out[ch.key] = { kind: 'number', breaks: max > min ? equalBreaks(min, max, ch.classes) : [min, min + 1] };
+    } catch (err) { out[ch.key] = { error: err.message }; }
+  }
+  return out;
 }

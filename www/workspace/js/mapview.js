@@ -5,7 +5,7 @@ import { request } from './http.js';
 import { h, clear, fmt, toast } from './dom.js';
 import { VectorLayer, resolveSource } from './tilelayer.js';
 import { compileStyle, colorChannels } from './style.js';
-import { layerClasses } from './classify.js';
+import { layerClasses, equalBreaks } from './classify.js';
 
 let configPromise = null;
 /** The workspace config (anonymous): basemap, signup mode, smtp. */
@@ -100,7 +100,7 @@ export class MapView {
       // repaints the legend; they are asked for again only when the source or a channel changes.
       const classKey = JSON.stringify([dataset, colorChannels(layer), layer.visualChannels && layer.visualChannels.sizeField, layer.config.textLabel]);
       if (e.classKey !== classKey) {
-        e.classes = await layerClasses(layer, dataset, e.schema, { token: this.token });
+        e.classes = await layerClasses(layer, dataset, e.schema, { token: this.token, tilejson: e.tilejson });
         e.classKey = classKey;
       }
       const style = compileStyle(layer, e.classes);
@@ -110,6 +110,8 @@ export class MapView {
         e.vector.getContainer().dataset.layer = layer.id;
         // One notice per layer, not one per tile, when its tiles fail (expired token, dropped table).
         e.vector.once('tilefail', ev => toast(`Some tiles of “${e.layer.config.label || 'a layer'}” could not load: ${ev.error.message}`, 'error'));
+        const id = layer.id;
+        e.vector.on('load', () => this._gridDomain(this.entries.get(id)));
       } else {
         if (e.vector.options.tiles !== e.template) e.vector.setTiles(e.template);
         e.vector.setStyle(style);
@@ -124,6 +126,37 @@ export class MapView {
     this.renderLegend();
     const failed = results.find(r => r.status === 'rejected');
     if (failed) throw failed.reason;
+  }
+
+  /**
+   * A dynamic grid's cells change with the zoom, and so does the range of their values: once the tiles
+   * on screen have loaded, its classes are equal intervals over the values of those cells (the legend
+   * follows), instead of the TileJSON domain of another zoom.
+   */
+  _gridDomain(e) {
+    if (!e || !e.vector || e.dataset.spatialDataType !== 'quadbin' || !e.classes) return;
+    const z = e.vector._tileZoom;
+    let changed = false;
+    for (const [key, cls] of Object.entries(e.classes)) {
+      const f = key === 'color' ? e.layer.visualChannels.colorField : key === 'strokeColor' ? e.layer.visualChannels.strokeColorField : null;
+      if (!f || !cls || cls.error || cls.kind !== 'number') continue;
+      let min = Infinity, max = -Infinity;
+      for (const [k, t] of e.vector._cache) {
+        if (!k.startsWith(`${z}/`)) continue;
+        for (const feature of t.features) {
+          const v = Number(feature.properties[f.name]);
+          if (Number.isFinite(v)) { min = Math.min(min, v); max = Math.max(max, v); }
+        }
+      }
+      if (!Number.isFinite(min)) continue;
+      const n = cls.breaks.length - 1;
+      const breaks = max > min ? equalBreaks(min, max, n) : [min, min + 1];
+      if (JSON.stringify(breaks) !== JSON.stringify(cls.breaks)) { e.classes[key] = { ...cls, breaks }; changed = true; }
+    }
+    if (!changed) return;
+    e.style = compileStyle(e.layer, e.classes);
+    e.vector.setStyle(e.style);
+    this.renderLegend();
   }
 
   /** Messages about a layer's style that does not fit its data (class count, breaks, label column). */

@@ -4,6 +4,7 @@
 // pointer can be hit-tested for tooltips.
 import * as L from '/vendor/leaflet/leaflet.esm.js';
 import { decode } from './mvt.js';
+import { quadbinFromZXY, cellFeatures } from './quadbin.js';
 import { request, sameOrigin, getCsrf } from './http.js';
 
 /**
@@ -12,6 +13,11 @@ import { request, sameOrigin, getCsrf } from './http.js';
  */
 export async function resolveSource(dataset, { token, filters } = {}) {
   const params = { spatialDataColumn: dataset.geoColumn || 'geom', spatialDataType: 'geo', v: '3.4', client: 'tessera-www' };
+  // A dynamically aggregated point source (the builder's grid layer): the server groups the points
+  // into quadbin cells per tile with aggregationExp at aggregationResLevel levels below the tile.
+  if (dataset.spatialDataType === 'quadbin') {
+    Object.assign(params, { spatialDataType: 'quadbin', aggregationExp: dataset.aggregationExp, aggregationResLevel: dataset.aggregationResLevel ?? undefined });
+  }
   if (dataset.type === 'query') {
     params.q = dataset.source;
     if (dataset.queryParameters) params.queryParameters = dataset.queryParameters;
@@ -68,18 +74,24 @@ export const VectorLayer = L.GridLayer.extend({
     const key = this._key(coords);
     const ctl = new AbortController();
     this._inflight.set(key, ctl);
-    const url = this.options.tiles.replace('{z}', coords.z).replace('{x}', coords.x).replace('{y}', coords.y);
+    const cells = this.options.tiles.includes('{i}');
+    const url = cells ? this.options.tiles.replace('{i}', quadbinFromZXY(coords.z, coords.x, coords.y))
+      : this.options.tiles.replace('{z}', coords.z).replace('{x}', coords.x).replace('{y}', coords.y);
     const headers = this.options.token ? { Authorization: `Bearer ${this.options.token}` } : (getCsrf() ? { 'X-CSRF-Token': getCsrf() } : {});
     fetch(url, { headers, signal: ctl.signal, credentials: this.options.token ? 'omit' : 'same-origin' })
       .then(async res => {
         if (res.status === 204) return null;
         if (!res.ok) throw new Error(`tile ${key}: HTTP ${res.status}`);
-        return new Uint8Array(await res.arrayBuffer());
+        return cells ? { cells: await res.json() } : new Uint8Array(await res.arrayBuffer());
       })
       .then(bytes => {
-        const layers = bytes && bytes.length ? decode(bytes) : {};
-        const first = Object.values(layers)[0];
-        const entry = { features: first ? first.features : [], scale: size.x / (first ? first.extent : 4096) };
+        let entry;
+        if (bytes && bytes.cells) entry = { features: cellFeatures(bytes.cells, coords.z, coords.x, coords.y), scale: size.x / 4096 };
+        else {
+          const layers = bytes && bytes.length ? decode(bytes) : {};
+          const first = Object.values(layers)[0];
+          entry = { features: first ? first.features : [], scale: size.x / (first ? first.extent : 4096) };
+        }
         this._cache.set(key, entry);
         this._paint(canvas, entry);
         canvas.dataset.features = String(entry.features.length);

@@ -10,8 +10,9 @@ import { resolveSource } from '../tilelayer.js';
 import { defaultLayer, rgbToHex, RAMPS } from '../style.js';
 import { WidgetPanel, WIDGET_TYPES, WIDGET_COLUMNS, OPERATIONS } from '../widgets.js';
 import { styleControls } from './styleeditor.js';
+import { columnStats } from '../classify.js';
 import { PARAMETER_TYPES, NAME_RE, applyParameters, hasPlaceholders, renderParameterControls, valueError } from '../parameters.js';
-import { AGGREGATIONS, RESOLUTIONS, AGG_OPERATIONS, aggregationSQL, aggregateColumn } from '../aggregation.js';
+import { AGGREGATIONS, RESOLUTIONS, AGG_OPERATIONS, aggregationSQL, aggregationExp, aggregateColumn } from '../aggregation.js';
 import { connectionNames, privacyLabel } from '../workspace.js';
 import { exportMenu } from '../exportmenu.js';
 
@@ -166,6 +167,12 @@ export async function render(root, ctx, mapId) {
   function columnsOf(dataId) {
     const layer = layers().find(l => l.config.dataId === dataId);
     const e = layer && view.entries.get(layer.id);
+    const d = datasets.find(x => x.id === dataId);
+    if (d && d.spatialDataType === 'quadbin') {
+      // A grid's features are its cells: their values are the aggregates TileJSON describes.
+      const attrs = (e && e.tilejson && e.tilejson.tilestats && e.tilejson.tilestats.layers && e.tilejson.tilestats.layers[0] && e.tilejson.tilestats.layers[0].attributes) || [];
+      return attrs.map(a => ({ name: a.attribute, type: a.type === 'Number' ? 'number' : 'string' }));
+    }
     return ((e && e.schema) || []).filter(c => c.type !== 'geometry');
   }
 
@@ -311,6 +318,7 @@ export async function render(root, ctx, mapId) {
       aggBox.hidden = layerType.input.value === 'features';
       const [lo, hi, d] = RESOLUTIONS[layerType.input.value] || [1, 18, 4];
       Object.assign(resF.input, { min: lo, max: hi, value: d });
+      resF.querySelector('label').textContent = layerType.input.value === 'quadbin' ? 'Detail (cells per tile side: 2^level)' : 'Cell resolution';
     };
     const loadTables = async () => {
       try {
@@ -350,7 +358,16 @@ export async function render(root, ctx, mapId) {
       while (datasets.some(d => d.id === `d${n}`) || layers().some(l => l.id === `l${n}`)) n++;
       const aggKind = isTable && layerType.input.value !== 'features' ? layerType.input.value : null;
       let dataset;
-      if (aggKind) {
+      if (aggKind === 'quadbin') {
+        // The grid uses the Maps API's dynamic aggregation: cells sized to the zoom, values per tile.
+        const level = Number(resF.input.value), op = opF.input.value, column = op === 'count' ? null : opColF.input.value.trim();
+        const [lo, hi] = RESOLUTIONS.quadbin;
+        if (!Number.isInteger(level) || level < lo || level > hi) throw new Error(`The detail level must be a whole number from ${lo} to ${hi}`);
+        if (op !== 'count' && !columns.includes(column)) throw new Error(`${source} has no column “${column || ''}” to ${op}`);
+        const agg = { kind: 'quadbin', table: source, geo, resolution: level, operation: op, column };
+        dataset = { id: `d${n}`, type: 'table', source, connectionName: conn.input.value, geoColumn: geo, columns, format: 'tilejson', queryParameters: null,
+          spatialDataType: 'quadbin', aggregationExp: aggregationExp(agg), aggregationResLevel: level, aggregation: agg };
+      } else if (aggKind) {
         const agg = { kind: aggKind, table: source, geo, resolution: Number(resF.input.value), operation: opF.input.value, column: opF.input.value === 'count' ? null : opColF.input.value.trim() };
         const [lo, hi] = RESOLUTIONS[aggKind];
         if (!Number.isInteger(agg.resolution) || agg.resolution < lo || agg.resolution > hi) throw new Error(`The resolution must be a whole number from ${lo} to ${hi}`);
@@ -383,7 +400,13 @@ export async function render(root, ctx, mapId) {
     selected = layer.id;
     await redraw();
     const e = view.entries.get(layer.id);
-    if (e && e.tilejson && e.tilejson.bounds) view.fitBounds(e.tilejson.bounds);
+    if (dataset.spatialDataType === 'quadbin') {
+      // A grid's TileJSON spans the world (its tiles are cells): fit to the points' extent instead.
+      try {
+        const x = (await columnStats(dataset, dataset.geoColumn)).extent;
+        if (x) view.fitBounds([x.xmin, x.ymin, x.xmax, x.ymax]);
+      } catch { /* keep the view */ }
+    } else if (e && e.tilejson && e.tilejson.bounds) view.fitBounds(e.tilejson.bounds);
     changed();
   }
 
