@@ -226,6 +226,22 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         select(b, "#color-method", "quantile")
         b.wait(lambda d: [hex_rgb(s.get_attribute("data-color")) for s in b.all(".legend .legend-part[data-channel=Fill] .swatch")] == legend, 20, "the quantile legend back")
 
+        # ---- colour by date: equal periods from the first to the last date, the legend in dates
+        select(b, "#color-by", "founded")
+        b.wait(lambda d: "2023-01-01 – " in b.find(".legend").text and len(b.all(".legend .legend-part[data-channel=Fill] .swatch")) == 5, 20, "a date legend")
+        first, last = sql(stack, f"SELECT min(founded), max(founded) FROM {TABLE}")[0]
+        assert f" – {last}" in b.find(".legend").text
+        b.tiles_done("builder-map")
+        dlegend = [hex_rgb(s.get_attribute("data-color")) for s in b.all(".legend .legend-part[data-channel=Fill] .swatch")]
+        t0, t1 = [float(x) for x in sql(stack, f"SELECT extract(epoch FROM min(founded)::timestamp), extract(epoch FROM max(founded)::timestamp) FROM {TABLE}")[0]]
+        for cid, t, lat_s, lon_s in sql(stack, f"SELECT cartodb_id, extract(epoch FROM founded::timestamp), ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id IN (21, 88, 170, 266)"):
+            k = min(4, int((float(t) - t0) / ((t1 - t0) / 5)))
+            px = b.pixel("builder-map", "l1", float(lat_s), float(lon_s))
+            assert close(px, dlegend[k]), f"feature {cid} drawn {px}, date class {k} is {dlegend[k]}"
+        select(b, "#color-by", "population")
+        select(b, "#color-palette", "YlOrRd")
+        b.wait(lambda d: [hex_rgb(s.get_attribute("data-color")) for s in b.all(".legend .legend-part[data-channel=Fill] .swatch")] == legend, 20, "the population legend again")
+
         # ---- size by value and labels (with collision handling) for the screenshot; sizes stay below
         # half the points' spacing so that every probe's centre keeps its own colour
         select(b, "#size-by", "population")
