@@ -451,6 +451,14 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
             assert drawn(reload_px[cid]) == drawn(filtered_px[cid]), (cid, reload_px[cid], filtered_px[cid])
         view = b.js("const m = document.getElementById('builder-map').mapview.map; const c = m.getCenter(); return [c.lat, c.lng, m.getZoom()]")
         b.shot("builder-reload")
+        # The table is linked to the map: a row's click centres the map on its feature.
+        b.wait(lambda d: widget_loaded(b, "table") and b.all(".widget[data-type=table] tbody tr"), 20, "table rows")
+        row_id = b.js("return document.querySelector('.widget[data-type=table] tbody tr td').textContent").replace(",", "")
+        click(b, ".widget[data-type=table] tbody tr")
+        ry, rx = [float(v) for v in sql(stack, f"SELECT ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id = {int(row_id)}")[0]]
+        b.wait(lambda d: b.js("const c = document.getElementById('builder-map').mapview.map.getCenter(); return [c.lat, c.lng]") is not None and
+               all(abs(a - e) < 1e-3 for a, e in zip(b.js("const c = document.getElementById('builder-map').mapview.map.getCenter(); return [c.lat, c.lng]"), (ry, rx))),
+               20, f"the map centred on row {row_id}")
 
         # ---- share it publicly
         b.find("#share-button").click()

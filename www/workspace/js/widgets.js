@@ -249,29 +249,51 @@ export class WidgetPanel {
   async _table(w, dataset, opts) {
     const st = (this.tableState ??= {})[w.id] ??= { page: 0, sortBy: null, dir: 'asc' };
     const columns = (w.columns && w.columns.length ? w.columns : null);
-    const params = { limit: 10, offset: st.page * 10, ...(columns ? { column: columns } : {}), ...(st.sortBy ? { sortBy: st.sortBy, sortDirection: st.dir } : {}) };
+    const geo = dataset.geoColumn || 'geom';
+    // The geometry rides along (EWKB hex) so that a row can take the map to its feature.
+    const params = { limit: 10, offset: st.page * 10, ...(columns ? { column: [...columns, geo] } : {}), ...(st.sortBy ? { sortBy: st.sortBy, sortDirection: st.dir } : {}) };
     const r = await model(dataset, 'table', params, { ...opts, filters: this.view.filters[w.dataId] || {} });
     const rows = r.rows || [];
     const total = Number((r.metadata && r.metadata.total) || 0);
-    const geo = dataset.geoColumn || 'geom';
     const cols = columns || (rows[0] ? Object.keys(rows[0]).filter(k => k !== geo) : []);
     if (!rows.length) return h('p.muted', 'No rows in this view.');
     const sort = c => { st.dir = st.sortBy === c && st.dir === 'asc' ? 'desc' : 'asc'; st.sortBy = c; st.page = 0; this.refresh(); };
     const pages = Math.max(1, Math.ceil(total / 10));
     return h('div.table-widget', h('div.table-scroll', h('table', h('thead', h('tr', cols.map(c => h('th', h('button.link', { type: 'button', dataset: { sort: c }, onclick: () => sort(c) },
       c, st.sortBy === c ? (st.dir === 'asc' ? ' ▲' : ' ▼') : ''))))),
-      h('tbody', rows.map(row => h('tr', { tabindex: 0, onclick: () => this._locate(dataset, row) }, cols.map(c => h('td', row[c] === null ? '' : fmt(row[c])))))))),
+      h('tbody', rows.map(row => h('tr', { tabindex: 0, title: 'Show on the map', onclick: () => this._locate(row[geo]),
+        onkeydown: e => { if (e.key === 'Enter') this._locate(row[geo]); } }, cols.map(c => h('td', row[c] === null ? '' : fmt(row[c])))))))),
       h('div.row.table-pager', { style: { justifyContent: 'space-between', fontSize: '.8rem' } },
         h('button.link', { type: 'button', disabled: st.page === 0 || undefined, onclick: () => { st.page--; this.refresh(); } }, '‹ Prev'),
         h('span.muted.table-total', { dataset: { total: String(total) } }, `Page ${st.page + 1} of ${pages} · ${fmtNum(total)} rows`),
         h('button.link', { type: 'button', disabled: st.page >= pages - 1 || undefined, onclick: () => { st.page++; this.refresh(); } }, 'Next ›')));
   }
 
-  /** Linked to the map: the row's feature is found with the pick of its id column and flown to. */
-  _locate(dataset, row) {
-    const lat = row.latitude ?? row.lat, lng = row.longitude ?? row.lon ?? row.lng;
-    if (Number.isFinite(Number(lat)) && Number.isFinite(Number(lng))) this.view.map.setView([Number(lat), Number(lng)], Math.max(this.view.map.getZoom(), 6));
+  /** Linked to the map: a row's click centres the map on its feature (the first point of its geometry). */
+  _locate(ewkb) {
+    const p = firstPoint(ewkb);
+    if (p) this.view.map.setView([p[1], p[0]], Math.max(this.view.map.getZoom(), 6));
   }
+}
+
+/** [lon, lat] of the first coordinate of an EWKB hex geometry (WGS84 assumed), or null. */
+export function firstPoint(hex) {
+  if (typeof hex !== 'string' || hex.length < 18 || !/^[0-9a-f]+$/i.test(hex)) return null;
+  const bytes = new Uint8Array(hex.match(/../g).map(b => parseInt(b, 16)));
+  const dv = new DataView(bytes.buffer);
+  let o = 0;
+  const read = () => {
+    const le = dv.getUint8(o) === 1; o += 1;
+    const type = dv.getUint32(o, le); o += 4;
+    if (type & 0x20000000) o += 4;  // SRID
+    const base = type & 0xff;
+    if (base === 1) return [dv.getFloat64(o, le), dv.getFloat64(o + 8, le)];
+    if (base === 2) { o += 4; return [dv.getFloat64(o, le), dv.getFloat64(o + 8, le)]; }
+    if (base === 3) { o += 8; return [dv.getFloat64(o, le), dv.getFloat64(o + 8, le)]; }
+    if (base >= 4 && base <= 7) { o += 4; return read(); }
+    return null;
+  };
+  try { return read(); } catch { return null; }
 }
 
 /** The widget's subtitle: what is aggregated, of which column, by which column. */
