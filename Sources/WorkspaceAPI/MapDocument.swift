@@ -34,6 +34,7 @@ enum MapDocument {
         if let filters = config["filters"], filters.objectValue == nil && filters.arrayValue == nil {
             throw invalid("keplerMapConfig.config.filters must be an object or an array")
         }
+        if let parameters = config["parameters"], !parameters.isNull { try validateParameters(parameters) }
         let layers = config["visState"]?["layers"] ?? JSON.array([])
         guard let list = layers.arrayValue else {
             throw invalid("keplerMapConfig.config.visState.layers must be an array")
@@ -75,6 +76,11 @@ enum MapDocument {
                 throw invalid("datasets[\(i)].source is SQL: use type \"query\" for it")
             }
             guard o["geoColumn"]?.stringValue != nil else { throw invalid("datasets[\(i)].geoColumn must be a string") }
+            // Bound as text, positionally ($1, $2, …): anything else would fail at every handshake.
+            if let qp = o["queryParameters"], !qp.isNull,
+               !(qp.arrayValue?.allSatisfy({ $0.stringValue != nil || $0.isNull }) ?? false) {
+                throw invalid("datasets[\(i)].queryParameters must be an array of strings")
+            }
             for (key, fallback) in [("format", JSON.string("tilejson")), ("aggregationExp", .null), ("aggregationResLevel", .null),
                                     ("queryParameters", .null), ("providerId", .string("postgres"))] where o[key] == nil {
                 o[key] = fallback

@@ -51,7 +51,10 @@ const box = el.getBoundingClientRect();
 const x = box.left + p.x, y = box.top + p.y;
 const pane = el.querySelector(`[data-layer="${layerId}"]`);
 if (!pane) return null;
+// Only tiles of the zoom on screen: Leaflet keeps the previous zoom's canvases (scaled) until it prunes them.
+const z = Math.round(view.map.getZoom());
 for (const c of pane.querySelectorAll('canvas')) {
+  if (c.dataset.tile && !c.dataset.tile.startsWith(`${z}/`)) continue;
   const r = c.getBoundingClientRect();
   if (x < r.left || x >= r.right || y < r.top || y >= r.bottom) continue;
   const sx = Math.floor((x - r.left) * c.width / r.width), sy = Math.floor((y - r.top) * c.height / r.height);

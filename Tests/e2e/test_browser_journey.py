@@ -186,10 +186,20 @@ def test_invitation_to_public_map(stack, chrome_ok, tmp_path, dw_user):
             assert v.find("#public-title").text.endswith("map")
             assert v.driver.get_cookies() == [], "the viewer carries no cookies"
             v.tiles_done("public-map")
-            for cat, (lon, lat, _) in CLUSTERS.items():
-                v.wait(lambda d: drawn(v.pixel("public-map", "l1", lat, lon)), 20, f"{cat} drawn in the public map")
-            assert v.pixel("public-map", "l1", 48.85, 2.35)[:3] == colours["alpha"][:3], "same colours as in the builder"
-            v.find(".widget[data-type=category] button.cat[data-category=beta]")
+            # The category filter is saved with the map (issue 13): the public map opens with it applied.
+            v.wait(lambda d: drawn(v.pixel("public-map", "l1", 48.85, 2.35)), 20, "alpha drawn in the public map")
+            assert v.js("return JSON.stringify(document.getElementById('public-map').mapview.filters)").count('"alpha"') == 1
+            # The same category colour as in the builder: the legend colour nearest to the pixel (how much
+            # translucent symbols overlap, and so blend, depends on the zoom each view opened at).
+            v.wait(lambda d: "alpha" in v.js("return document.querySelector('.legend').textContent"), 20, "the legend")
+            swatches = dict(v.js("return [...document.querySelectorAll('.legend li.legend-row')]"
+                                 ".map(li => [li.textContent.trim(), li.querySelector('.swatch').dataset.color])"))
+            rgb = {k: [int(c[i:i + 2], 16) for i in (1, 3, 5)] for k, c in swatches.items()}
+
+            def nearest(px):
+                return min(rgb, key=lambda k: sum((a - b) ** 2 for a, b in zip(rgb[k], px[:3])))
+            assert nearest(v.pixel("public-map", "l1", 48.85, 2.35)) == nearest(colours["alpha"]) == "alpha", (swatches, colours)
+            v.find(".widget[data-type=category] button.cat[data-category=alpha][aria-pressed=true]")
             legend = v.find(".legend")
             if size == B.PHONE:  # folded on phones so that it hides no data; a tap unfolds it
                 assert legend.get_attribute("open") is None

@@ -3,9 +3,9 @@
 import * as L from '/vendor/leaflet/leaflet.esm.js';
 import { request } from './http.js';
 import { h, clear, fmt, toast } from './dom.js';
-import { VectorLayer, resolveSource, numericStats } from './tilelayer.js';
-import { compileStyle } from './style.js';
-import { model } from './models.js';
+import { VectorLayer, resolveSource } from './tilelayer.js';
+import { compileStyle, colorChannels } from './style.js';
+import { layerClasses, equalBreaks } from './classify.js';
 
 let configPromise = null;
 /** The workspace config (anonymous): basemap, signup mode, smtp. */
@@ -70,8 +70,17 @@ export class MapView {
     }
   }
 
-  /** Shows exactly these layers (kepler order: first = on top) for these datasets. */
-  async setLayers(layers, datasets) {
+  /**
+   * Shows exactly these layers (kepler order: first = on top) for these datasets. Calls run one after
+   * another: two overlapping calls would each see no canvas layer yet and stack two copies of it.
+   */
+  setLayers(layers, datasets) {
+    const run = () => this._setLayers(layers, datasets);
+    this._queue = (this._queue || Promise.resolve()).then(run, run);
+    return this._queue;
+  }
+
+  async _setLayers(layers, datasets) {
     const byId = new Map(datasets.map(d => [d.id, d]));
     const keep = new Set(layers.map(l => l.id));
     for (const [id, e] of this.entries) if (!keep.has(id)) { e.vector?.remove(); this.entries.delete(id); }
@@ -83,22 +92,26 @@ export class MapView {
       if (!e || e.dsKey !== dsKey) {
         const src = await resolveSource(dataset, { token: this.token, filters: this.filters[dataset.id] });
         const old = this.entries.get(layer.id);
-        // Colour classes come from the unfiltered data, so filtering never repaints the legend.
-        const statsKey = JSON.stringify(dataset);
-        const keep = old && old.statsKey === statsKey;
-        e = { ...(old || {}), layer, dataset, dsKey, statsKey, template: src.tiles, tilejson: src.tilejson, schema: src.schema,
-              stats: keep ? old.stats : numericStats(src.tilejson) };
+        e = { ...(old || {}), layer, dataset, dsKey, template: src.tiles, tilejson: src.tilejson, schema: src.schema };
         this.entries.set(layer.id, e);
       }
       e.layer = layer;
-      await this._categories(e);
-      const style = compileStyle(layer, e.stats);
+      // Colour classes come from the unfiltered data (all rows, from the server), so filtering never
+      // repaints the legend; they are asked for again only when the source or a channel changes.
+      const classKey = JSON.stringify([dataset, colorChannels(layer), layer.visualChannels && layer.visualChannels.sizeField, layer.config.textLabel]);
+      if (e.classKey !== classKey) {
+        e.classes = await layerClasses(layer, dataset, e.schema, { token: this.token, tilejson: e.tilejson });
+        e.classKey = classKey;
+      }
+      const style = compileStyle(layer, e.classes);
       e.style = style;
       if (!e.vector) {
         e.vector = new VectorLayer({ tiles: e.template, token: this.token, style }).addTo(this.map);
         e.vector.getContainer().dataset.layer = layer.id;
         // One notice per layer, not one per tile, when its tiles fail (expired token, dropped table).
         e.vector.once('tilefail', ev => toast(`Some tiles of “${e.layer.config.label || 'a layer'}” could not load: ${ev.error.message}`, 'error'));
+        const id = layer.id;
+        e.vector.on('load', () => this._gridDomain(this.entries.get(id)));
       } else {
         if (e.vector.options.tiles !== e.template) e.vector.setTiles(e.template);
         e.vector.setStyle(style);
@@ -115,14 +128,45 @@ export class MapView {
     if (failed) throw failed.reason;
   }
 
-  /** Categories of a string colour column: the top values by count (unfiltered, so colours stay put). */
-  async _categories(e) {
-    const f = e.layer.visualChannels && e.layer.visualChannels.colorField;
-    if (!f || f.type !== 'string' || (e.stats[f.name] && e.stats[f.name].categories)) return;
-    try {
-      const r = await model(e.dataset, 'category', { column: f.name, operation: 'count', orderBy: 'frequency_desc' }, { token: this.token });
-      e.stats[f.name] = { categories: (r.rows || []).slice(0, 10).map(x => x.name) };
-    } catch { e.stats[f.name] = { categories: [] }; }
+  /**
+   * A dynamic grid's cells change with the zoom, and so does the range of their values: once the tiles
+   * on screen have loaded, its classes are equal intervals over the values of those cells (the legend
+   * follows), instead of the TileJSON domain of another zoom.
+   */
+  _gridDomain(e) {
+    if (!e || !e.vector || e.dataset.spatialDataType !== 'quadbin' || !e.classes) return;
+    const z = e.vector._tileZoom;
+    let changed = false;
+    for (const [key, cls] of Object.entries(e.classes)) {
+      const f = key === 'color' ? e.layer.visualChannels.colorField : key === 'strokeColor' ? e.layer.visualChannels.strokeColorField : null;
+      if (!f || !cls || cls.error || cls.kind !== 'number') continue;
+      let min = Infinity, max = -Infinity;
+      for (const [k, t] of e.vector._cache) {
+        if (!k.startsWith(`${z}/`)) continue;
+        for (const feature of t.features) {
+          const v = Number(feature.properties[f.name]);
+          if (Number.isFinite(v)) { min = Math.min(min, v); max = Math.max(max, v); }
+        }
+      }
+      if (!Number.isFinite(min)) continue;
+      const n = cls.breaks.length - 1;
+      const breaks = max > min ? equalBreaks(min, max, n) : [min, min + 1];
+      if (JSON.stringify(breaks) !== JSON.stringify(cls.breaks)) { e.classes[key] = { ...cls, breaks }; changed = true; }
+    }
+    if (!changed) return;
+    e.style = compileStyle(e.layer, e.classes);
+    e.vector.setStyle(e.style);
+    this.renderLegend();
+  }
+
+  /** Messages about a layer's style that does not fit its data (class count, breaks, label column). */
+  styleErrors(layerId) {
+    const e = this.entries.get(layerId);
+    if (!e || !e.classes) return {};
+    const out = {};
+    for (const [k, v] of Object.entries(e.classes)) if (v && v.error) out[k] = v.error;
+    if (e.classes.labelError) out.label = e.classes.labelError;
+    return out;
   }
 
   /** Filters of one dataset changed: its layers get a new handshake with `filters`. */
@@ -206,6 +250,9 @@ export class MapView {
 function legendBlock(lg) {
   const title = h('div.legend-title', lg.label || 'Layer');
   if (lg.type === 'single') return h('div.legend-layer', h('div.legend-row', h('span.swatch', { style: { background: lg.color } }), title));
-  return h('div.legend-layer', title, h('div.legend-sub', lg.column),
-    h('ul', lg.items.map(it => h('li.legend-row', h('span.swatch', { style: { background: it.color } }), it.label))));
+  return h('div.legend-layer', title, lg.parts.map(part => h('div.legend-part', { dataset: { channel: part.channel || 'size', column: part.column } },
+    h('div.legend-sub', `${part.channel ? part.channel + ' · ' : 'Size · '}${part.column}`),
+    h('ul', part.items.map(it => part.type === 'size'
+      ? h('li.legend-row', h('span.size-dot', { style: { width: `${2 * it.radius}px`, height: `${2 * it.radius}px` } }), it.label)
+      : h('li.legend-row', h('span.swatch', { dataset: { color: it.color }, style: { background: it.color } }), it.label))))));
 }

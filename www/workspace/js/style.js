@@ -1,19 +1,14 @@
 // Layer styles as stored in keplerMapConfig (visState.layers[].config + visualChannels), turned into
-// a per-feature paint function, plus the legend that explains it.
+// a per-feature paint function, plus the legend that explains it. Class breaks are not computed
+// here: classify.js asks the server for them (all rows, not the tiles on screen) and passes them in
+// as `classes`, so the legend and the paint function read the very same breaks and colours.
+import { SEQUENTIAL, QUALITATIVE, sequentialColors } from './palettes.js';
 
-export const RAMPS = {
-  Sunset: ['#f3e79b', '#fac484', '#f8a07e', '#eb7f86', '#ce6693', '#a059a0', '#5c53a5'],
-  Teal: ['#d1eeea', '#a8dbd9', '#85c4c9', '#68abb8', '#4f90a6', '#3b738f', '#2a5674'],
-  Emrld: ['#d3f2a3', '#97e196', '#6cc08b', '#4c9b82', '#217a79', '#105965', '#074050'],
-  Magenta: ['#f3cbd3', '#eaa9bd', '#dd88ac', '#ca699d', '#b14d8e', '#91357d', '#6c2167'],
-  Temps: ['#009392', '#39b185', '#9ccb86', '#e9e29c', '#eeb479', '#e88471', '#cf597e'],
-};
-export const PALETTES = {
-  Bold: ['#7F3C8D', '#11A579', '#3969AC', '#F2B701', '#E73F74', '#80BA5A', '#E68310', '#008695', '#CF1C90', '#f97b72'],
-  Vivid: ['#E58606', '#5D69B1', '#52BCA3', '#99C945', '#CC61B0', '#24796C', '#DAA51B', '#2F8AC4', '#764E9F', '#ED645A'],
-  Pastel: ['#66C5CC', '#F6CF71', '#F89C74', '#DCB0F2', '#87C55F', '#9EB9F3', '#FE88B1', '#C9DB74', '#8BE0A4', '#B497E7'],
-};
+export const RAMPS = SEQUENTIAL;
+export const PALETTES = QUALITATIVE;
 export const OTHERS_COLOR = '#a0a6b4';
+export const METHODS = { quantile: 'Quantiles', quantize: 'Equal intervals', jenks: 'Natural breaks (Jenks)', custom: 'Custom breaks' };
+export const MIN_CLASSES = 2, MAX_CLASSES = 10;
 
 export function hexToRgb(hex) {
   const m = /^#?([0-9a-f]{6})$/i.exec(hex || '');
@@ -35,73 +30,138 @@ export function defaultLayer(id, dataId, label, index = 0) {
       dataId, label, isVisible: true, color: hexToRgb(colors[index % colors.length]), columns: {}, textLabel: [],
       visConfig: {
         opacity: 0.85, filled: true, stroked: true, strokeColor: [255, 255, 255], thickness: 1, radius: 5,
-        colorRange: { name: 'Sunset', type: 'sequential', colors: RAMPS.Sunset },
+        colorRange: { name: 'Sunset', type: 'sequential', colors: RAMPS.Sunset }, classes: 5, sizeRange: [3, 18],
       },
     },
-    visualChannels: { colorField: null, colorScale: 'quantize' },
+    visualChannels: { colorField: null, colorScale: 'quantile' },
   };
 }
 
+/** The colour channels of a layer: fill and stroke, each {field, scale, range (palette name), classes}. */
+export function colorChannels(layer) {
+  const vc = layer.visualChannels || {}, v = layer.config.visConfig || {};
+  const out = [];
+  if (vc.colorField && vc.colorField.name) {
+    out.push({ key: 'color', field: vc.colorField, scale: vc.colorScale, palette: v.colorRange && v.colorRange.name, classes: Number(v.classes || 5), customBreaks: v.customBreaks });
+  }
+  if (vc.strokeColorField && vc.strokeColorField.name) {
+    out.push({ key: 'strokeColor', field: vc.strokeColorField, scale: vc.strokeColorScale || 'quantile', palette: v.strokeColorRange && v.strokeColorRange.name, classes: Number(v.strokeClasses || v.classes || 5), customBreaks: null });
+  }
+  return out;
+}
+
+/** What kind of classes a channel needs: categories for strings/booleans, time for dates, else numbers. */
+export function channelKind(ch) {
+  const t = ch.field.type;
+  if (t === 'string' || t === 'boolean' || ch.scale === 'ordinal') return 'category';
+  if (t === 'timestamp' || t === 'date' || ch.scale === 'time') return 'time';
+  return 'number';
+}
+
+/** Dates arrive in tiles and stats as text: one parser for both, so a feature and its class agree. */
+export function toTime(v) {
+  if (v === null || v === undefined || v === '') return NaN;
+  if (typeof v === 'number') return v;
+  const s = String(v).trim().replace(' ', 'T');
+  const t = Date.parse(/[zZ]|[+-]\d\d(:?\d\d)?$/.test(s) || s.length <= 10 ? s : s + 'Z');
+  return t;
+}
+
 /**
- * Builds {paint(properties) → {fill, stroke, radius, width}, legend} from a layer and what is known
- * about its columns: stats = {column: {min, max}} for numbers, {column: {categories: [...]}} for strings.
+ * A colour function and its legend items for one channel, from its classes:
+ * {kind: 'number'|'time', breaks: [n+1 values]} or {kind: 'category', categories: [...]}.
  */
-export function compileStyle(layer, stats = {}) {
-  const c = layer.config, v = c.visConfig || {};
+export function channelScale(ch, cls) {
+  if (!cls || cls.error) return null;
+  const col = ch.field.name;
+  if (cls.kind === 'category') {
+    const colors = QUALITATIVE[ch.palette] || QUALITATIVE.Bold;
+    const cats = (cls.categories || []).slice(0, colors.length);
+    const map = new Map(cats.map((k, i) => [String(k), colors[i]]));
+    const others = (cls.total ?? Infinity) > cats.length;
+    return {
+      color: p => map.get(String(p[col])) || OTHERS_COLOR,
+      legend: { type: 'categories', column: col, items: [...cats.map((k, i) => ({ label: String(k), color: colors[i] })), ...(others ? [{ label: 'Others', color: OTHERS_COLOR }] : [])] },
+    };
+  }
+  const breaks = cls.breaks;
+  const n = breaks.length - 1;
+  const colors = sequentialColors(ch.palette, n);
+  const value = cls.kind === 'time' ? toTime : Number;
+  const color = p => {
+    const raw = p[col];
+    if (raw === null || raw === undefined) return OTHERS_COLOR;
+    const x = value(raw);
+    if (Number.isNaN(x)) return OTHERS_COLOR;
+    return colors[classIndex(breaks, x)];
+  };
+  const fmt = cls.kind === 'time' ? fmtDate : fmtNum;
+  return {
+    color,
+    legend: { type: 'ramp', column: col, method: ch.scale, items: colors.map((c, i) => ({ color: c, label: `${fmt(breaks[i])} – ${fmt(breaks[i + 1])}` })) },
+  };
+}
+
+/** Class i holds breaks[i] <= x < breaks[i+1] (the last class includes its upper break). */
+export function classIndex(breaks, x) {
+  let i = 0;
+  while (i < breaks.length - 2 && x >= breaks[i + 1]) i++;
+  return i;
+}
+
+/**
+ * Builds {paint(properties) → {fill, stroke, radius, width}, legend, label} from a layer and its
+ * channels' classes ({color: {...}, strokeColor: {...}, size: {min, max}}).
+ */
+export function compileStyle(layer, classes = {}) {
+  const c = layer.config, v = c.visConfig || {}, vc = layer.visualChannels || {};
   const base = rgbToHex(c.color);
-  const stroke = v.stroked === false ? null : rgbToHex(v.strokeColor || [255, 255, 255]);
+  const strokeBase = v.stroked === false ? null : rgbToHex(v.strokeColor || [255, 255, 255]);
   const width = Number(v.thickness ?? 1), radius = Number(v.radius ?? 5);
-  const field = layer.visualChannels && layer.visualChannels.colorField;
-  let color = () => base;
-  let legend = { type: 'single', color: base };
-  if (field && field.name) {
-    const s = stats[field.name] || {};
-    if (field.type === 'string' || layer.visualChannels.colorScale === 'ordinal') {
-      const colors = (v.colorRange && v.colorRange.type === 'qualitative' && v.colorRange.colors) || PALETTES.Bold;
-      const cats = (s.categories || []).slice(0, colors.length);
-      const map = new Map(cats.map((k, i) => [String(k), colors[i]]));
-      color = p => map.get(String(p[field.name])) || OTHERS_COLOR;
-      legend = { type: 'categories', column: field.name, items: [...cats.map((k, i) => ({ label: String(k), color: colors[i] })), { label: 'Others', color: OTHERS_COLOR }] };
-    } else {
-      const colors = (v.colorRange && v.colorRange.type !== 'qualitative' && v.colorRange.colors) || RAMPS.Sunset;
-      const breaks = rampBreaks(Number(s.min ?? 0), Number(s.max ?? 1), s.avg, colors.length);
-      color = p => {
-        const x = p[field.name];
-        if (x === null || x === undefined || Number.isNaN(Number(x))) return OTHERS_COLOR;
-        let i = 0;
-        while (i < colors.length - 1 && Number(x) >= breaks[i + 1]) i++;
-        return colors[i];
-      };
-      legend = { type: 'ramp', column: field.name, items: colors.map((col, i) => ({ color: col, label: fmtNum(breaks[i]) + ' – ' + fmtNum(breaks[i + 1]) })) };
-    }
+  let fill = () => base, stroke = () => strokeBase;
+  const legends = [];
+  for (const ch of colorChannels(layer)) {
+    const scale = channelScale(ch, classes[ch.key]);
+    if (!scale) continue;
+    if (ch.key === 'color') fill = scale.color;
+    else if (strokeBase !== null) stroke = scale.color;
+    legends.push({ ...scale.legend, channel: ch.key === 'color' ? 'Fill' : 'Stroke' });
+  }
+  let size = () => radius;
+  const sf = vc.sizeField && vc.sizeField.name;
+  const sr = classes.size;
+  if (sf && sr && Number.isFinite(sr.min) && Number.isFinite(sr.max)) {
+    const [r0, r1] = (v.sizeRange || [3, 18]).map(Number);
+    const span = sr.max - sr.min;
+    // Area grows with the value (square root of radius), as proportional symbols should.
+    size = p => {
+      const x = Number(p[sf]);
+      if (p[sf] === null || p[sf] === undefined || Number.isNaN(x)) return r0;
+      const t = span > 0 ? Math.max(0, Math.min(1, (x - sr.min) / span)) : 1;
+      return r0 + (r1 - r0) * Math.sqrt(t);
+    };
+    legends.push({ type: 'size', column: sf, items: [{ label: fmtNum(sr.min), radius: r0 }, { label: fmtNum(sr.max), radius: r1 }] });
   }
   const opacity = Math.max(0, Math.min(1, Number(v.opacity ?? 0.85)));
+  const tl = (c.textLabel || [])[0];
+  const label = tl && tl.field && tl.field.name && !classes.labelError
+    ? { column: tl.field.name, size: Number(tl.size || 12), color: rgbToHex(tl.color || [40, 44, 52]), halo: '#ffffff' } : null;
   return {
-    opacity, filled: v.filled !== false,
-    paint: p => ({ fill: color(p), stroke, width, radius }),
-    legend: { ...legend, label: c.label, opacity },
+    opacity, filled: v.filled !== false, label,
+    paint: p => ({ fill: fill(p), stroke: stroke(p), width, radius: size(p) }),
+    legend: { type: legends.length ? 'multi' : 'single', color: base, parts: legends, label: c.label, opacity },
   };
-}
-
-/**
- * n+1 class breaks from min to max: equal steps, or geometric ones for skewed positive data (mean in
- * the lowest tenth of the range, e.g. populations), where equal steps would paint almost everything
- * in the first colour.
- */
-export function rampBreaks(min, max, avg, n) {
-  if (!(max > min)) return Array.from({ length: n + 1 }, (_, i) => min + i);
-  const skewed = min >= 0 && Number.isFinite(avg) && avg - min < (max - min) / 10 && max / Math.max(min, 1) > 10;
-  if (skewed) {
-    const lo = Math.max(min, 1), ratio = Math.pow(max / lo, 1 / n);
-    return Array.from({ length: n + 1 }, (_, i) => (i === 0 ? min : lo * Math.pow(ratio, i)));
-  }
-  return Array.from({ length: n + 1 }, (_, i) => min + ((max - min) * i) / n);
 }
 
 export function fmtNum(x) {
   if (!Number.isFinite(x)) return String(x);
   const a = Math.abs(x);
-  if (a >= 1e6) return (x / 1e6).toFixed(1) + 'M';
+  if (a >= 1e6) return (x / 1e6).toFixed(a >= 1e7 ? 1 : 2) + 'M';
   if (a >= 1e4) return (x / 1e3).toFixed(1) + 'k';
   return Number.isInteger(x) ? String(x) : x.toFixed(a < 1 ? 3 : 1);
+}
+
+export function fmtDate(t) {
+  if (!Number.isFinite(t)) return String(t);
+  return new Date(t).toISOString().slice(0, 10);
 }

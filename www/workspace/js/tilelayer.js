@@ -4,6 +4,7 @@
 // pointer can be hit-tested for tooltips.
 import * as L from '/vendor/leaflet/leaflet.esm.js';
 import { decode } from './mvt.js';
+import { quadbinFromZXY, cellFeatures } from './quadbin.js';
 import { request, sameOrigin, getCsrf } from './http.js';
 
 /**
@@ -12,6 +13,11 @@ import { request, sameOrigin, getCsrf } from './http.js';
  */
 export async function resolveSource(dataset, { token, filters } = {}) {
   const params = { spatialDataColumn: dataset.geoColumn || 'geom', spatialDataType: 'geo', v: '3.4', client: 'tessera-www' };
+  // A dynamically aggregated point source (the builder's grid layer): the server groups the points
+  // into quadbin cells per tile with aggregationExp at aggregationResLevel levels below the tile.
+  if (dataset.spatialDataType === 'quadbin') {
+    Object.assign(params, { spatialDataType: 'quadbin', aggregationExp: dataset.aggregationExp, aggregationResLevel: dataset.aggregationResLevel ?? undefined });
+  }
   if (dataset.type === 'query') {
     params.q = dataset.source;
     if (dataset.queryParameters) params.queryParameters = dataset.queryParameters;
@@ -21,16 +27,6 @@ export async function resolveSource(dataset, { token, filters } = {}) {
   const hs = await request('GET', `/api/v3/maps/${conn}/${dataset.type === 'query' ? 'query' : 'table'}`, { params, token });
   const tilejson = await request('GET', sameOrigin(hs.tilejson.url[0]), { token });
   return { tiles: sameOrigin(tilejson.tiles[0]), tilejson, nrows: hs.nrows, schema: hs.schema };
-}
-
-/** Numeric min/max per column from TileJSON tilestats. */
-export function numericStats(tilejson) {
-  const out = {};
-  const layer = tilejson && tilejson.tilestats && tilejson.tilestats.layers && tilejson.tilestats.layers[0];
-  for (const a of (layer && layer.attributes) || []) {
-    if (a.type === 'Number') out[a.attribute] = { min: a.min, max: a.max, avg: a.avg };
-  }
-  return out;
 }
 
 export const VectorLayer = L.GridLayer.extend({
@@ -78,18 +74,24 @@ export const VectorLayer = L.GridLayer.extend({
     const key = this._key(coords);
     const ctl = new AbortController();
     this._inflight.set(key, ctl);
-    const url = this.options.tiles.replace('{z}', coords.z).replace('{x}', coords.x).replace('{y}', coords.y);
+    const cells = this.options.tiles.includes('{i}');
+    const url = cells ? this.options.tiles.replace('{i}', quadbinFromZXY(coords.z, coords.x, coords.y))
+      : this.options.tiles.replace('{z}', coords.z).replace('{x}', coords.x).replace('{y}', coords.y);
     const headers = this.options.token ? { Authorization: `Bearer ${this.options.token}` } : (getCsrf() ? { 'X-CSRF-Token': getCsrf() } : {});
     fetch(url, { headers, signal: ctl.signal, credentials: this.options.token ? 'omit' : 'same-origin' })
       .then(async res => {
         if (res.status === 204) return null;
         if (!res.ok) throw new Error(`tile ${key}: HTTP ${res.status}`);
-        return new Uint8Array(await res.arrayBuffer());
+        return cells ? { cells: await res.json() } : new Uint8Array(await res.arrayBuffer());
       })
       .then(bytes => {
-        const layers = bytes && bytes.length ? decode(bytes) : {};
-        const first = Object.values(layers)[0];
-        const entry = { features: first ? first.features : [], scale: size.x / (first ? first.extent : 4096) };
+        let entry;
+        if (bytes && bytes.cells) entry = { features: cellFeatures(bytes.cells, coords.z, coords.x, coords.y), scale: size.x / 4096 };
+        else {
+          const layers = bytes && bytes.length ? decode(bytes) : {};
+          const first = Object.values(layers)[0];
+          entry = { features: first ? first.features : [], scale: size.x / (first ? first.extent : 4096) };
+        }
         this._cache.set(key, entry);
         this._paint(canvas, entry);
         canvas.dataset.features = String(entry.features.length);
@@ -139,6 +141,49 @@ export const VectorLayer = L.GridLayer.extend({
           ctx.stroke();
         }
       }
+    }
+    if (style.label) this._labels(ctx, entry, style.label);
+  },
+
+  /**
+   * Labels from a column, placed right of points (centre of polygons and lines), largest symbols
+   * first; one that would overlap a placed label or cross the tile's edge (where the next tile could
+   * not see it) is left out, so labels never collide or get cut.
+   */
+  _labels(ctx, entry, label) {
+    const s = entry.scale, size = this.getTileSize().x;
+    ctx.globalAlpha = 1;
+    ctx.font = `600 ${label.size}px system-ui, sans-serif`;
+    ctx.textBaseline = 'middle';
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = label.halo;
+    ctx.fillStyle = label.color;
+    const placed = [];
+    const items = [];
+    for (const f of entry.features) {
+      const text = f.properties[label.column];
+      if (text === null || text === undefined || text === '') continue;
+      const pts = f.geometry.flat();
+      if (!pts.length) continue;
+      let x, y;
+      if (f.type === 1) [x, y] = pts[0];
+      else {
+        const xs = pts.map(p => p[0]), ys = pts.map(p => p[1]);
+        x = (Math.min(...xs) + Math.max(...xs)) / 2; y = (Math.min(...ys) + Math.max(...ys)) / 2;
+      }
+      const r = f.type === 1 ? this.options.style.paint(f.properties).radius : 0;
+      items.push({ text: String(text), x: x * s, y: y * s, r });
+    }
+    items.sort((a, b) => b.r - a.r);
+    for (const it of items) {
+      const w = ctx.measureText(it.text).width, hgt = label.size + 2;
+      const left = it.r ? it.x + it.r + 3 : it.x - w / 2;
+      const box = [left - 2, it.y - hgt / 2, left + w + 2, it.y + hgt / 2];
+      if (box[0] < 0 || box[1] < 0 || box[2] > size || box[3] > size) continue;
+      if (placed.some(b => b[0] < box[2] && box[0] < b[2] && b[1] < box[3] && box[1] < b[3])) continue;
+      placed.push(box);
+      ctx.strokeText(it.text, left, it.y);
+      ctx.fillText(it.text, left, it.y);
     }
   },
 

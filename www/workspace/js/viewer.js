@@ -7,6 +7,7 @@ import { request } from './http.js';
 import { h, clear, spinner, empty } from './dom.js';
 import { MapView } from './mapview.js';
 import { WidgetPanel } from './widgets.js';
+import { applyParameters, renderParameterControls } from './parameters.js';
 
 const root = document.getElementById('viewer');
 const options = new URLSearchParams(location.search);
@@ -68,21 +69,36 @@ async function main() {
   const layers = (cfg.visState && cfg.visState.layers) || [];
   const widgets = off('widgets') ? [] : (cfg.widgets || []);
   const datasets = map.datasets || [];
+  const parameters = cfg.parameters || [];
   const mapEl = h('div#public-map');
-  const widgetEl = h('aside.panel.right#public-widgets', { 'aria-label': 'Widgets' });
+  const parameterEl = h('div#public-parameters');
+  const widgetList = h('div#public-widget-list');
+  const side = widgets.length || parameters.length;
+  const widgetEl = h('aside.panel.right#public-widgets', { 'aria-label': 'Widgets' },
+    parameters.length ? [h('h2', 'Parameters'), parameterEl] : null, widgetList);
   if (off('legend')) document.body.classList.add('embed-no-legend');
   clear(root, h('div.viewer',
     h('header.viewer-bar', h('span.mark', { 'aria-hidden': 'true' }, h('span'), h('span'), h('span'), h('span')),
       h('div', h('h1#public-title', { style: { fontSize: '1.1rem', margin: 0 } }, map.title || 'Map'), map.description ? h('p.muted', { style: { margin: 0 } }, map.description) : null)),
-    h(`div.viewer-body${widgets.length ? '' : '.no-widgets'}`, h('main', { style: { position: 'relative', minHeight: '300px' } }, mapEl), widgets.length ? widgetEl : null)));
+    h(`div.viewer-body${side ? '' : '.no-widgets'}`, h('main', { style: { position: 'relative', minHeight: '300px' } }, mapEl), side ? widgetEl : null)));
   document.title = `${map.title || 'Map'} — Tessera`;
   const ms = cfg.mapState || {};
   const view = new MapView(mapEl, { token: map.token, center: [ms.latitude ?? 20, ms.longitude ?? 0], zoom: ms.zoom ?? 2 });
   if (options.get('lock') === '1') lock(view.map);
   view.tooltipFields = (cfg.visState && cfg.visState.interactionConfig && cfg.visState.interactionConfig.tooltip
     && cfg.visState.interactionConfig.tooltip.config && cfg.visState.interactionConfig.tooltip.config.fieldsToShow) || {};
+  // The author's widget filters are part of the map: the viewer opens with them applied.
+  if (cfg.filters && !Array.isArray(cfg.filters)) view.filters = JSON.parse(JSON.stringify(cfg.filters));
+  applyParameters(datasets, parameters);
   try { await view.setLayers(layers, datasets); if (options.get('lock') !== '1') view.fitLayers(); } catch (err) { mapEl.append(h('p.form-error', { role: 'alert' }, err.message)); }
-  if (widgets.length) new WidgetPanel({ el: widgetEl, view, token: map.token, state: () => ({ layers, datasets, widgets }) }).render();
+  const panel = widgets.length ? new WidgetPanel({ el: widgetList, view, token: map.token, state: () => ({ layers, datasets, widgets }) }) : null;
+  if (panel) panel.render();
+  renderParameterControls({ el: parameterEl, parameters, onChange: async () => {
+    const problem = applyParameters(datasets, parameters);
+    if (problem) throw new Error(problem);
+    await view.setLayers(layers, datasets);
+    if (panel) panel.refresh();
+  } });
 }
 
 /** Interaction lock for embeds: the view stays where the author saved it (tooltips still work). */

@@ -1,13 +1,18 @@
-// The map builder: layers from tables or queries, their style (fill, stroke, colour by value, point
-// size, opacity), tooltips, legend, layer order and visibility, widgets, and sharing. Everything is
-// kept in the map's keplerMapConfig (visState.layers, interactionConfig.tooltip, config.widgets) and
+// The map builder: layers from tables, queries (with SQL parameters) or point aggregations (H3
+// hexbins, quadbin grid), their style (style editor), tooltips, legend, layer order and visibility,
+// widgets and their filters, and sharing. Everything is kept in the map's keplerMapConfig
+// (visState.layers, interactionConfig.tooltip, config.widgets, config.filters, config.parameters) and
 // saved automatically, so the public viewer renders the same map.
 import { api } from '../http.js';
 import { h, clear, field, toast, dialog, copyText, spinner, empty, optionEl } from '../dom.js';
 import { MapView } from '../mapview.js';
 import { resolveSource } from '../tilelayer.js';
-import { defaultLayer, rgbToHex, hexToRgb, RAMPS, PALETTES } from '../style.js';
-import { WidgetPanel, WIDGET_TYPES, OPERATIONS } from '../widgets.js';
+import { defaultLayer, rgbToHex, RAMPS } from '../style.js';
+import { WidgetPanel, WIDGET_TYPES, WIDGET_COLUMNS, OPERATIONS } from '../widgets.js';
+import { styleControls } from './styleeditor.js';
+import { columnStats } from '../classify.js';
+import { PARAMETER_TYPES, NAME_RE, applyParameters, hasPlaceholders, renderParameterControls, valueError } from '../parameters.js';
+import { AGGREGATIONS, RESOLUTIONS, AGG_OPERATIONS, aggregationSQL, aggregationExp, aggregateColumn } from '../aggregation.js';
 import { connectionNames, privacyLabel } from '../workspace.js';
 import { exportMenu } from '../exportmenu.js';
 
@@ -27,7 +32,8 @@ export async function render(root, ctx, mapId) {
   cfg.visState.interactionConfig.tooltip ??= { enabled: true, config: { fieldsToShow: {} } };
   cfg.visState.interactionConfig.tooltip.config ??= { fieldsToShow: {} };
   cfg.widgets ??= [];
-  cfg.filters ??= {};
+  if (!cfg.filters || Array.isArray(cfg.filters)) cfg.filters = {};
+  cfg.parameters ??= [];
   cfg.mapState ??= { latitude: 20, longitude: 0, zoom: 2 };
   cfg.mapStyle ??= { styleType: 'positron', visibleLayerGroups: {} };
   let datasets = map.datasets || [];
@@ -52,6 +58,8 @@ export async function render(root, ctx, mapId) {
   showPublishState();
   const layerList = h('div#layer-list');
   const editor = h('div.style-editor#style-editor');
+  const parameterBox = h('div#parameter-list');
+  const drafts = new Map();  // dataset id → SQL being edited (kept while the query fails)
   const widgetBox = h('div#widget-list');
   const mapEl = h('div#builder-map');
   root.append(h('div.builder',
@@ -61,7 +69,8 @@ export async function render(root, ctx, mapId) {
       readOnly ? null : h('button.secondary#publish-button', { onclick: publish }, 'Publish'),
       readOnly ? null : h('button.primary#share-button', { onclick: share }, 'Share')),
     h('aside.panel', { 'aria-label': 'Layers' },
-      h('h2', h('span', 'Layers'), readOnly ? null : h('button.secondary#add-layer', { onclick: addLayer }, '+ Add source')), layerList, editor),
+      h('h2', h('span', 'Layers'), readOnly ? null : h('button.secondary#add-layer', { onclick: addLayer }, '+ Add source')), layerList,
+      h('h2', h('span', 'SQL parameters'), readOnly ? null : h('button.secondary#add-parameter', { onclick: addParameter }, '+ Parameter')), parameterBox, editor),
     h('div.builder-map', mapEl),
     h('aside.panel.right', { 'aria-label': 'Widgets' },
       h('h2', h('span', 'Widgets'), readOnly ? null : h('button.secondary#add-widget', { onclick: addWidget }, '+ Add widget')), widgetBox)));
@@ -69,8 +78,23 @@ export async function render(root, ctx, mapId) {
 
   const view = new MapView(mapEl, { center: [cfg.mapState.latitude, cfg.mapState.longitude], zoom: cfg.mapState.zoom });
   view.tooltipFields = tooltips();
+  // Widget filters are part of the map: they come back on reload and in the public viewer.
+  view.filters = JSON.parse(JSON.stringify(cfg.filters));
   const panel = new WidgetPanel({ el: widgetBox, view, token: null, editable: !readOnly, state: () => ({ layers: layers(), datasets, widgets: cfg.widgets }),
-    onRemove: readOnly ? null : w => { cfg.widgets = cfg.widgets.filter(x => x !== w); panel.render(); changed(); } });
+    onFilters: f => { cfg.filters = JSON.parse(JSON.stringify(f)); changed(); },
+    onRemove: readOnly ? null : w => {
+      cfg.widgets = cfg.widgets.filter(x => x !== w);
+      // A removed widget's filter goes with it.
+      for (const [dataId, f] of Object.entries(view.filters)) {
+        for (const [col, ops] of Object.entries(f)) {
+          for (const [op, v] of Object.entries(ops)) if (v.owner === w.id) delete ops[op];
+          if (!Object.keys(ops).length) delete f[col];
+        }
+        if (!Object.keys(f).length) delete view.filters[dataId];
+      }
+      cfg.filters = JSON.parse(JSON.stringify(view.filters));
+      redraw(); panel.render(); changed();
+    } });
   view.map.on('moveend', () => {
     const c = view.map.getCenter();
     cfg.mapState = { ...cfg.mapState, latitude: +c.lat.toFixed(5), longitude: +c.lng.toFixed(5), zoom: view.map.getZoom() };
@@ -143,6 +167,12 @@ export async function render(root, ctx, mapId) {
   function columnsOf(dataId) {
     const layer = layers().find(l => l.config.dataId === dataId);
     const e = layer && view.entries.get(layer.id);
+    const d = datasets.find(x => x.id === dataId);
+    if (d && d.spatialDataType === 'quadbin') {
+      // A grid's features are its cells: their values are the aggregates TileJSON describes.
+      const attrs = (e && e.tilejson && e.tilejson.tilestats && e.tilejson.tilestats.layers && e.tilejson.tilestats.layers[0] && e.tilejson.tilestats.layers[0].attributes) || [];
+      return attrs.map(a => ({ name: a.attribute, type: a.type === 'Number' ? 'number' : 'string' }));
+    }
     return ((e && e.schema) || []).filter(c => c.type !== 'geometry');
   }
 
@@ -150,34 +180,10 @@ export async function render(root, ctx, mapId) {
   function renderEditor() {
     const l = layers().find(x => x.id === selected);
     if (!l || readOnly) { clear(editor); return; }
-    const v = l.config.visConfig;
     const cols = columnsOf(l.config.dataId);
-    const vc = l.visualChannels ??= { colorField: null, colorScale: 'quantize' };
+    const dataset = datasets.find(d => d.id === l.config.dataId);
     const apply = () => { redraw(); changed(); };
     const label = field('Name', { value: l.config.label || '', onchange: e => { l.config.label = e.target.value; apply(); } });
-    const fill = field('Fill colour', { type: 'color', value: rgbToHex(l.config.color), oninput: e => { l.config.color = hexToRgb(e.target.value); apply(); } });
-    const colorBy = field('Colour by', { tag: 'select', options: [{ value: '', label: 'One colour' }, ...cols.filter(c => c.type === 'number' || c.type === 'string' || c.type === 'boolean')
-      .map(c => ({ value: c.name, label: `${c.name} (${c.type === 'number' ? 'ramp' : 'categories'})`, selected: vc.colorField && vc.colorField.name === c.name }))] });
-    colorBy.input.id = 'color-by';
-    colorBy.input.onchange = e => {
-      const c = cols.find(x => x.name === e.target.value);
-      if (!c) { vc.colorField = null; } else {
-        const numeric = c.type === 'number';
-        vc.colorField = { name: c.name, type: numeric ? 'real' : 'string' };
-        vc.colorScale = numeric ? 'quantize' : 'ordinal';
-        v.colorRange = numeric ? { name: 'Sunset', type: 'sequential', colors: RAMPS.Sunset } : { name: 'Bold', type: 'qualitative', colors: PALETTES.Bold };
-      }
-      apply();
-    };
-    const isNum = vc.colorField && vc.colorField.type !== 'string';
-    const sets = isNum ? RAMPS : PALETTES;
-    const ramp = vc.colorField ? field(isNum ? 'Colour ramp' : 'Palette', { tag: 'select', options: Object.keys(sets).map(n => ({ value: n, label: n, selected: v.colorRange && v.colorRange.name === n })),
-      onchange: e => { v.colorRange = { name: e.target.value, type: isNum ? 'sequential' : 'qualitative', colors: sets[e.target.value] }; apply(); } }) : null;
-    const stroke = field('Stroke colour', { type: 'color', value: rgbToHex(v.strokeColor), oninput: e => { v.strokeColor = hexToRgb(e.target.value); apply(); } });
-    const strokeOn = h('label.check', h('input', { type: 'checkbox', checked: v.stroked !== false || undefined, onchange: e => { v.stroked = e.target.checked; apply(); } }), 'Stroke');
-    const width = field('Stroke width', { type: 'range', min: 0, max: 6, step: 0.5, value: v.thickness ?? 1, onchange: e => { v.thickness = Number(e.target.value); apply(); } });
-    const radius = field('Point size', { type: 'range', min: 1, max: 20, step: 1, value: v.radius ?? 5, onchange: e => { v.radius = Number(e.target.value); apply(); } });
-    const opacity = field('Opacity', { type: 'range', min: 0.1, max: 1, step: 0.05, value: v.opacity ?? 0.85, onchange: e => { v.opacity = Number(e.target.value); apply(); } });
     const shown = new Set((tooltips()[l.config.dataId] || []).map(f => (typeof f === 'string' ? f : f.name)));
     const tips = h('fieldset.tooltips', { style: { border: 'none', padding: 0, margin: 0 } }, h('legend', { style: { fontWeight: 550, fontSize: '.9rem' } }, 'Tooltip shows'),
       cols.length ? cols.map(c => h('label.check', h('input', { type: 'checkbox', value: c.name, checked: shown.has(c.name) || undefined, onchange: e => {
@@ -188,23 +194,132 @@ export async function render(root, ctx, mapId) {
     // The layer's source as saved; widget filters are not applied to the export yet.
     const exporter = exportMenu('layer', () => {
       const d = datasets.find(x => x.id === l.config.dataId);
-      return d && { connection: d.connectionName, ...(d.type === 'table' ? { table: d.source } : { query: d.source }) };
+      return d && { connection: d.connectionName, ...(d.type === 'table' ? { table: d.source } : { query: d.source, queryParameters: d.queryParameters || undefined }) };
     }, l.config.label);
-    clear(editor, h('h2', 'Style'), label, h('div.row', fill, stroke), strokeOn, colorBy, ramp, width, radius, opacity, tips,
+    clear(editor, dataset && dataset.type === 'query' ? queryEditor(dataset) : null,
+      h('h2', 'Style'), label, ...styleControls(l, cols, view.styleErrors(l.id), apply), tips,
       h('h2', 'Export layer data'), h('p.hint', 'The whole source of the layer, without widget filters.'), exporter);
+  }
+
+  /**
+   * A query layer's SQL, editable: Run checks it with the Maps API first; a failing query is
+   * explained here and neither replaces the working one nor loses the text typed.
+   */
+  function queryEditor(dataset) {
+    const agg = dataset.aggregation;
+    const text = drafts.get(dataset.id) ?? (dataset.sqlTemplate || dataset.source);
+    const area = h('textarea.code#query-editor', { rows: 6, spellcheck: false, 'aria-label': 'SQL query of this layer', readOnly: !!agg || undefined,
+      oninput: e => drafts.set(dataset.id, e.target.value) }, text);
+    const error = h('p.form-error#query-error', { role: 'alert', hidden: true });
+    const run = h('button.secondary#run-query', { type: 'button', onclick: async () => {
+      const sql = area.value.trim().replace(/;\s*$/, '');
+      error.hidden = true;
+      if (!sql) { error.textContent = 'The query is empty'; error.hidden = false; return; }
+      const candidate = { ...dataset, sqlTemplate: hasPlaceholders(sql) ? sql : undefined };
+      if (!candidate.sqlTemplate) { candidate.source = sql; candidate.queryParameters = null; }
+      const problem = applyParameters([candidate], cfg.parameters);
+      if (problem) { error.textContent = problem; error.hidden = false; return; }
+      run.disabled = true;
+      try {
+        await resolveSource(candidate);
+        Object.keys(dataset).forEach(k => delete dataset[k]);
+        Object.assign(dataset, candidate);
+        drafts.delete(dataset.id);
+        await redraw(); changed(); panel.render();
+        toast('Query updated');
+      } catch (err) {
+        error.textContent = `The query failed: ${err.message}`;
+        error.hidden = false;
+      } finally { run.disabled = false; }
+    } }, 'Run query');
+    if (agg) {
+      return h('div.query-editor', h('h2', 'Aggregation'), h('p.hint', `${AGGREGATIONS[agg.kind]} of ${agg.table}, resolution ${agg.resolution}, ${agg.operation === 'count' ? 'count' : agg.operation + ' of ' + agg.column}: computed by the warehouse over all rows.`),
+        h('details', h('summary', 'SQL'), area));
+    }
+    return h('div.query-editor', h('h2', 'SQL query'), area,
+      h('p.hint', 'Use {{name}} for a SQL parameter: its value is sent as a bound parameter, never pasted into the SQL.'), error, h('div.actions', run));
+  }
+
+  // ---- SQL parameters
+  function renderParameters() {
+    if (!cfg.parameters.length) {
+      clear(parameterBox, h('p.muted', { style: { fontSize: '.85rem' } }, 'Controls bound to {{name}} in query layers.'));
+      return;
+    }
+    renderParameterControls({ el: parameterBox, parameters: cfg.parameters,
+      onChange: async () => {
+        const problem = applyParameters(datasets, cfg.parameters);
+        if (problem) throw new Error(problem);
+        changed();
+        await view.setLayers(layers(), datasets);
+        panel.refresh();
+      },
+      onRemove: readOnly ? null : p => { cfg.parameters = cfg.parameters.filter(x => x !== p); renderParameters(); changed(); } });
+  }
+
+  async function addParameter() {
+    const name = field('Name', { id: 'parameter-name', placeholder: 'min_pop', autocomplete: 'off' }, 'Letters, digits and _; use it in SQL as {{name}} (ranges: {{name_from}}, {{name_to}}).');
+    const type = field('Control', { tag: 'select', id: 'parameter-type', options: Object.entries(PARAMETER_TYPES).map(([value, label]) => ({ value, label })) });
+    const def = field('Default value', { id: 'parameter-default', autocomplete: 'off' }, 'Text: the text. Ranges: from, to (e.g. 0, 1000 or 2020-01-01, 2020-12-31). Categories: the options, comma separated (all selected).');
+    const bounds = field('Slider bounds (numeric)', { id: 'parameter-bounds', placeholder: 'min, max', autocomplete: 'off' });
+    const error = h('p.form-error#parameter-dialog-error', { role: 'alert', hidden: true });
+    const build = () => {
+      const n = name.input.value.trim(), t = type.input.value, raw = def.input.value;
+      if (!NAME_RE.test(n)) return { error: 'The name must start with a letter or _ and hold only letters, digits and _' };
+      if (cfg.parameters.some(p => p.name === n)) return { error: `There is already a parameter named ${n}` };
+      const parts = raw.split(',').map(x => x.trim()).filter(x => x !== '');
+      let p;
+      if (t === 'numeric') {
+        const [lo, hi] = bounds.input.value.split(',').map(x => Number(x.trim()));
+        p = { name: n, type: t, value: [parts[0] === undefined ? '' : Number(parts[0]), parts[1] === undefined ? '' : Number(parts[1])] };
+        if (Number.isFinite(lo) && Number.isFinite(hi) && bounds.input.value.trim()) Object.assign(p, { min: lo, max: hi });
+      } else if (t === 'date') p = { name: n, type: t, value: [parts[0] || '', parts[1] || ''] };
+      else if (t === 'category') p = { name: n, type: t, options: parts, value: [...parts] };
+      else p = { name: n, type: t, value: raw };
+      const bad = valueError(p);
+      return bad ? { error: bad } : { p };
+    };
+    const v = await dialog('Add a SQL parameter', close => h('form', { onsubmit: e => {
+      e.preventDefault();
+      const r = build();
+      if (r.error) { error.textContent = r.error; error.hidden = false; return; }
+      close('ok');
+    } }, error, name, type, def, bounds, h('div.actions', h('button.primary#parameter-submit', { type: 'submit' }, 'Add parameter'))), [{ label: 'Cancel', value: null }]);
+    if (v !== 'ok') return;
+    cfg.parameters.push(build().p);
+    renderParameters();
+    const problem = applyParameters(datasets, cfg.parameters);
+    if (!problem) await redraw();
+    changed();
   }
 
   // ---- add a source
   async function addLayer() {
     const names = await connectionNames();
     const conn = field('Connection', { tag: 'select', options: names });
-    const kind = field('Source', { tag: 'select', options: [{ value: 'table', label: 'Table' }, { value: 'query', label: 'SQL query' }] });
-    const tableF = field('Table', { list: 'table-options', placeholder: 'schema.table', autocomplete: 'off' });
+    const kind = field('Source', { tag: 'select', id: 'source-kind', options: [{ value: 'table', label: 'Table' }, { value: 'query', label: 'SQL query' }] });
+    const tableF = field('Table', { list: 'table-options', id: 'source-table', placeholder: 'schema.table', autocomplete: 'off' });
     const listEl = h('datalist#table-options');
-    const sqlF = field('SQL query', { tag: 'textarea', rows: 4, placeholder: 'SELECT * FROM public.my_table WHERE …' });
-    const geoF = field('Geometry column', { value: 'geom' });
+    const sqlF = field('SQL query', { tag: 'textarea', id: 'source-sql', rows: 5, placeholder: 'SELECT * FROM public.my_table WHERE population > {{min_pop}}' },
+      'Use {{name}} for a SQL parameter (add it under SQL parameters): its value is bound, never pasted into the SQL.');
+    const geoF = field('Geometry column', { value: 'geom', id: 'source-geo' });
+    const layerType = field('Layer type', { tag: 'select', id: 'layer-type', options: [{ value: 'features', label: 'Features (points, lines, polygons)' },
+      ...Object.entries(AGGREGATIONS).map(([value, label]) => ({ value, label: `Aggregate points: ${label}` }))] });
+    const resF = field('Cell resolution', { type: 'number', id: 'agg-resolution', value: 4, min: 1, max: 18 });
+    const opF = field('Aggregate', { tag: 'select', id: 'agg-operation', options: AGG_OPERATIONS.map(o => ({ value: o, label: o === 'count' ? 'count of points' : o })) });
+    const opColF = field('Of column', { id: 'agg-column', placeholder: 'a numeric column', autocomplete: 'off' });
+    const aggBox = h('div.agg-options', { hidden: true }, h('div.row', resF, opF), opColF);
     sqlF.hidden = true;
-    kind.input.onchange = () => { tableF.hidden = kind.input.value !== 'table'; sqlF.hidden = !tableF.hidden; };
+    kind.input.onchange = () => {
+      tableF.hidden = kind.input.value !== 'table'; sqlF.hidden = !tableF.hidden;
+      layerType.hidden = kind.input.value !== 'table'; aggBox.hidden = layerType.hidden || layerType.input.value === 'features';
+    };
+    layerType.input.onchange = () => {
+      aggBox.hidden = layerType.input.value === 'features';
+      const [lo, hi, d] = RESOLUTIONS[layerType.input.value] || [1, 18, 4];
+      Object.assign(resF.input, { min: lo, max: hi, value: d });
+      resF.querySelector('label').textContent = layerType.input.value === 'quadbin' ? 'Detail (cells per tile side: 2^level)' : 'Cell resolution';
+    };
     const loadTables = async () => {
       try {
         const c = encodeURIComponent(conn.input.value);
@@ -215,35 +330,83 @@ export async function render(root, ctx, mapId) {
     };
     conn.input.onchange = loadTables;
     loadTables();
-    const error = h('p.form-error', { role: 'alert', hidden: true });
-    const v = await dialog('Add a source', close => h('form', { onsubmit: e => { e.preventDefault(); close('ok'); } }, error, conn, kind, tableF, listEl, sqlF, geoF),
-      [{ label: 'Cancel', value: null }, { label: 'Add layer', value: 'ok', kind: 'primary' }]);
-    if (v !== 'ok') return;
-    const isTable = kind.input.value === 'table';
-    const source = (isTable ? tableF.input.value : sqlF.input.value).trim().replace(/;\s*$/, '');
-    if (!source) { toast('Give a table or a query', 'error'); return; }
-    let geo = geoF.input.value.trim() || 'geom', columns = [];
-    if (isTable) {
-      try {
+    const error = h('p.form-error#add-source-error', { role: 'alert', hidden: true });
+    const submit = h('button.primary#add-source-submit', { type: 'submit' }, 'Add layer');
+    // The dialog stays open until the source works: a failing table or query is explained in place
+    // and everything typed is still there to fix.
+    const made = await dialog('Add a source', close => h('form', { onsubmit: async e => {
+      e.preventDefault();
+      error.hidden = true;
+      submit.disabled = true;
+      try { close(await prepareSource()); }
+      catch (err) { error.textContent = err.message; error.hidden = false; }
+      finally { submit.disabled = false; }
+    } }, error, conn, kind, tableF, listEl, sqlF, geoF, layerType, aggBox, h('div.actions', submit)), [{ label: 'Cancel', value: null }]);
+    if (!made) return;
+
+    async function prepareSource() {
+      const isTable = kind.input.value === 'table';
+      const source = (isTable ? tableF.input.value : sqlF.input.value).trim().replace(/;\s*$/, '');
+      if (!source) throw new Error(isTable ? 'Give a table' : 'Write a query');
+      let geo = geoF.input.value.trim() || 'geom', columns = [];
+      if (isTable) {
         const t = await api.get(`/api/v3/workspace/connections/${encodeURIComponent(conn.input.value)}/tables/${encodeURIComponent(source)}`);
         geo = t.geometryColumn || geo;
         columns = (t.columns || []).map(c => c.name).filter(n => n !== geo);
-      } catch (err) { toast(err.message, 'error'); return; }
+      }
+      let n = 1;
+      while (datasets.some(d => d.id === `d${n}`) || layers().some(l => l.id === `l${n}`)) n++;
+      const aggKind = isTable && layerType.input.value !== 'features' ? layerType.input.value : null;
+      let dataset;
+      if (aggKind === 'quadbin') {
+        // The grid uses the Maps API's dynamic aggregation: cells sized to the zoom, values per tile.
+        const level = Number(resF.input.value), op = opF.input.value, column = op === 'count' ? null : opColF.input.value.trim();
+        const [lo, hi] = RESOLUTIONS.quadbin;
+        if (!Number.isInteger(level) || level < lo || level > hi) throw new Error(`The detail level must be a whole number from ${lo} to ${hi}`);
+        if (op !== 'count' && !columns.includes(column)) throw new Error(`${source} has no column “${column || ''}” to ${op}`);
+        const agg = { kind: 'quadbin', table: source, geo, resolution: level, operation: op, column };
+        dataset = { id: `d${n}`, type: 'table', source, connectionName: conn.input.value, geoColumn: geo, columns, format: 'tilejson', queryParameters: null,
+          spatialDataType: 'quadbin', aggregationExp: aggregationExp(agg), aggregationResLevel: level, aggregation: agg };
+      } else if (aggKind) {
+        const agg = { kind: aggKind, table: source, geo, resolution: Number(resF.input.value), operation: opF.input.value, column: opF.input.value === 'count' ? null : opColF.input.value.trim() };
+        const [lo, hi] = RESOLUTIONS[aggKind];
+        if (!Number.isInteger(agg.resolution) || agg.resolution < lo || agg.resolution > hi) throw new Error(`The resolution must be a whole number from ${lo} to ${hi}`);
+        if (agg.operation !== 'count' && !columns.includes(agg.column)) throw new Error(`${source} has no column “${agg.column || ''}” to ${agg.operation}`);
+        dataset = { id: `d${n}`, type: 'query', source: aggregationSQL(agg), connectionName: conn.input.value, geoColumn: 'geom', aggregation: agg, format: 'tilejson', queryParameters: null };
+      } else {
+        dataset = { id: `d${n}`, type: isTable ? 'table' : 'query', source, connectionName: conn.input.value, geoColumn: geo, columns, format: 'tilejson', queryParameters: null };
+        if (!isTable && hasPlaceholders(source)) {
+          dataset.sqlTemplate = source;
+          const problem = applyParameters([dataset], cfg.parameters);
+          if (problem) throw new Error(problem);
+        }
+      }
+      try { await resolveSource(dataset); }  // a broken table or query is refused here, not saved
+      catch (err) { throw new Error(`This source cannot be mapped: ${err.message}`); }
+      return { dataset, n, isTable, source, agg: dataset.aggregation };
     }
-    let n = 1;
-    while (datasets.some(d => d.id === `d${n}`) || layers().some(l => l.id === `l${n}`)) n++;
-    const dataset = { id: `d${n}`, type: isTable ? 'table' : 'query', source, connectionName: conn.input.value, geoColumn: geo,
-      columns, format: 'tilejson', queryParameters: null };
-    try { await resolveSource(dataset); }  // a broken table or query is refused here, not saved
-    catch (err) { toast(`This source cannot be mapped: ${err.message}`, 'error'); return; }
+
+    const { dataset, n, isTable, source, agg } = made;
     datasets = [...datasets, dataset];
-    const label = isTable ? source.split('.').pop() : `Query ${n}`;
+    const label = agg ? `${source.split('.').pop()} · ${agg.kind === 'h3' ? 'hexbins' : 'grid'}` : isTable ? source.split('.').pop() : `Query ${n}`;
     const layer = defaultLayer(`l${n}`, dataset.id, label, layers().length);
+    if (agg) {
+      // Styled by the aggregate from the start: 5 equal intervals (counts repeat too often for quantiles).
+      layer.config.aggregated = agg.kind;
+      layer.visualChannels = { colorField: { name: aggregateColumn(agg), type: 'real' }, colorScale: 'quantize' };
+      Object.assign(layer.config.visConfig, { colorRange: { name: 'YlOrRd', type: 'sequential', colors: RAMPS.YlOrRd }, classes: 5, opacity: 0.8, strokeColor: [255, 255, 255], thickness: 0.5 });
+    }
     layers().unshift(layer);
     selected = layer.id;
     await redraw();
     const e = view.entries.get(layer.id);
-    if (e && e.tilejson && e.tilejson.bounds) view.fitBounds(e.tilejson.bounds);
+    if (dataset.spatialDataType === 'quadbin') {
+      // A grid's TileJSON spans the world (its tiles are cells): fit to the points' extent instead.
+      try {
+        const x = (await columnStats(dataset, dataset.geoColumn)).extent;
+        if (x) view.fitBounds([x.xmin, x.ymin, x.xmax, x.ymax]);
+      } catch { /* keep the view */ }
+    } else if (e && e.tilejson && e.tilejson.bounds) view.fitBounds(e.tilejson.bounds);
     changed();
   }
 
@@ -252,16 +415,17 @@ export async function render(root, ctx, mapId) {
     if (!layers().length) { toast('Add a layer first: widgets summarise a layer’s data', 'error'); return; }
     const seen = new Set();
     const sources = layers().filter(l => !seen.has(l.config.dataId) && seen.add(l.config.dataId));
-    const type = field('Type', { tag: 'select', options: Object.entries(WIDGET_TYPES).map(([value, label]) => ({ value, label })) });
-    const src = field('Layer', { tag: 'select', options: sources.map(l => ({ value: l.config.dataId, label: l.config.label })) });
-    const column = field('Column', { tag: 'select', options: [] });
-    const operation = field('Operation', { tag: 'select', options: OPERATIONS });
-    const opColumn = field('Aggregated column', { tag: 'select', options: [] }, 'For sum, avg, min and max.');
+    const type = field('Type', { tag: 'select', id: 'widget-type', options: Object.entries(WIDGET_TYPES).map(([value, label]) => ({ value, label })) });
+    const src = field('Layer', { tag: 'select', id: 'widget-layer', options: sources.map(l => ({ value: l.config.dataId, label: l.config.label })) });
+    const column = field('Column', { tag: 'select', id: 'widget-column', options: [] });
+    const operation = field('Operation', { tag: 'select', id: 'widget-operation', options: OPERATIONS });
+    const opColumn = field('Aggregated column', { tag: 'select', id: 'widget-opcolumn', options: [] }, 'For sum, avg, min and max.');
     const fill = () => {
       const cols = columnsOf(src.input.value);
       const t = type.input.value;
-      const fit = cols.filter(c => t === 'histogram' ? c.type === 'number' : t === 'timeseries' ? (c.type === 'timestamp' || c.type === 'date') : true);
-      clear(column.input, (t === 'formula' ? [{ value: '', label: '(rows)' }] : []).concat(fit.map(c => ({ value: c.name, label: `${c.name} · ${c.type}` }))).map(optionEl));
+      const fit = cols.filter(c => !WIDGET_COLUMNS[t] || WIDGET_COLUMNS[t].includes(c.type));
+      clear(column.input, (t === 'formula' || t === 'table' ? [{ value: '', label: t === 'table' ? '(all columns)' : '(rows)' }] : []).concat(fit.map(c => ({ value: c.name, label: `${c.name} · ${c.type}` }))).map(optionEl));
+      operation.hidden = opColumn.hidden = t === 'table' || t === 'range';
       clear(opColumn.input, cols.filter(c => c.type === 'number').map(c => optionEl({ value: c.name, label: c.name })));
     };
     type.input.onchange = fill; src.input.onchange = fill;
@@ -272,10 +436,11 @@ export async function render(root, ctx, mapId) {
     const t = type.input.value, op = operation.input.value;
     let col = column.input.value;
     if (t === 'formula' && op !== 'count') col = opColumn.input.value;
-    if (t !== 'formula' && !col) { toast('That layer has no column this widget can use', 'error'); return; }
+    if (t !== 'formula' && t !== 'table' && !col) { toast('That layer has no column this widget can use', 'error'); return; }
     const layerLabel = (sources.find(l => l.config.dataId === src.input.value) || {}).config.label;
-    const w = { id: `w${Date.now().toString(36)}`, type: t, dataId: src.input.value, column: col || null, operation: op,
-      operationColumn: op === 'count' ? null : opColumn.input.value || null, title: `${WIDGET_TYPES[t]}: ${col || layerLabel}` };
+    const w = { id: `w${Date.now().toString(36)}`, type: t, dataId: src.input.value, column: t === 'table' ? null : col || null, operation: t === 'table' || t === 'range' ? 'count' : op,
+      operationColumn: op === 'count' || t === 'formula' ? null : opColumn.input.value || null, title: `${WIDGET_TYPES[t]}: ${col || layerLabel}` };
+    if (t === 'table') w.columns = col ? [col] : columnsOf(src.input.value).map(c => c.name).slice(0, 4);
     cfg.widgets.push(w);
     panel.render();
     changed();
@@ -391,6 +556,8 @@ export async function render(root, ctx, mapId) {
     await dialog('Share this map', body, [{ label: 'Done', value: true, kind: 'primary' }]);
   }
 
+  renderParameters();
+  applyParameters(datasets, cfg.parameters);
   await redraw();
   if (!cfg.mapState.fitted && layers().length) {
     // A map made from a table or query opens fitted to its data once; afterwards the saved view wins.

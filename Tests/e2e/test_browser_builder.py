@@ -1,0 +1,514 @@
+"""The map builder for thematic maps in a real browser (issue 13, points 4-6): a quantile ramp with
+5 classes whose legend matches the drawn pixels, labels, an aggregated H3 layer, every widget type
+with filtered counts checked against SQL, a SQL parameter control moved (values bound, never in the
+SQL), the filters back after a reload, and the public viewer with no cookies drawing the same pixels.
+Screenshots: test-artifacts/browser/builder-<step>.png."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+
+import pytest
+
+import browser as B
+import helpers as h
+from helpers import assert_error, assert_ok
+from test_browser_journey import chrome_ok  # noqa: F401  (fixture)
+from test_workspace_maps import MAPS, dataset, kepler
+
+TABLE = "public.e2e_builder_places"
+# Six of fifteen months hold data: the time series must keep the nine empty ones.
+MONTHS = [0, 2, 3, 7, 11, 14]
+FIXTURE = f"""
+DROP TABLE IF EXISTS {TABLE};
+CREATE TABLE {TABLE} (cartodb_id int PRIMARY KEY, name text, population int, kind text, founded date,
+                      geom geometry(Point, 4326));
+INSERT INTO {TABLE}
+SELECT i, 'P' || i, ((i * 7919) % 997 + 1) * ((i * 31) % 13 + 1) * 10, chr(97 + i % 5),
+       (date '2023-01-01' + make_interval(months => (ARRAY{MONTHS})[1 + i % 6]))::date + (i % 27),
+       ST_SetSRID(ST_MakePoint(-9 + (i % 20) * 1.5, 37 + (i / 20) * 1.5), 4326)
+FROM generate_series(0, 299) i;
+ANALYZE {TABLE};
+"""
+
+
+def sql(stack, text: str) -> list[list[str]]:
+    out = h.warehouse(stack, text).strip()
+    return [line.split("|") for line in out.splitlines()] if out else []
+
+
+def close(px, rgb) -> bool:
+    return px is not None and px[3] > 200 and all(abs(a - b) <= 2 for a, b in zip(px[:3], rgb))
+
+
+def hex_rgb(s: str) -> list[int]:
+    s = s.lstrip("#")
+    return [int(s[i:i + 2], 16) for i in (0, 2, 4)]
+
+
+def drawn(px) -> bool:
+    return px is not None and px[3] > 60
+
+
+def set_value(b, css: str, value) -> None:
+    """Sets an input's value as a user would and fires change (range and number inputs)."""
+    b.js("const el = document.querySelector(arguments[0]); el.value = arguments[1];"
+         "el.dispatchEvent(new Event('input', {bubbles: true})); el.dispatchEvent(new Event('change', {bubbles: true}));",
+         css, str(value))
+
+
+def select(b, css: str, value: str) -> None:
+    """Chooses an option as a user would; retried, because the style editor re-renders after each change."""
+    b.wait(lambda d: b.js(
+        "const el = document.querySelector(arguments[0]);"
+        "if (!el || !el.offsetParent || ![...el.options].some(o => o.value === arguments[1])) return false;"
+        "el.value = arguments[1]; el.dispatchEvent(new Event('change', {bubbles: true})); return true;", css, value), 20, f"{css} = {value}")
+
+
+def click(b, css: str) -> None:
+    """find + click, retried when a re-render replaced the element in between."""
+    b.wait(lambda d: b.find(css).click() or True, 20, f"click {css}")
+
+
+def saved(b) -> None:
+    b.wait(lambda d: b.find("#save-state").text == "All changes saved", 30, "autosave")
+
+
+def add_widget(b, kind: str, column: str | None, operation: str = "count") -> None:
+    click(b, "#add-widget")
+    b.find("dialog.modal #widget-type")
+    select(b, "#widget-layer", "d1")
+    select(b, "#widget-type", kind)
+    if column is not None:
+        select(b, "#widget-column", column)
+    if operation != "count":
+        select(b, "#widget-operation", operation)
+    b.find("dialog.modal").find_element(B.By.XPATH, ".//button[text()='Add widget']").click()
+    b.wait(lambda d: b.all(f".widget[data-type={kind}]"), 20, f"the {kind} widget")
+
+
+def widget_loaded(b, kind: str) -> bool:
+    cards = b.all(f".widget[data-type={kind}] .widget-body")
+    return bool(cards) and "Loading" not in cards[0].text
+
+
+def filter_sql(filters: dict) -> str:
+    """The dataset's filter JSON as plain SQL: the reference the widget counts are checked against."""
+    conds = []
+    for col, ops in filters.items():
+        for op, f in ops.items():
+            if op == "in":
+                conds.append(f"{col} IN ({', '.join(repr(str(v)) for v in f['values'])})")
+            elif op == "between":
+                lo, hi = f["values"][0]
+                conds.append(f"{col} >= {lo} AND {col} <= {hi}")
+            elif op == "closed_open" and col == "founded":
+                lo, hi = f["values"][0]
+                conds.append(f"{col} >= to_timestamp({lo} / 1000.0) AND {col} < to_timestamp({hi} / 1000.0)")
+            elif op == "closed_open":
+                lo, hi = f["values"][0]
+                conds.append(f"{col} >= {lo} AND {col} < {hi}")
+            else:
+                raise AssertionError(f"unexpected filter {op}")
+    return " AND ".join(conds) or "TRUE"
+
+
+def view_filters(b, map_id: str = "builder-map") -> dict:
+    return b.js(f"return JSON.parse(JSON.stringify(document.getElementById('{map_id}').mapview.filters['d1'] || {{}}))")
+
+
+def bounds_sql(b, map_id: str) -> str:
+    w, s, e, n = b.js(f"const x = document.getElementById('{map_id}').mapview.map.getBounds();"
+                      "return [x.getWest(), x.getSouth(), x.getEast(), x.getNorth()];")
+    return f"ST_Intersects(geom, ST_MakeEnvelope({max(w, -180)}, {max(s, -85.05)}, {min(e, 180)}, {min(n, 85.05)}, 4326))"
+
+
+def test_bad_map_parameters_are_refused(stack, api, admin, dw):
+    """The map document refuses SQL parameters and queryParameters the builder could not use."""
+    bad = [
+        ({"name": "1x", "type": "text", "value": ""}, "name"),
+        ({"name": "p", "type": "slider", "value": ""}, "type"),
+        ({"name": "p", "type": "numeric", "value": ["a", 2]}, "[from, to]"),
+        ({"name": "p", "type": "date", "value": ["2020-01-01", "tomorrow"]}, "YYYY-MM-DD"),
+    ]
+    for param, words in bad:
+        doc = kepler()
+        doc["config"]["parameters"] = [param]
+        err = assert_error(api.post(MAPS, token=admin.token, json_body={"title": "bad", "keplerMapConfig": doc, "datasets": [dataset()]}), 400, "invalid_map")
+        assert words in err["error"], err
+    d = dataset(type="query", source="SELECT * FROM public.e2e_places WHERE population > $1", queryParameters=[{"x": 1}])
+    err = assert_error(api.post(MAPS, token=admin.token, json_body={"title": "bad", "keplerMapConfig": kepler(), "datasets": [d]}), 400, "invalid_map")
+    assert "queryParameters" in err["error"]
+
+
+def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, chrome_ok):  # noqa: F811
+    h.warehouse(stack, FIXTURE)
+    base = f"http://127.0.0.1:{stack.http_port}"
+    title = h.unique("Thematic map")
+    m = assert_ok(api.post(MAPS, token=admin.token, json_body={"title": title, "keplerMapConfig": kepler(layers=[]), "datasets": []}), 201)
+    map_id = m["id"]
+
+    b = B.Browser(base, B.DESKTOP, "builder")
+    try:
+        b.open(f"/acc/#/login?next={urllib.parse.quote('/#/maps/' + map_id, safe='')}")
+        b.find("input[type=email]").send_keys(stack.admin_email)
+        b.find("input[type=password]").send_keys(stack.admin_password, B.Keys.ENTER)
+        b.find("#builder-map")
+
+        # ---- a failing query in the add-source dialog: said in place, the dialog and its text stay
+        click(b, "#add-layer")
+        select(b, "#source-kind", "query")
+        broken = f"SELECT * FROM {TABLE} WHERE population > {{{{nope}}}}"
+        b.find("#source-sql").send_keys(broken)
+        b.find("#add-source-submit").click()
+        err = b.find("#add-source-error")
+        assert "No parameter named nope" in err.text, err.text
+        assert b.find("#source-sql").get_attribute("value") == broken, "the text is kept"
+        b.find("#source-sql").clear()
+        b.find("#source-sql").send_keys(f"SELEC * FROM {TABLE}")
+        b.find("#add-source-submit").click()
+        b.wait(lambda d: "cannot be mapped" in b.find("#add-source-error").text, 20, "the SQL error in place")
+        assert b.find("#source-sql").get_attribute("value") == f"SELEC * FROM {TABLE}"
+        # ... and the same dialog then adds the table
+        select(b, "#source-kind", "table")
+        b.find("#source-table").send_keys(TABLE)
+        b.find("#add-source-submit").click()
+        b.find("#layer-list .layer-item[data-layer=l1]")
+        b.tiles_done("builder-map")
+
+        # ---- quantiles, 5 classes, a ColorBrewer palette, opacity 1: legend <-> pixels <-> SQL breaks
+        select(b, "#color-by", "population")
+        b.wait(lambda d: b.all("#color-method"), 20, "the method control")
+        assert B.Select(b.find("#color-method")).first_selected_option.get_attribute("value") == "quantile"
+        assert b.find("#color-classes").get_attribute("value") == "5"
+        select(b, "#color-palette", "YlOrRd")
+        set_value(b, "#layer-opacity", 1)
+        b.wait(lambda d: len(b.all(".legend .legend-part[data-channel=Fill] .swatch")) == 5, 20, "a 5-class legend")
+        b.tiles_done("builder-map")
+        legend = [hex_rgb(s.get_attribute("data-color")) for s in b.all(".legend .legend-part[data-channel=Fill] .swatch")]
+        assert len({tuple(c) for c in legend}) == 5, legend
+        breaks = [float(r[0]) for r in sql(stack, f"SELECT unnest(percentile_disc(ARRAY[0, .2, .4, .6, .8, 1]::float8[]) "
+                                                  f"WITHIN GROUP (ORDER BY population::float8)) FROM {TABLE}")]
+        assert len(breaks) == 6, breaks
+
+        def klass(x: float) -> int:
+            i = 0
+            while i < 4 and x >= breaks[i + 1]:
+                i += 1
+            return i
+        probes = sql(stack, f"SELECT cartodb_id, population, ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id IN (21, 47, 88, 133, 170, 204, 251, 266) ORDER BY 1")
+        seen = set()
+        builder_px = {}
+        for cid, pop, lat, lon in probes:
+            k = klass(float(pop))
+            seen.add(k)
+            px = b.pixel("builder-map", "l1", float(lat), float(lon))
+            builder_px[cid] = px
+            assert close(px, legend[k]), f"feature {cid} (population {pop}, class {k}) drawn {px}, legend says {legend[k]}"
+        assert len(seen) >= 3, f"the probes cover several classes: {seen}"
+
+        # ---- bad class input: said in place; the setting is kept and the map still draws
+        set_value(b, "#color-classes", 50)
+        b.wait(lambda d: "between 2 and 10" in b.find("#color-error").text, 20, "the class-count message")
+        assert b.find("#color-classes").get_attribute("value") == "50"
+        select(b, "#color-method", "custom")
+        set_value(b, "#color-classes", 5)
+        b.wait(lambda d: b.all("#custom-breaks"), 20, "the custom breaks field")
+        set_value(b, "#custom-breaks", "1000, 500")
+        b.wait(lambda d: "need 4 custom breaks" in b.find("#color-error").text, 20, "the custom-breaks message")
+        set_value(b, "#custom-breaks", "2000, 5000, 20000, 60000")
+        b.wait(lambda d: not b.all("#color-error:not([hidden])"), 20, "custom breaks accepted")
+        b.wait(lambda d: "2.0k" in b.find(".legend").text or "2000" in b.find(".legend").text, 20, "the custom breaks in the legend")
+        select(b, "#color-method", "jenks")
+        b.wait(lambda d: len(b.all(".legend .legend-part[data-channel=Fill] .swatch")) == 5 and not b.all("#color-error:not([hidden])"), 30, "natural breaks")
+        select(b, "#color-method", "quantile")
+        b.wait(lambda d: [hex_rgb(s.get_attribute("data-color")) for s in b.all(".legend .legend-part[data-channel=Fill] .swatch")] == legend, 20, "the quantile legend back")
+
+        # ---- colour by date: equal periods from the first to the last date, the legend in dates
+        select(b, "#color-by", "founded")
+        b.wait(lambda d: "2023-01-01 – " in b.find(".legend").text and len(b.all(".legend .legend-part[data-channel=Fill] .swatch")) == 5, 20, "a date legend")
+        first, last = sql(stack, f"SELECT min(founded), max(founded) FROM {TABLE}")[0]
+        assert f" – {last}" in b.find(".legend").text
+        b.tiles_done("builder-map")
+        dlegend = [hex_rgb(s.get_attribute("data-color")) for s in b.all(".legend .legend-part[data-channel=Fill] .swatch")]
+        t0, t1 = [float(x) for x in sql(stack, f"SELECT extract(epoch FROM min(founded)::timestamp), extract(epoch FROM max(founded)::timestamp) FROM {TABLE}")[0]]
+        for cid, t, lat_s, lon_s in sql(stack, f"SELECT cartodb_id, extract(epoch FROM founded::timestamp), ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id IN (21, 88, 170, 266)"):
+            k = min(4, int((float(t) - t0) / ((t1 - t0) / 5)))
+            px = b.pixel("builder-map", "l1", float(lat_s), float(lon_s))
+            assert close(px, dlegend[k]), f"feature {cid} drawn {px}, date class {k} is {dlegend[k]}"
+        select(b, "#color-by", "population")
+        select(b, "#color-palette", "YlOrRd")
+        b.wait(lambda d: [hex_rgb(s.get_attribute("data-color")) for s in b.all(".legend .legend-part[data-channel=Fill] .swatch")] == legend, 20, "the population legend again")
+
+        # ---- size by value and labels (with collision handling) for the screenshot; sizes stay below
+        # half the points' spacing so that every probe's centre keeps its own colour
+        select(b, "#size-by", "population")
+        b.wait(lambda d: b.all("#size-max"), 20, "the size range")
+        set_value(b, "#size-min", 3)
+        set_value(b, "#size-max", 8)
+        b.wait(lambda d: "Size · population" in b.find(".legend").text, 20, "the size legend")
+        select(b, "#label-by", "name")
+        b.tiles_done("builder-map")
+        saved(b)
+        b.shot("builder-ramp-labels")
+
+        # ---- an aggregated H3 layer: the warehouse counts every point into hexagons
+        click(b, "#add-layer")
+        b.find("#source-table").send_keys(TABLE)
+        select(b, "#layer-type", "h3")
+        set_value(b, "#agg-resolution", 2)
+        b.find("#add-source-submit").click()
+        b.find("#layer-list .layer-item[data-layer=l2]")
+        b.wait(lambda d: len(b.all(".legend .legend-layer")) == 2, 20, "two layers in the legend")
+        b.tiles_done("builder-map")
+        hexes = sql(stack, f"SELECT count(DISTINCT carto.h3_fromgeogpoint_int(geom, 2)), max(n) FROM "
+                           f"(SELECT geom, count(*) OVER (PARTITION BY carto.h3_fromgeogpoint_int(geom, 2)) n FROM {TABLE}) t")[0]
+        assert int(hexes[0]) > 10, hexes
+        lat, lon = float(probes[0][2]), float(probes[0][3])
+        b.wait(lambda d: drawn(b.pixel("builder-map", "l2", lat, lon)), 20, "a hexagon over a point")
+        b.wait(lambda d: len(b.all(".legend .legend-layer")[0].find_elements(B.By.CSS_SELECTOR, ".swatch")) == 5, 20, "the hexbins' 5-class legend")
+        assert "Fill · count" in b.all(".legend .legend-layer")[0].text
+        b.shot("builder-aggregated")
+        click(b, "#layer-list .layer-item[data-layer=l2] .toggle-visibility")  # hidden for the rest
+
+        # ---- a grid layer on the Maps API's dynamic aggregation: quadbin tiles and cells per zoom
+        for z, x, y in ((0, 0, 0), (4, 8, 5), (13, 4100, 2700)):
+            want = sql(stack, f"SELECT lpad(to_hex(carto.quadbin_fromzxy({z}, {x}, {y})), 16, '0')")[0][0]
+            got = b.js("return import('/js/quadbin.js').then(m => m.quadbinFromZXY(arguments[0], arguments[1], arguments[2]))", z, x, y)
+            assert got == want, (z, x, y, got, want)
+        click(b, "#add-layer")
+        b.find("#source-table").send_keys(TABLE)
+        select(b, "#layer-type", "quadbin")
+        set_value(b, "#agg-resolution", 2)
+        b.find("#add-source-submit").click()
+        b.find("#layer-list .layer-item[data-layer=l3]")
+        b.tiles_done("builder-map")
+        b.wait(lambda d: drawn(b.pixel("builder-map", "l3", lat, lon)), 20, "a grid cell over a point")
+        b.wait(lambda d: len(b.all(".legend .legend-layer")[0].find_elements(B.By.CSS_SELECTOR, ".swatch")) == 5, 20, "the grid's 5-class legend")
+        # Every point is in view, so the cells of the tiles on screen count all of them, each once.
+        counted = b.js("""const v = document.getElementById('builder-map').mapview, e = v.entries.get('l3'), z = e.vector._tileZoom;
+            let n = 0; for (const [k, t] of e.vector._cache) if (k.startsWith(z + '/')) for (const f of t.features) n += Number(f.properties.count);
+            return n;""")
+        assert counted == 300, counted
+        # The classes follow the cells on screen: equal intervals from their smallest to their largest count.
+        lows = b.js("return [...document.querySelectorAll('.legend .legend-layer')][0].textContent")
+        values = b.js("""const e = document.getElementById('builder-map').mapview.entries.get('l3'), z = e.vector._tileZoom;
+            return [...e.vector._cache].filter(([k]) => k.startsWith(z + '/')).flatMap(([, t]) => t.features.map(f => Number(f.properties.count)));""")
+        assert f"{min(values)} – " in lows and f" – {max(values)}" in lows, (lows, min(values), max(values))
+        b.shot("builder-grid")
+        click(b, "#layer-list .layer-item[data-layer=l3] .toggle-visibility")
+        click(b, "#layer-list .layer-item[data-layer=l1] button.name")
+
+        # ---- every widget type
+        add_widget(b, "formula", None)
+        add_widget(b, "category", "kind")
+        add_widget(b, "pie", "kind")
+        add_widget(b, "histogram", "population")
+        add_widget(b, "range", "population")
+        add_widget(b, "timeseries", "founded")
+        add_widget(b, "table", None)
+        for kind in ("formula", "category", "pie", "histogram", "range", "timeseries", "table"):
+            b.wait(lambda d, k=kind: widget_loaded(b, k), 30, f"{kind} loaded")
+        in_view = bounds_sql(b, "builder-map")
+        total = int(sql(stack, f"SELECT count(*) FROM {TABLE} WHERE {in_view}")[0][0])
+        assert b.find(".widget[data-type=formula] .formula-value").get_attribute("data-value") == str(total)
+        # The time series keeps its empty months: 15 bars, 6 with data.
+        bars = b.js("return [...document.querySelectorAll('.widget[data-type=timeseries] .bars button')].map(x => x.dataset.value)")
+        assert len(bars) == 15, bars
+        assert sum(1 for x in bars if x != "0") == len(MONTHS), bars
+        # Play steps through the months, filtering the map; stop and clear.
+        click(b, ".widget[data-type=timeseries] button.play")
+        b.wait(lambda d: "closed_open" in json.dumps(view_filters(b)), 20, "the animation filtering a month")
+        # (the cards re-render with every frame: clicked through the page, not a held element)
+        b.wait(lambda d: b.js("const p = document.querySelector('.widget[data-type=timeseries] button.play');"
+                              "if (!p || p.textContent !== '■') return false; p.click(); return true;"), 20, "the stop button")
+        b.wait(lambda d: "closed_open" not in json.dumps(view_filters(b)), 20, "stopping shows all times again")
+        # Subtitles name the right columns.
+        subtitles = b.js("return Object.fromEntries([...document.querySelectorAll('.widget')].map(w => [w.dataset.type, w.querySelector('.widget-subtitle').textContent]))")
+        assert subtitles["category"] == "count by kind" and subtitles["histogram"] == "count by population", subtitles
+        assert subtitles["pie"] == "count by kind" and subtitles["range"] == "range of population", subtitles
+
+        # Category, histogram brush (three bins) and range combine.
+        click(b, ".widget[data-type=category] button.cat[data-category=a]")
+        b.wait(lambda d: "in" in view_filters(b).get("kind", {}), 20, "the category filter")
+        b.wait(lambda d: widget_loaded(b, "histogram") and b.all(".widget[data-type=histogram] .bars button[data-bin='0']"), 20, "histogram")
+        click(b, ".widget[data-type=histogram] .bars button[data-bin='0']")
+        b.wait(lambda d: b.all(".widget[data-type=histogram] .bars button[data-bin='0'][aria-pressed=true]"), 20, "bin 0 brushed")
+        b.wait(lambda d: B.ActionChains(b.driver).key_down(B.Keys.SHIFT).click(b.find(".widget[data-type=histogram] .bars button[data-bin='2']"))
+               .key_up(B.Keys.SHIFT).perform() or True, 20, "shift-click bin 2")
+        b.wait(lambda d: len(b.all(".widget[data-type=histogram] .bars button[aria-pressed=true]")) == 3, 20, "three bins brushed")
+        lo, hi = [float(x) for x in sql(stack, f"SELECT min(population), max(population) FROM {TABLE}")[0]]
+        set_value(b, ".widget[data-type=range] .range-low", lo + (hi - lo) * 0.05)
+        b.wait(lambda d: set(view_filters(b).get("population", {})) == {"closed_open", "between"}, 20, "brush and range on population")
+        f = view_filters(b)
+        assert "in" in f["kind"], f
+        # Category, brush and range combine (AND); every count is checked against the same filter in SQL.
+        for kind in ("formula", "table", "category", "pie"):
+            b.wait(lambda d, k=kind: widget_loaded(b, k), 30, f"{kind} reloaded")
+        b.tiles_done("builder-map")
+        f = view_filters(b)
+        where = filter_sql(f)
+        expected = int(sql(stack, f"SELECT count(*) FROM {TABLE} WHERE {where} AND {in_view}")[0][0])
+        assert 0 < expected < total
+        b.wait(lambda d: b.find(".widget[data-type=formula] .formula-value").get_attribute("data-value") == str(expected), 20,
+               f"formula = SQL count {expected}")
+        b.wait(lambda d: b.find(".widget[data-type=table] .table-total").get_attribute("data-total") == str(expected), 20, "table total = SQL")
+        # The category widget is not filtered by its own selection: its counts are the other filters' rows.
+        others = {k: v for k, v in f.items() if k != "kind"}
+        per_kind = dict(sql(stack, f"SELECT kind, count(*) FROM {TABLE} WHERE {filter_sql(others)} AND {in_view} GROUP BY 1"))
+        b.wait(lambda d: b.find(".widget[data-type=category] button.cat[data-category=b]").get_attribute("data-value") == per_kind["b"], 20, "category counts = SQL")
+        pie_js = ("return Object.fromEntries([...document.querySelectorAll('.widget[data-type=pie] .pie-legend button')]"
+                  ".map(x => [x.dataset.category, x.dataset.value]))")
+        b.wait(lambda d: b.js(pie_js) == {"a": str(expected)}, 20, f"the pie = {{a: {expected}}}: {b.js(pie_js)}")
+        # The table pages and sorts.
+        click(b, ".widget[data-type=table] th button[data-sort=population]")
+        b.wait(lambda d: "▲" in b.find(".widget[data-type=table] th button[data-sort=population]").text, 20, "sorted")
+        smallest = sql(stack, f"SELECT population FROM {TABLE} WHERE {where} AND {in_view} ORDER BY population LIMIT 1")[0][0]
+        b.wait(lambda d: b.find(".widget[data-type=table] tbody tr td:nth-child(3)").text.replace(",", "") == smallest
+               if b.all(".widget[data-type=table] tbody tr") else False, 20, "the smallest population first")
+        saved(b)
+        b.tiles_done("builder-map")
+        filtered_px = {cid: b.pixel("builder-map", "l1", float(lat), float(lon)) for cid, _, lat, lon in probes}
+        assert any(drawn(px) for px in filtered_px.values()) and not all(drawn(px) for px in filtered_px.values()), filtered_px
+        b.shot("builder-widgets")
+
+        # ---- a SQL parameter (numeric range) bound to {{min_pop_from}} / {{min_pop_to}} in a query layer
+        click(b, "#add-parameter")
+        b.find("#parameter-name").send_keys("min_pop")
+        select(b, "#parameter-type", "numeric")
+        b.find("#parameter-default").send_keys("0, 100000")
+        b.find("#parameter-bounds").send_keys("0, 100000")
+        b.find("#parameter-submit").click()
+        b.find(".parameter[data-parameter=min_pop]")
+        click(b, "#add-layer")
+        select(b, "#source-kind", "query")
+        b.find("#source-sql").send_keys(f"SELECT cartodb_id, name, population, geom FROM {TABLE} "
+                                        "WHERE population BETWEEN {{min_pop_from}} AND {{min_pop_to}}")
+        b.find("#add-source-submit").click()
+        b.find("#layer-list .layer-item[data-layer=l4]")
+        saved(b)
+        doc = assert_ok(api.get(f"{MAPS}/{map_id}", token=admin.token))
+        q = next(d for d in doc["datasets"] if d["id"] == "d4")
+        assert "$1::numeric" in q["source"] and "$2::numeric" in q["source"] and "100000" not in q["source"], q["source"]
+        assert q["queryParameters"] == ["0", "100000"]
+        # Move it: the same SQL, new bound values, fewer features drawn.
+        cut = 20000
+        frm = b.find(".parameter[data-parameter=min_pop] .param-from")
+        frm.clear()
+        frm.send_keys("abc", B.Keys.TAB)
+        b.wait(lambda d: "must be numbers" in b.find(".parameter[data-parameter=min_pop] .parameter-error").text, 20, "the wrong-type message")
+        frm = b.find(".parameter[data-parameter=min_pop] .param-from")
+        assert frm.get_attribute("value") == "abc", "what was typed stays"
+        frm.clear()
+        frm.send_keys(str(cut), B.Keys.TAB)
+        b.wait(lambda d: not b.all(".parameter[data-parameter=min_pop] .parameter-error:not([hidden])"), 20, "accepted")
+        saved(b)
+
+        def stored_d4():
+            doc = assert_ok(api.get(f"{MAPS}/{map_id}", token=admin.token))
+            return next(d for d in doc["datasets"] if d["id"] == "d4")
+        b.wait(lambda d: stored_d4()["queryParameters"][0] == str(cut), 20, "the new value saved")
+        q2 = stored_d4()
+        assert q2["source"] == q["source"], "the SQL text never changes with the value"
+        assert q2["queryParameters"] == [str(cut), "100000"]
+        b.tiles_done("builder-map")
+        small = sql(stack, f"SELECT ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE population < {cut} ORDER BY cartodb_id LIMIT 1")[0]
+        big = sql(stack, f"SELECT ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE population BETWEEN {cut} AND 100000 ORDER BY cartodb_id LIMIT 1")[0]
+        b.wait(lambda d: not drawn(b.pixel("builder-map", "l4", float(small[0]), float(small[1]))), 20, "below the parameter: not drawn")
+        assert drawn(b.pixel("builder-map", "l4", float(big[0]), float(big[1]))), "inside the parameter's range: drawn"
+        # The query layer is editable; a failing edit is explained in place and the text stays.
+        click(b, "#layer-list .layer-item[data-layer=l4] button.name")
+        editor = b.find("#query-editor")
+        good = editor.get_attribute("value")
+        assert "{{min_pop_from}}" in good
+        editor.send_keys(" AND nonsense_column > 1")
+        click(b, "#run-query")
+        b.wait(lambda d: "failed" in b.find("#query-error").text, 20, "the SQL error in place")
+        assert b.find("#query-editor").get_attribute("value").endswith("nonsense_column > 1"), "the text is kept"
+        b.find("#query-editor").clear()
+        b.find("#query-editor").send_keys(good)
+        click(b, "#run-query")
+        b.wait(lambda d: not b.all("#query-error:not([hidden])") and b.all("#query-editor"), 20, "the query runs again")
+        # The query layer goes under the thematic one: its points show where the widgets filtered those out.
+        for _ in range(3):
+            click(b, "#layer-list button[aria-label='Move Query 4 down']")
+        saved(b)
+        b.shot("builder-parameter")
+
+        # ---- reload: the same filters, parameter and counts
+        b.driver.refresh()
+        b.find("#builder-map")
+        b.wait(lambda d: widget_loaded(b, "formula"), 30, "widgets after reload")
+        assert view_filters(b) == f, (view_filters(b), f)
+        b.wait(lambda d: b.find(".widget[data-type=formula] .formula-value").get_attribute("data-value") == str(expected), 20, "the same count after reload")
+        b.wait(lambda d: b.find(".widget[data-type=category] button.cat[data-category=a]").get_attribute("aria-pressed") == "true", 20, "a still selected")
+        assert b.find(".parameter[data-parameter=min_pop] .param-from").get_attribute("value") == str(cut)
+        b.tiles_done("builder-map")
+        reload_px = {cid: b.pixel("builder-map", "l1", float(lat), float(lon)) for cid, _, lat, lon in probes}
+        for cid in reload_px:
+            assert drawn(reload_px[cid]) == drawn(filtered_px[cid]), (cid, reload_px[cid], filtered_px[cid])
+        view = b.js("const m = document.getElementById('builder-map').mapview.map; const c = m.getCenter(); return [c.lat, c.lng, m.getZoom()]")
+        b.shot("builder-reload")
+        # The table is linked to the map: a row's click centres the map on its feature.
+        b.wait(lambda d: widget_loaded(b, "table") and b.all(".widget[data-type=table] tbody tr"), 20, "table rows")
+        row_id = b.js("return document.querySelector('.widget[data-type=table] tbody tr td').textContent").replace(",", "")
+        click(b, ".widget[data-type=table] tbody tr")
+        ry, rx = [float(v) for v in sql(stack, f"SELECT ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id = {int(row_id)}")[0]]
+        b.wait(lambda d: b.js("const c = document.getElementById('builder-map').mapview.map.getCenter(); return [c.lat, c.lng]") is not None and
+               all(abs(a - e) < 1e-3 for a, e in zip(b.js("const c = document.getElementById('builder-map').mapview.map.getCenter(); return [c.lat, c.lng]"), (ry, rx))),
+               20, f"the map centred on row {row_id}")
+
+        # ---- share it publicly
+        b.find("#share-button").click()
+        b.find("#public-toggle").click()
+        public = b.find("#public-link").get_attribute("value")
+        b.find("dialog.modal .actions button").click()
+    finally:
+        b.quit()
+
+    # ---- the public viewer, no cookies: same filters, same parameter, same pixels
+    v = B.Browser(base, B.DESKTOP, "builder-public")
+    try:
+        v.open(urllib.parse.urlsplit(public).path + "?lock=1")
+        assert v.find("#public-title").text == title
+        assert v.driver.get_cookies() == []
+        v.js("const m = document.getElementById('public-map').mapview.map; m.setView([arguments[0], arguments[1]], arguments[2], {animate: false});", *view)
+        v.tiles_done("public-map")
+        v.wait(lambda d: widget_loaded(v, "formula"), 30, "public widgets")
+        assert view_filters(v, "public-map") == f
+        v.wait(lambda d: v.find(".widget[data-type=formula] .formula-value").get_attribute("data-value") == str(expected), 20, "the same count in public")
+        for cid, lat_s, lon_s in ((p[0], p[2], p[3]) for p in probes):
+            px = v.pixel("public-map", "l1", float(lat_s), float(lon_s))
+            ref = reload_px[cid]
+            assert drawn(px) == drawn(ref), (cid, px, ref)
+            if drawn(ref):
+                assert close(px, ref[:3]), f"feature {cid}: public {px} vs builder {ref}"
+        assert v.find(".parameter[data-parameter=min_pop] .param-from").get_attribute("value") == str(cut)
+        assert not drawn(v.pixel("public-map", "l4", float(small[0]), float(small[1])))
+        v.shot("builder-public")
+    finally:
+        v.quit()
+
+
+def test_label_column_that_does_not_exist(stack, api, admin, dw, chrome_ok):  # noqa: F811
+    """A saved label column the data lacks is named in place; the layer still draws."""
+    h.warehouse(stack, FIXTURE)
+    layer = {"id": "l1", "type": "mvt", "config": {"dataId": "d1", "label": "places", "isVisible": True, "color": [200, 30, 30],
+             "columns": {}, "textLabel": [{"field": {"name": "no_such_column", "type": "string"}, "size": 12}],
+             "visConfig": {"opacity": 1, "radius": 5, "classes": 5}}, "visualChannels": {"colorField": None}}
+    m = assert_ok(api.post(MAPS, token=admin.token, json_body={
+        "title": h.unique("Labels"), "keplerMapConfig": kepler(layers=[layer]),
+        "datasets": [dataset(TABLE, columns=["name", "population"])]}), 201)
+    b = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.DESKTOP, "builder-label")
+    try:
+        b.open(f"/acc/#/login?next={urllib.parse.quote('/#/maps/' + m['id'], safe='')}")
+        b.find("input[type=email]").send_keys(stack.admin_email)
+        b.find("input[type=password]").send_keys(stack.admin_password, B.Keys.ENTER)
+        b.wait(lambda d: "no_such_column" in b.find("#label-error").text, 30, "the missing label column named")
+        b.tiles_done("builder-map")
+        lat, lon = [float(x) for x in sql(stack, f"SELECT ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id = 21")[0]]
+        assert close(b.pixel("builder-map", "l1", lat, lon), [200, 30, 30]), "the layer still draws"
+    finally:
+        b.quit()
