@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(name: "tessera-lds-api", dependencies: ["FastCGI", "LDSAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports"]),
+        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "WorkspaceAPI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn"]),
     ]
 )
