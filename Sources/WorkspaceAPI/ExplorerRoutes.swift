@@ -42,7 +42,8 @@ struct ExplorerRoutes {
     }
 
     /// A page of a table's rows: `orderBy` (a column) and `order` (`asc`/`desc`), `search` (text any shown
-    /// column contains), `limit` (1…1000, default 50) and `offset`. Geometry columns are left out.
+    /// column contains), `limit` (1…1000, default 50) and `offset`. Rows leave geometry columns out; `columns`
+    /// lists them all (the SQL editor completes column names from it).
     /// `meta.matches` counts a search's matches up to `TableRowsSQL.countCap` (`matchesCapped` beyond).
     func rows(_ request: HTTPRequest) throws -> HTTPResponse {
         let fqn = request.pathParameters["fqn"]!
@@ -86,7 +87,7 @@ struct ExplorerRoutes {
                 meta["matchesCapped"] = .bool(n > TableRowsSQL.countCap)
             }
             return .json(["rows": try JSON.decode(text), "meta": .object(meta),
-                          "columns": .array(shown.map { ["name": .string($0.name), "type": .string($0.kind)] })])
+                          "columns": .array(all.map { ["name": .string($0.name), "type": .string($0.kind)] })])
         }
     }
 
