@@ -46,7 +46,8 @@ struct SQLQueryStore {
         return try pool.withConnection { db in
             let r = try db.execute("SELECT \(Self.columns) FROM sql_queries WHERE id = $1 AND account_id = $2 AND user_id = $3 AND kind = 'saved'",
                                    [id, account, user])
-            return r.rowCount == 1 ? entry(r, 0) : nil
+            // JSON is nil-literal expressible: a bare nil here would be a found JSON null.
+            return r.rowCount == 1 ? .some(entry(r, 0)) : JSON?.none
         }
     }
 
@@ -90,7 +91,8 @@ struct SQLQueryStore {
                        sql = coalesce($6, sql), updated_at = now()
                 WHERE id = $1 AND account_id = $2 AND user_id = $3 AND kind = 'saved' RETURNING \(Self.columns)
                 """, [id, account, user, name, connection, sql])
-            return r.rowCount == 1 ? entry(r, 0) : nil
+            // JSON is nil-literal expressible: a bare nil here would be a found JSON null.
+            return r.rowCount == 1 ? .some(entry(r, 0)) : JSON?.none
         }
     }
 
