@@ -75,6 +75,7 @@ def test_workspace_journey(stack, api, admin, chrome_ok, tmp_path):  # noqa: F81
         assert len(b.all("table[aria-label=Results] tbody tr")) == PAGE_SIZE, "the grid holds one page, not the result"
         b.wait(lambda d: f"of {LARGE_ROWS:,}" in b.find("#sql-page").text, 60, "the whole result counted")
         timings["sql_longest_main_thread_gap_ms"] = b.js("return window.__gap")
+        b.js("document.getElementById('sql-stats').scrollIntoView({block: 'start'})")
         b.shot("workspace-sql-large")
         b.find("#sql-next").click()
         b.wait(lambda d: b.find("#sql-page").text.startswith(f"Rows 501–1,000 of {LARGE_ROWS:,}"), 30, "the second page")
@@ -117,6 +118,7 @@ def test_workspace_journey(stack, api, admin, chrome_ok, tmp_path):  # noqa: F81
         b.wait(lambda d: "cancelled" in b.find("#sql-history").text and "error" in b.find("#sql-history").text, 20, "the history")
         b.find("#sql-show-map").click()
         b.tiles_done("sql-map", 60)
+        b.js("document.getElementById('sql-map').scrollIntoView({block: 'end'})")
         b.shot("workspace-sql")
         set_sql(b, "SELECT 1")
         b.find("#sql-saved a.item").click()
@@ -129,11 +131,13 @@ def test_workspace_journey(stack, api, admin, chrome_ok, tmp_path):  # noqa: F81
                           "geoColumn": "geom", "columns": ["name"]}]}), 201)
         b.open(f"/#/maps/{m['id']}")
         b.find("#layer-list .layer-item").click()
+        b.tiles_done("builder-map", 60)
         B.Select(b.find("#layer-export-format")).select_by_value("gpkg")
         started = time.monotonic()
         b.find("#layer-export").click()
         link = b.find("#layer-export-download", timeout=90)
         timings["export_gpkg_s"] = round(time.monotonic() - started, 2)
+        b.js("document.getElementById('layer-export-status').scrollIntoView({block: 'end'})")
         b.shot("workspace-export")
         gpkg = tmp_path / "layer.gpkg"
         gpkg.write_bytes(page_bytes(b, link.get_attribute("href")))
@@ -161,9 +165,11 @@ def test_workspace_journey(stack, api, admin, chrome_ok, tmp_path):  # noqa: F81
         b.find("#explorer-search").send_keys("land", B.Keys.ENTER)
         b.wait(lambda d: f"of {matches:,} matching" in b.find("#explorer-page").text, 20, "the search")
         assert all("land" in r.text.lower() for r in b.all("#explorer-rows tbody tr"))
-        b.find("button.col-stats-button[data-column=name]").click()
-        b.wait(lambda d: "Statistics of name" in b.find("#col-stats").text, 20, "column statistics")
+        b.js("document.getElementById('explorer-search').closest('.card').scrollIntoView({block: 'start'})")
         b.shot("workspace-explorer")
+        b.find("button.col-stats-button[data-column=pop_est]").click()
+        b.wait(lambda d: "Statistics of pop_est" in b.find("#col-stats").text and "max" in b.find("#col-stats").text, 20, "column statistics")
+        b.shot("workspace-explorer-stats")
 
         # ---- 8. a CSV previewed, then imported
         table = h.unique("ws_import")

@@ -64,8 +64,8 @@ export async function render(main, ctx, parts) {
         table([{ label: 'Name', key: 'name' }, { label: 'Type', key: 'type' },
           { label: 'Statistics', render: c => h('button.link.col-stats-button', { type: 'button', dataset: { column: c.name }, onclick: () => showStats(c) }, 'Stats') }],
         t.columns || [], { 'aria-label': 'Columns' }), statsBox),
-      geo ? h('div.card', h('h3', 'Map preview'), mapBox) : null,
-      h('div.card', h('h3', 'Rows'), rowsBox));
+      h('div.card', h('h3', 'Rows'), rowsBox),
+      geo ? h('div.card', h('h3', 'Map preview'), mapBox) : null);
     if (geo) {
       view = new MapView(mapBox);
       const dataset = { id: 'preview', type: 'table', source: t.fqn || fqn, connectionName: conn, geoColumn: geo };

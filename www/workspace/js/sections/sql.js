@@ -30,7 +30,7 @@ export async function render(main, ctx) {
     h('div.row', h('div.field', { style: { flex: '0 1 14rem' } }, h('label', { for: 'sql-conn' }, 'Connection'), conn)),
     h('div.field', h('label', { for: 'sql-editor' }, 'Query'), editor,
       h('p.hint#sql-hint', 'Ctrl+Enter runs the query; Ctrl+Space completes schemas, tables and columns.')),
-    h('div.actions', h('div.row', saveName, save), h('div.row', cancel, run)));
+    h('div.actions.sql-actions', h('div.row', saveName, save), h('div.row', cancel, run)));
   main.append(h('div.page-head', h('div', h('h1', 'SQL console'), h('p', 'Query your warehouse directly.'))),
     h('div.sql-layout', h('div', form, out),
       h('aside.card.sql-side', { 'aria-label': 'Saved queries and history' },
