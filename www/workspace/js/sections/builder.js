@@ -185,13 +185,14 @@ export async function render(root, ctx, mapId) {
         tooltips()[l.config.dataId] = [...shown].map(name => ({ name, format: null }));
         changed();
       } }), c.name)) : h('p.muted', 'No columns'));
-    // The layer's source as saved; widget filters are not applied to the export yet.
+    // The layer's source with its widgets' current filters: the file holds what the map shows.
     const exporter = exportMenu('layer', () => {
       const d = datasets.find(x => x.id === l.config.dataId);
-      return d && { connection: d.connectionName, ...(d.type === 'table' ? { table: d.source } : { query: d.source }) };
+      return d && { connection: d.connectionName, filters: view.filters[d.id],
+        ...(d.type === 'table' ? { table: d.source } : { query: d.source, queryParameters: d.queryParameters }) };
     }, l.config.label);
     clear(editor, h('h2', 'Style'), label, h('div.row', fill, stroke), strokeOn, colorBy, ramp, width, radius, opacity, tips,
-      h('h2', 'Export layer data'), h('p.hint', 'The whole source of the layer, without widget filters.'), exporter);
+      h('h2', 'Export layer data'), h('p.hint', 'The layer’s source, with the filters its widgets apply now.'), exporter);
   }
 
   // ---- add a source
