@@ -76,12 +76,16 @@ def test_workspace_journey(stack, api, admin, chrome_ok, tmp_path):  # noqa: F81
         b.wait(lambda d: f"of {LARGE_ROWS:,}" in b.find("#sql-page").text, 60, "the whole result counted")
         timings["sql_longest_main_thread_gap_ms"] = b.js("return window.__gap")
         b.js("document.getElementById('sql-stats').scrollIntoView({block: 'start'})")
-        b.shot("workspace-sql-large")
+        b.shot_both_sizes("workspace-sql-large")  # the phone layout does not scroll sideways
         b.find("#sql-next").click()
         b.wait(lambda d: b.find("#sql-page").text.startswith(f"Rows 501–1,000 of {LARGE_ROWS:,}"), 30, "the second page")
         assert b.find("table[aria-label=Results] tbody tr td.num").text == "501"
 
-        # ---- 2. completion of a table's columns from the explorer API
+        # ---- 2. the schema browser and completion of a table's columns from the explorer API
+        set_sql(b, "SELECT * FROM ")
+        b.js("const cm = document.querySelector('.CodeMirror').CodeMirror; cm.focus(); cm.setCursor({line: 0, ch: 14});")
+        b.find("#sql-tables button[data-fqn='public.world_countries']").click()
+        assert b.js("return document.querySelector('.CodeMirror').CodeMirror.getValue()") == "SELECT * FROM public.world_countries"
         set_sql(b, "SELECT  FROM public.world_countries")
         b.js("const cm = document.querySelector('.CodeMirror').CodeMirror; cm.focus(); cm.setCursor({line: 0, ch: 7});"
              "cm.replaceSelection('na'); cm.showHint({completeSingle: false});")
@@ -166,7 +170,7 @@ def test_workspace_journey(stack, api, admin, chrome_ok, tmp_path):  # noqa: F81
         b.wait(lambda d: f"of {matches:,} matching" in b.find("#explorer-page").text, 20, "the search")
         assert all("land" in r.text.lower() for r in b.all("#explorer-rows tbody tr"))
         b.js("document.getElementById('explorer-search').closest('.card').scrollIntoView({block: 'start'})")
-        b.shot("workspace-explorer")
+        b.shot_both_sizes("workspace-explorer")
         b.find("button.col-stats-button[data-column=pop_est]").click()
         b.wait(lambda d: "Statistics of pop_est" in b.find("#col-stats").text and "max" in b.find("#col-stats").text, 20, "column statistics")
         b.shot("workspace-explorer-stats")

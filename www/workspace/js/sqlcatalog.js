@@ -12,6 +12,7 @@ export class SqlCatalog {
   }
 
   reset() {
+    this.schemas = [];       // [{name, tables: [{name, fqn, geometryColumn}]}] for the schema browser
     this.tables = {};        // sql-hint's map: name → column names
     this.fqns = new Map();   // lower-case name as written ("places", "public.places") → fqn for the API
     this.loaded = new Set();
@@ -26,6 +27,7 @@ export class SqlCatalog {
         await Promise.all(schemas.map(async s => {
           const tables = (await api.get(`/api/v3/workspace/connections/${conn}/schemas/${encodeURIComponent(s.name)}/tables`)).data || [];
           this.tables[s.name] = tables.map(t => t.name);
+          this.schemas.push({ name: s.name, tables });
           for (const t of tables) {
             const key = `${s.name}.${t.name}`;
             this.tables[key] = [];
@@ -33,6 +35,7 @@ export class SqlCatalog {
             if (s.name === 'public') { this.tables[t.name] = []; this.fqns.set(t.name.toLowerCase(), t.fqn); }
           }
         }));
+        this.schemas.sort((a, b) => a.name.localeCompare(b.name));
       })().catch(err => { this.ready = null; throw err; });
     }
     return this.ready;

@@ -25,6 +25,7 @@ export async function render(main, ctx) {
   const out = h('section#sql-out', { 'aria-live': 'polite' }, h('div.card', empty('Run a query', 'The first rows show at once; page through the rest, export them or put them on a map.')));
   const savedList = h('ul.list#sql-saved', h('li.muted', 'Loading…'));
   const historyList = h('ul.list#sql-history', h('li.muted', 'Loading…'));
+  const tablesBox = h('div#sql-tables', h('p.muted', 'Loading…'));
   let view = null, running = null, counting = null, marks = [];
   const form = h('form.card', { 'aria-label': 'SQL query' },
     h('div.row', h('div.field', { style: { flex: '0 1 14rem' } }, h('label', { for: 'sql-conn' }, 'Connection'), conn)),
@@ -34,6 +35,7 @@ export async function render(main, ctx) {
   main.append(h('div.page-head', h('div', h('h1', 'SQL console'), h('p', 'Query your warehouse directly.'))),
     h('div.sql-layout', h('div', form, out),
       h('aside.card.sql-side', { 'aria-label': 'Saved queries and history' },
+        h('h3', 'Tables'), tablesBox,
         h('h3', 'Saved queries'), savedList,
         h('div.page-head', h('h3', 'History'), h('button.link#sql-history-clear', { type: 'button', onclick: () => clearHistory() }, 'Clear')),
         historyList)));
@@ -58,7 +60,7 @@ export async function render(main, ctx) {
   } else {
     editor.addEventListener('keydown', e => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); form.requestSubmit(); } });
   }
-  conn.addEventListener('change', () => catalog.reset());
+  conn.addEventListener('change', () => { catalog.reset(); loadTables(); });
   const getText = () => (cm ? cm.getValue() : editor.value);
   const setText = t => { if (cm) { cm.setValue(t); cm.focus(); } else editor.value = t; };
   loadSide();
@@ -200,7 +202,23 @@ export async function render(main, ctx) {
       .then(() => loadHistory()).catch(() => {});
   }
 
-  function loadSide() { loadSaved(); loadHistory(); }
+  function loadSide() { loadTables(); loadSaved(); loadHistory(); }
+
+  /** The schema browser: a connection's tables; a click puts the table's name at the cursor. */
+  async function loadTables() {
+    try {
+      await catalog.load();
+      clear(tablesBox, catalog.schemas.length ? catalog.schemas.map(s => h('details.sql-schema', { open: s.name === 'public' || undefined },
+        h('summary', `${s.name} · ${s.tables.length}`),
+        h('ul.list', s.tables.map(t => h('li', h('button.item', { type: 'button', title: `Insert ${t.fqn}`, dataset: { fqn: t.fqn },
+          onclick: () => insert(t.fqn) }, h('span', t.name), h('span.muted', t.geometryColumn ? '◆' : '')))))))
+        : h('p.muted', 'No tables you can read.'));
+    } catch (err) { clear(tablesBox, h('p.form-error', err.message)); }
+  }
+
+  function insert(text) {
+    if (cm) { cm.replaceSelection(text); cm.focus(); } else editor.setRangeText(text, editor.selectionStart, editor.selectionEnd, 'end');
+  }
 
   function entryItem(e, extra) {
     const first = e.sql.split('\n').find(l => l.trim()) || e.sql;
