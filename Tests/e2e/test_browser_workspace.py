@@ -1,8 +1,8 @@
 """The workspace around the map in a real browser (issue 14), one journey against the whole stack:
 the SQL editor runs a 155,210-row query (first page timed in the page with performance.now(); the grid holds
 one page, so the tab does not freeze), marks an error where the server says, cancels a running statement
-(and the server stops it), saves a query and keeps the history; a builder layer exports as GeoPackage (the
-file opens with GDAL with the table's row count); the explorer sorts, searches and pages a table and shows
+(and the server stops it), saves a query and keeps the history; a builder layer with a category widget's
+filter exports as GeoPackage (the file opens with GDAL with the filtered row count); the explorer sorts, searches and pages a table and shows
 column statistics; a CSV is previewed and imported; a map is published with a password and opened in a
 fresh browser. Screenshots: test-artifacts/browser/workspace-<step>.png. Timings are printed (pytest -s)
 and written to test-artifacts/browser/workspace-timings.json."""
@@ -26,6 +26,11 @@ LARGE_Q = (f"SELECT g AS id, 'row ' || g AS label, g * 0.5 AS value,\n"
            f"       ST_SetSRID(ST_MakePoint((g % 360) - 180, ((g / 360) % 170) - 85), 4326) AS geom\n"
            f"FROM generate_series(1, {LARGE_ROWS}) AS g")
 MAP_PASSWORD = "workspace-sesame-14"
+# A visible layer of the countries, as the builder's defaultLayer makes it (js/style.js).
+LAYER = {"id": "l1", "type": "mvt", "config": {
+    "dataId": "d1", "label": "Countries", "isVisible": True, "color": [47, 111, 237], "columns": {}, "textLabel": [],
+    "visConfig": {"opacity": 0.85, "filled": True, "stroked": True, "strokeColor": [255, 255, 255], "thickness": 1, "radius": 5}},
+    "visualChannels": {"colorField": None, "colorScale": "quantize"}}
 
 # A heartbeat that records the longest gap between timer ticks: a frozen main thread shows up as a long gap.
 HEARTBEAT_JS = """
@@ -128,12 +133,22 @@ def test_workspace_journey(stack, api, admin, chrome_ok, tmp_path):  # noqa: F81
         b.find("#sql-saved a.item").click()
         assert "world_countries" in b.js("return document.querySelector('.CodeMirror').CodeMirror.getValue()")
 
-        # ---- 6. a builder layer exported as GeoPackage
+        # ---- 6. a builder layer exported as GeoPackage, with its widget's filter applied
+        europe = int(h.warehouse(stack, "SELECT count(*) FROM public.world_countries WHERE continent = 'Europe'"))
+        assert 0 < europe < countries
         m = h.assert_ok(api.post(MAPS, token=admin.token, json_body={
-            "title": h.unique("Export map"), "keplerMapConfig": kepler(),
+            "title": h.unique("Export map"), "keplerMapConfig": kepler(layers=[LAYER]),
             "datasets": [{"id": "d1", "type": "table", "source": "public.world_countries", "connectionName": "carto_dw",
-                          "geoColumn": "geom", "columns": ["name"]}]}), 201)
+                          "geoColumn": "geom", "columns": ["name", "continent"], "format": "tilejson", "queryParameters": None}]}), 201)
         b.open(f"/#/maps/{m['id']}")
+        b.find("#add-widget").click()
+        dlg = b.find("dialog.modal")
+        B.Select(dlg.find_element(B.By.XPATH, ".//label[text()='Type']/following-sibling::select")).select_by_value("category")
+        B.Select(dlg.find_element(B.By.XPATH, ".//label[text()='Column']/following-sibling::select")).select_by_value("continent")
+        dlg.find_element(B.By.XPATH, ".//button[text()='Add widget']").click()
+        b.find(".widget[data-type=category] button.cat[data-category=Europe]").click()
+        b.wait(lambda d: b.find(".widget[data-type=category] button.cat[data-category=Europe]").get_attribute("aria-pressed") == "true",
+               20, "Europe selected")
         b.find("#layer-list .layer-item").click()
         b.tiles_done("builder-map", 60)
         B.Select(b.find("#layer-export-format")).select_by_value("gpkg")
@@ -146,7 +161,7 @@ def test_workspace_journey(stack, api, admin, chrome_ok, tmp_path):  # noqa: F81
         gpkg = tmp_path / "layer.gpkg"
         gpkg.write_bytes(page_bytes(b, link.get_attribute("href")))
         info = subprocess.run(["ogrinfo", "-ro", "-so", "-al", str(gpkg)], capture_output=True, text=True, check=True).stdout
-        assert f"Feature Count: {countries}" in info, info
+        assert f"Feature Count: {europe}" in info, info  # what the map shows, not the whole table
 
         # ---- 7. the explorer: sort, search, paging, statistics
         b.open("/#/explorer/carto_dw/public.world_countries")
