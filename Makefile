@@ -29,6 +29,8 @@ APT_PACKAGES += postgresql-server-dev-15
 H3_PY_VERSION := $(shell sed -n 's/^H3_PY_VERSION=//p' packaging/h3/h3.pin)
 # workspace-www's map library, and the real browser its e2e journey drives
 APT_PACKAGES += libjs-leaflet chromium chromium-driver python3-selenium
+# the SQL editor (CodeMirror 5, its sql mode and hint add-ons)
+APT_PACKAGES += libjs-codemirror
 
 .PHONY: deps build h3 test-h3 run test test-swift test-e2e check-nginx check-varnish clean clean-state debs test-install
 

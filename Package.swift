@@ -44,7 +44,7 @@ let package = Package(
 
         // Features: never import FastCGI or a C module.
         .target(name: "WorkspaceAPI", dependencies: ["Platform", "Workflows", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"]),
-        .target(name: "SQLAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Observability", "CryptoSupport"]),
+        .target(name: "SQLAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Observability", "CryptoSupport", "MapsAPI"]),
         // The sql-worker's export writer: only the worker runs GDAL, so only its package depends on gdal-bin.
         .target(name: "Exports", dependencies: ["SQLAPI", "Platform", "HTTPKit", "Jobs", "Observability", "Spawn"]),
         .target(name: "MapsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
@@ -75,7 +75,7 @@ let package = Package(
         .executableTarget(name: "tessera-lds-api", dependencies: ["FastCGI", "LDSAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows"]),
+        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows", "WorkspaceAPI"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn"]),
     ]
 )

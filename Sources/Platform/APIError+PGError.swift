@@ -24,5 +24,6 @@ extension APIError {
             return
         }
         self.init(status, code, error.message, hint: error.hint, details: error.detail)
+        if let position = error.position { extra["position"] = .int(position) }
     }
 }

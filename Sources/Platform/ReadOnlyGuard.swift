@@ -62,7 +62,15 @@ public enum ReadOnlyGuard {
             throw APIError.forbidden("\(keyword.uppercased()) is not available to read-only credentials", code: "statement_not_allowed")
         }
         guard explainable.contains(keyword) else { return }
-        let plan = try connection.execute("EXPLAIN (VERBOSE, FORMAT JSON) " + sql, parameters, watch: watch)
+        let explain = "EXPLAIN (VERBOSE, FORMAT JSON) "
+        let plan: PGResult
+        do {
+            plan = try connection.execute(explain + sql, parameters, watch: watch)
+        } catch var e as PGError {
+            // The position the server names is in the EXPLAIN text; the client's is in its own.
+            e.position = e.position.map { $0 > explain.count ? $0 - explain.count : $0 }
+            throw e
+        }
         if let name = deniedName(inPlan: plan.string(0, 0) ?? "") {
             throw APIError.forbidden("\(name) is not available to read-only credentials", code: "function_not_allowed")
         }

@@ -10,13 +10,18 @@ public struct PGError: Error, CustomStringConvertible, Sendable {
     public let hint: String?
     /// Whether the connection itself failed (so the pool must not reuse it).
     public let connectionLost: Bool
+    /// 1-based character offset of the error in the statement text (PG_DIAG_STATEMENT_POSITION), when the
+    /// server names one: the SQL editor marks it.
+    public var position: Int?
 
-    public init(sqlstate: String?, message: String, detail: String? = nil, hint: String? = nil, connectionLost: Bool = false) {
+    public init(sqlstate: String?, message: String, detail: String? = nil, hint: String? = nil, connectionLost: Bool = false,
+                position: Int? = nil) {
         self.sqlstate = sqlstate
         self.message = message
         self.detail = detail
         self.hint = hint
         self.connectionLost = connectionLost
+        self.position = position
     }
 
     public var description: String { "\(sqlstate ?? "-----"): \(message)" }
@@ -36,7 +41,7 @@ public struct PGError: Error, CustomStringConvertible, Sendable {
         return PGError(sqlstate: field("C") ?? (lost ? "08006" : nil),
                        message: message ?? "unknown database error",
                        detail: field("D"), hint: field("H"),
-                       connectionLost: lost)
+                       connectionLost: lost, position: field("P").flatMap { Int($0) })
     }
 
     /// A connection attempt failed. libpq messages can echo host names but never passwords; we still keep

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Jobs
+import MapsAPI
 import Platform
 import Postgres
 import SQLKit
@@ -32,11 +33,20 @@ public struct ExportRoutes: Sendable {
         guard let formatName = p.string("format"), let format = ExportFormat(name: formatName) else {
             throw APIError.badRequest("format must be one of csv, geojson, gpkg, fgb, shp", code: "invalid_parameter")
         }
-        let query = try Self.query(p.string("query") ?? p.string("q"), table: p.string("table"))
+        let raw = p.string("query") ?? p.string("q"), table = p.string("table").flatMap { $0.isEmpty ? nil : $0 }
+        let query = try Self.query(raw, table: table)
         let name = Self.fileName(p.string("name") ?? p.string("table") ?? "export")
-        try validate(query, principal: principal, connection: connection, request: request)
+        // A builder layer's export: its query's parameters and its widget filters.
+        let parameters = table == nil ? try QueryParameters.positional(try p.json("queryParameters")) : []
+        let filters = try p.json("filters").flatMap { $0.isNull ? nil : $0 }
+        let filtersOr = p.string("filtersLogicalOperator")?.lowercased() == "or"
+        let statement = try validate(query, parameters: parameters, principal: principal, connection: connection, request: request) { db, watch in
+            guard let filters else { return SQL(unsafeRaw: query, parameters: parameters) }
+            return try FilteredSource.select(connection: connection, table: table, query: table == nil ? raw : nil, queryParameters: parameters,
+                                             filters: filters, filtersOr: filtersOr, db: db, watch: watch)
+        }
         var job = JobQueue.NewJob(queue: Self.queue, kind: Self.kind, payload: [
-            "connection": .string(connection), "query": .string(query), "format": .string(format.rawValue), "name": .string(name),
+            "connection": .string(connection), "query": .string(statement), "format": .string(format.rawValue), "name": .string(name),
         ])
         // A rerun after a crash starts the file again from scratch; the statement only reads.
         job.maxAttempts = 2
@@ -80,7 +90,10 @@ public struct ExportRoutes: Sendable {
     /// Runs the statement with no rows in the caller's own session, under the same grant checks as the
     /// query route: what the caller may not query is refused now (403/400/404), not by a failed job,
     /// and a query with a mistake fails at once with PostgreSQL's message.
-    func validate(_ query: String, principal: Principal, connection: String, request: HTTPRequest) throws {
+    /// `build` makes the statement the worker runs (the query itself, or the filtered source); its values are
+    /// written into the text for GDAL, which binds none, and that text is checked as well.
+    func validate(_ query: String, parameters: [String?], principal: Principal, connection: String, request: HTTPRequest,
+                  build: (PGConnection, PGConnection.Watch) throws -> SQL) throws -> String {
         let access = principal.access(to: connection)
         if case .none = access {
             _ = try services.warehouses.connection(account: principal.accountId, name: connection)
@@ -88,13 +101,18 @@ public struct ExportRoutes: Sendable {
         }
         let watch = PGConnection.Watch(abortDescriptor: request.abortDescriptor, isAborted: request.isClientGone,
                                        deadline: Date().addingTimeInterval(services.warehouses.statementTimeout(for: principal) + 2))
-        try services.warehouses.withSession(for: principal, connection: connection, request: request, readsOnly: true) { db in
+        return try services.warehouses.withSession(for: principal, connection: connection, request: request, readsOnly: true) { db in
             if case .granted(let grants) = access {
-                _ = try GrantCheck.authorize(query, parameters: [], grants: grants, connection: db, watch: watch)
+                _ = try GrantCheck.authorize(query, parameters: parameters, grants: grants, connection: db, watch: watch)
             } else {
-                try ReadOnlyGuard.check(query, [], connection: db, watch: watch)
+                try ReadOnlyGuard.check(query, parameters, connection: db, watch: watch)
             }
-            _ = try db.execute(query + " LIMIT 0", [], watch: watch)
+            _ = try db.execute(query + " LIMIT 0", parameters, watch: watch)
+            guard let statement = try build(db, watch).inlined() else {
+                throw APIError.badRequest("queryParameters must not contain NUL characters", code: "invalid_parameter")
+            }
+            _ = try db.execute("SELECT * FROM (\(statement)\n) AS tessera_export LIMIT 0", [], watch: watch)
+            return statement
         }
     }
 

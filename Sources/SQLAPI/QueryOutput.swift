@@ -8,6 +8,9 @@ struct QueryOutput {
     let format: ResultEncoder.Format
     let writer: StreamWriter
     let maxRows: Int?
+    /// Rows read and dropped before the first one sent (a later page of the SQL console).
+    let offset: Int
+    private var skipped = 0
     private(set) var encoder: ResultEncoder?
     private var buffer: [UInt8] = []
     private var rows = 0
@@ -15,10 +18,11 @@ struct QueryOutput {
     private let started = DispatchTime.now().uptimeNanoseconds
     static let flushBytes = 64 * 1024
 
-    init(format: ResultEncoder.Format, writer: StreamWriter, maxRows: Int?) {
+    init(format: ResultEncoder.Format, writer: StreamWriter, maxRows: Int?, offset: Int = 0) {
         self.format = format
         self.writer = writer
         self.maxRows = maxRows
+        self.offset = offset
         buffer.reserveCapacity(Self.flushBytes + 4096)
     }
 
@@ -51,6 +55,7 @@ struct QueryOutput {
     mutating func rows(_ result: PGResult) -> Bool {
         guard let encoder else { return false }
         for r in 0..<result.rowCount {
+            if skipped < offset { skipped += 1; continue }
             if let maxRows, rows >= maxRows { truncated = true; return false }
             let value: (Int, (UnsafeBufferPointer<UInt8>?) -> Void) -> Void = { column, use in result.withValue(r, column, use) }
             switch format {
@@ -97,6 +102,7 @@ struct QueryOutput {
                 meta["truncated"] = true
                 meta["maxRows"] = .int(maxRows ?? 0)
             }
+            if offset > 0 { meta["offset"] = .int(offset) }
             JSON.object(meta).append(to: &buffer)
             buffer.append(UInt8(ascii: "}"))
         case .geojson:

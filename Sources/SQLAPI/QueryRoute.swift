@@ -21,6 +21,7 @@ struct QueryRoute: Sendable {
         guard !q.contains("\0") else { throw APIError.badRequest("q must not contain NUL characters") }
         let parameters = try QueryParameters.positional(try p.json("queryParameters"))
         let format = try Self.format(p.string("format"))
+        let page = try Self.page(limit: p.int("limit"), offset: p.int("offset"), format: format)
 
         let access = principal.access(to: connectionName)
         if case .none = access {
@@ -47,7 +48,8 @@ struct QueryRoute: Sendable {
                     try ReadOnlyGuard.check(q, parameters, connection: connection, watch: watch)
                 }
                 let geometryOids = try connection.geometryOids()
-                var output = QueryOutput(format: format, writer: writer, maxRows: format == .json ? maxRows : nil)
+                var output = QueryOutput(format: format, writer: writer,
+                                         maxRows: format == .json ? min(page.limit ?? maxRows, maxRows) : nil, offset: page.offset)
                 // PostGIS writes a NULL geometry as {"type": null}; RFC 7946 wants null. Inside JSON string
                 // values quotes are escaped, so this exact text can only be the geometry member.
                 let sql = format == .geojson
@@ -77,6 +79,19 @@ struct QueryRoute: Sendable {
     static func run(_ connection: PGConnection, _ sql: String, _ parameters: [String?], watch: PGConnection.Watch,
                     _ onResult: (PGResult) throws -> Bool) throws {
         try connection.streamPrepared(sql, parameters, watch: watch, onResult)
+    }
+
+    /// `limit`/`offset` page a JSON result without touching the statement: the SQL console asks for the first
+    /// rows of any query (the stream stops, and the statement with it, once the page is full) and for later pages
+    /// on demand; the text runs as written, so error positions still point into it.
+    static func page(limit: Int?, offset: Int?, format: ResultEncoder.Format) throws -> (limit: Int?, offset: Int) {
+        if limit == nil, offset == nil { return (nil, 0) }
+        guard format == .json else {
+            throw APIError.badRequest("limit and offset page JSON results only", code: "invalid_parameter")
+        }
+        if let limit, limit < 1 { throw APIError.badRequest("limit must be at least 1", code: "invalid_parameter") }
+        if let offset, offset < 0 { throw APIError.badRequest("offset must not be negative", code: "invalid_parameter") }
+        return (limit, offset ?? 0)
     }
 
     static func format(_ raw: String?) throws -> ResultEncoder.Format {

@@ -1,9 +1,15 @@
-/// Renumbers `$n` parameter references in SQL text, skipping what PostgreSQL's lexer would not read as
+/// Renumbers (or replaces) `$n` parameter references in SQL text, skipping what PostgreSQL's lexer would not read as
 /// a parameter: string constants ('…', E'…' with backslash escapes), quoted identifiers, dollar-quoted
 /// strings, comments, and `$` inside an identifier (`a$1`).
 enum Placeholders {
     static func shift(_ text: String, by offset: Int) -> String {
-        guard offset != 0, text.utf8.contains(UInt8(ascii: "$")) else { return text }
+        guard offset != 0 else { return text }
+        return rewrite(text) { "$\($0 + offset)" }
+    }
+
+    /// The text with each parameter reference `$n` replaced by `replacement(n)`.
+    static func rewrite(_ text: String, _ replacement: (Int) -> String) -> String {
+        guard text.utf8.contains(UInt8(ascii: "$")) else { return text }
         let b = Array(text.utf8)
         var out: [UInt8] = []
         out.reserveCapacity(b.count + 8)
@@ -61,7 +67,7 @@ enum Placeholders {
                 var j = i + 1
                 while j < b.count, isDigit(b[j]) { j += 1 }
                 let n = Int(String(decoding: b[(i + 1)..<j], as: UTF8.self)) ?? 0
-                out += Array("$\(n + offset)".utf8)
+                out += Array(replacement(n).utf8)
                 i = j
             case UInt8(ascii: "$"):
                 // A dollar quote: $tag$ … $tag$ (tag empty or an identifier not starting with a digit).

@@ -90,6 +90,29 @@ public struct SQL: Sendable, Hashable, CustomStringConvertible, ExpressibleByStr
         return out
     }
 
+    /// The text with every bound value written in as a string constant (or NULL), for the one consumer
+    /// that takes no parameters: GDAL's `ogr2ogr -sql` in the export writer. An untyped constant takes its
+    /// type from its context as an untyped parameter does. Quoting is libpq's `PQescapeLiteral`: quotes
+    /// doubled, and with a backslash the `E'…'` form with backslashes doubled, so the value reads back
+    /// unchanged whatever `standard_conforming_strings` says. nil when a slot has no value or a value holds NUL.
+    public func inlined() -> String? {
+        guard !hasSlots, !parameters.contains(where: { $0?.utf8.contains(0) == true }) else { return nil }
+        if parameters.isEmpty { return text }
+        return Placeholders.rewrite(text) { n in
+            guard n >= 1, n <= parameters.count else { return "$\(n)" }
+            return parameters[n - 1].map(SQL.literal) ?? "NULL"
+        }
+    }
+
+    /// A string constant holding `value` exactly (see `inlined`).
+    public static func literal(_ value: String) -> String {
+        var out = value.contains("\\") ? " E'" : "'"
+        for c in value.unicodeScalars {
+            if c == "'" { out += "''" } else if c == "\\" { out += "\\\\" } else { out.unicodeScalars.append(c) }
+        }
+        return out + "'"
+    }
+
     /// How numbers are bound: integral values without a fraction, so they also read as int/bigint.
     public static func text(_ value: Double) -> String {
         value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)

@@ -12,6 +12,7 @@ struct ExplorerRoutes {
         r.get("/api/v3/workspace/connections/{name}/schemas", schemas)
         r.get("/api/v3/workspace/connections/{name}/schemas/{schema}/tables", tables)
         r.get("/api/v3/workspace/connections/{name}/tables/{fqn}", table)
+        r.get("/api/v3/workspace/connections/{name}/tables/{fqn}/rows", rows)
     }
 
     /// Runs `body` on the connection's warehouse pool as a signed-in user of the organisation.
@@ -37,6 +38,56 @@ struct ExplorerRoutes {
                 throw APIError.notFound("Schema not found: \(schema)", code: "schema_not_found")
             }
             return .json(["data": .array(tables)])
+        }
+    }
+
+    /// A page of a table's rows: `orderBy` (a column) and `order` (`asc`/`desc`), `search` (text any shown
+    /// column contains), `limit` (1…1000, default 50) and `offset`. Rows leave geometry columns out; `columns`
+    /// lists them all (the SQL editor completes column names from it).
+    /// `meta.matches` counts a search's matches up to `TableRowsSQL.countCap` (`matchesCapped` beyond).
+    func rows(_ request: HTTPRequest) throws -> HTTPResponse {
+        let fqn = request.pathParameters["fqn"]!
+        let notFound = APIError.notFound("Table not found: \(fqn)", code: "table_not_found")
+        guard let parsed = try? QualifiedName(parsing: fqn) else { throw notFound }
+        let p = try services.parameters(request)
+        let limit = try p.int("limit") ?? 50, offset = try p.int("offset") ?? 0
+        guard (1...TableRowsSQL.maxLimit).contains(limit) else {
+            throw APIError.badRequest("limit must be between 1 and \(TableRowsSQL.maxLimit)", code: "invalid_parameter")
+        }
+        guard offset >= 0 else { throw APIError.badRequest("offset must not be negative", code: "invalid_parameter") }
+        let order = (p.string("order") ?? "asc").lowercased()
+        guard order == "asc" || order == "desc" else { throw APIError.badRequest("order must be asc or desc", code: "invalid_parameter") }
+        let search = p.string("search").flatMap { $0.isEmpty ? nil : $0 }
+        if let search, search.count > 200 || search.contains("\0") {
+            throw APIError.badRequest("search must be at most 200 characters, without NUL", code: "invalid_parameter")
+        }
+        let orderBy = p.string("orderBy").flatMap { $0.isEmpty ? nil : $0 }
+        return try withCatalog(request) { catalog in
+            guard let all = try catalog.columns(schema: parsed.schemaOrPublic, name: parsed.table) else { throw notFound }
+            let shown = all.filter { $0.kind != "geometry" }
+            if let orderBy, !shown.contains(where: { $0.name == orderBy }) {
+                var e = APIError.badRequest("Column not found", code: "column_not_found")
+                e.columnName = orderBy
+                throw e
+            }
+            var page = TableRowsSQL(table: QualifiedName(schema: parsed.schemaOrPublic, table: parsed.table), columns: shown.map(\.name))
+            page.orderBy = orderBy
+            page.descending = order == "desc"
+            page.search = search
+            page.limit = limit
+            page.offset = offset
+            let sql = try page.rows()
+            let text = try catalog.db.execute(sql.text, sql.parameters).string(0, 0) ?? "[]"
+            var meta: [String: JSON] = ["limit": .int(limit), "offset": .int(offset), "order": .string(order),
+                                        "orderBy": .optional(orderBy), "search": .optional(search)]
+            if search != nil {
+                let count = try page.count()
+                let n = try catalog.db.execute(count.text, count.parameters).int(0, 0) ?? 0
+                meta["matches"] = .int(min(n, TableRowsSQL.countCap))
+                meta["matchesCapped"] = .bool(n > TableRowsSQL.countCap)
+            }
+            return .json(["rows": try JSON.decode(text), "meta": .object(meta),
+                          "columns": .array(all.map { ["name": .string($0.name), "type": .string($0.kind)] })])
         }
     }
 

@@ -66,7 +66,8 @@ struct WarehouseCatalog {
                                     [Self.hiddenSchemas, schema])
         guard exists.rowCount == 1 else { return nil }
         let r = try db.execute("""
-            SELECT c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), \(Self.estimate), g.col, g.type, g.srid
+            SELECT c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), \(Self.estimate), g.col, g.type, g.srid,
+                   pg_total_relation_size(c.oid)
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
             \(try geometryJoin(schemaParam: "$1", tableFilter: ""))
@@ -76,14 +77,15 @@ struct WarehouseCatalog {
         return (0..<r.rowCount).map { i in
             ["name": .optional(r.string(i, 0)), "fqn": .optional(r.string(i, 1)), "rows": r.int(i, 2).map(JSON.int) ?? .null,
              "geometryColumn": .optional(r.string(i, 3)), "geometryType": .optional(r.string(i, 4)),
-             "srid": r.int(i, 5).map(JSON.int) ?? .null]
+             "srid": r.int(i, 5).map(JSON.int) ?? .null, "bytes": r.int(i, 6).map(JSON.int) ?? .null]
         }
     }
 
     /// Everything the explorer shows about one table; nil when it is not visible.
     func table(schema: String, name: String) throws -> JSON? {
         let r = try db.execute("""
-            SELECT c.oid, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), \(Self.estimate), g.col, g.type, g.srid
+            SELECT c.oid, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname), \(Self.estimate), g.col, g.type, g.srid,
+                   pg_total_relation_size(c.oid), pg_relation_size(c.oid)
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
             \(try geometryJoin(schemaParam: "$1", tableFilter: "AND f_table_name = $2"))
@@ -121,7 +123,25 @@ struct WarehouseCatalog {
         }
         return ["name": .optional(r.string(0, 1)), "fqn": .optional(r.string(0, 2)), "rows": rows.map(JSON.int) ?? .null,
                 "rowsExact": .bool(exact), "columns": .array(columns), "geometryColumn": .optional(r.string(0, 4)),
-                "geometryType": .optional(geometryType), "srid": srid.map(JSON.int) ?? .null, "bounds": bounds]
+                "geometryType": .optional(geometryType), "srid": srid.map(JSON.int) ?? .null, "bounds": bounds,
+                "bytes": r.int(0, 7).map(JSON.int) ?? .null, "dataBytes": r.int(0, 8).map(JSON.int) ?? .null]
+    }
+
+    /// A visible table's columns in order with their kinds (`ColumnKind.schemaType`); nil when the table is
+    /// not visible (or has no columns, which leaves nothing to page through).
+    func columns(schema: String, name: String) throws -> [(name: String, kind: String)]? {
+        let geoOids = try db.geometryOids()
+        let r = try db.execute("""
+            SELECT a.attname, a.atttypid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE n.nspname = $1 AND c.relname = $2 AND \(Self.visibleRelation)
+              AND \(Self.visibleSchema.replacingOccurrences(of: "$1", with: "$3"))
+            ORDER BY a.attnum
+            """, [schema, name, Self.hiddenSchemas])
+        guard r.rowCount > 0 else { return nil }
+        return (0..<r.rowCount).map { i in
+            (r.string(i, 0) ?? "", ColumnKind.of(oid: UInt32(r.string(i, 1) ?? "") ?? 0, geometryOids: geoOids).schemaType)
+        }
     }
 
     /// [west, south, east, north] in WGS84; big tables use PostGIS's estimate (from ANALYZE statistics).

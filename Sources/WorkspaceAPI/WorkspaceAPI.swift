@@ -15,6 +15,7 @@ public enum WorkspaceAPI {
         PublicMapRoutes(services: services).register(router)
         WorkspaceConfigRoutes(services: services).register(router)
         ExplorerRoutes(services: services).register(router)
+        SQLQueryRoutes(services: services).register(router)
         PasswordResetRoutes(services: services).register(router)
         WorkflowRoutes(services: services).register(router)
         router.get("/api/health") { _ in .json(["status": "ok"]) }

@@ -265,3 +265,63 @@ def test_a_million_rows_export_stays_under_256_mb(api, stack, admin, tmp_path):
     assert r.status == 200
     path.write_bytes(r.body)
     assert feature_count(ogrinfo(path)) == 1_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# a builder layer's export: query parameters and widget filters (issue 14)
+
+
+def exported_rows(api, auth, tmp_path, **body) -> list[dict]:
+    """The rows of a finished GeoJSON export, read back with the json module."""
+    done = final(api, auth, start(api, auth, format="geojson", **body))
+    assert done["status"] == "success", done
+    path = tmp_path / f"{done['jobId']}.geojson"
+    path.write_bytes(download(api, done["downloadUrl"], **auth).body)
+    import json
+    return [f["properties"] for f in json.loads(path.read_text())["features"]]
+
+
+def test_a_query_source_exports_with_its_query_parameters(api, admin, points, tmp_path):
+    auth = {"token": admin.token}
+    # Values that need quoting travel unchanged: a quote, a backslash, a `$1` inside a value.
+    tricky = "it's a \\ back$1slash"
+    rows = exported_rows(api, auth, tmp_path, query=f"SELECT id, name, $2::text AS note, geom FROM {points} WHERE id <= $1 ORDER BY id",
+                         queryParameters=[5, tricky])
+    assert [r["id"] for r in rows] == [1, 2, 3, 4, 5]
+    assert {r["note"] for r in rows} == {tricky}
+    # The statement text keeps a `$1` that sits inside a string constant as it is.
+    rows = exported_rows(api, auth, tmp_path, query=f"SELECT id, '$1' AS literal, geom FROM {points} WHERE id = $1", queryParameters=["7"])
+    assert rows == [{"id": 7, "literal": "$1"}]
+
+
+def test_a_layer_exports_with_its_widget_filters(api, admin, points, tmp_path):
+    auth = {"token": admin.token}
+    # A category widget's `in` and a range widget's `between`, as the builder holds them (CARTO's filters).
+    filters = {"id": {"between": {"owner": "w1", "values": [[10, 20]]}},
+               "name": {"in": {"owner": "w2", "values": ["place 12", "place 15", "place 99"]}}}
+    rows = exported_rows(api, auth, tmp_path, table=points, filters=filters)
+    assert sorted(r["id"] for r in rows) == [12, 15]
+    rows = exported_rows(api, auth, tmp_path, table=points, filters=filters, filtersLogicalOperator="or")
+    assert len(rows) == 11 + 1  # 10..20, or place 99
+    # A query source too, with its parameters and the filters together.
+    rows = exported_rows(api, auth, tmp_path, query=f"SELECT * FROM {points} WHERE id > $1", queryParameters=[14], filters=filters)
+    assert [r["id"] for r in rows] == [15]
+    # The GeoPackage holds the same rows (GDAL's count).
+    done = final(api, auth, start(api, auth, table=points, filters=filters, format="gpkg"))
+    path = tmp_path / "filtered.gpkg"
+    path.write_bytes(download(api, done["downloadUrl"], **auth).body)
+    assert feature_count(ogrinfo(path)) == 2
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({"filters": {"nope": {"in": {"values": [1]}}}}, 400, "column_not_found"),
+    ({"filters": {"id": {"sideways": {"values": [1]}}}}, 400, "invalid_filter"),
+    ({"filters": "not an object"}, 400, "invalid_filter"),
+    ({"query": "SELECT * FROM public.e2e_export_pts WHERE id = $1", "queryParameters": ["a\u0000b"]}, 400, None),
+    ({"query": "SELECT * FROM public.e2e_export_pts WHERE id = $1", "queryParameters": "[oops"}, 400, None),
+    ({"query": "SELECT * FROM public.e2e_export_pts WHERE id = $1"}, 400, None),
+])
+def test_bad_filters_and_parameters_are_refused_before_queueing(api, admin, points, body, status, code):
+    body = {"format": "csv", **({"table": points} if "query" not in body else {}), **body}
+    doc = h.assert_error(api.post(EXPORTS, json_body=body, token=admin.token), status, code)
+    assert doc["error"]

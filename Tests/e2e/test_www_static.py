@@ -36,3 +36,17 @@ def test_app_modules_are_javascript(router):
         assert r.status == 200, path
         assert r.one("Content-Type").startswith("application/javascript"), (path, r.one("Content-Type"))
         assert r.one("X-Frame-Options") == "DENY"
+
+
+def test_codemirror_from_debian(router):
+    """The SQL editor's CodeMirror (libjs-codemirror): the core, its sql mode and the hint add-ons."""
+    for path, needle in (("/vendor/codemirror/lib/codemirror.js", b"CodeMirror"),
+                         ("/vendor/codemirror/mode/sql/sql.js", b"text/x-pgsql"),
+                         ("/vendor/codemirror/addon/hint/show-hint.js", b"showHint"),
+                         ("/vendor/codemirror/addon/hint/sql-hint.js", b"sql")):
+        r = fetch(router, path)
+        assert r.status == 200, (path, r.status)
+        assert r.one("Content-Type").startswith("application/javascript"), path
+        assert needle in r.body, path
+    assert fetch(router, "/vendor/codemirror/lib/codemirror.css").status == 200
+    assert fetch(router, "/vendor/codemirror/../../../etc/passwd").status in (400, 404)

@@ -8,7 +8,8 @@ export const EXPORT_FORMATS = [
   ['csv', 'CSV'], ['geojson', 'GeoJSON'], ['gpkg', 'GeoPackage'], ['fgb', 'FlatGeobuf'], ['shp', 'Shapefile (zip)'],
 ];
 
-/** source(): {connection, query} or {connection, table}, read when the user exports; name: the file's name. */
+/** source(): {connection, query, queryParameters?} or {connection, table}, plus the layer's widget `filters` if any,
+ * read when the user exports; name: the file's name. */
 export function exportMenu(idPrefix, source, name) {
   const format = h(`select#${idPrefix}-export-format`, { 'aria-label': 'Export format' }, EXPORT_FORMATS.map(([v, label]) => h('option', { value: v }, label)));
   const go = h(`button.secondary#${idPrefix}-export`, { type: 'button', onclick: () => start() }, 'Export');
@@ -21,7 +22,8 @@ export function exportMenu(idPrefix, source, name) {
     go.disabled = true;
     try {
       let job = await api.post(`/api/v3/sql/${encodeURIComponent(s.connection)}/exports`,
-        { format: format.value, name: name || undefined, ...(s.table ? { table: s.table } : { query: s.query }) });
+        { format: format.value, name: name || undefined, ...(s.table ? { table: s.table } : { query: s.query, queryParameters: s.queryParameters || undefined }),
+          filters: s.filters && Object.keys(s.filters).length ? s.filters : undefined });
       const path = `/api/v3/sql/${encodeURIComponent(s.connection)}/exports/${job.jobId}`;
       polling = path;
       for (;;) {

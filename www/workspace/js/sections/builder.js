@@ -191,14 +191,15 @@ export async function render(root, ctx, mapId) {
         tooltips()[l.config.dataId] = [...shown].map(name => ({ name, format: null }));
         changed();
       } }), c.name)) : h('p.muted', 'No columns'));
-    // The layer's source as saved; widget filters are not applied to the export yet.
+    // The layer's source with its widgets' current filters: the file holds what the map shows.
     const exporter = exportMenu('layer', () => {
       const d = datasets.find(x => x.id === l.config.dataId);
-      return d && { connection: d.connectionName, ...(d.type === 'table' ? { table: d.source } : { query: d.source, queryParameters: d.queryParameters || undefined }) };
+      return d && { connection: d.connectionName, filters: view.filters[d.id],
+        ...(d.type === 'table' ? { table: d.source } : { query: d.source, queryParameters: d.queryParameters || undefined }) };
     }, l.config.label);
     clear(editor, dataset && dataset.type === 'query' ? queryEditor(dataset) : null,
       h('h2', 'Style'), label, ...styleControls(l, cols, view.styleErrors(l.id), apply), tips,
-      h('h2', 'Export layer data'), h('p.hint', 'The whole source of the layer, without widget filters.'), exporter);
+      h('h2', 'Export layer data'), h('p.hint', 'The layer’s source, with the filters its widgets apply now.'), exporter);
   }
 
   /**
