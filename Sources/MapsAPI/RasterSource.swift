@@ -77,10 +77,11 @@ enum RasterSource {
         let (metadata, _) = try maps.withWarehouse(principal, record.definition.connection, request: request) { db in
             try Self.metadata(record.definition.name ?? "", connection: db, watch: maps.watch(request))
         }
-        let resolution = metadata["block_resolution"] ?? 0
+        // Tables imported before overviews existed hold their block resolution only.
+        let resolution = metadata["block_resolution"] ?? 0, coarsest = metadata["minresolution"] ?? resolution
         return [
             "tilejson": "3.0.0", "name": .string(record.definition.name ?? ""), "scheme": "quadbin", "tiles": [.string(tiles)],
-            "minzoom": resolution, "maxzoom": resolution, "minresolution": resolution, "maxresolution": resolution,
+            "minzoom": coarsest, "maxzoom": resolution, "minresolution": coarsest, "maxresolution": resolution,
             "bounds": metadata["bounds"] ?? [-180, .number(-85.0511), 180, .number(85.0511)], "center": metadata["center"] ?? [0, 0, 0],
             "raster_metadata": metadata,
         ]

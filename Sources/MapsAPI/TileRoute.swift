@@ -72,10 +72,12 @@ struct TileRoute: Sendable {
         return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
     }
 
-    /// A raster block; only the blocks' own resolution is stored (the TileJSON's min and max zoom).
+    /// A raster block: the native blocks and their overviews share the table, each level keyed by its own
+    /// quadbin cell, so the cell asked for picks the level; zooms past the native one (or under the
+    /// coarsest overview of an older table) have no row and answer 204.
     func rasterTile(_ request: HTTPRequest, _ principal: Principal, _ record: SourceRecord, z: Int) throws -> HTTPResponse {
         let headers = Self.cacheHeaders(request, principal, record)
-        guard z == record.dataResolution, let cell = UInt64(request.pathParameters["i"] ?? "", radix: 16) else {
+        guard z <= record.dataResolution ?? 0, let cell = UInt64(request.pathParameters["i"] ?? "", radix: 16) else {
             return .noContent(headers: headers)
         }
         // Band types come from the metadata; schema columns after `block` are the bands, in order.
