@@ -50,6 +50,12 @@ struct SourceRoute: Sendable {
             let body = try RasterSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
             return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
         }
+        if d.kind == .tileset, let index = d.spatialType.index {
+            let tiles = maps.url("/v3/maps/\(connection)/tileset/{i}",
+                                 [("source", id), ("cache", String(cache)), ("formatTiles", "json"), ("spatialIndex", index.rawValue)])
+            let body = try TilesetSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
+            return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
+        }
         if let index = d.spatialType.index {
             let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{i}",
                                  [("source", id), ("cache", String(cache)), ("formatTiles", "json"), ("spatialIndex", index.rawValue)])

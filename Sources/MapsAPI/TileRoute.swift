@@ -23,6 +23,9 @@ struct TileRoute: Sendable {
             throw APIError.badRequest("H3 sources are tiled by H3 cell: {i} must be an H3 cell index", code: "invalid_tile")
         }
         if record.definition.kind == .raster { return try rasterTile(request, principal, record, z: z) }
+        if record.definition.kind == .tileset, record.definition.spatialType == .quadbin {
+            return try storedCellTile(request, principal, record, cell: UInt64(i, radix: 16) ?? 0)
+        }
         guard record.definition.spatialType == .quadbin, let dataResolution = record.dataResolution else {
             throw APIError.badRequest("This source is not a quadbin source; use {z}/{x}/{y} tiles", code: "invalid_tile")
         }
@@ -58,6 +61,7 @@ struct TileRoute: Sendable {
         guard record.definition.spatialType == .h3, let dataResolution = record.dataResolution else {
             throw APIError.badRequest("This source is not an H3 source; {i} must be a quadbin cell", code: "invalid_tile")
         }
+        if record.definition.kind == .tileset { return try storedCellTile(request, principal, record, cell: cell) }
         let headers = Self.cacheHeaders(request, principal, record)
         if tileResolution > dataResolution { return .noContent(headers: headers) }
         let config = maps.services.config
@@ -69,6 +73,17 @@ struct TileRoute: Sendable {
             try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true).string(0, 0) ?? "[]"
         }
         if json == "[]" || json.utf8.count > config.tileMaxBytes { return .noContent(headers: headers) }
+        return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
+    }
+
+    /// A tile of a spatial-index tileset: one stored row, 204 where the tileset has none (outside its
+    /// resolutions or its data).
+    func storedCellTile(_ request: HTTPRequest, _ principal: Principal, _ record: SourceRecord, cell: UInt64) throws -> HTTPResponse {
+        let headers = Self.cacheHeaders(request, principal, record)
+        let json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db in
+            try TilesetSource.cellTile(record, cell: cell, connection: db, watch: maps.watch(request))
+        }
+        guard let json else { return .noContent(headers: headers) }
         return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
     }
 
