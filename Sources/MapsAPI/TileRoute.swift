@@ -139,6 +139,7 @@ struct TileRoute: Sendable {
         let tile = try maps.withWarehouse(principal, connection, request: request) { db -> [UInt8] in
             let watch = maps.watch(request)
             if record.definition.kind == .tileset { return try TilesetSource.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
+            if record.definition.boundaryTileset { return try BoundaryTileset.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
             var cap = config.tileMaxFeatures
             // A tile that certainly holds many times the cap (a low zoom of a big table) goes straight to the
             // capped subset; every other tile is tried in scan order first, which is all most tiles need.

@@ -173,6 +173,7 @@ func tileset(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws 
     if let c = cli.take("--columns") { options.columns = c.split(separator: ",").map(String.init) }
     // Spatial-index tilesets (h3TilesetSource / quadbinTilesetSource): zooms are tile resolutions.
     let index = cli.take("--spatial-index")
+    let boundary = cli.flags.contains("--boundary")
     let aggregationExp = cli.take("--aggregation-exp") ?? "count(*) AS count"
     let level = try cli.take("--aggregation-res-level").map { text -> Int in
         guard let n = Int(text), (0...16).contains(n) else { throw CLIError(message: "--aggregation-res-level must be 0-16", code: 2) }
@@ -185,6 +186,11 @@ func tileset(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws 
     let pool = try services.warehouses.privilegedPool(for: record)
     do {
         let summary = try pool.withConnection { db in
+            if boundary {
+                return try BoundaryTileset.build(connection: db, options: options) { zoom, pieces in
+                    print("zoom \(zoom): \(pieces) boundary pieces")
+                }
+            }
             if let index {
                 return try IndexTilesetBuilder.build(connection: db, options: options, index: index, aggregationExp: aggregationExp,
                                                      aggregationResLevel: level) { resolution, written in
