@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Jobs
+import Platform
 import Postgres
 import SQLKit
 import Spawn
