@@ -38,7 +38,22 @@ extension ImportRunner {
         let staging = QualifiedName(schema: request.schema, table: warehouse.staging)
         let metadata = try warehouse.pool.withConnection { db -> JSON in
             try db.execute(RasterImport.createSQL(staging))
-            let metadata = try loader.load(staging, bands: bands, grid: grid, raw: raw, db: db)
+            let (native, stats) = try loader.load(staging, bands: bands, grid: grid, raw: raw, db: db) {
+                context.report(progress: ["phase": "loading", "percent": .int($0)])
+            }
+            guard native > 0 else { throw ImportFailure("The raster holds only nodata pixels") }
+            // Overviews down to one block for the world, so every zoom from 0 to the native one has tiles.
+            var blocks = native, below = raw
+            for level in stride(from: 1, through: grid.blockResolution, by: 1) {
+                if context.isCancelled { throw ImportCancelled() }
+                context.report(progress: ["phase": "overviews", "resolution": .int(grid.blockResolution - level)])
+                let path = try loader.warp(grid.overview(level), bands: bands, from: below)
+                blocks += try loader.load(staging, bands: bands, grid: grid.overview(level), raw: path, db: db) { _ in }.blocks
+                loader.remove(below)
+                below = path
+            }
+            loader.remove(below)
+            let metadata = loader.metadata(bands: bands, stats: stats, grid: grid, minResolution: 0, blocks: blocks)
             let comment = try db.execute(RasterImport.commentSQL(staging, metadata: metadata)).string(0, 0) ?? ""
             try db.execute(comment)
             try db.execute("ANALYZE \(staging)" as SQL)

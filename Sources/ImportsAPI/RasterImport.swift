@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Jobs
+import Platform
 import Postgres
 import SQLKit
 import Spawn
@@ -77,6 +78,12 @@ enum RasterImport {
             }
             return grid
         }
+
+        /// The overview `levels` resolutions coarser: the blocks holding this grid's blocks, pixels 2^levels
+        /// times as large. Overviews go down to block resolution 0, one block for the world.
+        func overview(_ levels: Int) -> Grid {
+            Grid(pixelResolution: pixelResolution - levels, x0: x0 >> levels, y0: y0 >> levels, x1: x1 >> levels, y1: y1 >> levels)
+        }
     }
 
     static func mercator(lon: Double, lat: Double) -> (Double, Double) {
@@ -93,18 +100,21 @@ enum RasterImport {
         "CREATE TABLE \(table) (block bigint PRIMARY KEY, rast raster NOT NULL)"
     }
 
-    /// One block: an empty raster on the block's tile with every band added (filled with its nodata),
-    /// then each band's values set from a Float64 array text, row-major from the north-west pixel.
-    static func insertSQL(_ table: QualifiedName, bands: [Band], grid: Grid, x: Int, y: Int, values: [String]) -> SQL {
+    /// One block: its quadbin cell at the grid's block resolution and the raster as hex WKB (see `RasterWKB`).
+    static func insertSQL(_ table: QualifiedName, grid: Grid, x: Int, y: Int, wkb: String) -> SQL {
+        "INSERT INTO \(table) (block, rast) VALUES (carto.quadbin_fromzxy(\(literal: grid.blockResolution), \(x)::bigint, \(y)::bigint), \(wkb)::raster)"
+    }
+
+    /// The block's raster in WKB: every band, 256×256 pixels row-major from the north-west one.
+    static func blockWKB(bands: [Band], grid: Grid, x: Int, y: Int, values: [[Double]]) -> [UInt8] {
         let half = worldSize / 2
-        var raster: SQL = "ST_MakeEmptyRaster(\(literal: blockSize), \(literal: blockSize), \(Double(x) * grid.tileSize - half)::float8, \(half - Double(y) * grid.tileSize)::float8, \(grid.pixelSize)::float8, \(-grid.pixelSize)::float8, 0, 0, 3857)"
-        for band in bands {
-            raster = "ST_AddBand(\(raster), \(band.pixelType ?? "64BF")::text, \(nodataText(band))::float8, \(nodataText(band))::float8)"
+        let west: Double = Double(x) * grid.tileSize - half
+        let north: Double = half - Double(y) * grid.tileSize
+        var wkbBands: [RasterWKB.Band] = []
+        for (i, band) in bands.enumerated() {
+            wkbBands.append(RasterWKB.Band(pixelType: band.pixelType ?? "64BF", nodata: band.nodata, values: values[i]))
         }
-        for (i, _) in bands.enumerated() {
-            raster = "ST_SetValues(\(raster), \(literal: i + 1), 1, 1, \(values[i])::float8[][])"
-        }
-        return "INSERT INTO \(table) (block, rast) VALUES (carto.quadbin_fromzxy(\(literal: grid.blockResolution), \(x)::bigint, \(y)::bigint), \(raster))"
+        return RasterWKB.encode(width: blockSize, height: blockSize, upperLeft: (west, north), pixelSize: grid.pixelSize, srid: 3857, bands: wkbBands)
     }
 
     /// COMMENT takes no parameters: the server quotes the bound text into the statement (format %L), which
@@ -159,20 +169,30 @@ struct RasterLoader {
         return (bands, [minX, minY, maxX, maxY], min((maxX - minX) / Double(w), (maxY - minY) / Double(h)))
     }
 
-    /// Warps the source onto `grid` as raw little-endian Float64, band after band; returns its path.
-    func warp(_ grid: RasterImport.Grid, bands: [RasterImport.Band]) throws -> String {
+    /// Warps the source onto `grid` as raw little-endian Float64, band after band; returns its path. The
+    /// native grid takes the nearest source pixel; an overview averages the valid pixels of the level
+    /// below it (`from`, itself a grid file), so each level is a 2×2 reduction of the one under it.
+    func warp(_ grid: RasterImport.Grid, bands: [RasterImport.Band], from previous: String? = nil) throws -> String {
         let e = grid.extent
-        let path = work + "/grid.envi"
+        let path = work + "/grid\(grid.pixelResolution).envi"
         let nodata = bands.map { $0.nodata.isNaN ? "nan" : SQL.text($0.nodata) }.joined(separator: " ")
+        let resampling = previous == nil ? ["-r", "near"] : ["-r", "average", "-srcnodata", nodata]
         _ = try run([try ChildProcess.tool("gdalwarp"), "-q", "-t_srs", "EPSG:3857", "-te", "\(e[0])", "\(e[1])", "\(e[2])", "\(e[3])",
-                     "-ts", "\(grid.blocksWide * RasterImport.blockSize)", "\(grid.blocksHigh * RasterImport.blockSize)", "-r", "near",
-                     "-ot", "Float64", "-of", "ENVI", "-co", "INTERLEAVE=BSQ", "-dstnodata", nodata, input, path],
+                     "-ts", "\(grid.blocksWide * RasterImport.blockSize)", "\(grid.blocksHigh * RasterImport.blockSize)"] + resampling
+                    + ["-ot", "Float64", "-of", "ENVI", "-co", "INTERLEAVE=BSQ", "-dstnodata", nodata, previous ?? input, path],
                     drivers: ["GTiff", "ENVI"], name: "gdalwarp")
         return path
     }
 
-    /// Loads every block that holds data into `table`; returns the metadata for the table comment.
-    func load(_ table: QualifiedName, bands: [RasterImport.Band], grid: RasterImport.Grid, raw: String, db: PGConnection) throws -> JSON {
+    /// A grid file and its header: levels are removed as soon as the next one is made from them.
+    func remove(_ path: String) {
+        for file in [path, path + ".hdr", path + ".aux.xml"] { try? FileManager.default.removeItem(atPath: file) }
+    }
+
+    /// Loads every block of `grid` that holds data into `table`; returns how many, and the band stats
+    /// over their pixels.
+    func load(_ table: QualifiedName, bands: [RasterImport.Band], grid: RasterImport.Grid, raw: String, db: PGConnection,
+              progress: (Int) -> Void) throws -> (blocks: Int, stats: [BandStats]) {
         guard let handle = FileHandle(forReadingAtPath: raw) else { throw ImportFailure("The warped raster could not be read", permanent: false) }
         defer { try? handle.close() }
         let n = RasterImport.blockSize
@@ -191,31 +211,29 @@ struct RasterLoader {
                 strips.append(data.withUnsafeBytes { raw in (0..<(n * width)).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self))) } })
             }
             for bx in 0..<grid.blocksWide {
-                var texts: [String] = []
+                var values: [[Double]] = []
                 var any = false
                 for (b, band) in bands.enumerated() {
-                    var rows: [String] = []
-                    rows.reserveCapacity(n)
+                    var block: [Double] = []
+                    block.reserveCapacity(n * n)
                     for row in 0..<n {
                         let start = row * width + bx * n
-                        var cells: [String] = []
-                        cells.reserveCapacity(n)
                         for v in strips[b][start..<(start + n)] {
                             if !v.isNaN && v != band.nodata { any = true; stats[b].add(v) }
-                            cells.append(v.isNaN ? "NaN" : SQL.text(v))
+                            block.append(v)
                         }
-                        rows.append("{" + cells.joined(separator: ",") + "}")
                     }
-                    texts.append("{" + rows.joined(separator: ",") + "}")
+                    values.append(block)
                 }
                 guard any else { continue } // CARTO raster tables hold no empty blocks either
-                try db.execute(RasterImport.insertSQL(table, bands: bands, grid: grid, x: grid.x0 + bx, y: grid.y0 + by, values: texts))
+                let (x, y) = (grid.x0 + bx, grid.y0 + by)
+                let wkb = RasterWKB.hex(RasterImport.blockWKB(bands: bands, grid: grid, x: x, y: y, values: values))
+                try db.execute(RasterImport.insertSQL(table, grid: grid, x: x, y: y, wkb: wkb))
                 blocks += 1
             }
-            context.report(progress: ["phase": "loading", "percent": .int((by + 1) * 100 / grid.blocksHigh)])
+            progress((by + 1) * 100 / grid.blocksHigh)
         }
-        guard blocks > 0 else { throw ImportFailure("The raster holds only nodata pixels") }
-        return metadata(bands: bands, stats: stats, grid: grid, blocks: blocks)
+        return (blocks, stats)
     }
 
     struct BandStats {
@@ -235,7 +253,9 @@ struct RasterLoader {
     }
 
     /// `raster_metadata` as the client reads it (`RasterMetadata` in @carto/api-client).
-    func metadata(bands: [RasterImport.Band], stats: [BandStats], grid: RasterImport.Grid, blocks: Int) -> JSON {
+    /// `minresolution` is the coarsest overview's block resolution, `maxresolution` the native one; the
+    /// stats are the native pixels'; `num_blocks` counts every level's.
+    func metadata(bands: [RasterImport.Band], stats: [BandStats], grid: RasterImport.Grid, minResolution: Int, blocks: Int) -> JSON {
         let e = grid.extent
         func lonlat(_ x: Double, _ y: Double) -> (Double, Double) {
             (x / 6_378_137 * 180 / .pi, (2 * atan(exp(y / 6_378_137)) - .pi / 2) * 180 / .pi)
@@ -243,7 +263,7 @@ struct RasterLoader {
         let (w, s) = lonlat(e[0], e[1]), (east, n) = lonlat(e[2], e[3])
         let firstNodata = bands[0].nodataJSON
         return [
-            "block_resolution": .int(grid.blockResolution), "minresolution": .int(grid.blockResolution),
+            "block_resolution": .int(grid.blockResolution), "minresolution": .int(minResolution),
             "maxresolution": .int(grid.blockResolution), "pixel_resolution": .int(grid.pixelResolution),
             "nodata": firstNodata,
             "bands": .array(bands.enumerated().map { i, band in

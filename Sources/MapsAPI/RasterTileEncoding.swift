@@ -63,14 +63,4 @@ enum RasterTileEncoding {
         varint(UInt64(bytes.count), into: &out)
         out += bytes
     }
-
-    /// PostgreSQL's text form of a float8 array (any nesting), flattened in order; NULL and NaN as NaN.
-    static func parseArray(_ text: String) -> [Double] {
-        var values: [Double] = []
-        values.reserveCapacity(blockSize * blockSize)
-        for token in text.split(whereSeparator: { $0 == "{" || $0 == "}" || $0 == "," }) {
-            values.append(Double(token) ?? .nan)
-        }
-        return values
-    }
 }

@@ -40,6 +40,9 @@ struct SourceDefinition: Sendable, Equatable {
     /// Boundary sources: `name` is the boundary (geometry) table, joined on `BoundarySource.joinColumn` with
     /// this properties table or with the properties query in `sql`.
     var propertiesTable: String?
+    /// Boundary sources whose `name` is a pre-generated boundary tileset (`BoundaryTileset`), not a table;
+    /// decided by the handshake, never sent by the client.
+    var boundaryTileset = false
     var timestampColumn: String?
 
     static let resolutions: [Double] = [0.25, 0.5, 1, 2, 4]
@@ -163,6 +166,7 @@ struct SourceDefinition: Sendable, Equatable {
         if let trajectoryIdColumn { o["trajectoryIdColumn"] = .string(trajectoryIdColumn) }
         if let timestampColumn { o["timestampColumn"] = .string(timestampColumn) }
         if let propertiesTable { o["propertiesTable"] = .string(propertiesTable) }
+        if boundaryTileset { o["boundaryTileset"] = true }
         return .object(o)
     }
 
@@ -192,6 +196,7 @@ struct SourceDefinition: Sendable, Equatable {
         trajectoryIdColumn = j["trajectoryIdColumn"]?.stringValue
         timestampColumn = j["timestampColumn"]?.stringValue
         propertiesTable = j["propertiesTable"]?.stringValue
+        boundaryTileset = j["boundaryTileset"]?.boolValue ?? false
     }
 
     /// A short, URL-safe id: the hash of the account and the canonical definition.

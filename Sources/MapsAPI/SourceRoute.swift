@@ -22,6 +22,9 @@ struct SourceRoute: Sendable {
         try SourceAccess.authorize(principal, definition)
         if kind == .raster { return try RasterSource.handshake(definition, principal: principal, maps: maps, request: request) }
         if kind == .tileset { return try TilesetSource.handshake(definition, principal: principal, maps: maps, request: request) }
+        if kind == .boundary, let response = try BoundaryTileset.handshake(definition, principal: principal, maps: maps, request: request) {
+            return response
+        }
         let id = definition.id(account: principal.accountId)
         let (record, rows, version) = try maps.withWarehouse(principal, connection, request: request) { db in
             let inspector = SourceInspector(connection: db, watch: maps.watch(request))
@@ -48,6 +51,12 @@ struct SourceRoute: Sendable {
             let tiles = maps.url("/v3/maps/\(connection)/raster/{i}",
                                  [("source", id), ("cache", String(cache)), ("formatTiles", "binary"), ("spatialIndex", "quadbin")])
             let body = try RasterSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
+            return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
+        }
+        if d.kind == .tileset, let index = d.spatialType.index {
+            let tiles = maps.url("/v3/maps/\(connection)/tileset/{i}",
+                                 [("source", id), ("cache", String(cache)), ("formatTiles", "json"), ("spatialIndex", index.rawValue)])
+            let body = try TilesetSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
             return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
         }
         if let index = d.spatialType.index {
@@ -77,6 +86,10 @@ struct SourceRoute: Sendable {
         }
         let tiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{z}/{x}/{y}",
                              [("source", id), ("cache", String(cache)), ("formatTiles", "mvt")])
+        if d.boundaryTileset {
+            let body = try BoundaryTileset.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
+            return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
+        }
         if d.kind == .tileset {
             let body = try TilesetSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
             return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))

@@ -23,6 +23,9 @@ struct TileRoute: Sendable {
             throw APIError.badRequest("H3 sources are tiled by H3 cell: {i} must be an H3 cell index", code: "invalid_tile")
         }
         if record.definition.kind == .raster { return try rasterTile(request, principal, record, z: z) }
+        if record.definition.kind == .tileset, record.definition.spatialType == .quadbin {
+            return try storedCellTile(request, principal, record, cell: UInt64(i, radix: 16) ?? 0)
+        }
         guard record.definition.spatialType == .quadbin, let dataResolution = record.dataResolution else {
             throw APIError.badRequest("This source is not a quadbin source; use {z}/{x}/{y} tiles", code: "invalid_tile")
         }
@@ -58,6 +61,7 @@ struct TileRoute: Sendable {
         guard record.definition.spatialType == .h3, let dataResolution = record.dataResolution else {
             throw APIError.badRequest("This source is not an H3 source; {i} must be a quadbin cell", code: "invalid_tile")
         }
+        if record.definition.kind == .tileset { return try storedCellTile(request, principal, record, cell: cell) }
         let headers = Self.cacheHeaders(request, principal, record)
         if tileResolution > dataResolution { return .noContent(headers: headers) }
         let config = maps.services.config
@@ -72,10 +76,23 @@ struct TileRoute: Sendable {
         return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
     }
 
-    /// A raster block; only the blocks' own resolution is stored (the TileJSON's min and max zoom).
+    /// A tile of a spatial-index tileset: one stored row, 204 where the tileset has none (outside its
+    /// resolutions or its data).
+    func storedCellTile(_ request: HTTPRequest, _ principal: Principal, _ record: SourceRecord, cell: UInt64) throws -> HTTPResponse {
+        let headers = Self.cacheHeaders(request, principal, record)
+        let json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db in
+            try TilesetSource.cellTile(record, cell: cell, connection: db, watch: maps.watch(request))
+        }
+        guard let json else { return .noContent(headers: headers) }
+        return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
+    }
+
+    /// A raster block: the native blocks and their overviews share the table, each level keyed by its own
+    /// quadbin cell, so the cell asked for picks the level; zooms past the native one (or under the
+    /// coarsest overview of an older table) have no row and answer 204.
     func rasterTile(_ request: HTTPRequest, _ principal: Principal, _ record: SourceRecord, z: Int) throws -> HTTPResponse {
         let headers = Self.cacheHeaders(request, principal, record)
-        guard z == record.dataResolution, let cell = UInt64(request.pathParameters["i"] ?? "", radix: 16) else {
+        guard z <= record.dataResolution ?? 0, let cell = UInt64(request.pathParameters["i"] ?? "", radix: 16) else {
             return .noContent(headers: headers)
         }
         // Band types come from the metadata; schema columns after `block` are the bands, in order.
@@ -122,6 +139,7 @@ struct TileRoute: Sendable {
         let tile = try maps.withWarehouse(principal, connection, request: request) { db -> [UInt8] in
             let watch = maps.watch(request)
             if record.definition.kind == .tileset { return try TilesetSource.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
+            if record.definition.boundaryTileset { return try BoundaryTileset.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
             var cap = config.tileMaxFeatures
             // A tile that certainly holds many times the cap (a low zoom of a big table) goes straight to the
             // capped subset; every other tile is tried in scan order first, which is all most tiles need.

@@ -10,7 +10,7 @@ struct CommandLineArguments {
     var positional: [String] = []
     var options: [String: String] = [:]
     var flags: Set<String> = []
-    static let booleanFlags: Set<String> = ["--if-missing", "--help"]
+    static let booleanFlags: Set<String> = ["--if-missing", "--help", "--boundary"]
 
     init(_ args: ArraySlice<String>) {
         var it = args.makeIterator()

@@ -171,6 +171,14 @@ func tileset(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws 
     if let z = cli.take("--maxzoom") { options.maxzoom = Int(z) ?? -1 }
     if let c = cli.take("--spatial-column") { options.spatialColumn = c }
     if let c = cli.take("--columns") { options.columns = c.split(separator: ",").map(String.init) }
+    // Spatial-index tilesets (h3TilesetSource / quadbinTilesetSource): zooms are tile resolutions.
+    let index = cli.take("--spatial-index")
+    let boundary = cli.flags.contains("--boundary")
+    let aggregationExp = cli.take("--aggregation-exp") ?? "count(*) AS count"
+    let level = try cli.take("--aggregation-res-level").map { text -> Int in
+        guard let n = Int(text), (0...16).contains(n) else { throw CLIError(message: "--aggregation-res-level must be 0-16", code: 2) }
+        return n
+    }
     try cli.finish()
     let services = try Services(config: config)
     guard let user = try AccountStore(services.metadata).userByEmail(email) else { throw CLIError(message: "no user \(email)") }
@@ -178,7 +186,18 @@ func tileset(_ cli: inout CommandLineArguments, _ config: TesseraConfig) throws 
     let pool = try services.warehouses.privilegedPool(for: record)
     do {
         let summary = try pool.withConnection { db in
-            try TilesetBuilder.build(connection: db, options: options) { zoom, done, written in
+            if boundary {
+                return try BoundaryTileset.build(connection: db, options: options) { zoom, pieces in
+                    print("zoom \(zoom): \(pieces) boundary pieces")
+                }
+            }
+            if let index {
+                return try IndexTilesetBuilder.build(connection: db, options: options, index: index, aggregationExp: aggregationExp,
+                                                     aggregationResLevel: level) { resolution, written in
+                    print("resolution \(resolution): \(written) tiles written")
+                }
+            }
+            return try TilesetBuilder.build(connection: db, options: options) { zoom, done, written in
                 print("zoom \(zoom): \(done) tiles visited, \(written) written")
             }
         }

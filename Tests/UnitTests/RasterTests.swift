@@ -1,4 +1,5 @@
 import HTTPKit
+import Platform
 @testable import ImportsAPI
 @testable import MapsAPI
 import SQLKit
@@ -14,10 +15,10 @@ final class RasterTests: XCTestCase {
         let bands = [RasterImport.Band(name: "band_1", gdalType: "Int16", nodata: -9999),
                      RasterImport.Band(name: "band_2", gdalType: "Float32", nodata: .nan)]
         assertSnapshot(RasterImport.createSQL(table), "raster_create")
-        assertSnapshot(RasterImport.insertSQL(table, bands: bands, grid: grid, x: 8, y: 5, values: ["{{1}}", "{{NaN}}"]), "raster_insert")
+        assertSnapshot(RasterImport.insertSQL(table, grid: grid, x: 8, y: 5, wkb: "01"), "raster_insert")
         assertSnapshot(RasterImport.commentSQL(table, metadata: ["bands": []]), "raster_comment")
         assertSnapshot(RasterSource.metadataSQL(table), "raster_metadata")
-        assertSnapshot(RasterSource.tileSQL(table, bands: 2), "raster_tile")
+        assertSnapshot(RasterSource.tileSQL(table), "raster_tile")
     }
 
     func testGridIsTheFinestQuadbinLevelNoCoarserThanTheSourceAndCoversItsExtent() throws {
@@ -35,6 +36,44 @@ final class RasterTests: XCTestCase {
         XCTAssertThrowsError(try RasterImport.Grid.choose(mercatorExtent: [w, s, w, n], pixelSize: 10)) // empty
     }
 
+    func testOverviewsAreTheBlocksHoldingTheNativeOnesDownToOneBlockForTheWorld() {
+        let grid = RasterImport.Grid(pixelResolution: 20, x0: 2050, y0: 1501, x1: 2082, y1: 1533)
+        let one = grid.overview(1)
+        XCTAssertEqual([one.blockResolution, one.x0, one.y0, one.x1, one.y1], [11, 1025, 750, 1041, 766])
+        XCTAssertEqual(one.pixelSize, 2 * grid.pixelSize, accuracy: 1e-9)
+        // Each overview covers the level below it.
+        XCTAssertLessThanOrEqual(one.extent[0], grid.extent[0])
+        XCTAssertGreaterThanOrEqual(one.extent[2], grid.extent[2])
+        let world = grid.overview(12)
+        XCTAssertEqual([world.blockResolution, world.x0, world.y0, world.x1, world.y1], [0, 0, 0, 0, 0])
+        XCTAssertEqual(world.extent[0], -RasterImport.worldSize / 2, accuracy: 1e-6)
+    }
+
+    func testBlockWKBIsPostGISRasterWKB() throws {
+        let grid = RasterImport.Grid(pixelResolution: 8, x0: 0, y0: 0, x1: 0, y1: 0)
+        let bands = [RasterImport.Band(name: "band_1", gdalType: "Int16", nodata: -9999)]
+        let wkb = RasterImport.blockWKB(bands: bands, grid: grid, x: 0, y: 0, values: [[1.5, -2] + Array(repeating: 0, count: 256 * 256 - 2)])
+        XCTAssertEqual(wkb.count, 61 + 1 + 2 + 256 * 256 * 2)
+        XCTAssertEqual(Array(wkb[0..<5]), [1, 0, 0, 1, 0]) // little-endian, version 0, one band
+        func double(_ at: Int) -> Double { Double(bitPattern: wkb[at..<(at + 8)].reversed().reduce(0) { $0 << 8 | UInt64($1) }) }
+        XCTAssertEqual(double(5), grid.pixelSize, accuracy: 1e-9)
+        XCTAssertEqual(double(13), -grid.pixelSize, accuracy: 1e-9)
+        XCTAssertEqual(double(21), -RasterImport.worldSize / 2, accuracy: 1e-6) // upper-left x
+        XCTAssertEqual(double(29), RasterImport.worldSize / 2, accuracy: 1e-6) // upper-left y
+        XCTAssertEqual(Array(wkb[53..<61]), [0x11, 0x0F, 0, 0, 0, 1, 0, 1]) // srid 3857, 256 × 256
+        // 16BSI (5) with nodata, nodata -9999, then 2 (1.5 rounded half away from zero) and -2.
+        XCTAssertEqual(Array(wkb[61..<68]), [0x45, 0xF1, 0xD8, 2, 0, 0xFE, 0xFF])
+        XCTAssertEqual(RasterWKB.hex([0x01, 0xAB]), "01ab")
+        // Read back as the Maps API reads ST_AsBinary(rast).
+        let decoded = try RasterWKB.decode(wkb)
+        XCTAssertEqual(decoded.width, 256)
+        XCTAssertEqual(decoded.bands.count, 1)
+        XCTAssertEqual(decoded.bands[0].pixelType, "16BSI")
+        XCTAssertEqual(decoded.bands[0].nodata, -9999)
+        XCTAssertEqual(Array(decoded.bands[0].values.prefix(3)), [2, -2, 0])
+        XCTAssertThrowsError(try RasterWKB.decode(Array(wkb.prefix(70))))
+    }
+
     func testTIFFMagicAndRasterNames() {
         XCTAssertTrue(RasterImport.isTIFF([0x49, 0x49, 0x2A, 0x00, 8]))
         XCTAssertTrue(RasterImport.isTIFF([0x4D, 0x4D, 0x00, 0x2B]))
@@ -50,7 +89,6 @@ final class RasterTests: XCTestCase {
         XCTAssertEqual(bytes, [0x08, 2, 0x12, UInt8(band.count)] + band)
         XCTAssertEqual(RasterTileEncoding.pixels([1.5, 70000], type: "uint16"), [2, 0, 0xFF, 0xFF])
         XCTAssertEqual(RasterTileEncoding.pixels([1], type: "float32"), [0, 0, 0x80, 0x3F])
-        XCTAssertEqual(RasterTileEncoding.parseArray("{{1,2.5},{NaN,NULL}}").map { $0.isNaN ? -1 : $0 }, [1, 2.5, -1, -1])
         var long: [UInt8] = []
         RasterTileEncoding.varint(300, into: &long)
         XCTAssertEqual(long, [0xAC, 0x02])

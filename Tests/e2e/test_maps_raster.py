@@ -139,7 +139,8 @@ def test_handshake_tilejson_and_band_metadata(maps):
     assert tj["scheme"] == "quadbin"
     assert "{i}" in tj["tiles"][0] and "formatTiles=binary" in tj["tiles"][0]  # the client's getTileFormat reads this
     md = tj["raster_metadata"]
-    assert md["block_resolution"] == tj["minzoom"] == tj["maxzoom"]
+    # Overviews go down to one block for the world: every zoom from 0 to the native one has tiles.
+    assert md["block_resolution"] == tj["maxzoom"] == md["maxresolution"] and tj["minzoom"] == md["minresolution"] == 0
     assert md["pixel_resolution"] == md["block_resolution"] + 8
     assert md["block_width"] == md["block_height"] == 256
     [band] = md["bands"]

@@ -48,7 +48,6 @@ public struct TilesetBuilder {
         var tilejson = try TileJSONBuilder(connection: db, watch: .none).build(record, tiles: "")
 
         let name = try QualifiedName.parameter(o.name, named: "tileset name")
-        let target = name.identifier
         let building = QualifiedName(schema: name.schema, table: name.table + "__building")
         let staging = building.identifier
         try db.execute("DROP TABLE IF EXISTS \(staging)" as SQL)
@@ -98,25 +97,30 @@ public struct TilesetBuilder {
             t["tiles"] = []
             tilejson = .object(t)
         }
+        try publish(connection: db, key: o.name, name: name, building: building, tilejson: tilejson)
+        return Summary(tiles: written, bytes: bytes, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Replaces the tileset `name` (recorded under `key`, the name clients give) with the table `building` and records its TileJSON, in one transaction.
+    static func publish(connection db: PGConnection, key: String, name: QualifiedName, building: QualifiedName, tilejson: JSON) throws {
         try db.execute("BEGIN")
         do {
             try db.execute("""
                 CREATE TABLE IF NOT EXISTS \(metadataTable) (
                     name text PRIMARY KEY, tilejson jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())
                 """)
-            try db.execute("DROP TABLE IF EXISTS \(target)" as SQL)
-            try db.execute("ALTER TABLE \(staging) RENAME TO \(try Identifier(name.table))" as SQL)
+            try db.execute("DROP TABLE IF EXISTS \(name)" as SQL)
+            try db.execute("ALTER TABLE \(building) RENAME TO \(try Identifier(name.table))" as SQL)
             try db.execute("""
                 INSERT INTO \(metadataTable) (name, tilejson) VALUES ($1, $2::jsonb)
                 ON CONFLICT (name) DO UPDATE SET tilejson = excluded.tilejson, created_at = now()
-                """, [o.name, tilejson.text])
+                """, [key, tilejson.text])
             try db.execute("COMMIT")
         } catch {
             _ = try? db.execute("ROLLBACK")
-            _ = try? db.execute("DROP TABLE IF EXISTS \(staging)" as SQL)
+            _ = try? db.execute("DROP TABLE IF EXISTS \(building)" as SQL)
             throw error
         }
-        return Summary(tiles: written, bytes: bytes, seconds: Date().timeIntervalSince(started))
     }
 
     /// Tiles of `zoom` covering a WGS84 bounding box.

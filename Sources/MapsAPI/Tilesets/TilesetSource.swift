@@ -33,8 +33,18 @@ enum TilesetSource {
             }
             return (name, kind)
         }
+        // A spatial-index tileset is tiled by cell ({i}); its record says which index and the finest tiles.
+        var d = d
+        let scheme = tilejson["scheme"]?.stringValue ?? "xyz"
+        if let index = CellIndex(rawValue: scheme) {
+            d.spatialType = index == .h3 ? .h3 : .quadbin
+            d.spatialColumn = tilejson["spatial_index"]?["column"]?.stringValue ?? index.rawValue
+        } else if scheme != "xyz" {
+            throw APIError.badRequest("name: \(d.name ?? "") is a tileset of the unsupported scheme \(scheme)", code: "invalid_source")
+        }
         let id = d.id(account: principal.accountId)
-        try maps.sources.save(SourceRecord(id: id, definition: d, schema: SourceSchema(columns: columns), geometryType: nil),
+        try maps.sources.save(SourceRecord(id: id, definition: d, schema: SourceSchema(columns: columns), geometryType: nil,
+                                           dataResolution: tilejson["maxresolution"]?.intValue),
                               account: principal.accountId)
         let url = maps.url("/v3/maps/\(d.connection)/tileset", [("source", id), ("format", "tilejson"), ("cache", String(version))])
         let rows = tilejson["tilestats"]?["layers"]?.arrayValue?.first?["count"]?.intValue ?? 0
@@ -49,6 +59,17 @@ enum TilesetSource {
         t["tiles"] = [.string(tiles)]
         t["schema"] = nil
         return .object(t)
+    }
+
+    /// The stored tile of a spatial-index tileset (`[{id, properties}]` JSON), or nil.
+    static func cellTile(_ record: SourceRecord, cell: UInt64, connection db: PGConnection, watch: PGConnection.Watch) throws -> String? {
+        let sql = cellTileSQL(try SourceSQL.table(record.definition))
+        return try db.execute(sql.text, sql.parameters(filling: ["cell": String(Int64(bitPattern: cell))])!, watch: watch, prepare: true).string(0, 0)
+    }
+
+    /// Pure.
+    static func cellTileSQL(_ table: QualifiedName) -> SQL {
+        "SELECT data FROM \(table) WHERE cell = \(SQL.slot("cell"))::bigint"
     }
 
     /// The stored tile, or empty.

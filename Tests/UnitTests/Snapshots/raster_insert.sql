@@ -1,2 +1,2 @@
--- parameters: ["8","5","0","7514065.628545966","9783.93962050256","-9783.93962050256","16BSI","-9999","-9999","32BF","NaN","NaN","{{1}}","{{NaN}}"]
-INSERT INTO "public"."my raster" (block, rast) VALUES (carto.quadbin_fromzxy(4, $1::bigint, $2::bigint), ST_SetValues(ST_SetValues(ST_AddBand(ST_AddBand(ST_MakeEmptyRaster(256, 256, $3::float8, $4::float8, $5::float8, $6::float8, 0, 0, 3857), $7::text, $8::float8, $9::float8), $10::text, $11::float8, $12::float8), 1, 1, 1, $13::float8[][]), 2, 1, 1, $14::float8[][]))
+-- parameters: ["8","5","01"]
+INSERT INTO "public"."my raster" (block, rast) VALUES (carto.quadbin_fromzxy(4, $1::bigint, $2::bigint), $3::raster)

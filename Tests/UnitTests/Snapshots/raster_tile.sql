@@ -1,2 +1,2 @@
--- parameters: ["{1,2}","\u0000block"]
-SELECT v.nband, v.valarray::text FROM "public"."my raster" AS t, ST_DumpValues(t.rast, $1::int[], false) AS v WHERE t.block = $2::bigint ORDER BY v.nband
+-- parameters: ["\u0000block"]
+SELECT ST_AsBinary(t.rast) FROM "public"."my raster" AS t WHERE t.block = $1::bigint
