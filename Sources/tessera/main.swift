@@ -9,6 +9,7 @@ let usage = """
     usage: tessera <command> [--config FILE] [options]
       migrate                                   apply pending metadata migrations
       check-config                              validate the configuration file and environment
+      config-docs [--readme README.md]          the table of configuration keys (rewrites README's section)
       init-secret PATH                          write a fresh secret key file (mode 0600)
       create-admin --email E (--password P | --password-file F) [--organization NAME] [--if-missing]
       tokens create --email E [--connection C] [--source S] [--apis sql,maps] [--expires ISO8601]
