@@ -6,7 +6,7 @@ public enum ConfigKeys {
     static let apis = ["tessera-workspace-api", "tessera-maps-api", "tessera-import-api", "tessera-lds-api"]
     static let workers = ["tessera-sql-worker", "tessera-import-worker", "tessera-cdn-invalidator", "tessera-workspace-subscriber"]
     /// Every program that loads `Services` (the platform plumbing), i.e. all of them.
-    static let programs = apis + workers
+    public static let programs = apis + workers
     static let imports = ["tessera-import-api", "tessera-import-worker"]
     static let lds = ["tessera-lds-api", "tessera-sql-worker"]
 

@@ -87,6 +87,10 @@ func run(_ cli: inout CommandLineArguments) throws {
         let pool = PGPool(conninfo: c.databaseURL, size: 1)
         guard let user = try AccountStore(pool).userByEmail(email) else { throw CLIError(message: "no user \(email)") }
         print(PasswordResetStore.link(base: base, token: try PasswordResetStore(pool).create(userId: user.id, force: true)!))
+    case "admin-password":
+        try adminPassword(&cli)
+    case "admin-apply":
+        try adminApply(&cli, configFile: configFile)
     case "backup":
         try backup(&cli, try config())
     case "restore":

@@ -32,6 +32,8 @@ let usage = """
       password-reset-link --email E [--base-url URL]   print a one-time (1 h) password reset link for a user
       backup [--out DIR|FILE] [--passphrase-file F] [--config-dir /etc/tessera] [--keep N]
                                                 one archive: databases, role passwords, secret key, config
+      admin-password [--file /etc/tessera/admin-password] [--password-file F]   the admin console's operator password (else stdin)
+      admin-apply --staged F                    (tessera-admin-apply.service) install a console-staged config, restart what it affects
       restore ARCHIVE [--passphrase-file F] [--config-dir /etc/tessera]   verify, then restore onto this install
     """
 
