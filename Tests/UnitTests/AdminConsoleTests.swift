@@ -16,8 +16,9 @@ final class AdminConsoleTests: XCTestCase {
         """
 
     func testEnvFileUpdateKeepsCommentsAndOrder() {
-        let out = EnvFile.updating(file, ["TESSERA_SIGNUP": "open", "TESSERA_TILE_MAX_FEATURES": "500",
-                                          "TESSERA_THREADS": "4", "TESSERA_LOG_LEVEL": .some(nil)])
+        let changes: [String: String?] = ["TESSERA_SIGNUP": "open", "TESSERA_TILE_MAX_FEATURES": "500",
+                                          "TESSERA_THREADS": "4", "TESSERA_LOG_LEVEL": nil]
+        let out = EnvFile.updating(file, changes)
         XCTAssertEqual(out, """
             # Tessera configuration
             TESSERA_DATABASE_URL=host=/run/postgresql dbname=tessera user=tessera
