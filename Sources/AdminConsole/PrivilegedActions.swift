@@ -36,11 +36,11 @@ struct ActionFailed: HTTPResponseError, CustomStringConvertible {
 }
 
 /// Runs a fixed command, returns (status, stdout); output goes through files the way ChildProcess wants.
-func runTool(_ argv: [String], timeout: TimeInterval = 120) throws -> (status: Int32, output: String) {
+public func runTool(_ argv: [String], timeout: TimeInterval = 120) throws -> (status: Int32, output: String) {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-admin-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let child = try ChildProcess(argv, environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "SYSTEMD_COLORS": "0"],
+    let child = try ChildProcess(argv, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "SYSTEMD_COLORS": "0"],
                                  stdout: "\(dir)/out", stderr: "\(dir)/err")
     let outcome = child.wait(deadline: Date().addingTimeInterval(timeout), isCancelled: { false })
     let out = (try? String(contentsOfFile: "\(dir)/out", encoding: .utf8)) ?? ""

@@ -49,13 +49,7 @@ func adminApply(_ cli: inout CommandLineArguments, configFile: String?) throws {
         case "nginx": argv = ["/usr/lib/tessera/tessera-admin-site"]
         default: argv = [systemctl, "try-restart", "\(unit).service"]
         }
-        let status = try runCommand(argv)
-        print("\(argv.joined(separator: " ")): \(status == 0 ? "ok" : "exit \(status)")")
+        let (status, output) = try runTool(argv, timeout: 300)
+        print("\(argv.joined(separator: " ")): \(status == 0 ? "ok" : "exit \(status): \(output)")")
     }
-}
-
-private func runCommand(_ argv: [String]) throws -> Int32 {
-    let child = try ChildProcess(argv, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], stdout: "/dev/stdout", stderr: "/dev/stderr")
-    if case .exited(let code) = child.wait(deadline: Date().addingTimeInterval(300), isCancelled: { false }) { return code }
-    return -1
 }

@@ -53,7 +53,8 @@ const loaders = {
     rows($("keys"), ["key", "value", "default", "accepts", "meaning", "restarts"], data.keys.map((k) => {
       const input = el("input", { name: k.name, value: k.value ?? "", placeholder: k.default || "(empty)", "data-original": k.value ?? "" });
       const cell = el("div", {}, input, el("div", { class: "invalid-msg", id: `msg-${k.name}` }));
-      return [el("code", {}, k.name), cell, k.default || "empty", k.rule, el("span", { class: "meaning" }, k.meaning), k.units.join(", ") || "—"];
+      const units = k.units.length >= 8 ? "all programs" : k.units.map((u) => u.replace(/^tessera-/, "")).join(", ");
+      return [el("code", {}, k.name), cell, k.default || "empty", k.rule, k.meaning, units || "—"];
     }));
   },
   async backups() {
