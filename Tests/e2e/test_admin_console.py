@@ -14,7 +14,7 @@ import pytest
 import requests
 import urllib3
 
-from helpers import BIN, REPO, boot_stack, finish_stack
+from helpers import BIN, REPO, boot_stack, finish_stack, warehouse
 from admin_dev import AdminConsole
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -175,6 +175,22 @@ def test_backups_list_create_and_download(op, console):
         assert "manifest.json" in [m.name.split("/")[-1] for m in tar.getmembers()]
     assert_error(op.call("GET", "backups/secret.key"), 400, "invalid_archive_name")
     assert_error(op.call("GET", "backups/tessera-backup-19990101T000000Z.tar"), 404, "backup_not_found")
+
+
+def test_restore_from_the_console_brings_a_dropped_table_back(op, console):
+    warehouse(console.stack, "CREATE TABLE public.console_probe AS SELECT 7 AS answer")
+    r = op.call("POST", "backups")
+    assert r.status_code == 201, r.text
+    newest = r.json()["archives"][0]["name"]
+    warehouse(console.stack, "DROP TABLE public.console_probe")
+    maps_pid = console.stack.pid("maps-api")
+    r = op.call("POST", f"backups/{newest}/restore")
+    assert r.status_code == 200 and r.json() == {"restored": newest}, r.text
+    assert warehouse(console.stack, "SELECT answer FROM public.console_probe").strip() == "7"
+    # The programs were stopped for the restore and started again.
+    assert console.stack.pid("maps-api") not in (None, maps_pid)
+    assert {"action": "restore", "archive": newest} in console.handled
+    assert_error(op.call("POST", "backups/not-an-archive/restore"), 400, "invalid_archive_name")
 
 
 def test_support_bundle_holds_logs_versions_config_and_states_without_secrets(op, console):
