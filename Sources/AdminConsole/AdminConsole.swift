@@ -14,10 +14,13 @@ public struct AdminConsole: Sendable {
         public var version: String
         /// Production: the console's own read-only role (peer authentication as the OS user tessera-admin).
         public var databaseUser: String?
+        /// The platform's HTTPS certificate (nginx's main site), shown and replaced by the TLS screen.
+        public var tlsCertificate: String
         public init(configFile: String, passwordFile: String, accessLog: String?, devLogs: String?, version: String,
-                    databaseUser: String? = nil) {
+                    databaseUser: String? = nil, tlsCertificate: String = "/etc/tessera/tls/tessera.crt") {
             self.configFile = configFile; self.passwordFile = passwordFile; self.accessLog = accessLog
             self.devLogs = devLogs; self.version = version; self.databaseUser = databaseUser
+            self.tlsCertificate = tlsCertificate
         }
     }
 
@@ -88,6 +91,26 @@ public struct AdminConsole: Sendable {
             try actions.restore(archive: name)
             return .json(["restored": .string(name)])
         }
+        gated("GET", "/admin-api/tls") { _ in
+            guard let pem = try? String(contentsOfFile: settings.tlsCertificate, encoding: .utf8) else {
+                return .json(["file": .string(settings.tlsCertificate), "certificate": .null])
+            }
+            // The key stays where nginx reads it: the screen shows the certificate's own facts only.
+            var report = try TLSCertificate(certificatePEM: pem, keyPEM: "-----BEGIN PRIVATE KEY-----").check()
+            report.problems.removeAll { $0.contains("key") }
+            return .json(["file": .string(settings.tlsCertificate), "certificate": report.json])
+        }
+        gated("POST", "/admin-api/tls/check") { request in
+            .json(try Self.tlsUpload(request).check().json)
+        }
+        gated("PUT", "/admin-api/tls") { request in
+            let upload = try Self.tlsUpload(request)
+            let report = try upload.check()
+            guard report.problems.isEmpty else { throw TLSCertificate.Refused(report: report) }
+            try actions.installTLS(certificate: upload.certificatePEM, key: upload.keyPEM)
+            Log.info("admin_tls_installed", [("subject", report.subject), ("not_after", report.notAfter)])
+            return .json(report.json)
+        }
         gated("GET", "/admin-api/support-bundle") { request in
             let hours = Int(try request.queryParameters()["hours"] ?? "24") ?? -1
             guard (1...720).contains(hours) else { throw APIError.badRequest("hours must be between 1 and 720", code: "invalid_parameter") }
@@ -133,6 +156,14 @@ public struct AdminConsole: Sendable {
         try actions.apply(change, configFile: settings.configFile)
         Log.info("admin_config_saved", [("keys", change.changedKeys.joined(separator: ",")), ("restarted", change.units.joined(separator: ","))])
         return .json(["changed": .array(change.changedKeys.map { .string($0) }), "restarted": .array(change.units.map { .string($0) })])
+    }
+
+    static func tlsUpload(_ request: HTTPRequest) throws -> TLSCertificate {
+        let body = try jsonBody(request)
+        guard let cert = body["certificate"]?.stringValue, let key = body["key"]?.stringValue else {
+            throw APIError.badRequest("certificate and key (PEM text) are required", code: "invalid_parameter")
+        }
+        return TLSCertificate(certificatePEM: cert, keyPEM: key)
     }
 
     static func jsonBody(_ request: HTTPRequest) throws -> JSON {

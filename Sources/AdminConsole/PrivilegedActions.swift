@@ -15,6 +15,8 @@ public protocol PrivilegedActions: Sendable {
     func backup() throws
     /// Restores the archive `name` of TESSERA_BACKUP_DIR onto this install.
     func restore(archive name: String) throws
+    /// Installs a checked certificate and key as the platform's HTTPS certificate and reloads nginx.
+    func installTLS(certificate: String, key: String) throws
     /// Unit name -> state (active, failed, …), restart count and main PID.
     func unitStates(_ units: [String]) -> [String: UnitState]
 }
@@ -72,6 +74,13 @@ public struct SystemdActions: PrivilegedActions {
 
     public func backup() throws { try start("tessera-backup.service") }
 
+    public func installTLS(certificate: String, key: String) throws {
+        let dir = (stagedFile as NSString).deletingLastPathComponent
+        try EnvFile.writeAtomically(certificate, to: "\(dir)/staged-tls.crt", mode: 0o600)
+        try EnvFile.writeAtomically(key, to: "\(dir)/staged-tls.key", mode: 0o600)
+        try start("tessera-admin-tls.service")
+    }
+
     public func restore(archive name: String) throws {
         try start("tessera-admin-restore@\(name).service")
     }
@@ -122,6 +131,12 @@ public struct DevActions: PrivilegedActions {
     }
 
     public func backup() throws { try request(["action": "backup"]) }
+
+    public func installTLS(certificate: String, key: String) throws {
+        try EnvFile.writeAtomically(certificate, to: "\(directory)/staged-tls.crt", mode: 0o600)
+        try EnvFile.writeAtomically(key, to: "\(directory)/staged-tls.key", mode: 0o600)
+        try request(["action": "tls"])
+    }
 
     public func restore(archive name: String) throws { try request(["action": "restore", "archive": .string(name)]) }
 

@@ -210,6 +210,57 @@ def test_support_bundle_holds_logs_versions_config_and_states_without_secrets(op
             assert secret not in text, f"{name} leaks a secret"
 
 
+def make_pair(cn: str, days: int = 30, expired: bool = False) -> tuple[str, str]:
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = (now - datetime.timedelta(days=60), now - datetime.timedelta(days=1)) if expired else (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days))
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode())
+
+
+def test_tls_upload_is_checked_and_installed(op, console):
+    import ssl
+    good_cert, good_key = make_pair("console-test.example")
+    _, other_key = make_pair("other.example")
+    old_cert, old_expired_key = make_pair("old.example", expired=True)
+    before = console.stack.tls_cert.read_bytes()
+    r = op.call("POST", "tls/check", {"certificate": good_cert, "key": good_key})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["key_matches"] and report["problems"] == [] and 28 <= report["days_left"] <= 30
+    assert "CN=console-test.example" in report["subject"] and report["chain_trusted"] is False  # self-signed
+    body = assert_error(op.call("PUT", "tls", {"certificate": good_cert, "key": other_key}), 422, "invalid_certificate")
+    assert "does not belong" in body["error"] and body["certificate"]["key_matches"] is False
+    body = assert_error(op.call("PUT", "tls", {"certificate": old_cert, "key": old_expired_key}), 422, "invalid_certificate")
+    assert "expired" in body["error"]
+    assert_error(op.call("PUT", "tls", {"certificate": "not a pem", "key": good_key}), 422, "invalid_certificate")
+    assert console.stack.tls_cert.read_bytes() == before
+    r = op.call("PUT", "tls", {"certificate": good_cert, "key": good_key})
+    assert r.status_code == 200, r.text
+    # nginx's reload replaces its workers gracefully: old ones may answer a moment longer.
+    import time
+    deadline = time.monotonic() + 30
+    while True:
+        served = ssl.get_server_certificate(("127.0.0.1", console.stack.tls_port))
+        if ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(good_cert) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(good_cert)
+    shown = op.call("GET", "tls").json()
+    assert "CN=console-test.example" in shown["certificate"]["subject"]
+    assert good_key.split("\n")[1] not in console.stack.log_path("admin").read_text()
+
+
 def test_wrong_passwords_are_throttled_and_logged(op, console):
     """Last: it locks 127.0.0.1 out of new logins (the sessions already open keep working)."""
     other = Client(console)

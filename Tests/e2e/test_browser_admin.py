@@ -64,3 +64,14 @@ def test_every_console_screen(page):
     page.find('nav a[data-screen="support"]').click()
     page.find("#support-form")
     page.shot("admin-support")
+
+    page.find('nav a[data-screen="tls"]').click()
+    page.wait(lambda d: "subject" in page.find("#tls-current").text, what="current certificate")
+    from test_admin_console import make_pair
+    cert, _ = make_pair("mismatch.example")
+    _, other_key = make_pair("other.example")
+    page.find("#tls-cert").send_keys(cert)
+    page.find("#tls-key").send_keys(other_key)
+    page.find("#tls-form button[type=submit]").click()
+    page.wait(lambda d: "does not belong" in page.find("#tls-report").text, what="mismatch refused")
+    page.shot("admin-tls")

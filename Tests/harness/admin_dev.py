@@ -8,6 +8,7 @@ console runs with `--dev-actions DIR` and this module is the other end, explicit
       {"action": "restart", "units": ["tessera-maps-api", ...]}  stop + start those programs
       {"action": "backup"}                                       `tessera backup` (TESSERA_BACKUP_DIR)
       {"action": "restore", "archive": NAME}                     stop the programs, `tessera restore`, start them
+      {"action": "tls"}                                          DIR/staged-tls.{crt,key} become nginx's certificate
 It also renders nginx's console server (nginx/tessera-admin-site.conf) on its own TLS port.
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ class AdminConsole:
         pw.unlink()
         self.stack.start_api("admin", self.bin / "tessera-admin", args=[
             "--password-file", str(self.password_file), "--dev-actions", str(self.actions),
-            "--dev-logs", str(self.stack.logs_dir), "--access-log", str(self.stack.logs_dir / "nginx" / "access.log")])
+            "--dev-logs", str(self.stack.logs_dir), "--tls-cert", str(self.stack.tls_cert), "--access-log", str(self.stack.logs_dir / "nginx" / "access.log")])
         self._write_units()
         self._thread = threading.Thread(target=self._loop, name="admin-dev-actions", daemon=True)
         self._thread.start()
@@ -121,6 +122,15 @@ class AdminConsole:
             etc.mkdir(exist_ok=True)
             (etc / "tessera.env").write_bytes(self.stack.env_file.read_bytes())
             return {"ok": True, "output": self._tessera("backup", "--config-dir", str(etc))}
+        if action == "tls":
+            # What tessera-admin-tls.service does: the checked pair replaces nginx's certificate, reload.
+            self.stack.tls_cert.write_bytes((self.actions / "staged-tls.crt").read_bytes())
+            self.stack.tls_key.write_bytes((self.actions / "staged-tls.key").read_bytes())
+            os.chmod(self.stack.tls_key, 0o600)
+            for f in ("staged-tls.crt", "staged-tls.key"):
+                (self.actions / f).unlink()
+            self.stack.reload_nginx()
+            return {"ok": True}
         if action == "restore":
             running = [PROGRAM for PROGRAM in PROGRAMS if PROGRAMS[PROGRAM] in self.stack.procs]
             backup_dir = self._backup_dir()

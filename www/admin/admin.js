@@ -23,7 +23,7 @@ const rows = (table, head, items) => {
 const state = (s) => el("span", { class: `state-${s}` }, s);
 const bytes = (n) => n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)} GiB` : `${(n / (1 << 20)).toFixed(1)} MiB`;
 
-const screens = ["login", "status", "config", "backups", "support"];
+const screens = ["login", "status", "config", "backups", "support", "tls"];
 function show(name) {
   for (const s of screens) $(s).hidden = s !== name;
   $("nav").hidden = name === "login";
@@ -72,7 +72,29 @@ const loaders = {
     }));
   },
   async support() {},
+  async tls() {
+    const { data } = await api("GET", "tls");
+    if (!data || data.error) return;
+    $("tls-file").textContent = data.file;
+    showCert($("tls-current"), data.certificate);
+  },
 };
+
+function showCert(table, c, upload = false) {
+  if (!c) { rows(table, ["certificate"], [["none installed"]]); return; }
+  rows(table, ["", ""], [
+    ["subject", c.subject], ["issuer", c.issuer], ["expires", `${c.not_after} (${c.days_left} days)`],
+    ...(upload ? [["key", c.key_matches ? "belongs to the certificate" : "does not match"]] : []),
+    ["chain", c.chain_trusted ? "trusted" : `not trusted by the system CAs: ${c.chain}`],
+    ...c.problems.map((p) => [el("span", { class: "error" }, "refused"), el("span", { class: "error" }, p)]),
+  ]);
+}
+async function uploadTLS(method, path) {
+  const { res, data } = await api(method, path, { certificate: $("tls-cert").value, key: $("tls-key").value });
+  showCert($("tls-report"), res.ok ? data : data?.certificate, true);
+  $("tls-result").textContent = res.ok ? (method === "PUT" ? "installed; nginx reloaded" : "checked") : data?.error ?? `error ${res.status}`;
+  if (res.ok && method === "PUT") loaders.tls();
+}
 
 $("login-form").onsubmit = async (e) => {
   e.preventDefault();
@@ -111,6 +133,8 @@ $("backup-now").onclick = async () => {
   $("backup-result").textContent = res.ok ? "backup taken" : data?.error ?? `error ${res.status}`;
   loaders.backups();
 };
+$("tls-check").onclick = () => uploadTLS("POST", "tls/check");
+$("tls-form").onsubmit = (e) => { e.preventDefault(); uploadTLS("PUT", "tls"); };
 $("support-form").onsubmit = (e) => {
   e.preventDefault();
   location.href = `/admin-api/support-bundle?hours=${encodeURIComponent($("hours").value)}`;
