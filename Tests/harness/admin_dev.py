@@ -102,12 +102,17 @@ class AdminConsole:
             return  # nginx, the backup timer: nothing to restart under the harness
         if name not in self.stack.procs:
             return  # not part of this stack (try-restart leaves a stopped unit alone too)
-        self.stack.stop_api(name)
-        binary = self.bin / unit
-        if name in API_PROGRAMS:
-            self.stack.start_api(name, binary)
-        else:
-            self.stack.start_worker(name, binary)
+        # `stack.py run` watches for dead programs: this stop is not a crash.
+        self.stack.restarting = getattr(self.stack, "restarting", set()) | {name}
+        try:
+            self.stack.stop_api(name)
+            binary = self.bin / unit
+            if name in API_PROGRAMS:
+                self.stack.start_api(name, binary)
+            else:
+                self.stack.start_worker(name, binary)
+        finally:
+            self.stack.restarting = self.stack.restarting - {name}
         self.restarts[name] = self.restarts.get(name, 0) + 1
 
     def _handle(self, request: dict) -> dict:

@@ -1118,6 +1118,8 @@ Press Ctrl-C to stop.""", flush=True)
         restarter = Restarter(_restart_functions(stack, bin_dir, started))
         while True:
             for name in stack.check_alive():
+                if name in getattr(stack, "restarting", ()):
+                    continue  # the admin console is restarting it (admin_dev)
                 p = stack.procs[name]
                 if not restarter.handles(name):
                     print(f"\nerror: {name} exited with code {p.popen.returncode}\n{_log_tails(p.logs)}", file=sys.stderr)
