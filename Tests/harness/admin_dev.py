@@ -139,6 +139,7 @@ class AdminConsole:
         if action == "restore":
             running = [PROGRAM for PROGRAM in PROGRAMS if PROGRAMS[PROGRAM] in self.stack.procs]
             backup_dir = self._backup_dir()
+            self.stack.restarting = getattr(self.stack, "restarting", set()) | {PROGRAMS[u] for u in running}
             for unit in running:
                 self.stack.stop_api(PROGRAMS[unit])
             try:
@@ -148,6 +149,7 @@ class AdminConsole:
                 for unit in running:
                     name = PROGRAMS[unit]
                     (self.stack.start_api if name in API_PROGRAMS else self.stack.start_worker)(name, self.bin / unit)
+                self.stack.restarting = self.stack.restarting - {PROGRAMS[u] for u in running}
             return {"ok": True, "output": out}
         return {"error": f"unknown action {action!r}"}
 
