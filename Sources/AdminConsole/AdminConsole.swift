@@ -121,7 +121,7 @@ public struct AdminConsole: Sendable {
 
     /// Every key of the one table, with its value in the file (secrets redacted) and what it restarts.
     func configScreen() throws -> HTTPResponse {
-        let text = (try? String(contentsOfFile: settings.configFile, encoding: .utf8)) ?? ""
+        let text = try currentFileText()
         let values = (try? EnvFile.parse(text)) ?? [:]
         let keys: [JSON] = ConfigKeys.all.filter { !ConfigChange.notEditable.contains($0.name) }.map { key in
             [
@@ -138,7 +138,7 @@ public struct AdminConsole: Sendable {
         guard let values = try Self.jsonBody(request)["values"]?.objectValue, !values.isEmpty else {
             throw APIError.badRequest("values must be an object of KEY: value (or null to reset)", code: "invalid_parameter")
         }
-        let current = (try? String(contentsOfFile: settings.configFile, encoding: .utf8)) ?? ""
+        let current = try currentFileText()
         var changes: [String: String?] = [:]
         for (key, value) in values {
             switch value {
@@ -156,6 +156,16 @@ public struct AdminConsole: Sendable {
         try actions.apply(change, configFile: settings.configFile)
         Log.info("admin_config_saved", [("keys", change.changedKeys.joined(separator: ",")), ("restarted", change.units.joined(separator: ","))])
         return .json(["changed": .array(change.changedKeys.map { .string($0) }), "restarted": .array(change.units.map { .string($0) })])
+    }
+
+    /// The file as it is; a file that exists but cannot be read is an error, never "empty": a save
+    /// planned from nothing would stage a file without every other key.
+    func currentFileText() throws -> String {
+        guard FileManager.default.fileExists(atPath: settings.configFile) else { return "" }
+        guard let text = try? String(contentsOfFile: settings.configFile, encoding: .utf8) else {
+            throw APIError.unavailable("Cannot read \(settings.configFile)", code: "config_unreadable")
+        }
+        return text
     }
 
     static func tlsUpload(_ request: HTTPRequest) throws -> TLSCertificate {
