@@ -32,7 +32,7 @@ APT_PACKAGES += libjs-leaflet chromium chromium-driver python3-selenium
 # the SQL editor (CodeMirror 5, its sql mode and hint add-ons)
 APT_PACKAGES += libjs-codemirror
 
-.PHONY: deps build h3 test-h3 run test test-swift test-e2e check-nginx check-varnish clean clean-state debs test-install
+.PHONY: config-docs deps build h3 test-h3 run test test-swift test-e2e check-nginx check-varnish clean clean-state debs test-install
 
 deps:
 	@missing=""; \
@@ -58,6 +58,11 @@ deps:
 
 build: h3
 	$(SWIFT) build -c release --static-swift-stdlib
+
+# README's configuration section from the one table of keys (a unit test fails when it is stale).
+config-docs:
+	$(SWIFT) build --product tessera
+	.build/debug/tessera config-docs --readme README.md
 
 # The warehouse's H3 extension, installed into Debian's PostgreSQL 15 (which the harness runs).
 h3:

@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "tessera-import-worker", targets: ["tessera-import-worker"]),
         .executable(name: "tessera-workspace-subscriber", targets: ["tessera-workspace-subscriber"]),
         .executable(name: "tessera-lds-api", targets: ["tessera-lds-api"]),
+        .executable(name: "tessera-admin", targets: ["tessera-admin"]),
     ],
     targets: [
         // C system libraries (Debian -dev packages).
@@ -60,12 +61,15 @@ let package = Package(
         // Backup and restore: pg_dump/pg_restore/tar through the one child-process runner (Spawn).
         .target(name: "Backup", dependencies: ["Postgres", "CryptoSupport", "Metadata", "Spawn"]),
 
+        // The admin console (kots): status, configuration from the one table of keys, backups, support bundle.
+        .target(name: "AdminConsole", dependencies: ["Config", "HTTPKit", "Platform", "Postgres", "Redis", "CryptoSupport", "Spawn", "Observability"]),
+
         .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability"]),
         .target(name: "WorkspaceSubscriber", dependencies: ["Platform", "HTTPKit", "Jobs", "Postgres", "Observability"]),
 
         // Executables: args -> config -> wiring -> serve.
         .executableTarget(name: "tessera", dependencies: ["Platform", "Metadata", "Config", "Postgres", "CryptoSupport", "MapsAPI", "Jobs", "LDSAPI",
-                                                         "Backup"]),
+                                                         "Backup", "AdminConsole"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-cdn-invalidator", dependencies: ["CacheInvalidator", "Jobs", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Exports", "LDSAPI", "Workflows", "Platform", "Config", "Observability"]),
@@ -73,9 +77,10 @@ let package = Package(
         .executableTarget(name: "tessera-import-worker", dependencies: ["Jobs", "ImportsAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-workspace-subscriber", dependencies: ["Jobs", "WorkspaceSubscriber", "Platform"]),
         .executableTarget(name: "tessera-lds-api", dependencies: ["FastCGI", "LDSAPI", "Platform", "Config"]),
+        .executableTarget(name: "tessera-admin", dependencies: ["FastCGI", "AdminConsole", "Backup", "Config", "HTTPKit"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows", "WorkspaceAPI"]),
+        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows", "WorkspaceAPI", "AdminConsole"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn"]),
     ]
 )

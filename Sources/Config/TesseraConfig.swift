@@ -92,59 +92,11 @@ public struct TesseraConfig: Sendable {
     public var exportURLTTLSeconds: Int = 900
     /// Exports: the largest export file (bytes); an export growing past it fails and leaves no file.
     public var exportMaxBytes: Int = 10 << 30
+    /// Where nginx serves the admin console (`host:port`, loopback-only by default); tessera-setup renders it.
+    public var adminListen: [String] = ["127.0.0.1:8800"]
 
-    static let defaults: [String: String] = [
-        "TESSERA_DATABASE_URL": "dbname=tessera",
-        "TESSERA_REDIS_URL": "",
-        "TESSERA_SECRET_KEY_FILE": "/etc/tessera/secret.key",
-        "TESSERA_PUBLIC_URL": "http://localhost:8080",
-        "TESSERA_SIGNUP": "invite",
-        "TESSERA_WAREHOUSE_URL": "",
-        "TESSERA_SQL_STATEMENT_TIMEOUT_MS": "60000",
-        "TESSERA_SQL_MAX_ROWS": "200000",
-        "TESSERA_SQL_JOB_TIMEOUT_MS": "3600000",
-        "TESSERA_WORKER_CONCURRENCY": "2",
-        "TESSERA_VARNISH_PURGE_URL": "",
-        "TESSERA_TILE_MAX_FEATURES": "20000",
-        "TESSERA_TILE_MAX_BYTES": "4194304",
-        "TESSERA_MAX_BODY_BYTES": "10485760",
-        "TESSERA_THREADS": "16",
-        "TESSERA_DB_POOL_SIZE": "8",
-        "TESSERA_WAREHOUSE_POOL_SIZE": "16",
-        "TESSERA_WAREHOUSE_POOL_RESERVED": "4",
-        "TESSERA_TOKEN_MAX_CONCURRENT": "16",
-        "TESSERA_TOKEN_STATEMENT_TIMEOUT_MS": "10000",
-        "TESSERA_USER_MAX_CONCURRENT": "0",
-        "TESSERA_LIMIT_QUEUE_WAIT_MS": "2000",
-        "TESSERA_OAUTH_TOKEN_TTL": "3600",
-        "TESSERA_SESSION_TTL": "43200",
-        "TESSERA_LOG_LEVEL": "info",
-        "TESSERA_IMPORT_DIR": "/var/lib/tessera/imports",
-        "TESSERA_IMPORT_MAX_BYTES": "5368709120",
-        "TESSERA_IMPORT_MAX_UNCOMPRESSED_BYTES": "21474836480",
-        "TESSERA_IMPORT_TIMEOUT_S": "7200",
-        "TESSERA_IMPORT_MAX_RUNNING": "5",
-        "TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST": "",
-        "TESSERA_CONNECTION_HOST_ALLOWLIST": "",
-        "TESSERA_WORKER_LEASE_S": "30",
-        "TESSERA_WORKER_SOFT_STOP_S": "20",
-        "TESSERA_BASEMAP_URL": "",
-        "TESSERA_SMTP_URL": "",
-        "TESSERA_LDS_CONNECTION": "carto_dw",
-        "TESSERA_LDS_QUOTA_GEOCODING": "100000",
-        "TESSERA_LDS_QUOTA_ISOLINES": "10000",
-        "TESSERA_LDS_QUOTA_ROUTING": "10000",
-        "TESSERA_LDS_PROVIDER_TIMEOUT_MS": "10000",
-        "TESSERA_BACKUP_DIR": "/var/lib/tessera/backups",
-        "TESSERA_BACKUP_KEEP": "7",
-        "TESSERA_BACKUP_SCHEDULE": "daily",
-        "TESSERA_EXPORT_TTL_S": "86400",
-        "TESSERA_WORKFLOW_INTERMEDIATE_TTL_S": "604800",
-        "TESSERA_EXPORT_URL_TTL_S": "900",
-        "TESSERA_EXPORT_MAX_BYTES": "10737418240",
-        // Only meaningful to locate the file itself.
-        "TESSERA_CONFIG_FILE": "/etc/tessera/tessera.env",
-    ]
+    /// Defaults come from the one table of keys (`ConfigKeys`).
+    static let defaults: [String: String] = Dictionary(uniqueKeysWithValues: ConfigKeys.all.map { ($0.name, $0.defaultValue) })
 
     public static var knownKeys: Set<String> { Set(defaults.keys) }
 
@@ -178,34 +130,19 @@ public struct TesseraConfig: Sendable {
 
     /// Builds a config from `TESSERA_*` values, reporting every problem at once.
     public static func from(_ raw: [String: String], source: String = "values") throws -> TesseraConfig {
-        var problems: [String] = []
-        for key in raw.keys.sorted() where key.hasPrefix("TESSERA_") && defaults[key] == nil {
-            problems.append("unknown key \(key)")
-        }
-        func value(_ key: String) -> String { raw[key] ?? defaults[key]! }
-        func int(_ key: String, min: Int, max: Int) -> Int {
-            guard let n = Int(value(key)), n >= min, n <= max else {
-                problems.append("\(key) must be an integer between \(min) and \(max)")
-                return Int(defaults[key]!)!
-            }
-            return n
-        }
+        // Each key's own check lives in its row of ConfigKeys; a value that fails it reads as its default
+        // below, and the error lists every problem at once.
+        let found = ConfigKeys.problems(raw)
+        let problems = found.map(\.problem)
+        let bad = Set(found.map(\.key))
+        func value(_ key: String) -> String { bad.contains(key) ? defaults[key]! : raw[key] ?? defaults[key]! }
+        func int(_ key: String) -> Int { Int(value(key))! }
+        func list(_ key: String) -> [String] { ConfigKey.entries(value(key)) }
         let signup = SignupMode(rawValue: value("TESSERA_SIGNUP"))
-        if signup == nil { problems.append("TESSERA_SIGNUP must be open, invite or closed") }
         let publicURL = value("TESSERA_PUBLIC_URL").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        if !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
-            problems.append("TESSERA_PUBLIC_URL must start with http:// or https://")
-        }
         let redis = value("TESSERA_REDIS_URL")
-        if !redis.isEmpty && !(redis.hasPrefix("unix:") || redis.hasPrefix("redis://")) {
-            problems.append("TESSERA_REDIS_URL must be unix:/path or redis://host:port")
-        }
-        let levels = ["debug", "info", "warning", "error"]
-        if !levels.contains(value("TESSERA_LOG_LEVEL")) { problems.append("TESSERA_LOG_LEVEL must be one of \(levels)") }
         let importDir = value("TESSERA_IMPORT_DIR")
-        if !importDir.hasPrefix("/") { problems.append("TESSERA_IMPORT_DIR must be an absolute path") }
-        let allowlist = value("TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let allowlist = list("TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST")
         let config = TesseraConfig(
             databaseURL: value("TESSERA_DATABASE_URL"),
             redisURL: redis,
@@ -213,62 +150,51 @@ public struct TesseraConfig: Sendable {
             publicURL: publicURL,
             signup: signup ?? .invite,
             warehouseURL: value("TESSERA_WAREHOUSE_URL"),
-            sqlStatementTimeoutMs: int("TESSERA_SQL_STATEMENT_TIMEOUT_MS", min: 100, max: 86_400_000),
-            sqlMaxRows: int("TESSERA_SQL_MAX_ROWS", min: 1, max: 100_000_000),
-            sqlJobTimeoutMs: int("TESSERA_SQL_JOB_TIMEOUT_MS", min: 100, max: 7 * 86_400_000),
-            workerConcurrency: int("TESSERA_WORKER_CONCURRENCY", min: 1, max: 64),
+            sqlStatementTimeoutMs: int("TESSERA_SQL_STATEMENT_TIMEOUT_MS"),
+            sqlMaxRows: int("TESSERA_SQL_MAX_ROWS"),
+            sqlJobTimeoutMs: int("TESSERA_SQL_JOB_TIMEOUT_MS"),
+            workerConcurrency: int("TESSERA_WORKER_CONCURRENCY"),
             varnishPurgeURL: value("TESSERA_VARNISH_PURGE_URL"),
-            tileMaxFeatures: int("TESSERA_TILE_MAX_FEATURES", min: 1, max: 10_000_000),
-            tileMaxBytes: int("TESSERA_TILE_MAX_BYTES", min: 1024, max: 1 << 30),
-            maxBodyBytes: int("TESSERA_MAX_BODY_BYTES", min: 1024, max: 1 << 40),
-            threads: int("TESSERA_THREADS", min: 1, max: 1024),
-            dbPoolSize: int("TESSERA_DB_POOL_SIZE", min: 1, max: 512),
-            warehousePoolSize: int("TESSERA_WAREHOUSE_POOL_SIZE", min: 1, max: 512),
-            oauthTokenTTL: int("TESSERA_OAUTH_TOKEN_TTL", min: 60, max: 86_400),
-            sessionTTL: int("TESSERA_SESSION_TTL", min: 300, max: 30 * 86_400),
+            tileMaxFeatures: int("TESSERA_TILE_MAX_FEATURES"),
+            tileMaxBytes: int("TESSERA_TILE_MAX_BYTES"),
+            maxBodyBytes: int("TESSERA_MAX_BODY_BYTES"),
+            threads: int("TESSERA_THREADS"),
+            dbPoolSize: int("TESSERA_DB_POOL_SIZE"),
+            warehousePoolSize: int("TESSERA_WAREHOUSE_POOL_SIZE"),
+            oauthTokenTTL: int("TESSERA_OAUTH_TOKEN_TTL"),
+            sessionTTL: int("TESSERA_SESSION_TTL"),
             logLevel: value("TESSERA_LOG_LEVEL"),
             importDir: importDir,
-            importMaxBytes: int("TESSERA_IMPORT_MAX_BYTES", min: 1, max: 1 << 44),
-            importMaxUncompressedBytes: int("TESSERA_IMPORT_MAX_UNCOMPRESSED_BYTES", min: 1, max: 1 << 46),
-            importTimeoutSeconds: int("TESSERA_IMPORT_TIMEOUT_S", min: 1, max: 7 * 86_400),
-            importMaxRunning: int("TESSERA_IMPORT_MAX_RUNNING", min: 1, max: 10_000),
+            importMaxBytes: int("TESSERA_IMPORT_MAX_BYTES"),
+            importMaxUncompressedBytes: int("TESSERA_IMPORT_MAX_UNCOMPRESSED_BYTES"),
+            importTimeoutSeconds: int("TESSERA_IMPORT_TIMEOUT_S"),
+            importMaxRunning: int("TESSERA_IMPORT_MAX_RUNNING"),
             importPrivateURLAllowlist: allowlist,
-            workerLeaseSeconds: int("TESSERA_WORKER_LEASE_S", min: 1, max: 86_400),
-            workerSoftStopSeconds: int("TESSERA_WORKER_SOFT_STOP_S", min: 0, max: 3600),
+            workerLeaseSeconds: int("TESSERA_WORKER_LEASE_S"),
+            workerSoftStopSeconds: int("TESSERA_WORKER_SOFT_STOP_S"),
             ldsConnection: value("TESSERA_LDS_CONNECTION"),
-            ldsQuotaGeocoding: int("TESSERA_LDS_QUOTA_GEOCODING", min: 0, max: Int(Int32.max)),
-            ldsQuotaIsolines: int("TESSERA_LDS_QUOTA_ISOLINES", min: 0, max: Int(Int32.max)),
-            ldsQuotaRouting: int("TESSERA_LDS_QUOTA_ROUTING", min: 0, max: Int(Int32.max)),
-            ldsProviderTimeoutMs: int("TESSERA_LDS_PROVIDER_TIMEOUT_MS", min: 100, max: 600_000),
+            ldsQuotaGeocoding: int("TESSERA_LDS_QUOTA_GEOCODING"),
+            ldsQuotaIsolines: int("TESSERA_LDS_QUOTA_ISOLINES"),
+            ldsQuotaRouting: int("TESSERA_LDS_QUOTA_ROUTING"),
+            ldsProviderTimeoutMs: int("TESSERA_LDS_PROVIDER_TIMEOUT_MS"),
             source: source)
         var result = config
-        result.tokenMaxConcurrent = int("TESSERA_TOKEN_MAX_CONCURRENT", min: 0, max: 10_000)
-        result.tokenStatementTimeoutMs = int("TESSERA_TOKEN_STATEMENT_TIMEOUT_MS", min: 100, max: 86_400_000)
-        result.userMaxConcurrent = int("TESSERA_USER_MAX_CONCURRENT", min: 0, max: 10_000)
-        result.warehousePoolReserved = int("TESSERA_WAREHOUSE_POOL_RESERVED", min: 0, max: 511)
-        result.limitQueueWaitMs = int("TESSERA_LIMIT_QUEUE_WAIT_MS", min: 0, max: 60_000)
+        result.tokenMaxConcurrent = int("TESSERA_TOKEN_MAX_CONCURRENT")
+        result.tokenStatementTimeoutMs = int("TESSERA_TOKEN_STATEMENT_TIMEOUT_MS")
+        result.userMaxConcurrent = int("TESSERA_USER_MAX_CONCURRENT")
+        result.warehousePoolReserved = int("TESSERA_WAREHOUSE_POOL_RESERVED")
+        result.limitQueueWaitMs = int("TESSERA_LIMIT_QUEUE_WAIT_MS")
         result.basemapURL = value("TESSERA_BASEMAP_URL")
-        if !result.basemapURL.isEmpty && !(result.basemapURL.hasPrefix("http://") || result.basemapURL.hasPrefix("https://")) {
-            problems.append("TESSERA_BASEMAP_URL must be an http(s) URL")
-        }
-        result.connectionHostAllowlist = value("TESSERA_CONNECTION_HOST_ALLOWLIST").split(separator: ",")
-            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        for entry in result.connectionHostAllowlist where entry.contains(where: { $0 == "/" || $0 == "@" || $0 == " " }) {
-            problems.append("TESSERA_CONNECTION_HOST_ALLOWLIST entries are host names or addresses (socket paths are never allowed): \(entry)")
-        }
+        result.connectionHostAllowlist = list("TESSERA_CONNECTION_HOST_ALLOWLIST")
         result.smtpURL = value("TESSERA_SMTP_URL")
-        result.exportTTLSeconds = int("TESSERA_EXPORT_TTL_S", min: 60, max: 30 * 86_400)
-        result.workflowIntermediateTTLSeconds = int("TESSERA_WORKFLOW_INTERMEDIATE_TTL_S", min: 0, max: 365 * 86_400)
-        result.exportURLTTLSeconds = int("TESSERA_EXPORT_URL_TTL_S", min: 10, max: 86_400)
-        result.exportMaxBytes = int("TESSERA_EXPORT_MAX_BYTES", min: 1024, max: 1 << 44)
-        if !result.smtpURL.isEmpty && !result.smtpURL.hasPrefix("smtp://") { problems.append("TESSERA_SMTP_URL must start with smtp://") }
+        result.exportTTLSeconds = int("TESSERA_EXPORT_TTL_S")
+        result.workflowIntermediateTTLSeconds = int("TESSERA_WORKFLOW_INTERMEDIATE_TTL_S")
+        result.exportURLTTLSeconds = int("TESSERA_EXPORT_URL_TTL_S")
+        result.exportMaxBytes = int("TESSERA_EXPORT_MAX_BYTES")
         result.backupDir = value("TESSERA_BACKUP_DIR")
-        if !result.backupDir.hasPrefix("/") { problems.append("TESSERA_BACKUP_DIR must be an absolute path") }
-        result.backupKeep = int("TESSERA_BACKUP_KEEP", min: 1, max: 10_000)
+        result.backupKeep = int("TESSERA_BACKUP_KEEP")
         result.backupSchedule = value("TESSERA_BACKUP_SCHEDULE")
-        if result.backupSchedule.isEmpty || result.backupSchedule.contains(where: { $0.isNewline }) {
-            problems.append("TESSERA_BACKUP_SCHEDULE must be a systemd OnCalendar expression")
-        }
+        result.adminListen = list("TESSERA_ADMIN_LISTEN")
         if !problems.isEmpty { throw Invalid(problems: problems) }
         return result
     }

@@ -8,15 +8,19 @@ public enum FastCGIProgram {
     public struct Arguments: Sendable {
         public var socketPath: String?
         public var configFile: String?
+        /// Values of the program's own `--flag VALUE` options (those named in `options`).
+        public var options: [String: String] = [:]
     }
 
-    public static func run(name: String, _ build: (Arguments) throws -> (HTTPApplication, threads: Int)) -> Never {
+    public static func run(name: String, options: Set<String> = [],
+                           _ build: (Arguments) throws -> (HTTPApplication, threads: Int)) -> Never {
         var args = Arguments()
         var it = CommandLine.arguments.dropFirst().makeIterator()
         while let arg = it.next() {
             switch arg {
             case "--socket": args.socketPath = it.next()
             case "--config": args.configFile = it.next()
+            case let flag where options.contains(flag): args.options[flag] = it.next()
             case "--help", "-h":
                 print("usage: \(name) [--socket PATH] [--config /etc/tessera/tessera.env]")
                 exit(0)

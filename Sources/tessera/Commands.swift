@@ -31,9 +31,23 @@ func run(_ cli: inout CommandLineArguments) throws {
         try warehouseRegister(try config())
     case "check-config":
         try cli.finish()
-        let c = try config()
+        let c: TesseraConfig
+        do { c = try TesseraConfig.load(file: configFile) } catch let e as TesseraConfig.Invalid {
+            for problem in e.problems { print("invalid: \(problem)") }
+            throw CLIError(message: "configuration has \(e.problems.count) problem(s)")
+        }
         _ = try Secrets.load(path: c.secretKeyFile)
         print("configuration OK (\(c.source))")
+    case "config-docs":
+        let readme = cli.take("--readme")
+        try cli.finish()
+        guard let readme else { print(ConfigKeys.markdown(), terminator: ""); return }
+        let text = try String(contentsOfFile: readme, encoding: .utf8)
+        guard let updated = ConfigDocs.replacingSection(in: text) else {
+            throw CLIError(message: "\(readme) has no config-keys markers")
+        }
+        if updated != text { try updated.write(toFile: readme, atomically: true, encoding: .utf8) }
+        print(updated == text ? "\(readme) is up to date" : "rewrote the configuration section of \(readme)")
     case "init-secret":
         try cli.finish()
         guard cli.positional.count == 2 else { throw CLIError(message: "usage: tessera init-secret PATH", code: 2) }
@@ -73,6 +87,10 @@ func run(_ cli: inout CommandLineArguments) throws {
         let pool = PGPool(conninfo: c.databaseURL, size: 1)
         guard let user = try AccountStore(pool).userByEmail(email) else { throw CLIError(message: "no user \(email)") }
         print(PasswordResetStore.link(base: base, token: try PasswordResetStore(pool).create(userId: user.id, force: true)!))
+    case "admin-password":
+        try adminPassword(&cli)
+    case "admin-apply":
+        try adminApply(&cli, configFile: configFile)
     case "backup":
         try backup(&cli, try config())
     case "restore":

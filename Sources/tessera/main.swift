@@ -9,6 +9,7 @@ let usage = """
     usage: tessera <command> [--config FILE] [options]
       migrate                                   apply pending metadata migrations
       check-config                              validate the configuration file and environment
+      config-docs [--readme README.md]          the table of configuration keys (rewrites README's section)
       init-secret PATH                          write a fresh secret key file (mode 0600)
       create-admin --email E (--password P | --password-file F) [--organization NAME] [--if-missing]
       tokens create --email E [--connection C] [--source S] [--apis sql,maps] [--expires ISO8601]
@@ -31,6 +32,8 @@ let usage = """
       password-reset-link --email E [--base-url URL]   print a one-time (1 h) password reset link for a user
       backup [--out DIR|FILE] [--passphrase-file F] [--config-dir /etc/tessera] [--keep N]
                                                 one archive: databases, role passwords, secret key, config
+      admin-password [--file /etc/tessera/admin-password] [--password-file F]   the admin console's operator password (else stdin)
+      admin-apply --staged F                    (tessera-admin-apply.service) install a console-staged config, restart what it affects
       restore ARCHIVE [--passphrase-file F] [--config-dir /etc/tessera]   verify, then restore onto this install
     """
 

@@ -78,10 +78,10 @@ return true;
 
 
 class Browser:
-    def __init__(self, base: str, size: tuple[int, int] = DESKTOP, name: str = "browser"):
+    def __init__(self, base: str, size: tuple[int, int] = DESKTOP, name: str = "browser", extra_args: tuple[str, ...] = ()):
         opts = webdriver.ChromeOptions()
         opts.binary_location = CHROMIUM
-        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        for a in (*extra_args, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-extensions", "--no-first-run", "--password-store=basic", "--lang=en-US"):
             opts.add_argument(a)
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})

@@ -1078,6 +1078,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         stack.start_varnish()
         print("starting nginx ...", flush=True)
         stack.start_nginx(www_root=args.www, run_dir=stack.run_dir)
+        console_line = "not built"
+        if (bin_dir / "tessera-admin").is_file():
+            # The admin console; its privileged actions go through admin_dev (no systemd here).
+            from admin_dev import AdminConsole
+            pw_file = state / "console-password"
+            if not pw_file.exists():
+                _write_private(pw_file, "console-" + secrets.token_hex(8) + "\n")
+            console = AdminConsole(stack, bin_dir, pw_file.read_text().strip(),
+                                   port=8800 if port_is_free(8800) else None).start()
+            console_line = f"{console.url}/   operator password in {pw_file}"
         token = _run_tool(stack, [str(tessera), "tokens", "create", "--email", ADMIN_EMAIL, "--connection", "carto_dw",
                                   "--source", "*", "--apis", "sql,maps,lds"], "tessera tokens create",
                           log_output=False).strip().splitlines()
@@ -1093,6 +1103,7 @@ Tessera is running.
   TLS         https://localhost:{stack.tls_port}/   (self-signed: {stack.tls_cert})
   http-cache  Varnish in front of maps-api GETs; invalidation at {stack.varnish_purge_url} (loopback)
   Admin       {ADMIN_EMAIL}  /  {password}   (saved in {state / 'admin-password'})
+  Console     {console_line}
   APIs        {', '.join(started) or 'none'}
   API token   sql+maps+lds on carto_dw, saved in {state / 'token'}
 
@@ -1107,6 +1118,8 @@ Press Ctrl-C to stop.""", flush=True)
         restarter = Restarter(_restart_functions(stack, bin_dir, started))
         while True:
             for name in stack.check_alive():
+                if name in getattr(stack, "restarting", ()):
+                    continue  # the admin console is restarting it (admin_dev)
                 p = stack.procs[name]
                 if not restarter.handles(name):
                     print(f"\nerror: {name} exited with code {p.popen.returncode}\n{_log_tails(p.logs)}", file=sys.stderr)
