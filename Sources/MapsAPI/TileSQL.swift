@@ -14,6 +14,10 @@ struct TileSQL: Sendable {
         /// The same, drawn from a repeatable Bernoulli sample of a table (percent bound last), so a low zoom of a
         /// big table hashes and sorts a few times the cap instead of every row.
         case sampled
+        /// Seamless thinning (see `Thinning`): the most important features of every grid cell the tile touches.
+        case thinned
+        /// The same over a repeatable Bernoulli sample of a table (a low zoom of a big table, default order).
+        case thinnedSampled
     }
     let mode: Mode
     /// The statement: the query source's own parameters and the filters' values are bound; z, x, y, the cap,
@@ -32,7 +36,7 @@ struct TileSQL: Sendable {
     /// the record the handshake read.
     static func make(_ record: SourceRecord, mode: Mode) throws -> TileSQL {
         let d = record.definition
-        precondition(mode != .sampled || d.kind == .table, "only tables can be sampled")
+        precondition((mode != .sampled && mode != .thinnedSampled) || d.kind == .table, "only tables can be sampled")
         let from = try SourceSQL.from(d)
         let g: SQL = "_src.\(try Identifier(d.spatialColumn))"
         let srid = record.schema.srid
@@ -45,6 +49,7 @@ struct TileSQL: Sendable {
         // them). The feature id, then the properties for identical geometries; sorting at most the cap's
         // rows, by keys the rows already carry.
         var featureOrder: [SQL] = ["t._carto_feature_id COLLATE \"C\""]
+        var ties: [SQL] = []
         for column in try record.schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn) {
             let q = try Identifier(column)
             // The TrajectoryTileLayer subtracts the source's timestampRange.min from numeric timestamps as they
@@ -55,6 +60,7 @@ struct TileSQL: Sendable {
                 // Text properties sort bytewise (C); numbers and booleans have no collation.
                 let textual = !epochMs && record.schema.kind(of: column) != .number && record.schema.kind(of: column) != .boolean
                 featureOrder.append(textual ? "t.\(q) COLLATE \"C\"" : "t.\(q)")
+                ties.append(textual ? "_src.\(q)::text COLLATE \"C\"" : "_src.\(q)")
             }
             if epochMs {
                 props.append("(extract(epoch FROM _src.\(q)) * 1000)::float8 AS \(q)")
@@ -88,6 +94,34 @@ struct TileSQL: Sendable {
             conditions.append(filter)
         }
         let envelope: SQL = "ST_TileEnvelope(\(SQL.slot("z"))::int, \(SQL.slot("x"))::int, \(SQL.slot("y"))::int)"
+        if mode == .thinned || mode == .thinnedSampled {
+            let cells = try Self.cellSQL(g: g, srid: srid)
+            var rank: [SQL] = []
+            if let column = d.thinningOrder {
+                guard record.schema.kind(of: column.name) == .number else {
+                    throw APIError.badRequest("thinningOrder must name a numeric column of the source: \(column.name)", code: "invalid_parameter")
+                }
+                rank.append("_src.\(try Identifier(column.name)) \(unsafeRaw: column.descending ? "DESC NULLS LAST" : "ASC NULLS LAST")")
+            }
+            // Identical geometries of equal importance: their properties decide, so every tile picks the same one.
+            rank.append("md5(ST_AsEWKB(\(geom)))")
+            rank += ties
+            let sample: SQL = mode == .thinnedSampled ? " TABLESAMPLE BERNOULLI (\(SQL.slot("percent"))::float8) REPEATABLE (0)" : ""
+            let sql: SQL = """
+                SELECT ST_AsMVT(t.*, '\(unsafeRaw: TileJSONBuilder.layer)', \(literal: extent), 'geom' ORDER BY \(featureOrder, joinedBy: ", ")), count(*) FROM (
+                  SELECT ST_AsMVTGeom(\(mercator), \(envelope), \(literal: extent), \(literal: buffer), true) AS geom, \(props, joinedBy: ", ")
+                  FROM (
+                    SELECT _src.*, row_number() OVER (PARTITION BY _c.cx, _c.cy ORDER BY \(rank, joinedBy: ", ")) AS _carto_rank
+                    FROM \(from) AS _src\(sample)
+                    CROSS JOIN LATERAL (SELECT \(cells.x) AS cx, \(cells.y) AS cy) AS _c
+                    WHERE \(conditions, joinedBy: " AND ")
+                      AND _c.cx BETWEEN \(SQL.slot("cx0"))::int8 AND \(SQL.slot("cx1"))::int8 AND _c.cy BETWEEN \(SQL.slot("cy0"))::int8 AND \(SQL.slot("cy1"))::int8
+                  ) AS _src
+                  WHERE _src._carto_rank <= \(SQL.slot("percell"))::int
+                ) t WHERE t.geom IS NOT NULL
+                """
+            return TileSQL(mode: mode, sql: sql, extent: extent, buffer: buffer, dataExtent: record.extent, srid: srid)
+        }
         let sample: SQL = mode == .sampled ? " TABLESAMPLE BERNOULLI (\(SQL.slot("percent"))::float8) REPEATABLE (0)" : ""
         let order: SQL = mode == .fast ? "" : "ORDER BY md5(ST_AsEWKB(\(geom)))"
         let sql: SQL = """
@@ -139,5 +173,34 @@ struct TileSQL: Sendable {
         let covered = dataExtent.map { area($0) > 0 ? min(1, area(box) / area($0)) : 1 } ?? 1
         let percent = 100 * 3 * Double(cap) / max(1, Double(rows) * covered)
         return percent < 30 ? percent : nil
+    }
+
+    /// The grid cell (column, row from the top) of a feature at `cells` cells per world side, in plain arithmetic
+    /// on the stored coordinates where it can be (no per-row transform); the reference is `Thinning.cell`.
+    static func cellSQL(g: SQL, srid: Int) throws -> (x: SQL, y: SQL) {
+        let n: SQL = "\(SQL.slot("cells"))::float8"
+        let point: SQL = "\(g)::geometry"
+        switch srid {
+        case 4326:
+            let lat: SQL = "radians(greatest(-85.0511, least(85.0511, ST_YMin(\(point)))))"
+            return ("floor((ST_XMin(\(point)) + 180) / 360 * \(n))::int8", "floor((1 - asinh(tan(\(lat))) / pi()) / 2 * \(n))::int8")
+        default:
+            let m: SQL = srid == 3857 ? point : "ST_Transform(ST_SetSRID(\(point), \(literal: srid)), 3857)"
+            let half: SQL = "\(unsafeRaw: String(worldHalf))::float8"
+            return ("floor((ST_XMin(\(m)) + \(half)) / (2 * \(half)) * \(n))::int8", "floor((\(half) - ST_YMin(\(m))) / (2 * \(half)) * \(n))::int8")
+        }
+    }
+
+    /// Bound values for one thinned tile; nil when the tile is certainly empty.
+    func thinnedParameters(_ thinning: Thinning, z: Int, x: Int, y: Int, samplePercent: Double?) -> [String?]? {
+        guard searchBox(z: z, x: x, y: y) != nil else { return nil }
+        var box = thinning.searchBox(z: z, x: x, y: y)
+        box = [max(box[0], -Self.worldHalf), max(box[1], -Self.worldHalf), min(box[2], Self.worldHalf), min(box[3], Self.worldHalf)]
+        let r = thinning.cellRange(z: z, x: x, y: y)
+        var values = Self.slots(z: z, x: x, y: y, cap: 0, box: box, samplePercent: samplePercent)
+        values["cells"] = String(thinning.cells(z: z))
+        values["percell"] = String(thinning.perCell)
+        for (name, v) in zip(["cx0", "cy0", "cx1", "cy1"], r) { values[name] = String(v) }
+        return sql.parameters(filling: values)
     }
 }
