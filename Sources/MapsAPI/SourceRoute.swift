@@ -31,6 +31,9 @@ struct SourceRoute: Sendable {
             if definition.thinningOrder != nil { _ = try TileSQL.make(record, mode: .thinned) }
             let plan = try inspector.plan(definition)
             record.rows = try inspector.rowCount(definition, plan: plan)
+            if (record.rows ?? 0) <= Thinning.exactCountRows, let filtered = try inspector.filteredRowCount(record, limit: Thinning.exactCountRows) {
+                record.rows = min(record.rows ?? filtered, filtered)
+            }
             return (record, record.rows ?? 0, try inspector.dataVersion(plan: plan))
         }
         try maps.sources.save(record, account: principal.accountId)

@@ -42,7 +42,7 @@ struct Thinning: Sendable, Equatable {
         let d = record.definition
         guard d.spatialType == .geo || d.spatialType == .trajectory, d.kind == .table || d.kind == .query,
               d.aggregationExp == nil, ["POINT", "MULTIPOINT"].contains((record.geometryType ?? "").uppercased()),
-              let rows = record.rows else { return nil }
+              let rows = record.rows, rows > cap else { return nil }  // every tile fits the budget: nothing to drop
         // The finest grid whose cells, one more around for the buffer, still leave at least one feature per
         // cell within the budget.
         let target = min(cap, tileTarget)

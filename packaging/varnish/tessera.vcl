@@ -153,6 +153,13 @@ sub vcl_backend_fetch {
 }
 
 sub vcl_backend_response {
+    # Lean tiles: vector tiles and JSON are stored gzipped, once (Varnish asks the backend for gzip and the
+    # backend sends identity, so Varnish compresses). Varnish adds `Vary: Accept-Encoding` and gunzips on
+    # delivery for a client that does not accept gzip; passes (public maps) are compressed the same way.
+    if (!beresp.http.Content-Encoding
+        && beresp.http.Content-Type ~ "^application/(vnd\.mapbox-vector-tile|json|geo\+json|x-ndjson|vnd\.carto-raster-tile)") {
+        set beresp.do_gzip = true;
+    }
     if (bereq.uncacheable) {
         return (deliver);
     }
