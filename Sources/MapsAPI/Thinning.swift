@@ -129,7 +129,9 @@ struct Thinning: Sendable, Equatable {
     /// cells and rolled up. A big table is counted from a 1% block sample, scaled (an estimate). Pure.
     func droppedSQL(_ record: SourceRecord) throws -> SQL {
         let d = record.definition
-        let (cx, cy) = try TileSQL.cellSQL(g: "_src.\(try Identifier(d.spatialColumn))", srid: record.schema.srid)
+        let g: SQL = "_src.\(try Identifier(d.spatialColumn))::geometry"
+        let point: SQL = [3857, 4326].contains(record.schema.srid) ? g : "ST_Transform(ST_SetSRID(\(g), \(literal: record.schema.srid)), 3857)"
+        let (cx, cy) = try TileSQL.cellSQL(x: "ST_XMin(\(point))", y: "ST_YMin(\(point))", srid: record.schema.srid)
         let sampled = d.kind == .table && rows > Self.exactCountRows
         var from: SQL = "\(try SourceSQL.from(d)) AS _src\(unsafeRaw: sampled ? " TABLESAMPLE SYSTEM (1) REPEATABLE (0)" : "")"
         if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) { from += " WHERE \(filter)" }

@@ -99,6 +99,16 @@ final class ThinningTests: XCTestCase {
     func testThinnedStatementSnapshots() throws {
         assertSnapshot(try TileSQL.make(record(rows: 5_000_000), mode: .thinned).sql, "tile_table_thinned")
         assertSnapshot(try TileSQL.make(record(rows: 5_000_000, order: "pop"), mode: .thinnedSampled).sql, "tile_table_thinned_sampled_ordered")
+        var query = SourceDefinition(kind: .query, connection: "carto_dw")
+        query.sql = "SELECT * FROM places WHERE pop > $1"
+        query.queryParameters = ["10"]
+        query.columns = ["name", "pop"]
+        var q = SourceRecord(id: "s2", definition: query,
+                             schema: SourceSchema(columns: [("geom", .geometry), ("name", .string), ("pop", .number)], srid: 3857),
+                             geometryType: "POINT", extent: [-20037508, -20037508, 20037508, 20037508])
+        q.rows = 5_000_000
+        assert(Thinning.plan(q, cap: 20_000) != nil)
+        assertSnapshot(try TileSQL.make(q, mode: .thinned).sql, "tile_query_thinned_3857")
         let t = try XCTUnwrap(Thinning.plan(record(rows: 5_000_000), cap: 20_000))
         assertSnapshot(try t.droppedSQL(record(rows: 5_000_000)), "tile_thinning_dropped")
     }
