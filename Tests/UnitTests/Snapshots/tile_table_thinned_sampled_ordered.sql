@@ -5,7 +5,7 @@ SELECT ST_AsMVT(t.*, 'default', 512, 'geom' ORDER BY t._carto_feature_id COLLATE
   WHERE _src.ctid = ANY (ARRAY(
     SELECT _k.tid FROM (
       SELECT _p.tid, row_number() OVER (PARTITION BY _c.cx, _c.cy ORDER BY _p._order DESC NULLS LAST, hashfloat8extended(_p._x, 0) # hashfloat8extended(_p._y, 1), _p.tid) AS _r
-      FROM (SELECT _src.ctid AS tid, _src."pop" AS _order, ST_XMin(_src."geom"::geometry) AS _x, ST_YMin(_src."geom"::geometry) AS _y FROM "public"."places" AS _src TABLESAMPLE BERNOULLI ($4::float8) REPEATABLE (0)
+      FROM (SELECT _src.ctid AS tid, _src."pop" AS _order, ST_XMin(_src."geom"::geometry) AS _x, ST_YMin(_src."geom"::geometry) AS _y FROM "public"."places" AS _src TABLESAMPLE SYSTEM ($4::float8) REPEATABLE (0)
             WHERE _src."geom" && ST_Transform(ST_MakeEnvelope($5::float8, $6::float8, $7::float8, $8::float8, 3857), 4326) OFFSET 0) AS _p
       CROSS JOIN LATERAL (SELECT floor((_p._x + 180) / 360 * $9::float8)::int8 AS cx, floor((1 - asinh(tan(radians(greatest(-85.0511, least(85.0511, _p._y))))) / pi()) / 2 * $10::float8)::int8 AS cy) AS _c
       WHERE _c.cx BETWEEN $11::int8 AND $12::int8 AND _c.cy BETWEEN $13::int8 AND $14::int8
