@@ -178,15 +178,9 @@ struct TileRoute: Sendable {
     /// A seamlessly thinned tile (see `Thinning`): features and their count.
     static func runThinned(_ maps: MapsService, _ record: SourceRecord, _ thinning: Thinning, _ db: PGConnection,
                            _ z: Int, _ x: Int, _ y: Int, _ watch: PGConnection.Watch) throws -> ([UInt8], Int) {
-        let sample = record.definition.kind == .table ? thinning.sample(z: z, ordered: record.definition.thinningOrder != nil) : nil
-        let mode: TileSQL.Mode
-        switch sample {
-        case .blocks?: mode = .thinnedSampled
-        case .rows?: mode = .thinnedRowSampled
-        case nil: mode = .thinned
-        }
-        let sql = try maps.tileSQL(record, mode)
-        guard let parameters = sql.thinnedParameters(thinning, z: z, x: x, y: y, samplePercent: sample?.percent) else { return ([], 0) }
+        let percent = record.definition.kind == .table ? thinning.samplePercent(z: z, ordered: record.definition.thinningOrder != nil) : nil
+        let sql = try maps.tileSQL(record, percent == nil ? .thinned : .thinnedSampled)
+        guard let parameters = sql.thinnedParameters(thinning, z: z, x: x, y: y, samplePercent: percent) else { return ([], 0) }
         let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true)
         let count = r.bytes(0, 1).map { $0.reduce(0) { $0 << 8 | Int($1) } } ?? 0
         return (r.bytes(0, 0) ?? [], count)

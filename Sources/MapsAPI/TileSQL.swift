@@ -16,10 +16,8 @@ struct TileSQL: Sendable {
         case sampled
         /// Seamless thinning (see `Thinning`): the most important features of every grid cell the tile touches.
         case thinned
-        /// The same over a repeatable block sample of a table (the lowest zooms of a big table, default order).
+        /// The same over a repeatable block sample of a table (the low zooms of a big table, default order).
         case thinnedSampled
-        /// The same over a repeatable row sample of a table (the next zooms).
-        case thinnedRowSampled
     }
     let mode: Mode
     /// The statement: the query source's own parameters and the filters' values are bound; z, x, y, the cap,
@@ -38,7 +36,7 @@ struct TileSQL: Sendable {
     /// the record the handshake read.
     static func make(_ record: SourceRecord, mode: Mode) throws -> TileSQL {
         let d = record.definition
-        precondition(![.sampled, .thinnedSampled, .thinnedRowSampled].contains(mode) || d.kind == .table, "only tables can be sampled")
+        precondition(![.sampled, .thinnedSampled].contains(mode) || d.kind == .table, "only tables can be sampled")
         let from = try SourceSQL.from(d)
         let g: SQL = "_src.\(try Identifier(d.spatialColumn))"
         let srid = record.schema.srid
@@ -96,7 +94,7 @@ struct TileSQL: Sendable {
             conditions.append(filter)
         }
         let envelope: SQL = "ST_TileEnvelope(\(SQL.slot("z"))::int, \(SQL.slot("x"))::int, \(SQL.slot("y"))::int)"
-        if [.thinned, .thinnedSampled, .thinnedRowSampled].contains(mode) {
+        if [.thinned, .thinnedSampled].contains(mode) {
             // Each candidate's geometry is read once, for its two coordinates; cells and hash come from those.
             let cells = try Self.cellSQL(x: "_p._x", y: "_p._y", srid: srid)
             var rank: [SQL] = []
@@ -111,8 +109,7 @@ struct TileSQL: Sendable {
             // The default order: a hash of the coordinates, a stable pseudo-random number per feature (an int8,
             // not text, so the sort stays small and fast).
             rank.append("hashfloat8extended(_p._x, 0) # hashfloat8extended(_p._y, 1)")
-            let method = mode == .thinnedSampled ? "SYSTEM" : "BERNOULLI"
-            let sample: SQL = mode == .thinned ? "" : " TABLESAMPLE \(unsafeRaw: method) (\(SQL.slot("percent"))::float8) REPEATABLE (0)"
+            let sample: SQL = mode == .thinnedSampled ? " TABLESAMPLE SYSTEM (\(SQL.slot("percent"))::float8) REPEATABLE (0)" : ""
             let point: SQL = srid == 3857 || srid == 4326 ? "\(g)::geometry" : "ST_Transform(\(geom), 3857)"
             let coordinates: SQL = "ST_XMin(\(point)) AS _x, ST_YMin(\(point)) AS _y"
             let rows: SQL
