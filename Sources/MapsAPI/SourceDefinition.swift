@@ -44,6 +44,14 @@ struct SourceDefinition: Sendable, Equatable {
     /// decided by the handshake, never sent by the client.
     var boundaryTileset = false
     var timestampColumn: String?
+    /// `thinningOrder=<numeric column>[:asc|:desc]` (Tessera's own): which features low-zoom tiles of a dense
+    /// point source keep first (descending unless `:asc`); without it a stable, spatially uniform choice.
+    var thinningOrder: ThinningOrder?
+
+    struct ThinningOrder: Sendable, Equatable {
+        var name: String
+        var descending = true
+    }
 
     static let resolutions: [Double] = [0.25, 0.5, 1, 2, 4]
 
@@ -122,6 +130,17 @@ struct SourceDefinition: Sendable, Equatable {
             }
             d.aggregationResLevel = level
         }
+        if let order = p.string("thinningOrder"), !order.isEmpty {
+            var name = order, descending = true
+            if let colon = order.lastIndex(of: ":"), ["asc", "desc"].contains(order[order.index(after: colon)...].lowercased()) {
+                descending = order[order.index(after: colon)...].lowercased() == "desc"
+                name = String(order[..<colon])
+            }
+            guard !name.isEmpty, name.count <= 256 else {
+                throw APIError.badRequest("thinningOrder must be a numeric column, optionally followed by :asc or :desc", code: "invalid_parameter")
+            }
+            d.thinningOrder = ThinningOrder(name: name, descending: descending)
+        }
         if d.spatialType == .trajectory {
             for parameter in ["trajectoryIdColumn", "timestampColumn"] {
                 guard let column = p.string(parameter), !column.isEmpty, column.count <= 256 else {
@@ -167,6 +186,7 @@ struct SourceDefinition: Sendable, Equatable {
         if let timestampColumn { o["timestampColumn"] = .string(timestampColumn) }
         if let propertiesTable { o["propertiesTable"] = .string(propertiesTable) }
         if boundaryTileset { o["boundaryTileset"] = true }
+        if let thinningOrder { o["thinningOrder"] = .string(thinningOrder.name + (thinningOrder.descending ? ":desc" : ":asc")) }
         return .object(o)
     }
 
@@ -197,6 +217,9 @@ struct SourceDefinition: Sendable, Equatable {
         timestampColumn = j["timestampColumn"]?.stringValue
         propertiesTable = j["propertiesTable"]?.stringValue
         boundaryTileset = j["boundaryTileset"]?.boolValue ?? false
+        if let order = j["thinningOrder"]?.stringValue, let colon = order.lastIndex(of: ":") {
+            thinningOrder = ThinningOrder(name: String(order[..<colon]), descending: order[order.index(after: colon)...] == "desc")
+        }
     }
 
     /// A short, URL-safe id: the hash of the account and the canonical definition.

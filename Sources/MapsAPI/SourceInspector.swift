@@ -135,6 +135,15 @@ struct SourceInspector {
         return plan.estimatedRows
     }
 
+    /// The rows the source's filters let through, counted up to `limit`: a filtered source's size (what decides
+    /// whether its tiles are thinned) is not its table's.
+    func filteredRowCount(_ record: SourceRecord, limit: Int) throws -> Int? {
+        let d = record.definition
+        guard let condition = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) else { return nil }
+        let sql: SQL = "SELECT count(*) FROM (SELECT 1 FROM \(try SourceSQL.from(d)) AS _src WHERE \(condition) LIMIT \(literal: limit)) t"
+        return try connection.execute(sql, watch: watch).int(0, 0)
+    }
+
     /// A positive integer that changes when the data behind the source changes: PostgreSQL's per-table
     /// write counters and file node (which a TRUNCATE or table swap replaces) of every table it reads.
     func dataVersion(plan: QueryPlan) throws -> Int {

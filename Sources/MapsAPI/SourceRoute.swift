@@ -30,8 +30,13 @@ struct SourceRoute: Sendable {
             let inspector = SourceInspector(connection: db, watch: maps.watch(request))
             if kind == .boundary { try BoundarySource.checkJoin(definition, connection: db, watch: maps.watch(request)) }
             var record = try inspector.inspect(definition, id: id)
+            // A thinningOrder that is not a numeric column is the handshake's 400, not every tile's.
+            if definition.thinningOrder != nil { _ = try TileSQL.make(record, mode: .thinned) }
             let plan = try inspector.plan(definition)
             record.rows = try inspector.rowCount(definition, plan: plan)
+            if (record.rows ?? 0) <= Thinning.exactCountRows, let filtered = try inspector.filteredRowCount(record, limit: Thinning.exactCountRows) {
+                record.rows = min(record.rows ?? filtered, filtered)
+            }
             return (record, record.rows ?? 0, try inspector.dataVersion(plan: plan))
         }
         try maps.sources.save(record, account: principal.accountId)
@@ -95,7 +100,8 @@ struct SourceRoute: Sendable {
             return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
         }
         let body = try maps.withWarehouse(principal, connection, request: request) { db in
-            try TileJSONBuilder(connection: db, watch: maps.watch(request)).build(record, tiles: tiles)
+            try TileJSONBuilder(connection: db, watch: maps.watch(request))
+                .build(record, tiles: tiles, thinning: Thinning.plan(record, cap: maps.services.config.tileMaxFeatures))
         }
         return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
     }

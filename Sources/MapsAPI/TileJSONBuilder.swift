@@ -32,7 +32,7 @@ struct TileJSONBuilder {
         return (sql, numeric)
     }
 
-    func build(_ record: SourceRecord, tiles: String) throws -> JSON {
+    func build(_ record: SourceRecord, tiles: String, thinning: Thinning? = nil) throws -> JSON {
         let d = record.definition
         let properties = try record.schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn)
         let (sql, numeric) = try Self.statsSQL(record)
@@ -55,7 +55,7 @@ struct TileJSONBuilder {
         }))
         let geometry = Self.tilestatsGeometry(record.geometryType)
         let center: [Double] = [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, Double(Self.centerZoom(bounds))]
-        return [
+        var tilejson: [String: JSON] = [
             "tilejson": "3.0.0", "name": .string(d.name ?? "query"), "scheme": "xyz",
             "tiles": [.string(tiles)], "minzoom": .int(Self.minzoom), "maxzoom": .int(Self.maxzoom),
             "bounds": .array(bounds.map(JSON.number)), "center": .array(center.map(JSON.number)),
@@ -66,6 +66,18 @@ struct TileJSONBuilder {
                                                         "attributeCount": .int(attributes.count), "geometry": .string(geometry),
                                                         "attributes": .array(attributes)]]],
         ]
+        if let thinning {
+            let sql = try thinning.droppedSQL(record)
+            let r = try connection.execute(sql.text, sql.parameters(filling: ["cells": String(thinning.cells(z: thinning.maxZoom))]) ?? [], watch: watch)
+            let rows = (0..<r.rowCount).map { (z: r.int($0, 0) ?? 0, total: r.double($0, 1) ?? 0, kept: r.double($0, 2) ?? 0) }
+            // CARTO's TileJSON field (carto-api-client's Tilejson type): the share of features dropped per zoom.
+            tilejson["fraction_dropped_per_zoom"] = .array(thinning.fractionDropped(rows).map { .number(($0 * 10_000).rounded() / 10_000) })
+            // Tessera's own: how the thinned zooms choose, for the builder's legend note.
+            tilejson["thinning"] = ["maxzoom": .int(thinning.maxZoom), "perCell": .int(thinning.perCell),
+                                    "cellsPerTile": .int(thinning.cellsPerSide),
+                                    "order": d.thinningOrder.map { .string($0.name + ($0.descending ? ":desc" : ":asc")) } ?? "uniform"]
+        }
+        return .object(tilejson)
     }
 
     /// `BOX(w s,e n)` → [w, s, e, n], clamped to Web Mercator's latitude range.

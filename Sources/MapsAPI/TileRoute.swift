@@ -136,10 +136,20 @@ struct TileRoute: Sendable {
         }
 
         let config = maps.services.config
+        let thinning = Thinning.plan(record, cap: config.tileMaxFeatures).flatMap { z <= $0.maxZoom ? $0 : nil }
+        var thinned = false
         let tile = try maps.withWarehouse(principal, connection, request: request) { db -> [UInt8] in
             let watch = maps.watch(request)
             if record.definition.kind == .tileset { return try TilesetSource.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
             if record.definition.boundaryTileset { return try BoundaryTileset.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
+            if let thinning {
+                let (bytes, _) = try Self.runThinned(maps, record, thinning, db, z, x, y, watch)
+                // The byte budget still holds: a tile of very wide rows falls back to the capped subset below.
+                if bytes.count <= config.tileMaxBytes {
+                    thinned = true
+                    return bytes
+                }
+            }
             var cap = config.tileMaxFeatures
             // A tile that certainly holds many times the cap (a low zoom of a big table) goes straight to the
             // capped subset; every other tile is tried in scan order first, which is all most tiles need.
@@ -160,6 +170,10 @@ struct TileRoute: Sendable {
             return bytes.count > config.tileMaxBytes ? [] : bytes
         }
         var headers = Self.cacheHeaders(request, principal, record)
+        if let thinning, thinned {
+            // What the builder shows as "thinned at this zoom" (the TileJSON's fraction_dropped_per_zoom says how much).
+            headers.append(("X-Tessera-Thinning", "\(thinning.perCell) per cell of 1/\(thinning.cellsPerSide) tile; zooms 0-\(thinning.maxZoom)"))
+        }
         if tile.isEmpty { return .noContent(headers: headers) }
         headers.append(("Content-Type", "application/vnd.mapbox-vector-tile"))
         return HTTPResponse(status: 200, headers: headers, body: .bytes(tile))
@@ -177,6 +191,17 @@ struct TileRoute: Sendable {
             }
         }
         return try Self.run(try maps.tileSQL(record, .ordered), db, z, x, y, cap: cap, watch)
+    }
+
+    /// A seamlessly thinned tile (see `Thinning`): features and their count.
+    static func runThinned(_ maps: MapsService, _ record: SourceRecord, _ thinning: Thinning, _ db: PGConnection,
+                           _ z: Int, _ x: Int, _ y: Int, _ watch: PGConnection.Watch) throws -> ([UInt8], Int) {
+        let percent = record.definition.kind == .table ? thinning.samplePercent(z: z, ordered: record.definition.thinningOrder != nil) : nil
+        let sql = try maps.tileSQL(record, percent == nil ? .thinned : .thinnedSampled)
+        guard let parameters = sql.thinnedParameters(thinning, z: z, x: x, y: y, samplePercent: percent) else { return ([], 0) }
+        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true)
+        let count = r.bytes(0, 1).map { $0.reduce(0) { $0 << 8 | Int($1) } } ?? 0
+        return (r.bytes(0, 0) ?? [], count)
     }
 
     static func run(_ sql: TileSQL, _ db: PGConnection, _ z: Int, _ x: Int, _ y: Int, cap: Int,

@@ -14,6 +14,10 @@ struct TileSQL: Sendable {
         /// The same, drawn from a repeatable Bernoulli sample of a table (percent bound last), so a low zoom of a
         /// big table hashes and sorts a few times the cap instead of every row.
         case sampled
+        /// Seamless thinning (see `Thinning`): the most important features of every grid cell the tile touches.
+        case thinned
+        /// The same over a repeatable block sample of a table (the low zooms of a big table, default order).
+        case thinnedSampled
     }
     let mode: Mode
     /// The statement: the query source's own parameters and the filters' values are bound; z, x, y, the cap,
@@ -32,7 +36,7 @@ struct TileSQL: Sendable {
     /// the record the handshake read.
     static func make(_ record: SourceRecord, mode: Mode) throws -> TileSQL {
         let d = record.definition
-        precondition(mode != .sampled || d.kind == .table, "only tables can be sampled")
+        precondition(![.sampled, .thinnedSampled].contains(mode) || d.kind == .table, "only tables can be sampled")
         let from = try SourceSQL.from(d)
         let g: SQL = "_src.\(try Identifier(d.spatialColumn))"
         let srid = record.schema.srid
@@ -45,6 +49,7 @@ struct TileSQL: Sendable {
         // them). The feature id, then the properties for identical geometries; sorting at most the cap's
         // rows, by keys the rows already carry.
         var featureOrder: [SQL] = ["t._carto_feature_id COLLATE \"C\""]
+        var ties: [SQL] = []
         for column in try record.schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn) {
             let q = try Identifier(column)
             // The TrajectoryTileLayer subtracts the source's timestampRange.min from numeric timestamps as they
@@ -55,6 +60,7 @@ struct TileSQL: Sendable {
                 // Text properties sort bytewise (C); numbers and booleans have no collation.
                 let textual = !epochMs && record.schema.kind(of: column) != .number && record.schema.kind(of: column) != .boolean
                 featureOrder.append(textual ? "t.\(q) COLLATE \"C\"" : "t.\(q)")
+                ties.append(textual ? "_p.\(q)::text COLLATE \"C\"" : "_p.\(q)")
             }
             if epochMs {
                 props.append("(extract(epoch FROM _src.\(q)) * 1000)::float8 AS \(q)")
@@ -88,6 +94,60 @@ struct TileSQL: Sendable {
             conditions.append(filter)
         }
         let envelope: SQL = "ST_TileEnvelope(\(SQL.slot("z"))::int, \(SQL.slot("x"))::int, \(SQL.slot("y"))::int)"
+        if [.thinned, .thinnedSampled].contains(mode) {
+            // Each candidate's geometry is read once, for its two coordinates; cells and hash come from those.
+            let cells = try Self.cellSQL(x: "_p._x", y: "_p._y", srid: srid)
+            var rank: [SQL] = []
+            var carried: [SQL] = []
+            if let column = d.thinningOrder {
+                guard record.schema.kind(of: column.name) == .number else {
+                    throw APIError.badRequest("thinningOrder must name a numeric column of the source: \(column.name)", code: "invalid_parameter")
+                }
+                carried.append("_src.\(try Identifier(column.name)) AS _order")
+                rank.append("_p._order \(unsafeRaw: column.descending ? "DESC NULLS LAST" : "ASC NULLS LAST")")
+            }
+            // The default order: a hash of the coordinates, a stable pseudo-random number per feature (an int8,
+            // not text, so the sort stays small and fast).
+            rank.append("hashfloat8extended(_p._x, 0) # hashfloat8extended(_p._y, 1)")
+            let sample: SQL = mode == .thinnedSampled ? " TABLESAMPLE SYSTEM (\(SQL.slot("percent"))::float8) REPEATABLE (0)" : ""
+            let point: SQL = srid == 3857 || srid == 4326 ? "\(g)::geometry" : "ST_Transform(\(geom), 3857)"
+            let coordinates: SQL = "ST_XMin(\(point)) AS _x, ST_YMin(\(point)) AS _y"
+            let rows: SQL
+            if d.kind == .table {
+                // A table ranks narrow rows (cell, keys, row address) and fetches only the kept rows by address;
+                // the address also settles ties, so the same row wins in every tile.
+                rows = """
+                    FROM \(from) AS _src
+                      WHERE _src.ctid = ANY (ARRAY(
+                        SELECT _k.tid FROM (
+                          SELECT _p.tid, row_number() OVER (PARTITION BY _c.cx, _c.cy ORDER BY \(rank, joinedBy: ", "), _p.tid) AS _r
+                          FROM (SELECT _src.ctid AS tid, \(carried + [coordinates], joinedBy: ", ") FROM \(from) AS _src\(sample)
+                                WHERE \(conditions, joinedBy: " AND ") OFFSET 0) AS _p
+                          CROSS JOIN LATERAL (SELECT \(cells.x) AS cx, \(cells.y) AS cy) AS _c
+                          WHERE _c.cx BETWEEN \(SQL.slot("cx0"))::int8 AND \(SQL.slot("cx1"))::int8 AND _c.cy BETWEEN \(SQL.slot("cy0"))::int8 AND \(SQL.slot("cy1"))::int8
+                        ) AS _k WHERE _k._r <= \(SQL.slot("percell"))::int))
+                    """
+            } else {
+                // A query's rows have no address: identical geometries of equal importance are told apart by
+                // their properties, so every tile picks the same one.
+                rows = """
+                    FROM (
+                        SELECT _p.*, row_number() OVER (PARTITION BY _c.cx, _c.cy ORDER BY \(rank + ties, joinedBy: ", ")) AS _carto_rank
+                        FROM (SELECT _src.*, \(carried + [coordinates], joinedBy: ", ") FROM \(from) AS _src WHERE \(conditions, joinedBy: " AND ") OFFSET 0) AS _p
+                        CROSS JOIN LATERAL (SELECT \(cells.x) AS cx, \(cells.y) AS cy) AS _c
+                        WHERE _c.cx BETWEEN \(SQL.slot("cx0"))::int8 AND \(SQL.slot("cx1"))::int8 AND _c.cy BETWEEN \(SQL.slot("cy0"))::int8 AND \(SQL.slot("cy1"))::int8
+                      ) AS _src
+                      WHERE _src._carto_rank <= \(SQL.slot("percell"))::int
+                    """
+            }
+            let sql: SQL = """
+                SELECT ST_AsMVT(t.*, '\(unsafeRaw: TileJSONBuilder.layer)', \(literal: extent), 'geom' ORDER BY \(featureOrder, joinedBy: ", ")), count(*) FROM (
+                  SELECT ST_AsMVTGeom(\(mercator), \(envelope), \(literal: extent), \(literal: buffer), true) AS geom, \(props, joinedBy: ", ")
+                  \(rows)
+                ) t WHERE t.geom IS NOT NULL
+                """
+            return TileSQL(mode: mode, sql: sql, extent: extent, buffer: buffer, dataExtent: record.extent, srid: srid)
+        }
         let sample: SQL = mode == .sampled ? " TABLESAMPLE BERNOULLI (\(SQL.slot("percent"))::float8) REPEATABLE (0)" : ""
         let order: SQL = mode == .fast ? "" : "ORDER BY md5(ST_AsEWKB(\(geom)))"
         let sql: SQL = """
@@ -139,5 +199,31 @@ struct TileSQL: Sendable {
         let covered = dataExtent.map { area($0) > 0 ? min(1, area(box) / area($0)) : 1 } ?? 1
         let percent = 100 * 3 * Double(cap) / max(1, Double(rows) * covered)
         return percent < 30 ? percent : nil
+    }
+
+    /// The grid cell (column, row from the top) of a feature at `cells` cells per world side, from its x and y in
+    /// the stored SRID (4326: plain arithmetic on longitude/latitude, no per-row transform) or in EPSG:3857 (any
+    /// other SRID is transformed first); the reference is `Thinning.cell`.
+    static func cellSQL(x: SQL, y: SQL, srid: Int) throws -> (x: SQL, y: SQL) {
+        let n: SQL = "\(SQL.slot("cells"))::float8"
+        if srid == 4326 {
+            let lat: SQL = "radians(greatest(-85.0511, least(85.0511, \(y))))"
+            return ("floor((\(x) + 180) / 360 * \(n))::int8", "floor((1 - asinh(tan(\(lat))) / pi()) / 2 * \(n))::int8")
+        }
+        let half: SQL = "\(unsafeRaw: String(worldHalf))::float8"
+        return ("floor((\(x) + \(half)) / (2 * \(half)) * \(n))::int8", "floor((\(half) - \(y)) / (2 * \(half)) * \(n))::int8")
+    }
+
+    /// Bound values for one thinned tile; nil when the tile is certainly empty.
+    func thinnedParameters(_ thinning: Thinning, z: Int, x: Int, y: Int, samplePercent: Double?) -> [String?]? {
+        guard searchBox(z: z, x: x, y: y) != nil else { return nil }
+        var box = thinning.searchBox(z: z, x: x, y: y)
+        box = [max(box[0], -Self.worldHalf), max(box[1], -Self.worldHalf), min(box[2], Self.worldHalf), min(box[3], Self.worldHalf)]
+        let r = thinning.cellRange(z: z, x: x, y: y)
+        var values = Self.slots(z: z, x: x, y: y, cap: 0, box: box, samplePercent: samplePercent)
+        values["cells"] = String(thinning.cells(z: z))
+        values["percell"] = String(thinning.perCell)
+        for (name, v) in zip(["cx0", "cy0", "cx1", "cy1"], r) { values[name] = String(v) }
+        return sql.parameters(filling: values)
     }
 }

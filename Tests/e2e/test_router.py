@@ -112,10 +112,16 @@ def test_tls_server_sends_hsts_and_speaks_http2(router):
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
-def test_gzip_for_html_not_for_tiles(router):
-    r = fetch(router, "/api/v3/maps/c/table/1/2/3?content_type=application/vnd.mapbox-vector-tile&pad=" + "x" * 2000,
-              headers={"Accept-Encoding": "gzip"})
-    assert r.status == 200 and r.one("Content-Encoding") is None
+def test_gzip_for_json_and_tiles_with_vary(router):
+    """Lean tiles (issue 13): vector tiles are compressed like JSON, `Vary: Accept-Encoding` says so, and a
+    client that does not accept gzip gets the identity body."""
+    tile = "/api/v3/maps/c/table/1/2/3?content_type=application/vnd.mapbox-vector-tile&pad=" + "x" * 2000
+    r = fetch(router, tile, headers={"Accept-Encoding": "gzip"})
+    assert r.status == 200 and r.one("Content-Encoding") == "gzip"
+    assert "accept-encoding" in (r.one("Vary") or "").lower()
+    assert json.loads(gzip.decompress(r.body))["backend"] == "maps-api"
+    plain = fetch(router, tile)
+    assert plain.status == 200 and plain.one("Content-Encoding") is None and json.loads(plain.body)["backend"] == "maps-api"
     r = fetch(router, "/api/v3/sql/c/query?pad=" + "x" * 2000, headers={"Accept-Encoding": "gzip"})
     assert r.one("Content-Encoding") == "gzip"
     assert json.loads(gzip.decompress(r.body))["backend"] == "maps-api"

@@ -53,7 +53,9 @@ VARNISHD = shutil.which("varnishd") or "/usr/sbin/varnishd"
 VCL_TEMPLATE = REPO / "packaging" / "varnish" / "tessera.vcl"
 # varnishd parameters the VCL relies on (packaging's unit passes the same): request lines and
 # header fields up to 16k like nginx (Varnish's default is 8k), with room in the workspace.
-VARNISH_PARAMS = ("http_req_hdr_len=16k", "http_req_size=96k", "workspace_client=192k")
+# nuke_limit: a big tile arriving into a storage full of small ones must evict as many as it needs (the
+# default, 50, failed the fetch: a cut or 503 cold tile while maps-api logged 200; test_maps_cold_tiles.py).
+VARNISH_PARAMS = ("http_req_hdr_len=16k", "http_req_size=96k", "workspace_client=192k", "nuke_limit=1000")
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 
 # Programs of this repo: name used for sockets/logs -> executable name.

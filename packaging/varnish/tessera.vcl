@@ -12,7 +12,7 @@ vcl 4.1;
 #   web    the unix socket nginx proxies to (client traffic)
 #   purge  127.0.0.1:PORT for the cdn-invalidator; only PURGE and BAN are served there
 # and needs varnish-modules (vmod_xkey). Parameters the harness and the systemd unit pass:
-#   -p http_req_hdr_len=16k -p http_req_size=96k -p workspace_client=192k
+#   -p http_req_hdr_len=16k -p http_req_size=96k -p workspace_client=192k -p nuke_limit=1000
 # (nginx accepts request lines and header fields up to 16k; Varnish's defaults are 8k/32k).
 #
 # Cache contract with the backend (anything else is passed or stored as hit-for-miss):
@@ -153,6 +153,13 @@ sub vcl_backend_fetch {
 }
 
 sub vcl_backend_response {
+    # Lean tiles: vector tiles and JSON are stored gzipped, once (Varnish asks the backend for gzip and the
+    # backend sends identity, so Varnish compresses). Varnish adds `Vary: Accept-Encoding` and gunzips on
+    # delivery for a client that does not accept gzip; passes (public maps) are compressed the same way.
+    if (!beresp.http.Content-Encoding
+        && beresp.http.Content-Type ~ "^application/(vnd\.mapbox-vector-tile|json|geo\+json|x-ndjson|vnd\.carto-raster-tile)") {
+        set beresp.do_gzip = true;
+    }
     if (bereq.uncacheable) {
         return (deliver);
     }

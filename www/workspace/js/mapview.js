@@ -33,6 +33,8 @@ export class MapView {
     const Legend = L.Control.extend({ onAdd: () => this.legendEl });
     new Legend({ position: 'bottomright' }).addTo(this.map);
     L.DomEvent.disableClickPropagation(this.legendEl);
+    // The thinning note depends on the zoom (the server thins low zooms of dense point layers only).
+    this.map.on('zoomend', () => this.renderLegend());
     this.tip = L.tooltip({ direction: 'top', offset: [0, -6], className: 'feature-tip' });
     this.map.on('mousemove', e => this._hover(e));
     this.map.on('click', e => this._click(e));
@@ -187,7 +189,8 @@ export class MapView {
 
   renderLegend() {
     const items = (this.order || []).map(id => this.entries.get(id)).filter(e => e && e.style && e.layer.config.isVisible !== false);
-    clear(this.legendBody, items.length ? items.map(e => legendBlock(e.style.legend)) : null);
+    const z = Math.round(this.map.getZoom());
+    clear(this.legendBody, items.length ? items.map(e => legendBlock(e.style.legend, thinnedNote(e.tilejson, z))) : null);
     this.legendEl.hidden = !items.length;
   }
 
@@ -247,12 +250,23 @@ export class MapView {
   destroy() { this.map.remove(); }
 }
 
-function legendBlock(lg) {
+function legendBlock(lg, note) {
   const title = h('div.legend-title', lg.label || 'Layer');
-  if (lg.type === 'single') return h('div.legend-layer', h('div.legend-row', h('span.swatch', { style: { background: lg.color } }), title));
+  if (lg.type === 'single') return h('div.legend-layer', h('div.legend-row', h('span.swatch', { style: { background: lg.color } }), title), note);
   return h('div.legend-layer', title, lg.parts.map(part => h('div.legend-part', { dataset: { channel: part.channel || 'size', column: part.column } },
     h('div.legend-sub', `${part.channel ? part.channel + ' · ' : 'Size · '}${part.column}`),
     h('ul', part.items.map(it => part.type === 'size'
       ? h('li.legend-row', h('span.size-dot', { style: { width: `${2 * it.radius}px`, height: `${2 * it.radius}px` } }), it.label)
-      : h('li.legend-row', h('span.swatch', { dataset: { color: it.color }, style: { background: it.color } }), it.label))))));
+      : h('li.legend-row', h('span.swatch', { dataset: { color: it.color }, style: { background: it.color } }), it.label))))), note);
+}
+
+/** "Thinned" note when the layer's tiles drop features at this zoom (TileJSON fraction_dropped_per_zoom). */
+function thinnedNote(tilejson, z) {
+  const dropped = tilejson && tilejson.fraction_dropped_per_zoom;
+  const f = Array.isArray(dropped) && z < dropped.length ? dropped[Math.max(0, z)] : 0;
+  if (!(f > 0)) return null;
+  const order = tilejson.thinning && tilejson.thinning.order;
+  const how = order && order !== 'uniform' ? `the highest ${order.split(':')[0]} kept` : 'an even sample kept';
+  return h('div.legend-sub.legend-thinned', { title: 'Zoom in to see every feature' },
+    `Thinned at this zoom: ${f >= 0.995 ? '>99' : Math.max(1, Math.round(f * 100))}% of features hidden (${how})`);
 }
