@@ -77,6 +77,8 @@ public struct TesseraConfig: Sendable {
     /// External basemap for the web apps: a raster tile template (`…/{z}/{x}/{y}.png`) or a style URL;
     /// empty (default) = Tessera's own offline world layer.
     public var basemapURL: String = ""
+    /// The attribution the licence of TESSERA_BASEMAP_URL's tiles requires (shown on every map using it).
+    public var basemapAttribution: String = ""
     /// `smtp://[user:pass@]host[:port]` for password reset emails; empty = no email (admins create reset links).
     public var smtpURL: String = ""
     /// Backups (`tessera backup` without --out, and tessera-backup.timer): where archives go, how many
@@ -127,6 +129,7 @@ public struct TesseraConfig: Sendable {
         "TESSERA_WORKER_LEASE_S": "30",
         "TESSERA_WORKER_SOFT_STOP_S": "20",
         "TESSERA_BASEMAP_URL": "",
+        "TESSERA_BASEMAP_ATTRIBUTION": "",
         "TESSERA_SMTP_URL": "",
         "TESSERA_LDS_CONNECTION": "carto_dw",
         "TESSERA_LDS_QUOTA_GEOCODING": "100000",
@@ -245,6 +248,7 @@ public struct TesseraConfig: Sendable {
         result.warehousePoolReserved = int("TESSERA_WAREHOUSE_POOL_RESERVED", min: 0, max: 511)
         result.limitQueueWaitMs = int("TESSERA_LIMIT_QUEUE_WAIT_MS", min: 0, max: 60_000)
         result.basemapURL = value("TESSERA_BASEMAP_URL")
+        result.basemapAttribution = value("TESSERA_BASEMAP_ATTRIBUTION")
         if !result.basemapURL.isEmpty && !(result.basemapURL.hasPrefix("http://") || result.basemapURL.hasPrefix("https://")) {
             problems.append("TESSERA_BASEMAP_URL must be an http(s) URL")
         }

@@ -10,6 +10,7 @@ import { defaultLayer, rgbToHex, hexToRgb, RAMPS, PALETTES } from '../style.js';
 import { WidgetPanel, WIDGET_TYPES, OPERATIONS } from '../widgets.js';
 import { connectionNames, privacyLabel } from '../workspace.js';
 import { exportMenu } from '../exportmenu.js';
+import { basemapPicker } from '../basemap.js';
 
 export async function render(root, ctx, mapId) {
   clear(root, spinner('Opening the map…'));
@@ -67,7 +68,8 @@ export async function render(root, ctx, mapId) {
       h('h2', h('span', 'Widgets'), readOnly ? null : h('button.secondary#add-widget', { onclick: addWidget }, '+ Add widget')), widgetBox)));
   document.title = `${map.title} — Tessera`;
 
-  const view = new MapView(mapEl, { center: [cfg.mapState.latitude, cfg.mapState.longitude], zoom: cfg.mapState.zoom });
+  const view = new MapView(mapEl, { center: [cfg.mapState.latitude, cfg.mapState.longitude], zoom: cfg.mapState.zoom, mapStyle: cfg.mapStyle });
+  if (!readOnly) basemapPicker(view, cfg.mapStyle, () => changed());
   view.tooltipFields = tooltips();
   const panel = new WidgetPanel({ el: widgetBox, view, token: null, editable: !readOnly, state: () => ({ layers: layers(), datasets, widgets: cfg.widgets }),
     onRemove: readOnly ? null : w => { cfg.widgets = cfg.widgets.filter(x => x !== w); panel.render(); changed(); } });
