@@ -97,17 +97,24 @@ export const BasemapLayer = L.GridLayer.extend({
       ctx.beginPath();
       for (const part of f.geometry) part.forEach(([x, y], i) => (i ? ctx.lineTo(x * s, y * s) : ctx.moveTo(x * s, y * s)));
     };
-    // GSHHG levels: land 1, lake 2, island in a lake 3, pond 4; painted in that order.
-    const areas = [...(layers.land?.features || []), ...(layers.water?.features || [])]
-      .sort((a, b) => (a.properties.level || 1) - (b.properties.level || 1));
-    for (const f of areas) { path(f); ctx.fillStyle = f.properties.level % 2 ? p.land : p.water; ctx.fill('evenodd'); }
+    // GSHHG levels: land 1, lake 2, island in a lake 3, pond 4; painted in that order. One path per
+    // level, filled once: the pieces ST_Subdivide cut a polygon into then show no anti-aliased seams.
+    const areas = [...(layers.land?.features || []), ...(layers.water?.features || [])];
+    for (const level of [1, 2, 3, 4]) {
+      const fs = areas.filter(f => (f.properties.level || 1) === level);
+      if (!fs.length) continue;
+      ctx.beginPath();
+      for (const f of fs) for (const part of f.geometry) part.forEach(([x, y], i) => (i ? ctx.lineTo(x * s, y * s) : ctx.moveTo(x * s, y * s)));
+      ctx.fillStyle = level % 2 ? p.land : p.water;
+      ctx.fill('nonzero');
+    }
     const z = this._tileZoom ?? 0;
     for (const f of layers.rivers?.features || []) {
       path(f); ctx.strokeStyle = p.river; ctx.lineWidth = f.properties.level <= 2 ? Math.min(2.2, 0.6 + z * 0.15) : 0.7; ctx.stroke();
     }
     for (const f of layers.coast?.features || []) { path(f); ctx.strokeStyle = p.coast; ctx.lineWidth = z < 4 ? 0.5 : 0.8; ctx.stroke(); }
     const roads = (layers.roads?.features || []).slice().sort((a, b) => b.properties.class - a.properties.class);
-    const roadWidth = c => Math.max(0.8, (7 - c) * (z - 9) * 0.45);
+    const roadWidth = c => [3, 3, 2.6, 2.2, 1.8, 1.2, 0.8][c] * Math.min(4, 2 ** ((z - 12) * 0.6));
     for (const f of roads) { path(f); ctx.strokeStyle = p.casing; ctx.lineWidth = roadWidth(f.properties.class) + 1.2; ctx.stroke(); }
     for (const f of roads) { path(f); ctx.strokeStyle = p.road[f.properties.class] || p.road[6]; ctx.lineWidth = roadWidth(f.properties.class); ctx.stroke(); }
     for (const f of layers.boundaries?.features || []) {
@@ -189,7 +196,7 @@ export const LabelLayer = L.Layer.extend({
     ctx.textBaseline = 'middle';
     ctx.lineJoin = 'round';
     for (const p of candidates) {
-      const big = p.population >= 1e6, mid = p.population >= 1e5;
+      const big = p.population >= 5e5, mid = p.population >= 1e5;
       ctx.font = `${big ? 600 : 400} ${big ? 13 : mid ? 12 : 11}px system-ui, "DejaVu Sans", sans-serif`;
       const w = ctx.measureText(p.name).width, hgt = big ? 14 : 12;
       const box = [p.x + 4, p.y - hgt / 2 - 2, p.x + 8 + w, p.y + hgt / 2 + 2];

@@ -97,7 +97,7 @@ export class MapView {
         raster.once('tileerror', ev => {
           if (gen !== this._basemapGen) return;
           this._basemapProblem(`The basemap URL answers errors (tile ${ev.coords.z}/${ev.coords.x}/${ev.coords.y} did not load); the offline basemap is shown instead.`);
-          raster.remove();
+          this._clearBasemap();
           this._offline('light', cfg, gen);
         });
         return;
