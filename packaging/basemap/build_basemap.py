@@ -255,7 +255,7 @@ def build(dest: Path) -> None:
     tmp_dest.mkdir(parents=True)
     schema = (HERE / "basemap.sql").read_text()
     pre, post = schema.split("-- @DATA@\n", 1)
-    with tempfile.TemporaryDirectory() as work, gzip.open(tmp_dest / "basemap.sql.gz", "wb", compresslevel=6) as out:
+    with tempfile.TemporaryDirectory() as work, gzip.GzipFile(tmp_dest / "basemap.sql.gz", "wb", compresslevel=6, mtime=0) as out:
         out.write(pre.replace("@VERSION@", dest.name.removeprefix("basemap-")).encode())
         shorelines(out)
         log(f"places: {places(out)}")
