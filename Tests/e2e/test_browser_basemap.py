@@ -2,8 +2,8 @@
 tiles, place labels with collision handling), a custom XYZ template that is not one or whose tiles fail
 (the map keeps drawing and the picker says why), the choice saved in the map document and drawn by the
 public viewer. Screenshots: test-artifacts/browser/builder-basemap-light.png, builder-basemap-dark.png,
-builder-basemap-streets.png,
-builder-basemap-bad-url.png, builder-basemap-public.png."""
+builder-basemap-world.png,
+builder-basemap-streets.png, builder-basemap-bad-url.png, builder-basemap-public.png."""
 
 from __future__ import annotations
 
@@ -50,6 +50,13 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         attribution = b.find(".leaflet-control-attribution").text
         assert "GeoNames" in attribution and "OpenStreetMap" in attribution, attribution
         b.shot("builder-basemap-light")
+        # The whole world at z2: the crude/low bands, the most populous cities labelled.
+        b.js("document.getElementById('builder-map').mapview.map.setView([30, 10], 2)")
+        world = labels(b, "#builder-map", "light", 2)
+        assert len(world["labels"]) >= 5, world
+        b.shot("builder-basemap-world")
+        b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
+        labels(b, "#builder-map", "light", 10)
 
         # Offline dark.
         B.Select(b.find("#basemap-select")).select_by_visible_text("Offline dark")
