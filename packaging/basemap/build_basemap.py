@@ -88,7 +88,8 @@ def cache_key() -> str:
 
 def gmt_pieces(args: list[str]) -> list[tuple[int, list[tuple[float, float]]]]:
     """`gmt coast -M ...` output as (level, points) pieces."""
-    out = run(["gmt", "coast", "-Rd", "-M", *args], text=True).stdout
+    # GMT writes gmt.history into its working directory: not into the source tree.
+    out = run(["gmt", "coast", "-Rd", "-M", *args], text=True, cwd=tempfile.gettempdir()).stdout
     pieces: list[tuple[int, list]] = []
     for line in out.splitlines():
         if line.startswith(">"):
