@@ -77,6 +77,8 @@ public struct TesseraConfig: Sendable {
     /// External basemap for the web apps: a raster tile template (`…/{z}/{x}/{y}.png`) or a style URL;
     /// empty (default) = Tessera's own offline world layer.
     public var basemapURL: String = ""
+    /// The attribution the licence of TESSERA_BASEMAP_URL's tiles requires (shown on every map using it).
+    public var basemapAttribution: String = ""
     /// `smtp://[user:pass@]host[:port]` for password reset emails; empty = no email (admins create reset links).
     public var smtpURL: String = ""
     /// Backups (`tessera backup` without --out, and tessera-backup.timer): where archives go, how many
@@ -185,6 +187,7 @@ public struct TesseraConfig: Sendable {
         result.warehousePoolReserved = int("TESSERA_WAREHOUSE_POOL_RESERVED")
         result.limitQueueWaitMs = int("TESSERA_LIMIT_QUEUE_WAIT_MS")
         result.basemapURL = value("TESSERA_BASEMAP_URL")
+        result.basemapAttribution = value("TESSERA_BASEMAP_ATTRIBUTION")
         result.connectionHostAllowlist = list("TESSERA_CONNECTION_HOST_ALLOWLIST")
         result.smtpURL = value("TESSERA_SMTP_URL")
         result.exportTTLSeconds = int("TESSERA_EXPORT_TTL_S")

@@ -16,6 +16,7 @@ public enum MapsAPI {
             router.get("/api/v3/maps/{connection}/\(type)/{z}/{x}/{y}", tiles.handle)
             router.get("/api/v3/maps/{connection}/\(type)/{i}", tiles.handleCell)
         }
+        BasemapRoute(maps: maps).register(router)
         router.get("/api/v3/maps/{connection}/raster", sources.handle)
         router.post("/api/v3/maps/{connection}/raster", sources.handle)
         router.get("/api/v3/maps/{connection}/raster/{i}", tiles.handleCell)

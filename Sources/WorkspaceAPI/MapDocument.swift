@@ -92,11 +92,13 @@ enum MapDocument {
 
     /// The offline basemap layer (see GET /api/v3/workspace/config), drawn under every map.
     static let basemapGrant = Grant(connectionName: "carto_dw", source: "public.world_countries")
+    /// The offline reference basemap (schema `basemap`, served by maps-api's `…/basemap` tiles).
+    static let referenceBasemapGrant = Grant(connectionName: "carto_dw", source: "basemap.*")
 
     /// The grants of the map's token: exactly its datasets' sources, plus the offline basemap when the
     /// organisation has the embedded warehouse (a shared map must draw it for anonymous viewers too).
     static func grants(_ datasets: JSON, basemap: Bool) -> [Grant] {
-        var grants: [Grant] = basemap ? [basemapGrant] : []
+        var grants: [Grant] = basemap ? [basemapGrant, referenceBasemapGrant] : []
         for d in datasets.arrayValue ?? [] {
             guard let c = d["connectionName"]?.stringValue, let s = d["source"]?.stringValue else { continue }
             let g = Grant(connectionName: c, source: s)

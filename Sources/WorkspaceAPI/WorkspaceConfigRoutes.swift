@@ -1,3 +1,4 @@
+import Foundation
 import HTTPKit
 import Platform
 
@@ -22,6 +23,26 @@ struct WorkspaceConfigRoutes {
         return .object(o)
     }
 
+    /// The basemaps a map may choose (its keplerMapConfig.config.mapStyle.styleType): the offline reference
+    /// basemap in light and dark, and the operator's TESSERA_BASEMAP_URL with what is wrong with it, if anything.
+    func basemaps() -> JSON {
+        var list: [JSON] = [["id": "tessera-light", "label": "Offline light", "type": "tessera"],
+                            ["id": "tessera-dark", "label": "Offline dark", "type": "tessera"]]
+        let url = services.config.basemapURL
+        if !url.isEmpty {
+            let host = URLComponents(string: url.replacingOccurrences(of: "{", with: "").replacingOccurrences(of: "}", with: ""))?.host ?? url
+            var o: [String: JSON] = ["id": "operator", "label": .string("\(host) (configured)"), "url": .string(url),
+                                     "type": url.contains("{z}") ? "raster" : "style"]
+            let missing = ["{z}", "{x}", "{y}"].filter { !url.contains($0) }
+            if url.contains("{z}") && !missing.isEmpty {
+                o["problem"] = .string("TESSERA_BASEMAP_URL is not an XYZ template: it lacks \(missing.joined(separator: ", ")).")
+            }
+            if !services.config.basemapAttribution.isEmpty { o["attribution"] = .string(services.config.basemapAttribution) }
+            list.append(.object(o))
+        }
+        return .array(list)
+    }
+
     func show(_ request: HTTPRequest) throws -> HTTPResponse {
         let signup: String
         switch services.config.signup {
@@ -29,7 +50,7 @@ struct WorkspaceConfigRoutes {
         case .invite: signup = "invitation"
         case .closed: signup = "closed"
         }
-        return .json(["basemap": basemap(), "signup": .string(signup), "smtp": .bool(!services.config.smtpURL.isEmpty)],
+        return .json(["basemap": basemap(), "basemaps": basemaps(), "signup": .string(signup), "smtp": .bool(!services.config.smtpURL.isEmpty)],
                      headers: [("Cache-Control", "public, max-age=60")])
     }
 }

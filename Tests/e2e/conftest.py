@@ -206,6 +206,17 @@ class DW:
 
 
 @pytest.fixture(scope="session")
+def reference_basemap(stack):
+    """The offline reference basemap (schema basemap) in this session's carto_dw. Only the tests that
+    draw it ask for it: converting takes minutes once (then cached), loading about a minute."""
+    import basemap_data
+    try:
+        return basemap_data.load_reference(stack.warehouse_dsn)
+    except SystemExit as e:
+        raise StackError(str(e)) from None
+
+
+@pytest.fixture(scope="session")
 def api(stack):
     return _h.Api(stack)
 

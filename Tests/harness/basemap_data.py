@@ -105,12 +105,31 @@ def load(dsn: str, replace: bool = False) -> int:
     return int(psql(dsn, f"SELECT count(*) FROM {TABLE}"))
 
 
+REFERENCE = Path(__file__).resolve().parents[2] / "packaging" / "basemap"
+
+
+def load_reference(dsn: str) -> str:
+    """The offline reference basemap (schema ``basemap``): converted once into the cache by
+    packaging/basemap/build_basemap.py (minutes the first time), then loaded unless that version is."""
+    r = subprocess.run([sys.executable, str(REFERENCE / "build_basemap.py")], capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        raise SystemExit(f"basemap_data: build_basemap.py failed:\n{r.stderr[-4000:]}")
+    built = r.stdout.strip().splitlines()[-1]
+    r = subprocess.run([str(REFERENCE / "load-basemap"), built, dsn], capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        raise SystemExit(f"basemap_data: load-basemap failed:\n{r.stderr[-4000:]}")
+    return r.stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dsn", required=True, help='libpq conninfo of the warehouse (as for psql "<dsn>")')
     ap.add_argument("--replace", action="store_true", help="drop and reload the table")
+    ap.add_argument("--reference", action="store_true", help="also the offline reference basemap (schema basemap)")
     opts = ap.parse_args(argv)
     log(f"{TABLE}: {load(opts.dsn, opts.replace)} rows")
+    if opts.reference:
+        log(load_reference(opts.dsn))
     return 0
 
 

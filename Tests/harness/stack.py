@@ -1061,8 +1061,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             _run_tool(stack, [str(tessera), "lds", "load-places", "--if-missing"], "tessera lds load-places", timeout=1800)
         basemap = REPO / "Tests" / "harness" / "basemap_data.py"
         if basemap.exists() and not args.no_demo:
-            print("loading the offline basemap (public.world_countries) ...", flush=True)
-            _run_tool(stack, [sys.executable, str(basemap), "--dsn", stack.warehouse_dsn], "basemap data", timeout=600,
+            print("loading the offline basemap (public.world_countries, schema basemap; the first run converts it) ...", flush=True)
+            _run_tool(stack, [sys.executable, str(basemap), "--dsn", stack.warehouse_dsn, "--reference"], "basemap data", timeout=3600,
                       redact=[stack.pg_passwords["carto_dw"]])
         started = []
         for name, program in API_PROGRAMS.items():

@@ -6,6 +6,7 @@ import { h, clear, fmt, toast } from './dom.js';
 import { VectorLayer, resolveSource } from './tilelayer.js';
 import { compileStyle, colorChannels } from './style.js';
 import { layerClasses, equalBreaks } from './classify.js';
+import { STYLES, styleKind, templateProblem, BasemapLayer, LabelLayer, offlineTileJSON } from './basemap.js';
 
 let configPromise = null;
 /** The workspace config (anonymous): basemap, signup mode, smtp. */
@@ -16,7 +17,8 @@ export function workspaceConfig() {
 }
 
 export class MapView {
-  /** opts: {token (Bearer for every request; else the session cookie), center [lat, lng], zoom} */
+  /** opts: {token (Bearer for every request; else the session cookie), center [lat, lng], zoom,
+   *  mapStyle (the map document's basemap choice; absent: the workspace's default)} */
   constructor(el, opts = {}) {
     this.token = opts.token;
     this.el = el;
@@ -25,6 +27,10 @@ export class MapView {
     this.map = L.map(el, { center: opts.center || [20, 0], zoom: opts.zoom ?? 2, worldCopyJump: true, attributionControl: true, keyboard: true });
     this.map.attributionControl.setPrefix('Leaflet');
     this.map.createPane('basemap').style.zIndex = 150;
+    // Place labels above the data layers (tilePane, 200) and below popups and tooltips.
+    this.map.createPane('basemapLabels').style.zIndex = 450;
+    this._basemapLayers = [];
+    this._basemapGen = 0;
     this.entries = new Map();   // layer id → {layer, dataset, vector, stats, template}
     this.filters = {};          // dataId → filter JSON
     // A <details>: on phones the legend starts folded so that it does not hide the data.
@@ -38,35 +44,112 @@ export class MapView {
     this.tip = L.tooltip({ direction: 'top', offset: [0, -6], className: 'feature-tip' });
     this.map.on('mousemove', e => this._hover(e));
     this.map.on('click', e => this._click(e));
-    this.ready = this._basemap();
+    this.ready = this.setBasemap(opts.mapStyle);
   }
 
-  async _basemap() {
+  /** The basemaps a map may use: offline light and dark, then the operator's (workspace config). */
+  async basemapChoices() {
     const cfg = await workspaceConfig();
+    return cfg.basemaps || [{ id: 'tessera-light', label: 'Offline light' }, { id: 'tessera-dark', label: 'Offline dark' }];
+  }
+
+  /** Why the chosen basemap is not drawn (shown by the builder's picker), or null. */
+  _basemapProblem(text) {
+    this.basemapProblem = text;
+    if (text) this.el.dataset.basemapProblem = text; else delete this.el.dataset.basemapProblem;
+    if (this.onBasemapProblem) this.onBasemapProblem(text);
+  }
+
+  _clearBasemap() {
+    for (const l of this._basemapLayers) l.remove();
+    if (this._basemapAttribution) this.map.attributionControl.removeAttribution(this._basemapAttribution);
+    this._basemapLayers = [];
+    this._basemapAttribution = null;
+    this.basemap = this.labels = null;
+  }
+
+  _addBasemap(layer, attribution) {
+    layer.addTo(this.map);
+    this._basemapLayers.push(layer);
+    if (attribution && !this._basemapAttribution) {
+      this._basemapAttribution = attribution;
+      this.map.attributionControl.addAttribution(attribution);
+    }
+    return layer;
+  }
+
+  /** Draws mapStyle's basemap ({styleType, url?}); a raster URL that is not an XYZ template or whose
+   *  tiles fail falls back to the offline basemap, and says why. */
+  async setBasemap(mapStyle) {
+    const gen = ++this._basemapGen;
+    const cfg = await workspaceConfig();
+    if (gen !== this._basemapGen) return;
+    this._clearBasemap();
+    this._basemapProblem(null);
     const b = cfg.basemap || {};
-    if (b.type === 'raster' && b.url) {
-      L.tileLayer(b.url, { attribution: b.attribution || '', pane: 'basemap' }).addTo(this.map);
-      return;
+    let kind = mapStyle ? styleKind(mapStyle) : (b.type === 'raster' || b.type === 'style' ? 'operator' : 'light');
+    if (kind === 'operator' || kind === 'custom') {
+      const entry = kind === 'custom' ? { type: 'raster', url: mapStyle.url, attribution: mapStyle.attribution }
+        : (cfg.basemaps || []).find(x => x.id === (mapStyle && mapStyle.styleType)) || (b.url ? b : null);
+      if (entry && entry.type === 'style' && await this._styleBasemap(entry)) return;
+      const problem = !entry ? 'This basemap is no longer configured.' : entry.problem || templateProblem(entry.url);
+      if (!problem) {
+        const raster = this._addBasemap(L.tileLayer(entry.url, { attribution: '', pane: 'basemap' }),
+          entry.attribution || `Basemap: ${new URL(entry.url.replace(/\{[a-z]\}/g, '0')).host}`);
+        raster.once('tileerror', ev => {
+          if (gen !== this._basemapGen) return;
+          this._basemapProblem(`The basemap URL answers errors (tile ${ev.coords.z}/${ev.coords.x}/${ev.coords.y} did not load); the offline basemap is shown instead.`);
+          this._clearBasemap();
+          this._offline('light', cfg, gen);
+        });
+        return;
+      }
+      this._basemapProblem(`${problem} The offline basemap is shown instead.`);
+      kind = 'light';
     }
-    if (b.type === 'style' && b.url) {
-      // Leaflet draws raster tiles only: use the style's first raster source, else our own basemap.
-      try {
-        const style = await (await fetch(b.url)).json();
-        const src = Object.values(style.sources || {}).find(x => x.type === 'raster' && x.tiles && x.tiles.length);
-        if (src) {
-          L.tileLayer(src.tiles[0], { attribution: src.attribution || '', pane: 'basemap', tileSize: src.tileSize || 256 }).addTo(this.map);
-          return;
-        }
-      } catch { /* fall through */ }
+    await this._offline(kind, cfg, gen);
+  }
+
+  /** Tessera's offline reference basemap (vector tiles + labels) in the light or dark style. */
+  async _offline(kind, cfg, gen) {
+    const b = cfg.basemap || {};
+    const palette = STYLES[kind] || STYLES.light;
+    this.el.style.background = palette.water;
+    this.el.classList.toggle('basemap-dark', kind === 'dark');
+    this.el.dataset.basemap = kind;
+    const token = b.token || this.token;
+    try {
+      const tj = await offlineTileJSON(b.connection || 'carto_dw', token);
+      if (gen !== this._basemapGen) return;
+      this.basemap = this._addBasemap(new BasemapLayer({ tiles: tj.tiles[0], token, palette }), tj.attribution);
+      this.labels = this._addBasemap(new LabelLayer(this.basemap, palette));
+    } catch {
+      if (gen === this._basemapGen) await this._countries(cfg);
     }
-    // Tessera's own world_countries layer (offline), drawn with the map's token when there is one.
+  }
+
+  /** A Mapbox style URL: Leaflet draws raster tiles only, so its first raster source. */
+  async _styleBasemap(b) {
+    try {
+      const style = await (await fetch(b.url)).json();
+      const src = Object.values(style.sources || {}).find(x => x.type === 'raster' && x.tiles && x.tiles.length);
+      if (src) {
+        this._addBasemap(L.tileLayer(src.tiles[0], { attribution: '', pane: 'basemap', tileSize: src.tileSize || 256 }), src.attribution || '');
+        return true;
+      }
+    } catch { /* fall through */ }
+    return false;
+  }
+
+  /** Before the offline basemap is loaded (schema basemap): the world_countries outlines. */
+  async _countries(cfg) {
+    const b = cfg.basemap || {};
     const table = b.table || 'world_countries';
     const dataset = { type: 'table', source: table.includes('.') ? table : `public.${table}`, connectionName: b.connection || 'carto_dw', geoColumn: 'geom' };
     try {
       const { tiles } = await resolveSource(dataset, { token: b.token || this.token });
       const style = { opacity: 1, filled: true, paint: () => ({ fill: '#f3f1ec', stroke: '#c5cad3', width: 0.6, radius: 1 }) };
-      this.basemap = new VectorLayer({ tiles, token: b.token || this.token, style, pane: 'basemap' }).addTo(this.map);
-      this.map.attributionControl.addAttribution('Countries: Natural Earth (public domain)');
+      this._addBasemap(new VectorLayer({ tiles, token: b.token || this.token, style, pane: 'basemap' }), 'Countries: Natural Earth (public domain)');
     } catch (e) {
       this.el.classList.add('no-basemap');
     }

@@ -83,7 +83,7 @@ async function main() {
     h(`div.viewer-body${side ? '' : '.no-widgets'}`, h('main', { style: { position: 'relative', minHeight: '300px' } }, mapEl), side ? widgetEl : null)));
   document.title = `${map.title || 'Map'} — Tessera`;
   const ms = cfg.mapState || {};
-  const view = new MapView(mapEl, { token: map.token, center: [ms.latitude ?? 20, ms.longitude ?? 0], zoom: ms.zoom ?? 2 });
+  const view = new MapView(mapEl, { token: map.token, center: [ms.latitude ?? 20, ms.longitude ?? 0], zoom: ms.zoom ?? 2, mapStyle: cfg.mapStyle });
   if (options.get('lock') === '1') lock(view.map);
   view.tooltipFields = (cfg.visState && cfg.visState.interactionConfig && cfg.visState.interactionConfig.tooltip
     && cfg.visState.interactionConfig.tooltip.config && cfg.visState.interactionConfig.tooltip.config.fieldsToShow) || {};

@@ -15,6 +15,7 @@ import { PARAMETER_TYPES, NAME_RE, applyParameters, hasPlaceholders, renderParam
 import { AGGREGATIONS, RESOLUTIONS, AGG_OPERATIONS, aggregationSQL, aggregationExp, aggregateColumn } from '../aggregation.js';
 import { connectionNames, privacyLabel } from '../workspace.js';
 import { exportMenu } from '../exportmenu.js';
+import { basemapPicker } from '../basemap.js';
 
 export async function render(root, ctx, mapId) {
   clear(root, spinner('Opening the map…'));
@@ -76,7 +77,8 @@ export async function render(root, ctx, mapId) {
       h('h2', h('span', 'Widgets'), readOnly ? null : h('button.secondary#add-widget', { onclick: addWidget }, '+ Add widget')), widgetBox)));
   document.title = `${map.title} — Tessera`;
 
-  const view = new MapView(mapEl, { center: [cfg.mapState.latitude, cfg.mapState.longitude], zoom: cfg.mapState.zoom });
+  const view = new MapView(mapEl, { center: [cfg.mapState.latitude, cfg.mapState.longitude], zoom: cfg.mapState.zoom, mapStyle: cfg.mapStyle });
+  if (!readOnly) basemapPicker(view, cfg.mapStyle, () => changed());
   view.tooltipFields = tooltips();
   // Widget filters are part of the map: they come back on reload and in the public viewer.
   view.filters = JSON.parse(JSON.stringify(cfg.filters));

