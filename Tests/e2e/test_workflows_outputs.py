@@ -108,7 +108,7 @@ def test_create_map_makes_one_builder_map_of_the_result_owned_by_the_workflows_o
     map_id, table = first["nodes"]["m"]["mapId"], first["outputs"]["m"]
     assert table == f"{wf['schema']}.map_m", first["outputs"]
     assert h.warehouse(stack, f"SELECT count(*) = (SELECT count(*) FROM public.world_countries) FROM {table}") == "t"
-    listed = h.assert_ok(api.get("/api/v3/workspace/maps", token=admin.token))["results"]
+    listed = h.assert_ok(api.get("/api/v3/workspace/maps", token=admin.token))["data"]
     mine = next(m for m in listed if m["id"] == map_id)
     assert mine["title"] == "Buffered countries" and mine["owner"]["id"] == wf["owner"], mine
     full = h.assert_ok(api.get(f"/api/v3/workspace/maps/{map_id}", token=admin.token))
@@ -121,7 +121,7 @@ def test_create_map_makes_one_builder_map_of_the_result_owned_by_the_workflows_o
         node("m", "create_map", title="Buffered countries")]}, token=admin.token))
     second = wait_run(api, admin.token, wf["id"], start(api, admin.token, wf["id"]), timeout=300)
     assert second["status"] == "success" and second["nodes"]["m"]["mapId"] == map_id, second
-    titles = [m["title"] for m in h.assert_ok(api.get("/api/v3/workspace/maps", token=admin.token))["results"]]
+    titles = [m["title"] for m in h.assert_ok(api.get("/api/v3/workspace/maps", token=admin.token))["data"]]
     assert titles.count("Buffered countries") == 1, titles
     # Nothing to draw: a node error, not a broken map.
     flat = create(api, admin.token, [node("s", "sql", query="SELECT 1 AS one"), node("m", "create_map", title="x")], [edge("s", "m")])
