@@ -103,9 +103,9 @@ public struct WorkflowStore: Sendable {
               status = CASE WHEN j.state = 'cancelled' THEN 'cancelled' ELSE 'failure' END,
               error = CASE WHEN j.state = 'cancelled' THEN r.error ELSE coalesce(
                 (SELECT 'node ' || n.key || ': ' FROM jsonb_each(r.nodes) n WHERE n.value->>'status' = 'running' LIMIT 1), '')
-                || 'the run was abandoned after its last attempt (' || coalesce(j.errors->-1->>'error', 'job ' || j.state) || ')' END,
+                || 'the run was abandoned after its last attempt (' || coalesce((j.errors -> -1) ->> 'error', 'job ' || j.state) || ')' END,
               nodes = (SELECT coalesce(jsonb_object_agg(n.key, CASE WHEN n.value->>'status' = 'running'
-                         THEN n.value || jsonb_build_object('status', 'failure', 'error', coalesce(j.errors->-1->>'error', 'abandoned'))
+                         THEN n.value || jsonb_build_object('status', 'failure', 'error', coalesce((j.errors -> -1) ->> 'error', 'abandoned'))
                          ELSE n.value END), '{}'::jsonb) FROM jsonb_each(r.nodes) n),
               finished_at = coalesce(r.finished_at, now())
             FROM jobs j WHERE j.id = r.job_id AND r.status IN ('pending', 'running') AND j.state IN ('discarded', 'cancelled')
