@@ -41,6 +41,8 @@ let package = Package(
         .target(name: "FastCGI", dependencies: ["CFastCGI", "HTTPKit", "SQLKit", "Observability"]),
         .target(name: "Metadata", dependencies: ["Postgres", "Observability"], resources: [.copy("migrations")]),
         .target(name: "Jobs", dependencies: ["Postgres", "SQLKit", "HTTPKit", "Observability"]),
+        // The SSRF guard and the guarded POST: every outbound URL a user names goes through it.
+        .target(name: "OutboundHTTP", dependencies: ["Spawn"]),
         .target(name: "Platform", dependencies: ["Postgres", "SQLKit", "Redis", "CryptoSupport", "HTTPKit", "Config", "Metadata", "Jobs", "Observability"]),
 
         // Features: never import FastCGI or a C module.
@@ -50,13 +52,13 @@ let package = Package(
         .target(name: "Exports", dependencies: ["SQLAPI", "Platform", "HTTPKit", "Jobs", "Observability", "Spawn"]),
         .target(name: "MapsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
                 resources: [.copy("warehouse")]),
-        .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn"]),
+        .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn", "OutboundHTTP"]),
 
         .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability", "Spawn"],
                 resources: [.copy("warehouse")]),
 
         // Workflows: the component table, the compiler (pure SQL values), the runner and the scheduler.
-        .target(name: "Workflows", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "CryptoSupport", "Observability"]),
+        .target(name: "Workflows", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "CryptoSupport", "Observability", "OutboundHTTP"]),
 
         // Backup and restore: pg_dump/pg_restore/tar through the one child-process runner (Spawn).
         .target(name: "Backup", dependencies: ["Postgres", "CryptoSupport", "Metadata", "Spawn"]),
@@ -72,7 +74,7 @@ let package = Package(
                                                          "Backup", "AdminConsole"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-cdn-invalidator", dependencies: ["CacheInvalidator", "Jobs", "Platform", "Config", "Observability"]),
-        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Exports", "LDSAPI", "Workflows", "Platform", "Config", "Observability"]),
+        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Exports", "LDSAPI", "Workflows", "WorkspaceAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-import-api", dependencies: ["FastCGI", "ImportsAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-import-worker", dependencies: ["Jobs", "ImportsAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-workspace-subscriber", dependencies: ["Jobs", "WorkspaceSubscriber", "Platform"]),
@@ -80,7 +82,7 @@ let package = Package(
         .executableTarget(name: "tessera-admin", dependencies: ["FastCGI", "AdminConsole", "Backup", "Config", "HTTPKit"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows", "WorkspaceAPI", "AdminConsole"]),
+        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows", "WorkspaceAPI", "AdminConsole", "OutboundHTTP"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import OutboundHTTP
 import Spawn
 
 /// Downloads a URL import with curl (argv, never a shell): http(s) only, connected to the address

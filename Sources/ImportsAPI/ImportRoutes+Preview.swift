@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Observability
+import OutboundHTTP
 import Spawn
 
 /// `POST /api/v3/imports/preview`: the same inputs as an import (JSON `{url}` or an uploaded file),
@@ -53,6 +54,8 @@ extension ImportRoutes {
                                          dir: dir, deadline: deadline, request: request),
                          headers: [("Cache-Control", "no-store")])
         } catch let f as ImportFailure {
+            throw APIError(f.permanent ? 422 : 503, "preview_failed", f.message)
+        } catch let f as URLRefused {
             throw APIError(f.permanent ? 422 : 503, "preview_failed", f.message)
         } catch is ImportCancelled {
             throw APIError.badRequest("The request was interrupted", code: "incomplete_upload")

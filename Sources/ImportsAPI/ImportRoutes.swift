@@ -2,6 +2,7 @@ import Foundation
 import HTTPKit
 import Jobs
 import Observability
+import OutboundHTTP
 import Platform
 import Postgres
 import SQLKit
@@ -63,7 +64,7 @@ struct ImportRoutes: Sendable {
             guard let url = fields["url"] else {
                 throw APIError.badRequest("Give a url (JSON) or upload a file", code: "missing_parameter")
             }
-            do { _ = try URLGuard.parse(url) } catch let f as ImportFailure { throw APIError.badRequest(f.message, code: "invalid_url") }
+            do { _ = try URLGuard.parse(url) } catch let f as URLRefused { throw APIError.badRequest(f.message, code: "invalid_url") }
             if fields["destination"] == nil, let name = URL(string: url)?.lastPathComponent, let table = ImportRequest.tableName(fromFilename: name) {
                 fields.values["destination"] = table
             }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPKit
 import Jobs
 import Observability
+import OutboundHTTP
 import Platform
 import Postgres
 import Spawn
@@ -70,6 +71,7 @@ public struct ImportRunner: Sendable {
     static func describe(_ error: Error) -> (String, Bool) {
         switch error {
         case let f as ImportFailure: return (f.message, f.permanent)
+        case let f as URLRefused: return (f.message, f.permanent)
         case let p as PermanentJobError: return (p.message, true)
         case let e as APIError: return (e.message, e.status < 500 && e.status != 429)
         case let e as PGError:

@@ -1,4 +1,5 @@
 import HTTPKit
+import OutboundHTTP
 import SQLKit
 
 /// A node's input as the compiler sees it: a relation (a materialised table, or a CTE name while the
@@ -45,7 +46,12 @@ public struct Compiler {
         case .spatial: return try spatial()
         case .indexes, .location: return try indexes()
         case .statistics: return try statistics()
-        case .output: return "SELECT * FROM \(try input().relation)"
+        case .output:
+            if node.type == "http_request" {
+                // The address is checked when the run posts (DNS may change); a malformed URL is refused now.
+                do { _ = try URLGuard.parse(try requiredString("url")) } catch let e as URLRefused { throw fail(e.message, "url") }
+            }
+            return "SELECT * FROM \(try input().relation)"
         }
     }
 

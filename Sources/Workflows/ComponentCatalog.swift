@@ -124,8 +124,6 @@ public enum ComponentCatalog {
         "import_url": "import the file with the Imports API, then read it with a table node",
         "isolines": "isolines need the LDS API's providers; they cannot run inside a workflow yet",
         "route": "routes need the LDS API's providers; they cannot run inside a workflow yet",
-        "create_map": "create the map in Builder from the saved table",
-        "http_request": "call the URL from a scheduler of your own",
     ]
 
     public static var json: JSON { ["results": .array(all.map(\.json))] }

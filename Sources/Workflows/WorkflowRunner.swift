@@ -15,7 +15,12 @@ import SQLKit
 /// and swapped in one transaction, together with a marker that makes a retried run skip them.
 public struct WorkflowRunner: Sendable {
     let services: Services
-    public init(services: Services) { self.services = services }
+    let maps: (any WorkflowMapMaker)?
+    /// `maps` makes create_map's Builder maps; without it create_map nodes fail with a clear error.
+    public init(services: Services, maps: (any WorkflowMapMaker)? = nil) {
+        self.services = services
+        self.maps = maps
+    }
 
     static let outputMarkers = "carto.tessera_workflow_outputs"
 
@@ -103,6 +108,7 @@ public struct WorkflowRunner: Sendable {
         let schema = try Identifier(WorkflowStore.schema(for: run.workflow))
         var tables: [String: (name: Identifier, columns: [NodeInput.Column])] = [:]
         var outputs: [String: JSON] = [:]
+        var published: Set<String> = []
         var current: WorkflowDocument.Node?
         do {
             try pool.withConnection { db in
@@ -157,13 +163,22 @@ public struct WorkflowRunner: Sendable {
                     if node.type == "save_table" {
                         outputs[node.id] = .string(try save(node, from: qualified, runId: runId, run: run, account: account,
                                                             variables: run.variables, watch: watch, on: db))
+                    } else if node.type == "create_map" {
+                        let made = try createMap(node, from: qualified, columns: columns, schema: schema, runId: runId, run: run,
+                                                 account: account, watch: watch, on: db)
+                        outputs[node.id] = .string(made.table)
+                        state["mapId"] = .string(made.map)
+                        published.insert(made.tableName)
+                    } else if node.type == "http_request" {
+                        state["httpStatus"] = .int(try postSummary(node, rows: rows ?? 0, columns: columns, table: tableText, runId: runId,
+                                                                   run: run, isCancelled: { context.isCancelled }, on: db))
                     }
                     state["ms"] = .int(Int(Date().timeIntervalSince(started) * 1000))
                     setNode(runId, node.id, .object(state))
                     context.report(progress: ["node": .string(node.id), "done": .int(tables.count), "total": .int(run.document.nodes.count)])
                 }
                 current = nil
-                pruneIntermediates(schema: schema, keep: Set(tables.values.map(\.name.name)), on: db)
+                pruneIntermediates(schema: schema, keep: Set(tables.values.map(\.name.name)).union(published), on: db)
             }
         } catch {
             if context.isCancelled { return nil }
@@ -226,12 +241,15 @@ public struct WorkflowRunner: Sendable {
     /// one INSERT. Either commits with the run's marker, so a retry never writes it twice, and queues the
     /// purge of the connection's cached tiles in the metadata database.
     func save(_ node: WorkflowDocument.Node, from source: SQL, runId: String, run: RunRow, account: String,
-              variables: [String: JSON], watch: PGConnection.Watch, on db: PGConnection) throws -> String {
+              variables: [String: JSON], watch: PGConnection.Watch, into fixed: QualifiedName? = nil,
+              on db: PGConnection) throws -> String {
         let compiler = Compiler(node: node, inputs: [:], variables: variables)
-        let text = try compiler.requiredString("table")
         let target: QualifiedName
-        do { target = try QualifiedName(parsing: text) } catch { throw WorkflowError.invalid(error.description, node: node.id, parameter: "table") }
-        let mode = try compiler.choice("mode")
+        if let fixed { target = fixed } else {
+            let text = try compiler.requiredString("table")
+            do { target = try QualifiedName(parsing: text) } catch { throw WorkflowError.invalid(error.description, node: node.id, parameter: "table") }
+        }
+        let mode = fixed == nil ? try compiler.choice("mode") : "replace"
         let building = try Identifier(String(target.table.prefix(40)) + "__tessera_new")
         let targetSchema = try Identifier(target.schemaOrPublic)
         try db.execute("BEGIN")

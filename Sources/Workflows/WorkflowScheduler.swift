@@ -42,6 +42,10 @@ public struct WorkflowScheduler: Sendable {
         let thread = Thread { [self] in
             while true {
                 do { try tick() } catch { Log.warning("workflow_scheduler_failed", [("error", String(describing: error))]) }
+                do {
+                    let settled = try services.metadata.withConnection { try WorkflowStore.settleAbandonedRuns(on: $0) }
+                    if settled > 0 { Log.warning("workflow_runs_abandoned", [("count", settled)]) }
+                } catch { Log.warning("workflow_settle_failed", [("error", String(describing: error))]) }
                 Thread.sleep(forTimeInterval: interval)
             }
         }

@@ -61,7 +61,11 @@ public struct WorkflowStore: Sendable {
     public func list(account: String) throws -> [WorkflowRecord] {
         try pool.withConnection { db in
             let r = try db.execute("SELECT \(Self.columns) FROM workflows WHERE account_id = $1 ORDER BY updated_at DESC, id", [account])
-            return (0..<r.rowCount).map { record(r, $0) }
+            return try (0..<r.rowCount).map { i in
+                var w = record(r, i)
+                w.lastRun = try Self.lastRun(of: w.id, on: db)
+                return w
+            }
         }
     }
 
@@ -72,17 +76,40 @@ public struct WorkflowStore: Sendable {
                                    [id, account])
             guard r.rowCount == 1 else { return nil }
             var w = record(r, 0)
-            let last = try db.execute("""
-                SELECT id, status, error, to_char(finished_at AT TIME ZONE 'UTC', \(Self.ts)) FROM workflow_runs
-                WHERE workflow_id = $1 AND status IN ('success', 'failure', 'cancelled') ORDER BY id DESC LIMIT 1
-                """, [id])
-            let lastError = try db.execute("SELECT error FROM workflow_runs WHERE workflow_id = $1 AND status = 'failure' ORDER BY id DESC LIMIT 1", [id])
-            if last.rowCount == 1 {
-                w.lastRun = ["id": .string(last.string(0, 0)!), "status": .string(last.string(0, 1)!), "error": .optional(last.string(0, 2)),
-                             "finishedAt": .optional(last.string(0, 3)), "lastError": .optional(lastError.string(0, 0))]
-            }
+            w.lastRun = try Self.lastRun(of: id, on: db)
             return w
         }
+    }
+
+    /// The latest finished run (and the latest error) of a workflow, null when none finished yet.
+    static func lastRun(of id: String, on db: PGConnection) throws -> JSON {
+        let last = try db.execute("""
+            SELECT id, status, error, to_char(finished_at AT TIME ZONE 'UTC', \(Self.ts)) FROM workflow_runs
+            WHERE workflow_id = $1 AND status IN ('success', 'failure', 'cancelled') ORDER BY id DESC LIMIT 1
+            """, [id])
+        guard last.rowCount == 1 else { return .null }
+        let lastError = try db.execute("SELECT error FROM workflow_runs WHERE workflow_id = $1 AND status = 'failure' ORDER BY id DESC LIMIT 1", [id])
+        return ["id": .string(last.string(0, 0)!), "status": .string(last.string(0, 1)!), "error": .optional(last.string(0, 2)),
+                "finishedAt": .optional(last.string(0, 3)), "lastError": .optional(lastError.string(0, 0))]
+    }
+
+    /// Runs whose job the queue ended without the runner — discarded by the lease-expiry rescue after its
+    /// last attempt (the worker died each time), or cancelled there — would otherwise stay "running"
+    /// forever: they end as failure (naming the node that was running and the queue's reason) or cancelled.
+    @discardableResult
+    public static func settleAbandonedRuns(on db: PGConnection) throws -> Int {
+        try db.execute("""
+            UPDATE workflow_runs r SET
+              status = CASE WHEN j.state = 'cancelled' THEN 'cancelled' ELSE 'failure' END,
+              error = CASE WHEN j.state = 'cancelled' THEN r.error ELSE coalesce(
+                (SELECT 'node ' || n.key || ': ' FROM jsonb_each(r.nodes) n WHERE n.value->>'status' = 'running' LIMIT 1), '')
+                || 'the run was abandoned after its last attempt (' || coalesce((j.errors -> -1) ->> 'error', 'job ' || j.state) || ')' END,
+              nodes = (SELECT coalesce(jsonb_object_agg(n.key, CASE WHEN n.value->>'status' = 'running'
+                         THEN n.value || jsonb_build_object('status', 'failure', 'error', coalesce((j.errors -> -1) ->> 'error', 'abandoned'))
+                         ELSE n.value END), '{}'::jsonb) FROM jsonb_each(r.nodes) n),
+              finished_at = coalesce(r.finished_at, now())
+            FROM jobs j WHERE j.id = r.job_id AND r.status IN ('pending', 'running') AND j.state IN ('discarded', 'cancelled')
+            """).affectedRows ?? 0
     }
 
     public func create(account: String, owner: String, name: String, connection: String, privacy: String, document: JSON,

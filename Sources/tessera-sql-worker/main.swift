@@ -4,6 +4,7 @@ import Platform
 import Exports
 import SQLAPI
 import Workflows
+import WorkspaceAPI
 
 // The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs, exports, LDS geocode-table jobs and
 // workflow runs (all long statements against a warehouse, so they share the queue, its concurrency and its
@@ -12,7 +13,7 @@ WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let batch = BatchJobRunner(services: services)
     let export = ExportRunner(services: services)
     let geocode = GeocodeTableRunner(services: services)
-    let workflows = WorkflowRunner(services: services)
+    let workflows = WorkflowRunner(services: services, maps: WorkflowMaps(pool: services.metadata))
     ExportPruner(services: services).start()
     WorkflowScheduler(services: services).start(interval: 1)
     return (Worker.Options(queue: "sql"), { job, context in

@@ -1,5 +1,6 @@
 import HTTPKit
 @testable import ImportsAPI
+@testable import OutboundHTTP
 import XCTest
 
 final class URLGuardTests: XCTestCase {

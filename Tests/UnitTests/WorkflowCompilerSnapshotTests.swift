@@ -67,6 +67,8 @@ final class WorkflowCompilerSnapshotTests: XCTestCase {
             ("hotspot", ["resolution": 6, "value": "population"], nil),
             ("moran", ["value": "population", "distance": 20000], nil),
             ("save_table", ["table": "public.out"], nil),
+            ("create_map", ["title": "Result"], nil),
+            ("http_request", ["url": "https://hooks.example.com/tessera?run=1"], nil),
         ]
     }
 
@@ -101,6 +103,8 @@ final class WorkflowCompilerSnapshotTests: XCTestCase {
         assertInvalid(try compile("sql", ["query": "SELECT 1) x; DROP TABLE t; SELECT (1"]), parameter: "query")
         assertInvalid(try compile("union", [:], inputs: ["main": Self.points, "secondary": Self.areas]), parameter: "secondary")
         assertInvalid(try compile("isolines", ["range": 600]), parameter: "type")
+        assertInvalid(try compile("http_request", ["url": "ftp://example.com/x"]), parameter: "url")
+        assertInvalid(try compile("http_request", ["url": "http://user:pw@example.com/"]), parameter: "url")
     }
 
     func assertInvalid<T>(_ body: @autoclosure () throws -> T, parameter: String, file: StaticString = #filePath, line: UInt = #line) {

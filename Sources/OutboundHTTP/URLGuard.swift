@@ -1,63 +1,65 @@
 import Foundation
 
-/// SSRF protection for URL imports: http(s) only; the host is resolved here (getaddrinfo, which also
+/// SSRF protection for every URL the platform fetches or posts to on a user's behalf (URL imports,
+/// workflow HTTP requests): http(s) only; the host is resolved here (getaddrinfo, which also
 /// reads decimal/hex/octal IPv4 spellings such as 2130706433 or 0x7f000001) and EVERY address must be
 /// public. The download then connects to the checked address only (pinned), so DNS rebinding cannot
 /// swap it, and each redirect hop goes through the same check.
-struct URLGuard {
+public struct URLGuard: Sendable {
     /// Exact `ip:port` endpoints exempt from the check (tests only; empty in production).
-    let allowlist: Set<String>
+    public let allowlist: Set<String>
+    public init(allowlist: Set<String>) { self.allowlist = allowlist }
 
-    struct Target {
-        let url: URL
-        let scheme: String
+    public struct Target: Sendable {
+        public let url: URL
+        public let scheme: String
         /// As written in the URL (brackets stripped for IPv6 literals).
-        let host: String
-        let port: Int
+        public let host: String
+        public let port: Int
         /// The checked address the connection must use.
-        let address: String
-        let isIPv6: Bool
+        public let address: String
+        public let isIPv6: Bool
     }
 
-    static func parse(_ text: String) throws -> (url: URL, scheme: String, host: String, port: Int) {
+    public static func parse(_ text: String) throws -> (url: URL, scheme: String, host: String, port: Int) {
         guard text.utf8.count <= 4096, !text.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } ?? false }),
               let components = URLComponents(string: text), let url = components.url else {
-            throw ImportFailure("The URL is not valid")
+            throw URLRefused("The URL is not valid")
         }
         guard let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
-            throw ImportFailure("Only http and https URLs can be imported")
+            throw URLRefused("Only http and https URLs are accepted")
         }
         guard components.user == nil, components.password == nil else {
-            throw ImportFailure("URLs with credentials are not accepted")
+            throw URLRefused("URLs with credentials are not accepted")
         }
         // The raw (still percent-encoded) host: an encoded host name is refused below rather than decoded.
         var host = components.percentEncodedHost ?? ""
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw ImportFailure("The URL has no host") }
+        guard !host.isEmpty else { throw URLRefused("The URL has no host") }
         let port = components.port ?? (scheme == "https" ? 443 : 80)
-        guard (1...65535).contains(port) else { throw ImportFailure("The URL's port is not valid") }
+        guard (1...65535).contains(port) else { throw URLRefused("The URL's port is not valid") }
         // Only plain names and IP literals: curl must parse exactly the host checked here (no parser
         // differentials through percent-encoding, backslashes or userinfo tricks).
         let isV6 = host.contains(":")
         let allowed = isV6 ? "0123456789abcdefABCDEF:." : "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-"
-        guard host.allSatisfy({ allowed.contains($0) }) else { throw ImportFailure("The URL's host name is not valid") }
+        guard host.allSatisfy({ allowed.contains($0) }) else { throw URLRefused("The URL's host name is not valid") }
         // The URL curl gets is rebuilt from the parsed parts.
         var canonical = "\(scheme)://\(isV6 ? "[\(host)]" : host):\(port)\(components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath)"
         if let query = components.percentEncodedQuery { canonical += "?" + query }
-        guard let rebuilt = URL(string: canonical) else { throw ImportFailure("The URL is not valid") }
+        guard let rebuilt = URL(string: canonical) else { throw URLRefused("The URL is not valid") }
         _ = url
         return (rebuilt, scheme, host, port)
     }
 
     /// Parses, resolves and checks one URL.
-    func check(_ text: String) throws -> Target {
+    public func check(_ text: String) throws -> Target {
         let (url, scheme, host, port) = try URLGuard.parse(text)
         let addresses = try URLGuard.resolve(host)
-        guard !addresses.isEmpty else { throw ImportFailure("The URL's host \(host) does not resolve") }
+        guard !addresses.isEmpty else { throw URLRefused("The URL's host \(host) does not resolve") }
         for address in addresses {
             let endpoint = address.isV6 ? "[\(address.text)]:\(port)" : "\(address.text):\(port)"
             if let why = URLGuard.forbiddenReason(address.bytes), !allowlist.contains(endpoint) {
-                throw ImportFailure("The URL's host \(host) resolves to \(address.text), a \(why) address; such URLs are refused")
+                throw URLRefused("The URL's host \(host) resolves to \(address.text), a \(why) address; such URLs are refused")
             }
         }
         let chosen = addresses[0]
@@ -77,7 +79,7 @@ struct URLGuard {
         var result: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host, nil, &hints, &result)
         guard rc == 0, let first = result else {
-            throw ImportFailure("The URL's host \(host) could not be resolved", permanent: rc == EAI_NONAME)
+            throw URLRefused("The URL's host \(host) could not be resolved", permanent: rc == EAI_NONAME)
         }
         defer { freeaddrinfo(first) }
         var out: [Address] = []
@@ -143,4 +145,15 @@ struct URLGuard {
         default: return nil
         }
     }
+}
+
+/// Why a URL was refused, fit for the user. `permanent` ones (bad input) are not worth retrying.
+public struct URLRefused: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public let permanent: Bool
+    public init(_ message: String, permanent: Bool = true) {
+        self.message = message
+        self.permanent = permanent
+    }
+    public var description: String { message }
 }

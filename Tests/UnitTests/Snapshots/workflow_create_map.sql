@@ -1,0 +1,2 @@
+-- parameters: []
+SELECT * FROM "tessera_wf_x"."In ""Put"""
