@@ -1,20 +1,24 @@
 import Jobs
 import LDSAPI
+import MapsAPI
 import Platform
 import Exports
 import SQLAPI
 
-// The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs, exports and LDS geocode-table jobs
+// The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs, exports, LDS geocode-table jobs and
+// precomputed aggregation levels
 // (all long statements against a warehouse, so they share the queue, its concurrency and its timeouts).
 WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let batch = BatchJobRunner(services: services)
     let export = ExportRunner(services: services)
     let geocode = GeocodeTableRunner(services: services)
+    let levels = AggregationLevelRunner(services: services)
     ExportPruner(services: services).start()
     return (Worker.Options(queue: "sql"), { job, context in
         switch job.kind {
         case GeocodeTableRunner.kind: return try geocode.run(job, context)
         case ExportRunner.kind: return try export.run(job, context)
+        case AggregationLevelRunner.kind: return try levels.run(job, context)
         default: return try batch.run(job, context)
         }
     })
