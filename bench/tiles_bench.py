@@ -71,7 +71,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "harness"))
-from stack import ADMIN_EMAIL, API_PROGRAMS, PG_BIN, Stack, StackError, free_port  # noqa: E402
+from stack import ADMIN_EMAIL, API_PROGRAMS, PG_BIN, WORKER_PROGRAMS, Stack, StackError, free_port  # noqa: E402
 
 PSQL = str(PG_BIN / "psql") if (PG_BIN / "psql").exists() else "psql"
 CONNECTION = "carto_dw"
@@ -1130,7 +1130,7 @@ def main() -> int:
         stack.start_nginx(www_root=www)
         if any(layer.params.get("aggregationExp") for layer in layers):
             # It builds the aggregated layers' precomputed levels (the queue's aggregation_levels jobs).
-            stack.start_worker("sql-worker", bin_dir / API_PROGRAMS["sql-worker"])
+            stack.start_worker("sql-worker", bin_dir / WORKER_PROGRAMS["sql-worker"])
         api_pid, nginx_pid, pg_pid, redis_pid = (stack.pid(n) for n in ("maps-api", "nginx", "postgres", "redis"))
         for layer in layers:
             handshake(stack, token, layer)

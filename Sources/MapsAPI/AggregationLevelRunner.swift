@@ -6,7 +6,7 @@ import Platform
 import Postgres
 import SQLKit
 
-/// The sql-worker's `aggregation_levels` job `{account, source}`: (re)builds the precomputed aggregation
+/// The sql-worker's `aggregation_levels` job `{account, source, resolution}`: (re)builds the precomputed aggregation
 /// levels of a source's table (see AggregationLevels) in the source's warehouse. Queued by a tile that found
 /// none fresh, so a data change (import, SQL write, anything that moves the table's version) is followed
 /// by a rebuild on the next low-zoom tile; the unique key keeps one pending build per levels key.
@@ -31,7 +31,8 @@ public struct AggregationLevelRunner: Sendable {
             throw PermanentJobError(e.message)
         }
         let table = try SourceSQL.table(record.definition).qualifiedIdentifier.text
-        let wanted = AggregationLevels.resolutions(record, index: index, maxFeatures: services.config.tileMaxFeatures)
+        var wanted = AggregationLevels.resolutions(record, index: index, maxFeatures: services.config.tileMaxFeatures)
+        if let asked = job.payload["resolution"]?.intValue, (0...index.maxResolution).contains(asked) { wanted.append(asked) }
         let watch = PGConnection.Watch(isAborted: { context.isCancelled },
                                        deadline: Date().addingTimeInterval(Double(services.config.sqlJobTimeoutMs) / 1000))
         let started = Date()

@@ -113,6 +113,11 @@ enum AggregationLevels {
         }
     }
 
+    /// The stored cells of the slot `resolution` (the TileJSON's tilestats attributes read them).
+    static func cellsSQL(relation: String) throws -> SQL {
+        "SELECT * FROM carto.\(try Identifier(relation)) WHERE __r = \(SQL.slot("resolution"))::int"
+    }
+
     /// The ids of an H3 cell's descendants at `resolution` lie between these two: the cell's digits below
     /// its own resolution all 0 (lowest) or all 7 (above the highest), with the resolution field set.
     static func h3DescendantRange(_ cell: UInt64, resolution: Int) -> (lo: UInt64, hi: UInt64) {

@@ -61,9 +61,15 @@ struct SourceRoute: Sendable {
             let (cells, keys) = record.aggregatesPoints
                 ? (try CellAggregation.cellsSQL(record, index: index, inTile: false), index == .quadbin ? ["__x", "__y"] : ["__cell"])
                 : index == .quadbin ? (try Quadbin.cellsSQL(record), ["__cell"]) : (try H3Cells.cellsSQL(record), ["__cell"])
-            let sql = CellAggregation.attributesSQL(cells: cells, keys: keys)
-            let parameters = sql.parameters(filling: ["resolution": String(resolution)])!
             let attributes = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
+                // Points grouped over the whole table: the precomputed levels hold these cells when fresh.
+                var sql = CellAggregation.attributesSQL(cells: cells, keys: keys)
+                if record.aggregatesPoints, let key = AggregationLevels.key(record, index: index),
+                   let relation = try TileRoute.freshLevels(db, record, key: key, resolution: resolution, watch: maps.watch(request)) {
+                    sql = CellAggregation.attributesSQL(cells: try AggregationLevels.cellsSQL(relation: relation),
+                                                        keys: keys + ["__r", "__cell"])
+                }
+                let parameters = sql.parameters(filling: ["resolution": String(resolution)])!
                 let text = try db.execute(sql.text, parameters, watch: maps.watch(request)).string(0, 0) ?? "[]"
                 return try JSON.decode(Array(text.utf8))
             }

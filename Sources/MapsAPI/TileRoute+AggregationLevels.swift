@@ -27,7 +27,7 @@ extension TileRoute {
             }
             return (try db.execute(live.sql.text, live.parameters, watch: watch, prepare: true).string(0, 0) ?? "[]", false)
         }
-        if stale, let key { queueLevels(record, key: key, account: principal.accountId) }
+        if stale, let key { queueLevels(record, key: key, account: principal.accountId, resolution: resolution) }
         return answer
     }
 
@@ -43,10 +43,11 @@ extension TileRoute {
         return relation
     }
 
-    /// Queues a build of the levels (one pending per key); a failure to queue only costs speed, never the tile.
-    func queueLevels(_ record: SourceRecord, key: String, account: String) {
+    /// Queues a build of the levels (one pending per key), naming the resolution the tile wanted so that the
+    /// build holds it whatever the worker's own configuration; a failure to queue only costs speed, never the tile.
+    func queueLevels(_ record: SourceRecord, key: String, account: String, resolution: Int) {
         var job = JobQueue.NewJob(queue: "sql", kind: AggregationLevels.jobKind,
-                                  payload: ["account": .string(account), "source": .string(record.id)],
+                                  payload: ["account": .string(account), "source": .string(record.id), "resolution": .int(resolution)],
                                   uniqueKey: "\(AggregationLevels.jobKind):\(account):\(record.definition.connection):\(key)")
         job.accountId = account
         job.maxAttempts = 3

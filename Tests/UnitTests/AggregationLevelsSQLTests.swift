@@ -44,6 +44,7 @@ final class AggregationLevelsSQLTests: XCTestCase {
         assertSnapshot(try AggregationLevels.tileSQL(relation: "tessera_agg_abc_1", index: .quadbin), "agg_levels_tile_quadbin")
         assertSnapshot(try AggregationLevels.tileSQL(relation: "tessera_agg_abc_1", index: .h3), "agg_levels_tile_h3")
         assertSnapshot(AggregationLevels.lookup, "agg_levels_lookup")
+        assertSnapshot(try AggregationLevels.cellsSQL(relation: "tessera_agg_abc_1"), "agg_levels_cells")
         assertSnapshot(AggregationLevels.record, "agg_levels_record")
         let lookup = AggregationLevels.lookupParameters(key: "k", table: try QualifiedName(parsing: "public.points"))
         XCTAssertEqual(Set(lookup), ["k", "\"public\".\"points\""])

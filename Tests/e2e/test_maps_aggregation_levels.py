@@ -82,14 +82,31 @@ def levels_rows(stack) -> int:
     return int(h.warehouse(stack, f"SELECT count(*) FROM carto.tessera_agg_levels WHERE source_table = '\"public\".\"e2e_levels_points\"'"))
 
 
+def attributes(maps, body) -> dict:
+    """The TileJSON's tilestats attributes (fetchMap's colour domains), past the http-cache."""
+    url = maps.local(body["tilejson"]["url"][0])
+    tj = assert_ok(maps.api.get(url, token=maps.star, headers={"Cache-Control": "no-cache"}))
+    return {a["attribute"]: [a[k] for k in ("min", "max", "sum")] for a in tj["tilestats"]["layers"][0]["attributes"]}
+
+
+def plain_attributes(stack, resolution: int) -> dict:
+    n = h.warehouse(stack, f"""
+        SELECT min(n), max(n), sum(n), min(t), max(t), sum(t) FROM (
+          SELECT count(*) AS n, sum(value) AS t FROM {TABLE} GROUP BY carto.quadbin_frompoint(geom, {resolution})) c""").split("|")
+    return {"n": [float(v) for v in n[:3]], "total": [float(v) for v in n[3:]]}
+
+
 def test_quadbin_levels_match_plain_sql_and_follow_data_changes(stack, maps):
-    tj = maps.tilejson(maps.source("table", {"name": TABLE, "spatialDataType": "quadbin", **AGG}))  # level 6
+    body = maps.source("table", {"name": TABLE, "spatialDataType": "quadbin", **AGG})
+    tj = maps.tilejson(body)  # level 6
     z0 = quadbin_hex(stack, 0, 0, 0)
     got, path = tile(maps, tj, z0)
     assert path in ("live", "precomputed") and got == expected_quadbin(stack, 6, 0, 0, 0)
     got = until_precomputed(maps, tj, z0)
     assert got == expected_quadbin(stack, 6, 0, 0, 0)
     assert sum(n for n, _ in got.values()) == N
+    # The TileJSON's tilestats attributes (cells at the centre's zoom 2 + level 6) come from the levels too.
+    assert attributes(maps, body) == plain_attributes(stack, 8)
     # Other zooms up to 6 read the same levels (resolutions z + 6), cell for cell.
     for z, x, y in [(1, 1, 0), (3, 4, 2), (6, 33, 22)]:
         got, path = tile(maps, tj, quadbin_hex(stack, z, x, y))
@@ -107,6 +124,7 @@ def test_quadbin_levels_match_plain_sql_and_follow_data_changes(stack, maps):
     assert until_precomputed(maps, tj, z0) == want
     got, path = tile(maps, tj, quadbin_hex(stack, 5, 16, 11))
     assert path == "precomputed" and got == expected_quadbin(stack, 11, 5, 16, 11)
+    assert attributes(maps, body) == plain_attributes(stack, 8)
     assert levels_rows(stack) >= 1
 
 
