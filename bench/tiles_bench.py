@@ -1055,7 +1055,7 @@ def main() -> int:
     for name, pkg in (("wrk", "wrk"), ("pgbench", "postgresql-client"), ("psql", "postgresql-client")):
         if not shutil.which(name) and not (PG_BIN / name).exists():
             raise SystemExit(f"{name} is required (apt-get install {pkg})")
-    for prog in ("tessera", API_PROGRAMS["maps-api"]):
+    for prog in ("tessera", API_PROGRAMS["maps-api"], WORKER_PROGRAMS["sql-worker"]):
         if not (bin_dir / prog).is_file():
             raise SystemExit(f"{bin_dir / prog} not found: build first (swift build -c release) or pass --bin")
     try:
@@ -1079,7 +1079,7 @@ def main() -> int:
     work.mkdir(exist_ok=True)
     # A snapshot of the executables: a rebuild during a long run must not pull them away mid-way.
     (work / "bin").mkdir(exist_ok=True)
-    for prog in ("tessera", API_PROGRAMS["maps-api"]):
+    for prog in ("tessera", API_PROGRAMS["maps-api"], WORKER_PROGRAMS["sql-worker"]):
         shutil.copy2(bin_dir / prog, work / "bin" / prog)
     bin_dir = work / "bin"
     global WRK_LOG
