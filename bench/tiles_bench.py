@@ -453,7 +453,16 @@ def handshake(stack: Stack, token: str, layer: Layer) -> None:
     hs = json.loads(body)
     layer.rows = int(hs.get("nrows") or 0)
     tilejson_url = hs["tilejson"]["url"][0]
-    status, _, body = http_get(tilejson_url, token)
+    t0 = time.monotonic()
+    status, _, body = http_get(tilejson_url, token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30)
+    # An aggregated layer's tilestats group the whole table until its precomputed levels exist: on millions of
+    # points that can pass the statement timeout (429), and the request queued their build; ask again.
+    while status == 429 and layer.params.get("aggregationExp") and time.monotonic() - t0 < 3600:
+        time.sleep(5)
+        status, _, body = http_get(tilejson_url, token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30,
+                                   headers={"Cache-Control": "no-cache"})
+    if layer.params.get("aggregationExp"):
+        print(f"[{layer.key}] TileJSON answered {status} after {time.monotonic() - t0:.0f}s", flush=True)
     if status != 200:
         raise BenchError(f"TileJSON {tilejson_url} -> {status}: {body[:400]!r}")
     layer.template = json.loads(body)["tiles"][0]

@@ -61,13 +61,22 @@ struct SourceRoute: Sendable {
             let (cells, keys) = record.aggregatesPoints
                 ? (try CellAggregation.cellsSQL(record, index: index, inTile: false), index == .quadbin ? ["__x", "__y"] : ["__cell"])
                 : index == .quadbin ? (try Quadbin.cellsSQL(record), ["__cell"]) : (try H3Cells.cellsSQL(record), ["__cell"])
+            let levelsKey = record.aggregatesPoints ? AggregationLevels.key(record, index: index) : nil
+            var stale = false
+            defer {
+                // Not built or stale: queue the build, so that a big table's next TileJSON (after a 429) is fast.
+                if stale, let levelsKey { TileRoute(maps: maps).queueLevels(record, key: levelsKey, account: principal.accountId, resolution: resolution) }
+            }
             let attributes = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
                 // Points grouped over the whole table: the precomputed levels hold these cells when fresh.
                 var sql = CellAggregation.attributesSQL(cells: cells, keys: keys)
-                if record.aggregatesPoints, let key = AggregationLevels.key(record, index: index),
-                   let relation = try TileRoute.freshLevels(db, record, key: key, resolution: resolution, watch: maps.watch(request)) {
-                    sql = CellAggregation.attributesSQL(cells: try AggregationLevels.cellsSQL(relation: relation),
-                                                        keys: keys + ["__r", "__cell"])
+                if let levelsKey {
+                    if let relation = try TileRoute.freshLevels(db, record, key: levelsKey, resolution: resolution, watch: maps.watch(request)) {
+                        sql = CellAggregation.attributesSQL(cells: try AggregationLevels.cellsSQL(relation: relation),
+                                                            keys: keys + ["__r", "__cell"])
+                    } else {
+                        stale = true
+                    }
                 }
                 let parameters = sql.parameters(filling: ["resolution": String(resolution)])!
                 let text = try db.execute(sql.text, parameters, watch: maps.watch(request)).string(0, 0) ?? "[]"
