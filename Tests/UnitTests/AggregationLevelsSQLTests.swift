@@ -67,3 +67,17 @@ final class AggregationLevelsSQLTests: XCTestCase {
         XCTAssertEqual(tile.cell, cell)
     }
 }
+
+/// aggregationExp aliases keep the client's case (fetchMap reads `__aggregationValue` back as written).
+final class AggregationAliasTests: XCTestCase {
+    func testMixedCaseAliasesAreQuoted() {
+        XCTAssertEqual(AggregationExpression.preservingAliasCase("1 AS __aggregationValue"), #"1 AS "__aggregationValue""#)
+        XCTAssertEqual(AggregationExpression.preservingAliasCase("count(*) AS n, sum(value) as Total"), #"count(*) AS n, sum(value) as "Total""#)
+        XCTAssertEqual(AggregationExpression.preservingAliasCase(#"sum(x) AS "Quoted", avg(y) AS lower"#), #"sum(x) AS "Quoted", avg(y) AS lower"#)
+        XCTAssertEqual(AggregationExpression.preservingAliasCase("coalesce(sum(a), 0) AS sumA, max('x, AS y') AS mX"),
+                       #"coalesce(sum(a), 0) AS "sumA", max('x, AS y') AS "mX""#, "commas inside parentheses and strings do not split")
+        XCTAssertEqual(AggregationExpression.preservingAliasCase("count(*)"), "count(*)", "no alias, nothing to keep")
+        XCTAssertNoThrow(try AggregationExpression.validate(AggregationExpression.preservingAliasCase("1 AS __aggregationValue")),
+                         "scoped tokens may still send fetchMap's default")
+    }
+}

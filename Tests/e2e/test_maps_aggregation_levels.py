@@ -149,3 +149,25 @@ def test_filtered_sources_group_live(stack, maps):
         SELECT lpad(to_hex(carto.quadbin_frompoint(geom, 6)), 16, '0'), count(*), sum(value) FROM {TABLE}
         WHERE value BETWEEN 0 AND 5 GROUP BY 1""")
     assert got == {c: (int(n), int(s)) for c, n, s in (line.split("|") for line in rows.splitlines())}
+
+
+def test_fetchmap_default_aggregation_keeps_its_alias(stack, maps):
+    """fetchMap sends `aggregationExp=1 AS __aggregationValue` when a map sets none and reads that property back
+    with its case (only Snowflake's is changed): PostgreSQL would fold an unquoted alias to lower case."""
+    body = maps.source("table", {"name": TABLE, "spatialDataType": "quadbin", "spatialDataColumn": "geom",
+                                 "aggregationExp": "1 AS __aggregationValue", "aggregationResLevel": "4"})
+    tj = maps.tilejson(body)
+    assert [a["attribute"] for a in tj["tilestats"]["layers"][0]["attributes"]] == ["__aggregationValue"]
+    i = quadbin_hex(stack, 0, 0, 0)
+    want = set(h.warehouse(stack, f"SELECT DISTINCT lpad(to_hex(carto.quadbin_frompoint(geom, 4)), 16, '0') FROM {TABLE}").split())
+    paths = set()
+
+    def check() -> bool:
+        r = maps.api.get(maps.local(tj["tiles"][0]).replace("{i}", i), token=maps.star, headers={"Cache-Control": "no-cache"})
+        cells = assert_ok(r)
+        assert {c["id"] for c in cells} == want
+        assert all(c["properties"] == {"__aggregationValue": 1} for c in cells)
+        paths.add(r.header("X-Tessera-Aggregation"))
+        return "precomputed" in paths
+
+    h.wait_until(check, timeout=90, interval=0.5)  # live first, then from the levels the first tile queued
