@@ -469,13 +469,18 @@ def handshake(stack: Stack, token: str, layer: Layer) -> None:
     layer.source_id = urllib.parse.parse_qs(urllib.parse.urlsplit(layer.template).query)["source"][0]
 
 
-def prepare_levels(stack: Stack, token: str, layer: Layer, timeout: float = 3600) -> None:
+def prepare_levels(stack: Stack, token: str, layer: Layer, base: str, timeout: float = 3600) -> None:
     """Requests the layer's z0 tile (past the http-cache) until maps-api answers it from precomputed levels: the first
     request queued their build on the sql-worker. Tiles run before that would measure the live grouping."""
     t0 = time.monotonic()
-    url = tile_url(layer, Tile(0, 0, 0))
+    url = tile_url(layer, Tile(0, 0, 0), base)
     while True:
-        status, headers, body = http_get(url, token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30, headers={"Cache-Control": "no-cache"})
+        try:
+            status, headers, body = http_get(url, token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30, headers={"Cache-Control": "no-cache"})
+        except http.client.IncompleteRead as e:
+            print(f"[{layer.key}] z0 tile: the response was cut short ({e!r}); asking again", flush=True)
+            time.sleep(2)
+            continue
         if status not in (200, 204):
             raise BenchError(f"[{layer.key}] z0 tile -> {status}: {body[:300]!r}")
         if headers.get("x-tessera-aggregation") == "precomputed":
@@ -611,7 +616,7 @@ def parse_log(text: str) -> dict[int, tuple[list[Stmt], list[str]]]:
     return out
 
 
-def capture(stack: Stack, token: str, layers: list[Layer], tiles_xyz: list[tuple[int, int, int]]) -> None:
+def capture(stack: Stack, token: str, layers: list[Layer], tiles_xyz: list[tuple[int, int, int]], base: str | None = None) -> None:
     """Request every tile once through the API with statement logging on; keep status, size, time and the
     warehouse statements (text, bound values, server time) of each."""
     log = stack.log_path("postgres")
@@ -628,12 +633,12 @@ def capture(stack: Stack, token: str, layers: list[Layer], tiles_xyz: list[tuple
                 order.append(t)
                 t1 = time.perf_counter()
                 try:
-                    t.status, headers, body = http_get(tile_url(layer, t), token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30,
+                    t.status, headers, body = http_get(tile_url(layer, t, base), token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30,
                                                        headers=UNCACHED)
                     t.size = len(body)
                     t.path = headers.get("x-tessera-aggregation", "")
-                except OSError as e:
-                    t.status, t.error = 0, f"request failed: {e}"
+                except (OSError, http.client.HTTPException) as e:
+                    t.status, t.error = 0, f"request failed: {e!r}"
                 t.api_ms = (time.perf_counter() - t1) * 1000
                 if t.api_ms > 2000:
                     print(f"  [{layer.key}] capture: {t.zxy} took {t.api_ms / 1000:.1f}s (status {t.status})", flush=True)
@@ -1159,11 +1164,11 @@ def main() -> int:
         # ---- aggregated layers: the sql-worker builds their precomputed levels, queued by the first z0 tile
         for layer in layers:
             if layer.params.get("aggregationExp"):
-                prepare_levels(stack, token, layer)
+                prepare_levels(stack, token, layer, base_b)
 
         # ---- every tile once through the API, statements captured; classification; raw replay
         hwm_start = vm_hwm_mb(api_pid)
-        capture(stack, token, layers, tiles_xyz)
+        capture(stack, token, layers, tiles_xyz, base_b)  # path (b): the uncached path, Varnish bypassed
         hwm_capture = vm_hwm_mb(api_pid)
         mixes: list[Mix] = []
         for layer in layers:
