@@ -92,8 +92,8 @@ enum AggregationLevels {
     }
 
     /// One tile from the levels table `relation` (in schema carto): the cells at the slot `resolution` under
-    /// the tile, in the live statement's shape (`[{id, properties}]`, cell count). Quadbin cells of a tile
-    /// are one range of ids (cells are Morton-ordered); so are an H3 cell's descendants (slots `lo`, `hi`).
+    /// the tile, in the live statement's shape (`[{id, properties}]`, cell count). A tile's cells are one range
+    /// of ids, slots `lo` and `hi` (quadbinDescendantRange, h3DescendantRange).
     static func tileSQL(relation: String, index: CellIndex) throws -> SQL {
         let table: SQL = "carto.\(try Identifier(relation))"
         let strip: SQL = index == .quadbin ? "to_jsonb(t) - '__r' - '__cell' - '__x' - '__y'" : "to_jsonb(t) - '__r' - '__cell'"
@@ -101,8 +101,8 @@ enum AggregationLevels {
         case .quadbin:
             return """
                 SELECT coalesce(json_agg(json_build_object('id', lpad(to_hex(t.__cell), 16, '0'), 'properties', \(strip))), '[]')::text, count(*)
-                FROM \(table) t, carto.__quadbin_children_range(carto.quadbin_fromzxy(\(SQL.slot("z"))::int, \(SQL.slot("x"))::bigint, \(SQL.slot("y"))::bigint), \(SQL.slot("resolution"))::int) r
-                WHERE t.__r = \(SQL.slot("resolution"))::int AND t.__cell BETWEEN r.lo AND r.hi
+                FROM \(table) t
+                WHERE t.__r = \(SQL.slot("resolution"))::int AND t.__cell BETWEEN \(SQL.slot("lo"))::bigint AND \(SQL.slot("hi"))::bigint
                 """
         case .h3:
             return """
@@ -132,11 +132,35 @@ enum AggregationLevels {
         return (lo, hi)
     }
 
+    /// The quadbin cell of tile z/x/y (as `carto.quadbin_fromzxy`): header, mode, resolution, then x and y
+    /// interleaved (x on the even bits) from the top, unused trailing bits set.
+    static func quadbin(z: Int, x: Int, y: Int) -> UInt64 {
+        func spread(_ value: UInt64) -> UInt64 {
+            var v = value & 0xFFFF_FFFF
+            v = (v | (v << 16)) & 0x0000_FFFF_0000_FFFF
+            v = (v | (v << 8)) & 0x00FF_00FF_00FF_00FF
+            v = (v | (v << 4)) & 0x0F0F_0F0F_0F0F_0F0F
+            v = (v | (v << 2)) & 0x3333_3333_3333_3333
+            return (v | (v << 1)) & 0x5555_5555_5555_5555
+        }
+        let morton = z == 0 ? 0 : spread(UInt64(x) << UInt64(32 - z)) | spread(UInt64(y) << UInt64(32 - z)) << 1
+        return 0x4000_0000_0000_0000 | (1 << 59) | (UInt64(z) << 52) | (morton >> 12) | (0x000F_FFFF_FFFF_FFFF >> UInt64(2 * z))
+    }
+
+    /// The ids of tile z/x/y's descendant cells at `resolution`: one range, as quadbin cells are Morton-ordered.
+    /// Bound as plain values (not computed in the statement) so that even a generic plan scans the index range.
+    static func quadbinDescendantRange(z: Int, x: Int, y: Int, resolution: Int) -> (lo: UInt64, hi: UInt64) {
+        let shift = resolution - z
+        return (quadbin(z: resolution, x: x << shift, y: y << shift),
+                quadbin(z: resolution, x: ((x + 1) << shift) - 1, y: ((y + 1) << shift) - 1))
+    }
+
     /// The bound values of `tileSQL` for one tile (`h3Cell` for H3 tiles).
     static func parameters(_ sql: SQL, z: Int, x: Int, y: Int, resolution: Int, h3Cell: UInt64? = nil) -> [String?] {
         let range = h3Cell.map { h3DescendantRange($0, resolution: resolution) }
-        return sql.parameters(filling: ["z": String(z), "x": String(x), "y": String(y), "resolution": String(resolution),
-                                        "lo": range.map { String(Int64(bitPattern: $0.lo)) }, "hi": range.map { String(Int64(bitPattern: $0.hi)) }])!
+            ?? quadbinDescendantRange(z: z, x: x, y: y, resolution: resolution)
+        return sql.parameters(filling: ["resolution": String(resolution),
+                                        "lo": String(Int64(bitPattern: range.lo)), "hi": String(Int64(bitPattern: range.hi))])!
     }
 
     /// The build's statements, in order, for the relation `relation` (schema carto). The first resolution

@@ -54,6 +54,22 @@ final class AggregationLevelsSQLTests: XCTestCase {
         XCTAssertTrue(try AggregationLevels.tileSQL(relation: "x\"; DROP TABLE t; --", index: .h3).text.contains("carto.\"x\"\"; DROP TABLE t; --\""))
     }
 
+    /// Quadbin ids as carto.quadbin_fromzxy makes them (the bench's quadbin_hex, checked against it): a tile's
+    /// descendants are the ids between its first and last child.
+    func testQuadbinDescendantsAreOneIdRange() throws {
+        XCTAssertEqual(AggregationLevels.quadbin(z: 0, x: 0, y: 0), 0x480F_FFFF_FFFF_FFFF)
+        for (z, x, y) in [(1, 1, 0), (5, 16, 11), (6, 33, 22), (13, 4093, 2724)] {
+            let tile = try XCTUnwrap(Quadbin.tile(hex: String(AggregationLevels.quadbin(z: z, x: x, y: y), radix: 16)))
+            XCTAssertTrue(tile == (z, x, y), "\(z)/\(x)/\(y) round trip")
+            let (lo, hi) = AggregationLevels.quadbinDescendantRange(z: z, x: x, y: y, resolution: z + 6)
+            XCTAssertTrue(Quadbin.tile(hex: String(lo, radix: 16))! == (z + 6, x << 6, y << 6))
+            XCTAssertTrue(Quadbin.tile(hex: String(hi, radix: 16))! == (z + 6, ((x + 1) << 6) - 1, ((y + 1) << 6) - 1))
+            // The next tile's first child lies beyond the range.
+            let next = AggregationLevels.quadbinDescendantRange(z: z, x: x + 1, y: y, resolution: z + 6).lo
+            XCTAssertTrue(next > hi || AggregationLevels.quadbinDescendantRange(z: z, x: x + 1, y: y, resolution: z + 6).hi < lo)
+        }
+    }
+
     /// Checked against the h3 package (PyPI): the children of 82186ffffffffff at resolution 5 run from
     /// 85186803fffffff to 85186edbfffffff (343 cells).
     func testH3DescendantsAreOneIdRange() throws {
