@@ -597,7 +597,8 @@ def parse_log(text: str) -> dict[int, tuple[list[Stmt], list[str]]]:
         if level == "LOG":
             m = re.match(r"duration: ([\d.]+) ms  execute [^:]+: (.*)", msg, re.S)
             # tile statements (not e.g. per-connection lookups): vector tiles, or quadbin cells as JSON
-            if m and ("st_asmvt" in m.group(2).lower() or "json_build_object('id'" in m.group(2).lower()):
+            if m and ("st_asmvt" in m.group(2).lower() or "json_build_object('id'" in m.group(2).lower()
+                      or "string_agg(t.__json" in m.group(2).lower()):
                 s = Stmt(text=m.group(2), ms=float(m.group(1)))
                 out[current][0].append(s)
                 last_execute[pid] = s

@@ -29,11 +29,19 @@ enum AggregationLevels {
         do { if try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) != nil { return nil } } catch { return nil }
         let exp = expression(d)
         guard (try? AggregationExpression.validate(exp)) != nil else { return nil }
-        let text = [name.qualifiedIdentifier.text, d.spatialColumn, index.rawValue, exp, String(record.schema.srid)].joined(separator: "\u{0}")
+        // `format`: the layout of the levels table; a new layout makes new keys (older tables are never read).
+        let text = [format, name.qualifiedIdentifier.text, d.spatialColumn, index.rawValue, exp, String(record.schema.srid)].joined(separator: "\u{0}")
         return String(Encoding.hex(Crypto.sha256(Array(text.utf8))).prefix(24))
     }
 
     static func expression(_ d: SourceDefinition) -> String { d.aggregationExp ?? "count(*) AS count" }
+
+    static let format = "2"
+
+    /// The columns of a levels table besides the aggregationExp ones (never cell properties).
+    static func keyColumns(_ index: CellIndex) -> [String] {
+        (index == .quadbin ? ["__x", "__y"] : []) + ["__r", "__cell", "__json"]
+    }
 
     /// The resolutions tiles z0–maxZoom of this source aggregate to (the same function the tile route uses).
     static func resolutions(_ record: SourceRecord, index: CellIndex, maxFeatures: Int) -> [Int] {
@@ -70,20 +78,24 @@ enum AggregationLevels {
     }
 
     /// The rows of one resolution of a source's levels (slot `resolution`), as the build inserts them:
-    /// `__r`, `__cell` (the quadbin or H3 cell id as bigint) and the aggregationExp columns.
+    /// `__r`, `__cell` (the quadbin or H3 cell id as bigint), the aggregationExp columns, and `__json`, the
+    /// cell as tiles carry it (`{id, properties}`), so that a tile only concatenates text.
     static func levelSQL(_ record: SourceRecord, index: CellIndex) throws -> SQL {
         let cells = try CellAggregation.cellsSQL(record, index: index, inTile: false)
         switch index {
         case .quadbin:
+            let cell: SQL = "carto.quadbin_fromzxy(\(SQL.slot("resolution"))::int, t.__x, t.__y)"
             return """
-                SELECT \(SQL.slot("resolution"))::int AS __r, carto.quadbin_fromzxy(\(SQL.slot("resolution"))::int, t.__x, t.__y) AS __cell, t.*
+                SELECT \(SQL.slot("resolution"))::int AS __r, \(cell) AS __cell, t.*,
+                  json_build_object('id', lpad(to_hex(\(cell)), 16, '0'), 'properties', to_jsonb(t) - '__x' - '__y')::text AS __json
                 FROM (
                 \(cells)
                 ) t
                 """
         case .h3:
             return """
-                SELECT \(SQL.slot("resolution"))::int AS __r, t.*
+                SELECT \(SQL.slot("resolution"))::int AS __r, t.*,
+                  json_build_object('id', carto.h3_int_tostring(t.__cell), 'properties', to_jsonb(t) - '__cell')::text AS __json
                 FROM (
                 \(cells)
                 ) t
@@ -95,22 +107,11 @@ enum AggregationLevels {
     /// the tile, in the live statement's shape (`[{id, properties}]`, cell count). A tile's cells are one range
     /// of ids, slots `lo` and `hi` (quadbinDescendantRange, h3DescendantRange).
     static func tileSQL(relation: String, index: CellIndex) throws -> SQL {
-        let table: SQL = "carto.\(try Identifier(relation))"
-        let strip: SQL = index == .quadbin ? "to_jsonb(t) - '__r' - '__cell' - '__x' - '__y'" : "to_jsonb(t) - '__r' - '__cell'"
-        switch index {
-        case .quadbin:
-            return """
-                SELECT coalesce(json_agg(json_build_object('id', lpad(to_hex(t.__cell), 16, '0'), 'properties', \(strip))), '[]')::text, count(*)
-                FROM \(table) t
-                WHERE t.__r = \(SQL.slot("resolution"))::int AND t.__cell BETWEEN \(SQL.slot("lo"))::bigint AND \(SQL.slot("hi"))::bigint
-                """
-        case .h3:
-            return """
-                SELECT coalesce(json_agg(json_build_object('id', carto.h3_int_tostring(t.__cell), 'properties', \(strip))), '[]')::text, count(*)
-                FROM \(table) t
-                WHERE t.__r = \(SQL.slot("resolution"))::int AND t.__cell BETWEEN \(SQL.slot("lo"))::bigint AND \(SQL.slot("hi"))::bigint
-                """
-        }
+        """
+        SELECT coalesce('[' || string_agg(t.__json, ',') || ']', '[]'), count(*)
+        FROM carto.\(try Identifier(relation)) t
+        WHERE t.__r = \(SQL.slot("resolution"))::int AND t.__cell BETWEEN \(SQL.slot("lo"))::bigint AND \(SQL.slot("hi"))::bigint
+        """
     }
 
     /// The stored cells of the slot `resolution` (the TileJSON's tilestats attributes read them).

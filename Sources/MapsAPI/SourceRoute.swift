@@ -73,7 +73,7 @@ struct SourceRoute: Sendable {
                 if let levelsKey {
                     if let relation = try TileRoute.freshLevels(db, record, key: levelsKey, resolution: resolution, watch: maps.watch(request)) {
                         sql = CellAggregation.attributesSQL(cells: try AggregationLevels.cellsSQL(relation: relation),
-                                                            keys: keys + ["__r", "__cell"])
+                                                            keys: AggregationLevels.keyColumns(index))
                     } else {
                         stale = true
                     }

@@ -1,5 +1,6 @@
 -- parameters: ["\u0000resolution","\u0000resolution"]
-SELECT $1::int AS __r, t.*
+SELECT $1::int AS __r, t.*,
+  json_build_object('id', carto.h3_int_tostring(t.__cell), 'properties', to_jsonb(t) - '__cell')::text AS __json
 FROM (
   SELECT _src.__cell, count(*) AS n, sum(value) AS total
   FROM (

@@ -1,4 +1,4 @@
 -- parameters: ["\u0000resolution","\u0000lo","\u0000hi"]
-SELECT coalesce(json_agg(json_build_object('id', carto.h3_int_tostring(t.__cell), 'properties', to_jsonb(t) - '__r' - '__cell')), '[]')::text, count(*)
+SELECT coalesce('[' || string_agg(t.__json, ',') || ']', '[]'), count(*)
 FROM carto."tessera_agg_abc_1" t
 WHERE t.__r = $1::int AND t.__cell BETWEEN $2::bigint AND $3::bigint
