@@ -44,9 +44,14 @@ public struct AggregationLevelRunner: Sendable {
                 throw PermanentJobError("table \(table) does not exist")
             }
             // Resolutions other sources of the same key asked for are kept.
-            let existing = try db.execute("SELECT array_to_string(resolutions, ',') FROM carto.tessera_agg_levels WHERE key = $1", [key], watch: watch)
-                .string(0, 0)?.split(separator: ",").compactMap { Int($0) } ?? []
+            let current = try db.execute("SELECT array_to_string(resolutions, ','), data_version FROM carto.tessera_agg_levels WHERE key = $1",
+                                         [key], watch: watch)
+            let existing = current.rowCount == 1 ? (current.string(0, 0) ?? "").split(separator: ",").compactMap { Int($0) } : []
             let resolutions = Array(Set(wanted + existing)).sorted()
+            // A request that found the levels stale just before the previous build committed queues another one.
+            if current.rowCount == 1, current.string(0, 1) == version, Set(existing).isSuperset(of: wanted) {
+                return ["key": .string(key), "upToDate": true, "dataVersion": .string(version)]
+            }
             let relation = "tessera_agg_\(key)_\(job.id)"
             let level = try AggregationLevels.levelSQL(record, index: index)
             try db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")

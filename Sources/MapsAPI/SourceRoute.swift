@@ -62,11 +62,6 @@ struct SourceRoute: Sendable {
                 ? (try CellAggregation.cellsSQL(record, index: index, inTile: false), index == .quadbin ? ["__x", "__y"] : ["__cell"])
                 : index == .quadbin ? (try Quadbin.cellsSQL(record), ["__cell"]) : (try H3Cells.cellsSQL(record), ["__cell"])
             let levelsKey = record.aggregatesPoints ? AggregationLevels.key(record, index: index) : nil
-            var stale = false
-            defer {
-                // Not built or stale: queue the build, so that a big table's next TileJSON (after a 429) is fast.
-                if stale, let levelsKey { TileRoute(maps: maps).queueLevels(record, key: levelsKey, account: principal.accountId, resolution: resolution) }
-            }
             let attributes = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
                 // Points grouped over the whole table: the precomputed levels hold these cells when fresh.
                 var sql = CellAggregation.attributesSQL(cells: cells, keys: keys)
@@ -75,7 +70,9 @@ struct SourceRoute: Sendable {
                         sql = CellAggregation.attributesSQL(cells: try AggregationLevels.cellsSQL(relation: relation),
                                                             keys: AggregationLevels.keyColumns(index))
                     } else {
-                        stale = true
+                        // Not built or stale: queue the build (before the live grouping, which may reach the statement
+                        // timeout), so that a big table's next TileJSON is answered from the levels.
+                        TileRoute(maps: maps).queueLevels(record, key: levelsKey, account: principal.accountId, resolution: resolution)
                     }
                 }
                 let parameters = sql.parameters(filling: ["resolution": String(resolution)])!

@@ -8,13 +8,12 @@ import SQLKit
 
 extension TileRoute {
     /// An aggregated (points into cells) tile: from the source's precomputed levels when they are fresh and hold
-    /// the tile's resolution, else the live statement `live` — and then a build of the levels is queued, so the
-    /// next low-zoom tiles after a data change are fast again. Answers the JSON and which path made it.
+    /// the tile's resolution, else the live statement `live`, after queueing a build of the levels, so the next
+    /// low-zoom tiles after a data change are fast again. Answers the JSON and which path made it.
     func aggregatedTile(_ request: HTTPRequest, _ principal: Principal, _ record: SourceRecord, index: CellIndex,
                         z: Int, x: Int, y: Int, h3Cell: UInt64? = nil, resolution: Int,
                         live: (sql: SQL, parameters: [String?])) throws -> (json: String, precomputed: Bool) {
         let key = z <= AggregationLevels.maxZoom ? AggregationLevels.key(record, index: index) : nil
-        var stale = false
         let answer = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> (String, Bool) in
             let watch = maps.watch(request)
             if let key {
@@ -23,11 +22,11 @@ extension TileRoute {
                     let parameters = AggregationLevels.parameters(sql, z: z, x: x, y: y, resolution: resolution, h3Cell: h3Cell)
                     return (try db.execute(sql.text, parameters, watch: watch, prepare: true).string(0, 0) ?? "[]", true)
                 }
-                stale = true
+                // Queued before the live grouping, which may take until the statement timeout.
+                queueLevels(record, key: key, account: principal.accountId, resolution: resolution)
             }
             return (try db.execute(live.sql.text, live.parameters, watch: watch, prepare: true).string(0, 0) ?? "[]", false)
         }
-        if stale, let key { queueLevels(record, key: key, account: principal.accountId, resolution: resolution) }
         return answer
     }
 
