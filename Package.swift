@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "SQLAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Observability", "CryptoSupport", "MapsAPI"]),
         // The sql-worker's export writer: only the worker runs GDAL, so only its package depends on gdal-bin.
         .target(name: "Exports", dependencies: ["SQLAPI", "Platform", "HTTPKit", "Jobs", "Observability", "Spawn"]),
-        .target(name: "MapsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability"],
+        .target(name: "MapsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability", "Jobs"],
                 resources: [.copy("warehouse")]),
         .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn", "OutboundHTTP"]),
 
@@ -74,7 +74,7 @@ let package = Package(
                                                          "Backup", "AdminConsole"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-cdn-invalidator", dependencies: ["CacheInvalidator", "Jobs", "Platform", "Config", "Observability"]),
-        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Exports", "LDSAPI", "Workflows", "WorkspaceAPI", "Platform", "Config", "Observability"]),
+        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Exports", "LDSAPI", "MapsAPI", "Workflows", "WorkspaceAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-import-api", dependencies: ["FastCGI", "ImportsAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-import-worker", dependencies: ["Jobs", "ImportsAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-workspace-subscriber", dependencies: ["Jobs", "WorkspaceSubscriber", "Platform"]),

@@ -71,7 +71,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "harness"))
-from stack import ADMIN_EMAIL, API_PROGRAMS, PG_BIN, Stack, StackError, free_port  # noqa: E402
+from stack import ADMIN_EMAIL, API_PROGRAMS, PG_BIN, WORKER_PROGRAMS, Stack, StackError, free_port  # noqa: E402
 
 PSQL = str(PG_BIN / "psql") if (PG_BIN / "psql").exists() else "psql"
 CONNECTION = "carto_dw"
@@ -118,6 +118,7 @@ class Tile:
     bytes: int = 0           # raw replay (psql): MVT bytes, features, time
     count: int = -1
     ms: float = 0.0
+    path: str = ""           # aggregated layers: X-Tessera-Aggregation of the capture (precomputed or live)
 
     @property
     def zxy(self) -> str:
@@ -452,11 +453,42 @@ def handshake(stack: Stack, token: str, layer: Layer) -> None:
     hs = json.loads(body)
     layer.rows = int(hs.get("nrows") or 0)
     tilejson_url = hs["tilejson"]["url"][0]
-    status, _, body = http_get(tilejson_url, token)
+    t0 = time.monotonic()
+    status, _, body = http_get(tilejson_url, token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30)
+    # An aggregated layer's tilestats group the whole table until its precomputed levels exist: on millions of
+    # points that can pass the statement timeout (429), and the request queued their build; ask again.
+    while status == 429 and layer.params.get("aggregationExp") and time.monotonic() - t0 < 3600:
+        time.sleep(5)
+        status, _, body = http_get(tilejson_url, token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30,
+                                   headers={"Cache-Control": "no-cache"})
+    if layer.params.get("aggregationExp"):
+        print(f"[{layer.key}] TileJSON answered {status} after {time.monotonic() - t0:.0f}s", flush=True)
     if status != 200:
         raise BenchError(f"TileJSON {tilejson_url} -> {status}: {body[:400]!r}")
     layer.template = json.loads(body)["tiles"][0]
     layer.source_id = urllib.parse.parse_qs(urllib.parse.urlsplit(layer.template).query)["source"][0]
+
+
+def prepare_levels(stack: Stack, token: str, layer: Layer, base: str, timeout: float = 3600) -> None:
+    """Requests the layer's z0 tile (past the http-cache) until maps-api answers it from precomputed levels: the first
+    request queued their build on the sql-worker. Tiles run before that would measure the live grouping."""
+    t0 = time.monotonic()
+    url = tile_url(layer, Tile(0, 0, 0), base)
+    while True:
+        try:
+            status, headers, body = http_get(url, token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30, headers={"Cache-Control": "no-cache"})
+        except http.client.IncompleteRead as e:
+            print(f"[{layer.key}] z0 tile: the response was cut short ({e!r}); asking again", flush=True)
+            time.sleep(2)
+            continue
+        if status not in (200, 204):
+            raise BenchError(f"[{layer.key}] z0 tile -> {status}: {body[:300]!r}")
+        if headers.get("x-tessera-aggregation") == "precomputed":
+            print(f"[{layer.key}] precomputed levels ready after {time.monotonic() - t0:.0f}s", flush=True)
+            return
+        if time.monotonic() - t0 > timeout:
+            raise BenchError(f"[{layer.key}] precomputed levels not built within {timeout:.0f}s (see the sql-worker's log)")
+        time.sleep(2)
 
 
 def tile_url(layer: Layer, t: Tile, base: str | None = None) -> str:
@@ -565,7 +597,8 @@ def parse_log(text: str) -> dict[int, tuple[list[Stmt], list[str]]]:
         if level == "LOG":
             m = re.match(r"duration: ([\d.]+) ms  execute [^:]+: (.*)", msg, re.S)
             # tile statements (not e.g. per-connection lookups): vector tiles, or quadbin cells as JSON
-            if m and ("st_asmvt" in m.group(2).lower() or "json_build_object('id'" in m.group(2).lower()):
+            if m and ("st_asmvt" in m.group(2).lower() or "json_build_object('id'" in m.group(2).lower()
+                      or "string_agg(t.__json" in m.group(2).lower()):
                 s = Stmt(text=m.group(2), ms=float(m.group(1)))
                 out[current][0].append(s)
                 last_execute[pid] = s
@@ -584,7 +617,7 @@ def parse_log(text: str) -> dict[int, tuple[list[Stmt], list[str]]]:
     return out
 
 
-def capture(stack: Stack, token: str, layers: list[Layer], tiles_xyz: list[tuple[int, int, int]]) -> None:
+def capture(stack: Stack, token: str, layers: list[Layer], tiles_xyz: list[tuple[int, int, int]], base: str | None = None) -> None:
     """Request every tile once through the API with statement logging on; keep status, size, time and the
     warehouse statements (text, bound values, server time) of each."""
     log = stack.log_path("postgres")
@@ -601,16 +634,24 @@ def capture(stack: Stack, token: str, layers: list[Layer], tiles_xyz: list[tuple
                 order.append(t)
                 t1 = time.perf_counter()
                 try:
-                    t.status, _, body = http_get(tile_url(layer, t), token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30,
-                                                 headers=UNCACHED)
+                    t.status, headers, body = http_get(tile_url(layer, t, base), token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30,
+                                                       headers=UNCACHED)
                     t.size = len(body)
-                except OSError as e:
-                    t.status, t.error = 0, f"request failed: {e}"
+                    t.path = headers.get("x-tessera-aggregation", "")
+                except (OSError, http.client.HTTPException) as e:
+                    t.status, t.error = 0, f"request failed: {e!r}"
                 t.api_ms = (time.perf_counter() - t1) * 1000
                 if t.api_ms > 2000:
                     print(f"  [{layer.key}] capture: {t.zxy} took {t.api_ms / 1000:.1f}s (status {t.status})", flush=True)
             print(f"[{layer.key}] captured {len(layer.tiles)} tiles through the API in {time.monotonic() - t0:.0f}s",
                   flush=True)
+            if layer.params.get("aggregationExp"):
+                low = sorted(t.api_ms for t in layer.tiles if t.z <= 6 and t.status in (200, 204))
+                paths = {p: sum(1 for t in layer.tiles if t.path == p) for p in ("precomputed", "live")}
+                p95 = low[min(len(low) - 1, math.ceil(0.95 * len(low)) - 1)] if low else float("nan")
+                print(f"[{layer.key}] z0-6 uncached, one request at a time: {len(low)} tiles, p50 {low[len(low) // 2] if low else 0:.1f} ms, "
+                      f"p95 {p95:.1f} ms, max {low[-1] if low else 0:.1f} ms; answered from precomputed levels "
+                      f"{paths['precomputed']}, live {paths['live']}", flush=True)
         marker.mark(len(order))
     finally:
         marker.close()
@@ -1029,7 +1070,7 @@ def main() -> int:
     for name, pkg in (("wrk", "wrk"), ("pgbench", "postgresql-client"), ("psql", "postgresql-client")):
         if not shutil.which(name) and not (PG_BIN / name).exists():
             raise SystemExit(f"{name} is required (apt-get install {pkg})")
-    for prog in ("tessera", API_PROGRAMS["maps-api"]):
+    for prog in ("tessera", API_PROGRAMS["maps-api"], WORKER_PROGRAMS["sql-worker"]):
         if not (bin_dir / prog).is_file():
             raise SystemExit(f"{bin_dir / prog} not found: build first (swift build -c release) or pass --bin")
     try:
@@ -1053,7 +1094,7 @@ def main() -> int:
     work.mkdir(exist_ok=True)
     # A snapshot of the executables: a rebuild during a long run must not pull them away mid-way.
     (work / "bin").mkdir(exist_ok=True)
-    for prog in ("tessera", API_PROGRAMS["maps-api"]):
+    for prog in ("tessera", API_PROGRAMS["maps-api"], WORKER_PROGRAMS["sql-worker"]):
         shutil.copy2(bin_dir / prog, work / "bin" / prog)
     bin_dir = work / "bin"
     global WRK_LOG
@@ -1102,6 +1143,9 @@ def main() -> int:
         os.chmod(www, 0o755)
         stack.start_api("maps-api", bin_dir / API_PROGRAMS["maps-api"])
         stack.start_nginx(www_root=www)
+        if any(layer.params.get("aggregationExp") for layer in layers):
+            # It builds the aggregated layers' precomputed levels (the queue's aggregation_levels jobs).
+            stack.start_worker("sql-worker", bin_dir / WORKER_PROGRAMS["sql-worker"])
         api_pid, nginx_pid, pg_pid, redis_pid = (stack.pid(n) for n in ("maps-api", "nginx", "postgres", "redis"))
         for layer in layers:
             handshake(stack, token, layer)
@@ -1118,9 +1162,14 @@ def main() -> int:
         path_m = "nginx -> Varnish (forced miss: Cache-Control: no-cache) -> nginx -> FastCGI maps-api -> PostGIS"
         print(f"(b) path: {path_b}", flush=True)
 
+        # ---- aggregated layers: the sql-worker builds their precomputed levels, queued by the first z0 tile
+        for layer in layers:
+            if layer.params.get("aggregationExp"):
+                prepare_levels(stack, token, layer, base_b)
+
         # ---- every tile once through the API, statements captured; classification; raw replay
         hwm_start = vm_hwm_mb(api_pid)
-        capture(stack, token, layers, tiles_xyz)
+        capture(stack, token, layers, tiles_xyz, base_b)  # path (b): the uncached path, Varnish bypassed
         hwm_capture = vm_hwm_mb(api_pid)
         mixes: list[Mix] = []
         for layer in layers:

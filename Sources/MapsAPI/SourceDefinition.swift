@@ -122,7 +122,7 @@ struct SourceDefinition: Sendable, Equatable {
         }
         if let exp = p.string("aggregationExp"), !exp.isEmpty {
             guard exp.utf8.count <= 4096 else { throw APIError.badRequest("aggregationExp is too long", code: "invalid_parameter") }
-            d.aggregationExp = exp
+            d.aggregationExp = AggregationExpression.preservingAliasCase(exp)
         }
         if let level = try p.int("aggregationResLevel") {
             guard (0...16).contains(level) else {

@@ -75,9 +75,21 @@ struct SourceRoute: Sendable {
             let (cells, keys) = record.aggregatesPoints
                 ? (try CellAggregation.cellsSQL(record, index: index, inTile: false), index == .quadbin ? ["__x", "__y"] : ["__cell"])
                 : index == .quadbin ? (try Quadbin.cellsSQL(record), ["__cell"]) : (try H3Cells.cellsSQL(record), ["__cell"])
-            let sql = CellAggregation.attributesSQL(cells: cells, keys: keys)
-            let parameters = sql.parameters(filling: ["resolution": String(resolution)])!
+            let levelsKey = record.aggregatesPoints ? AggregationLevels.key(record, index: index) : nil
             let attributes = try maps.withWarehouse(principal, connection, request: request) { db -> JSON in
+                // Points grouped over the whole table: the precomputed levels hold these cells when fresh.
+                var sql = CellAggregation.attributesSQL(cells: cells, keys: keys)
+                if let levelsKey {
+                    if let relation = try TileRoute.freshLevels(db, record, key: levelsKey, resolution: resolution, watch: maps.watch(request)) {
+                        sql = CellAggregation.attributesSQL(cells: try AggregationLevels.cellsSQL(relation: relation),
+                                                            keys: AggregationLevels.keyColumns(index))
+                    } else {
+                        // Not built or stale: queue the build (before the live grouping, which may reach the statement
+                        // timeout), so that a big table's next TileJSON is answered from the levels.
+                        TileRoute(maps: maps).queueLevels(record, key: levelsKey, account: principal.accountId, resolution: resolution)
+                    }
+                }
+                let parameters = sql.parameters(filling: ["resolution": String(resolution)])!
                 let text = try db.execute(sql.text, parameters, watch: maps.watch(request)).string(0, 0) ?? "[]"
                 return try JSON.decode(Array(text.utf8))
             }

@@ -33,24 +33,28 @@ struct TileRoute: Sendable {
         if z > dataResolution { return .noContent(headers: headers) }
         let config = maps.services.config
         let level = record.definition.aggregationResLevel ?? 6
-        let sql: SQL, parameters: [String?]
+        let json: String, path: [(String, String)]
         if record.aggregatesPoints {
             let resolution = CellAggregation.resolution(z: z, level: level, dataResolution: dataResolution, maxFeatures: config.tileMaxFeatures)
-            sql = try CellAggregation.tileSQL(record, index: .quadbin)
-            parameters = CellAggregation.parameters(sql, z: z, x: x, y: y, resolution: resolution)
+            let sql = try CellAggregation.tileSQL(record, index: .quadbin)
+            let answer = try aggregatedTile(request, principal, record, index: .quadbin, z: z, x: x, y: y, resolution: resolution,
+                                            live: (sql, CellAggregation.parameters(sql, z: z, x: x, y: y, resolution: resolution)))
+            json = answer.json
+            path = Self.aggregationHeader(answer.precomputed)
         } else {
             let resolution = min(z + level, dataResolution)
-            sql = try Quadbin.tileSQL(record)
-            parameters = Quadbin.parameters(sql, z: z, x: x, y: y, resolution: resolution, dataResolution: dataResolution)
+            let sql = try Quadbin.tileSQL(record)
+            let parameters = Quadbin.parameters(sql, z: z, x: x, y: y, resolution: resolution, dataResolution: dataResolution)
+            json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> String in
+                let r = try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true)
+                return r.string(0, 0) ?? "[]"
+            }
+            path = []
         }
-        let json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> String in
-            let r = try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true)
-            return r.string(0, 0) ?? "[]"
-        }
-        if json == "[]" { return .noContent(headers: headers) }
+        if json == "[]" { return .noContent(headers: headers + path) }
         // The byte budget, as for vector tiles (the cell count is bounded by the resolution chosen).
-        if json.utf8.count > config.tileMaxBytes { return .noContent(headers: headers) }
-        return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
+        if json.utf8.count > config.tileMaxBytes { return .noContent(headers: headers + path) }
+        return HTTPResponse(status: 200, headers: headers + path + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
     }
 
     /// `…/{type}/{i}` of an H3 source: deck.gl's H3 tiles are H3 cells; the answer is the data cells under the
@@ -69,11 +73,25 @@ struct TileRoute: Sendable {
                                                     dataResolution: dataResolution, maxFeatures: config.tileMaxFeatures, index: .h3)
         let sql = record.aggregatesPoints ? try CellAggregation.tileSQL(record, index: .h3) : try H3Cells.tileSQL(record)
         let parameters = CellAggregation.h3Parameters(sql, tile: cell, z: tileResolution, resolution: resolution)
-        let json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> String in
-            try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true).string(0, 0) ?? "[]"
+        let json: String, path: [(String, String)]
+        if record.aggregatesPoints {
+            let answer = try aggregatedTile(request, principal, record, index: .h3, z: tileResolution, x: 0, y: 0, h3Cell: cell,
+                                            resolution: resolution, live: (sql, parameters))
+            json = answer.json
+            path = Self.aggregationHeader(answer.precomputed)
+        } else {
+            json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> String in
+                try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true).string(0, 0) ?? "[]"
+            }
+            path = []
         }
-        if json == "[]" || json.utf8.count > config.tileMaxBytes { return .noContent(headers: headers) }
-        return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
+        if json == "[]" || json.utf8.count > config.tileMaxBytes { return .noContent(headers: headers + path) }
+        return HTTPResponse(status: 200, headers: headers + path + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
+    }
+
+    /// Which path answered an aggregated tile: `precomputed` levels or the `live` grouping (tests and ops read it).
+    static func aggregationHeader(_ precomputed: Bool) -> [(String, String)] {
+        [("X-Tessera-Aggregation", precomputed ? "precomputed" : "live")]
     }
 
     /// A tile of a spatial-index tileset: one stored row, 204 where the tileset has none (outside its

@@ -1,5 +1,6 @@
 import Jobs
 import LDSAPI
+import MapsAPI
 import Platform
 import Exports
 import SQLAPI
@@ -7,13 +8,14 @@ import Workflows
 import WorkspaceAPI
 
 // The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs, exports, LDS geocode-table jobs and
-// workflow runs (all long statements against a warehouse, so they share the queue, its concurrency and its
-// timeouts). It also ticks the workflow scheduler.
+// workflow runs and precomputed aggregation levels (all long statements against a warehouse, so they share the
+// queue, its concurrency and its timeouts). It also ticks the workflow scheduler.
 WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let batch = BatchJobRunner(services: services)
     let export = ExportRunner(services: services)
     let geocode = GeocodeTableRunner(services: services)
     let workflows = WorkflowRunner(services: services, maps: WorkflowMaps(pool: services.metadata))
+    let levels = AggregationLevelRunner(services: services)
     ExportPruner(services: services).start()
     WorkflowScheduler(services: services).start(interval: 1)
     return (Worker.Options(queue: "sql"), { job, context in
@@ -21,6 +23,7 @@ WorkerProgram.run(name: "tessera-sql-worker") { _, services in
         case GeocodeTableRunner.kind: return try geocode.run(job, context)
         case ExportRunner.kind: return try export.run(job, context)
         case WorkflowStore.runKind, WorkflowStore.dropKind: return try workflows.run(job, context)
+        case AggregationLevelRunner.kind: return try levels.run(job, context)
         default: return try batch.run(job, context)
         }
     })
