@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "CSpawn"),
 
         // Thin wrappers: one owner class per C handle, one error funnel per library.
-        .target(name: "Postgres", dependencies: ["CLibPQ", "SQLKit"]),
+        .target(name: "Postgres", dependencies: ["CLibPQ", "SQLKit", "Observability"]),
         .target(name: "Redis", dependencies: ["CHiredis"]),
         .target(name: "CryptoSupport", dependencies: ["COpenSSL"]),
         .target(name: "Spawn", dependencies: ["CSpawn"]),

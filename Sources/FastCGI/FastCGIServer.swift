@@ -123,15 +123,28 @@ public final class FastCGIServer: @unchecked Sendable {
         let started = DispatchTime.now().uptimeNanoseconds
         let exchange = FastCGIExchange(raw: &raw)
         let request = exchange.makeRequest()
+        // Only nginx's loopback metrics server sets this parameter; a client cannot (headers arrive as HTTP_*).
+        if exchange.param("TESSERA_METRICS") == "1" {
+            _ = exchange.send(Self.metricsResponse(), requestId: request.requestId)
+            return
+        }
         let response = app.handle(request)
         let (status, bytes) = exchange.send(response, requestId: request.requestId)
         let micros = (DispatchTime.now().uptimeNanoseconds - started) / 1000
+        app.requests.observe(route: response.route, status: status, seconds: Double(micros) / 1_000_000, bytes: bytes)
         // nginx's access log already has every request with its id; here only what needs a second look.
         let level: Log.Level = status >= 500 || micros >= 1_000_000 ? .warning : .debug
         guard level >= Log.minimumLevel else { return }
         Log.emit(level, "request", [("program", app.name), ("request_id", request.requestId), ("method", request.method),
                              ("path", request.path), ("status", status), ("bytes", bytes),
                              ("ms", "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"), ("client_gone", exchange.clientGone ? "true" : nil)])
+    }
+}
+
+extension FastCGIServer {
+    static func metricsResponse() -> HTTPResponse {
+        HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Cache-Control", "no-store")],
+                     body: .bytes(Array(Metrics.shared.render().utf8)))
     }
 }
 

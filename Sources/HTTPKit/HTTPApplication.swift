@@ -8,9 +8,12 @@ public final class HTTPApplication: Sendable {
     public let router: Router
     public let name: String
 
+    public let requests: RequestMetrics
+
     public init(name: String, router: Router) {
         self.name = name
         self.router = router
+        self.requests = RequestMetrics(routes: router.routeLabels)
     }
 
     static let allowHeaders = "Authorization, Content-Type, Accept, Cache-Control, If-Modified-Since, X-Requested-With, X-CSRF-Token"
@@ -26,7 +29,8 @@ public final class HTTPApplication: Sendable {
                 ("Access-Control-Max-Age", "86400"),
             ])
         } else {
-            switch router.match(method: request.method, path: request.path) {
+            let (match, route) = router.lookup(method: request.method, path: request.path)
+            switch match {
             case .found(let handler, let params):
                 request.pathParameters = params
                 do {
@@ -40,6 +44,7 @@ public final class HTTPApplication: Sendable {
             case .notFound:
                 response = .error(.notFound("Route not found: \(request.path)", code: "route_not_found"), requestId: request.requestId)
             }
+            response.route = route
         }
         response.setHeader("X-Request-Id", request.requestId)
         if response.header("Access-Control-Allow-Origin") == nil {

@@ -20,6 +20,8 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: Body
+    /// Index of the route that produced it (`Router.routeLabels`), set by `HTTPApplication` for metrics.
+    public var route: Int?
 
     public init(status: Int = 200, headers: [(String, String)] = [], body: Body = .bytes([])) {
         self.status = status

@@ -29,10 +29,18 @@ public final class Router: @unchecked Sendable {
         case notFound
     }
 
-    public func match(method: String, path: String) -> Match {
+    public func match(method: String, path: String) -> Match { lookup(method: method, path: path).0 }
+
+    /// `METHOD pattern` of every route, in registration order (the metrics label of a route).
+    public var routeLabels: [String] {
+        routes.map { "\($0.method) /" + $0.segments.joined(separator: "/") }
+    }
+
+    /// The match and the index of the matched route in `routeLabels`.
+    public func lookup(method: String, path: String) -> (Match, Int?) {
         let parts = path.split(separator: "/")
         var allowed: [String] = []
-        for route in routes where route.segments.count == parts.count {
+        for (index, route) in routes.enumerated() where route.segments.count == parts.count {
             var params: [String: String] = [:]
             var ok = true
             for (pattern, part) in zip(route.segments, parts) {
@@ -45,10 +53,10 @@ public final class Router: @unchecked Sendable {
             }
             guard ok else { continue }
             if route.method == method || (method == "HEAD" && route.method == "GET") {
-                return .found(route.handler, params)
+                return (.found(route.handler, params), index)
             }
             allowed.append(route.method)
         }
-        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed)
+        return (allowed.isEmpty ? .notFound : .methodNotAllowed(allowed), nil)
     }
 }

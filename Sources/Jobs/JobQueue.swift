@@ -244,6 +244,17 @@ public struct JobQueue: Sendable {
         }
     }
 
+    /// Jobs waiting per queue (available or retryable, due or not) and the age of the oldest due one.
+    public func depth() throws -> [(queue: String, waiting: Int, oldestSeconds: Double)] {
+        try pool.withConnection { db in
+            let r = try db.execute("""
+                SELECT queue, count(*), coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now())), 0)
+                FROM jobs WHERE state IN ('available', 'retryable') GROUP BY queue
+                """)
+            return (0..<r.rowCount).map { (r.string($0, 0) ?? "", r.int($0, 1) ?? 0, r.double($0, 2) ?? 0) }
+        }
+    }
+
     public func find(id: Int64) throws -> Job? {
         try pool.withConnection { db in
             let r = try db.execute("SELECT \(Job.columns) FROM jobs WHERE id = $1", [String(id)])

@@ -205,29 +205,39 @@ public final class Worker: @unchecked Sendable {
     }
 
     private func record(_ outcome: Result<JSON?, Error>, of job: Job, context: JobContext, cancelRequested: Bool, started: Date) throws {
+        let seconds = Date().timeIntervalSince(started)
+        func observe(_ outcome: String) {
+            Metrics.shared.histogram("tessera_job_duration_seconds", "Time a job's handler ran, by queue, kind and outcome.",
+                                     [("queue", job.queue), ("kind", job.kind), ("outcome", outcome)]).observe(seconds)
+        }
         switch outcome {
         case .success(let result) where !context.isCancelled:
             // Handlers that commit their side effect together with completion return nil after doing so.
             if let result { _ = try queue.complete(job, result: result) } else if try queue.find(id: job.id)?.state == "running" {
                 _ = try queue.complete(job)
             }
+            observe("completed")
             Log.info("job_completed", [("job", job.id), ("ms", Int(Date().timeIntervalSince(started) * 1000))])
         case _ where context.isCancelled:
             if try queue.find(id: job.id)?.state == "completed" {
                 // The handler committed the completion with its side effect just before it saw the flag
                 // (a heartbeat finds such a job no longer running).
+                observe("completed")
                 Log.info("job_completed", [("job", job.id), ("ms", Int(Date().timeIntervalSince(started) * 1000))])
             } else if isStopping && !cancelRequested {
                 try queue.release(job)
+                observe("released")
                 Log.info("job_released", [("job", job.id)])
             } else {
                 try queue.acknowledgeCancel(job)
+                observe("cancelled")
                 Log.info("job_cancelled", [("job", job.id)])
             }
         case .failure(let error):
             let permanent = error is PermanentJobError
             let message = (error as? PermanentJobError)?.message ?? (error as? APIError)?.message ?? String(describing: error)
             let state = try queue.fail(job, error: message, permanent: permanent)
+            observe(state == "discarded" ? "discarded" : "failed")
             Log.warning("job_failed", [("job", job.id), ("state", state), ("error", message)])
         default:
             break

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPKit
+import Observability
 import Platform
 import Postgres
 import SQLKit
@@ -10,6 +11,9 @@ import SQLKit
 struct TileRoute: Sendable {
     let maps: MapsService
     static let maxZoom = 24
+    /// Bytes of each vector tile built (0 for an empty tile), before nginx compresses it.
+    static let sizes = Metrics.shared.histogram("tessera_tile_size_bytes", "Vector tile sizes as built, before compression.",
+                                                [("format", "mvt")], buckets: Metrics.sizeBuckets)
 
     /// `…/{type}/{i}`: a quadbin tile addressed by its cell id, answered as JSON `[{id, properties}]`.
     func handleCell(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -187,6 +191,7 @@ struct TileRoute: Sendable {
             }
             return bytes.count > config.tileMaxBytes ? [] : bytes
         }
+        Self.sizes.observe(Double(tile.count))
         var headers = Self.cacheHeaders(request, principal, record)
         if let thinning, thinned {
             // What the builder shows as "thinned at this zoom" (the TileJSON's fraction_dropped_per_zoom says how much).

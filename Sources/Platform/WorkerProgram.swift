@@ -27,6 +27,7 @@ public enum WorkerProgram {
             options.softStop = Double(config.workerSoftStopSeconds)
             let worker = Worker(queue: JobQueue(pool: services.metadata), conninfo: config.databaseURL, options: options, handler: handler)
             WorkerSignals.stopOnTerminate(worker)
+            exportMetrics(queue: JobQueue(pool: services.metadata))
             // Config loaded and the metadata pool built: ready as far as systemd's ordering goes.
             SystemdNotify.ready()
             worker.run()
@@ -35,5 +36,21 @@ public enum WorkerProgram {
             Log.error("startup_failed", [("program", name), ("error", String(describing: error))])
             exit(1)
         }
+    }
+
+    /// Workers have no HTTP listener: their metrics go to a file nginx serves (see `MetricsFile`). systemd
+    /// sets RUNTIME_DIRECTORY from the unit's RuntimeDirectory=; `make run` and the tests set it the same way.
+    static func exportMetrics(queue: JobQueue) {
+        guard let dir = ProcessInfo.processInfo.environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first else { return }
+        // Depth is read when the file is written: every worker exports it, labelled by queue, so any one of
+        // them answers for the whole queue table.
+        Metrics.shared.collect {
+            guard let depth = try? queue.depth() else { return [] }
+            return depth.map { Metrics.Sample("tessera_queue_waiting_jobs", "Jobs available or retryable, per queue.",
+                                              labels: [("queue", $0.queue)], value: Double($0.waiting)) }
+                + depth.map { Metrics.Sample("tessera_queue_oldest_due_seconds", "Age of the oldest job due to run, per queue.",
+                                             labels: [("queue", $0.queue)], value: $0.oldestSeconds) }
+        }
+        MetricsFile.start(dir: String(dir))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Observability
 
 /// A bounded pool of connections to one database. Connections the server hung up on (restart,
 /// terminate) are noticed at checkout and replaced, so the first request after a restart succeeds.
@@ -21,12 +22,15 @@ public final class PGPool: @unchecked Sendable {
     public var checkoutTimeout: TimeInterval = 15
     /// Connections older than this are closed when returned (bounds server-side memory growth).
     public var maxAge: TimeInterval = 3600
+    private let metrics: PoolMetrics
 
     public init(conninfo: String, size: Int, resetsSessions: Bool = false, setup: @escaping (PGConnection) throws -> Void = { _ in }) {
         self.conninfo = conninfo
         self.size = max(1, size)
         self.resetsSessions = resetsSessions
         self.setup = setup
+        // Warehouse pools (they reset sessions) are summed under one label; the metadata pool has its own.
+        self.metrics = resetsSessions ? PoolMetrics.warehouse : PoolMetrics.metadata
     }
 
     /// Checks out a connection in `mode`; whatever the body does to the session is undone at check-in.
@@ -76,6 +80,12 @@ public final class PGPool: @unchecked Sendable {
     }
 
     private func checkout(preferring mode: PGSessionMode) throws -> PGConnection {
+        let connection = try take(preferring: mode)
+        metrics.inUse.add(1)
+        return connection
+    }
+
+    private func take(preferring mode: PGSessionMode) throws -> PGConnection {
         condition.lock()
         let deadline = Date().addingTimeInterval(checkoutTimeout)
         while true {
@@ -85,7 +95,7 @@ public final class PGPool: @unchecked Sendable {
                 condition.unlock()
                 if connection.serverHungUp() {
                     release()
-                    return try checkout(preferring: mode)
+                    return try take(preferring: mode)
                 }
                 return connection
             }
@@ -101,8 +111,13 @@ public final class PGPool: @unchecked Sendable {
                     throw error
                 }
             }
-            if !condition.wait(until: deadline) {
+            // Only a checkout that finds the pool exhausted pays for the clock reads and the observation.
+            let waitStarted = DispatchTime.now().uptimeNanoseconds
+            let woken = condition.wait(until: deadline)
+            metrics.waits.observe(Double(DispatchTime.now().uptimeNanoseconds - waitStarted) / 1e9)
+            if !woken {
                 condition.unlock()
+                metrics.timeouts.add()
                 throw PGError(sqlstate: "53300", message: "all database connections are busy")
             }
         }
@@ -112,12 +127,13 @@ public final class PGPool: @unchecked Sendable {
     /// in the background and keep the connection counted as open until it is idle again; others close
     /// connections left mid-transaction.
     public func checkin(_ connection: PGConnection) {
+        metrics.inUse.add(-1)
         if !connection.isHealthy || -connection.openedAt.timeIntervalSinceNow > maxAge {
-            discard(connection)
+            release()
             return
         }
         guard resetsSessions else {
-            if connection.isIdle { makeIdle(connection) } else { discard(connection) }
+            if connection.isIdle { makeIdle(connection) } else { release() }
             return
         }
         let mode = connection.primedMode
@@ -127,7 +143,7 @@ public final class PGPool: @unchecked Sendable {
                 try connection.prime(mode)
                 self.makeIdle(connection)
             } catch {
-                self.discard(connection)
+                self.release()
             }
         }
     }
@@ -139,7 +155,9 @@ public final class PGPool: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Drops a checked-out connection that was never checked in.
     private func discard(_ connection: PGConnection) {
+        metrics.inUse.add(-1)
         release()
     }
 

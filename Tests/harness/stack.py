@@ -187,7 +187,8 @@ def _write_private(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------------------------
 # nginx config rendering (also usable by packaging)
 
-PLACEHOLDERS = ("PREFIX", "LISTEN", "TLS_LISTEN", "TLS_CERT", "TLS_KEY", "WWW_ROOT", "RUN_DIR", "PLAIN_HTTP", "ACME_ROOT")
+PLACEHOLDERS = ("PREFIX", "LISTEN", "TLS_LISTEN", "TLS_CERT", "TLS_KEY", "WWW_ROOT", "RUN_DIR", "PLAIN_HTTP", "ACME_ROOT",
+                "METRICS_LISTEN")
 # What the plain-HTTP server serves: the whole site (development, tests) or the production redirect.
 PLAIN_HTTP_SITE = "tessera-locations.conf"
 PLAIN_HTTP_REDIRECT = "tessera-redirect.conf"
@@ -355,6 +356,8 @@ class Stack:
         port_file.write_text(f"{self.pg_port}\n")
         self.http_port = http_port or free_port()
         self.tls_port = tls_port or free_port()
+        # nginx's loopback metrics server (GET /metrics/<program>).
+        self.metrics_port = free_port()
         # Chosen up front (the cdn-invalidator's config names it), kept across restarts.
         self.varnish_purge_port: int | None = free_port()
 
@@ -753,7 +756,8 @@ class Stack:
             "PREFIX": str(prefix), "LISTEN": f"127.0.0.1:{self.http_port}",
             "TLS_LISTEN": f"127.0.0.1:{self.tls_port}", "TLS_CERT": str(self.tls_cert),
             "TLS_KEY": str(self.tls_key), "WWW_ROOT": str(www), "RUN_DIR": str(run),
-            "PLAIN_HTTP": plain_http, "ACME_ROOT": str(self.root / "acme")})
+            "PLAIN_HTTP": plain_http, "ACME_ROOT": str(self.root / "acme"),
+            "METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}"})
 
     def _nginx_cmd(self, conf: Path) -> list[str]:
         return [NGINX, "-p", f"{self.nginx_prefix}/", "-c", str(conf)]
@@ -927,7 +931,13 @@ class Stack:
             raise StackError(f"{name}: executable {binary} not found (build it: swift build -c release)")
         log = self.log_path(name)
         start = log.stat().st_size if log.exists() else 0
-        proc = self._spawn(name, [str(binary), *args], log=log, env={**os.environ, **self.env, **(env or {})})
+        # As systemd's RuntimeDirectory= does: the worker writes its metrics file there, nginx serves it.
+        metrics_dir = self.run_dir / "metrics" / name
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        metrics_dir.chmod(0o755)
+        (self.run_dir / "metrics").chmod(0o755)
+        proc = self._spawn(name, [str(binary), *args], log=log,
+                           env={**os.environ, **self.env, "RUNTIME_DIRECTORY": str(metrics_dir), **(env or {})})
 
         def ready() -> bool:
             with open(log, "rb") as f:
@@ -1187,7 +1197,8 @@ def cmd_check_nginx(args: argparse.Namespace) -> int:
             conf = render_nginx(t / "conf", {
                 "PREFIX": str(t), "LISTEN": "127.0.0.1:8080", "TLS_LISTEN": "127.0.0.1:8443",
                 "TLS_CERT": str(t / "cert.pem"), "TLS_KEY": str(t / "key.pem"),
-                "WWW_ROOT": str(DEFAULT_WWW), "RUN_DIR": str(t / "run"), "PLAIN_HTTP": plain, "ACME_ROOT": str(t)})
+                "WWW_ROOT": str(DEFAULT_WWW), "RUN_DIR": str(t / "run"), "PLAIN_HTTP": plain, "ACME_ROOT": str(t),
+                "METRICS_LISTEN": "127.0.0.1:9180"})
             r = subprocess.run([NGINX, "-p", f"{t}/", "-c", str(conf), "-t"], capture_output=True, text=True)
             sys.stdout.write(r.stdout + r.stderr)
             if r.returncode != 0:
