@@ -60,12 +60,15 @@ enum PGTools {
                     what: "pg_dump of \(target.database)")
     }
 
-    /// Extensions already exist on the target (installed by its superuser); a database owner may not
-    /// create, drop or comment on them, and the rows of their configuration tables are theirs.
+    /// The dump's `CREATE EXTENSION IF NOT EXISTS` entries stay: the superuser's extensions (postgis,
+    /// tessera_h3) already exist and are skipped, while the trusted ones the owner made itself (unaccent,
+    /// pg_trgm for the LDS gazetteer) were removed by the restore's DROP OWNED and must come back before
+    /// the functions that use them. Comments on extensions and the rows of their configuration tables
+    /// belong to the extension's owner, so those entries go.
     static func restoreList(dump: String, workDir: String) throws -> String {
         let list = try run([try ChildProcess.tool("pg_restore"), "--list", dump], workDir: workDir, what: "pg_restore --list")
         let kept = list.split(separator: "\n", omittingEmptySubsequences: false).filter { line in
-            !(line.contains(" EXTENSION ") || line.contains(" spatial_ref_sys ") || line.contains("COMMENT - EXTENSION"))
+            !(line.contains(" spatial_ref_sys ") || line.contains("COMMENT - EXTENSION"))
         }
         let path = workDir + "/restore-\(UUID().uuidString).list"
         try kept.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
