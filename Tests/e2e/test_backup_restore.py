@@ -59,6 +59,12 @@ def world(request):
         warehouse(src, "CREATE TABLE public.bk_places (cartodb_id integer PRIMARY KEY, name text, geom geometry(Point, 4326));"
                        "INSERT INTO public.bk_places SELECT i, 'place ' || i, ST_SetSRID(ST_MakePoint(i, i), 4326) "
                        f"FROM generate_series(1, {ROWS}) i;")
+        # An extension the owner made itself (as `tessera lds load-places` does) and an index that needs it:
+        # the restore must bring the extension back before the index, although DROP OWNED removed it.
+        warehouse(src, "CREATE EXTENSION IF NOT EXISTS unaccent;"
+                       "CREATE FUNCTION public.bk_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE "
+                       "AS $$ SELECT lower(public.unaccent('public.unaccent'::regdictionary, t)) $$;"
+                       "CREATE INDEX bk_places_fold ON public.bk_places (public.bk_fold(name));")
         created = assert_ok(api.post("/api/v3/workspace/maps", token=admin.token, json_body={
             "title": "Backed up map", "datasets": [{"id": "d1", "type": "table", "source": "public.bk_places",
                                                     "connectionName": "carto_dw", "geoColumn": "geom"}]}), 201)
@@ -174,6 +180,7 @@ def test_restore_into_a_fresh_stack_brings_everything_back(world, request):
         # The token was revoked on the source after the backup: here, restored, it verifies again.
         rows = assert_ok(api.sql("SELECT count(*) AS n FROM public.bk_places", world["token"]))["rows"]
         assert rows == [{"n": ROWS}]
+        assert warehouse(fresh, "SELECT public.bk_fold('Ålesund Café')") == "alesund cafe"
         admin = signed_in_user(api, ADMIN_EMAIL, world["src"].admin_password, "e2e-restored")
         m = assert_ok(api.get(f"/api/v3/workspace/maps/{world['map']['id']}", token=admin.token))
         assert m["title"] == "Backed up map" and m["datasets"][0]["source"] == "public.bk_places"
