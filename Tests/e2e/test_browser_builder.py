@@ -613,3 +613,57 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         v.shot("builder-basemap-public")
     finally:
         v.quit()
+
+
+DENSE = "public.e2e_builder_dense"
+
+
+def test_dense_points_lean_thinned_tiles(stack, api, admin, dw, chrome_ok):  # noqa: F811
+    """A dense point layer sized by a numeric column asks for lean tiles thinned by that column: the
+    handshake carries `columns` (only what the style, labels and tooltips use) and `thinningOrder`, the
+    tiles hold only those properties, and at a low zoom the legend says features are hidden and which kept."""
+    h.warehouse(stack, f"""
+        DROP TABLE IF EXISTS {DENSE};
+        CREATE TABLE {DENSE} (cartodb_id int PRIMARY KEY, name text, population int, kind text, geom geometry(Point, 4326));
+        INSERT INTO {DENSE} SELECT i, 'D' || i, (i * 7919) % 100003, chr(97 + i % 3),
+               ST_SetSRID(ST_MakePoint(-10 + (i % 200) * 0.2, 36 + (i / 200) * 0.16), 4326)
+        FROM generate_series(0, 29999) i;
+        ANALYZE {DENSE};""")
+    layer = {"id": "l1", "type": "mvt", "config": {"dataId": "d1", "label": "dense", "isVisible": True, "color": [200, 30, 30],
+             "columns": {}, "textLabel": [{"field": {"name": "name", "type": "string"}, "size": 12}],
+             "visConfig": {"opacity": 1, "radius": 4, "classes": 5, "sizeRange": [2, 8],
+                           "colorRange": {"name": "YlOrRd", "type": "sequential"}}},
+             "visualChannels": {"colorField": {"name": "kind", "type": "string"}, "colorScale": "ordinal",
+                                "sizeField": {"name": "population", "type": "real"}}}
+    k = kepler(layers=[layer])
+    k["config"]["mapState"] = {"latitude": 48, "longitude": 10, "zoom": 3}
+    m = assert_ok(api.post(MAPS, token=admin.token, json_body={
+        "title": h.unique("Dense"), "keplerMapConfig": k, "datasets": [dataset(DENSE, columns=["name", "population", "kind"])]}), 201)
+    b = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.DESKTOP, "builder-dense")
+    try:
+        b.open(f"/acc/#/login?next={urllib.parse.quote('/#/maps/' + m['id'], safe='')}")
+        b.find("input[type=email]").send_keys(stack.admin_email)
+        b.find("input[type=password]").send_keys(stack.admin_password, B.Keys.ENTER)
+        b.find("#builder-map")
+        b.tiles_done("builder-map")
+        note = b.wait(lambda d: b.all(".legend .legend-thinned") and b.find(".legend .legend-thinned").text, 30, "the thinned note")
+        assert "features hidden" in note and "highest population kept" in note, note
+        handshakes = b.js("return performance.getEntriesByType('resource').map(e => e.name)"
+                          ".filter(n => n.includes('/maps/carto_dw/table?') && n.includes('e2e_builder_dense'))")
+        assert handshakes, "the layer's handshake"
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(handshakes[-1]).query)
+        assert q["columns"] == ["kind,name,population"], q
+        assert q["thinningOrder"] == ["population:desc"], q
+        props = b.js("""const e = document.getElementById('builder-map').mapview.entries.get('l1'); const keys = new Set();
+            for (const t of e.vector._cache.values()) for (const f of t.features) Object.keys(f.properties).forEach(k => keys.add(k));
+            return [...keys].sort();""")
+        # (and the feature id the server adds for CARTO's clients; cartodb_id, not used, stays home)
+        assert props == ["_carto_feature_id", "kind", "name", "population"], props
+        b.shot("builder-thinned")
+        # Zoomed in where no tile is dense: no note.
+        b.js("document.getElementById('builder-map').mapview.map.setView([40, -5], 12)")
+        b.tiles_done("builder-map")
+        b.wait(lambda d: not b.all(".legend .legend-thinned"), 20, "no note when nothing is dropped")
+    finally:
+        b.quit()
+

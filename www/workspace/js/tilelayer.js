@@ -9,9 +9,10 @@ import { request, sameOrigin, getCsrf } from './http.js';
 
 /**
  * The handshake for a dataset {type: table|query, source, connectionName, geoColumn, queryParameters}
- * → {tiles: template (same origin), tilejson}. filters: the contract's filter JSON (§5.3).
+ * → {tiles: template (same origin), tilejson}. filters: the contract's filter JSON (§5.3); columns: the
+ * only properties the tiles carry; thinningOrder: `<column>[:asc|:desc]`, what dense low zooms keep first.
  */
-export async function resolveSource(dataset, { token, filters } = {}) {
+export async function resolveSource(dataset, { token, filters, columns, thinningOrder } = {}) {
   const params = { spatialDataColumn: dataset.geoColumn || 'geom', spatialDataType: 'geo', v: '3.4', client: 'tessera-www' };
   // A dynamically aggregated point source (the builder's grid layer): the server groups the points
   // into quadbin cells per tile with aggregationExp at aggregationResLevel levels below the tile.
@@ -23,10 +24,29 @@ export async function resolveSource(dataset, { token, filters } = {}) {
     if (dataset.queryParameters) params.queryParameters = dataset.queryParameters;
   } else params.name = dataset.source;
   if (filters && Object.keys(filters).length) params.filters = filters;
+  if (columns && columns.length) params.columns = columns.join(',');
+  if (thinningOrder) params.thinningOrder = thinningOrder;
   const conn = encodeURIComponent(dataset.connectionName);
   const hs = await request('GET', `/api/v3/maps/${conn}/${dataset.type === 'query' ? 'query' : 'table'}`, { params, token });
   const tilejson = await request('GET', sameOrigin(hs.tilejson.url[0]), { token });
   return { tiles: sameOrigin(tilejson.tiles[0]), tilejson, nrows: hs.nrows, schema: hs.schema };
+}
+
+/**
+ * What a layer's tiles must carry, and what a dense point layer keeps first at low zooms:
+ * {columns: the style's, labels' and tooltips' columns (never empty: the geometry column alone gives
+ * properties-free tiles), thinningOrder: the numeric column the points are sized (else coloured) by,
+ * descending, so the biggest stay}. Null for the dynamic grid, whose cells have no source columns.
+ */
+export function tileParams(layer, dataset, tooltipFields = []) {
+  if (dataset.spatialDataType === 'quadbin') return null;
+  const vc = layer.visualChannels || {};
+  const fields = [vc.sizeField, vc.colorField, vc.strokeColorField].filter(f => f && f.name);
+  const names = new Set([...fields.map(f => f.name), ...(layer.config.textLabel || []).map(t => t.field && t.field.name),
+    ...tooltipFields.map(f => (typeof f === 'string' ? f : f && f.name))].filter(Boolean));
+  const isNumber = f => f && f.name && !['string', 'boolean', 'timestamp', 'date'].includes(f.type);
+  const order = [vc.sizeField, vc.colorScale !== 'ordinal' && vc.colorField].find(isNumber);
+  return { columns: names.size ? [...names].sort() : [dataset.geoColumn || 'geom'], thinningOrder: order ? `${order.name}:desc` : undefined };
 }
 
 export const VectorLayer = L.GridLayer.extend({
@@ -227,3 +247,4 @@ function segDist(x, y, [ax, ay], [bx, by]) {
   const t = len ? Math.max(0, Math.min(1, ((x - ax) * dx + (y - ay) * dy) / len)) : 0;
   return Math.hypot(x - (ax + t * dx), y - (ay + t * dy));
 }
+

@@ -191,6 +191,7 @@ export async function render(root, ctx, mapId) {
       cols.length ? cols.map(c => h('label.check', h('input', { type: 'checkbox', value: c.name, checked: shown.has(c.name) || undefined, onchange: e => {
         if (e.target.checked) shown.add(c.name); else shown.delete(c.name);
         tooltips()[l.config.dataId] = [...shown].map(name => ({ name, format: null }));
+        redraw();  // the tiles carry only the columns shown: a new one needs new tiles
         changed();
       } }), c.name)) : h('p.muted', 'No columns'));
     // The layer's source with its widgets' current filters: the file holds what the map shows.
