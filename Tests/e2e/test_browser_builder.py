@@ -667,3 +667,64 @@ def test_dense_points_lean_thinned_tiles(stack, api, admin, dw, chrome_ok):  # n
     finally:
         b.quit()
 
+
+def test_heatmap_and_clusters(stack, api, admin, dw, chrome_ok):  # noqa: F811
+    """Heatmap and cluster layers for point data on the Maps API's dynamic aggregation (quadbin cells with
+    a count): the heatmap draws a smooth surface, the clusters circles whose counts add up to the SQL count
+    of the points in view; both have a legend. Screenshots: builder-heatmap.png, builder-clusters.png."""
+    h.warehouse(stack, FIXTURE)
+    m = assert_ok(api.post(MAPS, token=admin.token, json_body={"title": h.unique("Heat"), "keplerMapConfig": kepler(layers=[]), "datasets": []}), 201)
+    b = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.DESKTOP, "builder-heat")
+    try:
+        b.open(f"/acc/#/login?next={urllib.parse.quote('/#/maps/' + m['id'], safe='')}")
+        b.find("input[type=email]").send_keys(stack.admin_email)
+        b.find("input[type=password]").send_keys(stack.admin_password, B.Keys.ENTER)
+        b.find("#builder-map")
+        probes = sql(stack, f"SELECT ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id IN (21, 133, 266) ORDER BY cartodb_id")
+
+        click(b, "#add-layer")
+        b.find("#source-table").send_keys(TABLE)
+        select(b, "#layer-type", "heatmap")
+        b.find("#add-source-submit").click()
+        b.find("#layer-list .layer-item[data-layer=l1]")
+        b.tiles_done("builder-map")
+        for lat, lon in probes:
+            b.wait(lambda d, la=lat, lo=lon: drawn(b.pixel("builder-map", "l1", float(la), float(lo))), 20, f"heat over {lat},{lon}")
+        b.wait(lambda d: "Heat · count" in b.find(".legend").text and b.all(".legend .legend-part[data-channel=Heat] .swatch"),
+               20, "the heatmap's legend")
+        # A surface, not squares: between two neighbouring points (1.5° apart) the heat is drawn too.
+        lat, lon = float(probes[0][0]), float(probes[0][1])
+        assert drawn(b.pixel("builder-map", "l1", lat + 0.75, lon)), "the heat is smooth between points"
+        b.shot("builder-heatmap")
+        click(b, "#layer-list .layer-item[data-layer=l1] .toggle-visibility")
+
+        click(b, "#add-layer")
+        b.find("#source-table").send_keys(TABLE)
+        select(b, "#layer-type", "cluster")
+        b.find("#add-source-submit").click()
+        b.find("#layer-list .layer-item[data-layer=l2]")
+        b.tiles_done("builder-map")
+        b.wait(lambda d: "Fill · count" in b.find(".legend").text, 20, "the clusters' legend")
+        counts = b.js("""const v = document.getElementById('builder-map').mapview, e = v.entries.get('l2'), z = e.vector._tileZoom;
+            const b = v.map.getBounds(); let n = 0, cells = 0;
+            for (const [k, t] of e.vector._cache) if (k.startsWith(z + '/')) for (const f of t.features) { n += Number(f.properties.count); cells++; }
+            return [n, cells];""")
+        in_view = int(sql(stack, f"SELECT count(*) FROM {TABLE} WHERE {bounds_sql(b, 'builder-map')}")[0][0])
+        assert counts[0] == in_view == 300, (counts, in_view)
+        assert 1 < counts[1] < 300, f"points grouped into clusters: {counts}"
+        # A circle is drawn at the centre of a cell that holds points.
+        clat, clon = b.js("""const v = document.getElementById('builder-map').mapview, e = v.entries.get('l2'), z = e.vector._tileZoom;
+            for (const [k, t] of e.vector._cache) { const [tz, tx, ty] = k.split('/').map(Number); if (tz !== z) continue;
+              for (const f of t.features) { if (!(Number(f.properties.count) > 0)) continue;
+                const xs = f.geometry[0].map(p => p[0]), ys = f.geometry[0].map(p => p[1]);
+                const px = tx * 256 + (Math.min(...xs) + Math.max(...xs)) / 2 * t.scale, py = ty * 256 + (Math.min(...ys) + Math.max(...ys)) / 2 * t.scale;
+                const ll = v.map.unproject([px, py], z); if (v.map.getBounds().contains(ll)) return [ll.lat, ll.lng]; } }
+            return null;""")
+        b.wait(lambda d: drawn(b.pixel("builder-map", "l2", clat, clon)), 20, "a cluster circle")
+        saved(b)
+        b.shot("builder-clusters")
+        doc = assert_ok(api.get(f"{MAPS}/{m['id']}", token=admin.token))
+        kinds = [layer["config"]["aggregated"] for layer in doc["keplerMapConfig"]["config"]["visState"]["layers"]]
+        assert sorted(kinds) == ["cluster", "heatmap"], kinds
+    finally:
+        b.quit()

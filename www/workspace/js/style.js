@@ -125,7 +125,8 @@ export function compileStyle(layer, classes = {}) {
     if (!scale) continue;
     if (ch.key === 'color') fill = scale.color;
     else if (strokeBase !== null) stroke = scale.color;
-    legends.push({ ...scale.legend, channel: ch.key === 'color' ? 'Fill' : 'Stroke' });
+    // A heatmap's colour is the smoothed density, in the classes of the cells' counts.
+    legends.push({ ...scale.legend, channel: ch.key !== 'color' ? 'Stroke' : c.aggregated === 'heatmap' ? 'Heat' : 'Fill' });
   }
   let size = () => radius;
   const sf = vc.sizeField && vc.sizeField.name;
@@ -146,8 +147,12 @@ export function compileStyle(layer, classes = {}) {
   const tl = (c.textLabel || [])[0];
   const label = tl && tl.field && tl.field.name && !classes.labelError
     ? { column: tl.field.name, size: Number(tl.size || 12), color: rgbToHex(tl.color || [40, 44, 52]), halo: '#ffffff' } : null;
+  const cf = vc.colorField && vc.colorField.name, cb = classes.color && classes.color.breaks;
   return {
     opacity, filled: v.filled !== false, label,
+    // Heatmap and cluster layers draw their grid cells as a heat surface or as counted circles.
+    render: ['heatmap', 'cluster'].includes(c.aggregated) ? c.aggregated : null,
+    field: cf, value: cf ? (p => Number(p[cf])) : (() => 1), top: Array.isArray(cb) && cb.length ? Number(cb[cb.length - 1]) : null,
     paint: p => ({ fill: fill(p), stroke: stroke(p), width, radius: size(p) }),
     legend: { type: legends.length ? 'multi' : 'single', color: base, parts: legends, label: c.label, opacity },
   };
