@@ -690,8 +690,12 @@ def test_heatmap_and_clusters(stack, api, admin, dw, chrome_ok):  # noqa: F811
         b.tiles_done("builder-map")
         for lat, lon in probes:
             b.wait(lambda d, la=lat, lo=lon: drawn(b.pixel("builder-map", "l1", float(la), float(lo))), 20, f"heat over {lat},{lon}")
-        b.wait(lambda d: "Heat · count" in b.find(".legend").text and b.all(".legend .legend-part[data-channel=Heat] .swatch"),
-               20, "the heatmap's legend")
+        b.wait(lambda d: "Heat · point density" in b.find(".legend").text and len(b.all(".legend .legend-part[data-channel=Heat] .swatch")) == 5,
+               20, "the heatmap's legend: the ramp, sparse to dense")
+        ramp = [hex_rgb(x.get_attribute("data-color")) for x in b.all(".legend .legend-part[data-channel=Heat] .swatch")]
+        for lat, lon in probes:  # the surface is painted with the legend's colours
+            px = b.pixel("builder-map", "l1", float(lat), float(lon))
+            assert any(all(abs(a - c) <= 8 for a, c in zip(px[:3], rgb)) for rgb in ramp), (px, ramp)
         # A surface, not squares: between two neighbouring points (1.5° apart) the heat is drawn too.
         lat, lon = float(probes[0][0]), float(probes[0][1])
         assert drawn(b.pixel("builder-map", "l1", lat + 0.75, lon)), "the heat is smooth between points"

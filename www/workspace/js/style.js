@@ -120,7 +120,11 @@ export function compileStyle(layer, classes = {}) {
   const width = Number(v.thickness ?? 1), radius = Number(v.radius ?? 5);
   let fill = () => base, stroke = () => strokeBase;
   const legends = [];
-  for (const ch of colorChannels(layer)) {
+  // A heatmap is coloured by the density of its points (the summed kernels), low to high along the
+  // palette: its legend is that ramp, not the cells' count classes.
+  const heat = c.aggregated === 'heatmap' ? sequentialColors((v.colorRange && v.colorRange.name) || 'YlOrRd', Math.max(MIN_CLASSES, Math.min(MAX_CLASSES, Number(v.classes || 5)))) : null;
+  if (heat) legends.push({ channel: 'Heat', column: 'point density', items: heat.map((color, i) => ({ color, label: i === 0 ? 'sparse' : i === heat.length - 1 ? 'dense' : '' })) });
+  for (const ch of heat ? [] : colorChannels(layer)) {
     const scale = channelScale(ch, classes[ch.key]);
     if (!scale) continue;
     if (ch.key === 'color') fill = scale.color;
@@ -152,7 +156,7 @@ export function compileStyle(layer, classes = {}) {
     opacity, filled: v.filled !== false, label,
     // Heatmap and cluster layers draw their grid cells as a heat surface or as counted circles.
     render: ['heatmap', 'cluster'].includes(c.aggregated) ? c.aggregated : null,
-    field: cf, value: cf ? (p => Number(p[cf])) : (() => 1), top: Array.isArray(cb) && cb.length ? Number(cb[cb.length - 1]) : null,
+    heat, field: cf, value: cf ? (p => Number(p[cf])) : (() => 1), top: Array.isArray(cb) && cb.length ? Number(cb[cb.length - 1]) : null,
     paint: p => ({ fill: fill(p), stroke: stroke(p), width, radius: size(p) }),
     legend: { type: legends.length ? 'multi' : 'single', color: base, parts: legends, label: c.label, opacity },
   };

@@ -212,8 +212,8 @@ export const VectorLayer = L.GridLayer.extend({
 
   /**
    * A smooth heat surface from grid cells: each cell adds a soft disc (three cells or 40 px wide) weighted by its
-   * value to an intensity buffer; each pixel's intensity, as a fraction of the classes' top value, is then
-   * painted with the colour the legend gives that value, fading out where the density is low.
+   * value (as a fraction of the classes' top value) to an intensity buffer; each pixel's intensity is then
+   * painted with the legend's ramp, sparse to dense, fading out where the density is low.
    */
   _heat(canvas, ctx, entry, dpr) {
     const style = this.options.style;
@@ -250,7 +250,7 @@ export const VectorLayer = L.GridLayer.extend({
       const a = px[i + 3];
       if (!a) continue;
       let rgb = lut.get(a);
-      if (!rgb) { rgb = rgbOf(style.paint(Object.fromEntries([[style.field, a / 255 * top]])).fill); lut.set(a, rgb); }
+      if (!rgb) { rgb = rgbOf(style.heat ? style.heat[Math.min(style.heat.length - 1, Math.floor(a / 256 * style.heat.length))] : style.paint({ [style.field]: a / 255 * top }).fill); lut.set(a, rgb); }
       px[i] = rgb[0]; px[i + 1] = rgb[1]; px[i + 2] = rgb[2];
       px[i + 3] = Math.round(255 * style.opacity * Math.min(1, 0.15 + a / 255 * 2.5));
     }
