@@ -1,8 +1,12 @@
 """The map builder for thematic maps in a real browser (issue 13, points 4-6): a quantile ramp with
 5 classes whose legend matches the drawn pixels, labels, an aggregated H3 layer, every widget type
 with filtered counts checked against SQL, a SQL parameter control moved (values bound, never in the
-SQL), the filters back after a reload, and the public viewer with no cookies drawing the same pixels.
-Screenshots: test-artifacts/browser/builder-<step>.png."""
+SQL), the filters back after a reload, and the public viewer with no cookies drawing the same pixels;
+and the basemap picker (point 1): offline light and dark (Tessera's own vector tiles, place labels with
+collision handling), a custom XYZ template that is not one or whose tiles fail (the map keeps drawing and
+the picker says why), the choice saved in the map document and drawn by the public viewer.
+Screenshots: test-artifacts/browser/builder-<step>.png (builder-basemap-light, -dark, -world, -streets,
+-bad-url, -public among them)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import browser as B
 import helpers as h
 from helpers import assert_error, assert_ok
 from test_browser_journey import chrome_ok  # noqa: F401  (fixture)
+from test_publishing import publish
 from test_workspace_maps import MAPS, dataset, kepler
 
 TABLE = "public.e2e_builder_places"
@@ -510,5 +515,220 @@ def test_label_column_that_does_not_exist(stack, api, admin, dw, chrome_ok):  # 
         b.tiles_done("builder-map")
         lat, lon = [float(x) for x in sql(stack, f"SELECT ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id = 21")[0]]
         assert close(b.pixel("builder-map", "l1", lat, lon), [200, 30, 30]), "the layer still draws"
+    finally:
+        b.quit()
+
+
+LABELS_JS = """const el = document.querySelector(arguments[0]);
+  const v = el && el.mapview; if (!v || !v.labels || !v.basemap) return null;
+  return {kind: el.dataset.basemap, zoom: v.map.getZoom(), labels: v.labels.placed.slice(), loading: v.basemap.isLoading() || !!v.labels._frame,
+          layers: [...el.querySelectorAll('.leaflet-pane canvas[data-layers]')].map(c => c.dataset.layers).join(',')};"""
+
+
+def labels(b, map_css, kind, zoom=None):
+    """Waits until the offline basemap in style `kind` (at `zoom`) has drawn its tiles and placed labels."""
+    def ready(_):
+        s = b.js(LABELS_JS, map_css)
+        return s if (s and s["kind"] == kind and not s["loading"] and s["labels"] and "land" in s["layers"]
+                     and zoom in (None, s["zoom"])) else False
+    return b.wait(ready, 60, f"{kind} basemap labels in {map_css}")
+
+
+def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa: F811
+    k = kepler(layers=[])
+    k["config"]["mapState"] = {"latitude": 60.19, "longitude": 24.93, "zoom": 10}
+    m = h.assert_ok(api.post(MAPS, token=admin.token, json_body={
+        "title": h.unique("Basemaps"), "keplerMapConfig": k, "datasets": [dataset()]}), 201)
+    base = f"http://127.0.0.1:{stack.http_port}"
+    b = B.Browser(base, B.DESKTOP, "basemap")
+    try:
+        b.open(f"/acc/#/login?next={urllib.parse.quote('/#/maps/' + m['id'], safe='')}")
+        b.find("input[type=email]").send_keys(stack.admin_email)
+        b.find("input[type=password]").send_keys(stack.admin_password, B.Keys.ENTER)
+        b.find("#builder-map")
+
+        # Offline light (the default for a new map): labels at z10, most populous first.
+        light = labels(b, "#builder-map", "light", 10)
+        assert light["zoom"] == 10 and "Helsinki" in light["labels"], light
+        assert "roads" in light["layers"] and "places" in light["layers"], light["layers"]
+        attribution = b.find(".leaflet-control-attribution").text
+        assert "GeoNames" in attribution and "OpenStreetMap" in attribution, attribution
+        b.shot("builder-basemap-light")
+        # The whole world at z2: the crude/low bands, the most populous cities labelled.
+        b.js("document.getElementById('builder-map').mapview.map.setView([30, 10], 2)")
+        world = labels(b, "#builder-map", "light", 2)
+        assert len(world["labels"]) >= 5, world
+        b.shot("builder-basemap-world")
+        b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
+        labels(b, "#builder-map", "light", 10)
+
+        # Offline dark.
+        B.Select(b.find("#basemap-select")).select_by_visible_text("Offline dark")
+        dark = labels(b, "#builder-map", "dark")
+        assert "Helsinki" in dark["labels"], dark
+        b.shot("builder-basemap-dark")
+
+        # Streets of the demo city (OpenStreetMap, Helsinki) from z12.
+        b.js("document.getElementById('builder-map').mapview.map.setView([60.1675, 24.9425], 14)")
+        streets = labels(b, "#builder-map", "dark", 14)
+        assert streets["zoom"] == 14 and "roads" in streets["layers"], streets
+        b.shot("builder-basemap-streets")
+        b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
+        labels(b, "#builder-map", "dark", 10)
+
+        # A custom URL that is not an XYZ template: refused in place, nothing saved.
+        B.Select(b.find("#basemap-select")).select_by_value("custom")
+        url = b.find("#basemap-url")
+        url.send_keys("https://tiles.example.org/world.png")
+        b.find("#basemap-apply").click()
+        b.wait(lambda d: "Not an XYZ template" in b.find("#basemap-error").text, 20, "the not-a-template message")
+        # A template whose tiles answer errors (nginx 404s here): the offline basemap is drawn instead, and why.
+        url.clear()
+        url.send_keys(f"{base}/no-such-tiles/{{z}}/{{x}}/{{y}}.png")
+        b.find("#basemap-apply").click()
+        b.wait(lambda d: "answers errors" in b.find("#basemap-error").text, 30, "the failing-tiles message")
+        assert labels(b, "#builder-map", "light")["labels"], "the map still draws"
+        assert "GeoNames" in b.find(".leaflet-control-attribution").text, "the offline basemap's attribution"
+        b.shot("builder-basemap-bad-url")
+
+        # Back to dark: saved in the map document (keplerMapConfig.config.mapStyle).
+        B.Select(b.find("#basemap-select")).select_by_visible_text("Offline dark")
+        labels(b, "#builder-map", "dark")
+        b.wait(lambda d: h.assert_ok(api.get(f"{MAPS}/{m['id']}", token=admin.token))["keplerMapConfig"]["config"]
+               ["mapStyle"].get("styleType") == "tessera-dark", 20, "the basemap saved with the map")
+        b.driver.refresh()
+        labels(b, "#builder-map", "dark")
+        assert b.find("#basemap-select").get_attribute("value") == "tessera-dark"
+    finally:
+        b.quit()
+
+    # The public viewer (no cookies, the map's own token) draws the same basemap.
+    h.assert_ok(api.patch(f"{MAPS}/{m['id']}", token=admin.token, json_body={"privacy": "public"}))
+    h.assert_ok(publish(api, admin, m))
+    v = B.Browser(base, B.DESKTOP, "basemap-public")
+    try:
+        v.open(f"/map/{m['id']}")
+        public = labels(v, "#public-map", "dark")
+        assert "Helsinki" in public["labels"], public
+        v.shot("builder-basemap-public")
+    finally:
+        v.quit()
+
+
+DENSE = "public.e2e_builder_dense"
+
+
+def test_dense_points_lean_thinned_tiles(stack, api, admin, dw, chrome_ok):  # noqa: F811
+    """A dense point layer sized by a numeric column asks for lean tiles thinned by that column: the
+    handshake carries `columns` (only what the style, labels and tooltips use) and `thinningOrder`, the
+    tiles hold only those properties, and at a low zoom the legend says features are hidden and which kept."""
+    h.warehouse(stack, f"""
+        DROP TABLE IF EXISTS {DENSE};
+        CREATE TABLE {DENSE} (cartodb_id int PRIMARY KEY, name text, population int, kind text, geom geometry(Point, 4326));
+        INSERT INTO {DENSE} SELECT i, 'D' || i, (i * 7919) % 100003, chr(97 + i % 3),
+               ST_SetSRID(ST_MakePoint(-10 + (i % 200) * 0.2, 36 + (i / 200) * 0.16), 4326)
+        FROM generate_series(0, 29999) i;
+        ANALYZE {DENSE};""")
+    layer = {"id": "l1", "type": "mvt", "config": {"dataId": "d1", "label": "dense", "isVisible": True, "color": [200, 30, 30],
+             "columns": {}, "textLabel": [{"field": {"name": "name", "type": "string"}, "size": 12}],
+             "visConfig": {"opacity": 1, "radius": 4, "classes": 5, "sizeRange": [2, 8],
+                           "colorRange": {"name": "YlOrRd", "type": "sequential"}}},
+             "visualChannels": {"colorField": {"name": "kind", "type": "string"}, "colorScale": "ordinal",
+                                "sizeField": {"name": "population", "type": "real"}}}
+    k = kepler(layers=[layer])
+    k["config"]["mapState"] = {"latitude": 48, "longitude": 10, "zoom": 3}
+    m = assert_ok(api.post(MAPS, token=admin.token, json_body={
+        "title": h.unique("Dense"), "keplerMapConfig": k, "datasets": [dataset(DENSE, columns=["name", "population", "kind"])]}), 201)
+    b = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.DESKTOP, "builder-dense")
+    try:
+        b.open(f"/acc/#/login?next={urllib.parse.quote('/#/maps/' + m['id'], safe='')}")
+        b.find("input[type=email]").send_keys(stack.admin_email)
+        b.find("input[type=password]").send_keys(stack.admin_password, B.Keys.ENTER)
+        b.find("#builder-map")
+        b.tiles_done("builder-map")
+        note = b.wait(lambda d: b.all(".legend .legend-thinned") and b.find(".legend .legend-thinned").text, 30, "the thinned note")
+        assert "features hidden" in note and "highest population kept" in note, note
+        handshakes = b.js("return performance.getEntriesByType('resource').map(e => e.name)"
+                          ".filter(n => n.includes('/maps/carto_dw/table?') && n.includes('e2e_builder_dense'))")
+        assert handshakes, "the layer's handshake"
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(handshakes[-1]).query)
+        assert q["columns"] == ["kind,name,population"], q
+        assert q["thinningOrder"] == ["population:desc"], q
+        props = b.js("""const e = document.getElementById('builder-map').mapview.entries.get('l1'); const keys = new Set();
+            for (const t of e.vector._cache.values()) for (const f of t.features) Object.keys(f.properties).forEach(k => keys.add(k));
+            return [...keys].sort();""")
+        # (and the feature id the server adds for CARTO's clients; cartodb_id, not used, stays home)
+        assert props == ["_carto_feature_id", "kind", "name", "population"], props
+        b.shot("builder-thinned")
+        # Zoomed in where no tile is dense: no note.
+        b.js("document.getElementById('builder-map').mapview.map.setView([40, -5], 12)")
+        b.tiles_done("builder-map")
+        b.wait(lambda d: not b.all(".legend .legend-thinned"), 20, "no note when nothing is dropped")
+    finally:
+        b.quit()
+
+
+def test_heatmap_and_clusters(stack, api, admin, dw, chrome_ok):  # noqa: F811
+    """Heatmap and cluster layers for point data on the Maps API's dynamic aggregation (quadbin cells with
+    a count): the heatmap draws a smooth surface, the clusters circles whose counts add up to the SQL count
+    of the points in view; both have a legend. Screenshots: builder-heatmap.png, builder-clusters.png."""
+    h.warehouse(stack, FIXTURE)
+    m = assert_ok(api.post(MAPS, token=admin.token, json_body={"title": h.unique("Heat"), "keplerMapConfig": kepler(layers=[]), "datasets": []}), 201)
+    b = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.DESKTOP, "builder-heat")
+    try:
+        b.open(f"/acc/#/login?next={urllib.parse.quote('/#/maps/' + m['id'], safe='')}")
+        b.find("input[type=email]").send_keys(stack.admin_email)
+        b.find("input[type=password]").send_keys(stack.admin_password, B.Keys.ENTER)
+        b.find("#builder-map")
+        probes = sql(stack, f"SELECT ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id IN (21, 133, 266) ORDER BY cartodb_id")
+
+        click(b, "#add-layer")
+        b.find("#source-table").send_keys(TABLE)
+        select(b, "#layer-type", "heatmap")
+        b.find("#add-source-submit").click()
+        b.find("#layer-list .layer-item[data-layer=l1]")
+        b.tiles_done("builder-map")
+        for lat, lon in probes:
+            b.wait(lambda d, la=lat, lo=lon: drawn(b.pixel("builder-map", "l1", float(la), float(lo))), 20, f"heat over {lat},{lon}")
+        b.wait(lambda d: "Heat · point density" in b.find(".legend").text and len(b.all(".legend .legend-part[data-channel=Heat] .swatch")) == 5,
+               20, "the heatmap's legend: the ramp, sparse to dense")
+        ramp = [hex_rgb(x.get_attribute("data-color")) for x in b.all(".legend .legend-part[data-channel=Heat] .swatch")]
+        for lat, lon in probes:  # the surface is painted with the legend's colours
+            px = b.pixel("builder-map", "l1", float(lat), float(lon))
+            assert any(all(abs(a - c) <= 8 for a, c in zip(px[:3], rgb)) for rgb in ramp), (px, ramp)
+        # A surface, not squares: between two neighbouring points (1.5° apart) the heat is drawn too.
+        lat, lon = float(probes[0][0]), float(probes[0][1])
+        assert drawn(b.pixel("builder-map", "l1", lat + 0.75, lon)), "the heat is smooth between points"
+        b.shot("builder-heatmap")
+        click(b, "#layer-list .layer-item[data-layer=l1] .toggle-visibility")
+
+        click(b, "#add-layer")
+        b.find("#source-table").send_keys(TABLE)
+        select(b, "#layer-type", "cluster")
+        b.find("#add-source-submit").click()
+        b.find("#layer-list .layer-item[data-layer=l2]")
+        b.tiles_done("builder-map")
+        b.wait(lambda d: "Fill · count" in b.find(".legend").text, 20, "the clusters' legend")
+        counts = b.js("""const v = document.getElementById('builder-map').mapview, e = v.entries.get('l2'), z = e.vector._tileZoom;
+            const b = v.map.getBounds(); let n = 0, cells = 0;
+            for (const [k, t] of e.vector._cache) if (k.startsWith(z + '/')) for (const f of t.features) { n += Number(f.properties.count); cells++; }
+            return [n, cells];""")
+        in_view = int(sql(stack, f"SELECT count(*) FROM {TABLE} WHERE {bounds_sql(b, 'builder-map')}")[0][0])
+        assert counts[0] == in_view == 300, (counts, in_view)
+        assert 1 < counts[1] < 300, f"points grouped into clusters: {counts}"
+        # A circle is drawn at the centre of a cell that holds points.
+        clat, clon = b.js("""const v = document.getElementById('builder-map').mapview, e = v.entries.get('l2'), z = e.vector._tileZoom;
+            for (const [k, t] of e.vector._cache) { const [tz, tx, ty] = k.split('/').map(Number); if (tz !== z) continue;
+              for (const f of t.features) { if (!(Number(f.properties.count) > 0)) continue;
+                const xs = f.geometry[0].map(p => p[0]), ys = f.geometry[0].map(p => p[1]);
+                const px = tx * 256 + (Math.min(...xs) + Math.max(...xs)) / 2 * t.scale, py = ty * 256 + (Math.min(...ys) + Math.max(...ys)) / 2 * t.scale;
+                const ll = v.map.unproject([px, py], z); if (v.map.getBounds().contains(ll)) return [ll.lat, ll.lng]; } }
+            return null;""")
+        b.wait(lambda d: drawn(b.pixel("builder-map", "l2", clat, clon)), 20, "a cluster circle")
+        saved(b)
+        b.shot("builder-clusters")
+        doc = assert_ok(api.get(f"{MAPS}/{m['id']}", token=admin.token))
+        kinds = [layer["config"]["aggregated"] for layer in doc["keplerMapConfig"]["config"]["visState"]["layers"]]
+        assert sorted(kinds) == ["cluster", "heatmap"], kinds
     finally:
         b.quit()

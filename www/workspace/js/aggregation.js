@@ -7,8 +7,12 @@
 //   fixed resolution (carto.h3_* functions) returned as polygons in ordinary vector tiles. The browser
 //   has no H3 library to cover a viewport with H3 tiles or to draw cell ids, so H3 cannot use the
 //   per-zoom route here.
-export const AGGREGATIONS = { h3: 'Hexbins (H3)', quadbin: 'Grid (quadbin, per zoom)' };
-export const RESOLUTIONS = { h3: [1, 10, 4], quadbin: [1, 8, 4] };  // [min, max, default]; quadbin: levels below the tile
+// - heatmap and clusters: the same dynamic grid, drawn as a smooth heat surface or as circles with counts.
+export const AGGREGATIONS = { h3: 'Hexbins (H3)', quadbin: 'Grid (quadbin, per zoom)', heatmap: 'Heatmap (per zoom)', cluster: 'Clusters (per zoom)' };
+// [min, max, default]; the grid kinds: levels below the tile
+export const RESOLUTIONS = { h3: [1, 10, 4], quadbin: [1, 8, 4], heatmap: [1, 8, 5], cluster: [1, 6, 3] };
+/** The kinds on the Maps API's dynamic quadbin aggregation. */
+export const ON_GRID = new Set(['quadbin', 'heatmap', 'cluster']);
 export const AGG_OPERATIONS = ['count', 'sum', 'avg', 'min', 'max'];
 
 /** "schema.table" → "schema"."table" (identifiers quoted, quotes doubled). */

@@ -1,9 +1,9 @@
 // One Leaflet map showing a keplerMapConfig's layers (builder, public viewer, previews): basemap,
 // vector layers per dataset with their filters, hover/click tooltips and a legend.
 import * as L from '/vendor/leaflet/leaflet.esm.js';
-import { request } from './http.js';
+import { request, ApiError } from './http.js';
 import { h, clear, fmt, toast } from './dom.js';
-import { VectorLayer, resolveSource } from './tilelayer.js';
+import { VectorLayer, resolveSource, tileParams } from './tilelayer.js';
 import { compileStyle, colorChannels } from './style.js';
 import { layerClasses, equalBreaks } from './classify.js';
 import { STYLES, styleKind, templateProblem, BasemapLayer, LabelLayer, offlineTileJSON } from './basemap.js';
@@ -173,9 +173,16 @@ export class MapView {
       const dataset = byId.get(layer.config.dataId);
       if (!dataset) return;
       let e = this.entries.get(layer.id);
-      const dsKey = JSON.stringify([dataset, this.filters[dataset.id] || {}]);
+      const lean = tileParams(layer, dataset, (this.tooltipFields && this.tooltipFields[dataset.id]) || []);
+      const dsKey = JSON.stringify([dataset, this.filters[dataset.id] || {}, lean]);
       if (!e || e.dsKey !== dsKey) {
-        const src = await resolveSource(dataset, { token: this.token, filters: this.filters[dataset.id] });
+        const opts = { token: this.token, filters: this.filters[dataset.id] };
+        // A style naming a column the data lacks (said in the style editor) must not stop the layer from
+        // drawing: then the tiles carry every column, as before the lean request.
+        const src = await resolveSource(dataset, { ...opts, ...(lean || {}) }).catch(err => {
+          if (lean && err instanceof ApiError && err.status === 400) return resolveSource(dataset, opts);
+          throw err;
+        });
         const old = this.entries.get(layer.id);
         e = { ...(old || {}), layer, dataset, dsKey, template: src.tiles, tilejson: src.tilejson, schema: src.schema };
         this.entries.set(layer.id, e);

@@ -120,12 +120,17 @@ export function compileStyle(layer, classes = {}) {
   const width = Number(v.thickness ?? 1), radius = Number(v.radius ?? 5);
   let fill = () => base, stroke = () => strokeBase;
   const legends = [];
-  for (const ch of colorChannels(layer)) {
+  // A heatmap is coloured by the density of its points (the summed kernels), low to high along the
+  // palette: its legend is that ramp, not the cells' count classes.
+  const heat = c.aggregated === 'heatmap' ? sequentialColors((v.colorRange && v.colorRange.name) || 'YlOrRd', Math.max(MIN_CLASSES, Math.min(MAX_CLASSES, Number(v.classes || 5)))) : null;
+  if (heat) legends.push({ channel: 'Heat', column: 'point density', items: heat.map((color, i) => ({ color, label: i === 0 ? 'sparse' : i === heat.length - 1 ? 'dense' : '' })) });
+  for (const ch of heat ? [] : colorChannels(layer)) {
     const scale = channelScale(ch, classes[ch.key]);
     if (!scale) continue;
     if (ch.key === 'color') fill = scale.color;
     else if (strokeBase !== null) stroke = scale.color;
-    legends.push({ ...scale.legend, channel: ch.key === 'color' ? 'Fill' : 'Stroke' });
+    // A heatmap's colour is the smoothed density, in the classes of the cells' counts.
+    legends.push({ ...scale.legend, channel: ch.key !== 'color' ? 'Stroke' : c.aggregated === 'heatmap' ? 'Heat' : 'Fill' });
   }
   let size = () => radius;
   const sf = vc.sizeField && vc.sizeField.name;
@@ -146,8 +151,12 @@ export function compileStyle(layer, classes = {}) {
   const tl = (c.textLabel || [])[0];
   const label = tl && tl.field && tl.field.name && !classes.labelError
     ? { column: tl.field.name, size: Number(tl.size || 12), color: rgbToHex(tl.color || [40, 44, 52]), halo: '#ffffff' } : null;
+  const cf = vc.colorField && vc.colorField.name, cb = classes.color && classes.color.breaks;
   return {
     opacity, filled: v.filled !== false, label,
+    // Heatmap and cluster layers draw their grid cells as a heat surface or as counted circles.
+    render: ['heatmap', 'cluster'].includes(c.aggregated) ? c.aggregated : null,
+    heat, field: cf, value: cf ? (p => Number(p[cf])) : (() => 1), top: Array.isArray(cb) && cb.length ? Number(cb[cb.length - 1]) : null,
     paint: p => ({ fill: fill(p), stroke: stroke(p), width, radius: size(p) }),
     legend: { type: legends.length ? 'multi' : 'single', color: base, parts: legends, label: c.label, opacity },
   };

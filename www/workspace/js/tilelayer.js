@@ -9,9 +9,10 @@ import { request, sameOrigin, getCsrf } from './http.js';
 
 /**
  * The handshake for a dataset {type: table|query, source, connectionName, geoColumn, queryParameters}
- * → {tiles: template (same origin), tilejson}. filters: the contract's filter JSON (§5.3).
+ * → {tiles: template (same origin), tilejson}. filters: the contract's filter JSON (§5.3); columns: the
+ * only properties the tiles carry; thinningOrder: `<column>[:asc|:desc]`, what dense low zooms keep first.
  */
-export async function resolveSource(dataset, { token, filters } = {}) {
+export async function resolveSource(dataset, { token, filters, columns, thinningOrder } = {}) {
   const params = { spatialDataColumn: dataset.geoColumn || 'geom', spatialDataType: 'geo', v: '3.4', client: 'tessera-www' };
   // A dynamically aggregated point source (the builder's grid layer): the server groups the points
   // into quadbin cells per tile with aggregationExp at aggregationResLevel levels below the tile.
@@ -23,10 +24,29 @@ export async function resolveSource(dataset, { token, filters } = {}) {
     if (dataset.queryParameters) params.queryParameters = dataset.queryParameters;
   } else params.name = dataset.source;
   if (filters && Object.keys(filters).length) params.filters = filters;
+  if (columns && columns.length) params.columns = columns.join(',');
+  if (thinningOrder) params.thinningOrder = thinningOrder;
   const conn = encodeURIComponent(dataset.connectionName);
   const hs = await request('GET', `/api/v3/maps/${conn}/${dataset.type === 'query' ? 'query' : 'table'}`, { params, token });
   const tilejson = await request('GET', sameOrigin(hs.tilejson.url[0]), { token });
   return { tiles: sameOrigin(tilejson.tiles[0]), tilejson, nrows: hs.nrows, schema: hs.schema };
+}
+
+/**
+ * What a layer's tiles must carry, and what a dense point layer keeps first at low zooms:
+ * {columns: the style's, labels' and tooltips' columns (never empty: the geometry column alone gives
+ * properties-free tiles), thinningOrder: the numeric column the points are sized (else coloured) by,
+ * descending, so the biggest stay}. Null for the dynamic grid, whose cells have no source columns.
+ */
+export function tileParams(layer, dataset, tooltipFields = []) {
+  if (dataset.spatialDataType === 'quadbin') return null;
+  const vc = layer.visualChannels || {};
+  const fields = [vc.sizeField, vc.colorField, vc.strokeColorField].filter(f => f && f.name);
+  const names = new Set([...fields.map(f => f.name), ...(layer.config.textLabel || []).map(t => t.field && t.field.name),
+    ...tooltipFields.map(f => (typeof f === 'string' ? f : f && f.name))].filter(Boolean));
+  const isNumber = f => f && f.name && !['string', 'boolean', 'timestamp', 'date'].includes(f.type);
+  const order = [vc.sizeField, vc.colorScale !== 'ordinal' && vc.colorField].find(isNumber);
+  return { columns: names.size ? [...names].sort() : [dataset.geoColumn || 'geom'], thinningOrder: order ? `${order.name}:desc` : undefined };
 }
 
 export const VectorLayer = L.GridLayer.extend({
@@ -94,6 +114,7 @@ export const VectorLayer = L.GridLayer.extend({
         }
         this._cache.set(key, entry);
         this._paint(canvas, entry);
+        if (this.options.style.render === 'heatmap') this._repaintAround(coords);
         canvas.dataset.features = String(entry.features.length);
         this.fire('tiledata', { coords, count: entry.features.length });
         done(null, canvas);
@@ -117,6 +138,8 @@ export const VectorLayer = L.GridLayer.extend({
     ctx.lineJoin = 'round';
     ctx.lineCap = 'round';
     const s = entry.scale;
+    if (style.render === 'heatmap') return this._heat(canvas, ctx, entry, dpr);
+    if (style.render === 'cluster') return this._clusters(ctx, entry);
     for (const f of entry.features) {
       const p = style.paint(f.properties);
       if (f.type === 1) {
@@ -187,6 +210,91 @@ export const VectorLayer = L.GridLayer.extend({
     }
   },
 
+  /**
+   * A smooth heat surface from grid cells: each cell adds a soft disc (three cells or 40 px wide) weighted by its
+   * value (as a fraction of the classes' top value) to an intensity buffer; each pixel's intensity is then
+   * painted with the legend's ramp, sparse to dense, fading out where the density is low.
+   */
+  _heat(canvas, ctx, entry, dpr) {
+    const style = this.options.style;
+    const top = style.top > 0 ? style.top : Math.max(1, ...entry.features.map(f => style.value(f.properties) || 0));
+    const buf = document.createElement('canvas');
+    buf.width = canvas.width; buf.height = canvas.height;
+    const b = buf.getContext('2d');
+    b.setTransform(dpr, 0, 0, dpr, 0, 0);
+    b.globalCompositeOperation = 'lighter';
+    // The cells of the neighbouring tiles too (their kernels reach over the edge): no seams at tile borders.
+    const [tz, tx, ty] = canvas.dataset.tile.split('/').map(Number), size = this.getTileSize().x;
+    const around = [];
+    for (let dx = -1; dx <= 1; dx++) for (let dy = -1; dy <= 1; dy++) {
+      const e = dx || dy ? this._cache.get(`${tz}/${tx + dx}/${ty + dy}`) : entry;
+      if (e) around.push([e, dx * size, dy * size]);
+    }
+    for (const [e, ox, oy] of around) for (const f of e.features) {
+      // A cell adds up to a third of full heat: full colour where cells crowd, faint where one stands alone.
+      const w = Math.max(0, Math.min(1, (style.value(f.properties) || 0) / top)) / 3;
+      const ring = f.geometry[0];
+      if (!w || !ring || !ring.length) continue;
+      let [cx, cy, side] = cellBox(ring, e.scale);
+      cx += ox; cy += oy;
+      const r = Math.max(20, side * 1.5);  // at least 20 px, so the heat stays a surface when cells are small
+      const g = b.createRadialGradient(cx, cy, 0, cx, cy, r);
+      g.addColorStop(0, `rgba(0,0,0,${w})`);
+      g.addColorStop(1, 'rgba(0,0,0,0)');
+      b.fillStyle = g;
+      b.fillRect(cx - r, cy - r, 2 * r, 2 * r);
+    }
+    const img = b.getImageData(0, 0, buf.width, buf.height), px = img.data;
+    const lut = new Map();
+    for (let i = 0; i < px.length; i += 4) {
+      const a = px[i + 3];
+      if (!a) continue;
+      let rgb = lut.get(a);
+      if (!rgb) { rgb = rgbOf(style.heat ? style.heat[Math.min(style.heat.length - 1, Math.floor(a / 256 * style.heat.length))] : style.paint({ [style.field]: a / 255 * top }).fill); lut.set(a, rgb); }
+      px[i] = rgb[0]; px[i + 1] = rgb[1]; px[i + 2] = rgb[2];
+      px[i + 3] = Math.round(255 * style.opacity * Math.min(1, 0.15 + a / 255 * 2.5));
+    }
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.putImageData(img, 0, 0);
+  },
+
+  /** A heat tile arrived: its loaded neighbours repaint, their surface now reaching into it. */
+  _repaintAround(c) {
+    for (const t of Object.values(this._tiles || {})) {
+      const d = t.coords;
+      if (d.z !== c.z || Math.abs(d.x - c.x) > 1 || Math.abs(d.y - c.y) > 1 || (d.x === c.x && d.y === c.y)) continue;
+      const entry = this._cache.get(this._key(d));
+      if (entry) this._paint(t.el, entry);
+    }
+  },
+
+  /** Clusters: a circle per grid cell at its centre, its area growing with the count, the count written in it. */
+  _clusters(ctx, entry) {
+    const style = this.options.style, s = entry.scale;
+    const top = style.top > 0 ? style.top : Math.max(1, ...entry.features.map(f => style.value(f.properties) || 0));
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    for (const f of entry.features) {
+      const n = style.value(f.properties) || 0, ring = f.geometry[0];
+      if (!(n > 0) || !ring) continue;
+      const [cx, cy, side] = cellBox(ring, s);
+      const rmax = Math.max(6, side / 2 - 1), rmin = Math.min(8, rmax);
+      const r = rmin + (rmax - rmin) * Math.sqrt(Math.min(1, n / top));
+      const p = style.paint(f.properties);
+      ctx.beginPath();
+      ctx.arc(cx, cy, r, 0, Math.PI * 2);
+      ctx.fillStyle = p.fill;
+      ctx.fill();
+      ctx.lineWidth = 1.5; ctx.strokeStyle = '#ffffff'; ctx.stroke();
+      ctx.globalAlpha = 1;
+      ctx.font = `700 ${Math.max(9, Math.min(13, r))}px system-ui, sans-serif`;
+      ctx.lineWidth = 3; ctx.strokeStyle = 'rgba(255,255,255,0.85)';
+      const text = n >= 1e4 ? `${Math.round(n / 1e3)}k` : String(n);
+      ctx.strokeText(text, cx, cy); ctx.fillStyle = '#1d2330'; ctx.fillText(text, cx, cy);
+      ctx.globalAlpha = style.opacity;
+    }
+  },
+
   /** The topmost feature under a map point, or null. */
   featureAt(latlng) {
     const map = this._map;
@@ -226,4 +334,18 @@ function segDist(x, y, [ax, ay], [bx, by]) {
   const dx = bx - ax, dy = by - ay, len = dx * dx + dy * dy;
   const t = len ? Math.max(0, Math.min(1, ((x - ax) * dx + (y - ay) * dy) / len)) : 0;
   return Math.hypot(x - (ax + t * dx), y - (ay + t * dy));
+}
+
+/** A grid cell's ring → [centre x, centre y, side] in tile pixels. */
+function cellBox(ring, s) {
+  const xs = ring.map(p => p[0]), ys = ring.map(p => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+  return [(x0 + x1) / 2 * s, (y0 + y1) / 2 * s, (x1 - x0) * s];
+}
+
+/** '#rrggbb' (what styles paint with) → [r, g, b]. */
+function rgbOf(color) {
+  const m = /^#([0-9a-f]{6})$/i.exec(color || '');
+  const n = m ? parseInt(m[1], 16) : 0x2f6fed;
+  return [n >> 16, (n >> 8) & 255, n & 255];
 }

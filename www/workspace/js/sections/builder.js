@@ -12,7 +12,7 @@ import { WidgetPanel, WIDGET_TYPES, WIDGET_COLUMNS, OPERATIONS } from '../widget
 import { styleControls } from './styleeditor.js';
 import { columnStats } from '../classify.js';
 import { PARAMETER_TYPES, NAME_RE, applyParameters, hasPlaceholders, renderParameterControls, valueError } from '../parameters.js';
-import { AGGREGATIONS, RESOLUTIONS, AGG_OPERATIONS, aggregationSQL, aggregationExp, aggregateColumn } from '../aggregation.js';
+import { AGGREGATIONS, RESOLUTIONS, AGG_OPERATIONS, aggregationSQL, aggregationExp, aggregateColumn, ON_GRID } from '../aggregation.js';
 import { connectionNames, privacyLabel } from '../workspace.js';
 import { exportMenu } from '../exportmenu.js';
 import { basemapPicker } from '../basemap.js';
@@ -191,6 +191,7 @@ export async function render(root, ctx, mapId) {
       cols.length ? cols.map(c => h('label.check', h('input', { type: 'checkbox', value: c.name, checked: shown.has(c.name) || undefined, onchange: e => {
         if (e.target.checked) shown.add(c.name); else shown.delete(c.name);
         tooltips()[l.config.dataId] = [...shown].map(name => ({ name, format: null }));
+        redraw();  // the tiles carry only the columns shown: a new one needs new tiles
         changed();
       } }), c.name)) : h('p.muted', 'No columns'));
     // The layer's source with its widgets' current filters: the file holds what the map shows.
@@ -321,7 +322,7 @@ export async function render(root, ctx, mapId) {
       aggBox.hidden = layerType.input.value === 'features';
       const [lo, hi, d] = RESOLUTIONS[layerType.input.value] || [1, 18, 4];
       Object.assign(resF.input, { min: lo, max: hi, value: d });
-      resF.querySelector('label').textContent = layerType.input.value === 'quadbin' ? 'Detail (cells per tile side: 2^level)' : 'Cell resolution';
+      resF.querySelector('label').textContent = ON_GRID.has(layerType.input.value) ? 'Detail (cells per tile side: 2^level)' : 'Cell resolution';
     };
     const loadTables = async () => {
       try {
@@ -361,13 +362,13 @@ export async function render(root, ctx, mapId) {
       while (datasets.some(d => d.id === `d${n}`) || layers().some(l => l.id === `l${n}`)) n++;
       const aggKind = isTable && layerType.input.value !== 'features' ? layerType.input.value : null;
       let dataset;
-      if (aggKind === 'quadbin') {
+      if (ON_GRID.has(aggKind)) {
         // The grid uses the Maps API's dynamic aggregation: cells sized to the zoom, values per tile.
         const level = Number(resF.input.value), op = opF.input.value, column = op === 'count' ? null : opColF.input.value.trim();
-        const [lo, hi] = RESOLUTIONS.quadbin;
+        const [lo, hi] = RESOLUTIONS[aggKind];
         if (!Number.isInteger(level) || level < lo || level > hi) throw new Error(`The detail level must be a whole number from ${lo} to ${hi}`);
         if (op !== 'count' && !columns.includes(column)) throw new Error(`${source} has no column “${column || ''}” to ${op}`);
-        const agg = { kind: 'quadbin', table: source, geo, resolution: level, operation: op, column };
+        const agg = { kind: aggKind, table: source, geo, resolution: level, operation: op, column };
         dataset = { id: `d${n}`, type: 'table', source, connectionName: conn.input.value, geoColumn: geo, columns, format: 'tilejson', queryParameters: null,
           spatialDataType: 'quadbin', aggregationExp: aggregationExp(agg), aggregationResLevel: level, aggregation: agg };
       } else if (aggKind) {
@@ -391,7 +392,7 @@ export async function render(root, ctx, mapId) {
 
     const { dataset, n, isTable, source, agg } = made;
     datasets = [...datasets, dataset];
-    const label = agg ? `${source.split('.').pop()} · ${agg.kind === 'h3' ? 'hexbins' : 'grid'}` : isTable ? source.split('.').pop() : `Query ${n}`;
+    const label = agg ? `${source.split('.').pop()} · ${{ h3: 'hexbins', quadbin: 'grid', heatmap: 'heatmap', cluster: 'clusters' }[agg.kind]}` : isTable ? source.split('.').pop() : `Query ${n}`;
     const layer = defaultLayer(`l${n}`, dataset.id, label, layers().length);
     if (agg) {
       // Styled by the aggregate from the start: 5 equal intervals (counts repeat too often for quantiles).
