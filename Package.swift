@@ -54,7 +54,7 @@ let package = Package(
                 resources: [.copy("warehouse")]),
         .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn", "OutboundHTTP"]),
 
-        .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability", "Spawn"],
+        .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability", "Spawn", "Workflows"],
                 resources: [.copy("warehouse")]),
 
         // Workflows: the component table, the compiler (pure SQL values), the runner and the scheduler.

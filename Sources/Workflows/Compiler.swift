@@ -44,7 +44,8 @@ public struct Compiler {
         switch node.component.category {
         case .input, .preparation: return try preparation()
         case .spatial: return try spatial()
-        case .indexes, .location: return try indexes()
+        case .indexes: return try indexes()
+        case .location: return try location()
         case .statistics: return try statistics()
         case .output:
             if node.type == "http_request" {

@@ -90,6 +90,7 @@ public enum ComponentCatalog {
         ]),
         Component("route", .location, "Route", inputs: ["origins", "destinations"], [
             P("mode", .choice, default: "car", options: ["car", "walk"], title: "Mode"), geom,
+            P("secondary_geom", .column, title: "Geometry column of destinations"),
         ]),
         // Statistics
         Component("kmeans", .statistics, "K-means clusters", [P("k", .integer, required: true, title: "Clusters"), geom]),
@@ -122,9 +123,11 @@ public enum ComponentCatalog {
     /// executor exists (they need the LDS API's HTTP providers or the import worker).
     public static let unavailable: [String: String] = [
         "import_url": "import the file with the Imports API, then read it with a table node",
-        "isolines": "isolines need the LDS API's providers; they cannot run inside a workflow yet",
-        "route": "routes need the LDS API's providers; they cannot run inside a workflow yet",
     ]
+
+    /// Components whose rows the runner completes by calling the organisation's LDS providers (metered by
+    /// its quotas) after materialising the compiled SQL; see `Compiler.location()`.
+    public static let locationServices: Set<String> = ["geocode", "isolines", "route"]
 
     public static var json: JSON { ["results": .array(all.map(\.json))] }
 }

@@ -13,7 +13,7 @@ WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let batch = BatchJobRunner(services: services)
     let export = ExportRunner(services: services)
     let geocode = GeocodeTableRunner(services: services)
-    let workflows = WorkflowRunner(services: services, maps: WorkflowMaps(pool: services.metadata))
+    let workflows = WorkflowRunner(services: services, maps: WorkflowMaps(pool: services.metadata), locations: WorkflowLDS(services: services))
     ExportPruner(services: services).start()
     WorkflowScheduler(services: services).start(interval: 1)
     return (Worker.Options(queue: "sql"), { job, context in
