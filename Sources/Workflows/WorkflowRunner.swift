@@ -17,9 +17,12 @@ public struct WorkflowRunner: Sendable {
     let services: Services
     let maps: (any WorkflowMapMaker)?
     let locations: (any WorkflowLocationServices)?
+    let imports: (any WorkflowURLImporter)?
     /// `maps` makes create_map's Builder maps, `locations` answers geocode/isolines/route nodes; without
     /// them those nodes fail with a clear error.
-    public init(services: Services, maps: (any WorkflowMapMaker)? = nil, locations: (any WorkflowLocationServices)? = nil) {
+    public init(services: Services, maps: (any WorkflowMapMaker)? = nil, locations: (any WorkflowLocationServices)? = nil,
+                imports: (any WorkflowURLImporter)? = nil) {
+        self.imports = imports
         self.services = services
         self.maps = maps
         self.locations = locations
@@ -135,6 +138,11 @@ public struct WorkflowRunner: Sendable {
                     setNode(runId, node.id, ["status": "running"])
                     var reused = true
                     var rows = try existingRows(schema: schema, table: table, on: db)
+                    if rows == nil, node.type == "import_url" {
+                        reused = false
+                        rows = try importURL(node, compiler: compiler, schema: schema, table: table, account: account, run: run,
+                                             context: context, on: db)
+                    }
                     if rows == nil {
                         reused = false
                         try db.execute("BEGIN")

@@ -1,3 +1,4 @@
+import ImportsAPI
 import Jobs
 import LDSAPI
 import Platform
@@ -13,7 +14,8 @@ WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let batch = BatchJobRunner(services: services)
     let export = ExportRunner(services: services)
     let geocode = GeocodeTableRunner(services: services)
-    let workflows = WorkflowRunner(services: services, maps: WorkflowMaps(pool: services.metadata), locations: WorkflowLDS(services: services))
+    let workflows = WorkflowRunner(services: services, maps: WorkflowMaps(pool: services.metadata), locations: WorkflowLDS(services: services),
+                                   imports: WorkflowURLImports(services: services))
     ExportPruner(services: services).start()
     WorkflowScheduler(services: services).start(interval: 1)
     return (Worker.Options(queue: "sql"), { job, context in

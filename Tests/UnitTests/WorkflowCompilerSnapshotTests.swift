@@ -34,6 +34,7 @@ final class WorkflowCompilerSnapshotTests: XCTestCase {
         [
             ("table", ["table": #"Sales."My Table""#], nil),
             ("sql", ["query": "SELECT 1 AS one, 'a;b' AS s"], nil),
+            ("import_url", ["url": "https://example.com/data.geojson?x=1"], nil),
             ("select", ["columns": ["id", "Name"]], nil),
             ("filter", ["column": "population", "operator": ">", "value": "1000000"], nil),
             ("rename", ["columns": ["Name": "name"]], nil),
@@ -119,6 +120,7 @@ final class WorkflowCompilerSnapshotTests: XCTestCase {
         assertInvalid(try compile("geocode", ["address": "Name", "country": "Spain"]), parameter: "country")
         assertInvalid(try compile("route", [:], inputs: ["origins": Self.points, "destinations": Self.cells]), parameter: "secondary_geom")
         assertInvalid(try compile("http_request", ["url": "ftp://example.com/x"]), parameter: "url")
+        assertInvalid(try compile("import_url", ["url": "file:///etc/passwd"]), parameter: "url")
         assertInvalid(try compile("http_request", ["url": "http://user:pw@example.com/"]), parameter: "url")
     }
 
