@@ -52,9 +52,9 @@ let package = Package(
         .target(name: "Exports", dependencies: ["SQLAPI", "Platform", "HTTPKit", "Jobs", "Observability", "Spawn"]),
         .target(name: "MapsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Observability", "Jobs"],
                 resources: [.copy("warehouse")]),
-        .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn", "OutboundHTTP"]),
+        .target(name: "ImportsAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "Jobs", "Config", "Observability", "Spawn", "OutboundHTTP", "Workflows"]),
 
-        .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability", "Spawn"],
+        .target(name: "LDSAPI", dependencies: ["Platform", "SQLKit", "HTTPKit", "Postgres", "CryptoSupport", "Jobs", "Config", "Observability", "Spawn", "Workflows"],
                 resources: [.copy("warehouse")]),
 
         // Workflows: the component table, the compiler (pure SQL values), the runner and the scheduler.
@@ -74,7 +74,7 @@ let package = Package(
                                                          "Backup", "AdminConsole"]),
         .executableTarget(name: "tessera-workspace-api", dependencies: ["FastCGI", "WorkspaceAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-cdn-invalidator", dependencies: ["CacheInvalidator", "Jobs", "Platform", "Config", "Observability"]),
-        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Exports", "LDSAPI", "MapsAPI", "Workflows", "WorkspaceAPI", "Platform", "Config", "Observability"]),
+        .executableTarget(name: "tessera-sql-worker", dependencies: ["Jobs", "SQLAPI", "Exports", "LDSAPI", "ImportsAPI", "MapsAPI", "Workflows", "WorkspaceAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-import-api", dependencies: ["FastCGI", "ImportsAPI", "Platform", "Config"]),
         .executableTarget(name: "tessera-import-worker", dependencies: ["Jobs", "ImportsAPI", "Platform", "Config", "Observability"]),
         .executableTarget(name: "tessera-workspace-subscriber", dependencies: ["Jobs", "WorkspaceSubscriber", "Platform"]),

@@ -2,8 +2,7 @@ import HTTPKit
 import SQLKit
 
 extension Compiler {
-    /// Spatial indexes (the warehouse's tessera_h3 extension and quadbin functions, schema `carto`) and the
-    /// location services that run inside the warehouse (geocoding against the LDS gazetteer `carto_lds`).
+    /// Spatial indexes (the warehouse's tessera_h3 extension and quadbin functions, schema `carto`).
     func indexes() throws -> SQL {
         let i = try input()
         switch node.type {
@@ -22,14 +21,6 @@ extension Compiler {
         case "quadbin_from_geo":
             let g = try geometry(), res = try requiredInteger("resolution", min: 0, max: 26)
             return "SELECT \(Self.columns(i, alias: "t", excluding: ["quadbin"])), carto.quadbin_frompoint(ST_Centroid(t.\(g)), \(literal: res)) AS \"quadbin\" FROM \(i.relation) t"
-        case "geocode":
-            let address = try column("address")!
-            let country = try string("country")
-            return """
-                SELECT \(Self.columns(i, alias: "t", excluding: ["geom", "geocode_relevance"])), \
-                ST_SetSRID(ST_MakePoint(g.longitude, g.latitude), 4326) AS "geom", g.relevance AS "geocode_relevance"
-                FROM \(i.relation) t LEFT JOIN LATERAL carto_lds.geocode(t.\(address)::text, CAST(\(country) AS text), 1) g ON true
-                """
         default: throw fail("cannot be compiled", "type")
         }
     }

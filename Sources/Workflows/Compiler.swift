@@ -42,9 +42,16 @@ public struct Compiler {
             throw WorkflowError.invalid("\(node.type) is not available in workflows yet: \(reason)", node: node.id, parameter: "type")
         }
         switch node.component.category {
+        case .input where node.type == "import_url":
+            // Loaded by the runner (WorkflowRunner+ImportURL); this SELECT names what is loaded, so the node's
+            // table hash (its cache key) is the URL. The address itself is checked when the run downloads.
+            let url = try requiredString("url")
+            do { _ = try URLGuard.parse(url) } catch let e as URLRefused { throw fail(e.message, "url") }
+            return "SELECT CAST(\(url) AS text) AS \"url\""
         case .input, .preparation: return try preparation()
         case .spatial: return try spatial()
-        case .indexes, .location: return try indexes()
+        case .indexes: return try indexes()
+        case .location: return try location()
         case .statistics: return try statistics()
         case .output:
             if node.type == "http_request" {

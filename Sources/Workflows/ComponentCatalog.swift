@@ -13,7 +13,7 @@ public enum ComponentCatalog {
         Component("table", .input, "Table", inputs: [], [P("table", .table, required: true, title: "Table (schema.table)")]),
         Component("sql", .input, "Custom SQL", inputs: [], [P("query", .sql, required: true, title: "One SELECT query")]),
         Component("import_url", .input, "Import from URL", inputs: [],
-                  [P("url", .url, required: true, title: "CSV or GeoJSON URL")]),
+                  [P("url", .url, required: true, title: "URL of a CSV, GeoJSON, GeoPackage, KML, Shapefile (zip)… file")]),
         // Data preparation
         Component("select", .preparation, "Select columns", [P("columns", .columns, required: true, title: "Columns to keep")]),
         Component("filter", .preparation, "Filter", [
@@ -90,6 +90,7 @@ public enum ComponentCatalog {
         ]),
         Component("route", .location, "Route", inputs: ["origins", "destinations"], [
             P("mode", .choice, default: "car", options: ["car", "walk"], title: "Mode"), geom,
+            P("secondary_geom", .column, title: "Geometry column of destinations"),
         ]),
         // Statistics
         Component("kmeans", .statistics, "K-means clusters", [P("k", .integer, required: true, title: "Clusters"), geom]),
@@ -120,11 +121,11 @@ public enum ComponentCatalog {
     public static let sideEffects: Set<String> = ["save_table", "create_map", "http_request"]
     /// Listed so documents and the canvas know them, but refused at validation with a clear 400 until their
     /// executor exists (they need the LDS API's HTTP providers or the import worker).
-    public static let unavailable: [String: String] = [
-        "import_url": "import the file with the Imports API, then read it with a table node",
-        "isolines": "isolines need the LDS API's providers; they cannot run inside a workflow yet",
-        "route": "routes need the LDS API's providers; they cannot run inside a workflow yet",
-    ]
+    public static let unavailable: [String: String] = [:]
+
+    /// Components whose rows the runner completes by calling the organisation's LDS providers (metered by
+    /// its quotas) after materialising the compiled SQL; see `Compiler.location()`.
+    public static let locationServices: Set<String> = ["geocode", "isolines", "route"]
 
     public static var json: JSON { ["results": .array(all.map(\.json))] }
 }

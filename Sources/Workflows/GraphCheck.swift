@@ -12,7 +12,17 @@ public enum GraphCheck {
         var columns: [String: [NodeInput.Column]] = [:]
         var ctes: [SQL] = []
         var out: [(WorkflowDocument.Node, SQL)] = []
+        // Nodes reading an import_url node (directly or not) are compiled when the run has loaded the file:
+        // before that its columns are unknown. Their mistakes are then node failures naming the parameter.
+        var deferred: Set<String> = []
         for node in try document.order() {
+            if node.type == "import_url" || document.inputs(of: node.id).values.contains(where: deferred.contains) {
+                let sql = node.type == "import_url" ? try Compiler(node: node, inputs: [:], variables: variables).compile()
+                    : "SELECT NULL -- compiled when the run has loaded the URL it reads"
+                deferred.insert(node.id)
+                out.append((node, sql))
+                continue
+            }
             let inputs = try document.inputs(of: node.id).mapValues { source in
                 NodeInput(relation: "\(try cteName(source))", columns: columns[source] ?? [])
             }

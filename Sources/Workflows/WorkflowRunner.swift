@@ -16,10 +16,16 @@ import SQLKit
 public struct WorkflowRunner: Sendable {
     let services: Services
     let maps: (any WorkflowMapMaker)?
-    /// `maps` makes create_map's Builder maps; without it create_map nodes fail with a clear error.
-    public init(services: Services, maps: (any WorkflowMapMaker)? = nil) {
+    let locations: (any WorkflowLocationServices)?
+    let imports: (any WorkflowURLImporter)?
+    /// `maps` makes create_map's Builder maps, `locations` answers geocode/isolines/route nodes; without
+    /// them those nodes fail with a clear error.
+    public init(services: Services, maps: (any WorkflowMapMaker)? = nil, locations: (any WorkflowLocationServices)? = nil,
+                imports: (any WorkflowURLImporter)? = nil) {
+        self.imports = imports
         self.services = services
         self.maps = maps
+        self.locations = locations
     }
 
     static let outputMarkers = "carto.tessera_workflow_outputs"
@@ -124,13 +130,19 @@ public struct WorkflowRunner: Sendable {
                     let inputs = run.document.inputs(of: node.id).mapValues { source in
                         NodeInput(relation: "\(schema).\(tables[source]!.name)", columns: tables[source]!.columns)
                     }
-                    let sql = try Compiler(node: node, inputs: inputs, variables: run.variables).compile()
+                    let compiler = Compiler(node: node, inputs: inputs, variables: run.variables)
+                    let sql = try compiler.compile()
                     let started = Date()
                     let table = try Identifier(try tableName(node, sql, runId: runId, on: db))
                     let qualified: SQL = "\(schema).\(table)"
                     setNode(runId, node.id, ["status": "running"])
                     var reused = true
                     var rows = try existingRows(schema: schema, table: table, on: db)
+                    if rows == nil, node.type == "import_url" {
+                        reused = false
+                        rows = try importURL(node, compiler: compiler, schema: schema, table: table, account: account, run: run,
+                                             context: context, on: db)
+                    }
                     if rows == nil {
                         reused = false
                         try db.execute("BEGIN")
@@ -139,6 +151,9 @@ public struct WorkflowRunner: Sendable {
                             let ctas: SQL = "CREATE TABLE \(qualified) AS \(sql)"
                             let created = try db.execute(ctas, watch: watch)
                             let count = created.affectedRows ?? 0
+                            if ComponentCatalog.locationServices.contains(node.type) {
+                                try fillLocation(compiler, table: qualified, account: account, isCancelled: { context.isCancelled }, on: db)
+                            }
                             let note: JSON = ["rows": .int(count), "created": .number(Date().timeIntervalSince1970.rounded())]
                             try db.execute("COMMENT ON TABLE \(qualified) IS \(unsafeRaw: Self.literal(note.text))")
                             try db.execute("COMMIT")

@@ -1,3 +1,4 @@
+import ImportsAPI
 import Jobs
 import LDSAPI
 import MapsAPI
@@ -14,7 +15,8 @@ WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let batch = BatchJobRunner(services: services)
     let export = ExportRunner(services: services)
     let geocode = GeocodeTableRunner(services: services)
-    let workflows = WorkflowRunner(services: services, maps: WorkflowMaps(pool: services.metadata))
+    let workflows = WorkflowRunner(services: services, maps: WorkflowMaps(pool: services.metadata), locations: WorkflowLDS(services: services),
+                                   imports: WorkflowURLImports(services: services))
     let levels = AggregationLevelRunner(services: services)
     ExportPruner(services: services).start()
     WorkflowScheduler(services: services).start(interval: 1)

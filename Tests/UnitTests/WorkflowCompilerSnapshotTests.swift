@@ -34,6 +34,7 @@ final class WorkflowCompilerSnapshotTests: XCTestCase {
         [
             ("table", ["table": #"Sales."My Table""#], nil),
             ("sql", ["query": "SELECT 1 AS one, 'a;b' AS s"], nil),
+            ("import_url", ["url": "https://example.com/data.geojson?x=1"], nil),
             ("select", ["columns": ["id", "Name"]], nil),
             ("filter", ["column": "population", "operator": ">", "value": "1000000"], nil),
             ("rename", ["columns": ["Name": "name"]], nil),
@@ -62,6 +63,8 @@ final class WorkflowCompilerSnapshotTests: XCTestCase {
             ("h3_boundary", [:], ["in": Self.cells]),
             ("quadbin_from_geo", ["resolution": 10], nil),
             ("geocode", ["address": "Name", "country": "ES"], nil),
+            ("isolines", ["mode": "walk", "range": 600], nil),
+            ("route", ["mode": "car"], nil),
             ("kmeans", ["k": 5], nil),
             ("dbscan", ["eps": 500, "min_points": 4], nil),
             ("hotspot", ["resolution": 6, "value": "population"], nil),
@@ -84,6 +87,16 @@ final class WorkflowCompilerSnapshotTests: XCTestCase {
         XCTAssertEqual(covered, Set(ComponentCatalog.all.map(\.type)))
     }
 
+    /// The statements that write the LDS providers' answers into a location node's table.
+    func testLocationAnswersAreWrittenByCtid() throws {
+        for type in ComponentCatalog.locationServices.sorted() {
+            let component = ComponentCatalog.byType[type]!
+            let inputs = Dictionary(uniqueKeysWithValues: component.inputs.enumerated().map { i, port in (port, i == 0 ? Self.points : Self.areas) })
+            let compiler = Compiler(node: node(type, ["address": "Name", "range": 600]), inputs: inputs, variables: [:])
+            assertSnapshot(try compiler.locationUpdate(table: #""tessera_wf_x"."n1_abc""#), "workflow_\(type)_answers")
+        }
+    }
+
     func testValuesAreBoundAndNamesQuoted() throws {
         let sql = try compile("filter", ["column": "Name", "operator": "=", "value": "x' OR 1=1 --"])
         XCTAssertEqual(sql.parameters, ["x' OR 1=1 --"])
@@ -102,8 +115,12 @@ final class WorkflowCompilerSnapshotTests: XCTestCase {
         assertInvalid(try compile("sql", ["query": "DELETE FROM t"]), parameter: "query")
         assertInvalid(try compile("sql", ["query": "SELECT 1) x; DROP TABLE t; SELECT (1"]), parameter: "query")
         assertInvalid(try compile("union", [:], inputs: ["main": Self.points, "secondary": Self.areas]), parameter: "secondary")
-        assertInvalid(try compile("isolines", ["range": 600]), parameter: "type")
+        assertInvalid(try compile("isolines", ["range": 99999]), parameter: "range")
+        assertInvalid(try compile("isolines", ["range": 600, "mode": "boat"]), parameter: "mode")
+        assertInvalid(try compile("geocode", ["address": "Name", "country": "Spain"]), parameter: "country")
+        assertInvalid(try compile("route", [:], inputs: ["origins": Self.points, "destinations": Self.cells]), parameter: "secondary_geom")
         assertInvalid(try compile("http_request", ["url": "ftp://example.com/x"]), parameter: "url")
+        assertInvalid(try compile("import_url", ["url": "file:///etc/passwd"]), parameter: "url")
         assertInvalid(try compile("http_request", ["url": "http://user:pw@example.com/"]), parameter: "url")
     }
 

@@ -343,8 +343,9 @@ def test_unused_intermediates_are_pruned_after_their_age(api, admin, stack):
 
 
 def test_every_sql_component_runs_in_the_warehouse(api, admin, stack, clustered):
-    """One workflow using every component that compiles to SQL (geocode needs the LDS gazetteer and is
-    covered by the snapshot only), run twice: appends add rows, everything else is reused."""
+    """One workflow using every component that compiles to SQL (the location services and import_url have
+    their own files, test_workflows_lds.py and test_workflows_import_url.py), run twice: appends add rows,
+    everything else is reused."""
     n = [
         node("pts", "table", table=clustered), node("countries", "table", table="public.world_countries"),
         node("lonlat", "sql", query=f"SELECT id, ST_X(geom) AS lon, ST_Y(geom) AS lat, 'a;b' AS s FROM {clustered}"),

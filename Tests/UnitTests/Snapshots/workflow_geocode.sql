@@ -1,3 +1,3 @@
 -- parameters: ["ES"]
-SELECT "t"."id", "t"."Name", "t"."population", "t"."lon", "t"."lat", ST_SetSRID(ST_MakePoint(g.longitude, g.latitude), 4326) AS "geom", g.relevance AS "geocode_relevance"
-FROM "tessera_wf_x"."In ""Put""" t LEFT JOIN LATERAL carto_lds.geocode(t."Name"::text, CAST($1 AS text), 1) g ON true
+SELECT "t"."id", "t"."Name", "t"."population", "t"."lon", "t"."lat", NULL::geometry(Point, 4326) AS "geom", NULL::float8 AS "geocode_relevance", t."Name"::text AS "_tessera_address", CAST($1 AS text) AS "_tessera_country"
+FROM "tessera_wf_x"."In ""Put""" t

@@ -1,0 +1,3 @@
+-- parameters: ["car"]
+SELECT "o"."id", "o"."Name", "o"."population", "o"."lon", "o"."lat", "d"."id" AS "id_2", "d"."Name" AS "Name_2", NULL::geometry(LineString, 4326) AS "geom", NULL::float8 AS "distance", NULL::float8 AS "duration", ST_X(ST_PointOnSurface(o."geom")) AS "_tessera_lon", ST_Y(ST_PointOnSurface(o."geom")) AS "_tessera_lat", ST_X(ST_PointOnSurface(d."geom")) AS "_tessera_lon2", ST_Y(ST_PointOnSurface(d."geom")) AS "_tessera_lat2", CAST($1 AS text) AS "_tessera_mode"
+FROM "tessera_wf_x"."In ""Put""" o CROSS JOIN "tessera_wf_x"."areas" d WHERE o."geom" IS NOT NULL AND d."geom" IS NOT NULL
