@@ -124,7 +124,7 @@ public final class FastCGIServer: @unchecked Sendable {
         let exchange = FastCGIExchange(raw: &raw)
         let request = exchange.makeRequest()
         // Only nginx's loopback metrics server sets this parameter; a client cannot (headers arrive as HTTP_*).
-        if exchange.param("TESSERA_METRICS") == "1" {
+        if exchange.param("METRICS_SCRAPE") == "1" {
             _ = exchange.send(Self.metricsResponse(), requestId: request.requestId)
             return
         }

@@ -100,8 +100,8 @@ def test_worker_exports_job_outcomes_and_queue_depth(stack, api, full_token):
 
 
 def test_public_servers_never_serve_metrics(stack, api):
-    # A client header cannot become the TESSERA_METRICS parameter (headers arrive as HTTP_*).
-    r = api.get("/api/v3/sql/carto_dw/query", headers={"Tessera-Metrics": "1", "TESSERA_METRICS": "1"})
+    # A client header cannot become the METRICS_SCRAPE parameter (headers arrive as HTTP_*).
+    r = api.get("/api/v3/sql/carto_dw/query", headers={"Metrics-Scrape": "1", "METRICS_SCRAPE": "1"})
     assert "# TYPE" not in r.body.decode(errors="replace")
     # The public path /metrics/... is the workspace app's fallback page, never the registry.
     assert "# TYPE" not in api.get("/metrics/maps-api").body.decode(errors="replace")
