@@ -335,16 +335,8 @@ def test_unused_intermediates_are_pruned_after_their_age(api, admin, stack):
         h.assert_ok(api.patch(f"{WF}/{wf['id']}", json_body={"nodes": [nodes[0], node("b", "buffer", distance=2000)]}, token=admin.token))
         second = wait_run(api, admin.token, wf["id"], start(api, admin.token, wf["id"]))
         assert second["status"] == "success" and second["nodes"]["b"]["table"] != old
-        expected = sorted([second["nodes"]["t"]["table"], second["nodes"]["b"]["table"]])
-
-        def tables() -> list:
-            return sorted(h.warehouse(stack, "SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY tablename) "
-                                             f"FROM pg_tables WHERE schemaname = '{wf['schema']}'").split(","))
-        # The pruning follows the run's last status update, so the run may read success a moment before.
-        try:
-            h.wait_until(lambda: tables() == expected, 20)
-        except AssertionError:
-            assert tables() == expected
+        tables = h.warehouse(stack, f"SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = '{wf['schema']}'")
+        assert sorted(tables.split(",")) == sorted([second["nodes"]["t"]["table"], second["nodes"]["b"]["table"]]), tables
     finally:
         stack.stop_api("sql-worker")
         stack.start_worker("sql-worker", h.BIN / "tessera-sql-worker")
