@@ -18,7 +18,7 @@ extension WorkflowRunner {
         try db.execute("BEGIN")
         do {
             try db.execute("ALTER TABLE \(schema).\(loading) RENAME TO \(table)")
-            let note: JSON = ["rows": .int(rows), "created": .number(Date().timeIntervalSince1970.rounded()), "url": .string(url)]
+            let note: JSON = ["rows": .int(rows), "created": .number(Date().timeIntervalSince1970.rounded(.down)), "url": .string(url)]
             try db.execute("COMMENT ON TABLE \(schema).\(table) IS \(unsafeRaw: Self.literal(note.text))")
             try db.execute("COMMIT")
         } catch {

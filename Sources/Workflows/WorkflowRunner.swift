@@ -154,7 +154,7 @@ public struct WorkflowRunner: Sendable {
                             if ComponentCatalog.locationServices.contains(node.type) {
                                 try fillLocation(compiler, table: qualified, account: account, isCancelled: { context.isCancelled }, on: db)
                             }
-                            let note: JSON = ["rows": .int(count), "created": .number(Date().timeIntervalSince1970.rounded())]
+                            let note: JSON = ["rows": .int(count), "created": .number(Date().timeIntervalSince1970.rounded(.down))]
                             try db.execute("COMMENT ON TABLE \(qualified) IS \(unsafeRaw: Self.literal(note.text))")
                             try db.execute("COMMIT")
                             rows = count
