@@ -75,10 +75,15 @@ public struct WorkflowRunner: Sendable {
         return RunRow(workflow: r.string(0, 0)!, connection: r.string(0, 1)!, status: r.string(0, 2)!, document: document, variables: variables)
     }
 
+    /// Progress is informative: a failed update must not fail the run, but it must not vanish either.
     func setNode(_ runId: String, _ node: String, _ state: JSON) {
-        _ = try? services.metadata.withConnection { db in
-            try db.execute("UPDATE workflow_runs SET nodes = nodes || jsonb_build_object($2::text, $3::jsonb) WHERE id = $1",
-                           [runId, node, state.text])
+        do {
+            try services.metadata.withConnection { db in
+                _ = try db.execute("UPDATE workflow_runs SET nodes = nodes || jsonb_build_object($2::text, $3::jsonb) WHERE id = $1",
+                                   [runId, node, state.text])
+            }
+        } catch {
+            Log.warning("workflow_progress_not_saved", [("run", runId), ("node", node), ("error", String(describing: error))])
         }
     }
 
@@ -295,17 +300,22 @@ public struct WorkflowRunner: Sendable {
 
     /// Drops node tables of this workflow that the run did not use and that are older than the configured age.
     func pruneIntermediates(schema: Identifier, keep: Set<String>, on db: PGConnection) {
+        // Housekeeping never fails a run that succeeded; what it could not drop is logged and retried next run.
         let maxAge = Double(services.config.workflowIntermediateTTLSeconds)
-        guard let r = try? db.execute("""
-            SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = $1 AND c.relkind = 'r'
-            """, [schema.name]) else { return }
-        let now = Date().timeIntervalSince1970
-        for i in 0..<r.rowCount {
-            guard let name = r.string(i, 0), !keep.contains(name) else { continue }
-            let created = r.string(i, 1).flatMap { try? JSON.decode($0) }?["created"]?.doubleValue ?? 0
-            guard now - created >= maxAge, let table = try? Identifier(name) else { continue }
-            _ = try? db.execute("DROP TABLE IF EXISTS \(schema).\(table)")
+        do {
+            let r = try db.execute("""
+                SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relkind = 'r'
+                """, [schema.name])
+            let now = Date().timeIntervalSince1970
+            for i in 0..<r.rowCount {
+                guard let name = r.string(i, 0), !keep.contains(name) else { continue }
+                let created = r.string(i, 1).flatMap { try? JSON.decode($0) }?["created"]?.doubleValue ?? 0
+                guard now - created >= maxAge else { continue }
+                _ = try db.execute("DROP TABLE IF EXISTS \(schema).\(try Identifier(name))")
+            }
+        } catch {
+            Log.warning("workflow_prune_failed", [("schema", schema.name), ("error", String(describing: error))])
         }
     }
 }
