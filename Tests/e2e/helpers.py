@@ -387,3 +387,13 @@ def finish_stack(s: Stack, keep: bool) -> None:
             print(f"\n[e2e] state and logs kept in {s.root}", file=sys.stderr)
         else:
             shutil.rmtree(s.root, ignore_errors=True)
+
+
+def cell_tile(maps, tj: dict, index: str) -> dict:
+    """One JSON tile of a spatial-index source ({i} = the tile's own cell): {cell id: (n, total)}; {} on 204."""
+    r = maps.api.get(maps.local(tj["tiles"][0]).replace("{i}", index), token=maps.star)
+    if r.status == 204:
+        return {}
+    body = assert_ok(r)
+    assert r.header("Content-Type") == "application/json"
+    return {c["id"]: (c["properties"]["n"], c["properties"]["total"]) for c in body}

@@ -53,12 +53,7 @@ def expected(stack, resolution: int, z: int, x: int, y: int, where: str = "TRUE"
 
 
 def cells(maps, tj, z, x, y) -> dict:
-    r = maps.api.get(maps.local(tj["tiles"][0]).replace("{i}", cell_hex(maps.stack, z, x, y)), token=maps.star)
-    if r.status == 204:
-        return {}
-    body = assert_ok(r)
-    assert r.header("Content-Type") == "application/json"
-    return {c["id"]: (c["properties"]["n"], c["properties"]["total"]) for c in body}
+    return h.cell_tile(maps, tj, cell_hex(maps.stack, z, x, y))
 
 
 AGG = {"spatialDataType": "quadbin", "spatialDataColumn": "geom", "aggregationExp": "count(*) AS n, sum(value) AS total"}

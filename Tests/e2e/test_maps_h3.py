@@ -60,12 +60,7 @@ def expected_cells(stack, resolution: int, tile: str) -> dict:
 
 
 def cells(maps, tj, tile: str) -> dict:
-    r = maps.api.get(maps.local(tj["tiles"][0]).replace("{i}", tile), token=maps.star)
-    if r.status == 204:
-        return {}
-    body = assert_ok(r)
-    assert r.header("Content-Type") == "application/json"
-    return {c["id"]: (c["properties"]["n"], c["properties"]["total"]) for c in body}
+    return h.cell_tile(maps, tj, tile)
 
 
 AGG = {"spatialDataType": "h3", "spatialDataColumn": "geom", "aggregationExp": "count(*) AS n, sum(value) AS total"}
