@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import helpers as h
-from helpers import assert_error, assert_ok
+from helpers import assert_error
 from test_maps_api import Maps
 from test_models import Models, cli_token
 
