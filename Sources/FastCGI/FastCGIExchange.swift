@@ -64,6 +64,13 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
         return pfd.revents & Int16(0x2000 | POLLHUP | POLLERR) != 0
     }
 
+    /// True when nothing of the request's input is left for nginx to send: the body was read to its end,
+    /// or none was announced (no length and no chunked transfer, which nginx streams without a length).
+    func inputDrained(_ request: HTTPRequest) -> Bool {
+        if let input = raw.pointee.in, FCGX_HasSeenEOF(input) != 0 { return true }
+        return (request.contentLength ?? 0) == 0 && request.headers["transfer-encoding"] == nil
+    }
+
     // MARK: BodySource
 
     func read(max: Int) -> [UInt8] {
