@@ -150,7 +150,9 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
                 }
             }
         }
-        if FCGX_FFlush(raw.pointee.out) < 0 { clientGone = true }
+        // A complete body stays in libfcgi's buffer: FCGX_Finish_r writes it with the end-of-request records
+        // in one write (a flush here was a second write per request). A stream is flushed as it goes.
+        if case .stream = response.body, FCGX_FFlush(raw.pointee.out) < 0 { clientGone = true }
         return (status, written)
     }
 }
