@@ -1053,6 +1053,7 @@ def main() -> int:
     ap.add_argument("--heavy-per-zoom", type=int, default=1, help="heavy tiles timed per layer and zoom (default 1)")
     ap.add_argument("--heavy-budget", type=float, default=240.0, help="seconds for timing heavy tiles (default 240)")
     ap.add_argument("--state", help="keep the stack's state here and reuse its data next time (default: temp, removed)")
+    ap.add_argument("--json", action="store_true", help="also print one BENCH_JSON line (read by bench/compare)")
     args = ap.parse_args()
     bin_dir = Path(args.bin).resolve()
     try:
@@ -1422,6 +1423,8 @@ def main() -> int:
         for line in notes:
             print(f"note: {line}")
         print(f"total time {time.monotonic() - t_start:.0f}s")
+        if args.json:
+            print("BENCH_JSON " + json.dumps(bench_json(mixes, results, health, load_before)))
         return 0
     except (BenchError, StackError, subprocess.TimeoutExpired, OSError) as e:
         print(f"\nerror: {e}", file=sys.stderr)
@@ -1441,6 +1444,26 @@ def main() -> int:
         stack.stop_all()
         if not args.state:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def bench_json(mixes: list[Mix], results: dict, health: dict, load: str) -> dict:
+    """The run's figures for bench/compare: per mix and client count, rates, latencies and CPU µs per tile."""
+    def nan_none(v: float | None) -> float | None:
+        return None if v is None or v != v else v
+    out = {"load": load, "health": {str(c): {"rps": h.rate, "api_us": nan_none(h.us("api")), "nginx_us": nan_none(h.us("nginx"))}
+                                    for c, h in health.items()}, "mixes": []}
+    for mix in mixes:
+        per = {}
+        for (name, clients), r in results.items():
+            if name != mix.name:
+                continue
+            a, b, m = r["a"], r["b"], r.get("m")
+            per[str(clients)] = {"a": a.rate, "b": b.rate, "m": m.rate if m and m.rates else None,
+                                 "p50_ms": nan_none(b.p50), "p99_ms": nan_none(b.p99),
+                                 "db_a_us": nan_none(a.us("db")), "db_b_us": nan_none(b.us("db")),
+                                 "api_us": nan_none(b.us("api")), "nginx_us": nan_none(b.us("nginx"))}
+        out["mixes"].append({"name": mix.name, "layer": mix.layer.key, "lo": mix.lo, "hi": mix.hi, "clients": per})
+    return out
 
 
 def avg(values: list[float]) -> float:

@@ -64,6 +64,13 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
         return pfd.revents & Int16(0x2000 | POLLHUP | POLLERR) != 0
     }
 
+    /// True when nothing of the request's input is left for nginx to send: the body was read to its end,
+    /// or none was announced (no length and no chunked transfer, which nginx streams without a length).
+    func inputDrained(_ request: HTTPRequest) -> Bool {
+        if let input = raw.pointee.in, FCGX_HasSeenEOF(input) != 0 { return true }
+        return (request.contentLength ?? 0) == 0 && request.headers["transfer-encoding"] == nil
+    }
+
     // MARK: BodySource
 
     func read(max: Int) -> [UInt8] {
@@ -143,7 +150,9 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
                 }
             }
         }
-        if FCGX_FFlush(raw.pointee.out) < 0 { clientGone = true }
+        // A complete body stays in libfcgi's buffer: FCGX_Finish_r writes it with the end-of-request records
+        // in one write (a flush here was a second write per request). A stream is flushed as it goes.
+        if case .stream = response.body, FCGX_FFlush(raw.pointee.out) < 0 { clientGone = true }
         return (status, written)
     }
 }

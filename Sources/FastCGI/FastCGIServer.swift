@@ -28,6 +28,8 @@ public final class FastCGIServer: @unchecked Sendable {
     private var listenFD: Int32 = -1
     /// Readable once stopping; never reset, so every waiting thread sees it.
     private var stopFD: Int32 = -1
+    /// Set once before the threads start: an immediate close is only safe on unix sockets (no reset).
+    private var unixListener = false
 
     public init(app: HTTPApplication, options: Options) {
         self.app = app
@@ -51,6 +53,7 @@ public final class FastCGIServer: @unchecked Sendable {
         // Non-blocking: a wake-up whose connection another thread or process took must not park the thread.
         let flags = fcntl(listenFD, F_GETFL)
         _ = fcntl(listenFD, F_SETFL, flags | O_NONBLOCK)
+        unixListener = tessera_is_unix_socket(listenFD) != 0
 
         stateLock.withLock { running = options.threads }
         for index in 0..<options.threads {
@@ -109,35 +112,67 @@ public final class FastCGIServer: @unchecked Sendable {
             return
         }
         while true {
-            let ready = tessera_epoll_wait_one(events, -1)
-            if ready == stopFD || stateLock.withLock({ stopping }) { return }
-            guard ready == listenFD, FCGX_Accept_r(&request) == 0 else { continue }
+            if request.ipcFd < 0 {  // a connection nginx keeps (fastcgi_keep_conn) is read again without accepting
+                let ready = tessera_epoll_wait_one(events, -1)
+                if ready == stopFD || stateLock.withLock({ stopping }) { return }
+                guard ready == listenFD else { continue }
+                // Accepted here rather than in libfcgi, which polls every unix connection for readability
+                // before handing it over (a syscall and a sleep per request): libfcgi reads a request from
+                // an open ipcFd when keepConnection is set, and reads block until nginx's records arrive.
+                let fd = tessera_accept(listenFD)
+                guard fd >= 0 else { continue }  // another thread or process took it
+                request.ipcFd = fd
+                request.keepConnection = 1
+            }
+            // On a protocol error libfcgi closes the connection and tries the (non-blocking) listen socket.
+            guard FCGX_Accept_r(&request) == 0 else { continue }
             stateLock.withLock { inFlight += 1 }
-            serve(&request)
-            FCGX_Finish_r(&request)
+            let drained = serve(&request)
+            finish(&request, inputDrained: drained)
             stateLock.withLock { inFlight -= 1 }
         }
     }
 
-    private func serve(_ raw: inout FCGX_Request) {
+    /// Ends the request. libfcgi closes a connection nginx does not keep by shutting down its side and
+    /// waiting for nginx to close first (a lingering close: shutdown, poll, read, close and a sleep). That
+    /// protects an upload nginx is still sending from a reset; on a unix socket whose input was read to the
+    /// end (or that carried none) there is nothing to protect, so it is closed at once.
+    private func finish(_ request: inout FCGX_Request, inputDrained: Bool) {
+        guard request.keepConnection == 0, inputDrained, unixListener else {
+            FCGX_Finish_r(&request)
+            return
+        }
+        request.keepConnection = 1  // libfcgi flushes and frees, but leaves the socket to us
+        FCGX_Finish_r(&request)
+        if request.ipcFd >= 0 {  // still open unless libfcgi met an error and closed it itself
+            close(request.ipcFd)
+            request.ipcFd = -1
+        }
+        request.keepConnection = 0
+    }
+
+    /// Serves one request; returns whether its input was read to the end (or there was none).
+    private func serve(_ raw: inout FCGX_Request) -> Bool {
         let started = DispatchTime.now().uptimeNanoseconds
         let exchange = FastCGIExchange(raw: &raw)
         let request = exchange.makeRequest()
         // Only nginx's loopback metrics server sets this parameter; a client cannot (headers arrive as HTTP_*).
         if exchange.param("METRICS_SCRAPE") == "1" {
             _ = exchange.send(Self.metricsResponse(), requestId: request.requestId)
-            return
+            return exchange.inputDrained(request)
         }
         let response = app.handle(request)
         let (status, bytes) = exchange.send(response, requestId: request.requestId)
+        let drained = exchange.inputDrained(request)
         let micros = (DispatchTime.now().uptimeNanoseconds - started) / 1000
         app.requests.observe(route: response.route, status: status, seconds: Double(micros) / 1_000_000, bytes: bytes)
         // nginx's access log already has every request with its id; here only what needs a second look.
         let level: Log.Level = status >= 500 || micros >= 1_000_000 ? .warning : .debug
-        guard level >= Log.minimumLevel else { return }
+        guard level >= Log.minimumLevel else { return drained }
         Log.emit(level, "request", [("program", app.name), ("request_id", request.requestId), ("method", request.method),
                              ("path", request.path), ("status", status), ("bytes", bytes),
                              ("ms", "\(micros / 1000).\(String(micros % 1000 + 1000).dropFirst())"), ("client_gone", exchange.clientGone ? "true" : nil)])
+        return drained
     }
 }
 

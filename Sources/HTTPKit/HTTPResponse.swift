@@ -48,13 +48,28 @@ public struct HTTPResponse: Sendable {
     }
 
     public func header(_ name: String) -> String? {
-        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        headers.first { Self.sameName($0.0, name) }?.1
     }
 
     public mutating func setHeader(_ name: String, _ value: String) {
-        headers.removeAll { $0.0.lowercased() == name.lowercased() }
+        headers.removeAll { Self.sameName($0.0, name) }
         headers.append((name, value))
     }
+
+    /// Header names compared ASCII case-insensitively, without building lower-cased copies (every response
+    /// looks up a few headers; `lowercased()` allocated two strings per header per lookup).
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        var i = a.utf8.makeIterator(), j = b.utf8.makeIterator()
+        while true {
+            switch (i.next(), j.next()) {
+            case (nil, nil): return true
+            case let (x?, y?) where x == y || lower(x) == lower(y): continue
+            default: return false
+            }
+        }
+    }
+
+    private static func lower(_ c: UInt8) -> UInt8 { c >= 65 && c <= 90 ? c + 32 : c }
 
     public static let reasons: [Int: String] = [
         200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 304: "Not Modified",
