@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def pgbench(stack: Stack, clients: int, seconds: int) -> tuple[float, float]:
         ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
          "-f", str(script), stack.warehouse_dsn],
         check=True, capture_output=True, text=True).stdout
+    time.sleep(1)  # pgbench's backends exit as it disconnects; their CPU counts once the postmaster reaps them
     pg_s = tree_cpu_seconds(stack.pid("postgres")) - pg0
     tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
     return tps, pg_s / (tps * seconds) * 1e6
