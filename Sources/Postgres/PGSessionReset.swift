@@ -26,28 +26,36 @@ extension PGConnection {
 
     /// Returns the session to the state a fresh connection has, keeping the prepared statements the
     /// bookkeeping knows and deallocating every other one (SQL-level `PREPARE`), and leaves it primed for
-    /// `mode`. Rollback, reset, the prepared-statement listing and the priming go out as one pipeline: one
-    /// round trip, paid after the response was sent (only a stray prepared statement costs more). Throws
+    /// `mode`. Rollback, reset, the prepared-statement listing and the priming go out together: one round
+    /// trip, paid after the response was sent (only a stray prepared statement costs more). Throws
     /// when the connection cannot be trusted to be clean; the pool then closes it.
     func resetSession(priming mode: PGSessionMode = .readWrite) throws {
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true)
         }
         statementTimeout = nil
-        var segments: [[String]] = []
+        var rollback: [String] = []
         switch PQtransactionStatus(handle) {
         case PQTRANS_IDLE: break
-        case PQTRANS_INTRANS, PQTRANS_INERROR: segments.append(["ROLLBACK"])
+        case PQTRANS_INTRANS, PQTRANS_INERROR: rollback = ["ROLLBACK"]
         default: throw PGError(sqlstate: nil, message: "connection busy at check-in")
         }
-        // Its own segment, so the reset commits before the READ ONLY transaction opens: a later ROLLBACK of
-        // that transaction cannot bring back what the reset undid.
-        segments.append(Self.resetStatements)
-        if mode == .readOnly { segments.append(["BEGIN READ ONLY"]) }
-        let results = try pipeline(segments)
+        let statements: PGResult
+        if mode == .readOnly {
+            // A pipeline, so the reset commits in its own segment before the READ ONLY transaction opens: a
+            // later ROLLBACK of that transaction cannot bring back what the reset undid.
+            let segments = (rollback.isEmpty ? [] : [rollback]) + [Self.resetStatements, ["BEGIN READ ONLY"]]
+            let results = try pipeline(segments)
+            statements = results[rollback.count + Self.resetStatements.count - 1]
+        } else {
+            // Nothing to open afterwards: one simple-protocol message, which costs the server less.
+            guard let last = try scriptResults((rollback + Self.resetStatements).joined(separator: "; ")).last else {
+                throw PGError(sqlstate: nil, message: "the reset returned no listing")
+            }
+            statements = last
+        }
         primedMode = mode
         primedAt = Date()
-        let statements = results[(segments[0] == ["ROLLBACK"] ? 1 : 0) + Self.resetStatements.count - 1]
         let known = preparedNames
         var serverNames = Set<String>()
         var strays: [String] = []
