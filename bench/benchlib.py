@@ -56,3 +56,29 @@ def vmhwm_kib(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
+
+
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds of `pid` and its direct children, live or already reaped (cutime/cstime): a postmaster
+    and its backends, including pgbench's backends that exited meanwhile."""
+    if not pid:
+        return 0.0
+
+    def fields(p: int) -> list[str]:
+        return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+
+    try:
+        f = fields(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    ticks = sum(int(x) for x in f[11:15])
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            c = fields(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(c[1]) == pid:
+            ticks += int(c[11]) + int(c[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

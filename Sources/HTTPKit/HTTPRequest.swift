@@ -66,7 +66,10 @@ public final class HTTPRequest: @unchecked Sendable {
         guard let source = bodySource else { return [] }
         var data: [UInt8] = []
         while true {
-            let chunk = source.read(max: 64 * 1024)
+            // Sized by Content-Length when given: each read zero-fills a buffer of this size, and 64 KB per
+            // read cost a small query request more than decoding its body (the last read only sees the end).
+            let left = contentLength.map { $0 - data.count } ?? -1
+            let chunk = source.read(max: left >= 0 ? min(64 * 1024, left + 1) : 64 * 1024)
             if chunk.isEmpty { break }
             data.append(contentsOf: chunk)
             if data.count > limit { throw APIError(413, "payload_too_large", "Request body exceeds \(limit) bytes") }
@@ -90,7 +93,13 @@ public final class HTTPRequest: @unchecked Sendable {
     }
 
     public var mediaType: String? {
-        header("content-type")?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        // Trimmed by hand: Foundation's CharacterSet trimming was a visible share of a small request's CPU.
+        header("content-type")?.split(separator: ";").first.map { type in
+            let isSpace = { (c: Character) in c.unicodeScalars.allSatisfy { $0 == "\t" || $0.properties.generalCategory == .spaceSeparator } }
+            let trimmed = type.drop(while: isSpace)
+            guard let last = trimmed.lastIndex(where: { !isSpace($0) }) else { return "" }
+            return trimmed[...last].lowercased()
+        }
     }
 }
 

@@ -23,6 +23,19 @@ public final class PGConnection: @unchecked Sendable {
     /// Which session mode the pool left this connection in (e.g. inside a READ ONLY transaction).
     var primedMode: PGSessionMode = .readWrite
     var primedAt = Date()
+    /// Round trips to the server so far (each batch sent and waited for counts once): the pool reports
+    /// them per request and per reset, so "one round trip for a read" is a measured claim.
+    public private(set) var roundTrips = 0
+
+    func countRoundTrip() { roundTrips += 1 }
+    /// `roundTrips` when the pool last handed this connection out.
+    var roundTripsAtCheckout = 0
+
+    /// Closes a connection whose protocol state cannot be trusted any more; it then reports unhealthy.
+    func abandon() {
+        if let handle { PQfinish(handle) }
+        handle = nil
+    }
 
     /// What to watch while waiting for a result: a descriptor that signals "client gone" and a deadline.
     public struct Watch: Sendable {
@@ -129,6 +142,7 @@ public final class PGConnection: @unchecked Sendable {
             return PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, binaryResult ? 1 : 0)
         }
         guard sent == 1 else { throw PGError.from(result: nil, connection: handle) }
+        roundTrips += 1
         if singleRow { PQsetSingleRowMode(handle) }
 
         var failure: Error?
@@ -211,6 +225,7 @@ public final class PGConnection: @unchecked Sendable {
         }
         preparedCounter += 1
         let name = "tessera_s\(preparedCounter)"
+        roundTrips += 1
         guard let raw = PQprepare(handle, name, sql, Int32(parameterCount), nil) else {
             throw PGError.from(result: nil, connection: handle)
         }
@@ -256,6 +271,7 @@ extension PGConnection {
     /// Never pass request input here: it is the one path that accepts several statements.
     public func executeScript(_ sql: String) throws {
         guard let handle else { throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true) }
+        countRoundTrip()
         guard let raw = PQexec(handle, sql) else { throw PGError.from(result: nil, connection: handle) }
         let result = PGResult(raw)
         let status = PQresultStatus(raw)

@@ -82,6 +82,8 @@ public final class PGPool: @unchecked Sendable {
     private func checkout(preferring mode: PGSessionMode) throws -> PGConnection {
         let connection = try take(preferring: mode)
         metrics.inUse.add(1)
+        metrics.checkouts.add()
+        connection.roundTripsAtCheckout = connection.roundTrips
         return connection
     }
 
@@ -128,6 +130,7 @@ public final class PGPool: @unchecked Sendable {
     /// connections left mid-transaction.
     public func checkin(_ connection: PGConnection) {
         metrics.inUse.add(-1)
+        metrics.requestRoundTrips.add(connection.roundTrips - connection.roundTripsAtCheckout)
         if !connection.isHealthy || -connection.openedAt.timeIntervalSinceNow > maxAge {
             release()
             return
@@ -139,8 +142,9 @@ public final class PGPool: @unchecked Sendable {
         let mode = connection.primedMode
         Self.resetQueue.async {
             do {
-                try connection.resetSession()
-                try connection.prime(mode)
+                let before = connection.roundTrips
+                try connection.resetSession(priming: mode)
+                self.metrics.resetRoundTrips.add(connection.roundTrips - before)
                 self.makeIdle(connection)
             } catch {
                 self.release()

@@ -15,37 +15,66 @@ extension PGConnection {
     /// Everything a client can leave behind on a session, undone without `DISCARD ALL`, which would also
     /// drop the protocol-level prepared statements the tile and query paths rely on (about 4x on tiles).
     /// `RESET ALL` alone does not reset `role` or the session authorization, hence those come first.
-    static let resetScript = """
-        RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; CLOSE ALL; UNLISTEN *;
-        SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES
-        """
+    /// The last statement lists the prepared statements, so strays are found in the same round trip.
+    /// (Unnamed on purpose: prepared, the reset's own statements would be server state a client could
+    /// deallocate or replace, and the server would hold statements the bookkeeping does not know.)
+    static let resetStatements = [
+        "RESET SESSION AUTHORIZATION", "RESET ROLE", "RESET ALL", "CLOSE ALL", "UNLISTEN *",
+        "SELECT pg_advisory_unlock_all()", "DISCARD TEMP", "DISCARD SEQUENCES",
+        "SELECT name, from_sql FROM pg_prepared_statements",
+    ]
 
     /// Returns the session to the state a fresh connection has, keeping the prepared statements the
-    /// bookkeeping knows and deallocating every other one (SQL-level `PREPARE`). Throws when the
-    /// connection cannot be trusted to be clean; the pool then closes it.
-    func resetSession() throws {
+    /// bookkeeping knows and deallocating every other one (SQL-level `PREPARE`), and leaves it primed for
+    /// `mode`. Rollback, reset, the prepared-statement listing and the priming go out together: one round
+    /// trip, paid after the response was sent (only a stray prepared statement costs more). Throws
+    /// when the connection cannot be trusted to be clean; the pool then closes it.
+    func resetSession(priming mode: PGSessionMode = .readWrite) throws {
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true)
         }
         statementTimeout = nil
+        var rollback: [String] = []
         switch PQtransactionStatus(handle) {
         case PQTRANS_IDLE: break
-        case PQTRANS_INTRANS, PQTRANS_INERROR: try executeScript("ROLLBACK")
+        case PQTRANS_INTRANS, PQTRANS_INERROR: rollback = ["ROLLBACK"]
         default: throw PGError(sqlstate: nil, message: "connection busy at check-in")
         }
-        try executeScript(Self.resetScript)
-        let statements = try execute("SELECT name, from_sql FROM pg_prepared_statements")
+        let statements: PGResult
+        if mode == .readOnly {
+            // A pipeline, so the reset commits in its own segment before the READ ONLY transaction opens: a
+            // later ROLLBACK of that transaction cannot bring back what the reset undid.
+            let segments = (rollback.isEmpty ? [] : [rollback]) + [Self.resetStatements, ["BEGIN READ ONLY"]]
+            let results = try pipeline(segments)
+            statements = results[rollback.count + Self.resetStatements.count - 1]
+        } else {
+            // Nothing to open afterwards: one simple-protocol message, which costs the server less.
+            guard let last = try scriptResults((rollback + Self.resetStatements).joined(separator: "; ")).last else {
+                throw PGError(sqlstate: nil, message: "the reset returned no listing")
+            }
+            statements = last
+        }
+        primedMode = mode
+        primedAt = Date()
+        let known = preparedNames
         var serverNames = Set<String>()
+        var strays: [String] = []
         for row in 0..<statements.rowCount {
             guard let name = statements.string(row, 0) else { continue }
-            if statements.string(row, 1) == "t" || !preparedNames.contains(name) {
-                try execute("DEALLOCATE " + (try quoteIdentifier(name)))
+            if statements.string(row, 1) == "t" || !known.contains(name) {
+                strays.append(name)
             } else {
                 serverNames.insert(name)
             }
         }
         keepPrepared(only: serverNames)
-        primedMode = .readWrite
+        guard !strays.isEmpty else { return }
+        if primedMode == .readOnly {
+            try executeScript("ROLLBACK")
+            primedMode = .readWrite
+        }
+        for name in strays { try execute("DEALLOCATE " + (try quoteIdentifier(name))) }
+        try prime(mode)
     }
 
     /// Leaves the idle connection in `mode`, so the next checkout wanting that mode pays no round trip.

@@ -6,11 +6,19 @@ struct PoolMetrics: Sendable {
     let inUse: Gauge
     let waits: Histogram
     let timeouts: Counter
+    /// Round trips per request = requestRoundTrips / checkouts; the reset's are counted apart, as they are
+    /// paid after the response.
+    let checkouts: Counter
+    let requestRoundTrips: Counter
+    let resetRoundTrips: Counter
 
     init(pool: String) {
         let labels = [("pool", pool)]
         inUse = Metrics.shared.gauge("tessera_db_pool_in_use", "Connections checked out of the pool right now.", labels)
         waits = Metrics.shared.histogram("tessera_db_pool_wait_seconds", "Time checkouts waited because every connection was busy.", labels)
+        checkouts = Metrics.shared.counter("tessera_db_pool_checkouts_total", "Connections handed out by the pool.", labels)
+        requestRoundTrips = Metrics.shared.counter("tessera_db_round_trips_total", "Database round trips, on the request's path or in the reset at check-in.", labels + [("phase", "request")])
+        resetRoundTrips = Metrics.shared.counter("tessera_db_round_trips_total", "Database round trips, on the request's path or in the reset at check-in.", labels + [("phase", "reset")])
         timeouts = Metrics.shared.counter("tessera_db_pool_timeouts_total", "Checkouts that gave up waiting (answered 503).", labels)
     }
 

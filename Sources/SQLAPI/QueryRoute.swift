@@ -18,7 +18,7 @@ struct QueryRoute: Sendable {
             throw APIError.badRequest("Missing required parameter: q", code: "missing_parameter")
         }
         guard q.utf8.count <= Self.maxQueryBytes else { throw APIError(413, "query_too_large", "q exceeds \(Self.maxQueryBytes) bytes") }
-        guard !q.contains("\0") else { throw APIError.badRequest("q must not contain NUL characters") }
+        guard !q.utf8.contains(0) else { throw APIError.badRequest("q must not contain NUL characters") }
         let parameters = try QueryParameters.positional(try p.json("queryParameters"))
         let format = try Self.format(p.string("format"))
         let page = try Self.page(limit: p.int("limit"), offset: p.int("offset"), format: format)
