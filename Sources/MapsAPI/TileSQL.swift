@@ -34,7 +34,9 @@ struct TileSQL: Sendable {
 
     /// Pure: everything it needs about the warehouse (columns, their kinds, the SRID, the data's box) is in
     /// the record the handshake read.
-    static func make(_ record: SourceRecord, mode: Mode) throws -> TileSQL {
+    /// `levels`: a `.thinned` tile of zoom `z` read from the source's precomputed thinning levels `relation`
+    /// (see ThinningLevels): the same statement but for where the kept rows' addresses come from.
+    static func make(_ record: SourceRecord, mode: Mode, levels: (relation: String, z: Int)? = nil) throws -> TileSQL {
         let d = record.definition
         precondition(![.sampled, .thinnedSampled].contains(mode) || d.kind == .table, "only tables can be sampled")
         let from = try SourceSQL.from(d)
@@ -113,7 +115,18 @@ struct TileSQL: Sendable {
             let point: SQL = srid == 3857 || srid == 4326 ? "\(g)::geometry" : "ST_Transform(\(geom), 3857)"
             let coordinates: SQL = "ST_XMin(\(point)) AS _x, ST_YMin(\(point)) AS _y"
             let rows: SQL
-            if d.kind == .table {
+            if let levels, d.kind == .table, mode == .thinned {
+                // The features kept at this zoom whose cell is in the tile's range, by the partial index of the zoom.
+                let up = ThinningLevels.maxZoom - levels.z
+                rows = """
+                    FROM \(from) AS _src
+                      WHERE _src.ctid = ANY (ARRAY(
+                        SELECT _l.tid FROM carto.\(try Identifier(levels.relation)) AS _l
+                        WHERE _l.__minz <= \(literal: levels.z) AND _l.geom && \(searchBox)
+                          AND _l.cx >> \(literal: up) BETWEEN \(SQL.slot("cx0"))::int AND \(SQL.slot("cx1"))::int
+                          AND _l.cy >> \(literal: up) BETWEEN \(SQL.slot("cy0"))::int AND \(SQL.slot("cy1"))::int))
+                    """
+            } else if d.kind == .table {
                 // A table ranks narrow rows (cell, keys, row address) and fetches only the kept rows by address;
                 // the address also settles ties, so the same row wins in every tile.
                 rows = """
