@@ -51,8 +51,8 @@ public struct ThinningLevelRunner: Sendable {
             try db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             do {
                 try db.execute("SELECT set_config('statement_timeout', $1, true)", [String(services.config.sqlJobTimeoutMs)])
-                // Enough memory to rank a few million rows without spilling much (this transaction only).
-                try db.execute("SELECT set_config('work_mem', '256MB', true)")
+                // Room to rank a few million rows with little spilling (this transaction only; the deeper levels sort far fewer).
+                try db.execute("SELECT set_config('work_mem', '128MB', true)")
                 let build = try ThinningLevels.buildSQL(record, thinning, relation: relation)
                 try db.execute(build.text, build.parameters(filling: ["cells": String(thinning.cells(z: ThinningLevels.maxZoom))])!, watch: watch)
                 for index in try ThinningLevels.indexSQL(relation: relation) { try db.execute(index, watch: watch) }
