@@ -55,7 +55,7 @@ public struct ThinningLevelRunner: Sendable {
                 try db.execute("SELECT set_config('work_mem', '128MB', true)")
                 let build = try ThinningLevels.buildSQL(record, thinning, relation: relation)
                 try db.execute(build.text, build.parameters(filling: ["cells": String(thinning.cells(z: ThinningLevels.maxZoom))])!, watch: watch)
-                for index in try ThinningLevels.indexSQL(relation: relation) { try db.execute(index, watch: watch) }
+                for index in try ThinningLevels.indexSQL(record, relation: relation) { try db.execute(index, watch: watch) }
                 try db.execute("ANALYZE carto.\(try Identifier(relation))" as SQL, watch: watch)
                 let counts = try db.execute(try ThinningLevels.countsSQL(relation: relation), watch: watch)
                 let kept = (0..<counts.rowCount).map { counts.int($0, 1) ?? 0 }

@@ -116,15 +116,14 @@ struct TileSQL: Sendable {
             let coordinates: SQL = "ST_XMin(\(point)) AS _x, ST_YMin(\(point)) AS _y"
             let rows: SQL
             if let levels, d.kind == .table, mode == .thinned {
-                // The features kept at this zoom whose cell is in the tile's range, by the partial index of the zoom.
+                // The levels hold the kept rows themselves (the table's columns): the rows kept at this zoom whose
+                // cell is in the tile's range, by the partial index of the zoom.
                 let up = ThinningLevels.maxZoom - levels.z
                 rows = """
-                    FROM \(from) AS _src
-                      WHERE _src.ctid = ANY (ARRAY(
-                        SELECT _l.tid FROM carto.\(try Identifier(levels.relation)) AS _l
-                        WHERE _l.__minz <= \(literal: levels.z) AND _l.geom && \(searchBox)
-                          AND _l.cx >> \(literal: up) BETWEEN \(SQL.slot("cx0"))::int AND \(SQL.slot("cx1"))::int
-                          AND _l.cy >> \(literal: up) BETWEEN \(SQL.slot("cy0"))::int AND \(SQL.slot("cy1"))::int))
+                    FROM carto.\(try Identifier(levels.relation)) AS _src
+                      WHERE _src.__minz <= \(literal: levels.z) AND \(g) && \(searchBox)
+                        AND _src.__cx >> \(literal: up) BETWEEN \(SQL.slot("cx0"))::int8 AND \(SQL.slot("cx1"))::int8
+                        AND _src.__cy >> \(literal: up) BETWEEN \(SQL.slot("cy0"))::int8 AND \(SQL.slot("cy1"))::int8
                     """
             } else if d.kind == .table {
                 // A table ranks narrow rows (cell, keys, row address) and fetches only the kept rows by address;

@@ -106,6 +106,6 @@ final class ThinningLevelsTests: XCTestCase {
         let ordered = base.record(rows: 5_000_000, order: "pop")
         assertSnapshot(try ThinningLevels.buildSQL(ordered, thinning, relation: "tessera_thin_k_2"), "thinning_levels_build_ordered")
         assertSnapshot(try TileSQL.make(record, mode: .thinned, levels: ("tessera_thin_k_1", 3)).sql, "tile_table_thinned_levels")
-        assertSnapshot(try ThinningLevels.indexSQL(relation: "tessera_thin_k_1").reduce(SQL()) { $0 + $1 + ";\n" }, "thinning_levels_indexes")
+        assertSnapshot(try ThinningLevels.indexSQL(record, relation: "tessera_thin_k_1").reduce(SQL()) { $0 + $1 + ";\n" }, "thinning_levels_indexes")
     }
 }
