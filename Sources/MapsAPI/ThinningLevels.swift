@@ -22,7 +22,7 @@ enum ThinningLevels {
     /// Tiles up to this zoom use (and ask for) levels.
     static let maxZoom = 6
     /// The layout of a levels table; a new layout makes new keys (older tables are never read).
-    static let format = "t1"
+    static let format = "t2"
 
     /// The key of the levels a source's thinned tiles can use, or nil when they cannot: tables only (a query's
     /// data version is not known), no filters (they change with every widget interaction).

@@ -81,7 +81,7 @@ def until_precomputed(stack, token, tj, z, x, y, want=None) -> tuple[bytes, set[
 def relation(stack, order: str) -> str:
     """The levels table of the table thinned in `order` ("" uniform, "pop:desc"): ThinningLevels.key, at the default
     budget's grid (32 cells a tile side, 3 features a cell)."""
-    key = hashlib.sha256("\0".join(["t1", '"public"."e2e_thin_levels"', "geom", "4326", order, "5", "3"]).encode()).hexdigest()[:24]
+    key = hashlib.sha256("\0".join(["t2", '"public"."e2e_thin_levels"', "geom", "4326", order, "5", "3"]).encode()).hexdigest()[:24]
     return h.warehouse(stack, f"SELECT relation FROM carto.tessera_agg_levels WHERE key = '{key}'")
 
 
