@@ -9,11 +9,19 @@ FastCGI maps-api -> PostGIS: Varnish bypassed, nothing cached (cold). Printed pe
 p50/p95/max time, p50/p95 raw and gzip-compressed size (gzip level 6, Varnish's default), p95 features,
 and whether the goal holds (p95 <= 200 ms and every tile <= 500 KB compressed).
 
+The sql-worker runs too: before measuring a layer, its z0 tile is asked (past the caches) until maps-api answers it
+from the precomputed thinning levels (`X-Tessera-Thinning-Levels: precomputed`), and the time that took (the
+levels' build, queued by the first tile) is printed. A maps-api that does not send the header (older builds, or
+--no-levels) is measured on its per-request path.
+
     bench/tiles --low-zooms [--points 5000000] [--layers places,points] [--zooms 0-6] [--per-zoom 48]
                             [--order population] [--bin .build/release] [--maps-api PATH] [--state DIR]
+                            [--no-levels] [--json]
 
 --maps-api runs another maps-api executable (e.g. one built from an older commit: the "before" column);
---order passes thinningOrder=<column> for the places layer (default: the uniform thinning).
+--order passes thinningOrder=<column> for the places layer (default: the uniform thinning);
+--no-levels does not start the sql-worker (tiles stay on the per-request thinning: the "before" path);
+--json prints, as the last line, one JSON object with every row (bench/compare reads it).
 """
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ import tiles_bench as tb  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Tests" / "e2e"))
 import mvt  # noqa: E402  (the e2e tests' independent MVT decoder)
 from tiles_bench import ADMIN_EMAIL, API_PROGRAMS, CITIES, CONNECTION, REPO, Stack, http_get  # noqa: E402
+from stack import WORKER_PROGRAMS  # noqa: E402
 
 
 def tiles_for(z: int, box: list[float], per_zoom: int) -> list[tuple[int, int, int]]:
@@ -59,6 +68,25 @@ def tiles_for(z: int, box: list[float], per_zoom: int) -> list[tuple[int, int, i
     return chosen
 
 
+def prepare_thinning_levels(token: str, layer, base: str, timeout: float = 3600) -> float | None:
+    """Asks the layer's z0 tile (past the caches) until the precomputed thinning levels answer it; the seconds that
+    took, or None when maps-api does not use levels for this layer (no header: older build or not eligible)."""
+    t0 = time.monotonic()
+    url = tb.tile_url(layer, tb.Tile(0, 0, 0), base)
+    while True:
+        status, headers, data = http_get(url, token, timeout=tb.STATEMENT_TIMEOUT_MS / 1000 + 30, headers={"Cache-Control": "no-cache"})
+        if status not in (200, 204):
+            raise SystemExit(f"[{layer.key}] z0 tile -> {status}: {data[:300]!r}")
+        path = headers.get("x-tessera-thinning-levels")
+        if path is None:
+            return None
+        if path == "precomputed":
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit(f"[{layer.key}] thinning levels not built within {timeout:.0f}s (see the sql-worker's log)")
+        time.sleep(1)
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -77,6 +105,8 @@ def main() -> int:
     ap.add_argument("--bin", default=str(REPO / ".build" / "release"))
     ap.add_argument("--maps-api", help="the maps-api executable to measure (default: --bin's)")
     ap.add_argument("--state", help="keep the stack's state (and the generated points) here")
+    ap.add_argument("--no-levels", action="store_true", help="no sql-worker: the per-request thinning only")
+    ap.add_argument("--json", action="store_true", help="print every row as one JSON object on the last line")
     args = ap.parse_args()
     lo, hi = (int(v) for v in args.zooms.split("-"))
     keys = [k.strip() for k in args.layers.split(",") if k.strip()]
@@ -105,6 +135,9 @@ def main() -> int:
         token = tb.tool(bin_dir, stack, "tokens", "create", "--email", ADMIN_EMAIL, "--connection", CONNECTION,
                         "--source", "*", "--apis", "maps").strip().splitlines()[-1]
         stack.start_api("maps-api", maps_api)
+        worker = bin_dir / WORKER_PROGRAMS["sql-worker"]
+        if not args.no_levels and worker.is_file():
+            stack.start_worker("sql-worker", worker)
         stack.start_nginx()
         base = f"http://127.0.0.1:{tb.expose_backend(stack)}"
         print(f"maps-api: {maps_api}\npath: nginx (internal maps-backend server) -> FastCGI maps-api -> PostGIS, "
@@ -117,8 +150,14 @@ def main() -> int:
             layers.append(tb.Layer("points", "bench_points", "id,value"))
         print(f"{'layer':8} {'z':>2} {'tiles':>5} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7} {'p50 KB':>7} {'p95 KB':>7} "
               f"{'p50 gz':>7} {'p95 gz':>7} {'max gz':>7} {'p95 ft':>7}  goal", flush=True)
+        report = {"bench": "tiles-lowzoom", "maps_api": str(maps_api), "load": os.getloadavg()[0], "rows": [], "levels": {}}
         for layer in layers:
             tb.handshake(stack, token, layer)
+            built = None if args.no_levels else prepare_thinning_levels(token, layer, base)
+            report["levels"][layer.key] = None if built is None else round(built, 1)
+            print(f"{layer.key:8} thinning levels: " + ("not used (per-request thinning)" if built is None
+                  else f"precomputed, ready {built:.1f}s after the first tile (build time, queue pick-up included)"), flush=True)
+            tb.handshake(stack, token, layer)  # the TileJSON again, now that the levels exist
             extent = stack.psql(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM {layer.table}) s",
                                 dbname="carto_dw")
             box = [max(-180, min(180, float(v))) for v in extent.split("|")]
@@ -136,9 +175,17 @@ def main() -> int:
                     packed.append(len(gzip.compress(data, 6)) / 1024 if data else 0)
                     feats.append(len(mvt.decode(data)["default"].features) if data else 0)
                 ok = pct(times, 95) <= 200 and max(packed) <= 500
+                report["rows"].append({"layer": layer.key, "z": z, "tiles": len(times), "p50_ms": round(pct(times, 50), 1),
+                                       "p95_ms": round(pct(times, 95), 1), "max_ms": round(max(times), 1),
+                                       "p50_kb": round(pct(raw, 50), 1), "p95_kb": round(pct(raw, 95), 1),
+                                       "p50_gz_kb": round(pct(packed, 50), 1), "p95_gz_kb": round(pct(packed, 95), 1),
+                                       "max_gz_kb": round(max(packed), 1), "p95_features": pct(feats, 95), "goal": ok})
                 print(f"{layer.key:8} {z:>2} {len(times):>5} {pct(times, 50):>7.1f} {pct(times, 95):>7.1f} {max(times):>7.1f} "
                       f"{pct(raw, 50):>7.1f} {pct(raw, 95):>7.1f} {pct(packed, 50):>7.1f} {pct(packed, 95):>7.1f} "
                       f"{max(packed):>7.1f} {pct(feats, 95):>7.0f}  {'ok' if ok else 'MISSED'}", flush=True)
+        report["goal"] = all(r["goal"] for r in report["rows"])
+        if args.json:
+            print(json.dumps(report), flush=True)
         return 0
     finally:
         stack.stop_all()

@@ -185,9 +185,12 @@ enum AggregationLevels {
           resolutions int[] NOT NULL, built_at timestamptz NOT NULL DEFAULT now());
         """
 
-    /// Records the build (replacing the previous one of the key); returns the previous relation to drop.
+    /// Records the build (replacing the previous one of the key); returns the previous relation to drop. The CTE is
+    /// read by RETURNING, after the upsert changed the row: a plain read still sees the statement's snapshot (the old
+    /// relation), whereas FOR UPDATE skipped the row this very command had updated and answered NULL (so the old
+    /// tables were never dropped). Concurrent builds of one key serialize on the upsert's row lock anyway.
     static let record: SQL = """
-        WITH old AS (SELECT relation FROM \(catalog) WHERE key = \(SQL.slot("key")) FOR UPDATE)
+        WITH old AS MATERIALIZED (SELECT relation FROM \(catalog) WHERE key = \(SQL.slot("key")))
         INSERT INTO \(catalog) AS l (key, relation, source_table, data_version, resolutions)
         VALUES (\(SQL.slot("key")), \(SQL.slot("relation")), \(SQL.slot("table")), \(SQL.slot("version")), string_to_array(\(SQL.slot("resolutions")), ',')::int[])
         ON CONFLICT (key) DO UPDATE SET relation = excluded.relation, source_table = excluded.source_table,

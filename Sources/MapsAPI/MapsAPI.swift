@@ -47,6 +47,11 @@ final class MapsService: Sendable {
         try tileStatements.value("\(record.id):\(mode)") { try TileSQL.make(record, mode: mode) }!
     }
 
+    /// A thinned tile of zoom z read from the precomputed thinning levels `relation` (see ThinningLevels).
+    func levelsTileSQL(_ record: SourceRecord, relation: String, z: Int) throws -> TileSQL {
+        try tileStatements.value("\(record.id):levels:\(relation):\(z)") { try TileSQL.make(record, mode: .thinned, levels: (relation, z)) }!
+    }
+
     var statementTimeoutMs: Int { services.warehouses.statementTimeoutMs }
 
     func watch(_ request: HTTPRequest) -> PGConnection.Watch {

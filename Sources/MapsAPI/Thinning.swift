@@ -152,8 +152,12 @@ struct Thinning: Sendable, Equatable {
 
     /// `fraction_dropped_per_zoom` from `droppedSQL`'s rows (zoom, features, kept), zooms 0...maxZoom+1 (none
     /// dropped from there on); the sampled zooms keep at most their sample.
-    func fractionDropped(_ rows: [(z: Int, total: Double, kept: Double)]) -> [Double] {
+    /// `levels`: the precomputed thinning levels' exact counts (ThinningLevels), for the zooms they serve.
+    func fractionDropped(_ rows: [(z: Int, total: Double, kept: Double)], levels: (kept: [Int], total: Int)? = nil) -> [Double] {
         (0...(maxZoom + 1)).map { z in
+            if let levels, levels.total > 0, ThinningLevels.zooms(self)?.contains(z) == true, z < levels.kept.count {
+                return max(0, min(1, 1 - Double(levels.kept[z]) / Double(levels.total)))
+            }
             guard let row = rows.first(where: { $0.z == z }), row.total > 0 else { return 0 }
             var kept = row.kept
             if let percent = samplePercent(z: z, ordered: false) { kept = min(kept, row.total * percent / 100) }

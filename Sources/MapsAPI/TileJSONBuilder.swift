@@ -71,11 +71,19 @@ struct TileJSONBuilder {
             let r = try connection.execute(sql.text, sql.parameters(filling: ["cells": String(thinning.cells(z: thinning.maxZoom))]) ?? [], watch: watch)
             let rows = (0..<r.rowCount).map { (z: r.int($0, 0) ?? 0, total: r.double($0, 1) ?? 0, kept: r.double($0, 2) ?? 0) }
             // CARTO's TileJSON field (carto-api-client's Tilejson type): the share of features dropped per zoom.
-            tilejson["fraction_dropped_per_zoom"] = .array(thinning.fractionDropped(rows).map { .number(($0 * 10_000).rounded() / 10_000) })
+            // Fresh precomputed levels serve the low zooms' tiles: their counts are exact (the live path samples big tables).
+            var levels: (kept: [Int], total: Int)?
+            if let key = ThinningLevels.key(record, thinning),
+               let relation = try TileRoute.freshThinningLevels(connection, record, key: key, watch: watch) {
+                let comment = try ThinningLevels.commentSQL(relation: relation)
+                levels = ThinningLevels.counts(try connection.execute(comment.text, comment.parameters, watch: watch).string(0, 0))
+            }
+            tilejson["fraction_dropped_per_zoom"] = .array(thinning.fractionDropped(rows, levels: levels).map { .number(($0 * 10_000).rounded() / 10_000) })
             // Tessera's own: how the thinned zooms choose, for the builder's legend note.
             tilejson["thinning"] = ["maxzoom": .int(thinning.maxZoom), "perCell": .int(thinning.perCell),
                                     "cellsPerTile": .int(thinning.cellsPerSide),
-                                    "order": d.thinningOrder.map { .string($0.name + ($0.descending ? ":desc" : ":asc")) } ?? "uniform"]
+                                    "order": d.thinningOrder.map { .string($0.name + ($0.descending ? ":desc" : ":asc")) } ?? "uniform",
+                                    "levels": levels != nil ? "precomputed" : "live"]
         }
         return .object(tilejson)
     }

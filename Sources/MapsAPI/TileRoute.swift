@@ -160,12 +160,22 @@ struct TileRoute: Sendable {
         let config = maps.services.config
         let thinning = Thinning.plan(record, cap: config.tileMaxFeatures).flatMap { z <= $0.maxZoom ? $0 : nil }
         var thinned = false
+        let levelsKey = thinning.flatMap { Self.thinningLevelsKey(record, $0, z: z) }
+        var fromLevels = false
         let tile = try maps.withWarehouse(principal, connection, request: request) { db -> [UInt8] in
             let watch = maps.watch(request)
             if record.definition.kind == .tileset { return try TilesetSource.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
             if record.definition.boundaryTileset { return try BoundaryTileset.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
             if let thinning {
-                let (bytes, _) = try Self.runThinned(maps, record, thinning, db, z, x, y, watch)
+                var bytes: [UInt8]
+                if let levelsKey, let relation = try Self.freshThinningLevels(db, record, key: levelsKey, watch: watch) {
+                    (bytes, _) = try runThinnedLevels(record, thinning, relation: relation, db, z, x, y, watch)
+                    fromLevels = true
+                } else {
+                    // Queued before the per-request thinning, which may take until the statement timeout.
+                    if let levelsKey { queueThinningLevels(record, key: levelsKey, account: principal.accountId) }
+                    (bytes, _) = try Self.runThinned(maps, record, thinning, db, z, x, y, watch)
+                }
                 // The byte budget still holds: a tile of very wide rows falls back to the capped subset below.
                 if bytes.count <= config.tileMaxBytes {
                     thinned = true
@@ -196,6 +206,8 @@ struct TileRoute: Sendable {
         if let thinning, thinned {
             // What the builder shows as "thinned at this zoom" (the TileJSON's fraction_dropped_per_zoom says how much).
             headers.append(("X-Tessera-Thinning", "\(thinning.perCell) per cell of 1/\(thinning.cellsPerSide) tile; zooms 0-\(thinning.maxZoom)"))
+            // Which path made it, as X-Tessera-Aggregation says for aggregated tiles.
+            if levelsKey != nil { headers.append(("X-Tessera-Thinning-Levels", fromLevels ? "precomputed" : "live")) }
         }
         if tile.isEmpty { return .noContent(headers: headers) }
         headers.append(("Content-Type", "application/vnd.mapbox-vector-tile"))

@@ -34,7 +34,9 @@ struct TileSQL: Sendable {
 
     /// Pure: everything it needs about the warehouse (columns, their kinds, the SRID, the data's box) is in
     /// the record the handshake read.
-    static func make(_ record: SourceRecord, mode: Mode) throws -> TileSQL {
+    /// `levels`: a `.thinned` tile of zoom `z` read from the source's precomputed thinning levels `relation`
+    /// (see ThinningLevels): the same statement but for where the kept rows' addresses come from.
+    static func make(_ record: SourceRecord, mode: Mode, levels: (relation: String, z: Int)? = nil) throws -> TileSQL {
         let d = record.definition
         precondition(![.sampled, .thinnedSampled].contains(mode) || d.kind == .table, "only tables can be sampled")
         let from = try SourceSQL.from(d)
@@ -113,7 +115,17 @@ struct TileSQL: Sendable {
             let point: SQL = srid == 3857 || srid == 4326 ? "\(g)::geometry" : "ST_Transform(\(geom), 3857)"
             let coordinates: SQL = "ST_XMin(\(point)) AS _x, ST_YMin(\(point)) AS _y"
             let rows: SQL
-            if d.kind == .table {
+            if let levels, d.kind == .table, mode == .thinned {
+                // The levels hold the kept rows themselves (the table's columns): the rows kept at this zoom whose
+                // cell is in the tile's range, by the partial index of the zoom.
+                let up = ThinningLevels.maxZoom - levels.z
+                rows = """
+                    FROM carto.\(try Identifier(levels.relation)) AS _src
+                      WHERE _src.__minz <= \(literal: levels.z) AND \(g) && \(searchBox)
+                        AND _src.__cx >> \(literal: up) BETWEEN \(SQL.slot("cx0"))::int8 AND \(SQL.slot("cx1"))::int8
+                        AND _src.__cy >> \(literal: up) BETWEEN \(SQL.slot("cy0"))::int8 AND \(SQL.slot("cy1"))::int8
+                    """
+            } else if d.kind == .table {
                 // A table ranks narrow rows (cell, keys, row address) and fetches only the kept rows by address;
                 // the address also settles ties, so the same row wins in every tile.
                 rows = """

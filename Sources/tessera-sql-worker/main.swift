@@ -18,6 +18,7 @@ WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let workflows = WorkflowRunner(services: services, maps: WorkflowMaps(pool: services.metadata), locations: WorkflowLDS(services: services),
                                    imports: WorkflowURLImports(services: services))
     let levels = AggregationLevelRunner(services: services)
+    let thinningLevels = ThinningLevelRunner(services: services)
     ExportPruner(services: services).start()
     WorkflowScheduler(services: services).start(interval: 1)
     return (Worker.Options(queue: "sql"), { job, context in
@@ -26,6 +27,7 @@ WorkerProgram.run(name: "tessera-sql-worker") { _, services in
         case ExportRunner.kind: return try export.run(job, context)
         case WorkflowStore.runKind, WorkflowStore.dropKind: return try workflows.run(job, context)
         case AggregationLevelRunner.kind: return try levels.run(job, context)
+        case ThinningLevelRunner.kind: return try thinningLevels.run(job, context)
         default: return try batch.run(job, context)
         }
     })
