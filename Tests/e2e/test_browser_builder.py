@@ -259,7 +259,13 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         saved(b)
         b.shot("builder-ramp-labels")
 
-        # ---- an aggregated H3 layer: the warehouse counts every point into hexagons
+        # ---- an aggregated H3 layer on the Maps API's dynamic H3 aggregation: H3 tiles of a resolution that
+        # follows the zoom, cells 2 resolutions finer drawn as hexagons (their boundaries computed in the page)
+        for cell in ("85283473fffffff", "820807fffffffff", "8a1fb46622dffff", "81083ffffffffff"):  # a pentagon's neighbourhood too
+            want = sql(stack, f"SELECT ST_AsText(carto.h3_boundary('{cell}'::text))")[0][0]
+            ring = [[float(v) for v in p.split()] for p in want[want.index("((") + 2:want.index("))")].split(",")]
+            got = b.js("return import('/js/h3.js').then(m => m.cellToBoundary(arguments[0]))", cell)
+            assert all(min(abs(x - rx) + abs(y - ry) for rx, ry in ring) < 1e-6 for x, y in got), (cell, got, ring)
         click(b, "#add-layer")
         b.find("#source-table").send_keys(TABLE)
         select(b, "#layer-type", "h3")
@@ -268,14 +274,39 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.find("#layer-list .layer-item[data-layer=l2]")
         b.wait(lambda d: len(b.all(".legend .legend-layer")) == 2, 20, "two layers in the legend")
         b.tiles_done("builder-map")
-        hexes = sql(stack, f"SELECT count(DISTINCT carto.h3_fromgeogpoint_int(geom, 2)), max(n) FROM "
-                           f"(SELECT geom, count(*) OVER (PARTITION BY carto.h3_fromgeogpoint_int(geom, 2)) n FROM {TABLE}) t")[0]
-        assert int(hexes[0]) > 10, hexes
         lat, lon = float(probes[0][2]), float(probes[0][3])
         b.wait(lambda d: drawn(b.pixel("builder-map", "l2", lat, lon)), 20, "a hexagon over a point")
         b.wait(lambda d: len(b.all(".legend .legend-layer")[0].find_elements(B.By.CSS_SELECTOR, ".swatch")) == 5, 20, "the hexbins' 5-class legend")
         assert "Fill · count" in b.all(".legend .legend-layer")[0].text
+        hexagons_js = """const e = document.getElementById('builder-map').mapview.entries.get('l2'), z = e.vector._tileZoom, out = {};
+            for (const [k, t] of e.vector._cache) if (k.startsWith(z + '/')) for (const f of t.features) out[f.properties.h3] = Number(f.properties.count);
+            return [z, out];"""
+
+        def hexagons_match_sql(all_in_view: bool) -> int:
+            z, drawn_cells = b.js(hexagons_js)
+            res = {int(sql(stack, f"SELECT carto.h3_resolution('{c}'::text)")[0][0]) for c in list(drawn_cells)[:5]}
+            assert len(res) == 1, res
+            r = res.pop()
+            where = "TRUE" if all_in_view else bounds_sql(b, "builder-map")
+            want = {c: int(n) for c, n in sql(stack, f"SELECT carto.h3_fromgeogpoint(geom, {r}), count(*) FROM {TABLE} WHERE {where} GROUP BY 1")}
+            if all_in_view:
+                assert drawn_cells == want, (z, r, len(drawn_cells), len(want))
+            else:  # every cell holding a point in view is drawn, each with its whole count
+                assert set(want) <= set(drawn_cells), (z, r, set(want) - set(drawn_cells))
+                every = {c: int(n) for c, n in sql(stack, f"SELECT carto.h3_fromgeogpoint(geom, {r}), count(*) FROM {TABLE} GROUP BY 1")}
+                assert all(every.get(c) == n for c, n in drawn_cells.items()), (z, r)
+            assert 1 < len(drawn_cells) < 300, len(drawn_cells)
+            return r
+        low = hexagons_match_sql(True)  # the whole fixture is in view
         b.shot("builder-aggregated")
+        b.js("const v = document.getElementById('builder-map').mapview; v.map.setView([arguments[0], arguments[1]], v.map.getZoom() + 3, {animate: false});", lat, lon)
+        b.tiles_done("builder-map")
+        b.wait(lambda d: drawn(b.pixel("builder-map", "l2", lat, lon)), 20, "a hexagon over the point, zoomed in")
+        high = hexagons_match_sql(False)
+        assert high > low, f"the hexagons' resolution follows the zoom: {low} then {high}"
+        b.shot("builder-aggregated-zoomed")
+        b.js("document.getElementById('builder-map').mapview.fitBounds([-9, 37, 19.5, 58])")
+        b.tiles_done("builder-map")
         click(b, "#layer-list .layer-item[data-layer=l2] .toggle-visibility")  # hidden for the rest
 
         # ---- a grid layer on the Maps API's dynamic aggregation: quadbin tiles and cells per zoom

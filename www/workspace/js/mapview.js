@@ -6,6 +6,7 @@ import { h, clear, fmt, toast } from './dom.js';
 import { VectorLayer, resolveSource, tileParams } from './tilelayer.js';
 import { compileStyle, colorChannels } from './style.js';
 import { layerClasses, equalBreaks } from './classify.js';
+import { isDynamic } from './aggregation.js';
 import { STYLES, styleKind, templateProblem, BasemapLayer, LabelLayer, offlineTileJSON } from './basemap.js';
 
 let configPromise = null;
@@ -226,7 +227,7 @@ export class MapView {
    * follows), instead of the TileJSON domain of another zoom.
    */
   _gridDomain(e) {
-    if (!e || !e.vector || e.dataset.spatialDataType !== 'quadbin' || !e.classes) return;
+    if (!e || !e.vector || !isDynamic(e.dataset) || !e.classes) return;
     const z = e.vector._tileZoom;
     let changed = false;
     for (const [key, cls] of Object.entries(e.classes)) {
