@@ -550,9 +550,68 @@ def test_label_column_that_does_not_exist(stack, api, admin, dw, chrome_ok):  # 
         b.quit()
 
 
+def test_click_popup_shows_columns_without_tooltip_fields(stack, api, admin, dw, chrome_ok):  # noqa: F811
+    """No tooltip fields chosen: a click on a feature still opens a popup with its columns (read from the
+    SQL API, since the lean tiles carry only the style's columns), never an empty box; and the same in
+    the public viewer, with the map's own token."""
+    h.warehouse(stack, FIXTURE)
+    layer = {"id": "l1", "type": "mvt", "config": {"dataId": "d1", "label": "places", "isVisible": True, "color": [200, 30, 30],
+             "columns": {}, "textLabel": [], "visConfig": {"opacity": 1, "radius": 6, "classes": 5}}, "visualChannels": {"colorField": None}}
+    m = assert_ok(api.post(MAPS, token=admin.token, json_body={
+        "title": h.unique("Popup"), "keplerMapConfig": kepler(layers=[layer]),
+        "datasets": [dataset(TABLE, columns=["name", "population", "kind", "founded"])]}), 201)
+    name, pop, kind, lat, lon = sql(stack, f"SELECT name, population, kind, ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id = 21")[0]
+
+    def click_point(b, map_id: str) -> None:
+        b.tiles_done(map_id)
+        b.wait(lambda d: drawn(b.pixel(map_id, "l1", float(lat), float(lon))), 20, "the point drawn")
+        x, y = b.js(f"const m = document.getElementById('{map_id}'), r = m.getBoundingClientRect();"
+                    "const p = m.mapview.map.latLngToContainerPoint([arguments[0], arguments[1]]); return [p.x - r.width / 2, p.y - r.height / 2];",
+                    float(lat), float(lon))
+        B.ActionChains(b.driver).move_to_element_with_offset(b.find(f"#{map_id}"), int(x), int(y)).click().perform()
+
+    def popup(b) -> dict:
+        def ready(_):
+            boxes = b.all(".leaflet-popup-content")
+            if not boxes or "Loading" in boxes[0].text:
+                return False
+            return b.js("return Object.fromEntries([...document.querySelectorAll('.leaflet-popup-content dt')].map(dt => [dt.textContent, dt.nextElementSibling.textContent]))")
+        return b.wait(ready, 30, "the popup's columns")
+
+    b = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.DESKTOP, "builder-popup")
+    try:
+        b.open(f"/acc/#/login?next={urllib.parse.quote('/#/maps/' + m['id'], safe='')}")
+        b.find("input[type=email]").send_keys(stack.admin_email)
+        b.find("input[type=password]").send_keys(stack.admin_password, B.Keys.ENTER)
+        b.find("#builder-map")
+        b.js("document.getElementById('builder-map').mapview.map.setView([arguments[0], arguments[1]], 7, {animate: false})", float(lat), float(lon))
+        click_point(b, "builder-map")
+        shown = popup(b)
+        assert shown.get("cartodb_id") == "21" and shown.get("name") == name and shown.get("kind") == kind, shown
+        assert "geom" not in shown and len(shown) <= 10, shown
+        b.shot("builder-popup")
+        b.find("#share-button").click()
+        b.find("#public-toggle").click()
+        public = b.find("#public-link").get_attribute("value")
+        b.find("dialog.modal .actions button").click()
+    finally:
+        b.quit()
+    v = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.DESKTOP, "builder-popup-public")
+    try:
+        v.open(urllib.parse.urlsplit(public).path)
+        v.find("#public-map")
+        v.js("document.getElementById('public-map').mapview.map.setView([arguments[0], arguments[1]], 7, {animate: false})", float(lat), float(lon))
+        click_point(v, "public-map")
+        assert popup(v).get("name") == name
+    finally:
+        v.quit()
+
+
 LABELS_JS = """const el = document.querySelector(arguments[0]);
   const v = el && el.mapview; if (!v || !v.labels || !v.basemap) return null;
   return {kind: el.dataset.basemap, zoom: v.map.getZoom(), labels: v.labels.placed.slice(), loading: v.basemap.isLoading() || !!v.labels._frame,
+          countries: (v.labels.countries || []).slice(),
+          streets: [...el.querySelectorAll('.leaflet-pane canvas[data-streets]')].reduce((n, c) => n + Number(c.dataset.streets), 0),
           layers: [...el.querySelectorAll('.leaflet-pane canvas[data-layers]')].map(c => c.dataset.layers).join(',')};"""
 
 
@@ -590,6 +649,17 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         world = labels(b, "#builder-map", "light", 2)
         assert len(world["labels"]) >= 5, world
         b.shot("builder-basemap-world")
+        # Europe at z3: country names (DCW) before the cities, none overlapping.
+        b.js("document.getElementById('builder-map').mapview.map.setView([52, 15], 3)")
+        europe = labels(b, "#builder-map", "light", 3)
+        assert len(europe["countries"]) >= 5 and {"France", "Germany", "Poland"} & set(europe["countries"]), europe["countries"]
+        assert "countries" in europe["layers"], europe["layers"]
+        b.shot("builder-basemap-europe-z3")
+        # Helsinki at z13: street names (OpenStreetMap) along the streets.
+        b.js("document.getElementById('builder-map').mapview.map.setView([60.1675, 24.9425], 13)")
+        city = labels(b, "#builder-map", "light", 13)
+        assert city["streets"] >= 5, city
+        b.shot("builder-basemap-helsinki-z13")
         b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
         labels(b, "#builder-map", "light", 10)
 
@@ -602,7 +672,7 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         # Streets of the demo city (OpenStreetMap, Helsinki) from z12.
         b.js("document.getElementById('builder-map').mapview.map.setView([60.1675, 24.9425], 14)")
         streets = labels(b, "#builder-map", "dark", 14)
-        assert streets["zoom"] == 14 and "roads" in streets["layers"], streets
+        assert streets["zoom"] == 14 and "roads" in streets["layers"] and streets["streets"] >= 5, streets
         b.shot("builder-basemap-streets")
         b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
         labels(b, "#builder-map", "dark", 10)
