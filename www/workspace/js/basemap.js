@@ -11,10 +11,10 @@ import { h } from './dom.js';
 export const STYLES = {
   light: { water: '#c9dbe6', land: '#f6f4ee', coast: '#9fb8c8', river: '#b3cddc', border: '#a89aad', state: '#c4b9c6',
     road: ['#ffffff', '#fbe3a6', '#fdf0c4', '#ffffff', '#ffffff', '#ffffff', '#f4f4f4'], casing: '#d8d4cc',
-    label: '#333840', halo: 'rgba(255,255,255,0.92)', dot: '#59606b' },
+    label: '#333840', halo: 'rgba(255,255,255,0.92)', dot: '#59606b', country: '#6e6577', street: '#4a4f57' },
   dark: { water: '#1b2733', land: '#2b2d31', coast: '#3d5366', river: '#2a3d50', border: '#7a6f86', state: '#544d5c',
     road: ['#4a4d52', '#6b5b3a', '#5d5443', '#4a4d52', '#45484d', '#414449', '#3b3e42'], casing: '#1e1f22',
-    label: '#e3e6ea', halo: 'rgba(20,22,26,0.9)', dot: '#c9ced6' },
+    label: '#e3e6ea', halo: 'rgba(20,22,26,0.9)', dot: '#c9ced6', country: '#a79fb1', street: '#b9bec6' },
 };
 
 /** Old documents and CARTO's names map onto the offline styles. */
@@ -117,6 +117,7 @@ export const BasemapLayer = L.GridLayer.extend({
     const roadWidth = c => [3, 3, 2.6, 2.2, 1.8, 1.2, 0.8][c] * Math.min(4, 2 ** ((z - 12) * 0.6));
     for (const f of roads) { path(f); ctx.strokeStyle = p.casing; ctx.lineWidth = roadWidth(f.properties.class) + 1.2; ctx.stroke(); }
     for (const f of roads) { path(f); ctx.strokeStyle = p.road[f.properties.class] || p.road[6]; ctx.lineWidth = roadWidth(f.properties.class); ctx.stroke(); }
+    if (z >= 13) this._streetNames(ctx, roads, s);
     for (const f of layers.boundaries?.features || []) {
       path(f);
       const national = f.properties.level === 1;
@@ -128,7 +129,53 @@ export const BasemapLayer = L.GridLayer.extend({
     ctx.setLineDash([]);
   },
 
-  /** Place candidates of the tiles at the current zoom, in container pixels. */
+  /**
+   * Street names (z13+) along each named street's longest straight stretch that fits the name, major
+   * streets first; a name that would overlap another or cross the tile's edge (where the neighbouring
+   * tile could not see it) is left out, and each name is written once per tile.
+   */
+  _streetNames(ctx, roads, s) {
+    const p = this.options.palette, placed = [], names = new Set();
+    const items = [];
+    for (const f of roads) {
+      const name = f.properties.name;
+      if (!name) continue;
+      let best = null;
+      for (const part of f.geometry) for (let i = 1; i < part.length; i++) {
+        const [x0, y0] = part[i - 1], [x1, y1] = part[i];
+        const len = Math.hypot(x1 - x0, y1 - y0) * s;
+        if (!best || len > best.len) best = { len, x: (x0 + x1) / 2 * s, y: (y0 + y1) / 2 * s, a: Math.atan2(y1 - y0, x1 - x0) };
+      }
+      if (best) items.push({ name: String(name), cls: f.properties.class, ...best });
+    }
+    items.sort((a, b) => a.cls - b.cls || b.len - a.len);
+    ctx.font = '500 10px system-ui, "DejaVu Sans", sans-serif';
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    for (const it of items) {
+      if (names.has(it.name)) continue;
+      const w = ctx.measureText(it.name).width;
+      if (w + 8 > it.len) continue;
+      let a = it.a;
+      if (a > Math.PI / 2) a -= Math.PI; else if (a < -Math.PI / 2) a += Math.PI;  // never upside down
+      const hw = (Math.abs(Math.cos(a)) * w + Math.abs(Math.sin(a)) * 12) / 2, hh = (Math.abs(Math.sin(a)) * w + Math.abs(Math.cos(a)) * 12) / 2;
+      const box = [it.x - hw, it.y - hh, it.x + hw, it.y + hh];
+      if (box[0] < 1 || box[1] < 1 || box[2] > 255 || box[3] > 255) continue;
+      if (placed.some(b => b[0] < box[2] && box[0] < b[2] && b[1] < box[3] && box[1] < b[3])) continue;
+      placed.push(box);
+      names.add(it.name);
+      ctx.save();
+      ctx.translate(it.x, it.y);
+      ctx.rotate(a);
+      ctx.lineWidth = 2.5; ctx.strokeStyle = p.halo; ctx.strokeText(it.name, 0, 0);
+      ctx.fillStyle = p.street; ctx.fillText(it.name, 0, 0);
+      ctx.restore();
+    }
+    ctx.textAlign = 'start';
+    ctx.canvas.dataset.streets = String(placed.length);
+  },
+
+  /** Place (and country) candidates of the tiles at the current zoom, in container pixels. */
   places() {
     const map = this._map;
     if (!map || this._tileZoom !== map.getZoom()) return [];
@@ -136,11 +183,15 @@ export const BasemapLayer = L.GridLayer.extend({
     const out = [];
     for (const t of Object.values(this._tiles || {})) {
       const entry = this._cache.get(this._key(this._wrapCoords(t.coords)));
-      const f = entry && entry.layers.places;
-      if (!f) continue;
-      for (const feat of f.features) {
+      if (!entry) continue;
+      for (const feat of entry.layers.places?.features || []) {
         const [x, y] = feat.geometry[0][0];
         out.push({ name: feat.properties.name, population: +feat.properties.population || 0,
+          x: t.coords.x * 256 + x * entry.scale - origin.x, y: t.coords.y * 256 + y * entry.scale - origin.y });
+      }
+      for (const feat of entry.layers.countries?.features || []) {
+        const [x, y] = feat.geometry[0][0];
+        out.push({ name: feat.properties.name, country: true, area: +feat.properties.area_km2 || 0,
           x: t.coords.x * 256 + x * entry.scale - origin.x, y: t.coords.y * 256 + y * entry.scale - origin.y });
       }
     }
@@ -148,7 +199,10 @@ export const BasemapLayer = L.GridLayer.extend({
   },
 });
 
-/** Place labels over the whole map, most populous first, never overlapping one another. */
+/**
+ * Labels over the whole map, never overlapping one another: country names (z1-z5, the largest first,
+ * centred, spaced capitals) before place names (most populous first).
+ */
 export const LabelLayer = L.Layer.extend({
   initialize(source, palette) { this.source = source; this.palette = palette; this.placed = []; },
 
@@ -186,16 +240,39 @@ export const LabelLayer = L.Layer.extend({
     const ctx = c.getContext('2d');
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const seen = new Set();
-    const candidates = this.source.places()
-      .filter(p => p.x > -50 && p.y > -20 && p.x < size.x + 50 && p.y < size.y + 20)
-      .sort((a, b) => b.population - a.population || (a.name < b.name ? -1 : 1))
-      .filter(p => { const k = `${p.name}|${p.population}`; if (seen.has(k)) return false; seen.add(k); return true; })
+    const all = this.source.places().filter(p => p.x > -50 && p.y > -20 && p.x < size.x + 50 && p.y < size.y + 20);
+    const countries = all.filter(p => p.country).sort((a, b) => b.area - a.area || (a.name < b.name ? -1 : 1));
+    const places = all.filter(p => !p.country).sort((a, b) => b.population - a.population || (a.name < b.name ? -1 : 1));
+    const candidates = [...countries, ...places]
+      .filter(p => { const k = `${p.country ? 'c' : 'p'}|${p.name}|${p.population}`; if (seen.has(k)) return false; seen.add(k); return true; })
       .slice(0, 600);
     const boxes = [];
     this.placed = [];
+    this.countries = [];
     ctx.textBaseline = 'middle';
     ctx.lineJoin = 'round';
     for (const p of candidates) {
+      if (p.country) {
+        const text = p.name.toUpperCase(), big = p.area >= 1e6;
+        ctx.font = `600 ${big ? 12 : 10}px system-ui, "DejaVu Sans", sans-serif`;
+        ctx.letterSpacing = '1.5px';
+        const w = ctx.measureText(text).width, hgt = big ? 14 : 12;
+        const box = [p.x - w / 2 - 2, p.y - hgt / 2 - 2, p.x + w / 2 + 2, p.y + hgt / 2 + 2];
+        if (box[0] < 0 || box[1] < 0 || box[2] > size.x || box[3] > size.y || boxes.some(b => b[0] < box[2] + 6 && box[0] < b[2] + 6 && b[1] < box[3] + 2 && box[1] < b[3] + 2)) {
+          ctx.letterSpacing = '0px';
+          continue;
+        }
+        boxes.push(box);
+        this.countries.push(p.name);
+        ctx.textAlign = 'center';
+        ctx.strokeStyle = this.palette.halo; ctx.lineWidth = 3;
+        ctx.strokeText(text, p.x, p.y);
+        ctx.fillStyle = this.palette.country;
+        ctx.fillText(text, p.x, p.y);
+        ctx.textAlign = 'start';
+        ctx.letterSpacing = '0px';
+        continue;
+      }
       const big = p.population >= 5e5, mid = p.population >= 1e5;
       ctx.font = `${big ? 600 : 400} ${big ? 13 : mid ? 12 : 11}px system-ui, "DejaVu Sans", sans-serif`;
       const w = ctx.measureText(p.name).width, hgt = big ? 14 : 12;
@@ -212,6 +289,7 @@ export const LabelLayer = L.Layer.extend({
       ctx.fillText(p.name, p.x + 6, p.y);
     }
     c.dataset.labels = String(this.placed.length);
+    c.dataset.countries = this.countries.join('|');
   },
 });
 
