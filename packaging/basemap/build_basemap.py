@@ -214,18 +214,34 @@ def dcw_rings(codes: list[str]) -> dict[str, list[list[tuple[float, float]]]]:
     return rings
 
 
+def unwrap(ring: list) -> list:
+    """Longitudes made continuous where a ring crosses the antimeridian (Fiji, Chukotka)."""
+    out = [ring[0]]
+    for x, y in ring[1:]:
+        px = out[-1][0]
+        while x - px > 180:
+            x -= 360
+        while x - px < -180:
+            x += 360
+        out.append((x, y))
+    return out
+
+
 def ring_area(ring) -> float:
-    """Area in km^2 (shoelace on degrees scaled by the cosine of the latitude)."""
+    """Area in km^2 on the sphere (the sum over edges of the longitude step times the mean sine of
+    the latitude: exact for a cylindrical equal-area projection of the edges)."""
     import math
     a = 0.0
+    ring = unwrap(ring)
     for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1]):
-        a += (x0 * y1 - x1 * y0) * math.cos(math.radians((y0 + y1) / 2))
-    return abs(a) / 2 * 111.32 ** 2
+        a += math.radians(x1 - x0) * (math.sin(math.radians(y0)) + math.sin(math.radians(y1))) / 2
+    return abs(a) * 6371.0 ** 2
 
 
 def label_point(ring) -> tuple[float, float]:
     """A point inside the ring: the middle of the widest stretch of the ring along the latitude
     halfway between its extremes (a centroid can fall outside a curved country)."""
+    ring = unwrap(ring)
     ys = sorted(p[1] for p in ring)
     best = None
     for f in (0.5, 0.4, 0.6, 0.3, 0.7):
@@ -236,7 +252,7 @@ def label_point(ring) -> tuple[float, float]:
             if best is None or b - a > best[0]:
                 best = (b - a, (a + b) / 2, y)
         if best:
-            return best[1], best[2]
+            return (best[1] + 180) % 360 - 180, best[2]
     return ring[0]
 
 
