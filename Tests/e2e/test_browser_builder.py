@@ -611,7 +611,7 @@ LABELS_JS = """const el = document.querySelector(arguments[0]);
   const v = el && el.mapview; if (!v || !v.labels || !v.basemap) return null;
   return {kind: el.dataset.basemap, zoom: v.map.getZoom(), labels: v.labels.placed.slice(), loading: v.basemap.isLoading() || !!v.labels._frame,
           countries: (v.labels.countries || []).slice(),
-          streets: [...el.querySelectorAll('.leaflet-pane canvas[data-streets]')].reduce((n, c) => n + Number(c.dataset.streets), 0),
+          streets: (v.labels.streets || []).slice(),
           layers: [...el.querySelectorAll('.leaflet-pane canvas[data-layers]')].map(c => c.dataset.layers).join(',')};"""
 
 
@@ -655,10 +655,12 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         assert len(europe["countries"]) >= 5 and {"France", "Germany", "Poland"} & set(europe["countries"]), europe["countries"]
         assert "countries" in europe["layers"], europe["layers"]
         b.shot("builder-basemap-europe-z3")
-        # Helsinki at z13: street names (OpenStreetMap) along the streets.
+        # Helsinki at z13: street names (OpenStreetMap) are candidates from z13 (the extract covers 1 x 1.6 km
+        # of the centre: at z13 its streets are mostly shorter than their names, so few or none are written).
         b.js("document.getElementById('builder-map').mapview.map.setView([60.1675, 24.9425], 13)")
         city = labels(b, "#builder-map", "light", 13)
-        assert city["streets"] >= 5, city
+        runs = b.js("return [...document.getElementById('builder-map').mapview.basemap._cache.values()].reduce((n, e) => n + (e.streets || []).length, 0)")
+        assert runs > 20, f"street name candidates at z13: {runs}"
         b.shot("builder-basemap-helsinki-z13")
         b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
         labels(b, "#builder-map", "light", 10)
@@ -672,7 +674,8 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         # Streets of the demo city (OpenStreetMap, Helsinki) from z12.
         b.js("document.getElementById('builder-map').mapview.map.setView([60.1675, 24.9425], 14)")
         streets = labels(b, "#builder-map", "dark", 14)
-        assert streets["zoom"] == 14 and "roads" in streets["layers"] and streets["streets"] >= 5, streets
+        assert streets["zoom"] == 14 and "roads" in streets["layers"] and len(streets["streets"]) >= 3, streets["streets"]
+        assert len(streets["streets"]) > len(city["streets"]), "more street names at z14 than at z13"
         b.shot("builder-basemap-streets")
         b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
         labels(b, "#builder-map", "dark", 10)

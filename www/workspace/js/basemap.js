@@ -74,6 +74,7 @@ export const BasemapLayer = L.GridLayer.extend({
       })
       .then(layers => {
         const entry = { layers, scale: 256 / ((Object.values(layers)[0] || {}).extent || 4096) };
+        entry.streets = coords.z >= 13 ? streetRuns(layers.roads?.features || [], entry.scale) : [];
         this._cache.set(key, entry);
         this._paint(canvas, entry);
         canvas.dataset.layers = Object.keys(layers).join(',');
@@ -117,7 +118,6 @@ export const BasemapLayer = L.GridLayer.extend({
     const roadWidth = c => [3, 3, 2.6, 2.2, 1.8, 1.2, 0.8][c] * Math.min(4, 2 ** ((z - 12) * 0.6));
     for (const f of roads) { path(f); ctx.strokeStyle = p.casing; ctx.lineWidth = roadWidth(f.properties.class) + 1.2; ctx.stroke(); }
     for (const f of roads) { path(f); ctx.strokeStyle = p.road[f.properties.class] || p.road[6]; ctx.lineWidth = roadWidth(f.properties.class); ctx.stroke(); }
-    if (z >= 13) this._streetNames(ctx, roads, s);
     for (const f of layers.boundaries?.features || []) {
       path(f);
       const national = f.properties.level === 1;
@@ -129,53 +129,7 @@ export const BasemapLayer = L.GridLayer.extend({
     ctx.setLineDash([]);
   },
 
-  /**
-   * Street names (z13+) along each named street's longest straight stretch that fits the name, major
-   * streets first; a name that would overlap another or cross the tile's edge (where the neighbouring
-   * tile could not see it) is left out, and each name is written once per tile.
-   */
-  _streetNames(ctx, roads, s) {
-    const p = this.options.palette, placed = [], names = new Set();
-    const items = [];
-    for (const f of roads) {
-      const name = f.properties.name;
-      if (!name) continue;
-      let best = null;
-      for (const part of f.geometry) for (let i = 1; i < part.length; i++) {
-        const [x0, y0] = part[i - 1], [x1, y1] = part[i];
-        const len = Math.hypot(x1 - x0, y1 - y0) * s;
-        if (!best || len > best.len) best = { len, x: (x0 + x1) / 2 * s, y: (y0 + y1) / 2 * s, a: Math.atan2(y1 - y0, x1 - x0) };
-      }
-      if (best) items.push({ name: String(name), cls: f.properties.class, ...best });
-    }
-    items.sort((a, b) => a.cls - b.cls || b.len - a.len);
-    ctx.font = '500 10px system-ui, "DejaVu Sans", sans-serif';
-    ctx.textAlign = 'center';
-    ctx.textBaseline = 'middle';
-    for (const it of items) {
-      if (names.has(it.name)) continue;
-      const w = ctx.measureText(it.name).width;
-      if (w + 8 > it.len) continue;
-      let a = it.a;
-      if (a > Math.PI / 2) a -= Math.PI; else if (a < -Math.PI / 2) a += Math.PI;  // never upside down
-      const hw = (Math.abs(Math.cos(a)) * w + Math.abs(Math.sin(a)) * 12) / 2, hh = (Math.abs(Math.sin(a)) * w + Math.abs(Math.cos(a)) * 12) / 2;
-      const box = [it.x - hw, it.y - hh, it.x + hw, it.y + hh];
-      if (box[0] < 1 || box[1] < 1 || box[2] > 255 || box[3] > 255) continue;
-      if (placed.some(b => b[0] < box[2] && box[0] < b[2] && b[1] < box[3] && box[1] < b[3])) continue;
-      placed.push(box);
-      names.add(it.name);
-      ctx.save();
-      ctx.translate(it.x, it.y);
-      ctx.rotate(a);
-      ctx.lineWidth = 2.5; ctx.strokeStyle = p.halo; ctx.strokeText(it.name, 0, 0);
-      ctx.fillStyle = p.street; ctx.fillText(it.name, 0, 0);
-      ctx.restore();
-    }
-    ctx.textAlign = 'start';
-    ctx.canvas.dataset.streets = String(placed.length);
-  },
-
-  /** Place (and country) candidates of the tiles at the current zoom, in container pixels. */
+  /** Label candidates (places, countries, street runs) of the tiles at the current zoom, in container pixels. */
   places() {
     const map = this._map;
     if (!map || this._tileZoom !== map.getZoom()) return [];
@@ -189,6 +143,9 @@ export const BasemapLayer = L.GridLayer.extend({
         out.push({ name: feat.properties.name, population: +feat.properties.population || 0,
           x: t.coords.x * 256 + x * entry.scale - origin.x, y: t.coords.y * 256 + y * entry.scale - origin.y });
       }
+      for (const r of entry.streets || []) {
+        out.push({ ...r, street: true, x: t.coords.x * 256 + r.x - origin.x, y: t.coords.y * 256 + r.y - origin.y });
+      }
       for (const feat of entry.layers.countries?.features || []) {
         const [x, y] = feat.geometry[0][0];
         out.push({ name: feat.properties.name, country: true, area: +feat.properties.area_km2 || 0,
@@ -201,7 +158,7 @@ export const BasemapLayer = L.GridLayer.extend({
 
 /**
  * Labels over the whole map, never overlapping one another: country names (z1-z5, the largest first,
- * centred, spaced capitals) before place names (most populous first).
+ * centred, spaced capitals), then place names (most populous first), then street names (z13+).
  */
 export const LabelLayer = L.Layer.extend({
   initialize(source, palette) { this.source = source; this.palette = palette; this.placed = []; },
@@ -228,6 +185,39 @@ export const LabelLayer = L.Layer.extend({
 
   setPalette(palette) { this.palette = palette; this.redraw(); },
 
+  /**
+   * Street names (z13+), after the places: each name once, along the chord of one of its street's
+   * nearly straight runs that is longer than the name, major streets and long runs first, never
+   * overlapping another label.
+   */
+  _streets(ctx, runs, boxes, size) {
+    this.streets = [];
+    const names = new Set();
+    ctx.font = '500 10px system-ui, "DejaVu Sans", sans-serif';
+    ctx.textAlign = 'center';
+    for (const it of runs) {
+      if (names.has(it.name)) continue;
+      const w = ctx.measureText(it.name).width;
+      if (w + 8 > it.len) continue;
+      let a = it.a;
+      if (a > Math.PI / 2) a -= Math.PI; else if (a < -Math.PI / 2) a += Math.PI;  // never upside down
+      const hw = (Math.abs(Math.cos(a)) * w + Math.abs(Math.sin(a)) * 12) / 2, hh = (Math.abs(Math.sin(a)) * w + Math.abs(Math.cos(a)) * 12) / 2;
+      const box = [it.x - hw, it.y - hh, it.x + hw, it.y + hh];
+      if (box[0] < 0 || box[1] < 0 || box[2] > size.x || box[3] > size.y) continue;
+      if (boxes.some(b => b[0] < box[2] && box[0] < b[2] && b[1] < box[3] && box[1] < b[3])) continue;
+      boxes.push(box);
+      names.add(it.name);
+      this.streets.push(it.name);
+      ctx.save();
+      ctx.translate(it.x, it.y);
+      ctx.rotate(a);
+      ctx.lineWidth = 2.5; ctx.strokeStyle = this.palette.halo; ctx.strokeText(it.name, 0, 0);
+      ctx.fillStyle = this.palette.street; ctx.fillText(it.name, 0, 0);
+      ctx.restore();
+    }
+    ctx.textAlign = 'start';
+  },
+
   redraw() {
     const map = this._map;
     if (!map) return;
@@ -242,7 +232,8 @@ export const LabelLayer = L.Layer.extend({
     const seen = new Set();
     const all = this.source.places().filter(p => p.x > -50 && p.y > -20 && p.x < size.x + 50 && p.y < size.y + 20);
     const countries = all.filter(p => p.country).sort((a, b) => b.area - a.area || (a.name < b.name ? -1 : 1));
-    const places = all.filter(p => !p.country).sort((a, b) => b.population - a.population || (a.name < b.name ? -1 : 1));
+    const places = all.filter(p => !p.country && !p.street).sort((a, b) => b.population - a.population || (a.name < b.name ? -1 : 1));
+    const streets = all.filter(p => p.street).sort((a, b) => a.cls - b.cls || b.len - a.len);
     const candidates = [...countries, ...places]
       .filter(p => { const k = `${p.country ? 'c' : 'p'}|${p.name}|${p.population}`; if (seen.has(k)) return false; seen.add(k); return true; })
       .slice(0, 600);
@@ -288,10 +279,75 @@ export const LabelLayer = L.Layer.extend({
       ctx.fillStyle = this.palette.label;
       ctx.fillText(p.name, p.x + 6, p.y);
     }
+    this._streets(ctx, streets, boxes, size);
     c.dataset.labels = String(this.placed.length);
     c.dataset.countries = this.countries.join('|');
   },
 });
+
+/**
+ * A tile's named streets as label candidates in tile pixels: OpenStreetMap cuts a street into a way
+ * per block, so the ways of one name are chained end to end first (they share their end nodes); then
+ * each nearly straight run (turns within 25° of the run's first direction) is a candidate
+ * {name, cls, len, x, y, a}: its length, the middle and the angle of its chord.
+ */
+export function streetRuns(roads, s) {
+  const byName = new Map();
+  for (const f of roads) {
+    if (!f.properties.name) continue;
+    const k = String(f.properties.name);
+    if (!byName.has(k)) byName.set(k, { cls: f.properties.class, parts: [] });
+    const g = byName.get(k);
+    g.cls = Math.min(g.cls, f.properties.class);
+    g.parts.push(...f.geometry.map(part => part.slice()));
+  }
+  const out = [];
+  for (const [name, g] of byName) {
+    for (const part of chainParts(g.parts)) {
+      let start = 0, len = 0, dir = null;
+      for (let i = 1; i <= part.length; i++) {
+        const a = i < part.length ? Math.atan2(part[i][1] - part[i - 1][1], part[i][0] - part[i - 1][0]) : null;
+        let turn = a === null || dir === null ? 0 : Math.abs(a - dir);
+        if (turn > Math.PI) turn = 2 * Math.PI - turn;
+        if (a === null || turn > 0.44) {
+          const [x0, y0] = part[start], [x1, y1] = part[i - 1];
+          if (len > 0) out.push({ name, cls: g.cls, len, x: (x0 + x1) / 2 * s, y: (y0 + y1) / 2 * s, a: Math.atan2(y1 - y0, x1 - x0) });
+          start = i - 1; len = 0; dir = a;
+        }
+        if (a === null) break;
+        if (dir === null) dir = a;
+        len += Math.hypot(part[i][0] - part[i - 1][0], part[i][1] - part[i - 1][1]) * s;
+      }
+    }
+  }
+  return out;
+}
+
+/** Lines that share end points joined into longer lines (each input part used once). */
+export function chainParts(parts) {
+  const same = (a, b) => a[0] === b[0] && a[1] === b[1];
+  const left = parts.filter(p => p.length >= 2);
+  const out = [];
+  while (left.length) {
+    let line = left.pop();
+    for (let grown = true; grown;) {
+      grown = false;
+      for (let i = 0; i < left.length; i++) {
+        const p = left[i], head = line[0], tail = line[line.length - 1];
+        if (same(tail, p[0])) line = line.concat(p.slice(1));
+        else if (same(tail, p[p.length - 1])) line = line.concat(p.slice(0, -1).reverse());
+        else if (same(head, p[p.length - 1])) line = p.slice(0, -1).concat(line);
+        else if (same(head, p[0])) line = p.slice(1).reverse().concat(line);
+        else continue;
+        left.splice(i, 1);
+        grown = true;
+        break;
+      }
+    }
+    out.push(line);
+  }
+  return out;
+}
 
 /** The offline basemap's TileJSON (maps-api), for this token or the session. */
 export async function offlineTileJSON(connection, token) {
