@@ -796,7 +796,8 @@ def test_heatmap_and_clusters(stack, api, admin, dw, chrome_ok):  # noqa: F811
             b.wait(lambda d, la=lat, lo=lon: drawn(b.pixel("builder-map", "l1", float(la), float(lo))), 20, f"heat over {lat},{lon}")
         b.wait(lambda d: "Heat · point density" in b.find(".legend").text and len(b.all(".legend .legend-part[data-channel=Heat] .swatch")) == 5,
                20, "the heatmap's legend: the ramp, sparse to dense")
-        ramp = [hex_rgb(x.get_attribute("data-color")) for x in b.all(".legend .legend-part[data-channel=Heat] .swatch")]
+        # Read in one script: the legend re-renders when the tiles' values move the classes.
+        ramp = [hex_rgb(c) for c in b.js("return [...document.querySelectorAll('.legend .legend-part[data-channel=Heat] .swatch')].map(x => x.dataset.color)")]
         for lat, lon in probes:  # the surface is painted with the legend's colours
             px = b.pixel("builder-map", "l1", float(lat), float(lon))
             assert any(all(abs(a - c) <= 8 for a, c in zip(px[:3], rgb)) for rgb in ramp), (px, ramp)
