@@ -22,7 +22,7 @@ APT_PACKAGES := libfcgi-dev libpq-dev libhiredis-dev libssl-dev \
                 nginx-light redis-server varnish varnish-modules gdal-bin libgdal-dev \
                 python3-pytest python3-requests python3-pip openssl curl wrk unzip \
                 postgresql-15-pgrouting osm2pgrouting \
-                gmt gmt-gshhg-high osmium-tool \
+                gmt gmt-gshhg-high gmt-dcw osmium-tool \
                 dpkg-dev binutils lintian debootstrap systemd-container
 # tessera_h3 (packaging/h3): PGXS headers to build the warehouse's H3 extension
 APT_PACKAGES += postgresql-server-dev-15

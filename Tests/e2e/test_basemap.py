@@ -16,7 +16,7 @@ def template(api, token) -> str:
     tj = h.assert_ok(api.get("/api/v3/maps/carto_dw/basemap", token=token))
     assert tj["tilejson"] == "3.0.0" and {l["id"] for l in tj["vector_layers"]} >= {"land", "water", "coast", "places"}
     # The attribution the sources' licences require.
-    for words in ("GSHHG", "GeoNames", "CC BY 4.0", "OpenStreetMap", "ODbL"):
+    for words in ("GSHHG", "DCW", "GeoNames", "CC BY 4.0", "OpenStreetMap", "ODbL"):
         assert words in tj["attribution"], tj["attribution"]
     u = urllib.parse.urlsplit(tj["tiles"][0])
     assert "v=" in u.query, "the data version is in the URL, so a reload changes every tile URL"
@@ -50,6 +50,21 @@ def test_basemap_tiles_z0_to_z12_have_land_water_coast_and_labels(api, full_toke
     assert "roads" in streets and len(streets["roads"].features) > 20, "Helsinki's streets at z12"
     assert any(f.properties.get("name") for f in streets["roads"].features)
     assert "roads" not in tile(api, full_token, tpl, 8, HELSINKI), "no streets below z10"
+
+
+def test_country_labels_and_state_borders_beyond_the_americas(api, full_token, reference_basemap):
+    """DCW (gmt-dcw): country labels at z1-z5, the largest first and only large countries at low zooms;
+    state borders (level 2) of Russia, China, India and Australia, which GSHHG lacks."""
+    tpl = template(api, full_token)
+    for z in (1, 3, 5):
+        names = {f.properties["name"]: f.properties["area_km2"] for f in tile(api, full_token, tpl, z, (10.0, 51.0))["countries"].features}
+        assert "Germany" in names, (z, names)
+        if z == 1:
+            assert min(names.values()) >= 300000, names
+    assert "countries" not in tile(api, full_token, tpl, 7, (10.0, 51.0)), "no country labels past z5"
+    for where in ((38.0, 55.0), (78.0, 23.0), (145.0, -35.0), (110.0, 32.0)):  # Russia, India, Australia, China
+        borders = tile(api, full_token, tpl, 5, where)["boundaries"].features
+        assert any(f.properties["level"] == 2 for f in borders), f"state borders at {where}"
 
 
 def test_low_zoom_tiles_are_generalised(api, full_token, reference_basemap):

@@ -259,7 +259,13 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         saved(b)
         b.shot("builder-ramp-labels")
 
-        # ---- an aggregated H3 layer: the warehouse counts every point into hexagons
+        # ---- an aggregated H3 layer on the Maps API's dynamic H3 aggregation: H3 tiles of a resolution that
+        # follows the zoom, cells 2 resolutions finer drawn as hexagons (their boundaries computed in the page)
+        for cell in ("85283473fffffff", "820807fffffffff", "8a1fb46622dffff", "81083ffffffffff"):  # a pentagon's neighbourhood too
+            want = sql(stack, f"SELECT ST_AsText(carto.h3_boundary('{cell}'::text))")[0][0]
+            ring = [[float(v) for v in p.split()] for p in want[want.index("((") + 2:want.index("))")].split(",")]
+            got = b.js("return import('/js/h3.js').then(m => m.cellToBoundary(arguments[0]))", cell)
+            assert all(min(abs(x - rx) + abs(y - ry) for rx, ry in ring) < 1e-6 for x, y in got), (cell, got, ring)
         click(b, "#add-layer")
         b.find("#source-table").send_keys(TABLE)
         select(b, "#layer-type", "h3")
@@ -268,14 +274,39 @@ def test_builder_thematic_map_widgets_parameters_public(stack, api, admin, dw, c
         b.find("#layer-list .layer-item[data-layer=l2]")
         b.wait(lambda d: len(b.all(".legend .legend-layer")) == 2, 20, "two layers in the legend")
         b.tiles_done("builder-map")
-        hexes = sql(stack, f"SELECT count(DISTINCT carto.h3_fromgeogpoint_int(geom, 2)), max(n) FROM "
-                           f"(SELECT geom, count(*) OVER (PARTITION BY carto.h3_fromgeogpoint_int(geom, 2)) n FROM {TABLE}) t")[0]
-        assert int(hexes[0]) > 10, hexes
         lat, lon = float(probes[0][2]), float(probes[0][3])
         b.wait(lambda d: drawn(b.pixel("builder-map", "l2", lat, lon)), 20, "a hexagon over a point")
         b.wait(lambda d: len(b.all(".legend .legend-layer")[0].find_elements(B.By.CSS_SELECTOR, ".swatch")) == 5, 20, "the hexbins' 5-class legend")
         assert "Fill · count" in b.all(".legend .legend-layer")[0].text
+        hexagons_js = """const e = document.getElementById('builder-map').mapview.entries.get('l2'), z = e.vector._tileZoom, out = {};
+            for (const [k, t] of e.vector._cache) if (k.startsWith(z + '/')) for (const f of t.features) out[f.properties.h3] = Number(f.properties.count);
+            return [z, out];"""
+
+        def hexagons_match_sql(all_in_view: bool) -> int:
+            z, drawn_cells = b.js(hexagons_js)
+            res = {int(sql(stack, f"SELECT carto.h3_resolution('{c}'::text)")[0][0]) for c in list(drawn_cells)[:5]}
+            assert len(res) == 1, res
+            r = res.pop()
+            where = "TRUE" if all_in_view else bounds_sql(b, "builder-map")
+            want = {c: int(n) for c, n in sql(stack, f"SELECT carto.h3_fromgeogpoint(geom, {r}), count(*) FROM {TABLE} WHERE {where} GROUP BY 1")}
+            if all_in_view:
+                assert drawn_cells == want, (z, r, len(drawn_cells), len(want))
+            else:  # every cell holding a point in view is drawn, each with its whole count
+                assert set(want) <= set(drawn_cells), (z, r, set(want) - set(drawn_cells))
+                every = {c: int(n) for c, n in sql(stack, f"SELECT carto.h3_fromgeogpoint(geom, {r}), count(*) FROM {TABLE} GROUP BY 1")}
+                assert all(every.get(c) == n for c, n in drawn_cells.items()), (z, r)
+            assert 1 < len(drawn_cells) < 300, len(drawn_cells)
+            return r
+        low = hexagons_match_sql(True)  # the whole fixture is in view
         b.shot("builder-aggregated")
+        b.js("const v = document.getElementById('builder-map').mapview; v.map.setView([arguments[0], arguments[1]], v.map.getZoom() + 3, {animate: false});", lat, lon)
+        b.tiles_done("builder-map")
+        b.wait(lambda d: drawn(b.pixel("builder-map", "l2", lat, lon)), 20, "a hexagon over the point, zoomed in")
+        high = hexagons_match_sql(False)
+        assert high > low, f"the hexagons' resolution follows the zoom: {low} then {high}"
+        b.shot("builder-aggregated-zoomed")
+        b.js("document.getElementById('builder-map').mapview.fitBounds([-9, 37, 19.5, 58])")
+        b.tiles_done("builder-map")
         click(b, "#layer-list .layer-item[data-layer=l2] .toggle-visibility")  # hidden for the rest
 
         # ---- a grid layer on the Maps API's dynamic aggregation: quadbin tiles and cells per zoom
@@ -519,9 +550,68 @@ def test_label_column_that_does_not_exist(stack, api, admin, dw, chrome_ok):  # 
         b.quit()
 
 
+def test_click_popup_shows_columns_without_tooltip_fields(stack, api, admin, dw, chrome_ok):  # noqa: F811
+    """No tooltip fields chosen: a click on a feature still opens a popup with its columns (read from the
+    SQL API, since the lean tiles carry only the style's columns), never an empty box; and the same in
+    the public viewer, with the map's own token."""
+    h.warehouse(stack, FIXTURE)
+    layer = {"id": "l1", "type": "mvt", "config": {"dataId": "d1", "label": "places", "isVisible": True, "color": [200, 30, 30],
+             "columns": {}, "textLabel": [], "visConfig": {"opacity": 1, "radius": 6, "classes": 5}}, "visualChannels": {"colorField": None}}
+    m = assert_ok(api.post(MAPS, token=admin.token, json_body={
+        "title": h.unique("Popup"), "keplerMapConfig": kepler(layers=[layer]),
+        "datasets": [dataset(TABLE, columns=["name", "population", "kind", "founded"])]}), 201)
+    name, pop, kind, lat, lon = sql(stack, f"SELECT name, population, kind, ST_Y(geom), ST_X(geom) FROM {TABLE} WHERE cartodb_id = 21")[0]
+
+    def click_point(b, map_id: str) -> None:
+        b.tiles_done(map_id)
+        b.wait(lambda d: drawn(b.pixel(map_id, "l1", float(lat), float(lon))), 20, "the point drawn")
+        x, y = b.js(f"const m = document.getElementById('{map_id}'), r = m.getBoundingClientRect();"
+                    "const p = m.mapview.map.latLngToContainerPoint([arguments[0], arguments[1]]); return [p.x - r.width / 2, p.y - r.height / 2];",
+                    float(lat), float(lon))
+        B.ActionChains(b.driver).move_to_element_with_offset(b.find(f"#{map_id}"), int(x), int(y)).click().perform()
+
+    def popup(b) -> dict:
+        def ready(_):
+            boxes = b.all(".leaflet-popup-content")
+            if not boxes or "Loading" in boxes[0].text:
+                return False
+            return b.js("return Object.fromEntries([...document.querySelectorAll('.leaflet-popup-content dt')].map(dt => [dt.textContent, dt.nextElementSibling.textContent]))")
+        return b.wait(ready, 30, "the popup's columns")
+
+    b = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.DESKTOP, "builder-popup")
+    try:
+        b.open(f"/acc/#/login?next={urllib.parse.quote('/#/maps/' + m['id'], safe='')}")
+        b.find("input[type=email]").send_keys(stack.admin_email)
+        b.find("input[type=password]").send_keys(stack.admin_password, B.Keys.ENTER)
+        b.find("#builder-map")
+        b.js("document.getElementById('builder-map').mapview.map.setView([arguments[0], arguments[1]], 7, {animate: false})", float(lat), float(lon))
+        click_point(b, "builder-map")
+        shown = popup(b)
+        assert shown.get("cartodb_id") == "21" and shown.get("name") == name and shown.get("kind") == kind, shown
+        assert "geom" not in shown and len(shown) <= 10, shown
+        b.shot("builder-popup")
+        b.find("#share-button").click()
+        b.find("#public-toggle").click()
+        public = b.find("#public-link").get_attribute("value")
+        b.find("dialog.modal .actions button").click()
+    finally:
+        b.quit()
+    v = B.Browser(f"http://127.0.0.1:{stack.http_port}", B.DESKTOP, "builder-popup-public")
+    try:
+        v.open(urllib.parse.urlsplit(public).path)
+        v.find("#public-map")
+        v.js("document.getElementById('public-map').mapview.map.setView([arguments[0], arguments[1]], 7, {animate: false})", float(lat), float(lon))
+        click_point(v, "public-map")
+        assert popup(v).get("name") == name
+    finally:
+        v.quit()
+
+
 LABELS_JS = """const el = document.querySelector(arguments[0]);
   const v = el && el.mapview; if (!v || !v.labels || !v.basemap) return null;
   return {kind: el.dataset.basemap, zoom: v.map.getZoom(), labels: v.labels.placed.slice(), loading: v.basemap.isLoading() || !!v.labels._frame,
+          countries: (v.labels.countries || []).slice(),
+          streets: (v.labels.streets || []).slice(),
           layers: [...el.querySelectorAll('.leaflet-pane canvas[data-layers]')].map(c => c.dataset.layers).join(',')};"""
 
 
@@ -559,6 +649,19 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         world = labels(b, "#builder-map", "light", 2)
         assert len(world["labels"]) >= 5, world
         b.shot("builder-basemap-world")
+        # Europe at z3: country names (DCW) before the cities, none overlapping.
+        b.js("document.getElementById('builder-map').mapview.map.setView([52, 15], 3)")
+        europe = labels(b, "#builder-map", "light", 3)
+        assert len(europe["countries"]) >= 5 and {"France", "Germany", "Poland"} & set(europe["countries"]), europe["countries"]
+        assert "countries" in europe["layers"], europe["layers"]
+        b.shot("builder-basemap-europe-z3")
+        # Helsinki at z13: street names (OpenStreetMap) are candidates from z13 (the extract covers 1 x 1.6 km
+        # of the centre: at z13 its streets are mostly shorter than their names, so few or none are written).
+        b.js("document.getElementById('builder-map').mapview.map.setView([60.1675, 24.9425], 13)")
+        city = labels(b, "#builder-map", "light", 13)
+        runs = b.js("return [...document.getElementById('builder-map').mapview.basemap._cache.values()].reduce((n, e) => n + (e.streets || []).length, 0)")
+        assert runs > 20, f"street name candidates at z13: {runs}"
+        b.shot("builder-basemap-helsinki-z13")
         b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
         labels(b, "#builder-map", "light", 10)
 
@@ -571,7 +674,8 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         # Streets of the demo city (OpenStreetMap, Helsinki) from z12.
         b.js("document.getElementById('builder-map').mapview.map.setView([60.1675, 24.9425], 14)")
         streets = labels(b, "#builder-map", "dark", 14)
-        assert streets["zoom"] == 14 and "roads" in streets["layers"], streets
+        assert streets["zoom"] == 14 and "roads" in streets["layers"] and len(streets["streets"]) >= 3, streets["streets"]
+        assert len(streets["streets"]) > len(city["streets"]), "more street names at z14 than at z13"
         b.shot("builder-basemap-streets")
         b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
         labels(b, "#builder-map", "dark", 10)
@@ -692,7 +796,8 @@ def test_heatmap_and_clusters(stack, api, admin, dw, chrome_ok):  # noqa: F811
             b.wait(lambda d, la=lat, lo=lon: drawn(b.pixel("builder-map", "l1", float(la), float(lo))), 20, f"heat over {lat},{lon}")
         b.wait(lambda d: "Heat · point density" in b.find(".legend").text and len(b.all(".legend .legend-part[data-channel=Heat] .swatch")) == 5,
                20, "the heatmap's legend: the ramp, sparse to dense")
-        ramp = [hex_rgb(x.get_attribute("data-color")) for x in b.all(".legend .legend-part[data-channel=Heat] .swatch")]
+        # Read in one script: the legend re-renders when the tiles' values move the classes.
+        ramp = [hex_rgb(c) for c in b.js("return [...document.querySelectorAll('.legend .legend-part[data-channel=Heat] .swatch')].map(x => x.dataset.color)")]
         for lat, lon in probes:  # the surface is painted with the legend's colours
             px = b.pixel("builder-map", "l1", float(lat), float(lon))
             assert any(all(abs(a - c) <= 8 for a, c in zip(px[:3], rgb)) for rgb in ramp), (px, ramp)

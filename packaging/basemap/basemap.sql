@@ -9,15 +9,16 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS postgis;
 DROP SCHEMA IF EXISTS basemap CASCADE;
 CREATE SCHEMA basemap;
-COMMENT ON SCHEMA basemap IS 'Tessera offline basemap (GSHHG LGPL-3+, GeoNames CC BY 4.0, OpenStreetMap ODbL); see NOTICE';
+COMMENT ON SCHEMA basemap IS 'Tessera offline basemap (GSHHG LGPL-3+, DCW LGPL-3+, GeoNames CC BY 4.0, OpenStreetMap ODbL); see NOTICE';
 
 CREATE TABLE basemap.meta (version text NOT NULL, attribution text NOT NULL);
 INSERT INTO basemap.meta VALUES ('@VERSION@',
-  'Shorelines, rivers, borders: GSHHG (LGPL) · Places: GeoNames (CC BY 4.0) · Streets: © OpenStreetMap contributors (ODbL)');
+  'Shorelines, rivers, borders: GSHHG (LGPL) · Countries, states: DCW-GMT (LGPL) · Places: GeoNames (CC BY 4.0) · Streets: © OpenStreetMap contributors (ODbL)');
 
 CREATE TABLE basemap.shore_src (band smallint NOT NULL, level smallint NOT NULL, closed boolean NOT NULL, geom geometry(LineString, 4326) NOT NULL);
 CREATE TABLE basemap.rivers (band smallint NOT NULL, level smallint NOT NULL, geom geometry NOT NULL);
 CREATE TABLE basemap.borders (band smallint NOT NULL, level smallint NOT NULL, geom geometry NOT NULL);
+CREATE TABLE basemap.countries (name text NOT NULL, code text NOT NULL, area_km2 bigint NOT NULL, geom geometry NOT NULL);
 CREATE TABLE basemap.places (name text NOT NULL, country_code text, population bigint NOT NULL, geom geometry NOT NULL);
 CREATE TABLE basemap.roads (class smallint NOT NULL, highway text NOT NULL, name text, geom geometry NOT NULL);
 -- @DATA@
@@ -47,6 +48,8 @@ DROP TABLE basemap.shore_src;
 UPDATE basemap.rivers SET geom = basemap.to_mercator(geom);
 UPDATE basemap.borders SET geom = basemap.to_mercator(geom);
 UPDATE basemap.places SET geom = ST_Transform(geom, 3857) WHERE abs(ST_Y(geom)) < 85.05;
+UPDATE basemap.countries SET geom = ST_Transform(geom, 3857) WHERE abs(ST_Y(geom)) < 85.05;
+DELETE FROM basemap.countries WHERE ST_SRID(geom) <> 3857;
 DELETE FROM basemap.places WHERE ST_SRID(geom) <> 3857;
 UPDATE basemap.roads SET geom = ST_Transform(geom, 3857);
 DELETE FROM basemap.rivers WHERE ST_IsEmpty(geom);
@@ -57,6 +60,7 @@ CREATE INDEX ON basemap.coast USING gist (geom);
 CREATE INDEX ON basemap.rivers USING gist (geom);
 CREATE INDEX ON basemap.borders USING gist (geom);
 CREATE INDEX ON basemap.places USING gist (geom);
+CREATE INDEX ON basemap.countries USING gist (geom);
 CREATE INDEX ON basemap.places (population DESC);
 CREATE INDEX ON basemap.roads USING gist (geom);
 
@@ -71,7 +75,13 @@ CREATE FUNCTION basemap.places_per_tile(z integer) RETURNS integer LANGUAGE sql 
   SELECT CASE WHEN z <= 1 THEN 40 WHEN z <= 4 THEN 60 WHEN z <= 8 THEN 80 ELSE 150 END
 $$;
 
--- One multi-layer Mapbox Vector Tile: land, water (lakes), coast, rivers, boundaries, roads, places.
+-- Country labels at z1-z5, the largest countries first (only the large ones at z1-z3, where small
+-- ones would crowd them out).
+CREATE FUNCTION basemap.country_min_area(z integer) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN z <= 2 THEN 300000 WHEN z = 3 THEN 30000 ELSE 0 END::bigint
+$$;
+
+-- One multi-layer Mapbox Vector Tile: land, water (lakes), coast, rivers, boundaries, roads, countries, places.
 CREATE FUNCTION basemap.tile(z integer, x integer, y integer) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
   WITH t AS (SELECT ST_TileEnvelope(z, x, y) AS env, ST_TileEnvelope(z, x, y, margin => 64.0 / 4096) AS buf, basemap.band(z) AS band)
   SELECT
@@ -95,6 +105,10 @@ CREATE FUNCTION basemap.tile(z integer, x integer, y integer) RETURNS bytea LANG
     || coalesce((SELECT ST_AsMVT(q, 'roads', 4096, 'g') FROM (
       SELECT r.class, r.highway, r.name, ST_AsMVTGeom(r.geom, t.env, 4096, 64, true) AS g FROM basemap.roads r, t
       WHERE z >= 10 AND r.geom && t.buf AND (r.class <= 2 OR z >= 11 AND r.class <= 4 OR z >= 12)) q WHERE g IS NOT NULL), '')
+    || coalesce((SELECT ST_AsMVT(q, 'countries', 4096, 'g') FROM (
+      SELECT c.name, c.code, c.area_km2, ST_AsMVTGeom(c.geom, t.env, 4096, 64, true) AS g FROM basemap.countries c, t
+      WHERE z BETWEEN 1 AND 5 AND c.geom && t.buf AND c.area_km2 >= basemap.country_min_area(z)
+      ORDER BY c.area_km2 DESC LIMIT 60) q WHERE g IS NOT NULL), '')
     || coalesce((SELECT ST_AsMVT(q, 'places', 4096, 'g') FROM (
       SELECT p.name, p.population, ST_AsMVTGeom(p.geom, t.env, 4096, 64, true) AS g FROM basemap.places p, t
       WHERE p.geom && t.buf ORDER BY p.population DESC LIMIT basemap.places_per_tile(z)) q WHERE g IS NOT NULL), '')
@@ -104,4 +118,4 @@ $$;
 GRANT USAGE ON SCHEMA basemap TO PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA basemap TO PUBLIC;
 ANALYZE basemap.land; ANALYZE basemap.coast; ANALYZE basemap.rivers; ANALYZE basemap.borders;
-ANALYZE basemap.places; ANALYZE basemap.roads;
+ANALYZE basemap.places; ANALYZE basemap.roads; ANALYZE basemap.countries;

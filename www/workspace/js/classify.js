@@ -5,6 +5,7 @@
 import { request } from './http.js';
 import { model } from './models.js';
 import { colorChannels, channelKind, toTime, MIN_CLASSES, MAX_CLASSES, METHODS } from './style.js';
+import { isDynamic } from './aggregation.js';
 
 export class ClassError extends Error {}
 
@@ -20,7 +21,7 @@ export function columnStats(dataset, column, { token } = {}) {
 
 /** {color, strokeColor, size, labelError}: every channel's classes, errors per channel as {error}. */
 export async function layerClasses(layer, dataset, schema, { token, tilejson } = {}) {
-  if (dataset.spatialDataType === 'quadbin') return cellClasses(layer, tilejson);
+  if (isDynamic(dataset)) return cellClasses(layer, tilejson);
   const out = {};
   const names = new Set((schema || []).map(c => c.name));
   const known = name => !schema || !schema.length || names.has(name);

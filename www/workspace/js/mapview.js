@@ -6,6 +6,8 @@ import { h, clear, fmt, toast } from './dom.js';
 import { VectorLayer, resolveSource, tileParams } from './tilelayer.js';
 import { compileStyle, colorChannels } from './style.js';
 import { layerClasses, equalBreaks } from './classify.js';
+import { isDynamic } from './aggregation.js';
+import { model } from './models.js';
 import { STYLES, styleKind, templateProblem, BasemapLayer, LabelLayer, offlineTileJSON } from './basemap.js';
 
 let configPromise = null;
@@ -226,7 +228,7 @@ export class MapView {
    * follows), instead of the TileJSON domain of another zoom.
    */
   _gridDomain(e) {
-    if (!e || !e.vector || e.dataset.spatialDataType !== 'quadbin' || !e.classes) return;
+    if (!e || !e.vector || !isDynamic(e.dataset) || !e.classes) return;
     const z = e.vector._tileZoom;
     let changed = false;
     for (const [key, cls] of Object.entries(e.classes)) {
@@ -304,17 +306,45 @@ export class MapView {
     if (!this.map.hasLayer(this.tip)) this.tip.addTo(this.map);
   }
 
+  /**
+   * A click opens a popup with the feature's tooltip fields, or, when none were chosen, its columns
+   * (the first POPUP_COLUMNS, as CARTO does): the tiles carry only the columns the style uses, so the
+   * row is read from the SQL API (a table model over a few pixels round the click, the layer's filters
+   * applied). The popup is never empty: it says when the feature has no columns or could not be read.
+   */
   _click(ev) {
     const hit = this._pick(ev.latlng);
     if (!hit) return;
-    const content = this._tooltip(hit, true);
-    if (content) L.popup({ maxWidth: 320 }).setLatLng(ev.latlng).setContent(content).openOn(this.map);
+    const chosen = (this.tooltipFields && this.tooltipFields[hit.entry.dataset.id]) || [];
+    const content = chosen.length ? this._tooltip(hit) : null;
+    if (content) { L.popup({ maxWidth: 320 }).setLatLng(ev.latlng).setContent(content).openOn(this.map); return; }
+    const { entry, feature } = hit;
+    const title = () => h('strong', entry.layer.config.label || '');
+    const own = Object.entries(feature.properties).filter(([k]) => !HIDDEN.has(k));
+    if (isDynamic(entry.dataset)) {  // a cell's values are all there is
+      L.popup({ maxWidth: 320 }).setLatLng(ev.latlng).setContent(popupBody(title(), own)).openOn(this.map);
+      return;
+    }
+    const popup = L.popup({ maxWidth: 340 }).setLatLng(ev.latlng).setContent(h('div.tip.feature-popup', title(), h('p.muted', 'Loading…'))).openOn(this.map);
+    this._row(entry, feature, ev.containerPoint).then(
+      row => popup.setContent(popupBody(title(), row ? Object.entries(row) : own)),
+      () => popup.setContent(popupBody(title(), own, 'Its other columns could not be read.')));
+  }
+
+  /** The clicked feature's row (without its geometry), or null when none is found there. */
+  async _row(entry, feature, at) {
+    const d = entry.dataset, geo = d.geoColumn || 'geom', r = 6;
+    const a = this.map.containerPointToLatLng([at.x - r, at.y + r]), b = this.map.containerPointToLatLng([at.x + r, at.y - r]);
+    const res = await model(d, 'table', { limit: 10, offset: 0 }, { token: this.token, filters: this.filters[d.id] || {}, bounds: L.latLngBounds(a, b) });
+    const rows = (res.rows || []).map(row => Object.fromEntries(Object.entries(row).filter(([k]) => k !== geo && !HIDDEN.has(k))));
+    // Several rows under the pointer: the one whose values match what the tile carries.
+    const same = row => Object.entries(feature.properties).every(([k, v]) => !(k in row) || String(row[k]) === String(v));
+    return rows.find(same) || rows[0] || null;
   }
 
   /** tooltipFields: {dataId: [column]} (kepler's interactionConfig.tooltip.config.fieldsToShow). */
-  _tooltip({ entry, feature }, all = false) {
-    let fields = (this.tooltipFields && this.tooltipFields[entry.dataset.id]) || [];
-    if (!fields.length && all) fields = Object.keys(feature.properties);
+  _tooltip({ entry, feature }) {
+    const fields = (this.tooltipFields && this.tooltipFields[entry.dataset.id]) || [];
     if (!fields.length) return null;
     const rows = fields.map(f => (typeof f === 'string' ? f : f.name)).filter(n => n in feature.properties);
     if (!rows.length) return null;
@@ -338,6 +368,20 @@ export class MapView {
   }
 
   destroy() { this.map.remove(); }
+}
+
+/** How many columns a popup shows when no tooltip fields were chosen (CARTO shows the first ones too). */
+const POPUP_COLUMNS = 10;
+/** Tile bookkeeping, not the user's data. */
+const HIDDEN = new Set(['_carto_feature_id']);
+
+function popupBody(title, entries, note) {
+  const shown = entries.slice(0, POPUP_COLUMNS);
+  const more = entries.length - shown.length;
+  return h('div.tip.feature-popup', title,
+    shown.length ? h('dl', shown.map(([k, v]) => [h('dt', k), h('dd', v === null || v === undefined ? '—' : fmt(v))])) : h('p.muted', 'This feature has no columns to show.'),
+    more > 0 ? h('p.muted', `and ${more} more column${more > 1 ? 's' : ''}`) : null,
+    note ? h('p.muted', note) : null);
 }
 
 function legendBlock(lg, note) {

@@ -5,6 +5,7 @@
 import * as L from '/vendor/leaflet/leaflet.esm.js';
 import { decode } from './mvt.js';
 import { quadbinFromZXY, cellFeatures } from './quadbin.js';
+import { cover, cellToBoundary, tileResolution } from './h3.js';
 import { request, sameOrigin, getCsrf } from './http.js';
 
 /**
@@ -14,10 +15,10 @@ import { request, sameOrigin, getCsrf } from './http.js';
  */
 export async function resolveSource(dataset, { token, filters, columns, thinningOrder } = {}) {
   const params = { spatialDataColumn: dataset.geoColumn || 'geom', spatialDataType: 'geo', v: '3.4', client: 'tessera-www' };
-  // A dynamically aggregated point source (the builder's grid layer): the server groups the points
-  // into quadbin cells per tile with aggregationExp at aggregationResLevel levels below the tile.
-  if (dataset.spatialDataType === 'quadbin') {
-    Object.assign(params, { spatialDataType: 'quadbin', aggregationExp: dataset.aggregationExp, aggregationResLevel: dataset.aggregationResLevel ?? undefined });
+  // A dynamically aggregated point source (the builder's grid and hexbin layers): the server groups the
+  // points into quadbin or H3 cells per tile with aggregationExp at aggregationResLevel levels below the tile.
+  if (dataset.spatialDataType === 'quadbin' || dataset.spatialDataType === 'h3') {
+    Object.assign(params, { spatialDataType: dataset.spatialDataType, aggregationExp: dataset.aggregationExp, aggregationResLevel: dataset.aggregationResLevel ?? undefined });
   }
   if (dataset.type === 'query') {
     params.q = dataset.source;
@@ -39,7 +40,7 @@ export async function resolveSource(dataset, { token, filters, columns, thinning
  * descending, so the biggest stay}. Null for the dynamic grid, whose cells have no source columns.
  */
 export function tileParams(layer, dataset, tooltipFields = []) {
-  if (dataset.spatialDataType === 'quadbin') return null;
+  if (dataset.spatialDataType === 'quadbin' || dataset.spatialDataType === 'h3') return null;
   const vc = layer.visualChannels || {};
   const fields = [vc.sizeField, vc.colorField, vc.strokeColorField].filter(f => f && f.name);
   const names = new Set([...fields.map(f => f.name), ...(layer.config.textLabel || []).map(t => t.field && t.field.name),
@@ -56,6 +57,7 @@ export const VectorLayer = L.GridLayer.extend({
     L.setOptions(this, opts);
     this._cache = new Map();       // tile key → {features, scale}
     this._inflight = new Map();    // tile key → AbortController
+    this._h3 = new Map();          // H3 tile (cell id) → promise of its cells, shared by the map tiles it overlaps
     this.on('tileunload', e => {
       const k = this._key(e.coords);
       this._inflight.get(k)?.abort();
@@ -70,6 +72,7 @@ export const VectorLayer = L.GridLayer.extend({
   setTiles(template) {
     this.options.tiles = template;
     this._cache.clear();
+    this._h3.clear();
     this.redraw();
     return this;
   },
@@ -95,18 +98,21 @@ export const VectorLayer = L.GridLayer.extend({
     const ctl = new AbortController();
     this._inflight.set(key, ctl);
     const cells = this.options.tiles.includes('{i}');
+    const h3 = /[?&]spatialIndex=h3\b/.test(this.options.tiles);
     const url = cells ? this.options.tiles.replace('{i}', quadbinFromZXY(coords.z, coords.x, coords.y))
       : this.options.tiles.replace('{z}', coords.z).replace('{x}', coords.x).replace('{y}', coords.y);
     const headers = this.options.token ? { Authorization: `Bearer ${this.options.token}` } : (getCsrf() ? { 'X-CSRF-Token': getCsrf() } : {});
-    fetch(url, { headers, signal: ctl.signal, credentials: this.options.token ? 'omit' : 'same-origin' })
+    const get = (u, signal) => fetch(u, { headers, signal, credentials: this.options.token ? 'omit' : 'same-origin' });
+    (h3 ? this._h3Cells(coords, get) : get(url, ctl.signal)
       .then(async res => {
         if (res.status === 204) return null;
         if (!res.ok) throw new Error(`tile ${key}: HTTP ${res.status}`);
         return cells ? { cells: await res.json() } : new Uint8Array(await res.arrayBuffer());
-      })
+      }))
       .then(bytes => {
         let entry;
-        if (bytes && bytes.cells) entry = { features: cellFeatures(bytes.cells, coords.z, coords.x, coords.y), scale: size.x / 4096 };
+        if (bytes && bytes.hexagons) entry = { features: bytes.hexagons, scale: size.x / 4096 };
+        else if (bytes && bytes.cells) entry = { features: cellFeatures(bytes.cells, coords.z, coords.x, coords.y), scale: size.x / 4096 };
         else {
           const layers = bytes && bytes.length ? decode(bytes) : {};
           const first = Object.values(layers)[0];
@@ -125,6 +131,48 @@ export const VectorLayer = L.GridLayer.extend({
       })
       .finally(() => this._inflight.delete(key));
     return canvas;
+  },
+
+  /**
+   * An H3 source's cells for one map tile: the H3 tiles (cells at the zoom's tile resolution) that may
+   * hold cells over it, each fetched once for all the map tiles it overlaps, their cells drawn as
+   * hexagons in this tile's 4096-unit space (a cell over a tile border is drawn in both tiles: no seams).
+   */
+  _h3Cells(coords, get) {
+    const n = 2 ** coords.z;
+    const lon = x => x / n * 360 - 180;
+    const lat = y => Math.atan(Math.sinh(Math.PI * (1 - 2 * y / n))) * 180 / Math.PI;
+    const box = [lon(coords.x), lat(coords.y + 1), lon(coords.x + 1), lat(coords.y)];
+    const res = tileResolution(coords.z);
+    if (this._h3.size > 2000) this._h3.clear();
+    const loads = cover(box, res).map(cell => {
+      const id = cell.toString(16);
+      if (!this._h3.has(id)) {
+        this._h3.set(id, get(this.options.tiles.replace('{i}', id)).then(async r => {
+          if (r.status === 204) return [];
+          if (!r.ok) throw new Error(`H3 tile ${id}: HTTP ${r.status}`);
+          return r.json();
+        }).catch(err => { this._h3.delete(id); throw err; }));
+      }
+      return this._h3.get(id);
+    });
+    const mid = (box[0] + box[2]) / 2;
+    const toTile = ([x, y]) => {
+      while (x - mid > 180) x -= 360;
+      while (x - mid < -180) x += 360;
+      const s = Math.sin(Math.max(-85.0511, Math.min(85.0511, y)) * Math.PI / 180);
+      return [((x + 180) / 360 * n - coords.x) * 4096, ((0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * n - coords.y) * 4096];
+    };
+    return Promise.all(loads).then(lists => {
+      const hexagons = [];
+      for (const c of lists.flat()) {
+        const ring = cellToBoundary(c.id).map(toTile);
+        const xs = ring.map(p => p[0]), ys = ring.map(p => p[1]);
+        if (Math.max(...xs) < 0 || Math.min(...xs) > 4096 || Math.max(...ys) < 0 || Math.min(...ys) > 4096) continue;
+        hexagons.push({ type: 3, properties: { ...(c.properties || {}), h3: c.id }, geometry: [[...ring, ring[0]]] });
+      }
+      return { hexagons };
+    });
   },
 
   _paint(canvas, entry) {

@@ -12,7 +12,7 @@ import { WidgetPanel, WIDGET_TYPES, WIDGET_COLUMNS, OPERATIONS } from '../widget
 import { styleControls } from './styleeditor.js';
 import { columnStats } from '../classify.js';
 import { PARAMETER_TYPES, NAME_RE, applyParameters, hasPlaceholders, renderParameterControls, valueError } from '../parameters.js';
-import { AGGREGATIONS, RESOLUTIONS, AGG_OPERATIONS, aggregationSQL, aggregationExp, aggregateColumn, ON_GRID } from '../aggregation.js';
+import { AGGREGATIONS, RESOLUTIONS, AGG_OPERATIONS, aggregationExp, aggregateColumn, ON_GRID, indexOf, isDynamic } from '../aggregation.js';
 import { connectionNames, privacyLabel } from '../workspace.js';
 import { exportMenu } from '../exportmenu.js';
 import { basemapPicker } from '../basemap.js';
@@ -170,7 +170,7 @@ export async function render(root, ctx, mapId) {
     const layer = layers().find(l => l.config.dataId === dataId);
     const e = layer && view.entries.get(layer.id);
     const d = datasets.find(x => x.id === dataId);
-    if (d && d.spatialDataType === 'quadbin') {
+    if (isDynamic(d)) {
       // A grid's features are its cells: their values are the aggregates TileJSON describes.
       const attrs = (e && e.tilejson && e.tilejson.tilestats && e.tilejson.tilestats.layers && e.tilejson.tilestats.layers[0] && e.tilejson.tilestats.layers[0].attributes) || [];
       return attrs.map(a => ({ name: a.attribute, type: a.type === 'Number' ? 'number' : 'string' }));
@@ -322,7 +322,7 @@ export async function render(root, ctx, mapId) {
       aggBox.hidden = layerType.input.value === 'features';
       const [lo, hi, d] = RESOLUTIONS[layerType.input.value] || [1, 18, 4];
       Object.assign(resF.input, { min: lo, max: hi, value: d });
-      resF.querySelector('label').textContent = ON_GRID.has(layerType.input.value) ? 'Detail (cells per tile side: 2^level)' : 'Cell resolution';
+      resF.querySelector('label').textContent = layerType.input.value === 'h3' ? 'Detail (H3 resolutions below the tile)' : 'Detail (cells per tile side: 2^level)';
     };
     const loadTables = async () => {
       try {
@@ -370,13 +370,7 @@ export async function render(root, ctx, mapId) {
         if (op !== 'count' && !columns.includes(column)) throw new Error(`${source} has no column “${column || ''}” to ${op}`);
         const agg = { kind: aggKind, table: source, geo, resolution: level, operation: op, column };
         dataset = { id: `d${n}`, type: 'table', source, connectionName: conn.input.value, geoColumn: geo, columns, format: 'tilejson', queryParameters: null,
-          spatialDataType: 'quadbin', aggregationExp: aggregationExp(agg), aggregationResLevel: level, aggregation: agg };
-      } else if (aggKind) {
-        const agg = { kind: aggKind, table: source, geo, resolution: Number(resF.input.value), operation: opF.input.value, column: opF.input.value === 'count' ? null : opColF.input.value.trim() };
-        const [lo, hi] = RESOLUTIONS[aggKind];
-        if (!Number.isInteger(agg.resolution) || agg.resolution < lo || agg.resolution > hi) throw new Error(`The resolution must be a whole number from ${lo} to ${hi}`);
-        if (agg.operation !== 'count' && !columns.includes(agg.column)) throw new Error(`${source} has no column “${agg.column || ''}” to ${agg.operation}`);
-        dataset = { id: `d${n}`, type: 'query', source: aggregationSQL(agg), connectionName: conn.input.value, geoColumn: 'geom', aggregation: agg, format: 'tilejson', queryParameters: null };
+          spatialDataType: indexOf(aggKind), aggregationExp: aggregationExp(agg), aggregationResLevel: level, aggregation: agg };
       } else {
         dataset = { id: `d${n}`, type: isTable ? 'table' : 'query', source, connectionName: conn.input.value, geoColumn: geo, columns, format: 'tilejson', queryParameters: null };
         if (!isTable && hasPlaceholders(source)) {
@@ -404,7 +398,7 @@ export async function render(root, ctx, mapId) {
     selected = layer.id;
     await redraw();
     const e = view.entries.get(layer.id);
-    if (dataset.spatialDataType === 'quadbin') {
+    if (isDynamic(dataset)) {
       // A grid's TileJSON spans the world (its tiles are cells): fit to the points' extent instead.
       try {
         const x = (await columnStats(dataset, dataset.geoColumn)).extent;
