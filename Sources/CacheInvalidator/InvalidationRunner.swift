@@ -12,6 +12,8 @@ import Platform
 /// app VMs each runs its own Varnish, and whichever node's invalidator claims the job must empty them all.
 /// A purge one node did not take fails the job, which the queue retries with backoff: none is dropped.
 /// The retry purges every node again; a purge is idempotent, so the nodes that took it lose nothing.
+/// Each node's Varnish must take purges from the others: it listens on TESSERA_VARNISH_PURGE_LISTEN and
+/// admits TESSERA_VARNISH_INVALIDATORS (packaging/tessera-varnish-nodes applies both before Varnish starts).
 public struct InvalidationRunner: Sendable {
     let clients: [PurgeClient]
 
