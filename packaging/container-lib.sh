@@ -60,12 +60,20 @@ nspawn_boot() {
     log "container $name booted: $state"
 }
 
-# nspawn_stop NSPAWN_PID INIT_PID: power off, then make sure nspawn has gone.
+# nspawn_stop NSPAWN_PID INIT_PID: power off, then make sure nspawn has gone. A container whose shutdown
+# hangs (seen here: systemd waiting with only journald left) is killed: SIGKILL to its PID 1 ends every
+# process of its PID namespace, and nspawn then exits.
 nspawn_stop() {
     [ -n "$1" ] || return 0
-    [ -n "$2" ] && ct_in "$2" systemctl poweroff >/dev/null 2>&1 || true
+    [ -n "$2" ] && timeout 10 nsenter -t "$2" -a systemctl poweroff >/dev/null 2>&1 || true
     for _ in $(seq 1 150); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
     kill "$1" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$1" 2>/dev/null; then
+        [ -n "$2" ] && kill -KILL "$2" 2>/dev/null
+        for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$1" 2>/dev/null || true
+    fi
     wait "$1" 2>/dev/null || true
 }
 
