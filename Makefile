@@ -6,6 +6,7 @@
 #   make clean   build outputs and caches (`make clean-state` also drops .stack/)
 #   make debs    the Debian 12 packages into dist/ (packaging/build-debs, lintian-checked)
 #   make test-install  the .debs installed on a booted clean Debian 12 (packaging/test-install)
+#   make test-scaleout two app VMs and a database VM from the .debs (packaging/test-scaleout; not in `make test`)
 
 SHELL       := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -33,7 +34,7 @@ APT_PACKAGES += libjs-leaflet chromium chromium-driver python3-selenium
 # the SQL editor (CodeMirror 5, its sql mode and hint add-ons)
 APT_PACKAGES += libjs-codemirror
 
-.PHONY: config-docs deps build h3 test-h3 run test test-swift test-e2e check-nginx check-varnish clean clean-state debs test-install
+.PHONY: config-docs deps build h3 test-h3 run test test-swift test-e2e check-nginx check-varnish clean clean-state debs test-install test-scaleout
 
 deps:
 	@missing=""; \
@@ -96,6 +97,9 @@ debs: build
 
 test-install: debs
 	SWIFT=$(SWIFT) packaging/test-install dist
+
+test-scaleout: debs
+	packaging/test-scaleout dist
 
 check-nginx:
 	$(PYTHON) Tests/harness/stack.py check-nginx

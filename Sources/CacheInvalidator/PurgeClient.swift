@@ -1,7 +1,7 @@
 import Foundation
 
-/// Sends PURGE requests to Varnish's loopback invalidation endpoint: one small HTTP/1.1 exchange per
-/// purge over a fresh TCP connection (no HTTP client library needed for this).
+/// Sends PURGE requests to one Varnish invalidation endpoint (`-a purge=…`): one small HTTP/1.1 exchange
+/// per purge over a fresh TCP connection (no HTTP client library needed for this).
 public struct PurgeClient: Sendable {
     public let host: String
     public let port: UInt16
@@ -10,13 +10,27 @@ public struct PurgeClient: Sendable {
         public let description: String
     }
 
-    /// `http://127.0.0.1:6091` → host and port; nil for anything else.
+    /// `http://127.0.0.1:6091`, `http://10.0.0.12:6091/`, `http://[fd00::2]:6091` → host and port (80 when
+    /// absent); nil for anything else (another scheme, user info, a bad port).
     public init?(url: String) {
         guard url.hasPrefix("http://") else { return nil }
-        let hostPort = url.dropFirst(7).split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
-        let parts = hostPort.split(separator: ":")
-        guard parts.count == 2, let port = UInt16(parts[1]) else { return nil }
-        host = String(parts[0])
+        let hostPort = url.dropFirst(7).split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        var host = hostPort, portText = "80"
+        if hostPort.hasPrefix("[") {
+            guard let close = hostPort.firstIndex(of: "]") else { return nil }
+            host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
+            let rest = hostPort[hostPort.index(after: close)...]
+            if !rest.isEmpty {
+                guard rest.hasPrefix(":") else { return nil }
+                portText = String(rest.dropFirst())
+            }
+        } else if let colon = hostPort.lastIndex(of: ":") {
+            host = String(hostPort[..<colon])
+            portText = String(hostPort[hostPort.index(after: colon)...])
+        }
+        guard !host.isEmpty, !host.contains("@"), !host.contains(":") || hostPort.hasPrefix("["),
+              let port = UInt16(portText), port > 0 else { return nil }
+        self.host = host
         self.port = port
     }
 

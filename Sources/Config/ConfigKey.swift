@@ -12,6 +12,8 @@ public struct ConfigKey: Sendable {
         case choice([String])
         /// An URL whose scheme is one of these (`unix` means `unix:/path`); empty allowed when `optional`.
         case url(schemes: [String], optional: Bool)
+        /// Comma-separated URLs, each with one of these schemes; empty allowed.
+        case urlList(schemes: [String])
         case absolutePath
         /// Comma-separated entries; each must not contain any of the characters.
         case list(forbidden: String)
@@ -53,6 +55,12 @@ public struct ConfigKey: Sendable {
             let ok = schemes.contains { $0 == "unix" ? value.hasPrefix("unix:/") : value.hasPrefix("\($0)://") }
             return ok ? nil : "\(name) must be \(schemes.map { $0 == "unix" ? "unix:/path" : "\($0)://…" }.joined(separator: " or "))"
                 + (optional ? " (or empty)" : "")
+        case .urlList(let schemes):
+            for entry in ConfigKey.entries(value) {
+                let one = ConfigKey(name, "", .url(schemes: schemes, optional: false), units: [], "")
+                if let problem = one.problem(entry) { return problem + " (each comma-separated entry): \(entry)" }
+            }
+            return nil
         case .absolutePath:
             return value.hasPrefix("/") ? nil : "\(name) must be an absolute path"
         case .list(let forbidden):
@@ -73,13 +81,15 @@ public struct ConfigKey: Sendable {
         case .choice(let options): return options.joined(separator: " | ")
         case .url(let schemes, let optional):
             return schemes.map { $0 == "unix" ? "unix:/path" : "\($0)://…" }.joined(separator: " | ") + (optional ? " or empty" : "")
+        case .urlList(let schemes):
+            return "comma-separated " + schemes.map { $0 == "unix" ? "unix:/path" : "\($0)://…" }.joined(separator: " | ") + " or empty"
         case .absolutePath: return "absolute path"
         case .list: return "comma-separated list"
         case .calendar: return "systemd OnCalendar"
         }
     }
 
-    static func entries(_ value: String) -> [String] {
+    public static func entries(_ value: String) -> [String] {
         value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 }

@@ -23,8 +23,10 @@ public struct TesseraConfig: Sendable {
     public var sqlJobTimeoutMs: Int
     /// Jobs each worker process runs at once.
     public var workerConcurrency: Int
-    /// Varnish's loopback invalidation endpoint (`http://127.0.0.1:6091`); empty when there is no http-cache.
+    /// Varnish invalidation endpoints, comma-separated (`http://127.0.0.1:6091`; one per cache node when
+    /// scaled out); empty when there is no http-cache.
     public var varnishPurgeURL: String
+    public var varnishPurgeURLs: [String] { ConfigKey.entries(varnishPurgeURL) }
     /// Per-tile budgets: features beyond them are dropped deterministically.
     public var tileMaxFeatures: Int
     public var tileMaxBytes: Int

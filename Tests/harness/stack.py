@@ -241,6 +241,11 @@ def render_vcl(out: Path, values: Mapping[str, str], src: Path = VCL_TEMPLATE) -
         raise StackError(f"render_vcl: {src.name} has unknown placeholders {left}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
+    # The VCL includes the scale-out invalidators' ACL entries from next to itself: none here (the
+    # package links it to what tessera-varnish-nodes generates).
+    acl = out.parent / "tessera-invalidators.vcl"
+    if not acl.exists():
+        acl.write_text("# Invalidators besides loopback: none.\n")
     return out
 
 

@@ -10,7 +10,8 @@ vcl 4.1;
 #
 # varnishd must name its two listen endpoints (the `-a NAME=...` argument):
 #   web    the unix socket nginx proxies to (client traffic)
-#   purge  127.0.0.1:PORT for the cdn-invalidator; only PURGE and BAN are served there
+#   purge  127.0.0.1:PORT for the cdn-invalidator; only PURGE and BAN are served there (scaled out:
+#          a private address, TESSERA_VARNISH_PURGE_LISTEN)
 # and needs varnish-modules (vmod_xkey). Parameters the harness and the systemd unit pass:
 #   -p http_req_hdr_len=16k -p http_req_size=96k -p workspace_client=192k -p nuke_limit=1000
 # (nginx accepts request lines and header fields up to 16k; Varnish's defaults are 8k/32k).
@@ -32,7 +33,7 @@ vcl 4.1;
 #     `max-age=N` (>= 10 s) limits the age of what it is served and has entries of its own (the
 #     client's Cache-Control reaches the backend, whose answer depends on it).
 #
-# Invalidation (purge endpoint, loopback only; everywhere else 403):
+# Invalidation (purge endpoint, loopback and the listed invalidators only; everywhere else 403):
 #   PURGE /  with  Xkey-Purge: src:<id> conn:<a>:<c> cred:<id> ...   (hard purge, space-separated)
 #            or    Xkey-Softpurge: ...                               (stale for the grace period)
 #   BAN /    with  X-Ban-Source / X-Ban-Connection / X-Ban-Credential: <value> (ANDed),
@@ -53,6 +54,9 @@ backend maps_backend {
 acl tessera_invalidators {
     "127.0.0.1";
     "::1";
+    # Scaled out: the other app VMs' cdn-invalidators (TESSERA_VARNISH_INVALIDATORS). Next to this file;
+    # packaged, a link to what tessera-varnish-nodes writes into @RUN_DIR@ at each Varnish start.
+    include "./tessera-invalidators.vcl";
 }
 
 sub vcl_recv {
