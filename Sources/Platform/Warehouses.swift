@@ -166,7 +166,7 @@ public final class Warehouses: @unchecked Sendable {
         if let entry = pools[key], entry.version == record.updatedAt { return entry.pool }
         let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: statementTimeoutMs,
                                        hostaddr: checked.hostaddr)
-        let pool = PGPool(conninfo: conninfo, size: poolSize, resetsSessions: resetsSessions)
+        let pool = PGPool(conninfo: conninfo, size: poolSize, resetsSessions: resetsSessions, warehouse: true)
         pools[key]?.pool.drain()
         pools[key] = (record.updatedAt, pool)
         return pool
