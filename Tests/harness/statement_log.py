@@ -2,7 +2,7 @@
 
 ``with statement_log(stack) as log: ...`` turns on ``log_statement = 'all'`` for the stack's cluster,
 and ``log.statements()`` afterwards lists what every backend ran inside the block as
-``(pid, user, database, first line of the statement)``. Extended-protocol statements log as
+``(pid, user, database, statement)``. Extended-protocol statements log as
 ``execute <name>: ...`` (one per Bind/Execute), simple ones as ``statement: ...``: each line is one round trip.
 Standard library only."""
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 LINE = re.compile(r"\[(\d+)\] (\S*)@(\S*) LOG:  (?:statement|execute [^:]*): (.*)")
+ENTRY = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")  # log_line_prefix starts with %m
 
 
 class StatementLog:
@@ -20,10 +21,21 @@ class StatementLog:
         self.path, self.start, self.end = path, start, None
 
     def statements(self) -> list[tuple[int, str, str, str]]:
+        """(pid, user, database, statement text); a multi-line statement's later lines carry no prefix."""
         with open(self.path, "rb") as f:
             f.seek(self.start)
             text = f.read((self.end or 1 << 40) - self.start).decode("utf-8", "replace")
-        return [(int(m[1]), m[2], m[3], m[4]) for m in map(LINE.search, text.splitlines()) if m]
+        found: list[list] = []
+        current = None
+        for line in text.splitlines():
+            if ENTRY.match(line):
+                m = LINE.search(line)
+                current = [int(m[1]), m[2], m[3], m[4]] if m else None
+                if current:
+                    found.append(current)
+            elif current is not None:
+                current[3] += "\n" + line
+        return [tuple(s) for s in found]
 
     def of_backends_running(self, needle: str) -> list[tuple[int, str, str, str]]:
         """Every statement of the backends that ran a statement containing `needle` (so the statements
