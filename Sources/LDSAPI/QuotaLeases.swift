@@ -29,7 +29,7 @@ final class QuotaLeases: @unchecked Sendable {
     static let firstBlock = 8
     static let maxBlock = 256
     /// A block unused this long goes back to the database.
-    static let idleSeconds = 1.0
+    let idleSeconds: Double
 
     let store: QuotaStore
     private let lock = NSLock()
@@ -38,8 +38,9 @@ final class QuotaLeases: @unchecked Sendable {
     private var refills: [Key: NSLock] = [:]
     private var flusherStarted = false
 
-    init(store: QuotaStore) {
+    init(store: QuotaStore, idleSeconds: Double = 1) {
         self.store = store
+        self.idleSeconds = idleSeconds
     }
 
     /// Takes `units` from this process's block, refilling it from the database when it has too few.
@@ -143,8 +144,8 @@ final class QuotaLeases: @unchecked Sendable {
         guard start else { return }
         Thread.detachNewThread { [self] in
             while true {
-                Thread.sleep(forTimeInterval: Self.idleSeconds / 2)
-                for key in lock.withLock({ Array(leases.keys) }) { flush(key, idleFor: Self.idleSeconds) }
+                Thread.sleep(forTimeInterval: idleSeconds / 2)
+                for key in lock.withLock({ Array(leases.keys) }) { flush(key, idleFor: idleSeconds) }
             }
         }
     }
