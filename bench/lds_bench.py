@@ -6,13 +6,19 @@ Loads the GeoNames gazetteer (`tessera lds load-places`), then measures geocodes
           (wrk, rotating through the addresses), beside the same lookups through pgbench
           (`SELECT * FROM carto_lds.geocode(...)`, prepared) at equal concurrency: the raw floor.
   batch   POST /api/v3/lds/geocoding/batch with --batch addresses per request, sequentially.
+  hop     GET /api/v3/lds/health (no auth, no database) through the same nginx -> FastCGI path: what any
+          request pays. The ceiling of a geocode is the hop in series with the lookup,
+          1 / (1/hop + 1/pgbench); `ceil` is the API's rate over that ceiling (the goal is >= 0.9).
+  trips   database statements per geocode (warehouse + metadata), counted in PostgreSQL's statement log
+          over 200 sequential requests after the measurements.
 Two address sets: `exact` (names as the gazetteer spells them, modulo accents and case; the btree path)
 and `fuzzy` (misspelled; the trigram path, the costly one).
 
 Isolines: `--isolines` calls `isoline_bench`, the hook the routing side fills in (10- and 30-minute
 ranges on its test graph); until then it reports what the API answers.
 
-usage: bench/lds [--clients 1,2] [--seconds 10] [--batch 1000] [--bin .build/release] [--isolines]
+usage: bench/lds [--clients 1,2] [--seconds 10] [--batch 1000] [--bin .build/release] [--isolines] [--json]
+  --json  also print the results as one JSON object on the last line (read by bench/compare)
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ sys.path.insert(0, str(REPO / "Tests" / "harness"))
 from demo_data import locate_data  # noqa: E402
 from stack import ADMIN_EMAIL, API_PROGRAMS, Stack  # noqa: E402
 from benchlib import cpu_seconds, tool  # noqa: E402  (bench/ is this script's directory)
+from statement_log import statement_log  # noqa: E402
 
 ADDRESSES = {
     "exact": ["Zaragoza", "Paris", "malaga", "Sao Paulo", "Krakow", "Tokyo", "Nairobi", "Lima", "Oslo", "Chicago",
@@ -51,20 +58,45 @@ def pgbench(stack: Stack, names: list[str], clients: int, seconds: int) -> float
     return float(re.search(r"tps = ([\d.]+)", out).group(1))
 
 
-def wrk(url: str, token: str, names: list[str], clients: int, seconds: int, root: Path) -> tuple[float, str]:
+def ms(text: str) -> float:
+    """wrk's latency (`812.00us`, `1.20ms`, `2.00s`) in milliseconds."""
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
+def wrk(url: str, token: str | None, names: list[str], clients: int, seconds: int, root: Path,
+        paths: list[str] | None = None) -> tuple[float, float, float]:
+    """Requests/s, p50 and p99 (ms)."""
     script = root / "rotate.lua"
-    paths = [f"/api/v3/lds/geocoding/geocode?address={urllib.request.quote(n)}" for n in names]
+    paths = paths or [f"/api/v3/lds/geocoding/geocode?address={urllib.request.quote(n)}" for n in names]
     script.write_text("local paths = %s\nlocal i = 0\nrequest = function()\n  i = i %% #paths + 1\n"
                       "  return wrk.format(\"GET\", paths[i])\nend\n" % ("{" + ",".join(json.dumps(p) for p in paths) + "}"))
+    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
     out = subprocess.run(["wrk", "-t", str(clients), "-c", str(clients), "-d", f"{seconds}s", "--latency",
-                          "-H", f"Authorization: Bearer {token}", "-s", str(script), url],
+                          *auth, "-s", str(script), url],
                          check=True, capture_output=True, text=True).stdout
     if "Non-2xx" in out:
         raise SystemExit(f"wrk saw errors:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
     p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
-    return rps, f"p50 {p50} p99 {p99}"
+    return rps, ms(p50), ms(p99)
+
+
+def round_trips(stack: Stack, token: str, names: list[str], count: int = 200) -> tuple[float, float]:
+    """Warehouse and metadata statements per geocode, from PostgreSQL's statement log."""
+    def get(name: str) -> None:
+        req = urllib.request.Request(f"{stack.base_url}/api/v3/lds/geocoding/geocode?address={urllib.request.quote(name)}",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            r.read()
+    with statement_log(stack) as log:
+        for i in range(count):
+            get(names[i % len(names)])
+    warehouse = log.of_backends_running("carto_lds.geocode(")
+    # Only lds-api and this script use the bench's cluster, and the script does not touch the metadata.
+    metadata = [s for s in log.statements() if s[1:3] == ("tessera", "tessera")]
+    return len(warehouse) / count, len(metadata) / count
 
 
 def distinct_batch(stack: Stack, token: str, names: list[str], size: int) -> float:
@@ -99,6 +131,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--bin", default=str(REPO / ".build" / "release"))
     ap.add_argument("--isolines", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
     args = ap.parse_args()
     bin_dir = Path(args.bin).resolve()
     for name in ("wrk", "pgbench"):
@@ -123,20 +156,42 @@ def main() -> int:
         api_pid = stack.pid("lds-api")
         url = stack.base_url
 
-        print(f"{'set':>5} {'clients':>7} {'pgbench/s':>10} {'API geocodes/s':>15} {'ratio':>6}  latency (API)        API CPU/req")
+        clients_list = [int(c) for c in args.clients.split(",")]
+        results: dict = {"bench": "lds", "load": os.getloadavg()[0], "hop": {}, "single": [], "batch": {}}
+        for clients in clients_list:
+            wrk(url, None, [], clients, 2, root, paths=["/api/v3/lds/health"])
+            hop, p50, p99 = wrk(url, None, [], clients, args.seconds, root, paths=["/api/v3/lds/health"])
+            results["hop"][str(clients)] = hop
+            print(f"hop (GET /api/v3/lds/health, {clients} clients): {hop:.0f} req/s  p50 {p50:.3f} ms p99 {p99:.3f} ms")
+
+        print(f"{'set':>5} {'clients':>7} {'pgbench/s':>10} {'ceiling/s':>10} {'API/s':>8} {'raw':>5} {'ceil':>5}"
+              f"  {'p50 ms':>7} {'p99 ms':>7}  API CPU/req")
         for kind, names in ADDRESSES.items():
-            for clients in [int(c) for c in args.clients.split(",")]:
+            for clients in clients_list:
                 pgbench(stack, names, clients, 2)  # warm
                 raw = pgbench(stack, names, clients, args.seconds)
                 wrk(url, token, names, clients, 2, root)
                 cpu0 = cpu_seconds(api_pid)
-                rps, latency = wrk(url, token, names, clients, args.seconds, root)
+                rps, p50, p99 = wrk(url, token, names, clients, args.seconds, root)
                 api_us = (cpu_seconds(api_pid) - cpu0) / (rps * args.seconds) * 1e6
-                print(f"{kind:>5} {clients:>7} {raw:>10.0f} {rps:>15.0f} {rps / raw:>6.2f}  {latency:<20} {api_us:.0f} µs")
+                ceiling = 1 / (1 / results["hop"][str(clients)] + 1 / raw)
+                results["single"].append({"set": kind, "clients": clients, "pgbench": raw, "ceiling": ceiling, "api": rps,
+                                          "ratio_raw": rps / raw, "ratio_ceiling": rps / ceiling, "p50_ms": p50,
+                                          "p99_ms": p99, "api_cpu_us": api_us})
+                print(f"{kind:>5} {clients:>7} {raw:>10.0f} {ceiling:>10.0f} {rps:>8.0f} {rps / raw:>5.2f} {rps / ceiling:>5.2f}"
+                      f"  {p50:>7.3f} {p99:>7.3f}  {api_us:.0f} µs")
         for kind, names in ADDRESSES.items():
-            print(f"batch {kind}: {args.batch} distinct addresses per request: {distinct_batch(stack, token, names, args.batch):.0f} geocodes/s")
+            rate = distinct_batch(stack, token, names, args.batch)
+            results["batch"][kind] = rate
+            print(f"batch {kind}: {args.batch} distinct addresses per request: {rate:.0f} geocodes/s")
+        warehouse_trips, metadata_trips = round_trips(stack, token, ADDRESSES["exact"])
+        results["round_trips"] = {"warehouse": warehouse_trips, "metadata": metadata_trips}
+        print(f"round trips per geocode: {warehouse_trips:.2f} warehouse + {metadata_trips:.2f} metadata "
+              f"(statement log, 200 sequential requests)")
         if args.isolines:
             isoline_bench(stack, token)
+        if args.json:
+            print(json.dumps(results))
         return 0
     finally:
         stack.stop_all()

@@ -20,11 +20,14 @@ struct LDSContext: Sendable {
     let services: Services
     let providers: LDSProviders
     let quotas: QuotaStore
+    /// Requests charge through blocks this process holds (workers charge `quotas` directly).
+    let leases: QuotaLeases
 
     init(services: Services) {
         self.services = services
         providers = LDSProviders(services: services)
         quotas = QuotaStore(metadata: services.metadata, config: services.config)
+        leases = QuotaLeases(store: quotas)
     }
 
     func authenticate(_ request: HTTPRequest) throws -> Principal {
@@ -39,9 +42,9 @@ struct LDSContext: Sendable {
     /// the units back when the provider failed as a whole (it did no work the user can use).
     func metered<T>(_ principal: Principal, _ service: LDSService, units: Int, _ work: (LDSProvider) throws -> T) throws -> T {
         let provider = try providers.provider(account: principal.accountId, service: service)
-        try quotas.charge(account: principal.accountId, service: service, units: units)
+        try leases.charge(account: principal.accountId, service: service, units: units)
         do { return try work(provider) } catch {
-            quotas.refund(account: principal.accountId, service: service, units: units)
+            leases.refund(account: principal.accountId, service: service, units: units)
             throw error
         }
     }
@@ -49,6 +52,7 @@ struct LDSContext: Sendable {
     /// `GET /api/v3/lds/stats`: this month's quota and use per service of the caller's organisation.
     func stats(_ request: HTTPRequest) throws -> HTTPResponse {
         let principal = try authenticate(request)
+        leases.flush(account: principal.accountId)
         let usage = try quotas.usage(account: principal.accountId)
         let providerNames = try providers.store.list(account: principal.accountId)
         let rows: [JSON] = usage.map { u in

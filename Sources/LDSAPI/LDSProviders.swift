@@ -34,10 +34,11 @@ public struct LDSProviders: Sendable {
         }
     }
 
-    /// The organisation's LDS warehouse pool, or nil when it has no such connection.
+    /// The organisation's LDS warehouse pool (fixed lookups only: no reset round trip), or nil when it has no
+    /// such connection.
     func localPool(account: String) throws -> PGPool? {
         do {
-            return try services.warehouses.privilegedPool(for: try services.warehouses.connection(account: account, name: services.config.ldsConnection))
+            return try services.warehouses.statementPool(for: try services.warehouses.connection(account: account, name: services.config.ldsConnection))
         } catch let e as APIError where e.code == "connection_not_found" {
             return nil
         }

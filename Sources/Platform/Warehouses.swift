@@ -143,22 +143,32 @@ public final class Warehouses: @unchecked Sendable {
         try pool(for: record)
     }
 
+    /// A pool for the platform's own fixed statements that leave nothing behind on the session (the LDS
+    /// gazetteer and routing functions, called with bound values, outside any transaction): connections are
+    /// not reset at check-in, which would cost each lookup a second round trip, and one left mid-transaction
+    /// is closed. Never for SQL a caller wrote; separate from the resetting pool so no caller's session is
+    /// ever handed to it.
+    public func statementPool(for record: ConnectionRecord) throws -> PGPool {
+        try pool(for: record, resetsSessions: false)
+    }
+
     /// The pool for a connection, created on first use and replaced after edits. The policy is checked
     /// whenever a pool is made (the allow-list is fixed for the process's life; an edit is a new version),
     /// outside the lock since resolving a name may take a while, and the pool connects to the checked
     /// address only.
-    func pool(for record: ConnectionRecord) throws -> PGPool {
-        let cached = lock.withLock { pools[record.id].flatMap { $0.version == record.updatedAt ? $0.pool : nil } }
+    func pool(for record: ConnectionRecord, resetsSessions: Bool = true) throws -> PGPool {
+        let key = resetsSessions ? record.id : record.id + "#statements"
+        let cached = lock.withLock { pools[key].flatMap { $0.version == record.updatedAt ? $0.pool : nil } }
         if let cached { return cached }
         let checked = try checkPolicy(record)
         lock.lock()
         defer { lock.unlock() }
-        if let entry = pools[record.id], entry.version == record.updatedAt { return entry.pool }
+        if let entry = pools[key], entry.version == record.updatedAt { return entry.pool }
         let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: statementTimeoutMs,
                                        hostaddr: checked.hostaddr)
-        let pool = PGPool(conninfo: conninfo, size: poolSize, resetsSessions: true)
-        pools[record.id]?.pool.drain()
-        pools[record.id] = (record.updatedAt, pool)
+        let pool = PGPool(conninfo: conninfo, size: poolSize, resetsSessions: resetsSessions, warehouse: true)
+        pools[key]?.pool.drain()
+        pools[key] = (record.updatedAt, pool)
         return pool
     }
 

@@ -24,13 +24,16 @@ public final class PGPool: @unchecked Sendable {
     public var maxAge: TimeInterval = 3600
     private let metrics: PoolMetrics
 
-    public init(conninfo: String, size: Int, resetsSessions: Bool = false, setup: @escaping (PGConnection) throws -> Void = { _ in }) {
+    /// `warehouse` (default: `resetsSessions`) picks the metrics label for pools that reach a warehouse
+    /// without resetting sessions (the LDS lookup pool).
+    public init(conninfo: String, size: Int, resetsSessions: Bool = false, warehouse: Bool? = nil,
+                setup: @escaping (PGConnection) throws -> Void = { _ in }) {
         self.conninfo = conninfo
         self.size = max(1, size)
         self.resetsSessions = resetsSessions
         self.setup = setup
-        // Warehouse pools (they reset sessions) are summed under one label; the metadata pool has its own.
-        self.metrics = resetsSessions ? PoolMetrics.warehouse : PoolMetrics.metadata
+        // Warehouse pools are summed under one label; the metadata pool has its own.
+        self.metrics = (warehouse ?? resetsSessions) ? PoolMetrics.warehouse : PoolMetrics.metadata
     }
 
     /// Checks out a connection in `mode`; whatever the body does to the session is undone at check-in.

@@ -240,6 +240,24 @@ def test_concurrent_requests_never_overshoot_the_quota(api, stack, lds_token):
         stack.tessera("lds", "quota", "set", "--email", stack.admin_email, "--service", "geocoding", "--quota", "default")
 
 
+def test_a_geocode_is_one_round_trip(api, stack, lds_token):
+    """Counted in PostgreSQL's own statement log: each lookup is one statement in the warehouse and nothing
+    else on its connection (no reset: the lookup pool runs only fixed functions), and the quota is charged
+    from blocks the process holds, so the metadata database sees far fewer statements than requests."""
+    from statement_log import statement_log
+
+    names = ["Zaragoza", "Paris", "Lima", "Oslo", "Zaragosa", "Londn"] * 5
+    geocode(api, lds_token, "Tokyo")  # the first request of a process prepares, and takes a first block
+    with statement_log(stack) as log:
+        for name in names:
+            assert geocode(api, lds_token, name)
+    lookups = log.of_backends_running("carto_lds.geocode(")
+    assert [s for s in lookups if "carto_lds.geocode(" not in s[3]] == [], lookups
+    assert len(lookups) == len(names), lookups
+    quota = log.of_backends_running("lds_usage")
+    assert len([s for s in quota if "lds_usage" in s[3]]) < len(names) / 4, quota
+
+
 # ---- external providers (the second organisation, so the session org keeps its local provider)
 
 @pytest.fixture(scope="module")
