@@ -20,7 +20,8 @@ struct Loader {
     let autoguessing: Bool
     let schema: String
     let staging: String
-    /// `geom`, unless the source has an attribute of that name (then a temporary name, renamed later).
+    /// `geom`, unless the source has an attribute of that name or its attributes are not known (then a
+    /// temporary name, renamed after the attributes).
     let geometryName: String
 
     init(settings: ImportSettings, work: String, dataset: DatasetResolver.Dataset, layer: GDALTools.LayerInfo, autoguessing: Bool,
@@ -32,7 +33,7 @@ struct Loader {
         self.autoguessing = autoguessing
         self.schema = schema
         self.staging = staging
-        geometryName = layer.fields.contains { $0.name.lowercased() == "geom" } ? "tessera_geom_tmp" : "geom"
+        geometryName = layer.fromHead || layer.fields.contains { $0.name.lowercased() == "geom" } ? "tessera_geom_tmp" : "geom"
     }
 
     func arguments(conninfo: String) throws -> [String] {
@@ -45,7 +46,8 @@ struct Loader {
             argv += layer.hasSRS ? ["-t_srs", "EPSG:4326"] : ["-a_srs", "EPSG:4326"]
             if layer.promoteToMulti { argv += ["-nlt", "PROMOTE_TO_MULTI"] }
         }
-        argv += ["PG:" + conninfo, dataset.path, layer.name]
+        argv += ["PG:" + conninfo, dataset.path]
+        if !layer.fromHead { argv.append(layer.name) }
         return argv
     }
 
