@@ -5,7 +5,7 @@ import Foundation
 /// GDAL's GeoJSON driver parses the whole file when it opens it, to learn the layer's schema: asking
 /// `ogrinfo` first meant a whole extra parse before ogr2ogr made its own two (on a 100 MB file about a
 /// third of the import). The loader only needs the geometry kind (lines and polygons are promoted to
-/// Multi*) — GeoJSON always has a CRS for GDAL (WGS 84 when none is named), the one layer needs no
+/// Multi*) and whether a CRS is named — GDAL gives GeoJSON WGS 84 when none is, the one layer needs no
 /// name, and the geometry column is given a temporary name (renamed after the load) since the
 /// attributes are not known. The first non-null geometry decides; a file whose kinds are mixed gets a
 /// generic column either way. Anything else (a lone Feature, no geometry in the first bytes, text we do
@@ -16,6 +16,15 @@ enum GeoJSONHead {
         var geometryType: String
         /// The collection's `name` member when it comes before the first geometry (GDAL's layer name).
         var name: String?
+        /// Whether the file may name a CRS (a `crs` member, RFC 7946's predecessor). Without one the
+        /// coordinates are WGS 84 longitude/latitude: EPSG:4326 as PostGIS stores it, nothing to transform.
+        var namesCRS = false
+
+        init(geometryType: String, name: String? = nil, namesCRS: Bool = false) {
+            self.geometryType = geometryType
+            self.name = name
+            self.namesCRS = namesCRS
+        }
     }
 
     private enum Container { case object, array }
@@ -26,8 +35,13 @@ enum GeoJSONHead {
     static func read(path: String, limit: Int = 4 << 20) -> Head? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
-        guard let data = try? handle.read(upToCount: limit) else { return nil }
-        return parse(data)
+        guard let data = try? handle.read(upToCount: limit), var head = parse(data) else { return nil }
+        // A `crs` member may also come after the features: any mention in the last bytes counts.
+        if !head.namesCRS, let end = try? handle.seekToEnd(), end > UInt64(data.count) {
+            try? handle.seek(toOffset: end - min(end - UInt64(data.count), 64 << 10))
+            if let tail = try? handle.readToEnd(), tail.range(of: Data(#""crs""#.utf8)) != nil { head.namesCRS = true }
+        }
+        return head
     }
 
     /// Follows the JSON structure (strings, escapes, nesting) just far enough: the root object's
@@ -39,6 +53,7 @@ enum GeoJSONHead {
         var key: String?                  // the last key read in the innermost object
         var expectKey = false
         var rootType: String?, name: String?
+        var namesCRS = false
         var inString = false, escaped = false
         var text: [UInt8] = []
 
@@ -54,6 +69,7 @@ enum GeoJSONHead {
                 if stack.last == .object && expectKey {
                     key = s
                     expectKey = false
+                    if stack.count == 1, s == "crs" { namesCRS = true }
                     continue
                 }
                 // A string value.
@@ -61,7 +77,7 @@ enum GeoJSONHead {
                 if stack.count == 1, key == "name", !s.contains("\\") { name = s }
                 if key == "type", stack.count == 4, at([nil, "features", nil, "geometry"]) {
                     guard rootType == "FeatureCollection", geometryTypes.contains(s) else { return nil }
-                    return Head(geometryType: s, name: name)
+                    return Head(geometryType: s, name: name, namesCRS: namesCRS)
                 }
                 continue
             }

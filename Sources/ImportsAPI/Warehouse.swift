@@ -103,7 +103,7 @@ struct Warehouse {
         }
     }
 
-    /// Column names made CARTO-style (lower case, `_`), the geometry column named `geom`, the
+    /// Column names made CARTO-style (lower case, `_`), the geometry column named `geom` and indexed, the
     /// `cartodb_id` sequence moved past the loaded ids, statistics gathered; returns counts and warnings.
     func finishStaging(geometryName: String, deadline: Date) throws -> Stats {
         try pool.withConnection { db in
@@ -163,6 +163,11 @@ struct Warehouse {
                     stats.warnings.append("No geometry column was found; the data was imported as a table without geometry")
                 }
                 guard stats.rows > 0 else { throw ImportFailure("The file contains no rows") }
+                if geometry != nil {
+                    // Built after the load (the loader asks GDAL for none), named as GDAL would name it.
+                    try db.execute("SELECT set_config('maintenance_work_mem', '128MB', true)")
+                    try db.execute("CREATE INDEX \(try Identifier(staging + "_geom_geom_idx")) ON \(table) USING GIST (geom)" as SQL)
+                }
                 _ = try db.execute("""
                     SELECT setval(pg_get_serial_sequence(\(table.text), 'cartodb_id'), greatest(\(maxId)::bigint, 1), \(maxId)::bigint IS NOT NULL)
                     """ as SQL)

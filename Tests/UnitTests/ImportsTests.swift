@@ -198,6 +198,9 @@ final class ImportHelpersTests: XCTestCase {
             + #""properties": {"type": "Polygon", "geometry": {"type": "Point"}, "q": "a \"}\" b"}},"#
             + #"{"properties": {}, "type": "Feature", "geometry": {"coordinates": [[0, 0], [1, 1]], "type": "LineString"}}"#
         XCTAssertEqual(head(text), GeoJSONHead.Head(geometryType: "LineString", name: "roads"))
+        XCTAssertEqual(head(#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"EPSG:3857"}},"features":["#
+                            + #"{"geometry":{"type":"Point","coordinates":[1,2]},"properties":{"crs":1}}]}"#),
+                       GeoJSONHead.Head(geometryType: "Point", namesCRS: true))
         XCTAssertEqual(head(#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","#
                             + #""coordinates":[1,2]}}]}"#), GeoJSONHead.Head(geometryType: "Point", name: nil))
         // Not decided from these bytes: ogrinfo reads the file as before.
@@ -209,7 +212,8 @@ final class ImportHelpersTests: XCTestCase {
         XCTAssertNil(head(""))
         var polygon = GDALTools.LayerInfo(head: GeoJSONHead.Head(geometryType: "Polygon", name: nil), path: "/w/input.geojson")
         XCTAssertEqual(polygon.name, "input")
-        XCTAssertTrue(polygon.promoteToMulti && polygon.hasSRS && polygon.fromHead)
+        XCTAssertTrue(polygon.promoteToMulti && polygon.hasSRS && polygon.fromHead && polygon.lonLat)
+        XCTAssertFalse(GDALTools.LayerInfo(head: GeoJSONHead.Head(geometryType: "Point", namesCRS: true), path: "/w/x.geojson").lonLat)
         polygon.geometryType = "Point"
         XCTAssertFalse(polygon.promoteToMulti)
     }

@@ -89,6 +89,12 @@ def files(tmp_path_factory):
     # "type" after "features": not followed from the first bytes, so ogrinfo reads it as before.
     (d / "late.geojson").write_text('{"features": ' + json.dumps(polys["features"][0::2]) + ', "type": "FeatureCollection"}')
     out["late_geojson"] = d / "late.geojson"
+    # A named CRS, before or after the features: reprojected to EPSG:4326 (111319.49 m east = 1 degree).
+    mercator = [{"type": "Feature", "properties": {"n": 1}, "geometry": {"type": "Point", "coordinates": [111319.490793, 0]}}]
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3857"}}
+    (d / "crs_first.geojson").write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": mercator}))
+    (d / "crs_last.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": mercator, "crs": crs}))
+    out["crs_first"], out["crs_last"] = d / "crs_first.geojson", d / "crs_last.geojson"
     _ogr("-f", "GeoJSONSeq", str(d / "points.geojsonl"), str(src)); out["geojsonseq"] = d / "points.geojsonl"
     _ogr("-f", "GPKG", str(d / "points.gpkg"), str(src)); out["gpkg"] = d / "points.gpkg"
     _ogr("-f", "FlatGeobuf", str(d / "points.fgb"), str(src)); out["fgb"] = d / "points.fgb"
@@ -363,6 +369,14 @@ def test_geojson_read_from_its_first_bytes_keeps_an_attribute_called_geom(imp):
                   f"ORDER BY n) FROM {table}")
     assert got == "first:-:0,second:MULTILINESTRING:1,third:MULTILINESTRING:2", got
     assert imp.leftovers() == "0"
+
+
+@pytest.mark.parametrize("key", ["crs_first", "crs_last"])
+def test_geojson_with_a_named_crs_is_reprojected(imp, key):
+    table = f"{SCHEMA}.{key}"
+    assert imp.run(imp.files[key], table)["status"] == "success"
+    assert imp.sql(f"SELECT round(ST_X(geom)::numeric, 6) || ',' || round(ST_Y(geom)::numeric, 6) || ',' || ST_SRID(geom) "
+                   f"FROM {table}") == "1.000000,0.000000,4326"
 
 
 def test_csv_without_geometry_is_a_plain_table_with_a_warning(imp):
