@@ -6,7 +6,9 @@ Generates a CSV (lon/lat columns) and a GeoJSON FeatureCollection of about --siz
 a streamed upload through nginx to tessera-import-api, then the tessera-import-worker (GDAL -> COPY into a
 staging table -> swap) — and (b) with plain `ogr2ogr -f PostgreSQL` (PG_USE_COPY=YES) of the same file
 into the same warehouse (the zip through /vsizip/). Prints MB/s and the ratio ogr2ogr time / Imports API
-time, both end to end (upload + queue + load) and for the worker's job alone, plus peak RSS: the
+time, both end to end (upload + queue + load) and for the worker's job alone; the CPU seconds each spent
+(plain: ogr2ogr + PostgreSQL; job: worker + its GDAL children + PostgreSQL), less sensitive to other load
+on the machine than wall time; and peak RSS: the
 import-worker's own (VmHWM, reset before each import), its GDAL child's (ogr2ogr, from wait4), their sum,
 and plain ogr2ogr's.
 
@@ -106,6 +108,28 @@ def convert(csv: Path, fmt: str) -> Path:
     return out
 
 
+def cpu_with_children(pid: int) -> float:
+    """User + system CPU of a process and of its children it has waited for (ogr2ogr, unzip...)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def pg_cpu(stack: Stack) -> float:
+    """CPU of the stack's PostgreSQL: the postmaster with its reaped backends, plus the live ones."""
+    postmaster = int((stack.pg_data / "postmaster.pid").read_text().split()[0])
+    total = cpu_with_children(postmaster)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def reset_peak(pid: int) -> None:
     """Resets the process's VmHWM (clear_refs 5) so each import's peak is its own."""
     with open(f"/proc/{pid}/clear_refs", "w") as f:
@@ -153,20 +177,21 @@ def via_api(stack: Stack, token: str, path: Path, table: str) -> tuple[float, fl
     return total, job, int((doc.get("result") or {}).get("ogr2ogrPeakRssKiB") or 0)
 
 
-def via_ogr2ogr(stack: Stack, path: Path, fmt: str, table: str) -> tuple[float, int]:
+def via_ogr2ogr(stack: Stack, path: Path, fmt: str, table: str) -> tuple[float, int, float]:
     source = f"/vsizip/{path}" if fmt == "shpzip" else str(path)
     cmd = ["ogr2ogr", "-f", "PostgreSQL", f"PG:{stack.dsn('carto_dw', 'carto_dw')}", source, "--config", "PG_USE_COPY", "YES",
            "-nln", table, "-lco", "GEOMETRY_NAME=geom", "-a_srs", "EPSG:4326", "-overwrite"]
     if fmt == "csv":
         cmd += CSV_OPEN
-    started = time.monotonic()
+    started, pg_before = time.monotonic(), pg_cpu(stack)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
+    cpu = usage.ru_utime + usage.ru_stime + pg_cpu(stack) - pg_before
     elapsed = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"ogr2ogr failed: {proc.stderr.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, cpu
 
 
 def main() -> int:
@@ -198,7 +223,7 @@ def main() -> int:
         stack.psql("CREATE SCHEMA IF NOT EXISTS bench", dbname="carto_dw", user="carto_dw")
 
         print(f"{'format':>7} {'MB':>6} {'rows':>9} | {'ogr2ogr s':>9} {'MB/s':>6} | {'API total s':>11} {'MB/s':>6} {'ratio':>5}"
-              f" | {'job s':>6} {'ratio':>5} | peak RSS MiB: worker child sum ogr2ogr", flush=True)
+              f" | {'job s':>6} {'ratio':>5} | CPU s: ogr2ogr+PG job+PG ratio | peak RSS MiB: worker child sum ogr2ogr", flush=True)
         csv = stack.root / "bench.csv"
         n_csv = generate(csv, "csv", size) if {"csv", "gpkg", "shpzip"} & set(formats) else 0
         for fmt in formats:
@@ -210,20 +235,25 @@ def main() -> int:
             else:
                 path, n = convert(csv, fmt), n_csv
             mb = path.stat().st_size / (1 << 20)
-            ogr_s, ogr_rss = via_ogr2ogr(stack, path, fmt, f"bench.ogr_{fmt}")
+            ogr_s, ogr_rss, ogr_cpu = via_ogr2ogr(stack, path, fmt, f"bench.ogr_{fmt}")
             worker_pid = stack.pid("import-worker")
             reset_peak(worker_pid)
+            cpu_before = cpu_with_children(worker_pid) + pg_cpu(stack)
             api_s, job_s, child_rss = via_api(stack, token, path, f"bench.api_{fmt}")
             worker = vmhwm_kib(worker_pid)
+            # The worker's job: itself, its GDAL children, PostgreSQL (the upload's import-api and nginx not counted).
+            job_cpu = cpu_with_children(worker_pid) + pg_cpu(stack) - cpu_before
             for table in (f"bench.ogr_{fmt}", f"bench.api_{fmt}"):
                 count = int(stack.psql(f"SELECT count(*) FROM {table}", dbname="carto_dw", user="carto_dw"))
                 if count != n:
                     raise SystemExit(f"{table}: {count} rows, expected {n}")
             print(f"{fmt:>7} {mb:>6.0f} {n:>9} | {ogr_s:>9.1f} {mb / ogr_s:>6.1f} | {api_s:>11.1f} {mb / api_s:>6.1f} "
-                  f"{ogr_s / api_s:>5.2f} | {job_s:>6.1f} {ogr_s / job_s:>5.2f} | {worker / 1024:>6.0f} {child_rss / 1024:>5.0f} "
+                  f"{ogr_s / api_s:>5.2f} | {job_s:>6.1f} {ogr_s / job_s:>5.2f} | {ogr_cpu:>13.1f} {job_cpu:>6.1f} {ogr_cpu / job_cpu:>5.2f} | "
+                  f"{worker / 1024:>6.0f} {child_rss / 1024:>5.0f} "
                   f"{(worker + child_rss) / 1024:>3.0f} {ogr_rss / 1024:>7.0f}", flush=True)
             results.append({"format": fmt, "mb": round(mb, 1), "rows": n, "ogr2ogr_s": round(ogr_s, 2), "api_total_s": round(api_s, 2),
-                            "job_s": round(job_s, 2), "ratio_total": round(ogr_s / api_s, 3), "ratio_job": round(ogr_s / job_s, 3),
+                            "job_s": round(job_s, 2), "ogr2ogr_cpu_s": round(ogr_cpu, 2), "job_cpu_s": round(job_cpu, 2),
+                            "ratio_cpu": round(ogr_cpu / job_cpu, 3), "ratio_total": round(ogr_s / api_s, 3), "ratio_job": round(ogr_s / job_s, 3),
                             "worker_peak_rss_mib": round(worker / 1024, 1), "gdal_peak_rss_mib": round(child_rss / 1024, 1),
                             "worker_plus_gdal_peak_rss_mib": round((worker + child_rss) / 1024, 1),
                             "ogr2ogr_peak_rss_mib": round(ogr_rss / 1024, 1)})
