@@ -36,10 +36,13 @@ enum GeoJSONHead {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
         guard let data = try? handle.read(upToCount: limit), var head = parse(data) else { return nil }
-        // A `crs` member may also come after the features: any mention in the last bytes counts.
+        // A `crs` member may also come after the features: any mention in the bytes read or the last ones
+        // counts (at worst a needless transform).
+        let crs = Data(#""crs""#.utf8)
+        if data.range(of: crs) != nil { head.namesCRS = true }
         if !head.namesCRS, let end = try? handle.seekToEnd(), end > UInt64(data.count) {
             try? handle.seek(toOffset: end - min(end - UInt64(data.count), 64 << 10))
-            if let tail = try? handle.readToEnd(), tail.range(of: Data(#""crs""#.utf8)) != nil { head.namesCRS = true }
+            if let tail = try? handle.readToEnd(), tail.range(of: crs) != nil { head.namesCRS = true }
         }
         return head
     }
