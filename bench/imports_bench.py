@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Imports API vs plain ogr2ogr on the same generated files, in one run.
 
-Generates a CSV (lon/lat columns) and a GeoJSON FeatureCollection of about --size-mb each, then loads
-each (a) through the Imports API — a streamed upload through nginx to tessera-import-api, then the
-tessera-import-worker (GDAL -> COPY into a staging table -> swap) — and (b) with plain
-`ogr2ogr -f PostgreSQL` (PG_USE_COPY=YES) into the same warehouse. Prints MB/s and the ratio
-ogr2ogr time / Imports API time, both end to end (upload + queue + load) and for the worker's job alone,
-plus the peak RSS (VmHWM) of the import-worker, of its ogr2ogr child and of plain ogr2ogr.
+Generates a CSV (lon/lat columns) and a GeoJSON FeatureCollection of about --size each, and from the CSV
+(with ogr2ogr, untimed) a GeoPackage and a zipped Shapefile; then loads each (a) through the Imports API —
+a streamed upload through nginx to tessera-import-api, then the tessera-import-worker (GDAL -> COPY into a
+staging table -> swap) — and (b) with plain `ogr2ogr -f PostgreSQL` (PG_USE_COPY=YES) of the same file
+into the same warehouse (the zip through /vsizip/). Prints MB/s and the ratio ogr2ogr time / Imports API
+time, both end to end (upload + queue + load) and for the worker's job alone; the CPU seconds each spent
+(plain: ogr2ogr + PostgreSQL; job: worker + its GDAL children + PostgreSQL), less sensitive to other load
+on the machine than wall time; and peak RSS: the
+import-worker's own (VmHWM, reset before each import), its GDAL child's (ogr2ogr, from wait4), their sum,
+and plain ogr2ogr's.
 
-usage: bench/imports [--size-mb 1024] [--formats csv,geojson] [--bin .build/release]
+usage: bench/imports [--size 100M|1G] [--formats csv,geojson,gpkg,shpzip] [--bin .build/release] [--json]
+  --size 1G is the by-hand bounded-memory check (not CI): it needs several GB of free disk, checked first.
+  --json prints one JSON object with every number on the last line (bench/compare reads it).
 """
 from __future__ import annotations
 
@@ -20,7 +26,9 @@ import random
 import subprocess
 import sys
 import time
+import shutil
 import urllib.parse
+import zipfile
 from pathlib import Path
 
 from benchlib import DEFAULT_BIN, require, throwaway_stack, tool, vmhwm_kib
@@ -68,6 +76,66 @@ def generate(path: Path, fmt: str, size: int) -> int:
     return n
 
 
+def parse_size(text: str) -> int:
+    """"100M", "1G", "512k" or plain bytes."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = text.strip().lower().removesuffix("b")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+CSV_OPEN = ["-oo", "X_POSSIBLE_NAMES=lon", "-oo", "Y_POSSIBLE_NAMES=lat", "-oo", "AUTODETECT_TYPE=YES"]
+
+
+def convert(csv: Path, fmt: str) -> Path:
+    """A GeoPackage or zipped Shapefile of the CSV's rows (not timed)."""
+    if fmt == "gpkg":
+        out = csv.with_name("bench.gpkg")
+        subprocess.run(["ogr2ogr", "-f", "GPKG", str(out), str(csv), "-nln", "bench", "-a_srs", "EPSG:4326", *CSV_OPEN],
+                       check=True, stdout=subprocess.DEVNULL)
+        return out
+    shp_dir = csv.parent / "shp"
+    shutil.rmtree(shp_dir, ignore_errors=True)
+    shp_dir.mkdir()
+    subprocess.run(["ogr2ogr", "-f", "ESRI Shapefile", str(shp_dir / "bench.shp"), str(csv), "-nln", "bench", "-a_srs", "EPSG:4326",
+                    *CSV_OPEN], check=True, stdout=subprocess.DEVNULL)
+    out = csv.with_name("bench.zip")
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as z:
+        for part in sorted(shp_dir.iterdir()):
+            z.write(part, part.name)
+    shutil.rmtree(shp_dir)
+    return out
+
+
+def cpu_with_children(pid: int) -> float:
+    """User + system CPU of a process and of its children it has waited for (ogr2ogr, unzip...)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def pg_cpu(stack: Stack) -> float:
+    """CPU of the stack's PostgreSQL: the postmaster with its reaped backends, plus the live ones."""
+    postmaster = int((stack.pg_data / "postmaster.pid").read_text().split()[0])
+    total = cpu_with_children(postmaster)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def reset_peak(pid: int) -> None:
+    """Resets the process's VmHWM (clear_refs 5) so each import's peak is its own."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
 def upload(stack: Stack, token: str, path: Path, destination: str) -> str:
     qs = urllib.parse.urlencode({"connection": "carto_dw", "destination": destination, "filename": path.name,
                                  "overwrite": "true"})
@@ -109,29 +177,43 @@ def via_api(stack: Stack, token: str, path: Path, table: str) -> tuple[float, fl
     return total, job, int((doc.get("result") or {}).get("ogr2ogrPeakRssKiB") or 0)
 
 
-def via_ogr2ogr(stack: Stack, path: Path, fmt: str, table: str) -> tuple[float, int]:
-    cmd = ["ogr2ogr", "-f", "PostgreSQL", f"PG:{stack.dsn('carto_dw', 'carto_dw')}", str(path), "--config", "PG_USE_COPY", "YES",
+def via_ogr2ogr(stack: Stack, path: Path, fmt: str, table: str) -> tuple[float, int, float]:
+    source = f"/vsizip/{path}" if fmt == "shpzip" else str(path)
+    cmd = ["ogr2ogr", "-f", "PostgreSQL", f"PG:{stack.dsn('carto_dw', 'carto_dw')}", source, "--config", "PG_USE_COPY", "YES",
            "-nln", table, "-lco", "GEOMETRY_NAME=geom", "-a_srs", "EPSG:4326", "-overwrite"]
     if fmt == "csv":
-        cmd += ["-oo", "X_POSSIBLE_NAMES=lon", "-oo", "Y_POSSIBLE_NAMES=lat", "-oo", "AUTODETECT_TYPE=YES"]
-    started = time.monotonic()
+        cmd += CSV_OPEN
+    started, pg_before = time.monotonic(), pg_cpu(stack)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
+    cpu = usage.ru_utime + usage.ru_stime + pg_cpu(stack) - pg_before
     elapsed = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"ogr2ogr failed: {proc.stderr.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, cpu
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size-mb", type=int, default=1024)
-    ap.add_argument("--formats", default="csv,geojson")
+    ap.add_argument("--size", default=None, help="about this much CSV / GeoJSON, e.g. 100M or 1G (default 100M)")
+    ap.add_argument("--size-mb", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--formats", default="csv,geojson,gpkg,shpzip")
     ap.add_argument("--bin", default=DEFAULT_BIN)
+    ap.add_argument("--json", action="store_true", help="print one JSON object with the results on the last line")
     args = ap.parse_args()
+    size = parse_size(args.size) if args.size else (args.size_mb << 20 if args.size_mb else 100 << 20)
+    formats = args.formats.split(",")
+    if unknown := set(formats) - {"csv", "geojson", "gpkg", "shpzip"}:
+        raise SystemExit(f"unknown formats: {', '.join(sorted(unknown))}")
     bin_dir = Path(args.bin).resolve()
     require("ogr2ogr", "gdal-bin")
+    # Source file + the upload's copy + converted file + two tables with indexes + WAL: about 6x, plus headroom.
+    free = shutil.disk_usage("/tmp").free
+    if free < 6 * size + (2 << 30):
+        raise SystemExit(f"not enough free disk in /tmp for --size {size >> 20} MB: {free >> 20} MB free, "
+                         f"{(6 * size + (2 << 30)) >> 20} MB needed")
+    results = []
     with throwaway_stack(bin_dir, redis=True) as stack:
         tool(bin_dir, stack, "create-admin", "--email", ADMIN_EMAIL, "--password", "bench-" + os.urandom(8).hex())
         token = tool(bin_dir, stack, "tokens", "create", "--email", ADMIN_EMAIL, "--source", "*", "--apis", "imports")
@@ -141,24 +223,49 @@ def main() -> int:
         stack.psql("CREATE SCHEMA IF NOT EXISTS bench", dbname="carto_dw", user="carto_dw")
 
         print(f"{'format':>7} {'MB':>6} {'rows':>9} | {'ogr2ogr s':>9} {'MB/s':>6} | {'API total s':>11} {'MB/s':>6} {'ratio':>5}"
-              f" | {'job s':>6} {'ratio':>5} | peak RSS MiB: worker child ogr2ogr")
-        for fmt in args.formats.split(","):
-            path = stack.root / f"bench.{fmt}"
-            n = generate(path, fmt, args.size_mb << 20)
+              f" | {'job s':>6} {'ratio':>5} | CPU s: ogr2ogr+PG job+PG ratio | peak RSS MiB: worker child sum ogr2ogr", flush=True)
+        csv = stack.root / "bench.csv"
+        n_csv = generate(csv, "csv", size) if {"csv", "gpkg", "shpzip"} & set(formats) else 0
+        for fmt in formats:
+            if fmt == "csv":
+                path, n = csv, n_csv
+            elif fmt == "geojson":
+                path = stack.root / "bench.geojson"
+                n = generate(path, fmt, size)
+            else:
+                path, n = convert(csv, fmt), n_csv
             mb = path.stat().st_size / (1 << 20)
-            ogr_s, ogr_rss = via_ogr2ogr(stack, path, fmt, f"bench.ogr_{fmt}")
+            ogr_s, ogr_rss, ogr_cpu = via_ogr2ogr(stack, path, fmt, f"bench.ogr_{fmt}")
+            worker_pid = stack.pid("import-worker")
+            reset_peak(worker_pid)
+            cpu_before = cpu_with_children(worker_pid) + pg_cpu(stack)
             api_s, job_s, child_rss = via_api(stack, token, path, f"bench.api_{fmt}")
+            worker = vmhwm_kib(worker_pid)
+            # The worker's job: itself, its GDAL children, PostgreSQL (the upload's import-api and nginx not counted).
+            job_cpu = cpu_with_children(worker_pid) + pg_cpu(stack) - cpu_before
             for table in (f"bench.ogr_{fmt}", f"bench.api_{fmt}"):
                 count = int(stack.psql(f"SELECT count(*) FROM {table}", dbname="carto_dw", user="carto_dw"))
                 if count != n:
                     raise SystemExit(f"{table}: {count} rows, expected {n}")
-            worker = vmhwm_kib(stack.pid("import-worker"))
             print(f"{fmt:>7} {mb:>6.0f} {n:>9} | {ogr_s:>9.1f} {mb / ogr_s:>6.1f} | {api_s:>11.1f} {mb / api_s:>6.1f} "
-                  f"{ogr_s / api_s:>5.2f} | {job_s:>6.1f} {ogr_s / job_s:>5.2f} | {worker / 1024:>6.0f} {child_rss / 1024:>5.0f} "
-                  f"{ogr_rss / 1024:>7.0f}", flush=True)
-            path.unlink()
+                  f"{ogr_s / api_s:>5.2f} | {job_s:>6.1f} {ogr_s / job_s:>5.2f} | {ogr_cpu:>13.1f} {job_cpu:>6.1f} {ogr_cpu / job_cpu:>5.2f} | "
+                  f"{worker / 1024:>6.0f} {child_rss / 1024:>5.0f} "
+                  f"{(worker + child_rss) / 1024:>3.0f} {ogr_rss / 1024:>7.0f}", flush=True)
+            results.append({"format": fmt, "mb": round(mb, 1), "rows": n, "ogr2ogr_s": round(ogr_s, 2), "api_total_s": round(api_s, 2),
+                            "job_s": round(job_s, 2), "ogr2ogr_cpu_s": round(ogr_cpu, 2), "job_cpu_s": round(job_cpu, 2),
+                            "ratio_cpu": round(ogr_cpu / job_cpu, 3), "ratio_total": round(ogr_s / api_s, 3), "ratio_job": round(ogr_s / job_s, 3),
+                            "worker_peak_rss_mib": round(worker / 1024, 1), "gdal_peak_rss_mib": round(child_rss / 1024, 1),
+                            "worker_plus_gdal_peak_rss_mib": round((worker + child_rss) / 1024, 1),
+                            "ogr2ogr_peak_rss_mib": round(ogr_rss / 1024, 1)})
+            if path != csv:
+                path.unlink()
             stack.psql(f"DROP TABLE bench.ogr_{fmt}, bench.api_{fmt}", dbname="carto_dw", user="carto_dw")
-        print(f"import-api peak RSS: {vmhwm_kib(stack.pid('import-api')) / 1024:.0f} MiB")
+        csv.unlink(missing_ok=True)
+        api_rss = vmhwm_kib(stack.pid("import-api")) / 1024
+        print(f"import-api peak RSS: {api_rss:.0f} MiB; load average {os.getloadavg()[0]:.1f}")
+    if args.json:
+        print(json.dumps({"bench": "imports", "size_bytes": size, "results": results, "import_api_peak_rss_mib": round(api_rss, 1),
+                          "loadavg": round(os.getloadavg()[0], 2)}))
     return 0
 
 

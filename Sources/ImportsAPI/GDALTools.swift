@@ -16,10 +16,26 @@ enum GDALTools {
         var featureCount = -1
         var hasSRS = false
         var fields: [(name: String, type: String)] = []
+        /// Read from the file's first bytes (`GeoJSONHead`) rather than by ogrinfo: the fields are not
+        /// known, and the file's one layer is loaded without naming it.
+        var fromHead = false
+        /// Known to be WGS 84 longitude/latitude already: EPSG:4326 is assigned, nothing is transformed.
+        var lonLat = false
 
         static func == (a: LayerInfo, b: LayerInfo) -> Bool {
             a.name == b.name && a.geometryType == b.geometryType && a.featureCount == b.featureCount && a.hasSRS == b.hasSRS
-                && a.fields.map(\.name) == b.fields.map(\.name) && a.fields.map(\.type) == b.fields.map(\.type)
+                && a.fields.map(\.name) == b.fields.map(\.name) && a.fields.map(\.type) == b.fields.map(\.type) && a.fromHead == b.fromHead && a.lonLat == b.lonLat
+        }
+
+        init(name: String) { self.name = name }
+
+        /// The one layer of a GeoJSON FeatureCollection; GDAL gives GeoJSON WGS 84 when it names no CRS.
+        init(head: GeoJSONHead.Head, path: String) {
+            name = head.name ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            geometryType = head.geometryType
+            hasSRS = true
+            lonLat = !head.namesCRS
+            fromHead = true
         }
 
         var hasGeometry: Bool { geometryType != "None" }

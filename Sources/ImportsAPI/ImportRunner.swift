@@ -162,14 +162,8 @@ public struct ImportRunner: Sendable {
             try CSVCheck.validate(path: dataset.path, separator: dataset.format == .tsv ? 9 : nil,
                                   isCancelled: { context.isCancelled })
         }
-        // Counting features is a full pass over the file (for a CSV about as long as loading it): only a
-        // file with several layers needs counts, to skip its empty ones.
-        var layers = try GDALTools.layers(of: dataset.path, format: dataset.format, autoguessing: request.autoguessing, workDir: work,
-                                          counted: false, deadline: deadline, isCancelled: { context.isCancelled })
-        if layers.count > 1 {
-            layers = try GDALTools.layers(of: dataset.path, format: dataset.format, autoguessing: request.autoguessing, workDir: work,
-                                          deadline: deadline, isCancelled: { context.isCancelled })
-        }
+        let layers = try ImportRunner.layers(of: dataset, autoguessing: request.autoguessing, work: work, deadline: deadline,
+                                             isCancelled: { context.isCancelled })
         let (layer, skipped) = try ImportRunner.chooseLayer(layers)
 
         // 3. Load into the staging table.
@@ -197,6 +191,24 @@ public struct ImportRunner: Sendable {
         // 5. Swap it in, record completion.
         try finish(job, request, account: account, warehouse: warehouse, result: .object(result), alreadySwapped: false)
         return nil
+    }
+
+    /// The input's layers, as much as the loader needs to know of them.
+    static func layers(of dataset: DatasetResolver.Dataset, autoguessing: Bool, work: String, deadline: Date,
+                       isCancelled: () -> Bool) throws -> [GDALTools.LayerInfo] {
+        // Counting features is a full pass over the file (for a CSV about as long as loading it): only a
+        // file with several layers needs counts, to skip its empty ones. GDAL parses a whole GeoJSON file
+        // just to open it: its first bytes say what the load needs (`GeoJSONHead`), ogrinfo only when not.
+        if dataset.format == .geojson, let head = GeoJSONHead.read(path: dataset.path) {
+            return [GDALTools.LayerInfo(head: head, path: dataset.path)]
+        }
+        var layers = try GDALTools.layers(of: dataset.path, format: dataset.format, autoguessing: autoguessing, workDir: work,
+                                          counted: false, deadline: deadline, isCancelled: isCancelled)
+        if layers.count > 1 {
+            layers = try GDALTools.layers(of: dataset.path, format: dataset.format, autoguessing: autoguessing, workDir: work,
+                                          deadline: deadline, isCancelled: isCancelled)
+        }
+        return layers
     }
 
     /// The layer to import: the first one with features (GPX waypoints/routes/tracks, KML folders,

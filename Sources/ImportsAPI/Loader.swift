@@ -9,7 +9,9 @@ import Spawn
 /// Choices: `-lco GEOMETRY_NAME=geom -lco FID=cartodb_id` (CARTO's names), `LAUNDER=YES`, `PRECISION=NO`
 /// (text/float8/integer rather than widths declared by the source), `-dim XY`, lines and polygons
 /// promoted to Multi* (single and multi parts in one column type), points left as points, data
-/// reprojected to EPSG:4326 (a layer without a CRS is taken to be EPSG:4326 already). No
+/// reprojected to EPSG:4326 (a layer without a CRS is taken to be EPSG:4326 already). No spatial index:
+/// GDAL creates it with the table, so every row would be inserted into the GiST tree one at a time;
+/// `Warehouse.finishStaging` builds it once the rows are in (a sorted bulk build, several times faster). No
 /// `-skipfailures`: a feature GDAL cannot write fails the import instead of silently dropping rows
 /// (row counts must equal the source), and skipfailures would also disable COPY batching.
 struct Loader {
@@ -20,7 +22,8 @@ struct Loader {
     let autoguessing: Bool
     let schema: String
     let staging: String
-    /// `geom`, unless the source has an attribute of that name (then a temporary name, renamed later).
+    /// `geom`, unless the source has an attribute of that name or its attributes are not known (then a
+    /// temporary name, renamed after the attributes).
     let geometryName: String
 
     init(settings: ImportSettings, work: String, dataset: DatasetResolver.Dataset, layer: GDALTools.LayerInfo, autoguessing: Bool,
@@ -32,27 +35,31 @@ struct Loader {
         self.autoguessing = autoguessing
         self.schema = schema
         self.staging = staging
-        geometryName = layer.fields.contains { $0.name.lowercased() == "geom" } ? "tessera_geom_tmp" : "geom"
+        geometryName = layer.fromHead || layer.fields.contains { $0.name.lowercased() == "geom" } ? "tessera_geom_tmp" : "geom"
     }
 
     func arguments(conninfo: String) throws -> [String] {
         var argv = [try ChildProcess.tool("ogr2ogr"), "-f", "PostgreSQL", "--config", "PG_USE_COPY", "YES",
                     "-nln", staging, "-lco", "SCHEMA=\(schema)", "-lco", "GEOMETRY_NAME=\(geometryName)", "-lco", "FID=cartodb_id",
-                    "-lco", "LAUNDER=YES", "-lco", "PRECISION=NO", "-lco", "SPATIAL_INDEX=GIST", "-dim", "XY", "-gt", "65536",
+                    "-lco", "LAUNDER=YES", "-lco", "PRECISION=NO", "-lco", "SPATIAL_INDEX=NONE", "-dim", "XY", "-gt", "65536",
                     "-progress"]
         argv += GDALTools.openOptions(for: dataset.format, autoguessing: autoguessing)
         if layer.hasGeometry {
-            argv += layer.hasSRS ? ["-t_srs", "EPSG:4326"] : ["-a_srs", "EPSG:4326"]
+            argv += layer.hasSRS && !layer.lonLat ? ["-t_srs", "EPSG:4326"] : ["-a_srs", "EPSG:4326"]
             if layer.promoteToMulti { argv += ["-nlt", "PROMOTE_TO_MULTI"] }
         }
-        argv += ["PG:" + conninfo, dataset.path, layer.name]
+        argv += ["PG:" + conninfo, dataset.path]
+        if !layer.fromHead { argv.append(layer.name) }
         return argv
     }
 
     /// Loads; returns the child's peak RSS in KiB.
     func run(conninfo: String, password: String?, deadline: Date, context: JobContext) throws -> Int {
         let out = work + "/ogr2ogr.out", err = work + "/ogr2ogr.err"
-        let env = try GDALTools.environment(keeping: [dataset.format.driver, "PostgreSQL"], workDir: work, password: password)
+        var env = try GDALTools.environment(keeping: [dataset.format.driver, "PostgreSQL"], workDir: work, password: password)
+        // The staging table's commits need not wait for the disk: the swap's own commit flushes the WAL
+        // up to it (staging rows included), and a crash before that leaves a table the retry drops.
+        env["PGOPTIONS"] = "-c synchronous_commit=off"
         let child = try ChildProcess(try arguments(conninfo: conninfo), environment: env, stdout: out, stderr: err)
         let total = max(layer.featureCount, 0)
         let inputSize = fileSize(realPath(dataset.path))

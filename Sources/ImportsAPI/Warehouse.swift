@@ -103,7 +103,7 @@ struct Warehouse {
         }
     }
 
-    /// Column names made CARTO-style (lower case, `_`), the geometry column named `geom`, the
+    /// Column names made CARTO-style (lower case, `_`), the geometry column named `geom` and indexed, the
     /// `cartodb_id` sequence moved past the loaded ids, statistics gathered; returns counts and warnings.
     func finishStaging(geometryName: String, deadline: Date) throws -> Stats {
         try pool.withConnection { db in
@@ -127,9 +127,6 @@ struct Warehouse {
                     if name == "cartodb_id" { continue }
                     if name == geometryName && type.hasPrefix("geometry") {
                         geometry = type
-                        if name != "geom" {
-                            try db.execute("ALTER TABLE \(table) RENAME COLUMN \(try Identifier(name)) TO geom" as SQL)
-                        }
                         continue
                     }
                     var new = ColumnNames.sanitize(name)
@@ -143,9 +140,16 @@ struct Warehouse {
                         try db.execute("ALTER TABLE \(table) RENAME COLUMN \(try Identifier(name)) TO \(try Identifier(new))" as SQL)
                     }
                 }
+                // After the attributes: one of them may have been called geom (now geom_1).
+                if geometry != nil && geometryName != "geom" {
+                    try db.execute("ALTER TABLE \(table) RENAME COLUMN \(try Identifier(geometryName)) TO geom" as SQL)
+                }
+                // One scan for the counts and the highest id (the id sequence is moved past it below).
+                let maxId: String?
                 if geometry != nil {
-                    let r = try db.execute("SELECT count(*), count(*) FILTER (WHERE geom IS NULL) FROM \(table)" as SQL)
+                    let r = try db.execute("SELECT count(*), count(*) FILTER (WHERE geom IS NULL), max(cartodb_id) FROM \(table)" as SQL)
                     stats.rows = r.int(0, 0) ?? 0
+                    maxId = r.string(0, 2)
                     let empty = r.int(0, 1) ?? 0
                     if empty > 0 { stats.warnings.append("\(empty) of \(stats.rows) rows have no geometry") }
                     stats.geometryType = geometry.map { t in
@@ -153,13 +157,19 @@ struct Warehouse {
                         t.split(separator: "(").dropFirst().first?.split(separator: ",").first.map(String.init) ?? t
                     }
                 } else {
-                    stats.rows = try db.execute("SELECT count(*) FROM \(table)" as SQL).int(0, 0) ?? 0
+                    let r = try db.execute("SELECT count(*), max(cartodb_id) FROM \(table)" as SQL)
+                    stats.rows = r.int(0, 0) ?? 0
+                    maxId = r.string(0, 1)
                     stats.warnings.append("No geometry column was found; the data was imported as a table without geometry")
                 }
                 guard stats.rows > 0 else { throw ImportFailure("The file contains no rows") }
+                if geometry != nil {
+                    // Built after the load (the loader asks GDAL for none), named as GDAL would name it.
+                    try db.execute("SELECT set_config('maintenance_work_mem', '128MB', true)")
+                    try db.execute("CREATE INDEX \(try Identifier(staging + "_geom_geom_idx")) ON \(table) USING GIST (geom)" as SQL)
+                }
                 _ = try db.execute("""
-                    SELECT setval(pg_get_serial_sequence(\(table.text), 'cartodb_id'), greatest(max(cartodb_id), 1), max(cartodb_id) IS NOT NULL)
-                    FROM \(table)
+                    SELECT setval(pg_get_serial_sequence(\(table.text), 'cartodb_id'), greatest(\(maxId)::bigint, 1), \(maxId)::bigint IS NOT NULL)
                     """ as SQL)
                 try db.execute("COMMIT")
             } catch {

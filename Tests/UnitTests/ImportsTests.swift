@@ -191,6 +191,33 @@ final class ImportHelpersTests: XCTestCase {
         XCTAssertEqual(try ImportRunner.chooseLayer(layers).0.name, "points")
     }
 
+    func testGeoJSONHeadReadsTheFirstGeometryOnly() {
+        func head(_ text: String) -> GeoJSONHead.Head? { GeoJSONHead.parse(Data(text.utf8)) }
+        // Null geometries are skipped, keys inside properties ("type", "geometry") do not count, escapes are followed.
+        let text = #"{"type": "FeatureCollection", "name": "roads", "features": [ {"type": "Feature", "geometry": null,"#
+            + #""properties": {"type": "Polygon", "geometry": {"type": "Point"}, "q": "a \"}\" b"}},"#
+            + #"{"properties": {}, "type": "Feature", "geometry": {"coordinates": [[0, 0], [1, 1]], "type": "LineString"}}"#
+        XCTAssertEqual(head(text), GeoJSONHead.Head(geometryType: "LineString", name: "roads"))
+        XCTAssertEqual(head(#"{"type":"FeatureCollection","crs":{"type":"name","properties":{"name":"EPSG:3857"}},"features":["#
+                            + #"{"geometry":{"type":"Point","coordinates":[1,2]},"properties":{"crs":1}}]}"#),
+                       GeoJSONHead.Head(geometryType: "Point", namesCRS: true))
+        XCTAssertEqual(head(#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","#
+                            + #""coordinates":[1,2]}}]}"#), GeoJSONHead.Head(geometryType: "Point", name: nil))
+        // Not decided from these bytes: ogrinfo reads the file as before.
+        XCTAssertNil(head(#"{"features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1,2]}}],"type":"FeatureCollection"}"#))
+        XCTAssertNil(head(#"{"type":"Feature","geometry":{"type":"Point","coordinates":[1,2]},"properties":{}}"#))
+        XCTAssertNil(head(#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null},{"type":"Feature","geom"#))
+        XCTAssertNil(head(#"{"type":"FeatureCollection","features":[{"geometry":{"type":"Curve"}}]}"#))
+        XCTAssertNil(head("[1, 2]"))
+        XCTAssertNil(head(""))
+        var polygon = GDALTools.LayerInfo(head: GeoJSONHead.Head(geometryType: "Polygon", name: nil), path: "/w/input.geojson")
+        XCTAssertEqual(polygon.name, "input")
+        XCTAssertTrue(polygon.promoteToMulti && polygon.hasSRS && polygon.fromHead && polygon.lonLat)
+        XCTAssertFalse(GDALTools.LayerInfo(head: GeoJSONHead.Head(geometryType: "Point", namesCRS: true), path: "/w/x.geojson").lonLat)
+        polygon.geometryType = "Point"
+        XCTAssertFalse(polygon.promoteToMulti)
+    }
+
     func testArchiveSelection() throws {
         func e(_ n: String) -> ZipInspector.Entry { .init(name: n, compressedSize: 1, uncompressedSize: 1, isDirectory: n.hasSuffix("/")) }
         let (f, main, members) = try DatasetResolver.select([e("d/"), e("d/A.SHP"), e("d/A.shx"), e("d/a.dbf"), e("d/A.prj"),

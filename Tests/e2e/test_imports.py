@@ -77,7 +77,23 @@ def files(tmp_path_factory):
         {"type": "Feature", "properties": {"id": 3}, "geometry": {"type": "Polygon", "coordinates": [[[6, 6], [7, 6], [7, 7], [6, 6]]]}},
     ]}
     (d / "polys.geojson").write_text(json.dumps(polys))
-    out = {"geojson": src}
+    out = {"geojson": src, "polys_geojson": d / "polys.geojson"}
+    # Read without ogrinfo (GeoJSONHead): a null geometry first, an attribute called geom, the layer named.
+    (d / "geomprop.geojson").write_text(json.dumps({"type": "FeatureCollection", "name": "named layer", "features": [
+        {"type": "Feature", "properties": {"geom": "first", "n": 1}, "geometry": None},
+        {"type": "Feature", "properties": {"geom": "second", "n": 2}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}},
+        {"type": "Feature", "properties": {"geom": "third", "n": 3}, "geometry": {"type": "LineString", "coordinates": [[2, 2], [3, 3]]}},
+    ]}))
+    out["geomprop_geojson"] = d / "geomprop.geojson"
+    # "type" after "features": not followed from the first bytes, so ogrinfo reads it as before.
+    (d / "late.geojson").write_text('{"features": ' + json.dumps(polys["features"][0::2]) + ', "type": "FeatureCollection"}')
+    out["late_geojson"] = d / "late.geojson"
+    # A named CRS, before or after the features: reprojected to EPSG:4326 (111319.49 m east = 1 degree).
+    mercator = [{"type": "Feature", "properties": {"n": 1}, "geometry": {"type": "Point", "coordinates": [111319.490793, 0]}}]
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3857"}}
+    (d / "crs_first.geojson").write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": mercator}))
+    (d / "crs_last.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": mercator, "crs": crs}))
+    out["crs_first"], out["crs_last"] = d / "crs_first.geojson", d / "crs_last.geojson"
     _ogr("-f", "GeoJSONSeq", str(d / "points.geojsonl"), str(src)); out["geojsonseq"] = d / "points.geojsonl"
     _ogr("-f", "GPKG", str(d / "points.gpkg"), str(src)); out["gpkg"] = d / "points.gpkg"
     _ogr("-f", "FlatGeobuf", str(d / "points.fgb"), str(src)); out["fgb"] = d / "points.fgb"
@@ -314,6 +330,7 @@ def assert_imported(imp: Imp, body: dict, table: str, rows: int, geometry: str |
     ("geojson", POINTS, "POINT"), ("geojsonseq", POINTS, "POINT"), ("gpkg", POINTS, "POINT"), ("fgb", POINTS, "POINT"),
     ("kml", POINTS, "POINT"), ("kmz", POINTS, "POINT"), ("gpx", POINTS, "POINT"), ("csv", POINTS, "POINT"),
     ("tsv", POINTS, "POINT"), ("shpzip", 3, "MULTIPOLYGON"), ("csvzip", POINTS, "POINT"),
+    ("polys_geojson", 3, "MULTIPOLYGON"), ("late_geojson", 2, "MULTIPOLYGON"),
 ])
 def test_every_format_imports_with_its_row_count(imp, key, rows, geometry):
     table = f"{SCHEMA}.fmt_{key}"
@@ -338,6 +355,27 @@ def test_csv_geometry_guessing_and_column_names(imp):
     body = imp.run(imp.files["geojson"], f"{SCHEMA}.names")
     cols = imp.sql(f"SELECT string_agg(column_name, ',') FROM information_schema.columns WHERE table_name = 'names'")
     assert "mixed_case_col" in cols.split(","), cols
+
+
+def test_geojson_read_from_its_first_bytes_keeps_an_attribute_called_geom(imp):
+    # Lines promoted to Multi* though the first feature has no geometry; the attribute geom becomes geom_1.
+    table = f"{SCHEMA}.geomprop"
+    body = imp.run(imp.files["geomprop_geojson"], table)
+    assert body["status"] == "success" and body["rows"] == 3, body
+    assert body["result"]["layer"] == "named layer" and body["result"]["geometryType"] == "MultiLineString", body
+    assert any("1 of 3 rows have no geometry" in w for w in body["warnings"]), body
+    got = imp.sql(f"SELECT string_agg(geom_1 || ':' || coalesce(GeometryType(geom), '-') || ':' || coalesce(ST_NumGeometries(geom), 0), ',' "
+                  f"ORDER BY n) FROM {table}")
+    assert got == "first:-:0,second:MULTILINESTRING:1,third:MULTILINESTRING:1", got
+    assert imp.leftovers() == "0"
+
+
+@pytest.mark.parametrize("key", ["crs_first", "crs_last"])
+def test_geojson_with_a_named_crs_is_reprojected(imp, key):
+    table = f"{SCHEMA}.{key}"
+    assert imp.run(imp.files[key], table)["status"] == "success"
+    assert imp.sql(f"SELECT round(ST_X(geom)::numeric, 6) || ',' || round(ST_Y(geom)::numeric, 6) || ',' || ST_SRID(geom) "
+                   f"FROM {table}") == "1.000000,0.000000,4326"
 
 
 def test_csv_without_geometry_is_a_plain_table_with_a_warning(imp):
