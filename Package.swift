@@ -66,7 +66,7 @@ let package = Package(
         // The admin console (kots): status, configuration from the one table of keys, backups, support bundle.
         .target(name: "AdminConsole", dependencies: ["Config", "HTTPKit", "Platform", "Postgres", "Redis", "CryptoSupport", "Spawn", "Observability"]),
 
-        .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability"]),
+        .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability", "Spawn"]),
         .target(name: "WorkspaceSubscriber", dependencies: ["Platform", "HTTPKit", "Jobs", "Postgres", "Observability"]),
 
         // Executables: args -> config -> wiring -> serve.
@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(name: "tessera-admin", dependencies: ["FastCGI", "AdminConsole", "Backup", "Config", "HTTPKit"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows", "WorkspaceAPI", "AdminConsole", "OutboundHTTP"]),
+        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows", "WorkspaceAPI", "AdminConsole", "OutboundHTTP", "CacheInvalidator"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn"]),
     ]
 )
