@@ -45,6 +45,9 @@ def test_every_console_screen(page):
     page.wait(lambda d: page._visible("#units td"), what="status table")
     page.wait(lambda d: "tessera-maps-api" in page.find("#units").text, what="units listed")
     assert "active" in page.find("#units").text
+    # Varnish's hit ratio, from the cdn-invalidator's metrics file: a percentage once Varnish saw a lookup.
+    page.wait(lambda d: page.find("#cache-ratio").text, what="cache hit ratio")
+    assert "%" in page.find("#cache-ratio").text or page.find("#cache-ratio").text == "no lookups yet", page.find("#cache-ratio").text
     page.shot("admin-status")
 
     page.find('nav a[data-screen="config"]').click()
@@ -74,4 +77,9 @@ def test_every_console_screen(page):
     page.find("#tls-key").send_keys(other_key)
     page.find("#tls-form button[type=submit]").click()
     page.wait(lambda d: "does not belong" in page.find("#tls-report").text, what="mismatch refused")
+    # ACME without its settings: refused with the fields to set, shown on the screen.
+    assert "TESSERA_ACME_DOMAIN" in page.find("#acme-settings").text
+    page.find("#acme-obtain").click()
+    page.wait(lambda d: page._visible("#acme-reason"), what="ACME reason shown")
+    assert "TESSERA_ACME_DOMAIN and TESSERA_ACME_EMAIL" in page.find("#acme-reason").text
     page.shot("admin-tls")
