@@ -17,7 +17,7 @@ public protocol PrivilegedActions: Sendable {
     func restore(archive name: String) throws
     /// Installs a checked certificate and key as the platform's HTTPS certificate and reloads nginx.
     func installTLS(certificate: String, key: String) throws
-    /// Obtains the router's certificate with ACME (TESSERA_ACME_*) and installs it; throws
+    /// Obtains the router's certificate with ACME (the TESSERA_ACME_SERVER, _EMAIL, _DOMAIN keys) and installs it; throws
     /// `ACMECertificate.Failed` with certbot's reason, the installed certificate untouched.
     func obtainACMECertificate() throws
     /// Where the ACME unit records its last outcome (nil: this mode has none).
