@@ -66,7 +66,7 @@ let package = Package(
         // The admin console (kots): status, configuration from the one table of keys, backups, support bundle.
         .target(name: "AdminConsole", dependencies: ["Config", "HTTPKit", "Platform", "Postgres", "Redis", "CryptoSupport", "Spawn", "Observability"]),
 
-        .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability"]),
+        .target(name: "CacheInvalidator", dependencies: ["Platform", "HTTPKit", "Jobs", "Observability", "Spawn"]),
         .target(name: "WorkspaceSubscriber", dependencies: ["Platform", "HTTPKit", "Jobs", "Postgres", "Observability"]),
 
         // Executables: args -> config -> wiring -> serve.

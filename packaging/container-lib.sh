@@ -25,7 +25,7 @@ prepare_base() {
     local update="true"
     [ -n "$(find "$BASE/var/lib/apt/lists" -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null)" ] || update="apt-get update -qq"
     systemd-nspawn -q -D "$BASE" --register=no --keep-unit --pipe --bind-ro="$DIST:/srv/debs" \
-        sh -c "$update && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --download-only /srv/debs/*.deb prometheus" \
+        sh -c "$update && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --download-only /srv/debs/*.deb prometheus certbot pebble" \
         > "$RUN/download.log" 2>&1 || { cat "$RUN/download.log"; die "apt download failed"; }
 }
 

@@ -16,11 +16,14 @@ public struct AdminConsole: Sendable {
         public var databaseUser: String?
         /// The platform's HTTPS certificate (nginx's main site), shown and replaced by the TLS screen.
         public var tlsCertificate: String
+        /// The workers' metrics files (Status: Varnish's hit ratio from the cdn-invalidator's).
+        public var metricsDir: String
         public init(configFile: String, passwordFile: String, accessLog: String?, devLogs: String?, version: String,
-                    databaseUser: String? = nil, tlsCertificate: String = "/etc/tessera/tls/tessera.crt") {
+                    databaseUser: String? = nil, tlsCertificate: String = "/etc/tessera/tls/tessera.crt",
+                    metricsDir: String = "/run/tessera/metrics") {
             self.configFile = configFile; self.passwordFile = passwordFile; self.accessLog = accessLog
             self.devLogs = devLogs; self.version = version; self.databaseUser = databaseUser
-            self.tlsCertificate = tlsCertificate
+            self.tlsCertificate = tlsCertificate; self.metricsDir = metricsDir
         }
     }
 
@@ -67,7 +70,8 @@ public struct AdminConsole: Sendable {
         }
         gated("GET", "/admin-api/session") { _ in .json(["operator": true]) }
         gated("GET", "/admin-api/status") { _ in
-            .json(StatusReport(config: try config(), actions: actions, accessLog: settings.accessLog, version: settings.version).json())
+            .json(StatusReport(config: try config(), actions: actions, accessLog: settings.accessLog, version: settings.version,
+                         metricsDir: settings.metricsDir).json())
         }
         gated("GET", "/admin-api/config") { _ in try configScreen() }
         gated("PUT", "/admin-api/config") { request in try saveConfig(request) }
@@ -92,13 +96,18 @@ public struct AdminConsole: Sendable {
             return .json(["restored": .string(name)])
         }
         gated("GET", "/admin-api/tls") { _ in
-            guard let pem = try? String(contentsOfFile: settings.tlsCertificate, encoding: .utf8) else {
-                return .json(["file": .string(settings.tlsCertificate), "certificate": .null])
+            let acme = ACMECertificate.json(try config(), last: actions.acmeResultFile.flatMap(ACMECertificate.lastResult(file:)))
+            return .json(["file": .string(settings.tlsCertificate), "certificate": try installedCertificate(), "acme": acme])
+        }
+        gated("POST", "/admin-api/tls/acme") { _ in
+            try ACMECertificate.requireSettings(try config())
+            Log.info("admin_acme_requested", [])
+            do { try actions.obtainACMECertificate() } catch {
+                Log.warning("admin_acme_failed", [("error", String(describing: error))])
+                throw error
             }
-            // The key stays where nginx reads it: the screen shows the certificate's own facts only.
-            var report = try TLSCertificate(certificatePEM: pem, keyPEM: "-----BEGIN PRIVATE KEY-----").check()
-            report.problems.removeAll { $0.contains("key") }
-            return .json(["file": .string(settings.tlsCertificate), "certificate": report.json])
+            Log.info("admin_acme_installed", [])
+            return .json(["file": .string(settings.tlsCertificate), "certificate": try installedCertificate()])
         }
         gated("POST", "/admin-api/tls/check") { request in
             .json(try Self.tlsUpload(request).check().json)
@@ -114,9 +123,19 @@ public struct AdminConsole: Sendable {
         gated("GET", "/admin-api/support-bundle") { request in
             let hours = Int(try request.queryParameters()["hours"] ?? "24") ?? -1
             guard (1...720).contains(hours) else { throw APIError.badRequest("hours must be between 1 and 720", code: "invalid_parameter") }
-            let status = StatusReport(config: try config(), actions: actions, accessLog: settings.accessLog, version: settings.version)
+            let status = StatusReport(config: try config(), actions: actions, accessLog: settings.accessLog, version: settings.version,
+                         metricsDir: settings.metricsDir)
             return try SupportBundle(configFile: settings.configFile, status: status, devLogs: settings.devLogs).build(hours: hours)
         }
+    }
+
+    /// The facts of the certificate nginx serves (null when there is none). The key stays where nginx
+    /// reads it: only the certificate's own facts are shown.
+    func installedCertificate() throws -> JSON {
+        guard let pem = try? String(contentsOfFile: settings.tlsCertificate, encoding: .utf8) else { return .null }
+        var report = try TLSCertificate(certificatePEM: pem, keyPEM: "-----BEGIN PRIVATE KEY-----").check()
+        report.problems.removeAll { $0.contains("key") }
+        return report.json
     }
 
     /// Every key of the one table, with its value in the file (secrets redacted) and what it restarts.

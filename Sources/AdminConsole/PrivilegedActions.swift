@@ -17,6 +17,11 @@ public protocol PrivilegedActions: Sendable {
     func restore(archive name: String) throws
     /// Installs a checked certificate and key as the platform's HTTPS certificate and reloads nginx.
     func installTLS(certificate: String, key: String) throws
+    /// Obtains the router's certificate with ACME (the TESSERA_ACME_SERVER, _EMAIL, _DOMAIN keys) and installs it; throws
+    /// `ACMECertificate.Failed` with certbot's reason, the installed certificate untouched.
+    func obtainACMECertificate() throws
+    /// Where the ACME unit records its last outcome (nil: this mode has none).
+    var acmeResultFile: String? { get }
     /// Unit name -> state (active, failed, …), restart count and main PID.
     func unitStates(_ units: [String]) -> [String: UnitState]
 }
@@ -85,6 +90,20 @@ public struct SystemdActions: PrivilegedActions {
         try start("tessera-admin-restore@\(name).service")
     }
 
+    public var acmeResultFile: String? { (stagedFile as NSString).deletingLastPathComponent + "/acme-result" }
+
+    public func obtainACMECertificate() throws {
+        let result = acmeResultFile!
+        // A previous attempt's outcome must not stand in for this one's.
+        try? FileManager.default.removeItem(atPath: result)
+        do {
+            try start("tessera-admin-acme.service")
+        } catch {
+            let reason = ACMECertificate.lastResult(file: result).map { $0.message }
+            throw ACMECertificate.Failed(reason: reason ?? "\(error) (no reason recorded; see journalctl -u tessera-admin-acme)")
+        }
+    }
+
     public func unitStates(_ units: [String]) -> [String: UnitState] {
         guard !units.isEmpty, let systemctl = try? ChildProcess.tool("systemctl"),
               let (_, output) = try? runTool([systemctl, "show", "--property=Id,ActiveState,SubState,NRestarts,ActiveEnterTimestamp"]
@@ -139,6 +158,13 @@ public struct DevActions: PrivilegedActions {
     }
 
     public func restore(archive name: String) throws { try request(["action": "restore", "archive": .string(name)]) }
+
+    public var acmeResultFile: String? { nil }
+
+    /// certbot answers HTTP-01 on the router's port 80, which the development stack does not have.
+    public func obtainACMECertificate() throws {
+        throw ACMECertificate.Failed(reason: "ACME runs on the packaged install only (certbot and the router's port 80); upload a certificate here instead")
+    }
 
     public func unitStates(_ units: [String]) -> [String: UnitState] {
         guard let json = try? JSON.decode(String(contentsOfFile: "\(directory)/units.json", encoding: .utf8)),

@@ -13,6 +13,8 @@ public struct StatusReport {
     let actions: PrivilegedActions
     let accessLog: String?
     let version: String
+    /// The workers' metrics files (`<dir>/<program>/metrics.prom`); the cdn-invalidator's holds Varnish's hit ratio.
+    var metricsDir: String = "/run/tessera/metrics"
 
     public func json() -> JSON {
         let states = actions.unitStates(Self.units + Self.services)
@@ -30,6 +32,7 @@ public struct StatusReport {
             "disks": .array(disks()),
             "queues": queues(),
             "errors_5xx": errors5xx(),
+            "cache": cache(),
         ]
     }
 
@@ -87,6 +90,31 @@ public struct StatusReport {
         } catch {
             return ["error": .string(Redaction.scrub("\(error)"))]
         }
+    }
+
+    /// Varnish's hit ratio as the cdn-invalidator last exported it (README "Metrics"): one source for the
+    /// console and Prometheus, and the console needs no access to Varnish's shared memory.
+    func cache() -> JSON {
+        let file = "\(metricsDir)/cdn-invalidator/metrics.prom"
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            return ["error": .string("no metrics from the cdn-invalidator (\(file)): is it running?")]
+        }
+        let values = Self.samples(text)
+        guard let hits = values["tessera_varnish_cache_hits_total"], let misses = values["tessera_varnish_cache_misses_total"] else {
+            return ["error": "the cdn-invalidator cannot read Varnish's counters (varnishstat)"]
+        }
+        return ["hit_ratio": values["tessera_varnish_cache_hit_ratio"].map { .number($0) } ?? .null,
+                "hits": .number(hits), "misses": .number(misses)]
+    }
+
+    /// Unlabelled samples of a Prometheus text file, by series name.
+    static func samples(_ text: String) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") && !line.contains("{") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let v = Double(parts[1]) { out[String(parts[0])] = v }
+        }
+        return out
     }
 
     /// 5xx answers per API in the last hour, from nginx's access log (null when it is not readable).

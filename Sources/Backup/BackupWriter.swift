@@ -26,7 +26,9 @@ public struct BackupWriter {
     public func write(out: String, passphrase: [UInt8]?, now: Date = Date()) throws -> String {
         let destination = Self.destination(out: out, encrypted: passphrase != nil, now: now)
         let directory = (destination as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        // Group tessera may list and read archives (0750 / 0640): the admin console (user tessera-admin,
+        // in that group) serves them for download; nobody else can.
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         let work = try Self.makeTemporaryDirectory(in: directory)
         defer { try? FileManager.default.removeItem(atPath: work) }
         let staging = work + "/archive"
@@ -69,6 +71,7 @@ public struct BackupWriter {
             try PGTools.tarCreate(directory: staging, into: temporary, workDir: work)
             try Self.withNewFile(temporary, create: false) { _ in }
         }
+        chmod(temporary, 0o640)
         guard rename(temporary, destination) == 0 else {
             throw BackupError("cannot move the archive into place at \(destination): \(String(cString: strerror(errno)))")
         }

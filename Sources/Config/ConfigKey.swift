@@ -19,6 +19,9 @@ public struct ConfigKey: Sendable {
         case list(forbidden: String)
         /// A systemd OnCalendar expression (checked for shape here; systemd has the last word).
         case calendar
+        /// Comma-separated entries, each matching `pattern` (anchored); `words` says what that is.
+        /// Empty allowed when `optional`.
+        case entries(pattern: String, words: String, optional: Bool)
     }
 
     public let name: String
@@ -70,6 +73,13 @@ public struct ConfigKey: Sendable {
             return nil
         case .calendar:
             return value.trimmingCharacters(in: .whitespaces).isEmpty ? "\(name) must be a systemd OnCalendar expression" : nil
+        case .entries(let pattern, let words, let optional):
+            let list = ConfigKey.entries(value)
+            if list.isEmpty { return optional ? nil : "\(name) must be \(words)" }
+            for entry in list where entry.range(of: "^(?:\(pattern))$", options: .regularExpression) == nil {
+                return "\(name) must be \(words): \(entry)"
+            }
+            return nil
         }
     }
 
@@ -86,6 +96,7 @@ public struct ConfigKey: Sendable {
         case .absolutePath: return "absolute path"
         case .list: return "comma-separated list"
         case .calendar: return "systemd OnCalendar"
+        case .entries(_, let words, let optional): return words + (optional ? " or empty" : "")
         }
     }
 

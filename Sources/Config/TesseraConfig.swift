@@ -98,6 +98,12 @@ public struct TesseraConfig: Sendable {
     public var exportMaxBytes: Int = 10 << 30
     /// Where nginx serves the admin console (`host:port`, loopback-only by default); tessera-setup renders it.
     public var adminListen: [String] = ["127.0.0.1:8800"]
+    /// ACME (the console's TLS screen, through certbot): directory URL, contact e-mail(s) and the router's name(s).
+    public var acmeServer: String = "https://acme-v02.api.letsencrypt.org/directory"
+    public var acmeEmail: [String] = []
+    public var acmeDomains: [String] = []
+    /// `varnishstat -n` of the cache whose hit ratio the cdn-invalidator exports; empty = the default instance.
+    public var varnishWorkdir: String = ""
 
     /// Defaults come from the one table of keys (`ConfigKeys`).
     static let defaults: [String: String] = Dictionary(uniqueKeysWithValues: ConfigKeys.all.map { ($0.name, $0.defaultValue) })
@@ -200,6 +206,10 @@ public struct TesseraConfig: Sendable {
         result.backupKeep = int("TESSERA_BACKUP_KEEP")
         result.backupSchedule = value("TESSERA_BACKUP_SCHEDULE")
         result.adminListen = list("TESSERA_ADMIN_LISTEN")
+        result.acmeServer = value("TESSERA_ACME_SERVER")
+        result.acmeEmail = list("TESSERA_ACME_EMAIL")
+        result.acmeDomains = list("TESSERA_ACME_DOMAIN")
+        result.varnishWorkdir = value("TESSERA_VARNISH_WORKDIR")
         if !problems.isEmpty { throw Invalid(problems: problems) }
         return result
     }

@@ -10,5 +10,7 @@ WorkerProgram.run(name: "tessera-cdn-invalidator") { config, _ in
     // Purges take milliseconds: claim several per round trip.
     options.claimBatch = 16
     let runner = try InvalidationRunner(purgeURLs: config.varnishPurgeURLs)
+    // Its metrics file also carries Varnish's hit ratio (README "Metrics").
+    VarnishHitRatio(workdir: config.varnishWorkdir).export()
     return (options, { job, context in try runner.run(job, context) })
 }

@@ -60,6 +60,22 @@ final class ConfigKeysTests: XCTestCase {
         XCTAssertNotNil(ConfigKeys.named("TESSERA_CONNECTION_HOST_ALLOWLIST")!.problem("db, /run/postgresql"))
         XCTAssertNil(ConfigKeys.named("TESSERA_CONNECTION_HOST_ALLOWLIST")!.problem("db.internal, [::1]:5432"))
         XCTAssertNotNil(ConfigKeys.named("TESSERA_BACKUP_SCHEDULE")!.problem(" "))
+        // ACME names reach certbot's command line through a root unit: only DNS names and addresses pass.
+        let domain = ConfigKeys.named("TESSERA_ACME_DOMAIN")!
+        XCTAssertNil(domain.problem(""))
+        XCTAssertNil(domain.problem("tessera.example.com, maps.example.com"))
+        XCTAssertEqual(domain.problem("*.example.com"),
+                       "TESSERA_ACME_DOMAIN must be comma-separated DNS names (no wildcard, no address): *.example.com")
+        XCTAssertNotNil(domain.problem("localhost"))
+        XCTAssertNotNil(domain.problem("127.0.0.1"))
+        XCTAssertNotNil(domain.problem("a.example.com;reboot"))
+        XCTAssertNotNil(domain.problem("-x.example.com"))
+        let email = ConfigKeys.named("TESSERA_ACME_EMAIL")!
+        XCTAssertNil(email.problem("ops@example.com"))
+        XCTAssertNotNil(email.problem("ops"))
+        XCTAssertNotNil(email.problem("ops@example.com --server x"))
+        XCTAssertNotNil(ConfigKeys.named("TESSERA_ACME_SERVER")!.problem("http://acme.internal/dir"))
+        XCTAssertEqual(domain.rule, "comma-separated DNS names (no wildcard, no address) or empty")
         // A newline would smuggle a second key into the env file.
         XCTAssertEqual(ConfigKeys.named("TESSERA_DATABASE_URL")!.problem("dbname=x\nTESSERA_SIGNUP=open"),
                        "TESSERA_DATABASE_URL must be one line")

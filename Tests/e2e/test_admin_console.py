@@ -261,6 +261,26 @@ def test_tls_upload_is_checked_and_installed(op, console):
     assert good_key.split("\n")[1] not in console.stack.log_path("admin").read_text()
 
 
+def test_acme_needs_its_settings_and_a_failure_keeps_the_certificate(op, console):
+    """The ACME path itself (certbot against pebble) runs in packaging/test-install; here: the settings
+    are checked before anything starts, and a failure answers the reason and replaces nothing."""
+    before = console.stack.tls_cert.read_bytes()
+    shown = op.call("GET", "tls").json()["acme"]
+    assert shown["server"] == "https://acme-v02.api.letsencrypt.org/directory" and shown["domains"] == [] and shown["last"] is None
+    body = assert_error(op.call("POST", "tls/acme"), 422, "acme_not_configured")
+    assert body["fields"] == ["TESSERA_ACME_DOMAIN", "TESSERA_ACME_EMAIL"]
+    body = assert_error(op.call("PUT", "config", {"values": {"TESSERA_ACME_DOMAIN": "*.example.com"}}), 422, "invalid_config")
+    assert "TESSERA_ACME_DOMAIN" in body["fields"]
+    r = op.call("PUT", "config", {"values": {"TESSERA_ACME_DOMAIN": "maps.example.com", "TESSERA_ACME_EMAIL": "ops@example.com"}})
+    assert r.status_code == 200 and r.json()["restarted"] == [], r.text
+    assert op.call("GET", "tls").json()["acme"]["domains"] == ["maps.example.com"]
+    # The development stack has no port 80 for HTTP-01: the reason comes back, the certificate stays.
+    body = assert_error(op.call("POST", "tls/acme"), 502, "acme_failed")
+    assert "packaged install" in body["error"]
+    assert console.stack.tls_cert.read_bytes() == before
+    op.call("PUT", "config", {"values": {"TESSERA_ACME_DOMAIN": None, "TESSERA_ACME_EMAIL": None}})
+
+
 def test_wrong_passwords_are_throttled_and_logged(op, console):
     """Last: it locks 127.0.0.1 out of new logins (the sessions already open keep working)."""
     other = Client(console)

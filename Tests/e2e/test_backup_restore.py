@@ -103,7 +103,8 @@ def refused(stack: Stack, archive: Path, *extra: str) -> str:
 def test_archives_are_single_files_with_manifest_and_checksums(world):
     assert world["encrypted"].name.endswith(".tar.enc") and world["plain"].name.endswith(".tar")
     assert sorted(p.name for p in world["out"].iterdir()) == sorted(["passphrase", world["encrypted"].name, world["plain"].name])
-    assert oct(world["encrypted"].stat().st_mode & 0o777) == "0o600"
+    # Group-readable for the admin console's downloads (group tessera), never for others.
+    assert oct(world["encrypted"].stat().st_mode & 0o777) == "0o640"
     with tarfile.open(world["plain"]) as t:
         names = {n.removeprefix("./") for n in t.getnames()}
         assert {"manifest.json", "SHA256SUMS", "roles.json", "secret.key", "etc/tessera.env", "etc/tls/note.txt",

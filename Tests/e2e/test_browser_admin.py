@@ -18,6 +18,8 @@ def page(request):
     s = boot_stack("admin-web")
     console = b = None
     try:
+        # The Status screen's hit ratio comes from the cdn-invalidator's metrics file.
+        s.start_worker("cdn-invalidator", BIN / "tessera-cdn-invalidator")
         console = AdminConsole(s, BIN, PASSWORD).start()
         b = browser.Browser(console.url, name="admin", extra_args=("--ignore-certificate-errors",))
         yield b
@@ -45,6 +47,11 @@ def test_every_console_screen(page):
     page.wait(lambda d: page._visible("#units td"), what="status table")
     page.wait(lambda d: "tessera-maps-api" in page.find("#units").text, what="units listed")
     assert "active" in page.find("#units").text
+    # Varnish's hit ratio, from the cdn-invalidator's metrics file: a percentage once Varnish saw a lookup
+    # (not an error: the worker reads Varnish's counters).
+    page.wait(lambda d: page.find("#cache-ratio").text, what="cache hit ratio")
+    assert "%" in page.find("#cache-ratio").text or page.find("#cache-ratio").text == "no lookups yet", page.find("#cache-ratio").text
+    page.js("document.getElementById('cache-ratio').scrollIntoView({block: 'center'})")
     page.shot("admin-status")
 
     page.find('nav a[data-screen="config"]').click()
@@ -74,4 +81,10 @@ def test_every_console_screen(page):
     page.find("#tls-key").send_keys(other_key)
     page.find("#tls-form button[type=submit]").click()
     page.wait(lambda d: "does not belong" in page.find("#tls-report").text, what="mismatch refused")
+    # ACME without its settings: refused with the fields to set, shown on the screen.
+    assert "TESSERA_ACME_DOMAIN" in page.find("#acme-settings").text
+    page.find("#acme-obtain").click()
+    page.wait(lambda d: page._visible("#acme-reason"), what="ACME reason shown")
+    assert "TESSERA_ACME_DOMAIN and TESSERA_ACME_EMAIL" in page.find("#acme-reason").text
+    page.js("document.getElementById('acme-reason').scrollIntoView({block: 'end'})")
     page.shot("admin-tls")

@@ -105,3 +105,27 @@ def test_public_servers_never_serve_metrics(stack, api):
     assert "# TYPE" not in r.body.decode(errors="replace")
     # The public path /metrics/... is the workspace app's fallback page, never the registry.
     assert "# TYPE" not in api.get("/metrics/maps-api").body.decode(errors="replace")
+
+
+def test_varnish_hit_ratio_from_the_cdn_invalidator(stack, api, full_token, dw):
+    """README "Metrics": the cdn-invalidator reads Varnish's counters (varnishstat) when it writes its file."""
+    wait_until(lambda: value(scrape(stack, "cdn-invalidator")[2], "tessera_varnish_cache_hits_total") is not None, 15)
+    text = scrape(stack, "cdn-invalidator")[2]
+    hits, misses = value(text, "tessera_varnish_cache_hits_total"), value(text, "tessera_varnish_cache_misses_total")
+    hs = assert_ok(api.get("/api/v3/maps/carto_dw/table", params={**CLIENT, "name": "public.e2e_places"}, token=full_token))
+    tj = assert_ok(api.get(hs["tilejson"]["url"][0][len(stack.base_url):], params=CLIENT, token=full_token))
+    # A tile nobody asked for yet: a miss, then the same request a hit.
+    tile = tj["tiles"][0][len(stack.base_url):].replace("{z}", "3").replace("{x}", "5").replace("{y}", "2")
+    first, second = api.get(tile, token=full_token), api.get(tile, token=full_token)
+    assert first.header("X-Cache") == "MISS" and second.header("X-Cache") == "HIT", (first.headers, second.headers)
+
+    def counted() -> bool:
+        now = scrape(stack, "cdn-invalidator")[2]
+        return (value(now, "tessera_varnish_cache_hits_total") or 0) >= hits + 1 \
+            and (value(now, "tessera_varnish_cache_misses_total") or 0) >= misses + 1
+
+    wait_until(counted, 20, interval=0.5)
+    now = scrape(stack, "cdn-invalidator")[2]
+    h, m = value(now, "tessera_varnish_cache_hits_total"), value(now, "tessera_varnish_cache_misses_total")
+    assert abs(value(now, "tessera_varnish_cache_hit_ratio") - h / (h + m)) < 1e-9
+    assert '# TYPE tessera_varnish_cache_hits_total counter' in now

@@ -51,7 +51,8 @@ class AdminConsole:
         pw.unlink()
         self.stack.start_api("admin", self.bin / "tessera-admin", args=[
             "--password-file", str(self.password_file), "--dev-actions", str(self.actions),
-            "--dev-logs", str(self.stack.logs_dir), "--tls-cert", str(self.stack.tls_cert), "--access-log", str(self.stack.logs_dir / "nginx" / "access.log")])
+            "--dev-logs", str(self.stack.logs_dir), "--tls-cert", str(self.stack.tls_cert), "--access-log", str(self.stack.logs_dir / "nginx" / "access.log"),
+            "--metrics-dir", str(self.stack.run_dir / "metrics")])
         self._write_units()
         self._thread = threading.Thread(target=self._loop, name="admin-dev-actions", daemon=True)
         self._thread.start()

@@ -446,6 +446,8 @@ class Stack:
             "TESSERA_WAREHOUSE_URL": self.warehouse_dsn,
             "TESSERA_SIGNUP": "invite",
             "TESSERA_VARNISH_PURGE_URL": f"http://127.0.0.1:{self.varnish_purge_port}",
+            # varnishstat -n of this stack's Varnish (the cdn-invalidator exports its hit ratio).
+            "TESSERA_VARNISH_WORKDIR": str(self.varnish_dir / "work"),
             # import-api and import-worker share it (uploads, work folders); per state directory.
             "TESSERA_IMPORT_DIR": str(self.root / "imports"),
             # User connections may reach this cluster over TCP only (as their own roles, with a password):

@@ -43,6 +43,9 @@ const loaders = {
     rows($("queues"), ["queue", "waiting", "running", "oldest waiting"], Array.isArray(data.queues)
       ? data.queues.map((q) => [q.queue, q.waiting, q.running, q.oldest_waiting_seconds == null ? "—" : `${q.oldest_waiting_seconds} s`])
       : [[data.queues.error, "", "", ""]]);
+    const c = data.cache ?? {};
+    $("cache-ratio").textContent = c.error ?? (c.hit_ratio == null ? "no lookups yet"
+      : `${(c.hit_ratio * 100).toFixed(1)} % (${c.hits} hits, ${c.misses} misses since Varnish started)`);
     rows($("errors"), ["API", "5xx"], data.errors_5xx ? Object.entries(data.errors_5xx).map(([k, v]) => [k, v]) : [["access log not readable", ""]]);
   },
   async config() {
@@ -77,6 +80,14 @@ const loaders = {
     if (!data || data.error) return;
     $("tls-file").textContent = data.file;
     showCert($("tls-current"), data.certificate);
+    const a = data.acme;
+    if (!a) return;
+    rows($("acme-settings"), ["", ""], [
+      ["server", a.server], ["domains", a.domains.join(", ") || "— (TESSERA_ACME_DOMAIN)"],
+      ["contact", a.email.join(", ") || "— (TESSERA_ACME_EMAIL)"],
+      ["last attempt", a.last ? `${a.last.status}${a.last.at ? ` at ${a.last.at}` : ""}` : "none"],
+    ]);
+    showACMEReason(a.last?.status === "failed" ? a.last.message : "");
   },
 };
 
@@ -132,6 +143,18 @@ $("backup-now").onclick = async () => {
   const { res, data } = await api("POST", "backups");
   $("backup-result").textContent = res.ok ? "backup taken" : data?.error ?? `error ${res.status}`;
   loaders.backups();
+};
+function showACMEReason(text) {
+  $("acme-reason").textContent = text;
+  $("acme-reason").hidden = !text;
+}
+$("acme-obtain").onclick = async () => {
+  $("acme-result").textContent = "asking the ACME server…";
+  showACMEReason("");
+  const { res, data } = await api("POST", "tls/acme");
+  $("acme-result").textContent = res.ok ? "certificate obtained and installed; nginx reloaded" : `refused (${data?.code ?? res.status})`;
+  if (!res.ok) showACMEReason(data?.error ?? `error ${res.status}`);
+  if (res.ok) loaders.tls();
 };
 $("tls-check").onclick = () => uploadTLS("POST", "tls/check");
 $("tls-form").onsubmit = (e) => { e.preventDefault(); uploadTLS("PUT", "tls"); };
