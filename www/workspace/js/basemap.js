@@ -157,8 +157,9 @@ export const BasemapLayer = L.GridLayer.extend({
 });
 
 /**
- * Labels over the whole map, never overlapping one another: country names (z1-z5, the largest first,
- * centred, spaced capitals), then place names (most populous first), then street names (z13+).
+ * Labels over the whole map, never overlapping one another: cities of two million and more, country names
+ * (z1-z5, the largest first, centred, spaced capitals), then the other places (most populous first), then
+ * street names (z13+).
  */
 export const LabelLayer = L.Layer.extend({
   initialize(source, palette) { this.source = source; this.palette = palette; this.placed = []; },
@@ -234,7 +235,10 @@ export const LabelLayer = L.Layer.extend({
     const countries = all.filter(p => p.country).sort((a, b) => b.area - a.area || (a.name < b.name ? -1 : 1));
     const places = all.filter(p => !p.country && !p.street).sort((a, b) => b.population - a.population || (a.name < b.name ? -1 : 1));
     const streets = all.filter(p => p.street).sort((a, b) => a.cls - b.cls || b.len - a.len);
-    const candidates = [...countries, ...places]
+    // Cities of two million and more come before the country names (as on reference maps, a country name
+    // moves aside for London or Paris, not the city for the name), then the countries, then the rest.
+    const major = places.filter(p => p.population >= 2e6);
+    const candidates = [...major, ...countries, ...places.filter(p => p.population < 2e6)]
       .filter(p => { const k = `${p.country ? 'c' : 'p'}|${p.name}|${p.population}`; if (seen.has(k)) return false; seen.add(k); return true; })
       .slice(0, 600);
     const boxes = [];
@@ -248,18 +252,23 @@ export const LabelLayer = L.Layer.extend({
         ctx.font = `600 ${big ? 12 : 10}px system-ui, "DejaVu Sans", sans-serif`;
         ctx.letterSpacing = '1.5px';
         const w = ctx.measureText(text).width, hgt = big ? 14 : 12;
-        const box = [p.x - w / 2 - 2, p.y - hgt / 2 - 2, p.x + w / 2 + 2, p.y + hgt / 2 + 2];
-        if (box[0] < 0 || box[1] < 0 || box[2] > size.x || box[3] > size.y || boxes.some(b => b[0] < box[2] + 6 && box[0] < b[2] + 6 && b[1] < box[3] + 2 && box[1] < b[3] + 2)) {
+        // On its point, or a line above or below it when a major city already stands there.
+        const boxAt = y => [p.x - w / 2 - 2, y - hgt / 2 - 2, p.x + w / 2 + 2, y + hgt / 2 + 2];
+        const y = [p.y, p.y - hgt - 4, p.y + hgt + 4].find(y => {
+          const box = boxAt(y);
+          return !(box[0] < 0 || box[1] < 0 || box[2] > size.x || box[3] > size.y || boxes.some(b => b[0] < box[2] + 6 && box[0] < b[2] + 6 && b[1] < box[3] + 2 && box[1] < b[3] + 2));
+        });
+        if (y === undefined) {
           ctx.letterSpacing = '0px';
           continue;
         }
-        boxes.push(box);
+        boxes.push(boxAt(y));
         this.countries.push(p.name);
         ctx.textAlign = 'center';
         ctx.strokeStyle = this.palette.halo; ctx.lineWidth = 3;
-        ctx.strokeText(text, p.x, p.y);
+        ctx.strokeText(text, p.x, y);
         ctx.fillStyle = this.palette.country;
-        ctx.fillText(text, p.x, p.y);
+        ctx.fillText(text, p.x, y);
         ctx.textAlign = 'start';
         ctx.letterSpacing = '0px';
         continue;
@@ -267,17 +276,22 @@ export const LabelLayer = L.Layer.extend({
       const big = p.population >= 5e5, mid = p.population >= 1e5;
       ctx.font = `${big ? 600 : 400} ${big ? 13 : mid ? 12 : 11}px system-ui, "DejaVu Sans", sans-serif`;
       const w = ctx.measureText(p.name).width, hgt = big ? 14 : 12;
-      const box = [p.x + 4, p.y - hgt / 2 - 2, p.x + 8 + w, p.y + hgt / 2 + 2];
-      if (box[0] < 0 || box[1] < 0 || box[2] > size.x || box[3] > size.y) continue;
-      if (boxes.some(b => b[0] < box[2] + 6 && box[0] < b[2] + 6 && b[1] < box[3] + 2 && box[1] < b[3] + 2)) continue;
-      boxes.push([p.x - 3, p.y - 3, p.x + 3, p.y + 3], box);
+      // Right of the dot first, then left, above, below: a big city whose usual spot is taken by a
+      // country name or a neighbour still gets its label instead of yielding to a smaller town.
+      const spots = [[p.x + 6, p.y], [p.x - 6 - w, p.y], [p.x - w / 2, p.y - hgt], [p.x - w / 2, p.y + hgt]];
+      const free = box => box[0] >= 0 && box[1] >= 0 && box[2] <= size.x && box[3] <= size.y
+        && !boxes.some(b => b[0] < box[2] + 6 && box[0] < b[2] + 6 && b[1] < box[3] + 2 && box[1] < b[3] + 2);
+      const spot = spots.find(([x, y]) => free([x - 2, y - hgt / 2 - 2, x + w + 2, y + hgt / 2 + 2]));
+      if (!spot) continue;
+      const [tx, ty] = spot;
+      boxes.push([p.x - 3, p.y - 3, p.x + 3, p.y + 3], [tx - 2, ty - hgt / 2 - 2, tx + w + 2, ty + hgt / 2 + 2]);
       this.placed.push(p.name);
       ctx.fillStyle = this.palette.dot;
       ctx.beginPath(); ctx.arc(p.x, p.y, big ? 2.6 : 2, 0, Math.PI * 2); ctx.fill();
       ctx.strokeStyle = this.palette.halo; ctx.lineWidth = 3;
-      ctx.strokeText(p.name, p.x + 6, p.y);
+      ctx.strokeText(p.name, tx, ty);
       ctx.fillStyle = this.palette.label;
-      ctx.fillText(p.name, p.x + 6, p.y);
+      ctx.fillText(p.name, tx, ty);
     }
     this._streets(ctx, streets, boxes, size);
     c.dataset.labels = String(this.placed.length);
