@@ -73,6 +73,8 @@ public enum ConfigKeys {
                   "least severe log line written to the journal"),
         ConfigKey("TESSERA_IMPORT_DIR", "/var/lib/tessera/imports", .absolutePath, units: imports + ["tessera-maps-api", "tessera-sql-worker"],
                   "uploads, per-job work directories and export files (shared by the import-api, import-worker and sql-worker)"),
+        ConfigKey("TESSERA_NODE_NAME", "", .entries(pattern: "[A-Za-z0-9][A-Za-z0-9._-]{0,62}", words: "a host-like name", optional: true), units: imports,
+                  "this VM's name in the job queue: an uploaded file's import runs on the node that stored it in `TESSERA_IMPORT_DIR`; empty = the host name (set it when two VMs share a host name)"),
         ConfigKey("TESSERA_IMPORT_MAX_BYTES", "5368709120", .integer(min: 1, max: 1 << 44), units: imports + ["tessera-sql-worker"],
                   "largest upload or download accepted; larger is 413 or a failed job"),
         ConfigKey("TESSERA_IMPORT_MAX_UNCOMPRESSED_BYTES", "21474836480", .integer(min: 1, max: 1 << 46), units: imports + ["tessera-sql-worker"],

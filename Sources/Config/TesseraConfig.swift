@@ -61,6 +61,9 @@ public struct TesseraConfig: Sendable {
     /// Hosts (`name`, `address` or `host:port`, IPv6 as `[::1]:5432`) that user-created connections may reach
     /// although they are this machine (loopback, its own addresses). Empty (default): none.
     public var connectionHostAllowlist: [String] = []
+    /// TESSERA_NODE_NAME, or the host name: the queue hands a job pinned to a node (an uploaded
+    /// file's import) only to that node's workers.
+    public var nodeName: String = TesseraConfig.hostName()
     /// Lease of a claimed job in seconds (heartbeats renew it; an expired lease is rescued).
     public var workerLeaseSeconds: Int
     /// After SIGTERM, how long running jobs may finish before they are released for a rerun (keep it
@@ -197,6 +200,7 @@ public struct TesseraConfig: Sendable {
         result.basemapURL = value("TESSERA_BASEMAP_URL")
         result.basemapAttribution = value("TESSERA_BASEMAP_ATTRIBUTION")
         result.connectionHostAllowlist = list("TESSERA_CONNECTION_HOST_ALLOWLIST")
+        if !value("TESSERA_NODE_NAME").isEmpty { result.nodeName = value("TESSERA_NODE_NAME") }
         result.smtpURL = value("TESSERA_SMTP_URL")
         result.exportTTLSeconds = int("TESSERA_EXPORT_TTL_S")
         result.workflowIntermediateTTLSeconds = int("TESSERA_WORKFLOW_INTERMEDIATE_TTL_S")
@@ -212,5 +216,15 @@ public struct TesseraConfig: Sendable {
         result.varnishWorkdir = value("TESSERA_VARNISH_WORKDIR")
         if !problems.isEmpty { throw Invalid(problems: problems) }
         return result
+    }
+}
+
+extension TesseraConfig {
+    /// gethostname(2) as is: ProcessInfo's hostName may resolve it through DNS, and both sides of a
+    /// node (its import-api and import-worker) must see the same plain name.
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(cString: buffer)
     }
 }

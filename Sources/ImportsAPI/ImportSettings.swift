@@ -13,6 +13,8 @@ public struct ImportSettings: Sendable {
     /// may reach although they are loopback or private (an operator's internal file server; the install
     /// test's). Empty by default: the SSRF guard then refuses every such address.
     public var privateURLAllowlist: Set<String>
+    /// This VM in the job queue: uploads live on its disk, so their imports are pinned to it.
+    public var nodeName: String
     /// Most entries an archive may list (bombs with 100k tiny entries are refused from the directory).
     public var maxArchiveEntries = 10_000
     /// Redirect hops a URL import follows (each re-checked).
@@ -27,6 +29,7 @@ public struct ImportSettings: Sendable {
         timeoutSeconds = config.importTimeoutSeconds
         maxRunningPerAccount = config.importMaxRunning
         privateURLAllowlist = Set(config.importPrivateURLAllowlist)
+        nodeName = config.nodeName
     }
 
     public var uploadsDir: String { directory + "/uploads" }

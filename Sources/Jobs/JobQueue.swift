@@ -27,6 +27,9 @@ public struct JobQueue: Sendable {
         public var accountId: String?
         public var createdBy: String?
         public var runAfterSeconds: Double = 0
+        /// Only workers of this node may claim the job (its input is on that node's disk); nil = any.
+        /// Rescues and retries keep it.
+        public var node: String?
 
         public init(queue: String, kind: String, payload: JSON = .object([:]), uniqueKey: String? = nil) {
             self.queue = queue
@@ -42,12 +45,12 @@ public struct JobQueue: Sendable {
     @discardableResult
     public static func enqueue(_ job: NewJob, on connection: PGConnection) throws -> Int64? {
         let r = try connection.execute("""
-            INSERT INTO jobs (queue, kind, payload, unique_key, max_attempts, account_id, created_by, run_at)
-            VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, now() + make_interval(secs => $8))
+            INSERT INTO jobs (queue, kind, payload, unique_key, max_attempts, account_id, created_by, run_at, node)
+            VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, now() + make_interval(secs => $8), $9)
             ON CONFLICT (queue, unique_key) WHERE unique_key IS NOT NULL AND state IN ('available', 'running', 'retryable')
             DO NOTHING RETURNING id
             """, [job.queue, job.kind, job.payload.text, job.uniqueKey, String(job.maxAttempts), job.accountId, job.createdBy,
-                  String(job.runAfterSeconds)], prepare: true)
+                  String(job.runAfterSeconds), job.node], prepare: true)
         guard r.rowCount == 1, let id = r.string(0, 0).flatMap(Int64.init) else { return nil }
         if job.runAfterSeconds <= 0 {
             try connection.execute("SELECT pg_notify($1, $2)", [channel(job.queue), String(id)], prepare: true)
@@ -60,17 +63,18 @@ public struct JobQueue: Sendable {
         try pool.withConnection { try JobQueue.enqueue(job, on: $0) }
     }
 
-    /// Leases up to `limit` ready jobs of a queue for `leaseSeconds`.
-    public func claim(queue: String, worker: String, leaseSeconds: Int, limit: Int = 1) throws -> [Job] {
+    /// Leases up to `limit` ready jobs of a queue for `leaseSeconds`: jobs pinned to no node, or to `node`.
+    public func claim(queue: String, worker: String, leaseSeconds: Int, limit: Int = 1, node: String? = nil) throws -> [Job] {
         try pool.withConnection { db in
             let r = try db.execute("""
                 UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, locked_by = $2, lease_token = gen_random_uuid(),
                        lease_until = now() + make_interval(secs => $3), started_at = coalesce(j.started_at, now())
                 FROM (SELECT id AS ready_id FROM jobs WHERE queue = $1 AND state IN ('available', 'retryable') AND run_at <= now()
+                        AND (node IS NULL OR node = $5)
                       ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) ready
                 WHERE j.id = ready.ready_id
                 RETURNING \(Job.columns)
-                """, [queue, worker, String(leaseSeconds), String(limit)], prepare: true)
+                """, [queue, worker, String(leaseSeconds), String(limit), node], prepare: true)
             return (0..<r.rowCount).map { Job(r, $0) }
         }
     }

@@ -61,6 +61,8 @@ public final class Worker: @unchecked Sendable {
         /// jobs take far less than the lease (the later ones of a batch wait, leased, and their
         /// `started_at` is the claim time); claimed jobs not started at SIGTERM are released at once.
         public var claimBatch = 1
+        /// The node this worker runs on: it also takes jobs pinned to it (see `JobQueue.NewJob.node`).
+        public var node: String?
         public init(queue: String) { self.queue = queue }
     }
 
@@ -159,7 +161,7 @@ public final class Worker: @unchecked Sendable {
             }
             do {
                 claimed = ArraySlice(try queue.claim(queue: options.queue, worker: name, leaseSeconds: options.leaseSeconds,
-                                                     limit: max(1, options.claimBatch)))
+                                                     limit: max(1, options.claimBatch), node: options.node))
             } catch {
                 Log.warning("claim_failed", [("queue", options.queue), ("error", String(describing: error))])
                 sleepUntilWoken(options.pollInterval)

@@ -8,6 +8,7 @@ WorkerProgram.run(name: "tessera-import-worker") { config, services in
     try settings.ensureDirectories()
     var options = Worker.Options(queue: "imports")
     options.leaseSeconds = config.workerLeaseSeconds
+    options.node = config.nodeName // uploads are pinned to the node that stored them
     options.rescueInterval = Double(max(1, min(15, config.workerLeaseSeconds / 2)))
     let runner = ImportRunner(services: services, settings: settings)
     ImportJanitor(services: services, settings: settings).start()

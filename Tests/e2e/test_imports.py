@@ -759,3 +759,14 @@ def test_an_attempt_that_died_after_its_swap_completes_without_importing_again(i
     assert again["status"] == "success" and again["rows"] == POINTS, again
     assert again["attempt"] == 2
     assert imp.rows(table) == POINTS + 1  # untouched: not re-imported, not overwritten
+
+
+def test_an_upload_is_pinned_to_the_node_that_stored_it_and_a_url_import_is_not(imp):
+    """Scaled out, only the receiving VM has an uploaded file: its job names that node (the host
+    name by default) and only that node's import-worker claims it; a URL import runs anywhere."""
+    body = imp.run(imp.files["geojson"], f"{SCHEMA}.pinned_upload")
+    assert body["status"] == "success", body
+    job = imp.from_url(imp.url_a("points.geojson"), f"{SCHEMA}.unpinned_url")
+    assert imp.final(job["id"])["status"] == "success"
+    nodes = h.metadata(imp.stack, f"SELECT id || '=' || coalesce(node, '<none>') FROM jobs WHERE id IN ({body['id']}, {job['id']}) ORDER BY id")
+    assert nodes.split() == [f"{body['id']}={socket.gethostname()}", f"{job['id']}=<none>"]
