@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(name: "tessera-admin", dependencies: ["FastCGI", "AdminConsole", "Backup", "Config", "HTTPKit"]),
         .executableTarget(name: "tessera-maps-api", dependencies: ["FastCGI", "SQLAPI", "MapsAPI", "Platform", "Config"]),
 
-        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows", "WorkspaceAPI", "AdminConsole", "OutboundHTTP", "CacheInvalidator"]),
+        .testTarget(name: "UnitTests", dependencies: ["SQLKit", "HTTPKit", "Config", "CryptoSupport", "Platform", "SQLAPI", "MapsAPI", "Postgres", "ImportsAPI", "LDSAPI", "Backup", "Exports", "Workflows", "WorkspaceAPI", "AdminConsole", "OutboundHTTP", "CacheInvalidator", "Redis"]),
         .testTarget(name: "IntegrationTests", dependencies: ["SQLKit", "Postgres", "Metadata", "Platform", "Redis", "Jobs", "HTTPKit", "WorkspaceSubscriber", "Spawn", "Config", "LDSAPI"]),
     ]
 )

@@ -5,12 +5,13 @@ import Foundation
 public enum Redaction {
     public static let mark = "<redacted>"
 
-    /// A conninfo `password=…`, an URL's `user:password@` and a `key=` are replaced; the rest stays readable.
+    /// A conninfo `password=…`, an URL's `user:password@` (to the last `@`, so a raw `@` in a password
+    /// stays hidden) and a `key=` are replaced; the rest stays readable.
     public static func scrub(_ text: String) -> String {
         var out = text
         let patterns = [
             #"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'"&]+)"#,
-            #"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)"#,
+            #"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]*:)([^\s]+)(@)"#,
             #"(?i)((?:api_?key|secret|token)\s*[=:]\s*)([^\s&"']+)"#,
         ]
         for pattern in patterns {

@@ -47,10 +47,11 @@ public struct StatusReport {
     }
 
     func redis() -> JSON {
-        guard !config.redisURL.isEmpty, let endpoint = RedisClient.Endpoint(url: config.redisURL) else {
-            return ["name": "redis (cache)", "active": "inactive", "sub": "not configured"]
+        guard !config.redisURL.isEmpty else { return ["name": "redis (cache)", "active": "inactive", "sub": "not configured"] }
+        guard let url = RedisURL(config.redisURL) else {
+            return ["name": "redis (cache)", "active": "failed", "sub": "TESSERA_REDIS_URL does not parse (the APIs run without the cache)"]
         }
-        let client = RedisClient(endpoint: endpoint)
+        let client = RedisClient(url)
         let failed = FailureFlag()
         client.onFailure = { reason in failed.set(reason) }
         _ = client.get("tessera:admin:ping")

@@ -13,8 +13,8 @@ public enum ConfigKeys {
     public static let all: [ConfigKey] = [
         ConfigKey("TESSERA_DATABASE_URL", "dbname=tessera", .text, units: programs, secret: true,
                   "libpq conninfo of the metadata database"),
-        ConfigKey("TESSERA_REDIS_URL", "", .url(schemes: ["unix", "redis"], optional: true), units: programs,
-                  "cache: `unix:/path` or `redis://host:port`; empty = no cache (every API works without it)"),
+        ConfigKey("TESSERA_REDIS_URL", "", .url(schemes: ["unix", "redis"], optional: true), units: programs, secret: true,
+                  "cache: `unix:/path` or `redis://host:port`; with a password (`requirepass`, or a Redis 6 ACL user) `redis://:PASSWORD@host:port`, `redis://USER:PASSWORD@host:port` or `unix:/path?password=PASSWORD[&user=USER]` (percent-encode `@ : / ? & %`); sent with AUTH on every connect, a wrong one is logged as `redis_auth_failed`; empty = no cache (every API works without it)"),
         ConfigKey("TESSERA_SECRET_KEY_FILE", "/etc/tessera/secret.key", .absolutePath, units: programs,
                   "hex master secret (token signing, connection-password encryption); `tessera init-secret PATH`"),
         ConfigKey("TESSERA_PUBLIC_URL", "http://localhost:8080", .url(schemes: ["http", "https"], optional: false), units: programs,

@@ -9,11 +9,20 @@ public final class Cache: Sendable {
     static let prefix = "tessera:"
 
     public init(url: String) {
-        if let endpoint = RedisClient.Endpoint(url: url) {
-            let client = RedisClient(endpoint: endpoint)
-            client.onFailure = { reason in Log.warning("redis_unavailable", [("reason", reason)]) }
+        if let parsed = RedisURL(url) {
+            let client = RedisClient(parsed)
+            let target = parsed.description
+            client.onFailure = { reason in
+                // A wrong password will not heal by itself: an error, not a passing outage.
+                if reason.hasPrefix("authentication failed") {
+                    Log.error("redis_auth_failed", [("redis", target), ("reason", reason), ("effect", "serving without the cache")])
+                } else {
+                    Log.warning("redis_unavailable", [("redis", target), ("reason", reason)])
+                }
+            }
             redis = client
         } else {
+            if !url.isEmpty { Log.error("redis_url_invalid", [("effect", "serving without the cache")]) }
             redis = nil
         }
     }

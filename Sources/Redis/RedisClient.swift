@@ -4,26 +4,20 @@ import Foundation
 /// A best-effort cache client owning one hiredis context. Every failure degrades to a miss: callers fall
 /// back to the database, so Redis being down, slow or flushed never fails a request.
 public final class RedisClient: @unchecked Sendable {
-    public enum Endpoint: Sendable {
+    public enum Endpoint: Sendable, Equatable {
         case unix(String)
         case tcp(host: String, port: Int)
 
-        /// Parses `unix:/path` or `redis://host:port`.
+        /// Parses `unix:/path` or `redis://host:port`, ignoring any credentials (see `RedisURL`).
         public init?(url: String) {
-            if url.hasPrefix("unix:") {
-                self = .unix(String(url.dropFirst(5)))
-            } else if url.hasPrefix("redis://") {
-                let rest = url.dropFirst(8).split(separator: "/").first.map(String.init) ?? ""
-                let parts = rest.split(separator: ":")
-                guard let host = parts.first else { return nil }
-                self = .tcp(host: String(host), port: parts.count > 1 ? Int(parts[1]) ?? 6379 : 6379)
-            } else {
-                return nil
-            }
+            guard let parsed = RedisURL(url) else { return nil }
+            self = parsed.endpoint
         }
     }
 
     private let endpoint: Endpoint
+    private let user: String?
+    private let password: String?
     private let lock = NSLock()
     private var context: UnsafeMutablePointer<redisContext>?
     private var retryAfter = Date.distantPast
@@ -36,7 +30,14 @@ public final class RedisClient: @unchecked Sendable {
     /// attempted during the outage could not reach Redis.
     public var recoveredAt: Date { lock.withLock { recovered } }
 
-    public init(endpoint: Endpoint) { self.endpoint = endpoint }
+    public convenience init(endpoint: Endpoint) { self.init(RedisURL(endpoint: endpoint)) }
+
+    /// Logs in with the URL's credentials, if any, on every (re)connect.
+    public init(_ url: RedisURL) {
+        endpoint = url.endpoint
+        user = url.user
+        password = url.password
+    }
 
     deinit { if let context { redisFree(context) } }
 
@@ -68,6 +69,24 @@ public final class RedisClient: @unchecked Sendable {
         var parts: [[UInt8]] = args.map { Array($0.utf8) }
         if let binary { parts.append(binary) }
         parts += suffix.map { Array($0.utf8) }
+        guard let reply = send(context, parts) else {
+            fail(String(cString: withUnsafeBytes(of: context.pointee.errstr) { $0.baseAddress!.assumingMemoryBound(to: CChar.self) }))
+            return nil
+        }
+        if let error = Self.errorText(reply) {
+            freeReplyObject(reply)
+            // The server restarted with a password, or ours was changed: log in again on reconnect.
+            if error.hasPrefix("NOAUTH") || error.hasPrefix("WRONGPASS") { fail(authFailure(error)) }
+            return nil
+        }
+        if failing {
+            failing = false
+            recovered = Date()
+        }
+        return reply
+    }
+
+    private func send(_ context: UnsafeMutablePointer<redisContext>, _ parts: [[UInt8]]) -> UnsafeMutableRawPointer? {
         let buffers = parts.map { bytes -> UnsafeMutablePointer<CChar> in
             let p = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, bytes.count))
             bytes.withUnsafeBytes { raw in
@@ -78,20 +97,30 @@ public final class RedisClient: @unchecked Sendable {
         defer { buffers.forEach { $0.deallocate() } }
         var argv: [UnsafePointer<CChar>?] = buffers.map { UnsafePointer($0) }
         var lengths: [Int] = parts.map(\.count)
-        let reply = redisCommandArgv(context, Int32(parts.count), &argv, &lengths)
-        guard let reply else {
-            fail(String(cString: withUnsafeBytes(of: context.pointee.errstr) { $0.baseAddress!.assumingMemoryBound(to: CChar.self) }))
-            return nil
-        }
-        if reply.assumingMemoryBound(to: redisReply.self).pointee.type == REDIS_REPLY_ERROR {
-            freeReplyObject(reply)
-            return nil
-        }
-        if failing {
-            failing = false
-            recovered = Date()
-        }
-        return reply
+        return redisCommandArgv(context, Int32(parts.count), &argv, &lengths)
+    }
+
+    private static func errorText(_ reply: UnsafeMutableRawPointer) -> String? {
+        let r = reply.assumingMemoryBound(to: redisReply.self).pointee
+        guard r.type == REDIS_REPLY_ERROR else { return nil }
+        guard let str = r.str else { return "error" }
+        return String(decoding: UnsafeRawBufferPointer(start: str, count: Int(r.len)), as: UTF8.self)
+    }
+
+    /// The server's words, which never echo the password; scrubbed of it all the same.
+    private func authFailure(_ error: String) -> String {
+        var text = error
+        if let password, !password.isEmpty { text = text.replacingOccurrences(of: password, with: "<redacted>") }
+        return "authentication failed: " + text
+    }
+
+    /// AUTH [user] password on a fresh connection; the failure reason, or nil when logged in (or none needed).
+    private func authenticate(_ context: UnsafeMutablePointer<redisContext>) -> String? {
+        guard let password else { return nil }
+        let args = ["AUTH"] + (user.map { [$0] } ?? []) + [password]
+        guard let reply = send(context, args.map { Array($0.utf8) }) else { return "authentication failed: no reply" }
+        defer { freeReplyObject(reply) }
+        return Self.errorText(reply).map(authFailure)
     }
 
     private func connectedContext() -> UnsafeMutablePointer<redisContext>? {
@@ -108,6 +137,11 @@ public final class RedisClient: @unchecked Sendable {
             return nil
         }
         redisSetTimeout(c, timeout)
+        if let problem = authenticate(c) {
+            redisFree(c)
+            fail(problem)
+            return nil
+        }
         context = c
         return c
     }
