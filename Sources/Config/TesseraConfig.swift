@@ -64,6 +64,9 @@ public struct TesseraConfig: Sendable {
     /// TESSERA_NODE_NAME, or the host name: the queue hands a job pinned to a node (an uploaded
     /// file's import) only to that node's workers.
     public var nodeName: String = TesseraConfig.hostName()
+    /// TESSERA_IMPORT_DIR_SHARED: the import directory is the same storage on every VM, so uploads
+    /// are not pinned to the node that received them.
+    public var importDirShared = false
     /// Lease of a claimed job in seconds (heartbeats renew it; an expired lease is rescued).
     public var workerLeaseSeconds: Int
     /// After SIGTERM, how long running jobs may finish before they are released for a rerun (keep it
@@ -201,6 +204,7 @@ public struct TesseraConfig: Sendable {
         result.basemapAttribution = value("TESSERA_BASEMAP_ATTRIBUTION")
         result.connectionHostAllowlist = list("TESSERA_CONNECTION_HOST_ALLOWLIST")
         if !value("TESSERA_NODE_NAME").isEmpty { result.nodeName = value("TESSERA_NODE_NAME") }
+        result.importDirShared = value("TESSERA_IMPORT_DIR_SHARED") == "true"
         result.smtpURL = value("TESSERA_SMTP_URL")
         result.exportTTLSeconds = int("TESSERA_EXPORT_TTL_S")
         result.workflowIntermediateTTLSeconds = int("TESSERA_WORKFLOW_INTERMEDIATE_TTL_S")

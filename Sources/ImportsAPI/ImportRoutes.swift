@@ -112,8 +112,8 @@ struct ImportRoutes: Sendable {
         job.maxAttempts = 3
         job.accountId = principal.accountId
         job.createdBy = principal.userId
-        // The uploaded file is on this VM's disk only; a URL import can run anywhere.
-        if case .upload = source { job.node = settings.nodeName }
+        // The uploaded file is on this VM's disk only (unless that is shared storage); a URL import can run anywhere.
+        if case .upload = source { job.node = settings.uploadNode }
         let id = try services.metadata.transaction { db -> Int64? in
             // Serialises this organisation's enqueues so the limit holds under concurrent requests.
             _ = try db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", ["tessera:imports:" + principal.accountId])

@@ -15,6 +15,10 @@ public struct ImportSettings: Sendable {
     public var privateURLAllowlist: Set<String>
     /// This VM in the job queue: uploads live on its disk, so their imports are pinned to it.
     public var nodeName: String
+    /// The import directory is shared storage (TESSERA_IMPORT_DIR_SHARED): every VM sees an upload.
+    public var directoryShared: Bool
+    /// The node an upload's import must run on; nil = any.
+    public var uploadNode: String? { directoryShared ? nil : nodeName }
     /// Most entries an archive may list (bombs with 100k tiny entries are refused from the directory).
     public var maxArchiveEntries = 10_000
     /// Redirect hops a URL import follows (each re-checked).
@@ -30,6 +34,7 @@ public struct ImportSettings: Sendable {
         maxRunningPerAccount = config.importMaxRunning
         privateURLAllowlist = Set(config.importPrivateURLAllowlist)
         nodeName = config.nodeName
+        directoryShared = config.importDirShared
     }
 
     public var uploadsDir: String { directory + "/uploads" }

@@ -770,3 +770,27 @@ def test_an_upload_is_pinned_to_the_node_that_stored_it_and_a_url_import_is_not(
     assert imp.final(job["id"])["status"] == "success"
     nodes = h.metadata(imp.stack, f"SELECT id || '=' || coalesce(node, '<none>') FROM jobs WHERE id IN ({body['id']}, {job['id']}) ORDER BY id")
     assert nodes.split() == [f"{body['id']}={socket.gethostname()}", f"{job['id']}=<none>"]
+
+
+def test_with_a_shared_import_dir_an_upload_runs_on_any_node(imp):
+    """TESSERA_IMPORT_DIR_SHARED=true (the import directory is NFS on every app VM): the receiving VM
+    does not pin the upload, so an import-worker of another node, the only one running, imports it.
+    (Pinned, the job would wait for a worker of "vm-a" that never comes, and this test would time out.)"""
+    stack, allow = imp.stack, f"127.0.0.1:{imp.port_a}"
+
+    def restart(api_env, worker_env):
+        stack.stop_api("import-api")
+        stack.start_api("import-api", h.BIN / "tessera-import-api",
+                        env={"TESSERA_IMPORT_MAX_BYTES": str(API_LIMIT), "TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST": allow, **api_env})
+        stack.stop_api("import-worker")
+        stack.start_worker("import-worker", h.BIN / "tessera-import-worker",
+                           env={"TESSERA_WORKER_LEASE_S": "4", "TESSERA_IMPORT_PRIVATE_URL_ALLOWLIST": allow, **worker_env})
+
+    restart({"TESSERA_NODE_NAME": "vm-a", "TESSERA_IMPORT_DIR_SHARED": "true"}, {"TESSERA_NODE_NAME": "vm-b"})
+    try:
+        body = imp.run(imp.files["geojson"], f"{SCHEMA}.shared_dir_upload")
+        assert body["status"] == "success", body
+        assert imp.rows(f"{SCHEMA}.shared_dir_upload") == POINTS
+        assert h.metadata(stack, f"SELECT coalesce(node, '<none>') FROM jobs WHERE id = {body['id']}") == "<none>"
+    finally:
+        restart({}, {})  # the module fixture's settings, pinned again
