@@ -258,6 +258,9 @@ def run_cli(binary: Path, stack: Stack, *args: str) -> subprocess.CompletedProce
 
 
 def test_an_older_backup_is_upgraded_and_a_newer_one_refused(previous_tessera, request):
+    """A restore onto a newer schema: the previous version's archive (its schema one migration behind)
+    restored into this version's fresh install gets the migration applied, and its user, token, map
+    and warehouse table are back, the token verifying through the APIs of this version."""
     old_binary, newest = previous_tessera
     stacks = [Stack(Path(tempfile.mkdtemp(prefix=f"tessera-bk-{tag}-", dir="/tmp"))) for tag in ("old", "up")]
     old, upgraded = stacks
@@ -270,6 +273,15 @@ def test_an_older_backup_is_upgraded_and_a_newer_one_refused(previous_tessera, r
         assert run_cli(old_binary, old, "migrate").returncode == 0
         r = run_cli(old_binary, old, "create-admin", "--email", "old@example.com", "--password", "old-Version-pass-1")
         assert r.returncode == 0, r.stderr
+        r = run_cli(old_binary, old, "tokens", "create", "--email", "old@example.com", "--connection", "carto_dw",
+                    "--source", "*", "--apis", "sql,maps")
+        assert r.returncode == 0, r.stderr
+        old_token = r.stdout.strip().splitlines()[-1]
+        warehouse(old, "CREATE TABLE public.old_places AS SELECT i AS cartodb_id, 'old ' || i AS name "
+                       f"FROM generate_series(1, {ROWS}) i")
+        # The previous version's metadata as its own CLI left it, plus a map row (its APIs are not built here).
+        metadata(old, "INSERT INTO maps (id, account_id, owner_id, title, kepler_map_config) "
+                      "SELECT 'oldschemamap', account_id, id, 'Map of the previous version', '{}' FROM users")
         r = run_cli(old_binary, old, "backup", "--out", f"{old.root}/bk/", "--config-dir", str(old.root / "etc"))
         assert r.returncode == 0, r.stderr
         [older] = (old.root / "bk").glob("tessera-backup-*.tar")
@@ -280,6 +292,15 @@ def test_an_older_backup_is_upgraded_and_a_newer_one_refused(previous_tessera, r
         assert f"migrations applied: {newest}" in r.stdout, r.stdout
         assert metadata(upgraded, "SELECT email FROM users") == "old@example.com"
         assert metadata(upgraded, f"SELECT count(*) FROM schema_migrations WHERE name = '{newest}'") == "1"
+        for name in ("workspace-api", "maps-api"):
+            upgraded.start_api(name, BIN / API_PROGRAMS[name])
+        upgraded.start_nginx()
+        api = Api(upgraded)
+        rows = assert_ok(api.sql("SELECT count(*) AS n FROM public.old_places", old_token))["rows"]
+        assert rows == [{"n": ROWS}]
+        user = signed_in_user(api, "old@example.com", "old-Version-pass-1", "e2e-upgraded")
+        m = assert_ok(api.get("/api/v3/workspace/maps/oldschemamap", token=user.token))
+        assert m["title"] == "Map of the previous version"
 
         # The previous version refuses this version's archive, before touching anything.
         newer = backup(upgraded, upgraded.root / "bk")
