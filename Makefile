@@ -2,11 +2,11 @@
 #   make deps    install the Debian packages (fast no-op when already installed)
 #   make build   swift build -c release (Swift stdlib linked statically: the same binaries go into the .debs)
 #   make run     the whole stack on http://localhost:8080 (state kept in .stack/)
-#   make test    unit + integration (swift test, with PostgreSQL/Redis up), the e2e suite and the install test
+#   make test    unit + integration (swift test, with PostgreSQL/Redis up), the e2e suite, the install test and the scale-out test
 #   make clean   build outputs and caches (`make clean-state` also drops .stack/)
 #   make debs    the Debian 12 packages into dist/ (packaging/build-debs, lintian-checked)
 #   make test-install  the .debs installed on a booted clean Debian 12 (packaging/test-install)
-#   make test-scaleout two app VMs and a database VM from the .debs (packaging/test-scaleout; not in `make test`)
+#   make test-scaleout two app VMs and a database VM from the .debs (packaging/test-scaleout; `make test` runs it last)
 
 SHELL       := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -25,6 +25,8 @@ APT_PACKAGES := libfcgi-dev libpq-dev libhiredis-dev libssl-dev \
                 postgresql-15-pgrouting osm2pgrouting \
                 gmt gmt-gshhg-high gmt-dcw osmium-tool \
                 dpkg-dev binutils lintian debootstrap systemd-container
+# test-scaleout builds its containers' network by hand (bridge, addresses)
+APT_PACKAGES += iproute2
 # tessera_h3 (packaging/h3): PGXS headers to build the warehouse's H3 extension
 APT_PACKAGES += postgresql-server-dev-15
 # The H3 oracle (Tests/h3) is PyPI's h3 at the version whose C library tessera_h3 is built from.
@@ -90,6 +92,8 @@ test: deps build
 	$(MAKE) --no-print-directory test-h3
 	$(MAKE) --no-print-directory test-e2e
 	$(MAKE) --no-print-directory test-install
+	@# The same dist/ and cached Debian tree as test-install (its target would rebuild the .debs).
+	packaging/test-scaleout dist
 
 debs: build
 	rm -rf dist

@@ -23,9 +23,21 @@ public struct BackupWriter {
     public init(source: Source) { self.source = source }
 
     /// Writes the archive into `out` (a directory: a timestamped name in it; else the file itself).
+    /// On any failure nothing is left behind (work directory and partial archive removed), and a full
+    /// disk is named as such whichever step ran into it.
     public func write(out: String, passphrase: [UInt8]?, now: Date = Date()) throws -> String {
         let destination = Self.destination(out: out, encrypted: passphrase != nil, now: now)
         let directory = (destination as NSString).deletingLastPathComponent
+        do {
+            return try write(destination: destination, directory: directory, passphrase: passphrase, now: now)
+        } catch let error as BackupError {
+            throw BackupError.failed(error.message, detail: "", directory: directory)
+        } catch {
+            throw BackupError.failed("writing the archive in \(directory)", detail: "\(error)", directory: directory)
+        }
+    }
+
+    private func write(destination: String, directory: String, passphrase: [UInt8]?, now: Date) throws -> String {
         // Group tessera may list and read archives (0750 / 0640): the admin console (user tessera-admin,
         // in that group) serves them for download; nobody else can.
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
@@ -129,7 +141,7 @@ public struct BackupWriter {
             try body(handle)
             try handle.synchronize()
         } catch {
-            throw BackupError("writing \(path) failed: \(BackupError.explain(String(describing: error)))")
+            throw BackupError.failed("writing \(path) failed", detail: "\(error)", directory: (path as NSString).deletingLastPathComponent)
         }
         chmod(path, 0o600)
     }

@@ -44,12 +44,12 @@ enum PGTools {
         do {
             child = try ChildProcess(argv, environment: environment, stdout: out, stderr: err, addressSpaceLimit: 16 << 30)
         } catch {
-            throw BackupError("\(what): \(error)")
+            throw BackupError.failed(what, detail: "\(error)", directory: workDir)
         }
         let outcome = child.wait(deadline: Date().addingTimeInterval(timeout), isCancelled: { false })
         let stderr = ChildProcess.tail(err, limit: 4096).trimmingCharacters(in: .whitespacesAndNewlines)
         guard outcome == .exited(0) else {
-            throw BackupError("\(what) failed (\(outcome)): \(BackupError.explain(stderr))")
+            throw BackupError.failed("\(what) failed (\(outcome))", detail: stderr, directory: workDir)
         }
         return ChildProcess.tail(out, limit: 1 << 20)
     }
@@ -99,8 +99,24 @@ public struct BackupError: Error, CustomStringConvertible {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 
-    /// Turns the usual low-level reasons into an operator's sentence.
-    static func explain(_ text: String) -> String {
-        text.contains("No space left on device") ? "the disk is full (No space left on device): \(text)" : text
+    static let diskFull = "the disk is full (No space left on device)"
+
+    /// A failure while writing under `directory`, said plainly when the disk is full. The tool's own
+    /// "No space left on device" may be missing: its stderr is captured on that same full disk.
+    static func failed(_ what: String, detail: String, directory: String) -> BackupError {
+        let said = what + (detail.isEmpty ? "" : ": " + detail)
+        guard !what.hasPrefix(diskFull) else { return BackupError(what) }
+        if detail.contains("No space left on device") || noSpaceLeft(at: directory) {
+            return BackupError("\(diskFull) in \(directory): \(said)")
+        }
+        return BackupError(said)
+    }
+
+    /// Less than 256 KiB left to this user (root may also use ext4's reserved blocks) where `path` lives.
+    static func noSpaceLeft(at path: String) -> Bool {
+        var fs = statvfs()
+        guard statvfs(path, &fs) == 0 else { return false }
+        let blocks = geteuid() == 0 ? UInt64(fs.f_bfree) : UInt64(fs.f_bavail)
+        return blocks * UInt64(fs.f_frsize) < 256 << 10
     }
 }
