@@ -201,8 +201,10 @@ export const LabelLayer = L.Layer.extend({
    */
   _streets(ctx, streets, boxes, size, zoom) {
     this.streets = [];
-    const px = zoom <= 13 ? 9 : 10;
-    ctx.font = `500 ${px}px system-ui, "DejaVu Sans", sans-serif`;
+    const px = zoom <= 12 ? 8 : zoom === 13 ? 9 : 10;
+    // A condensed face where there is one: street names are long and their streets short at z12-13.
+    ctx.font = `500 ${px}px "DejaVu Sans Condensed", "Arial Narrow", "Roboto Condensed", system-ui, "DejaVu Sans", sans-serif`;
+    ctx.fontStretch = 'condensed';
     ctx.textAlign = 'center';
     ctx.textBaseline = 'middle';
     const names = new Set();
@@ -225,6 +227,7 @@ export const LabelLayer = L.Layer.extend({
       }
     }
     ctx.textAlign = 'start';
+    ctx.fontStretch = 'normal';
   },
 
   redraw() {
@@ -317,12 +320,12 @@ export function pathLength(line) {
   return n;
 }
 
-/** The point of `line` at distance `d` along it, with the direction of the segment there. */
+/** The point of `line` at distance `d` along it (past an end: along the end segment, extended). */
 function pointAt(line, cum, d) {
   let i = 1;
   while (i < line.length - 1 && cum[i] < d) i++;
   const [x0, y0] = line[i - 1], [x1, y1] = line[i];
-  const seg = cum[i] - cum[i - 1] || 1, f = Math.max(0, Math.min(1, (d - cum[i - 1]) / seg));
+  const f = (d - cum[i - 1]) / (cum[i] - cum[i - 1] || 1);
   return [x0 + (x1 - x0) * f, y0 + (y1 - y0) * f];
 }
 
@@ -333,7 +336,8 @@ function pointAt(line, cum, d) {
  * [{ch, x, y, a, box}] or null.
  */
 export function placeAlong(line, glyphs, px, size, boxes) {
-  const width = glyphs.reduce((n, g) => n + g.w, 0), pad = 4;
+  // A name may overhang its line's ends by half a glyph (its street goes on, drawn or not).
+  const width = glyphs.reduce((n, g) => n + g.w, 0), pad = 2, over = px / 2;
   const inside = ([x, y]) => x >= 0 && y >= 0 && x <= size.x && y <= size.y;
   const forward = [line, line.slice().reverse()].map(l => {
     const cum = [0];
@@ -341,10 +345,10 @@ export function placeAlong(line, glyphs, px, size, boxes) {
     return { l, cum };
   });
   const total = forward[0].cum[forward[0].cum.length - 1];
-  if (total < width + 2 * pad) return null;
+  if (total + 2 * over < width + 2 * pad) return null;
   // The stretch of the line on screen (by distance along it): labels go where they can be read.
   let lo = Infinity, hi = -Infinity;
-  for (let d = 0; d <= total; d += 4) if (inside(pointAt(forward[0].l, forward[0].cum, d))) { lo = Math.min(lo, d); hi = Math.max(hi, d); }
+  for (let d = -over; d <= total + over; d += 2) if (inside(pointAt(forward[0].l, forward[0].cum, d))) { lo = Math.min(lo, d); hi = Math.max(hi, d); }
   if (hi - lo < width + 2 * pad) return null;
   const mid = (lo + hi) / 2, step = Math.max(6, width / 3);
   const centres = [mid];
