@@ -194,20 +194,19 @@ export const LabelLayer = L.Layer.extend({
   setPalette(palette) { this.palette = palette; this.redraw(); },
 
   /**
-   * Street names after the places (main roads from z12, every named street from z13; smaller type below
+   * Street names (main roads from z12, every named street from z13; smaller type below
    * z14): each name once, written glyph by glyph along its street's line (the server merged the street's
    * ways), where the line bends gently, as near the middle of what is on screen as fits; never upside
    * down, never over another label, dropped when it fits nowhere.
    */
   _streets(ctx, streets, boxes, size, zoom) {
-    this.streets = [];
     const px = zoom <= 12 ? 8 : zoom === 13 ? 9 : 10;
     // A condensed face where there is one: street names are long and their streets short at z12-13.
     ctx.font = `500 ${px}px "DejaVu Sans Condensed", "Arial Narrow", "Roboto Condensed", system-ui, "DejaVu Sans", sans-serif`;
     ctx.fontStretch = 'condensed';
     ctx.textAlign = 'center';
     ctx.textBaseline = 'middle';
-    const names = new Set();
+    const names = new Set(this.streets);
     for (const it of streets) {
       if (names.has(it.name)) continue;
       const glyphs = placeAlong(it.line, [...it.name].map(ch => ({ ch, w: ctx.measureText(ch).width })), px, size, boxes);
@@ -257,9 +256,19 @@ export const LabelLayer = L.Layer.extend({
     this.placed = [];
     this.labelBoxes = [];
     this.countries = [];
+    this.streets = [];
     ctx.textBaseline = 'middle';
     ctx.lineJoin = 'round';
+    // Main roads' names (primary, secondary) come after the cities of a million and before the other
+    // places, which move aside (a town's name has four spots around its dot, a street's name only its
+    // street: at z12 the demo extract's main road lies under the label of Helsinki); other streets last.
+    const zoom = map.getZoom(), main = streets.filter(r => r.cls <= 3);
+    let mainDone = false;
     for (const p of candidates) {
+      if (!mainDone && !p.country && p.population < 1e6) {
+        mainDone = true;
+        this._streets(ctx, main, boxes, size, zoom);
+      }
       if (p.country) {
         const text = p.name.toUpperCase(), big = p.area >= 1e6;
         ctx.font = `600 ${big ? 12 : 10}px system-ui, "DejaVu Sans", sans-serif`;
@@ -295,6 +304,9 @@ export const LabelLayer = L.Layer.extend({
       const spots = [[p.x + 6, p.y], [p.x - 6 - w, p.y], [p.x - w / 2, p.y - hgt], [p.x - w / 2, p.y + hgt]];
       const free = box => box[0] >= 0 && box[1] >= 0 && box[2] <= size.x && box[3] <= size.y
         && !boxes.some(b => b[0] < box[2] + 6 && box[0] < b[2] + 6 && b[1] < box[3] + 2 && box[1] < b[3] + 2);
+      // Its dot must not sit on a label placed before it either (then neither dot nor name is drawn).
+      const dot = [p.x - 3, p.y - 3, p.x + 3, p.y + 3];
+      if (boxes.some(b => b[0] < dot[2] && dot[0] < b[2] && b[1] < dot[3] && dot[1] < b[3])) continue;
       const spot = spots.find(([x, y]) => free([x - 2, y - hgt / 2 - 2, x + w + 2, y + hgt / 2 + 2]));
       if (!spot) continue;
       const [tx, ty] = spot;
@@ -308,7 +320,8 @@ export const LabelLayer = L.Layer.extend({
       ctx.fillStyle = this.palette.label;
       ctx.fillText(p.name, tx, ty);
     }
-    this._streets(ctx, streets, boxes, size, map.getZoom());
+    if (!mainDone) this._streets(ctx, main, boxes, size, zoom);
+    this._streets(ctx, streets.filter(r => r.cls > 3), boxes, size, zoom);
     c.dataset.labels = String(this.placed.length);
     c.dataset.countries = this.countries.join('|');
   },
