@@ -6,12 +6,12 @@ import SQLKit
 
 /// Tessera's offline reference basemap (schema `basemap` in the warehouse, loaded from the
 /// tessera-basemap-data package or by `make run`): `GET /api/v3/maps/{connection}/basemap` is its TileJSON,
-/// `…/basemap/{z}/{x}/{y}` one multi-layer vector tile (land, water, coast, rivers, boundaries, roads,
+/// `…/basemap/{z}/{x}/{y}` one multi-layer vector tile (land, water, coast, rivers, boundaries, roads, street_names,
 /// countries, places) made by the warehouse function `basemap.tile`. Cached like any tileset: the tiles URL carries
 /// the loaded data's version, so a reload changes every URL.
 struct BasemapRoute: Sendable {
     let maps: MapsService
-    static let layers = ["land", "water", "coast", "rivers", "boundaries", "roads", "countries", "places"]
+    static let layers = ["land", "water", "coast", "rivers", "boundaries", "roads", "street_names", "countries", "places"]
     static let metaSQL: SQL = "SELECT version, attribution FROM basemap.meta WHERE to_regprocedure('basemap.tile(integer,integer,integer)') IS NOT NULL"
     static let tileSQL: SQL = "SELECT basemap.tile($1, $2, $3)"
 

@@ -3,6 +3,7 @@ maps-api as multi-layer vector tiles under /api/v3/maps/{connection}/basemap and
 
 from __future__ import annotations
 
+import math
 import urllib.parse
 
 import helpers as h
@@ -10,6 +11,9 @@ import mvt
 
 HELSINKI = (24.9384, 60.1699)
 CASPIAN = (50.5, 42.0)  # a lake in GSHHG (level 2): the `water` layer
+CITY = (24.9425, 60.1715)  # the middle of the OpenStreetMap extract (1 x 1.6 km of central Helsinki)
+BAY = (24.9435, 60.1776)  # Kaisaniemenlahti: sea in OpenStreetMap, land in GSHHG's full resolution
+POND = (24.9437, 60.1734)  # a pond in Kaisaniemi park (natural=water)
 
 
 def template(api, token) -> str:
@@ -48,7 +52,6 @@ def test_basemap_tiles_z0_to_z12_have_land_water_coast_and_labels(api, full_toke
     assert "boundaries" in tile(api, full_token, tpl, 5, (28.0, 61.0)), "the Finland-Russia border at z5"
     streets = tile(api, full_token, tpl, 12, HELSINKI)
     assert "roads" in streets and len(streets["roads"].features) > 20, "Helsinki's streets at z12"
-    assert any(f.properties.get("name") for f in streets["roads"].features)
     assert "roads" not in tile(api, full_token, tpl, 8, HELSINKI), "no streets below z10"
 
 
@@ -97,3 +100,71 @@ def test_basemap_bad_tile_coordinates(api, full_token, reference_basemap):
     tpl = template(api, full_token)
     for zxy in ("99/0/0", "2/4/0", "a/0/0"):
         h.assert_error(api.get(tpl.replace("{z}/{x}/{y}", zxy), token=full_token), 400, "invalid_tile")
+
+
+def metres(layer: mvt.Layer, z: int, part) -> float:
+    """Ground length of a tile-local line near Helsinki (web mercator metres x cos(latitude))."""
+    per_unit = 2 * math.pi * 6378137 / (1 << z) / layer.extent * math.cos(math.radians(CITY[1]))
+    return sum(math.dist(a, b) for a, b in zip(part, part[1:])) * per_unit
+
+
+def test_street_names_main_roads_at_z12_all_streets_at_z13(api, full_token, reference_basemap):
+    """Street names come as a street's ways merged by name (one long line, not one per block), so the
+    client can write them along the street: main roads (primary/secondary) from z12, every named street from z13."""
+    tpl = template(api, full_token)
+    z12 = tile(api, full_token, tpl, 12, CITY)["street_names"]
+    z13 = tile(api, full_token, tpl, 13, CITY)["street_names"]
+    names12 = {f.properties["name"] for f in z12.features}
+    names13 = {f.properties["name"] for f in z13.features}
+    assert "Mannerheimintie" in names12, names12
+    assert all(f.properties["class"] <= 3 for f in z12.features), "only main roads' names at z12"
+    assert len(names13) >= 10 and names12 < names13, (names12, names13)
+    assert any(f.properties["class"] >= 5 for f in z13.features), "residential streets named at z13"
+    # Merged: Mannerheimintie is ~48 OpenStreetMap ways of 30 m on average; its name line is hundreds of metres.
+    longest = max(metres(z13, 13, part) for f in z13.features if f.properties["name"] == "Mannerheimintie" for part in f.geometry)
+    assert longest > 300, longest
+    # One id per line, the same line in every tile it crosses (the client takes each once).
+    x, y = mvt.tile_of(*CITY, 13)
+    ids = {f.properties["id"] for f in z13.features}
+    assert len(ids) == len(z13.features)
+    for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        r = api.get(tpl.replace("{z}/{x}/{y}", f"13/{x + dx}/{y + dy}"), token=full_token)
+        if r.status == 200 and "street_names" in (other := mvt.decode(r.body)):
+            for f in other["street_names"].features:
+                if f.properties["id"] in ids:
+                    assert f.properties["name"] == next(g.properties["name"] for g in z13.features if g.properties["id"] == f.properties["id"])
+    assert "street_names" not in tile(api, full_token, tpl, 11, CITY), "no street names below z12"
+
+
+def inside(point, features) -> bool:
+    """Even-odd test of a tile-local point against each feature's rings."""
+    px, py = point
+    for f in features:
+        hits = 0
+        for ring in f.geometry:
+            for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1]):
+                if (y0 > py) != (y1 > py) and px < x0 + (py - y0) * (x1 - x0) / (y1 - y0):
+                    hits += 1
+        if hits % 2:
+            return True
+    return False
+
+
+def test_helsinki_shore_and_water_from_openstreetmap_at_z12_and_above(api, full_token, reference_basemap):
+    """Inside the OpenStreetMap extract, z12+ draws OpenStreetMap's land (from natural=coastline) and water
+    areas instead of GSHHG's full resolution, which has the city's bay as land; z11 still draws GSHHG."""
+    tpl = template(api, full_token)
+    for z in (12, 13, 14):
+        x, y = mvt.tile_of(*CITY, z)
+        layers = tile(api, full_token, tpl, z, CITY)
+        osm_land = [f for f in layers["land"].features if f.properties["osm"] and f.properties["level"] == 1]
+        osm_water = [f for f in layers["water"].features if f.properties["osm"]]
+        assert osm_land and osm_water, (z, len(osm_land), len(osm_water))
+        at = lambda lonlat: mvt.tile_pixel(*lonlat, z, x, y, layers["land"].extent)
+        assert not inside(at(BAY), layers["land"].features), f"the bay is sea at z{z}"
+        assert inside(at(CITY), osm_land), f"the city centre is OpenStreetMap land at z{z}"
+        assert inside(at(POND), osm_water), f"the park's pond is water at z{z}"
+    z11 = tile(api, full_token, tpl, 11, CITY)
+    x, y = mvt.tile_of(*CITY, 11)
+    assert not any(f.properties["osm"] for f in z11["land"].features), "GSHHG below z12"
+    assert inside(mvt.tile_pixel(*BAY, 11, x, y, z11["land"].extent), z11["land"].features), "GSHHG has the bay as land"

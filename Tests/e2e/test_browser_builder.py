@@ -611,8 +611,18 @@ LABELS_JS = """const el = document.querySelector(arguments[0]);
   const v = el && el.mapview; if (!v || !v.labels || !v.basemap) return null;
   return {kind: el.dataset.basemap, zoom: v.map.getZoom(), labels: v.labels.placed.slice(), loading: v.basemap.isLoading() || !!v.labels._frame,
           countries: (v.labels.countries || []).slice(),
-          streets: (v.labels.streets || []).slice(),
+          streets: (v.labels.streets || []).slice(), boxes: (v.labels.labelBoxes || []).slice(),
           layers: [...el.querySelectorAll('.leaflet-pane canvas[data-layers]')].map(c => c.dataset.layers).join(',')};"""
+
+
+def assert_no_collisions(labels):
+    """No two labels (places, countries, street names glyph by glyph) overlap on the screen."""
+    for i, a in enumerate(labels):
+        for other in labels[i + 1:]:
+            for p in a["boxes"]:
+                for q in other["boxes"]:
+                    overlap = p[0] < q[2] and q[0] < p[2] and p[1] < q[3] and q[1] < p[3]
+                    assert not overlap, f"{a['kind']} {a['name']!r} {p} overlaps {other['kind']} {other['name']!r} {q}"
 
 
 def labels(b, map_css, kind, zoom=None):
@@ -655,12 +665,19 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         assert len(europe["countries"]) >= 5 and {"France", "Germany", "Poland"} & set(europe["countries"]), europe["countries"]
         assert "countries" in europe["layers"], europe["layers"]
         b.shot("builder-basemap-europe-z3")
-        # Helsinki at z13: street names (OpenStreetMap) are candidates from z13 (the extract covers 1 x 1.6 km
-        # of the centre: at z13 its streets are mostly shorter than their names, so few or none are written).
-        b.js("document.getElementById('builder-map').mapview.map.setView([60.1675, 24.9425], 13)")
+        # Helsinki at z12: the main roads' names (OpenStreetMap; the extract covers 1 x 1.6 km of the centre).
+        b.js("document.getElementById('builder-map').mapview.map.setView([60.1715, 24.9425], 12)")
+        main = labels(b, "#builder-map", "light", 12)
+        assert main["streets"], f"main roads named at z12: {main}"
+        assert_no_collisions(main["boxes"])
+        b.shot("builder-basemap-helsinki-z12")
+        # z13: the longer streets named along their lines, in smaller type, none over another label or a place's
+        # (the extract is 107 x 175 px: about five names are shorter than their streets, some under place names).
+        b.js("document.getElementById('builder-map').mapview.map.setView([60.1715, 24.9425], 13)")
         city = labels(b, "#builder-map", "light", 13)
-        runs = b.js("return [...document.getElementById('builder-map').mapview.basemap._cache.values()].reduce((n, e) => n + (e.streets || []).length, 0)")
-        assert runs > 20, f"street name candidates at z13: {runs}"
+        assert len(city["streets"]) >= 3 and len(city["streets"]) > len(main["streets"]), city["streets"]
+        assert_no_collisions(city["boxes"])
+        assert {b_["kind"] for b_ in city["boxes"]} >= {"place", "street"}, "place and street labels side by side"
         b.shot("builder-basemap-helsinki-z13")
         b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
         labels(b, "#builder-map", "light", 10)
@@ -676,6 +693,7 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         streets = labels(b, "#builder-map", "dark", 14)
         assert streets["zoom"] == 14 and "roads" in streets["layers"] and len(streets["streets"]) >= 3, streets["streets"]
         assert len(streets["streets"]) > len(city["streets"]), "more street names at z14 than at z13"
+        assert_no_collisions(streets["boxes"])
         b.shot("builder-basemap-streets")
         b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
         labels(b, "#builder-map", "dark", 10)

