@@ -260,33 +260,41 @@ def test_a_sql_job_write_rebuilds_the_levels_before_any_tile(api, stack, full_to
 def test_a_precomputed_low_zoom_tile_is_one_round_trip(stack, full_token, table):
     """The catalogue lookup is folded into the tile statement (AggregationLevels.fresh) once the process knows the
     relation: counted in PostgreSQL's own statement log, each tile is one statement on its session besides the reset
-    at check-in, and maps-api's round-trip counter agrees (no more statements than checkouts)."""
+    at check-in; and by maps-api's round-trip counter, once the sessions have prepared the statements (a Parse is a
+    round trip of its own, once per session and statement), a pass over the tiles costs one per tile."""
     from statement_log import statement_log
     from test_metrics import scrape, value
 
     tj = tilejson(stack, full_token, columns="id,pop")
     until_precomputed(stack, full_token, tj, 0, 0, 0)
-    for z, x, y in TILES:  # the process learns the relation (one lookup), the sessions prepare the statements
-        for _ in range(3):
-            assert tile(stack, full_token, tj, z, x, y)[1] == "precomputed"
 
     def counters() -> tuple[float, float]:
         text = scrape(stack, "maps-api")[2]
         return (value(text, 'tessera_db_pool_checkouts_total{pool="warehouse"}') or 0,
                 value(text, 'tessera_db_round_trips_total{pool="warehouse",phase="request"}') or 0)
 
-    checkouts, trips = counters()
+    passes = []
+    for _ in range(20):
+        checkouts, trips = counters()
+        for z, x, y in TILES:
+            assert tile(stack, full_token, tj, z, x, y)[1] == "precomputed"
+        after = counters()
+        passes.append((after[0] - checkouts, after[1] - trips))
+        if passes[-1] == (len(TILES), len(TILES)):
+            break
+    print(f"{len(TILES)} precomputed tiles per pass, (checkouts, request round trips) per pass: {passes}")
+    assert all(c == len(TILES) for c, _ in passes) and passes[-1] == (len(TILES), len(TILES)), passes
+
     with statement_log(stack) as log:
         for z, x, y in TILES:
             assert tile(stack, full_token, tj, z, x, y)[1] == "precomputed"
-    after = counters()
-    assert after[0] - checkouts == len(TILES)
-    # A session that had not prepared a statement yet pays one Parse more; the log shows no other statement.
-    assert len(TILES) <= after[1] - trips <= 2 * len(TILES)
     ran = [s[3] for s in log.of_backends_running("_levels AS MATERIALIZED")]
     tiles = [s for s in ran if "_levels AS MATERIALIZED" in s]
     assert len(tiles) == len(TILES), ran
     reset = {"RESET SESSION AUTHORIZATION", "RESET ROLE", "RESET ALL", "CLOSE ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()",
              "DISCARD TEMP", "DISCARD SEQUENCES", "SELECT name, from_sql FROM pg_prepared_statements", "BEGIN READ ONLY", "ROLLBACK"}
-    others = [s for s in ran if "_levels AS MATERIALIZED" not in s and s.strip().rstrip(";") not in reset]
+    # The pool's own session management: the reset at check-in, and the re-priming of a READ ONLY transaction that
+    # waited idle longer than the pool's maxPrimedAge (1 s; the log's setup between passes takes longer).
+    others = [s for s in ran if "_levels AS MATERIALIZED" not in s
+              and not all(part.strip() in reset for part in s.strip().rstrip(";").split(";"))]
     assert others == [], others
