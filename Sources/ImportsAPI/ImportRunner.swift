@@ -239,6 +239,7 @@ public struct ImportRunner: Sendable {
             ])
             cdn.accountId = account
             try JobQueue.enqueue(cdn, on: meta)
+            try LevelsRefresh.enqueue(account: account, connection: request.connection, on: meta)
         }
         Log.info("import_completed", [("job", job.id), ("table", request.destination), ("rows", result["rows"]?.intValue)])
     }

@@ -123,6 +123,12 @@ public struct GeocodeTableRunner: Sendable {
             }
             let totals = try db.execute(sql.totals)
             Log.info("lds_geocode_table", [("job", job.id), ("processed", processed), ("geocoded", geocoded)])
+            if processed > 0 {
+                // The table's geometries changed: its levels are rebuilt by the queue (a failure to ask only costs speed).
+                do { try LevelsRefresh.enqueue(account: account, connection: spec.connection, pool: services.metadata) } catch {
+                    Log.warning("levels_refresh_not_queued", [("job", job.id), ("error", "\(error)")])
+                }
+            }
             return ["processed": .int(processed), "geocoded": .int(geocoded), "notFound": .int(processed - geocoded),
                     "tableGeocoded": .int(totals.int(0, 0) ?? 0), "tableNotFound": .int(totals.int(0, 1) ?? 0),
                     "seconds": .number((Date().timeIntervalSince(started) * 10).rounded() / 10)]

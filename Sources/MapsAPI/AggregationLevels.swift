@@ -1,6 +1,7 @@
 import CryptoSupport
 import Foundation
 import HTTPKit
+import Jobs
 import SQLKit
 
 /// Precomputed aggregation levels: the cells of a table's points at the resolutions tiles z0–`maxZoom` ask
@@ -54,9 +55,22 @@ enum AggregationLevels {
 
     /// The table's data version as text: it changes with every committed write (PostgreSQL's per-table
     /// counters), TRUNCATE, rewrite or swap (file node, oid). Slot `table`: the table's quoted name.
-    static let version: SQL = """
+    static let version: SQL = version(of: SQL.slot("table"))
+
+    /// The data version of the table named by the text expression `table`.
+    static func version(of table: SQL) -> SQL {
+        """
         (SELECT c.oid::text || ':' || c.relfilenode || ':' || coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0) \
-        FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(\(SQL.slot("table"))::text))
+        FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(\(table)::text))
+        """
+    }
+
+    /// The keys whose levels no longer match their table's data (tables that still exist): what a write asks
+    /// the queue to rebuild (LevelRefreshRunner).
+    static let stale: SQL = """
+        SELECT l.key FROM \(catalog) l
+        WHERE to_regclass(l.source_table) IS NOT NULL AND l.data_version IS DISTINCT FROM \(version(of: "l.source_table"))
+        ORDER BY l.key
         """
 
     /// Whether the warehouse has the catalogue at all (a warehouse no build ran on has not).
@@ -72,6 +86,34 @@ enum AggregationLevels {
           AND has_table_privilege(to_regclass('carto.' || quote_ident(l.relation)), 'SELECT')
           AND NOT (SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass(\(SQL.slot("table"))::text))
         """
+
+    /// The build job of a source's levels (one pending or running per key and connection); `resolution`: one a
+    /// tile wants, which the build then holds whatever the worker's own configuration.
+    static func job(_ record: SourceRecord, key: String, account: String, resolution: Int? = nil) -> JobQueue.NewJob {
+        var payload: [String: JSON] = ["account": .string(account), "source": .string(record.id)]
+        if let resolution { payload["resolution"] = .int(resolution) }
+        var job = JobQueue.NewJob(queue: "sql", kind: jobKind, payload: .object(payload),
+                                  uniqueKey: "\(jobKind):\(account):\(record.definition.connection):\(key)")
+        job.accountId = account
+        job.maxAttempts = 3
+        return job
+    }
+
+    /// The lookup's conditions for one known relation, folded into its tile statement as `_levels.fresh`: a tile
+    /// whose levels relation the process remembers (per key, TileRoute) costs that one statement, and a relation
+    /// that is no longer the fresh levels of the key for this session answers `fresh = false` (its rows are never
+    /// read) in the very snapshot the tile is read in, so no data change is ever missed. `resolution`: a level
+    /// the relation must hold (aggregation levels).
+    static func fresh(key: String, table: QualifiedName, relation: String, resolution: SQL? = nil) -> SQL {
+        let name = table.qualifiedIdentifier.text
+        let holds: SQL = resolution.map { (r: SQL) -> SQL in " AND \(r)::int = ANY (l.resolutions)" } ?? ""
+        return """
+            _levels AS MATERIALIZED (SELECT EXISTS (SELECT 1 FROM \(catalog) l
+              WHERE l.key = \(key) AND l.relation = \(relation) AND l.data_version = \(version(of: "\(name)"))\(holds)
+                AND has_table_privilege(to_regclass(\(name)::text), 'SELECT')
+                AND NOT (SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass(\(name)::text))) AS fresh)
+            """
+    }
 
     static func lookupParameters(key: String, table: QualifiedName) -> [String?] {
         lookup.parameters(filling: ["key": key, "table": table.qualifiedIdentifier.text])!
@@ -106,12 +148,16 @@ enum AggregationLevels {
     /// One tile from the levels table `relation` (in schema carto): the cells at the slot `resolution` under
     /// the tile, in the live statement's shape (`[{id, properties}]`, cell count). A tile's cells are one range
     /// of ids, slots `lo` and `hi` (quadbinDescendantRange, h3DescendantRange).
-    static func tileSQL(relation: String, index: CellIndex) throws -> SQL {
-        """
-        SELECT coalesce('[' || string_agg(t.__json, ',') || ']', '[]'), count(*)
-        FROM carto.\(try Identifier(relation)) t
-        WHERE t.__r = \(SQL.slot("resolution"))::int AND t.__cell BETWEEN \(SQL.slot("lo"))::bigint AND \(SQL.slot("hi"))::bigint
-        """
+    /// `fresh`: the source's key and table; the statement also answers whether the relation is still the key's
+    /// fresh levels holding the resolution (see `fresh(key:table:relation:)`), as a third column; no cell is read when not.
+    static func tileSQL(relation: String, index: CellIndex, fresh: (key: String, table: QualifiedName)) throws -> SQL {
+        return """
+            WITH \(Self.fresh(key: fresh.key, table: fresh.table, relation: relation, resolution: SQL.slot("resolution")))
+            SELECT coalesce('[' || string_agg(t.__json, ',') || ']', '[]'), count(*), (SELECT fresh FROM _levels)
+            FROM carto.\(try Identifier(relation)) t
+            WHERE (SELECT fresh FROM _levels)
+              AND t.__r = \(SQL.slot("resolution"))::int AND t.__cell BETWEEN \(SQL.slot("lo"))::bigint AND \(SQL.slot("hi"))::bigint
+            """
     }
 
     /// The stored cells of the slot `resolution` (the TileJSON's tilestats attributes read them).

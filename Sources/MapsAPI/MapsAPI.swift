@@ -47,9 +47,23 @@ final class MapsService: Sendable {
         try tileStatements.value("\(record.id):\(mode)") { try TileSQL.make(record, mode: mode) }!
     }
 
-    /// A thinned tile of zoom z read from the precomputed thinning levels `relation` (see ThinningLevels).
-    func levelsTileSQL(_ record: SourceRecord, relation: String, z: Int) throws -> TileSQL {
-        try tileStatements.value("\(record.id):levels:\(relation):\(z)") { try TileSQL.make(record, mode: .thinned, levels: (relation, z)) }!
+    /// A thinned tile of zoom z read from the precomputed thinning levels `relation` of `key` (see ThinningLevels).
+    func levelsTileSQL(_ record: SourceRecord, relation: String, z: Int, key: String) throws -> TileSQL {
+        try tileStatements.value("\(record.id):levels:\(relation):\(z)") { try TileSQL.make(record, mode: .thinned, levels: (relation, z, key)) }!
+    }
+
+    /// The levels relation last found fresh, per account, connection and levels key: a hint that lets a low-zoom
+    /// tile skip the catalogue lookup, as its statement checks freshness itself (AggregationLevels.fresh).
+    let levelRelations = LocalMemo<String>(ttl: 300)
+
+    func levelRelation(_ account: String, _ connection: String, _ key: String) -> String? {
+        levelRelations.value("\(account):\(connection):\(key)") { nil }
+    }
+
+    func rememberLevelRelation(_ account: String, _ connection: String, _ key: String, _ relation: String?) {
+        let name = "\(account):\(connection):\(key)"
+        levelRelations.remove(name)
+        if let relation { _ = levelRelations.value(name) { relation } }
     }
 
     var statementTimeoutMs: Int { services.warehouses.statementTimeoutMs }

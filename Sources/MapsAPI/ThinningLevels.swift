@@ -1,6 +1,7 @@
 import CryptoSupport
 import Foundation
 import HTTPKit
+import Jobs
 import SQLKit
 
 /// Precomputed thinning levels: for a dense point table, every row that `Thinning` keeps at some zoom
@@ -36,6 +37,15 @@ enum ThinningLevels {
         let text = [format, name.qualifiedIdentifier.text, d.spatialColumn, String(record.schema.srid), order,
                     String(thinning.cellBits), String(thinning.perCell)].joined(separator: "\u{0}")
         return String(Encoding.hex(Crypto.sha256(Array(text.utf8))).prefix(24))
+    }
+
+    /// The build job of a source's levels (one pending or running per key and connection).
+    static func job(_ record: SourceRecord, key: String, account: String) -> JobQueue.NewJob {
+        var job = JobQueue.NewJob(queue: "sql", kind: jobKind, payload: ["account": .string(account), "source": .string(record.id)],
+                                  uniqueKey: "\(jobKind):\(account):\(record.definition.connection):\(key)")
+        job.accountId = account
+        job.maxAttempts = 3
+        return job
     }
 
     /// The zooms of a source's thinned tiles that levels serve.

@@ -14,20 +14,41 @@ extension TileRoute {
                         z: Int, x: Int, y: Int, h3Cell: UInt64? = nil, resolution: Int,
                         live: (sql: SQL, parameters: [String?])) throws -> (json: String, precomputed: Bool) {
         let key = z <= AggregationLevels.maxZoom ? AggregationLevels.key(record, index: index) : nil
-        let answer = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> (String, Bool) in
-            let watch = maps.watch(request)
-            if let key {
-                if let relation = try Self.freshLevels(db, record, key: key, resolution: resolution, watch: watch) {
-                    let sql = try AggregationLevels.tileSQL(relation: relation, index: index)
-                    let parameters = AggregationLevels.parameters(sql, z: z, x: x, y: y, resolution: resolution, h3Cell: h3Cell)
-                    return (try db.execute(sql.text, parameters, watch: watch, prepare: true).string(0, 0) ?? "[]", true)
+        let account = principal.accountId, connection = record.definition.connection
+        func attempt(remembered: Bool) throws -> (json: String, precomputed: Bool) {
+            try maps.withWarehouse(principal, connection, request: request) { db -> (String, Bool) in
+                let watch = maps.watch(request)
+                if let key {
+                    // From the levels: one statement, which checks they are still fresh (AggregationLevels.fresh).
+                    func cells(_ relation: String) throws -> String? {
+                        let sql = try AggregationLevels.tileSQL(relation: relation, index: index,
+                                                                fresh: (key, try SourceSQL.table(record.definition)))
+                        let parameters = AggregationLevels.parameters(sql, z: z, x: x, y: y, resolution: resolution, h3Cell: h3Cell)
+                        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true)
+                        return r.bool(0, 2) == true ? r.string(0, 0) ?? "[]" : nil
+                    }
+                    if remembered, let relation = maps.levelRelation(account, connection, key) {
+                        if let json = try cells(relation) { return (json, true) }
+                        maps.rememberLevelRelation(account, connection, key, nil)
+                    }
+                    if let relation = try Self.freshLevels(db, record, key: key, resolution: resolution, watch: watch),
+                       let json = try cells(relation) {
+                        maps.rememberLevelRelation(account, connection, key, relation)
+                        return (json, true)
+                    }
+                    // Queued before the live grouping, which may take until the statement timeout.
+                    queueLevels(record, key: key, account: account, resolution: resolution)
                 }
-                // Queued before the live grouping, which may take until the statement timeout.
-                queueLevels(record, key: key, account: principal.accountId, resolution: resolution)
+                return (try db.execute(live.sql.text, live.parameters, watch: watch, prepare: true).string(0, 0) ?? "[]", false)
             }
-            return (try db.execute(live.sql.text, live.parameters, watch: watch, prepare: true).string(0, 0) ?? "[]", false)
         }
-        return answer
+        do { return try attempt(remembered: true) } catch where Self.levelsRelationGone(error)
+            && key.map { maps.levelRelation(account, connection, $0) != nil } == true {
+            // The remembered relation was replaced and dropped by a rebuild since: forgotten, and the tile made again on
+            // a new session (the error ended the first one's transaction).
+            maps.rememberLevelRelation(account, connection, key!, nil)
+            return try attempt(remembered: false)
+        }
     }
 
     /// The relation of the key's levels when they are fresh, readable by this session and hold `resolution`.
@@ -45,11 +66,7 @@ extension TileRoute {
     /// Queues a build of the levels (one pending per key), naming the resolution the tile wanted so that the
     /// build holds it whatever the worker's own configuration; a failure to queue only costs speed, never the tile.
     func queueLevels(_ record: SourceRecord, key: String, account: String, resolution: Int) {
-        var job = JobQueue.NewJob(queue: "sql", kind: AggregationLevels.jobKind,
-                                  payload: ["account": .string(account), "source": .string(record.id), "resolution": .int(resolution)],
-                                  uniqueKey: "\(AggregationLevels.jobKind):\(account):\(record.definition.connection):\(key)")
-        job.accountId = account
-        job.maxAttempts = 3
+        let job = AggregationLevels.job(record, key: key, account: account, resolution: resolution)
         do { try maps.services.metadata.withConnection { _ = try JobQueue.enqueue(job, on: $0) } } catch {
             Log.warning("aggregation_levels_not_queued", [("source", record.id), ("error", "\(error)")])
         }

@@ -25,23 +25,45 @@ extension TileRoute {
         return r.rowCount == 1 ? r.string(0, 0) : nil
     }
 
-    /// A thinned tile from the levels `relation`: features and their count.
-    func runThinnedLevels(_ record: SourceRecord, _ thinning: Thinning, relation: String, _ db: PGConnection,
-                          _ z: Int, _ x: Int, _ y: Int, _ watch: PGConnection.Watch) throws -> ([UInt8], Int) {
-        let sql = try maps.levelsTileSQL(record, relation: relation, z: z)
-        guard let parameters = sql.thinnedParameters(thinning, z: z, x: x, y: y, samplePercent: nil) else { return ([], 0) }
+    /// A thinned tile from the source's fresh levels, nil when there are none: from the relation the process
+    /// remembers for the key in one statement (which checks freshness itself), else after the catalogue lookup.
+    /// `remembered: false` skips the memo (a retry after the remembered relation was dropped by a rebuild).
+    func thinnedFromLevels(_ record: SourceRecord, _ thinning: Thinning, key: String, account: String, remembered: Bool,
+                           _ db: PGConnection, _ z: Int, _ x: Int, _ y: Int, _ watch: PGConnection.Watch) throws -> [UInt8]? {
+        let connection = record.definition.connection
+        if remembered, let relation = maps.levelRelation(account, connection, key) {
+            let (bytes, _, fresh) = try runThinnedLevels(record, thinning, relation: relation, key: key, db, z, x, y, watch)
+            if fresh { return bytes }
+            maps.rememberLevelRelation(account, connection, key, nil)
+        }
+        guard let relation = try Self.freshThinningLevels(db, record, key: key, watch: watch) else { return nil }
+        let (bytes, _, fresh) = try runThinnedLevels(record, thinning, relation: relation, key: key, db, z, x, y, watch)
+        guard fresh else { return nil }  // the data moved since the lookup
+        maps.rememberLevelRelation(account, connection, key, relation)
+        return bytes
+    }
+
+    /// A thinned tile from the levels `relation`: features, their count, and whether the relation was still the
+    /// key's fresh levels (no feature is read when not).
+    func runThinnedLevels(_ record: SourceRecord, _ thinning: Thinning, relation: String, key: String, _ db: PGConnection,
+                          _ z: Int, _ x: Int, _ y: Int, _ watch: PGConnection.Watch) throws -> ([UInt8], Int, Bool) {
+        let sql = try maps.levelsTileSQL(record, relation: relation, z: z, key: key)
+        guard let parameters = sql.thinnedParameters(thinning, z: z, x: x, y: y, samplePercent: nil) else { return ([], 0, true) }
         let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true)
         let count = r.bytes(0, 1).map { $0.reduce(0) { $0 << 8 | Int($1) } } ?? 0
-        return (r.bytes(0, 0) ?? [], count)
+        return (r.bytes(0, 0) ?? [], count, r.bytes(0, 2) == [1])
+    }
+
+    /// Whether an error of a tile read from a remembered levels relation means the relation is gone (a rebuild
+    /// dropped it, or the session may no longer read it): the tile is then made again on a new session.
+    static func levelsRelationGone(_ error: Error) -> Bool {
+        guard let e = error as? PGError else { return false }
+        return e.sqlstate == "42P01" || e.sqlstate == "42501"
     }
 
     /// Queues a build of the source's thinning levels (one pending per key); a failure to queue only costs speed.
     func queueThinningLevels(_ record: SourceRecord, key: String, account: String) {
-        var job = JobQueue.NewJob(queue: "sql", kind: ThinningLevels.jobKind,
-                                  payload: ["account": .string(account), "source": .string(record.id)],
-                                  uniqueKey: "\(ThinningLevels.jobKind):\(account):\(record.definition.connection):\(key)")
-        job.accountId = account
-        job.maxAttempts = 3
+        let job = ThinningLevels.job(record, key: key, account: account)
         do { try maps.services.metadata.withConnection { _ = try JobQueue.enqueue(job, on: $0) } } catch {
             Log.warning("thinning_levels_not_queued", [("source", record.id), ("error", "\(error)")])
         }

@@ -162,14 +162,15 @@ struct TileRoute: Sendable {
         var thinned = false
         let levelsKey = thinning.flatMap { Self.thinningLevelsKey(record, $0, z: z) }
         var fromLevels = false
-        let tile = try maps.withWarehouse(principal, connection, request: request) { db -> [UInt8] in
+        func render(rememberedLevels: Bool) throws -> [UInt8] { try maps.withWarehouse(principal, connection, request: request) { db -> [UInt8] in
             let watch = maps.watch(request)
             if record.definition.kind == .tileset { return try TilesetSource.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
             if record.definition.boundaryTileset { return try BoundaryTileset.tile(record, z: z, x: x, y: y, connection: db, watch: watch) }
             if let thinning {
                 var bytes: [UInt8]
-                if let levelsKey, let relation = try Self.freshThinningLevels(db, record, key: levelsKey, watch: watch) {
-                    (bytes, _) = try runThinnedLevels(record, thinning, relation: relation, db, z, x, y, watch)
+                if let levelsKey, let found = try thinnedFromLevels(record, thinning, key: levelsKey, account: principal.accountId,
+                                                                     remembered: rememberedLevels, db, z, x, y, watch) {
+                    bytes = found
                     fromLevels = true
                 } else {
                     // Queued before the per-request thinning, which may take until the statement timeout.
@@ -200,6 +201,16 @@ struct TileRoute: Sendable {
                 if count <= cap && bytes.count <= config.tileMaxBytes { break }
             }
             return bytes.count > config.tileMaxBytes ? [] : bytes
+        } }
+        let tile: [UInt8]
+        do { tile = try render(rememberedLevels: true) } catch where Self.levelsRelationGone(error)
+            && levelsKey.map { maps.levelRelation(principal.accountId, connection, $0) != nil } == true {
+            // The remembered levels relation was replaced and dropped by a rebuild since: forgotten, and the tile made
+            // again on a new session (the error ended the first one's transaction).
+            maps.rememberLevelRelation(principal.accountId, connection, levelsKey!, nil)
+            thinned = false
+            fromLevels = false
+            tile = try render(rememberedLevels: false)
         }
         Self.sizes.observe(Double(tile.count))
         var headers = Self.cacheHeaders(request, principal, record)

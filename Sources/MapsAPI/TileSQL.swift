@@ -35,8 +35,9 @@ struct TileSQL: Sendable {
     /// Pure: everything it needs about the warehouse (columns, their kinds, the SRID, the data's box) is in
     /// the record the handshake read.
     /// `levels`: a `.thinned` tile of zoom `z` read from the source's precomputed thinning levels `relation`
-    /// (see ThinningLevels): the same statement but for where the kept rows' addresses come from.
-    static func make(_ record: SourceRecord, mode: Mode, levels: (relation: String, z: Int)? = nil) throws -> TileSQL {
+    /// (see ThinningLevels): the same statement but for where the kept rows' addresses come from, plus a third
+    /// column, whether `relation` is still the fresh levels of `key` (AggregationLevels.fresh); no row is read when not.
+    static func make(_ record: SourceRecord, mode: Mode, levels: (relation: String, z: Int, key: String)? = nil) throws -> TileSQL {
         let d = record.definition
         precondition(![.sampled, .thinnedSampled].contains(mode) || d.kind == .table, "only tables can be sampled")
         let from = try SourceSQL.from(d)
@@ -121,7 +122,7 @@ struct TileSQL: Sendable {
                 let up = ThinningLevels.maxZoom - levels.z
                 rows = """
                     FROM carto.\(try Identifier(levels.relation)) AS _src
-                      WHERE _src.__minz <= \(literal: levels.z) AND \(g) && \(searchBox)
+                      WHERE (SELECT fresh FROM _levels) AND _src.__minz <= \(literal: levels.z) AND \(g) && \(searchBox)
                         AND _src.__cx >> \(literal: up) BETWEEN \(SQL.slot("cx0"))::int8 AND \(SQL.slot("cx1"))::int8
                         AND _src.__cy >> \(literal: up) BETWEEN \(SQL.slot("cy0"))::int8 AND \(SQL.slot("cy1"))::int8
                     """
@@ -152,8 +153,14 @@ struct TileSQL: Sendable {
                       WHERE _src._carto_rank <= \(SQL.slot("percell"))::int
                     """
             }
+            var head: SQL = ""
+            var freshColumn: SQL = ""
+            if let levels, d.kind == .table, mode == .thinned {
+                head = "WITH \(AggregationLevels.fresh(key: levels.key, table: try SourceSQL.table(d), relation: levels.relation))\n"
+                freshColumn = ", (SELECT fresh FROM _levels)"
+            }
             let sql: SQL = """
-                SELECT ST_AsMVT(t.*, '\(unsafeRaw: TileJSONBuilder.layer)', \(literal: extent), 'geom' ORDER BY \(featureOrder, joinedBy: ", ")), count(*) FROM (
+                \(head)SELECT ST_AsMVT(t.*, '\(unsafeRaw: TileJSONBuilder.layer)', \(literal: extent), 'geom' ORDER BY \(featureOrder, joinedBy: ", ")), count(*)\(freshColumn) FROM (
                   SELECT ST_AsMVTGeom(\(mercator), \(envelope), \(literal: extent), \(literal: buffer), true) AS geom, \(props, joinedBy: ", ")
                   \(rows)
                 ) t WHERE t.geom IS NOT NULL

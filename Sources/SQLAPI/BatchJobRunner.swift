@@ -45,7 +45,15 @@ public struct BatchJobRunner: Sendable {
                 }
                 let result = try db.execute(query, parameters, watch: watch)
                 try db.execute("INSERT INTO \(Self.markers) (job_id) VALUES ($1)", [String(job.id)])
+                if !result.commandStatus.hasPrefix("SELECT") { try db.execute(LevelsRefresh.publishCounters) }
                 try db.execute("COMMIT")
+                if !result.commandStatus.hasPrefix("SELECT") {
+                    // Levels of a table the job wrote are rebuilt by the queue now, not by the next low-zoom tile;
+                    // the change is committed, so failing to ask only costs the next low-zoom tiles' speed.
+                    do { try LevelsRefresh.enqueue(account: account, connection: name, pool: services.metadata) } catch {
+                        Log.warning("levels_refresh_not_queued", [("job", job.id), ("error", "\(error)")])
+                    }
+                }
                 return ["command": .string(result.commandStatus), "affectedRows": result.affectedRows.map(JSON.int) ?? .null,
                         "executionTimeMs": .int(Int(Date().timeIntervalSince(started) * 1000))]
             } catch {

@@ -295,6 +295,7 @@ public struct WorkflowRunner: Sendable {
         }
         try CacheInvalidation.purge(keys: [CacheInvalidation.connection(account: account, name: run.connection)], account: account,
                                     pool: services.metadata)
+        try LevelsRefresh.enqueue(account: account, connection: run.connection, pool: services.metadata)
         return target.description
     }
 

@@ -9,7 +9,7 @@ import Workflows
 import WorkspaceAPI
 
 // The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs, exports, LDS geocode-table jobs and
-// workflow runs and precomputed aggregation levels (all long statements against a warehouse, so they share the
+// workflow runs and precomputed levels (and their refresh after writes) (all long statements against a warehouse, so they share the
 // queue, its concurrency and its timeouts). It also ticks the workflow scheduler.
 WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let batch = BatchJobRunner(services: services)
@@ -19,6 +19,7 @@ WorkerProgram.run(name: "tessera-sql-worker") { _, services in
                                    imports: WorkflowURLImports(services: services))
     let levels = AggregationLevelRunner(services: services)
     let thinningLevels = ThinningLevelRunner(services: services)
+    let levelsRefresh = LevelRefreshRunner(services: services)
     ExportPruner(services: services).start()
     WorkflowScheduler(services: services).start(interval: 1)
     return (Worker.Options(queue: "sql"), { job, context in
@@ -28,6 +29,7 @@ WorkerProgram.run(name: "tessera-sql-worker") { _, services in
         case WorkflowStore.runKind, WorkflowStore.dropKind: return try workflows.run(job, context)
         case AggregationLevelRunner.kind: return try levels.run(job, context)
         case ThinningLevelRunner.kind: return try thinningLevels.run(job, context)
+        case LevelRefreshRunner.kind: return try levelsRefresh.run(job, context)
         default: return try batch.run(job, context)
         }
     })

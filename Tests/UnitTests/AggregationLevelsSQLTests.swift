@@ -39,19 +39,21 @@ final class AggregationLevelsSQLTests: XCTestCase {
     }
 
     func testStatements() throws {
+        let fresh = (key: "k", table: try QualifiedName(parsing: "public.points"))
         assertSnapshot(try AggregationLevels.levelSQL(record(), index: .quadbin), "agg_levels_build_quadbin")
         assertSnapshot(try AggregationLevels.levelSQL(record(index: .h3), index: .h3), "agg_levels_build_h3")
-        assertSnapshot(try AggregationLevels.tileSQL(relation: "tessera_agg_abc_1", index: .quadbin), "agg_levels_tile_quadbin")
-        assertSnapshot(try AggregationLevels.tileSQL(relation: "tessera_agg_abc_1", index: .h3), "agg_levels_tile_h3")
+        assertSnapshot(try AggregationLevels.tileSQL(relation: "tessera_agg_abc_1", index: .quadbin, fresh: fresh), "agg_levels_tile_quadbin")
+        assertSnapshot(try AggregationLevels.tileSQL(relation: "tessera_agg_abc_1", index: .h3, fresh: fresh), "agg_levels_tile_h3")
         assertSnapshot(AggregationLevels.lookup, "agg_levels_lookup")
         assertSnapshot(try AggregationLevels.cellsSQL(relation: "tessera_agg_abc_1"), "agg_levels_cells")
         assertSnapshot(AggregationLevels.record, "agg_levels_record")
+        assertSnapshot(AggregationLevels.stale, "agg_levels_stale")
         let lookup = AggregationLevels.lookupParameters(key: "k", table: try QualifiedName(parsing: "public.points"))
         XCTAssertEqual(Set(lookup), ["k", "\"public\".\"points\""])
-        let tile = try AggregationLevels.tileSQL(relation: "r", index: .quadbin)
+        let tile = try AggregationLevels.tileSQL(relation: "r", index: .quadbin, fresh: fresh)
         XCTAssertFalse(AggregationLevels.parameters(tile, z: 2, x: 1, y: 3, resolution: 8).contains { $0?.utf8.first == 0 })
         // A relation name is an identifier, never SQL.
-        XCTAssertTrue(try AggregationLevels.tileSQL(relation: "x\"; DROP TABLE t; --", index: .h3).text.contains("carto.\"x\"\"; DROP TABLE t; --\""))
+        XCTAssertTrue(try AggregationLevels.tileSQL(relation: "x\"; DROP TABLE t; --", index: .h3, fresh: fresh).text.contains("carto.\"x\"\"; DROP TABLE t; --\""))
     }
 
     /// Quadbin ids as carto.quadbin_fromzxy makes them (the bench's quadbin_hex, checked against it): a tile's

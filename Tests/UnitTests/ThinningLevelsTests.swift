@@ -81,6 +81,24 @@ final class ThinningLevelsTests: XCTestCase {
         XCTAssertGreaterThan(dropped, 0)
     }
 
+    /// A write's refresh queues, for a stale key, the very build a low-zoom tile queues (same unique key, so the two
+    /// dedupe), once per key however many sources use it, and nothing for sources of other keys.
+    func testARefreshQueuesOneBuildPerStaleKey() throws {
+        let record = base.record(rows: 5_000_000)
+        let thinning = try XCTUnwrap(Thinning.plan(record, cap: 20_000))
+        let key = try XCTUnwrap(ThinningLevels.key(record, thinning))
+        var stale: Set<String> = [key, "another"]
+        let jobs = LevelRefreshRunner.builds(record, account: "a1", cap: 20_000, remaining: &stale)
+        XCTAssertEqual(jobs.map(\.uniqueKey), [ThinningLevels.job(record, key: key, account: "a1").uniqueKey])
+        XCTAssertEqual(jobs.first?.uniqueKey, "thinning_levels:a1:carto_dw:\(key)")
+        XCTAssertEqual(jobs.first?.kind, ThinningLevelRunner.kind)
+        XCTAssertEqual(jobs.first?.payload["source"]?.stringValue, "s1")
+        XCTAssertEqual(stale, ["another"])
+        XCTAssertTrue(LevelRefreshRunner.builds(record, account: "a1", cap: 20_000, remaining: &stale).isEmpty, "one build per key")
+        var other: Set<String> = ["another"]
+        XCTAssertTrue(LevelRefreshRunner.builds(base.record(rows: 5_000_000, order: "pop"), account: "a1", cap: 20_000, remaining: &other).isEmpty)
+    }
+
     func testOnlyUnfilteredTablesUseLevels() throws {
         let thinning = try XCTUnwrap(Thinning.plan(base.record(rows: 5_000_000), cap: 20_000))
         let key = try XCTUnwrap(ThinningLevels.key(base.record(rows: 5_000_000), thinning))
@@ -105,7 +123,7 @@ final class ThinningLevelsTests: XCTestCase {
         assertSnapshot(try ThinningLevels.buildSQL(record, thinning, relation: "tessera_thin_k_1"), "thinning_levels_build")
         let ordered = base.record(rows: 5_000_000, order: "pop")
         assertSnapshot(try ThinningLevels.buildSQL(ordered, thinning, relation: "tessera_thin_k_2"), "thinning_levels_build_ordered")
-        assertSnapshot(try TileSQL.make(record, mode: .thinned, levels: ("tessera_thin_k_1", 3)).sql, "tile_table_thinned_levels")
+        assertSnapshot(try TileSQL.make(record, mode: .thinned, levels: ("tessera_thin_k_1", 3, "k")).sql, "tile_table_thinned_levels")
         assertSnapshot(try ThinningLevels.indexSQL(record, relation: "tessera_thin_k_1").reduce(SQL()) { $0 + $1 + ";\n" }, "thinning_levels_indexes")
     }
 }

@@ -171,3 +171,38 @@ def test_fetchmap_default_aggregation_keeps_its_alias(stack, maps):
         return "precomputed" in paths
 
     h.wait_until(check, timeout=90, interval=0.5)  # live first, then from the levels the first tile queued
+
+
+def fresh_levels(stack) -> str:
+    """The relations of the table's levels that are current with its data (the catalogue's version is the table's)."""
+    if h.warehouse(stack, "SELECT to_regclass('carto.tessera_agg_levels') IS NOT NULL") != "t":
+        return ""
+    return h.warehouse(stack, f"""
+        SELECT coalesce(string_agg(relation, ',' ORDER BY relation), '') FROM carto.tessera_agg_levels l
+        WHERE source_table = '"public"."e2e_levels_points"' AND data_version = (
+          SELECT c.oid::text || ':' || c.relfilenode || ':' || coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)
+          FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(l.source_table))""")
+
+
+def test_a_sql_job_write_rebuilds_the_levels_before_any_tile(api, stack, maps, full_token):
+    """Issues 13/15: a SQL job that writes queues the refresh of the connection's levels (LevelsRefresh), so the
+    levels are rebuilt with no tile asking, and the first low-zoom tile after the write is precomputed and right."""
+    from test_sql_jobs import final, run_job
+
+    tj = maps.tilejson(maps.source("table", {"name": TABLE, "spatialDataType": "quadbin", **AGG}))
+    z0 = quadbin_hex(stack, 0, 0, 0)
+    until_precomputed(maps, tj, z0)
+    h.wait_until(lambda: fresh_levels(stack) != "", timeout=60, interval=0.3)
+    before = set(fresh_levels(stack).split(","))
+    job = run_job(api, full_token, f"""INSERT INTO {TABLE} SELECT 900000 + i, 7, ST_SetSRID(ST_MakePoint(-58.4, -34.6), 4326)
+                                      FROM generate_series(1, 20) i""")
+    assert final(api, full_token, job)["status"] == "success"
+
+    def rebuilt() -> bool:  # every key fresh before (other sources' too) is fresh again, from a new build
+        now = set(fresh_levels(stack).split(",")) - {""}
+        return len(now) == len(before) and not now & before
+
+    h.wait_until(rebuilt, timeout=90, interval=0.3)
+    got, path = tile(maps, tj, z0)
+    assert path == "precomputed" and got == expected_quadbin(stack, 6, 0, 0, 0)
+    assert sum(n for n, _ in got.values()) == int(h.warehouse(stack, f"SELECT count(*) FROM {TABLE}"))

@@ -159,3 +159,142 @@ def test_a_role_without_the_table_cannot_read_the_levels(stack, full_token, tabl
         assert found == "0"
     finally:
         stack.psql(f"REVOKE SELECT ON carto.{rel} FROM {OUTSIDER}", dbname="carto_dw")
+
+
+# ---- kept up to date by the queue (issues 13/15): a write queues the rebuild, no tile has to find the levels stale
+
+REIMPORTED = "public.e2e_thin_reimport"
+
+
+def version_sql(table: str) -> str:
+    """AggregationLevels.version: what the catalogue records and a tile compares."""
+    return (f"(SELECT c.oid::text || ':' || c.relfilenode || ':' || coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0) "
+            f"FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid WHERE c.oid = to_regclass('{table}'))")
+
+
+def levels_key(table: str, order: str) -> str:
+    schema, name = table.split(".")
+    return hashlib.sha256("\0".join(["t2", f'"{schema}"."{name}"', "geom", "4326", order, "5", "3"]).encode()).hexdigest()[:24]
+
+
+def fresh_relation(stack, table: str, order: str) -> str:
+    """The levels table of `table` when the catalogue says it is current with the table's data, else ''."""
+    return h.warehouse(stack, f"SELECT relation FROM carto.tessera_agg_levels WHERE key = '{levels_key(table, order)}' "
+                              f"AND data_version = {version_sql(table)}")
+
+
+def import_csv(stack, admin, path, table: str, overwrite: bool) -> None:
+    from test_imports import IMPORTS, upload_stream
+
+    params = {"connection": CONN, "destination": table, "overwrite": overwrite, "filename": path.name}
+    r = upload_stream(stack, f"{IMPORTS}?{h.encode_query(params)}", path, admin.token)
+    assert r.status == 201, r
+    job = r.json()["id"]
+    state = {}
+
+    def done() -> bool:
+        state.update(assert_ok(h.Api(stack).get(f"{IMPORTS}/{job}", token=admin.token)))
+        return state["status"] in ("success", "failure", "cancelled")
+
+    h.wait_until(done, timeout=120, interval=0.2)
+    assert state["status"] == "success", state
+
+
+def places_csv(path, extra: int = 0):
+    """The fixture table's kind of cloud, as a CSV; `extra` top-ranked places in a row over the Baltic (0.7 degrees
+    apart, each the best of its z2 grid cell)."""
+    import random
+
+    rnd = random.Random(31)
+    lines = ["id,pop,latitude,longitude"]
+    for i in range(1, N + 1):
+        if i % 4 == 0:
+            lon, lat = -10 + 40 * rnd.random(), 36 + 24 * rnd.random()
+        else:
+            lon = [2.35, 13.4, 12.5][i % 3] + 4 * (rnd.random() - 0.5)
+            lat = [48.85, 52.5, 41.9][i % 3] + 4 * (rnd.random() - 0.5)
+        lines.append(f"{i},{(i * 7919) % N},{lat:.6f},{lon:.6f}")
+    lines += [f"{N + i},{1_000_000 + i},56,{18 + i * 0.7:.1f}" for i in range(1, extra + 1)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_reimport_rebuilds_the_levels_before_any_tile(stack, admin, full_token, tmp_path):
+    """The import's completion queues the refresh (LevelsRefresh): the levels of the table are rebuilt with no tile
+    request at all, and the first low-zoom tile after the re-import is already precomputed and the new data's."""
+    import_csv(stack, admin, places_csv(tmp_path / "v1.csv"), REIMPORTED, overwrite=False)
+    tj = tilejson(stack, full_token, name=REIMPORTED, columns="id,pop", thinningOrder="pop")
+    z, (x, y) = 2, mvt.tile_of(20.0, 56.0, 2)
+    until_precomputed(stack, full_token, tj, z, x, y)
+    before = fresh_relation(stack, REIMPORTED, "pop:desc")
+    assert before.startswith("tessera_thin_")
+
+    import_csv(stack, admin, places_csv(tmp_path / "v2.csv", extra=5), REIMPORTED, overwrite=True)
+    assert fresh_relation(stack, REIMPORTED, "pop:desc") != before  # the swap moved the version at once
+    h.wait_until(lambda: fresh_relation(stack, REIMPORTED, "pop:desc") not in ("", before), timeout=120, interval=0.3)
+    assert h.warehouse(stack, f"SELECT to_regclass('carto.{before}') IS NULL") == "t"
+
+    # The first tile after the change: from the levels (this process still remembered the dropped relation), and the
+    # new places are in it; every tile then equals the same rows thinned per request.
+    new = {N + i for i in range(1, 6)}
+    _, path, ids = tile(stack, full_token, tj, z, x, y)
+    assert path == "precomputed" and new <= ids
+    live = tilejson(stack, full_token, name=REIMPORTED, columns="id,pop", thinningOrder="pop", filters=EVERYTHING)
+    for z, x, y in TILES:
+        body, path, ids = tile(stack, full_token, tj, z, x, y)
+        want_body, _, want_ids = tile(stack, full_token, live, z, x, y)
+        assert path == "precomputed" and ids == want_ids and body == want_body, (z, x, y)
+
+
+def test_a_sql_job_write_rebuilds_the_levels_before_any_tile(api, stack, full_token, table):
+    tj = tilejson(stack, full_token, columns="id,pop")
+    until_precomputed(stack, full_token, tj, 1, 1, 0)
+    before = fresh_relation(stack, TABLE, "")
+    assert before
+    job = run_job(api, full_token, f"UPDATE {TABLE} SET pop = pop WHERE id <= 3")
+    assert final(api, full_token, job)["status"] == "success"
+    h.wait_until(lambda: fresh_relation(stack, TABLE, "") not in ("", before), timeout=60, interval=0.3)
+    assert tile(stack, full_token, tj, 1, 1, 0)[1] == "precomputed"
+
+
+def test_a_precomputed_low_zoom_tile_is_one_round_trip(stack, full_token, table):
+    """The catalogue lookup is folded into the tile statement (AggregationLevels.fresh) once the process knows the
+    relation: counted in PostgreSQL's own statement log, each tile is one statement on its session besides the reset
+    at check-in; and by maps-api's round-trip counter, once the sessions have prepared the statements (a Parse is a
+    round trip of its own, once per session and statement), a pass over the tiles costs one per tile."""
+    from statement_log import statement_log
+    from test_metrics import scrape, value
+
+    tj = tilejson(stack, full_token, columns="id,pop")
+    until_precomputed(stack, full_token, tj, 0, 0, 0)
+
+    def counters() -> tuple[float, float]:
+        text = scrape(stack, "maps-api")[2]
+        return (value(text, 'tessera_db_pool_checkouts_total{pool="warehouse"}') or 0,
+                value(text, 'tessera_db_round_trips_total{pool="warehouse",phase="request"}') or 0)
+
+    passes = []
+    for _ in range(20):
+        checkouts, trips = counters()
+        for z, x, y in TILES:
+            assert tile(stack, full_token, tj, z, x, y)[1] == "precomputed"
+        after = counters()
+        passes.append((after[0] - checkouts, after[1] - trips))
+        if passes[-1] == (len(TILES), len(TILES)):
+            break
+    print(f"{len(TILES)} precomputed tiles per pass, (checkouts, request round trips) per pass: {passes}")
+    assert all(c == len(TILES) for c, _ in passes) and passes[-1] == (len(TILES), len(TILES)), passes
+
+    with statement_log(stack) as log:
+        for z, x, y in TILES:
+            assert tile(stack, full_token, tj, z, x, y)[1] == "precomputed"
+    ran = [s[3] for s in log.of_backends_running("_levels AS MATERIALIZED")]
+    tiles = [s for s in ran if "_levels AS MATERIALIZED" in s]
+    assert len(tiles) == len(TILES), ran
+    reset = {"RESET SESSION AUTHORIZATION", "RESET ROLE", "RESET ALL", "CLOSE ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()",
+             "DISCARD TEMP", "DISCARD SEQUENCES", "SELECT name, from_sql FROM pg_prepared_statements", "BEGIN READ ONLY", "ROLLBACK"}
+    # The pool's own session management: the reset at check-in, and the re-priming of a READ ONLY transaction that
+    # waited idle longer than the pool's maxPrimedAge (1 s; the log's setup between passes takes longer).
+    others = [s for s in ran if "_levels AS MATERIALIZED" not in s
+              and not all(part.strip() in reset for part in s.strip().rstrip(";").split(";"))]
+    assert others == [], others
