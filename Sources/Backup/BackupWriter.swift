@@ -18,6 +18,7 @@ public struct BackupWriter {
 
     public static let version = "0.1.0"
     public static let namePrefix = "tessera-backup-"
+    static let workPrefix = ".tessera-backup-work-"
 
     let source: Source
     public init(source: Source) { self.source = source }
@@ -41,6 +42,9 @@ public struct BackupWriter {
         // Group tessera may list and read archives (0750 / 0640): the admin console (user tessera-admin,
         // in that group) serves them for download; nobody else can.
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        let lock = try Self.lockDirectory(directory)
+        defer { close(lock) }
+        Self.removeLeftovers(in: directory)
         let work = try Self.makeTemporaryDirectory(in: directory)
         defer { try? FileManager.default.removeItem(atPath: work) }
         let staging = work + "/archive"
@@ -150,8 +154,40 @@ public struct BackupWriter {
         try withNewFile(path) { try $0.write(contentsOf: data) }
     }
 
+    /// One backup at a time per directory. Holding the lock also proves that any work directory or
+    /// partial archive already there belongs to a run that died (SIGKILL, power loss), not a live one.
+    /// The directory itself is locked, so nothing new appears in it.
+    static func lockDirectory(_ directory: String) throws -> Int32 {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw BackupError("cannot open \(directory): \(String(cString: strerror(errno)))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let busy = errno == EWOULDBLOCK
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw BackupError(busy ? "another backup is running in \(directory)" : "cannot lock \(directory): \(reason)")
+        }
+        return fd
+    }
+
+    /// Removes what a killed run left behind: its work directory and its partial archive (only names this
+    /// writer makes, so an operator's own files in the directory are never touched).
+    static func removeLeftovers(in directory: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for name in names where name.hasPrefix(workPrefix)
+            || (name.hasPrefix("." + namePrefix) && name.hasSuffix(".partial")) {
+            do {
+                try FileManager.default.removeItem(atPath: directory + "/" + name)
+                FileHandle.standardError.write(Data("removed \(name), left in \(directory) by a backup that did not finish\n".utf8))
+            } catch {
+                FileHandle.standardError.write(Data("cannot remove \(name) in \(directory): \(error)\n".utf8))
+            }
+        }
+    }
+
     static func makeTemporaryDirectory(in parent: String) throws -> String {
-        var template = Array((parent + "/.tessera-backup-work-XXXXXX").utf8CString)
+        var template = Array((parent + "/" + workPrefix + "XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else {
             throw BackupError("cannot create a work directory in \(parent): \(String(cString: strerror(errno)))")
         }

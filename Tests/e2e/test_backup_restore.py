@@ -8,6 +8,7 @@ the `stack` fixture starts one, where the map, the rows and the token are back.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -169,6 +170,31 @@ def test_a_full_disk_gives_a_clear_error_and_no_partial_archive(world, stage):
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
         mnt.rmdir()
+
+
+def test_leftovers_of_a_killed_backup_are_removed_and_a_second_backup_at_once_is_refused(world):
+    """A backup killed outright (SIGKILL, power loss) leaves its work directory and partial archive; the
+    next one, holding the directory's lock, removes exactly those and nothing else. While one backup
+    holds the lock another is refused with a clear message, and writes nothing."""
+    out = Path(tempfile.mkdtemp(prefix="tessera-bk-left-", dir="/tmp"))
+    try:
+        (out / ".tessera-backup-work-dead01").mkdir()
+        (out / ".tessera-backup-work-dead01" / "metadata.dump").write_bytes(b"x" * 4096)
+        (out / ".tessera-backup-20260101T000000Z.tar.partial").write_bytes(b"half an archive")
+        (out / "operator-notes.txt").write_text("not ours\n")
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            r = tessera(world["src"], "backup", "--out", f"{out}/", "--config-dir", str(world["src"].root / "etc"), check=False)
+            assert r.returncode == 1 and f"another backup is running in {out}" in r.stderr, (r.stdout, r.stderr)
+            assert (out / ".tessera-backup-work-dead01").exists(), "a refused backup must not touch the directory"
+        finally:
+            os.close(fd)
+        written = backup(world["src"], out)
+        names = sorted(p.name for p in out.iterdir())
+        assert names == sorted(["operator-notes.txt", written.name]), names
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def test_restore_into_a_fresh_stack_brings_everything_back(world, request):
