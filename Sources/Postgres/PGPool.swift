@@ -146,8 +146,9 @@ public final class PGPool: @unchecked Sendable {
         Self.resetQueue.async {
             do {
                 let before = connection.roundTrips
-                try connection.resetSession(priming: mode)
+                let short = try connection.resetSession(priming: mode)
                 self.metrics.resetRoundTrips.add(connection.roundTrips - before)
+                (short ? self.metrics.readOnlyResets : self.metrics.fullResets).add()
                 self.makeIdle(connection)
             } catch {
                 self.release()
