@@ -151,7 +151,7 @@ RO_PROBE = ("SELECT current_user::text AS who, current_setting('work_mem') AS wo
             "current_setting('search_path') AS path, "
             "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())::int AS locks, "
             "(SELECT count(*) FROM pg_prepared_statements WHERE from_sql)::int AS prepared, "
-            "(SELECT count(*) FROM pg_cursors)::int AS cursors, (SELECT count(*) FROM pg_listening_channels())::int AS listens, "
+            "(SELECT count(*) FROM pg_cursors WHERE name <> '')::int AS cursors, (SELECT count(*) FROM pg_listening_channels())::int AS listens, "
             "current_setting('transaction_read_only') AS ro")
 
 
