@@ -24,9 +24,9 @@ extension PGConnection {
         "SELECT name, from_sql FROM pg_prepared_statements",
     ]
 
-    /// The transaction start of the READ ONLY transaction just opened, in microseconds: an integer, so it goes
-    /// back into SQL without quoting (see `resetReadOnly`).
-    static let stampStatement = "SELECT (extract(epoch FROM now()) * 1000000)::bigint"
+    /// The start of the READ ONLY transaction just opened (see `resetReadOnly`). Text: cheaper for the server
+    /// than any arithmetic on it.
+    static let stampStatement = "SELECT now()::text"
 
     /// Returns the session to the state a fresh connection has, keeping the prepared statements the
     /// bookkeeping knows and deallocating every other one (SQL-level `PREPARE`), and leaves it primed for
@@ -60,7 +60,7 @@ extension PGConnection {
             let segments = (rollback.isEmpty ? [] : [rollback]) + [Self.resetStatements, ["BEGIN READ ONLY", Self.stampStatement]]
             let results = try pipeline(segments)
             statements = results[rollback.count + Self.resetStatements.count - 1]
-            readOnlyStamp = results.last?.int(0, 0)
+            readOnlyStamp = results.last?.string(0, 0)
         } else {
             // Nothing to open afterwards: one simple-protocol message, which costs the server less.
             guard let last = try scriptResults((rollback + Self.resetStatements).joined(separator: "; ")).last else {
@@ -104,7 +104,7 @@ extension PGConnection {
     func prime(_ mode: PGSessionMode) throws {
         guard mode != primedMode else { return }
         switch mode {
-        case .readOnly: readOnlyStamp = try scriptResults("BEGIN READ ONLY; " + Self.stampStatement).last?.int(0, 0)
+        case .readOnly: readOnlyStamp = try scriptResults("BEGIN READ ONLY; " + Self.stampStatement).last?.string(0, 0)
         case .readWrite:
             readOnlyStamp = nil
             try executeScript("ROLLBACK")
@@ -117,7 +117,7 @@ extension PGConnection {
     /// in the background is reused only while young: `now()` is the transaction's start time.
     func enter(_ mode: PGSessionMode, maxPrimedAge: TimeInterval) throws {
         if mode == .readOnly, primedMode == .readOnly, -primedAt.timeIntervalSinceNow > maxPrimedAge {
-            readOnlyStamp = try scriptResults("ROLLBACK; BEGIN READ ONLY; " + Self.stampStatement).last?.int(0, 0)
+            readOnlyStamp = try scriptResults("ROLLBACK; BEGIN READ ONLY; " + Self.stampStatement).last?.string(0, 0)
             primedAt = Date()
             return
         }
