@@ -111,6 +111,7 @@ public final class FastCGIServer: @unchecked Sendable {
             Log.error("accept_setup_failed", [("program", app.name), ("errno", errno)])
             return
         }
+        AfterResponse.serve()
         while true {
             if request.ipcFd < 0 {  // a connection nginx keeps (fastcgi_keep_conn) is read again without accepting
                 let ready = tessera_epoll_wait_one(events, -1)
@@ -129,6 +130,7 @@ public final class FastCGIServer: @unchecked Sendable {
             stateLock.withLock { inFlight += 1 }
             let drained = serve(&request)
             finish(&request, inputDrained: drained)
+            AfterResponse.run()
             stateLock.withLock { inFlight -= 1 }
         }
     }

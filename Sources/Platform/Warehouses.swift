@@ -167,6 +167,8 @@ public final class Warehouses: @unchecked Sendable {
         let conninfo = record.conninfo(password: try password(of: record), statementTimeoutMs: statementTimeoutMs,
                                        hostaddr: checked.hostaddr)
         let pool = PGPool(conninfo: conninfo, size: poolSize, resetsSessions: resetsSessions, warehouse: true)
+        pool.scheduleReset = AfterResponse.schedule
+        pool.runScheduledResets = AfterResponse.run
         pools[key]?.pool.drain()
         pools[key] = (record.updatedAt, pool)
         return pool

@@ -23,6 +23,11 @@ public final class PGConnection: @unchecked Sendable {
     /// Which session mode the pool left this connection in (e.g. inside a READ ONLY transaction).
     var primedMode: PGSessionMode = .readWrite
     var primedAt = Date()
+    /// `now()` of the READ ONLY transaction the pool opened, as the server wrote it (nil when none is known):
+    /// the proof at check-in that the open transaction is still the pool's own (see `resetReadOnly`).
+    var readOnlyStamp: String?
+    /// How often the pool reset this session at check-in, by kind (`resetReadOnly` or the full reset).
+    public internal(set) var resets = (readOnly: 0, full: 0)
     /// Round trips to the server so far (each batch sent and waited for counts once): the pool reports
     /// them per request and per reset, so "one round trip for a read" is a measured claim.
     public private(set) var roundTrips = 0

@@ -5,7 +5,7 @@ import Observability
 /// terminate) are noticed at checkout and replaced, so the first request after a restart succeeds.
 ///
 /// With `resetsSessions` (warehouse pools, which run client SQL) the pool owns the session policy: a
-/// checked-in connection is reset in the background, off the client's critical path, before it is idle
+/// checked-in connection is reset off the client's critical path (see `scheduleReset`), before it is idle
 /// again (see `PGConnection.resetSession`), or closed when that fails; checkouts ask for a mode.
 public final class PGPool: @unchecked Sendable {
     public let conninfo: String
@@ -13,6 +13,13 @@ public final class PGPool: @unchecked Sendable {
     public let resetsSessions: Bool
     private let setup: (PGConnection) throws -> Void
     private static let resetQueue = DispatchQueue(label: "tessera.pgpool.reset", attributes: .concurrent)
+    /// Where a check-in's reset runs: given the work, returns false to leave it to the background queue. A
+    /// server wires this to run the reset on the request's own thread once its response is finished, which
+    /// saves waking another thread per request.
+    public var scheduleReset: @Sendable (@escaping () -> Void) -> Bool = { _ in false }
+    /// Runs the resets this thread scheduled and has not run yet; returns whether there were any. A checkout
+    /// that finds the pool exhausted calls it first: the connection it waits for may be one of them.
+    public var runScheduledResets: @Sendable () -> Bool = { false }
     /// How long a READ ONLY transaction opened in the background may be handed out (`now()` is its start).
     public var maxPrimedAge: TimeInterval = 1
     private let condition = NSCondition()
@@ -116,6 +123,10 @@ public final class PGPool: @unchecked Sendable {
                     throw error
                 }
             }
+            condition.unlock()
+            let ranResets = runScheduledResets()
+            condition.lock()
+            if ranResets || !idle.isEmpty || open < size { continue }
             // Only a checkout that finds the pool exhausted pays for the clock reads and the observation.
             let waitStarted = DispatchTime.now().uptimeNanoseconds
             let woken = condition.wait(until: deadline)
@@ -143,16 +154,18 @@ public final class PGPool: @unchecked Sendable {
             return
         }
         let mode = connection.primedMode
-        Self.resetQueue.async {
+        let reset: @Sendable () -> Void = {
             do {
                 let before = connection.roundTrips
-                try connection.resetSession(priming: mode)
+                let short = try connection.resetSession(priming: mode)
                 self.metrics.resetRoundTrips.add(connection.roundTrips - before)
+                (short ? self.metrics.readOnlyResets : self.metrics.fullResets).add()
                 self.makeIdle(connection)
             } catch {
                 self.release()
             }
         }
+        if !scheduleReset(reset) { Self.resetQueue.async(execute: reset) }
     }
 
     private func makeIdle(_ connection: PGConnection) {

@@ -24,16 +24,29 @@ extension PGConnection {
         "SELECT name, from_sql FROM pg_prepared_statements",
     ]
 
+    /// The start of the READ ONLY transaction just opened (see `resetReadOnly`). Text: cheaper for the server
+    /// than any arithmetic on it.
+    static let stampStatement = "SELECT now()::text"
+
     /// Returns the session to the state a fresh connection has, keeping the prepared statements the
     /// bookkeeping knows and deallocating every other one (SQL-level `PREPARE`), and leaves it primed for
-    /// `mode`. Rollback, reset, the prepared-statement listing and the priming go out together: one round
-    /// trip, paid after the response was sent (only a stray prepared statement costs more). Throws
-    /// when the connection cannot be trusted to be clean; the pool then closes it.
-    func resetSession(priming mode: PGSessionMode = .readWrite) throws {
+    /// `mode`. A read-only checkout still inside the pool's READ ONLY transaction takes the short way
+    /// (`resetReadOnly`); otherwise rollback, reset, the prepared-statement listing and the priming go out
+    /// together. Either is one round trip, paid after the response was sent (only a stray prepared statement
+    /// costs more). Throws when the connection cannot be trusted to be clean; the pool then closes it.
+    /// Returns whether the short read-only reset sufficed (false: the full reset ran).
+    @discardableResult
+    func resetSession(priming mode: PGSessionMode = .readWrite) throws -> Bool {
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true)
         }
         statementTimeout = nil
+        if mode == .readOnly, try resetReadOnly() {
+            resets.readOnly += 1
+            return true
+        }
+        resets.full += 1
+        readOnlyStamp = nil
         var rollback: [String] = []
         switch PQtransactionStatus(handle) {
         case PQTRANS_IDLE: break
@@ -44,9 +57,10 @@ extension PGConnection {
         if mode == .readOnly {
             // A pipeline, so the reset commits in its own segment before the READ ONLY transaction opens: a
             // later ROLLBACK of that transaction cannot bring back what the reset undid.
-            let segments = (rollback.isEmpty ? [] : [rollback]) + [Self.resetStatements, ["BEGIN READ ONLY"]]
+            let segments = (rollback.isEmpty ? [] : [rollback]) + [Self.resetStatements, ["BEGIN READ ONLY", Self.stampStatement]]
             let results = try pipeline(segments)
             statements = results[rollback.count + Self.resetStatements.count - 1]
+            readOnlyStamp = results.last?.string(0, 0)
         } else {
             // Nothing to open afterwards: one simple-protocol message, which costs the server less.
             guard let last = try scriptResults((rollback + Self.resetStatements).joined(separator: "; ")).last else {
@@ -56,12 +70,19 @@ extension PGConnection {
         }
         primedMode = mode
         primedAt = Date()
+        try settlePrepared(statements, name: 0, fromSQL: 1)
+        return false
+    }
+
+    /// Brings the bookkeeping in step with the server's listing of prepared statements (a client may have
+    /// deallocated some) and deallocates every statement it does not know, then primes the session again.
+    func settlePrepared(_ listing: PGResult, name nameColumn: Int, fromSQL fromSQLColumn: Int) throws {
         let known = preparedNames
         var serverNames = Set<String>()
         var strays: [String] = []
-        for row in 0..<statements.rowCount {
-            guard let name = statements.string(row, 0) else { continue }
-            if statements.string(row, 1) == "t" || !known.contains(name) {
+        for row in 0..<listing.rowCount {
+            guard let name = listing.string(row, nameColumn) else { continue }
+            if listing.string(row, fromSQLColumn) == "t" || !known.contains(name) {
                 strays.append(name)
             } else {
                 serverNames.insert(name)
@@ -69,9 +90,11 @@ extension PGConnection {
         }
         keepPrepared(only: serverNames)
         guard !strays.isEmpty else { return }
+        let mode = primedMode
         if primedMode == .readOnly {
             try executeScript("ROLLBACK")
             primedMode = .readWrite
+            readOnlyStamp = nil
         }
         for name in strays { try execute("DEALLOCATE " + (try quoteIdentifier(name))) }
         try prime(mode)
@@ -81,8 +104,10 @@ extension PGConnection {
     func prime(_ mode: PGSessionMode) throws {
         guard mode != primedMode else { return }
         switch mode {
-        case .readOnly: try executeScript("BEGIN READ ONLY")
-        case .readWrite: try executeScript("ROLLBACK")
+        case .readOnly: readOnlyStamp = try scriptResults("BEGIN READ ONLY; " + Self.stampStatement).last?.string(0, 0)
+        case .readWrite:
+            readOnlyStamp = nil
+            try executeScript("ROLLBACK")
         }
         primedMode = mode
         primedAt = Date()
@@ -92,7 +117,7 @@ extension PGConnection {
     /// in the background is reused only while young: `now()` is the transaction's start time.
     func enter(_ mode: PGSessionMode, maxPrimedAge: TimeInterval) throws {
         if mode == .readOnly, primedMode == .readOnly, -primedAt.timeIntervalSinceNow > maxPrimedAge {
-            try executeScript("ROLLBACK; BEGIN READ ONLY")
+            readOnlyStamp = try scriptResults("ROLLBACK; BEGIN READ ONLY; " + Self.stampStatement).last?.string(0, 0)
             primedAt = Date()
             return
         }

@@ -133,6 +133,41 @@ def test_set_config_does_not_leak_into_the_next_request(api, stack, viewer, admi
         assert stats_values(api, admin.token, probe, "who") == {"carto_dw 1min"}
 
 
+# What a read-only request may leave on its pooled session, one statement per request as the SQL API runs
+# them; the pool's short reset (a ROLLBACK of its READ ONLY transaction plus one statement) must undo each,
+# and the full reset must catch a client that ended the pool's transaction (COMMIT, COMMIT AND CHAIN).
+RO_POISON = [
+    "SELECT pg_advisory_lock(771501) AS l",
+    "SET work_mem = '7MB'",
+    f"SET ROLE {OTHER_ROLE}",
+    "SELECT set_config('search_path', 'pg_temp', false) AS p",
+    "PREPARE e2e_ro_poison AS SELECT 1",
+    "DECLARE e2e_ro_cursor CURSOR WITH HOLD FOR SELECT 1",
+    "LISTEN e2e_ro_channel",
+    "COMMIT",
+    "COMMIT AND CHAIN",
+]
+RO_PROBE = ("SELECT current_user::text AS who, current_setting('work_mem') AS work_mem, "
+            "current_setting('search_path') AS path, "
+            "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid())::int AS locks, "
+            "(SELECT count(*) FROM pg_prepared_statements WHERE from_sql)::int AS prepared, "
+            "(SELECT count(*) FROM pg_cursors WHERE name <> '')::int AS cursors, (SELECT count(*) FROM pg_listening_channels())::int AS listens, "
+            "current_setting('transaction_read_only') AS ro")
+
+
+def test_read_only_request_leaves_nothing_on_its_pooled_session(api, stack, viewer):
+    clean = assert_ok(api.sql(RO_PROBE, session=viewer, method="POST"))["rows"][0]
+    assert clean["who"] == "carto_dw" and clean["ro"] == "on", clean
+    assert (clean["locks"], clean["prepared"], clean["cursors"], clean["listens"]) == (0, 0, 0, 0), clean
+    for _ in range(3):
+        for q in RO_POISON:
+            r = api.sql(q, session=viewer, method="POST")
+            assert r.status == 200, (q, r)
+            # Each probe likely lands on the connection the poison just used (the idle list is a stack),
+            # and every connection it can land on must be clean.
+            assert assert_ok(api.sql(RO_PROBE, session=viewer, method="POST"))["rows"][0] == clean, q
+
+
 def test_read_only_principals_cannot_watch_or_kill_other_sessions(api, stack, viewer, make_token, admin):
     for q in ("SELECT query FROM pg_stat_activity",
               "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE false",
