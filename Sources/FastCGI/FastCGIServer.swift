@@ -187,7 +187,8 @@ public final class FastCGIServer: @unchecked Sendable {
     /// on a unix socket with nothing left to read, has nothing to protect and is closed at once.
     private func finish(_ request: inout FCGX_Request, inputDrained: Bool) -> Int32? {
         let keepRequested = request.keepConnection != 0
-        guard inputDrained, keepRequested || unixListener else {
+        let keep = keepRequested && inputDrained && Self.readEndOfInput(request.in)
+        guard keep || (inputDrained && !keepRequested && unixListener) else {
             request.keepConnection = 0
             FCGX_Finish_r(&request)
             return nil
@@ -198,9 +199,23 @@ public final class FastCGIServer: @unchecked Sendable {
         request.ipcFd = -1
         request.keepConnection = 0
         guard fd >= 0 else { return nil }
-        if keepRequested { return fd }
+        if keep { return fd }
         close(fd)
         return nil
+    }
+
+    /// Reads the input up to its end-of-stream record, so that nothing of this request is left on a kept
+    /// connection to be taken for the start of the next (libfcgi returns a request once its params are in;
+    /// the empty stdin record behind them may still be unread when the params were long). A request without
+    /// a body, or whose body was read, has only that record left: a few bytes beyond are tolerated, more are not.
+    private static func readEndOfInput(_ input: UnsafeMutablePointer<FCGX_Stream>?) -> Bool {
+        guard let input else { return false }
+        var extra = 0
+        while FCGX_GetChar(input) != EOF {
+            extra += 1
+            if extra > 65_536 { return false }
+        }
+        return FCGX_HasSeenEOF(input) != 0 && FCGX_GetError(input) == 0
     }
 
     /// Serves one request; returns whether its input was read to the end (or there was none).
