@@ -83,6 +83,8 @@ class FakeFastCGI:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
 
     def start(self) -> "FakeFastCGI":
         if self.path.exists():
@@ -99,6 +101,14 @@ class FakeFastCGI:
         self._closing = True
         if self._sock is not None:
             self._sock.close()
+        # As a process that exits: the connections nginx keeps are closed too.
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self.path.exists():
             self.path.unlink()
 
@@ -111,9 +121,13 @@ class FakeFastCGI:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._conns.add(conn)
         with conn:
-            while self._serve_one(conn):
+            while not self._closing and self._serve_one(conn):
                 pass
+        with self._lock:
+            self._conns.discard(conn)
 
     def _serve_one(self, conn: socket.socket) -> bool:
         """Answers one request; True when nginx keeps the connection for another."""
