@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import urllib.parse
 
@@ -336,3 +337,60 @@ def test_sigterm_answers_the_request_in_flight_and_closes_idle_kept_connections(
     assert exit_status == [0]
     for s in idle:
         assert s.recv(1) == b""  # closed, not left hanging
+
+
+def test_restarts_behind_a_held_listen_socket_fail_no_request(stack):
+    """As under systemd's socket activation (the listen socket outlives the process, handed over as fd 0):
+    maps-api stopped with SIGTERM and started again, twice, while a client asks one request after another
+    through nginx. The stop closes the kept connections nginx holds; nginx must not send a request into one
+    of them, and requests arriving between the two processes wait in the backlog."""
+    path = stack.api_socket("maps-api")
+    stack.stop_api("maps-api")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    os.chmod(path, 0o666)
+    listener.listen(1024)
+    env = {k: v for k, v in {**os.environ, **stack.env}.items() if k not in ("LISTEN_FDS", "LISTEN_PID")}
+    log = open(stack.log_path("maps-api"), "ab")
+    procs = []
+
+    def spawn() -> None:
+        procs.append(subprocess.Popen([str(BIN / API_PROGRAMS["maps-api"])], stdin=listener.fileno(),
+                                      stdout=log, stderr=subprocess.STDOUT, env=env))
+
+    def restart() -> None:
+        procs[-1].send_signal(signal.SIGTERM)
+        exits.append(procs[-1].wait(30))
+        spawn()
+
+    exits: list[int] = []
+    failures: list[str] = []
+    spawn()
+    url = urllib.parse.urlsplit(stack.base_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        restarter = None
+        for i in range(300):
+            if i in (60, 180):
+                if restarter:
+                    restarter.join(60)
+                restarter = threading.Thread(target=restart)
+                restarter.start()
+            conn.request("GET", f"/api/v3/maps/health?restart={unique()}")
+            r = conn.getresponse()
+            body = r.read()
+            if r.status != 200:
+                failures.append(f"request {i}: {r.status} {body[:120]!r}")
+        restarter.join(60)
+    finally:
+        conn.close()
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(30)
+        listener.close()
+        log.close()
+        path.unlink(missing_ok=True)
+        stack.start_api("maps-api", BIN / API_PROGRAMS["maps-api"])
+    assert exits == [0, 0]
+    assert not failures, failures[:5]
