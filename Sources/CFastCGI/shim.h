@@ -2,18 +2,32 @@
 #include <fcgiapp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <errno.h>
 
-// Swift imports the packed epoll_event union awkwardly; these two calls are all the accept loop needs.
+// Swift imports the packed epoll_event union awkwardly; these calls are all the accept loop needs.
 static inline int tessera_epoll_add(int epfd, int fd, int exclusive) {
     struct epoll_event ev = { .events = EPOLLIN | (exclusive ? EPOLLEXCLUSIVE : 0) };
     ev.data.fd = fd;
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-/// The ready descriptor, or -1 on timeout or error.
-static inline int tessera_epoll_wait_one(int epfd, int timeout_ms) {
+/// Arms `fd` for one wake-up (EPOLLONESHOT): the thread that receives it owns the descriptor until it arms
+/// it again, so no two threads ever read one FastCGI connection. `add`: first time in the set, else re-arm
+/// (a connection libfcgi accepted by itself is not in the set yet: added then).
+static inline int tessera_epoll_arm_once(int epfd, int fd, int add) {
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT };
+    ev.data.fd = fd;
+    if (add) return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+    int rc = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+    return rc != 0 && errno == ENOENT ? epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) : rc;
+}
+
+/// The ready descriptor (its events in *hung_up as 1 when the peer closed or the socket failed), or -1.
+static inline int tessera_epoll_wait_hangup(int epfd, int timeout_ms, int *hung_up) {
     struct epoll_event ev;
-    return epoll_wait(epfd, &ev, 1, timeout_ms) == 1 ? ev.data.fd : -1;
+    if (epoll_wait(epfd, &ev, 1, timeout_ms) != 1) return -1;
+    *hung_up = (ev.events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
+    return ev.data.fd;
 }
 
 #include <stddef.h>

@@ -1,13 +1,31 @@
-"""The FastCGI hop (issue 15): maps-api accepts its connections itself and closes the ones whose input
-was read to the end at once, keeping libfcgi's lingering close for the rest. Many concurrent requests,
-more than maps-api has threads, all get their whole answer, and no connection is left open behind them."""
+"""The FastCGI hop (issue 15): nginx keeps its FastCGI connections between requests (fastcgi_keep_conn with
+an upstream keepalive pool), and an idle kept connection holds no backend thread: it waits in the server's
+shared epoll set until its next request arrives. A connection whose input was not read to the end is never
+kept and gets libfcgi's lingering close. Many concurrent requests, more than maps-api has threads, all get
+their whole answer, and connections are bounded by nginx's pool, not by the number of requests.
+
+The tests below the first two talk FastCGI straight to a private maps-api with two threads, to check the
+server's side alone: more idle kept connections than threads, a peer that closes while idle or mid-request,
+a stalled request beside others, and a SIGTERM that drains an in-flight request."""
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import signal
+import socket
+import struct
+import subprocess
 import threading
 import urllib.parse
+
+import pytest
+
+from helpers import API_PROGRAMS, BIN, SQL_PATH, active_queries, unique, wait_until
+
+# nginx keeps at most `keepalive` idle connections per worker per upstream (tessera-site.conf), and
+# worker_processes is auto (one per core).
+NGINX_POOL = 16 * (os.cpu_count() or 1)
 
 
 def open_sockets(pid: int) -> int:
@@ -19,6 +37,27 @@ def open_sockets(pid: int) -> int:
         except OSError:
             pass
     return n
+
+
+def connection_sockets(pid: int, path) -> set[int]:
+    """Inodes of the accepted connections `pid` holds on the unix socket `path` (its listen socket excluded)."""
+    accepted = set()
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            # Num RefCount Protocol Flags Type St Inode [Path]; flag 0x10000 is a listening socket.
+            if len(fields) >= 8 and fields[7] == str(path) and not int(fields[3], 16) & 0x10000:
+                accepted.add(int(fields[6]))
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and int(target[8:-1]) in accepted:
+            held.add(int(target[8:-1]))
+    return held
 
 
 def test_concurrent_requests_get_whole_answers_and_leave_no_socket(stack):
@@ -56,8 +95,31 @@ def test_concurrent_requests_get_whole_answers_and_leave_no_socket(stack):
         t.join(120)
     assert not failures, failures[:5]
     assert answered[0] == 48 * 25
-    # Every connection nginx opened was closed by maps-api (a leak would grow by one socket per request).
-    assert open_sockets(pid) <= before + 2
+    # Connections are bounded by nginx's keepalive pool (a leak would grow by one socket per request: 1,200).
+    assert open_sockets(pid) <= before + NGINX_POOL + 2
+
+
+def test_sequential_requests_reuse_one_kept_connection(stack):
+    """One client asking one request after another: nginx hands maps-api the same kept connection each time
+    (without keep_conn every request was a new connection, closed after its answer)."""
+    pid = stack.pid("maps-api")
+    url = urllib.parse.urlsplit(stack.base_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        def ask(i: int) -> None:
+            conn.request("GET", f"/api/v3/maps/health?reuse={unique()}-{i}")
+            r = conn.getresponse()
+            assert (r.status, json.loads(r.read())) == (200, {"status": "ok"})
+        ask(0)
+        first = connection_sockets(pid, stack.api_socket("maps-api"))
+        for i in range(1, 40):
+            ask(i)
+        later = connection_sockets(pid, stack.api_socket("maps-api"))
+    finally:
+        conn.close()
+    assert first, "no kept connection after the first request"
+    assert first & later, "the first request's connection was not kept"
+    assert len(later - first) <= 2, f"{len(later - first)} new connections for 39 sequential requests"
 
 
 def test_upload_over_the_limit_still_gets_its_json_error(stack):
@@ -74,3 +136,261 @@ def test_upload_over_the_limit_still_gets_its_json_error(stack):
         conn.close()
     assert r.status in (401, 413), (r.status, payload[:300])
     assert json.loads(payload)["status"] == r.status
+
+
+# ---- FastCGI straight to a private maps-api -------------------------------------------------------------
+
+BEGIN, ABORT, END, PARAMS, STDIN, STDOUT = 1, 2, 3, 4, 5, 6
+KEEP_CONN = 1
+HEADER = struct.Struct("!BBHHBx")
+PRIVATE = "hop-maps-api"
+THREADS = 2
+
+
+def record(rtype: int, content: bytes = b"", request_id: int = 1) -> bytes:
+    return HEADER.pack(1, rtype, request_id, len(content), 0) + content
+
+
+def encode_params(params: dict[str, str]) -> bytes:
+    out = bytearray()
+    for name, value in params.items():
+        for part in (name.encode(), value.encode()):
+            out += bytes([len(part)]) if len(part) < 128 else struct.pack("!I", len(part) | 0x80000000)
+        out += name.encode() + value.encode()
+    return bytes(out)
+
+
+def request_records(path: str, query: str = "", method: str = "GET", headers: dict[str, str] | None = None,
+                    body: bytes = b"", keep: bool = True) -> tuple[bytes, bytes]:
+    """(everything but the end of the input, the end of the input): as nginx sends a request."""
+    params = {"REQUEST_METHOD": method, "DOCUMENT_URI": path, "REQUEST_URI": path + ("?" + query if query else ""),
+              "QUERY_STRING": query, "REQUEST_ID": unique("hop"), "CONTENT_LENGTH": str(len(body)) if body else "",
+              **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in (headers or {}).items()}}
+    head = record(BEGIN, struct.pack("!HB5x", 1, KEEP_CONN if keep else 0)) + record(PARAMS, encode_params(params))
+    head += record(PARAMS) + b"".join(record(STDIN, body[i:i + 65535]) for i in range(0, len(body), 65535))
+    return head, record(STDIN)
+
+
+def read_response(s: socket.socket) -> tuple[int, bytes]:
+    """(status, body) of one response; EOFError when the server closed the connection first."""
+    def exact(n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+    out = b""
+    while True:
+        _v, rtype, _id, length, padding = HEADER.unpack(exact(HEADER.size))
+        content = exact(length + padding)[:length]
+        if rtype == STDOUT:
+            out += content
+        elif rtype == END:
+            break
+    head, _, body = out.partition(b"\r\n\r\n")
+    return int(head.split(b"\r\n")[0].split()[1]), body
+
+
+
+def ask_health(s: socket.socket) -> tuple[int, dict]:
+    head, end = request_records("/api/v3/maps/health")
+    s.sendall(head + end)
+    status, body = read_response(s)
+    return status, json.loads(body)
+
+
+@pytest.fixture
+def private(stack):
+    """A maps-api of its own with two threads, on RUN_DIR/hop-maps-api.sock (nginx does not know it)."""
+    stack.start_api(PRIVATE, BIN / API_PROGRAMS["maps-api"], env={"TESSERA_THREADS": str(THREADS)})
+    opened: list[socket.socket] = []
+
+    def connect() -> socket.socket:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(15)
+        s.connect(str(stack.api_socket(PRIVATE)))
+        opened.append(s)
+        return s
+    connect.pid = stack.pid(PRIVATE)
+    connect.held = lambda: connection_sockets(connect.pid, stack.api_socket(PRIVATE))
+    try:
+        yield connect
+    finally:
+        for s in opened:
+            s.close()
+        if stack.pid(PRIVATE):
+            stack.stop_api(PRIVATE)
+
+
+def test_more_idle_kept_connections_than_threads_are_all_served(private):
+    """Twelve kept connections on two threads: a thread that pinned its connection (reading the next request
+    from it) would leave the third connection unanswered."""
+    conns = [private() for _ in range(6 * THREADS)]
+    for _ in range(3):
+        for s in conns:
+            assert ask_health(s) == (200, {"status": "ok"})
+    assert len(private.held()) == len(conns)
+
+
+def test_a_connection_closed_while_idle_is_cleaned_up(private):
+    conns = [private() for _ in range(5)]
+    for s in conns:
+        assert ask_health(s) == (200, {"status": "ok"})
+    assert len(private.held()) == 5
+    for s in conns[:3]:
+        s.close()
+    wait_until(lambda: len(private.held()) == 2, 10, 0.05)
+    for s in conns[3:]:
+        assert ask_health(s) == (200, {"status": "ok"})
+
+
+def test_a_request_abandoned_midway_does_not_poison_its_connection(private):
+    """A peer that closes mid-request, one that closes before reading its answer, and an answer given without
+    reading the request's body: each connection is dropped or, if kept, answers its next request correctly."""
+    before = private()
+    assert ask_health(before) == (200, {"status": "ok"})
+    mid = private()
+    assert ask_health(mid) == (200, {"status": "ok"})
+    head, _end = request_records("/api/v3/maps/health")
+    mid.sendall(head[:len(head) // 2])  # half the params, then gone
+    mid.close()
+    unread = private()
+    head, end = request_records("/api/v3/maps/health")
+    unread.sendall(head + end)
+    unread.close()  # the answer finds nobody
+    body_left = private()
+    head, end = request_records("/api/v3/maps/health", method="POST", body=b"x" * 300_000)
+    after, after_end = request_records("/api/v3/maps/health")
+
+    def send() -> None:
+        try:
+            body_left.sendall(head + end + after + after_end)
+        except OSError:
+            pass  # the server stopped reading and closed: nginx would drop such a connection too
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        read_response(body_left)  # maps-api's answer, whether or not it read the body
+        # The next request on that connection is answered correctly, or the connection was dropped.
+        status, body = read_response(body_left)
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+    except (EOFError, ConnectionResetError):
+        pass
+    sender.join(30)
+    body_left.close()
+    wait_until(lambda: len(private.held()) == 1, 10, 0.05)  # only `before` is left
+    assert ask_health(before) == (200, {"status": "ok"})
+    assert ask_health(private()) == (200, {"status": "ok"})
+
+
+def test_long_params_leave_nothing_behind_on_a_kept_connection(private):
+    """libfcgi hands a request over once its params are in, reading 8 KB at a time: when the params end on
+    such a boundary, the empty stdin record behind them is still unread, and a kept connection would take it
+    for the start of its next request. Params ending at and around 16 KB, then a second request on each."""
+    def head_with(pad: int, extra: int) -> tuple[bytes, bytes]:
+        return request_records("/api/v3/maps/health", query="pad=" + "p" * pad, headers={"X-Pad": "y" * extra})
+    base = len(head_with(1000, 1)[0]) - 2000  # long values have 4-byte lengths; the pad is in two params
+    for target in range(16384 - 6, 16384 + 7):
+        pad, extra = (target - base) // 2, 1 + (target - base) % 2
+        head, end = head_with(pad, extra)
+        assert len(head) == target
+        s = private()
+        s.sendall(head + end)
+        assert read_response(s)[0] == 200
+        assert ask_health(s) == (200, {"status": "ok"}), f"params of {target} bytes"
+        s.close()
+
+
+def test_a_stalled_request_on_one_kept_connection_does_not_block_the_others(private):
+    stalled = private()
+    assert ask_health(stalled) == (200, {"status": "ok"})
+    head, end = request_records("/api/v3/maps/health")
+    stalled.sendall(head)  # the input never ends (yet): one thread waits for it
+    others = [private() for _ in range(4)]
+    for _ in range(3):
+        for s in others:
+            assert ask_health(s) == (200, {"status": "ok"})
+    stalled.sendall(end)
+    assert read_response(stalled)[0] == 200
+    assert ask_health(stalled) == (200, {"status": "ok"})
+
+
+def test_sigterm_answers_the_request_in_flight_and_closes_idle_kept_connections(stack, private, full_token):
+    idle = [private() for _ in range(3)]
+    for s in idle:
+        assert ask_health(s) == (200, {"status": "ok"})
+    marker = unique("e2e_drain")
+    busy = private()
+    head, end = request_records(SQL_PATH.format(conn="carto_dw"),
+                                query=urllib.parse.urlencode({"q": f"SELECT 7 AS {marker} FROM pg_sleep(1)"}),
+                                headers={"Authorization": f"Bearer {full_token}"})
+    busy.sendall(head + end)
+    wait_until(lambda: active_queries(stack, marker) == 1, 10, 0.02)
+    exit_status: list[int | None] = []
+    stopper = threading.Thread(target=lambda: exit_status.append(stack.stop_api(PRIVATE, signal.SIGTERM)))
+    stopper.start()
+    status, body = read_response(busy)
+    stopper.join(30)
+    assert (status, json.loads(body)["rows"]) == (200, [{marker: 7}])
+    assert exit_status == [0]
+    for s in idle:
+        assert s.recv(1) == b""  # closed, not left hanging
+
+
+def test_restarts_behind_a_held_listen_socket_fail_no_request(stack):
+    """As under systemd's socket activation (the listen socket outlives the process, handed over as fd 0):
+    maps-api stopped with SIGTERM and started again, twice, while a client asks one request after another
+    through nginx. The stop closes the kept connections nginx holds; nginx must not send a request into one
+    of them, and requests arriving between the two processes wait in the backlog."""
+    path = stack.api_socket("maps-api")
+    stack.stop_api("maps-api")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    os.chmod(path, 0o666)
+    listener.listen(1024)
+    env = {k: v for k, v in {**os.environ, **stack.env}.items() if k not in ("LISTEN_FDS", "LISTEN_PID")}
+    log = open(stack.log_path("maps-api"), "ab")
+    procs = []
+
+    def spawn() -> None:
+        procs.append(subprocess.Popen([str(BIN / API_PROGRAMS["maps-api"])], stdin=listener.fileno(),
+                                      stdout=log, stderr=subprocess.STDOUT, env=env))
+
+    def restart() -> None:
+        procs[-1].send_signal(signal.SIGTERM)
+        exits.append(procs[-1].wait(30))
+        spawn()
+
+    exits: list[int] = []
+    failures: list[str] = []
+    spawn()
+    url = urllib.parse.urlsplit(stack.base_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        restarter = None
+        for i in range(300):
+            if i in (60, 180):
+                if restarter:
+                    restarter.join(60)
+                restarter = threading.Thread(target=restart)
+                restarter.start()
+            conn.request("GET", f"/api/v3/maps/health?restart={unique()}")
+            r = conn.getresponse()
+            body = r.read()
+            if r.status != 200:
+                failures.append(f"request {i}: {r.status} {body[:120]!r}")
+        restarter.join(60)
+    finally:
+        conn.close()
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(30)
+        listener.close()
+        log.close()
+        path.unlink(missing_ok=True)
+        stack.start_api("maps-api", BIN / API_PROGRAMS["maps-api"])
+    assert exits == [0, 0]
+    assert not failures, failures[:5]

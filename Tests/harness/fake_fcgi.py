@@ -7,7 +7,8 @@ Query parameters steer the answer:
     header=K:V   add a response header (repeatable; used to test header de-duplication)
     content_type=T  send that Content-Type instead of application/json
 Standard library only; one thread per connection. Not a general FastCGI implementation:
-it handles what nginx sends (one request per connection, keep_conn off).
+it handles what nginx sends (requests one after another on a connection; with FCGI_KEEP_CONN the
+connection stays open for the next one, as nginx's fastcgi_keep_conn asks).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ FCGI_END_REQUEST = 3
 FCGI_PARAMS = 4
 FCGI_STDIN = 5
 FCGI_STDOUT = 6
+FCGI_KEEP_CONN = 1
 _HEADER = struct.Struct("!BBHHBx")
 
 
@@ -81,6 +83,8 @@ class FakeFastCGI:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
 
     def start(self) -> "FakeFastCGI":
         if self.path.exists():
@@ -97,6 +101,14 @@ class FakeFastCGI:
         self._closing = True
         if self._sock is not None:
             self._sock.close()
+        # As a process that exits: the connections nginx keeps are closed too.
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self.path.exists():
             self.path.unlink()
 
@@ -109,37 +121,50 @@ class FakeFastCGI:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._conns.add(conn)
         with conn:
-            try:
-                params_raw = bytearray()
-                stdin_bytes = 0
-                request_id = 1
-                while True:
-                    rtype, request_id, content = _read_record(conn)
-                    if rtype == FCGI_PARAMS:
-                        params_raw += content
-                    elif rtype == FCGI_STDIN:
-                        if not content:
-                            break
-                        stdin_bytes += len(content)
-                    elif rtype == FCGI_ABORT_REQUEST:
-                        return
-                params = _parse_params(bytes(params_raw))
-                self.requests.append(params)
-                query = parse_qsl(params.get("QUERY_STRING", ""), keep_blank_values=True)
-                status = next((v for k, v in query if k == "status"), "200")
-                extra = [v.split(":", 1) for k, v in query if k == "header" and ":" in v]
-                ctype = next((v for k, v in query if k == "content_type"), "application/json")
-                body = json.dumps({"backend": self.name, "params": params, "stdin_bytes": stdin_bytes}).encode()
-                head = [f"Status: {status}", f"Content-Type: {ctype}",
-                        f"X-Request-Id: {params.get('REQUEST_ID', '')}", "Access-Control-Allow-Origin: *"]
-                head += [f"{k.strip()}: {v.strip()}" for k, v in extra]
-                payload = ("\r\n".join(head) + "\r\n\r\n").encode() + body
-                out = bytearray()
-                for i in range(0, len(payload), 65535):
-                    out += _record(FCGI_STDOUT, request_id, payload[i:i + 65535])
-                out += _record(FCGI_STDOUT, request_id, b"")
-                out += _record(FCGI_END_REQUEST, request_id, struct.pack("!IB3x", 0, 0))
-                conn.sendall(out)
-            except (EOFError, OSError):
-                return
+            while not self._closing and self._serve_one(conn):
+                pass
+        with self._lock:
+            self._conns.discard(conn)
+
+    def _serve_one(self, conn: socket.socket) -> bool:
+        """Answers one request; True when nginx keeps the connection for another."""
+        try:
+            params_raw = bytearray()
+            stdin_bytes = 0
+            request_id = 1
+            keep = False
+            while True:
+                rtype, request_id, content = _read_record(conn)
+                if rtype == FCGI_BEGIN_REQUEST:
+                    keep = bool(content[2] & FCGI_KEEP_CONN)
+                elif rtype == FCGI_PARAMS:
+                    params_raw += content
+                elif rtype == FCGI_STDIN:
+                    if not content:
+                        break
+                    stdin_bytes += len(content)
+                elif rtype == FCGI_ABORT_REQUEST:
+                    return False
+            params = _parse_params(bytes(params_raw))
+            self.requests.append(params)
+            query = parse_qsl(params.get("QUERY_STRING", ""), keep_blank_values=True)
+            status = next((v for k, v in query if k == "status"), "200")
+            extra = [v.split(":", 1) for k, v in query if k == "header" and ":" in v]
+            ctype = next((v for k, v in query if k == "content_type"), "application/json")
+            body = json.dumps({"backend": self.name, "params": params, "stdin_bytes": stdin_bytes}).encode()
+            head = [f"Status: {status}", f"Content-Type: {ctype}",
+                    f"X-Request-Id: {params.get('REQUEST_ID', '')}", "Access-Control-Allow-Origin: *"]
+            head += [f"{k.strip()}: {v.strip()}" for k, v in extra]
+            payload = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+            out = bytearray()
+            for i in range(0, len(payload), 65535):
+                out += _record(FCGI_STDOUT, request_id, payload[i:i + 65535])
+            out += _record(FCGI_STDOUT, request_id, b"")
+            out += _record(FCGI_END_REQUEST, request_id, struct.pack("!IB3x", 0, 0))
+            conn.sendall(out)
+            return keep
+        except (EOFError, OSError):
+            return False
