@@ -448,6 +448,11 @@ def test_preview_shows_columns_and_first_rows(imp):
     r = imp.api.post(f"{IMPORTS}/preview", json_body={"url": imp.url_b("points.gpkg")}, token=imp.admin.token)
     assert_error(r, 422, "preview_failed")
     assert "loopback" in r.json()["error"]
+    # A zipped Shapefile with its files in a folder of the archive previews every row.
+    r = imp.api.post(f"{IMPORTS}/preview?filename=polys.zip", data=imp.files["shpzip"].read_bytes(),
+                     headers={"Content-Type": "application/octet-stream"}, token=imp.admin.token)
+    body = assert_ok(r)
+    assert body["format"] == "shapefile" and body["totalRows"] == 3 and len(body["features"]) == 3, body
 
 
 @pytest.mark.parametrize("name,text,message", [
