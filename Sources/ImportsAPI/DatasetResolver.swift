@@ -4,10 +4,7 @@ import Spawn
 /// Turns an input file (upload or download) into the one dataset GDAL will read: a single file is
 /// linked under a name we choose; an archive is inspected from its central directory, the dataset
 /// chosen from the member names, and only that dataset's files extracted (with `unzip`, argv only,
-/// into a fresh directory, watched so that contents larger than declared are stopped). A Shapefile is
-/// not extracted: GDAL reads it from the archive through /vsizip/, as plain ogr2ogr does, sequentially
-/// and never past the sizes the (already checked) directory declares; extracting first wrote every
-/// byte to disk before the load could start (on a 50 MB zip about a fifth of the import).
+/// into a fresh directory, watched so that contents larger than declared are stopped).
 struct DatasetResolver {
     let settings: ImportSettings
 
@@ -48,12 +45,6 @@ struct DatasetResolver {
         let limits = ZipInspector.Limits(maxEntries: settings.maxArchiveEntries, maxUncompressedBytes: UInt64(settings.maxUncompressedBytes))
         let entries = try ZipInspector.inspect(path: archive, limits: limits)
         let (format, main, members) = try DatasetResolver.select(entries)
-        if format == .shapefile {
-            // Under a name of ours ending in .zip, which is how /vsizip/ finds where the archive's path ends.
-            let zip = workDir + "/input.zip"
-            try place(archive, at: zip)
-            return Dataset(path: "/vsizip/" + zip + "/" + main.name, format: format, member: main.name)
-        }
         let needed = members.reduce(UInt64(0)) { $0 + $1.uncompressedSize }
         if let free = freeBytes(workDir), needed + (16 << 20) > free {
             throw ImportFailure("Not enough free disk space to extract the archive (disk full: \(needed) bytes needed, \(free) free)")
