@@ -167,14 +167,15 @@ def wait_import(stack: Stack, token: str, job_id: str) -> dict:
         time.sleep(0.2)
 
 
-def via_api(stack: Stack, token: str, path: Path, table: str) -> tuple[float, float, int]:
+def via_api(stack: Stack, token: str, path: Path, table: str) -> tuple[float, float, int, dict]:
     started = time.monotonic()
     job_id = upload(stack, token, path, table)
     doc = wait_import(stack, token, job_id)
     total = time.monotonic() - started
     job = float(stack.psql(f"SELECT extract(epoch FROM finished_at - started_at) FROM jobs WHERE id = {int(job_id)}",
                            dbname="tessera"))
-    return total, job, int((doc.get("result") or {}).get("ogr2ogrPeakRssKiB") or 0)
+    result = doc.get("result") or {}
+    return total, job, int(result.get("ogr2ogrPeakRssKiB") or 0), result.get("phasesMs") or {}
 
 
 def via_ogr2ogr(stack: Stack, path: Path, fmt: str, table: str) -> tuple[float, int, float]:
@@ -239,7 +240,7 @@ def main() -> int:
             worker_pid = stack.pid("import-worker")
             reset_peak(worker_pid)
             cpu_before = cpu_with_children(worker_pid) + pg_cpu(stack)
-            api_s, job_s, child_rss = via_api(stack, token, path, f"bench.api_{fmt}")
+            api_s, job_s, child_rss, phases = via_api(stack, token, path, f"bench.api_{fmt}")
             worker = vmhwm_kib(worker_pid)
             # The worker's job: itself, its GDAL children, PostgreSQL (the upload's import-api and nginx not counted).
             job_cpu = cpu_with_children(worker_pid) + pg_cpu(stack) - cpu_before
@@ -251,12 +252,14 @@ def main() -> int:
                   f"{ogr_s / api_s:>5.2f} | {job_s:>6.1f} {ogr_s / job_s:>5.2f} | {ogr_cpu:>13.1f} {job_cpu:>6.1f} {ogr_cpu / job_cpu:>5.2f} | "
                   f"{worker / 1024:>6.0f} {child_rss / 1024:>5.0f} "
                   f"{(worker + child_rss) / 1024:>3.0f} {ogr_rss / 1024:>7.0f}", flush=True)
+            # Where the job's time went (the worker's own phase clock, ms), to see which step to work on.
+            print(f"{'':>7} job phases ms: " + " ".join(f"{k}={v}" for k, v in phases.items()), flush=True)
             results.append({"format": fmt, "mb": round(mb, 1), "rows": n, "ogr2ogr_s": round(ogr_s, 2), "api_total_s": round(api_s, 2),
                             "job_s": round(job_s, 2), "ogr2ogr_cpu_s": round(ogr_cpu, 2), "job_cpu_s": round(job_cpu, 2),
                             "ratio_cpu": round(ogr_cpu / job_cpu, 3), "ratio_total": round(ogr_s / api_s, 3), "ratio_job": round(ogr_s / job_s, 3),
                             "worker_peak_rss_mib": round(worker / 1024, 1), "gdal_peak_rss_mib": round(child_rss / 1024, 1),
                             "worker_plus_gdal_peak_rss_mib": round((worker + child_rss) / 1024, 1),
-                            "ogr2ogr_peak_rss_mib": round(ogr_rss / 1024, 1)})
+                            "ogr2ogr_peak_rss_mib": round(ogr_rss / 1024, 1), "job_phases_ms": phases})
             if path != csv:
                 path.unlink()
             stack.psql(f"DROP TABLE bench.ogr_{fmt}, bench.api_{fmt}", dbname="carto_dw", user="carto_dw")

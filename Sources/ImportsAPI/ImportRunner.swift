@@ -131,6 +131,8 @@ public struct ImportRunner: Sendable {
             throw ImportFailure("Could not create the import work folder (\(String(cString: strerror(errno))))", permanent: false)
         }
 
+        var phases = ImportPhases()
+        var started = DispatchTime.now().uptimeNanoseconds
         // 1. The input.
         let input: String
         var hints: [String] = []
@@ -148,6 +150,7 @@ public struct ImportRunner: Sendable {
             }
             input = got.path
             hints = got.nameHints
+            phases.record("download", since: started)
         }
         if context.isCancelled { throw ImportCancelled() }
         if try ImportRunner.isRaster(input: input, hints: hints) {
@@ -156,6 +159,7 @@ public struct ImportRunner: Sendable {
 
         // 2. What it is.
         context.report(progress: ["phase": "inspecting"])
+        started = DispatchTime.now().uptimeNanoseconds
         let dataset = try DatasetResolver(settings: settings).resolve(input: input, nameHints: hints, workDir: work, deadline: deadline,
                                                                         isCancelled: { context.isCancelled })
         if dataset.format == .csv || dataset.format == .tsv {
@@ -165,18 +169,19 @@ public struct ImportRunner: Sendable {
         let layers = try ImportRunner.layers(of: dataset, autoguessing: request.autoguessing, work: work, deadline: deadline,
                                              isCancelled: { context.isCancelled })
         let (layer, skipped) = try ImportRunner.chooseLayer(layers)
+        phases.record("inspect", since: started)
 
         // 3. Load into the staging table.
         let (conninfo, password) = try services.warehouses.toolConninfo(for: record, applicationName: ImportRunner.applicationName(job.id))
         let load = try Loader(settings: settings, work: work, dataset: dataset, layer: layer, autoguessing: request.autoguessing,
                               schema: request.schema, staging: warehouse.staging)
-        let peakRSS = try load.run(conninfo: conninfo, password: password, deadline: deadline, context: context)
+        let peakRSS = try phases.measure("load") { try load.run(conninfo: conninfo, password: password, deadline: deadline, context: context) }
         if context.isCancelled { throw ImportCancelled() }
 
         // 4. Tidy and measure the staging table.
         context.report(progress: layer.featureCount >= 0 ? ["phase": "finalizing", "rows": .int(layer.featureCount), "percent": 100]
                                                           : ["phase": "finalizing", "percent": 100])
-        var stats = try warehouse.finishStaging(geometryName: load.geometryName, deadline: deadline)
+        var stats = try warehouse.finishStaging(geometryName: load.geometryName, deadline: deadline, phases: &phases)
         if !skipped.isEmpty {
             stats.warnings.append("The file has several layers; imported \(layer.name), skipped \(skipped.joined(separator: ", "))")
         }
@@ -184,12 +189,15 @@ public struct ImportRunner: Sendable {
             "table": .string(request.destination), "schema": .string(request.schema), "tableName": .string(request.table),
             "rows": .int(stats.rows), "format": .string(dataset.format.rawValue), "layer": .string(layer.name),
             "geometryType": stats.geometryType.map(JSON.string) ?? .null, "warnings": .array(stats.warnings.map(JSON.string)),
-            "ogr2ogrPeakRssKiB": .int(peakRSS),
+            "ogr2ogrPeakRssKiB": .int(peakRSS), "phasesMs": phases.json,
         ]
         if let member = dataset.member { result["archiveMember"] = .string(member) }
 
         // 5. Swap it in, record completion.
+        started = DispatchTime.now().uptimeNanoseconds
         try finish(job, request, account: account, warehouse: warehouse, result: .object(result), alreadySwapped: false)
+        phases.record("swap", since: started)
+        Log.info("import_phases", [("job", job.id), ("ms", phases.summary)])
         return nil
     }
 

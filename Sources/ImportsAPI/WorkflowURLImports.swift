@@ -53,7 +53,8 @@ public struct WorkflowURLImports: WorkflowURLImporter {
                                     staging: table)
             _ = try loader.run(conninfo: conninfo, password: password, deadline: deadline, context: context)
             if context.isCancelled { throw ImportCancelled() }
-            return try warehouse.finishStaging(geometryName: loader.geometryName, deadline: deadline).rows
+            var phases = ImportPhases()
+            return try warehouse.finishStaging(geometryName: loader.geometryName, deadline: deadline, phases: &phases).rows
         } catch {
             drop()
             if context.isCancelled { throw error }

@@ -81,6 +81,15 @@ public final class PGPool: @unchecked Sendable {
         }
     }
 
+    /// Whether a checkout now would not wait (an idle connection, or room to open one): for optional
+    /// parallel work that must not hold up its caller when the pool is busy. Only a hint: another thread
+    /// may take it first.
+    public var hasFreeConnection: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return !idle.isEmpty || open < size
+    }
+
     public func checkout() throws -> PGConnection {
         let connection = try checkout(preferring: .readWrite)
         if connection.primedMode != .readWrite {

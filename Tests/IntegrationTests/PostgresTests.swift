@@ -81,6 +81,20 @@ final class PostgresTests: XCTestCase {
         XCTAssertNotEqual(newPid, pid)
     }
 
+    func testHasFreeConnectionSaysWhetherACheckoutWouldWait() throws {
+        // Imports ask before taking a second session for optional parallel work; it must say no while
+        // every connection is out, and yes again once one is back (idle) or may be opened.
+        let pool = PGPool(conninfo: dsn, size: 2)
+        XCTAssertTrue(pool.hasFreeConnection)
+        let a = try pool.checkout()
+        XCTAssertTrue(pool.hasFreeConnection)
+        let b = try pool.checkout()
+        XCTAssertFalse(pool.hasFreeConnection)
+        pool.checkin(b)
+        XCTAssertTrue(pool.hasFreeConnection)
+        pool.checkin(a)
+    }
+
     func testPreparedStatementsSurviveSchemaChange() throws {
         let c = try PGConnection(dsn)
         try c.execute("CREATE TEMP TABLE t (a int)")

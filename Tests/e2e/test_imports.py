@@ -370,6 +370,32 @@ def test_geojson_read_from_its_first_bytes_keeps_an_attribute_called_geom(imp):
     assert imp.leftovers() == "0"
 
 
+def test_invalid_and_missing_geometries_are_counted_in_the_one_scan_beside_the_index(imp, tmp_path):
+    # The count, the rows without geometry and the invalid ones come from one scan that runs beside the
+    # index build (StagingScan); each must still be right, and the index and statistics must be there.
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]}
+    square = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
+    features = [{"type": "Feature", "properties": {"n": i}, "geometry": g}
+                for i, g in enumerate([square, bowtie, None, bowtie, square])]
+    path = tmp_path / "invalid.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    table = f"{SCHEMA}.invalid_geoms"
+    body = imp.run(path, table)
+    assert body["status"] == "success" and body["rows"] == 5, body
+    assert any("2 geometries are invalid" in w for w in body["warnings"]), body
+    assert any("1 of 5 rows have no geometry" in w for w in body["warnings"]), body
+    assert not any("not checked" in w for w in body["warnings"]), body
+    assert imp.rows(table) == 5
+    assert imp.sql(f"SELECT count(*) FROM pg_indexes WHERE schemaname = '{SCHEMA}' AND tablename = 'invalid_geoms' "
+                   f"AND indexdef ILIKE '%gist%'") == "1"
+    assert imp.sql(f"SELECT count(*) > 0 FROM pg_stats WHERE schemaname = '{SCHEMA}' AND tablename = 'invalid_geoms'") == "t"
+    assert imp.sql(f"SELECT nextval(pg_get_serial_sequence('{table}', 'cartodb_id'))") == "6"
+    # The worker's phase clock, for finding the slow step of an import.
+    phases = body["result"]["phasesMs"]
+    assert {"inspect", "load", "names", "analyze", "index", "scan"} <= set(phases), phases
+    assert imp.leftovers() == "0"
+
+
 @pytest.mark.parametrize("key", ["crs_first", "crs_last"])
 def test_geojson_with_a_named_crs_is_reprojected(imp, key):
     table = f"{SCHEMA}.{key}"
@@ -422,6 +448,11 @@ def test_preview_shows_columns_and_first_rows(imp):
     r = imp.api.post(f"{IMPORTS}/preview", json_body={"url": imp.url_b("points.gpkg")}, token=imp.admin.token)
     assert_error(r, 422, "preview_failed")
     assert "loopback" in r.json()["error"]
+    # A zipped Shapefile with its files in a folder of the archive previews every row.
+    r = imp.api.post(f"{IMPORTS}/preview?filename=polys.zip", data=imp.files["shpzip"].read_bytes(),
+                     headers={"Content-Type": "application/octet-stream"}, token=imp.admin.token)
+    body = assert_ok(r)
+    assert body["format"] == "shapefile" and body["totalRows"] == 3 and len(body["features"]) == 3, body
 
 
 @pytest.mark.parametrize("name,text,message", [
