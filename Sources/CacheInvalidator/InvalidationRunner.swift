@@ -6,7 +6,7 @@ import Platform
 
 /// The cdn-invalidator's job handler (queue `cdn`):
 /// - `purge` `{keys: [...]}`: revocations and edits (a token, a user, a connection);
-/// - `data_changed` `{account, connection, table}`: an import or a batch job wrote data, so every cached
+/// - `data_changed` `{account, connection, table?}`: a writer changed data (queued by DataChange.record), so every cached
 ///   answer of that connection goes (tile URLs of new handshakes also carry a new data version).
 /// Every job is sent to every cache node listed (TESSERA_VARNISH_PURGE_URL, comma-separated): with several
 /// app VMs each runs its own Varnish, and whichever node's invalidator claims the job must empty them all.

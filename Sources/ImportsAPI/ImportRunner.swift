@@ -13,7 +13,7 @@ import Spawn
 /// dataset, load it with ogr2ogr into a staging table `<schema>.tessera_import_<job id>`, tidy the
 /// staging table, then swap it in. The swap (drop of the old table when overwriting, rename, marker
 /// row) is ONE warehouse transaction made while the job row is locked in the metadata database; the
-/// job's completion and the `cdn` `data_changed` job commit together right after. A retry first drops
+/// job's completion and its DataChange record (cache purge, levels refresh) commit together right after. A retry first drops
 /// what a dead attempt left (its staging table, its ogr2ogr session, its work folder); the marker keyed by
 /// the job id makes an attempt that died between the two commits complete without importing twice.
 public struct ImportRunner: Sendable {
@@ -242,12 +242,7 @@ public struct ImportRunner: Sendable {
                 try warehouse.swap(into: request.table, overwrite: request.overwrite, result: result)
             }
             guard try JobQueue.complete(job, result: result, on: meta) else { throw ImportCancelled() }
-            var cdn = JobQueue.NewJob(queue: "cdn", kind: "data_changed", payload: [
-                "account": .string(account), "connection": .string(request.connection), "table": .string(request.destination),
-            ])
-            cdn.accountId = account
-            try JobQueue.enqueue(cdn, on: meta)
-            try LevelsRefresh.enqueue(account: account, connection: request.connection, on: meta)
+            try DataChange.record(account: account, connection: request.connection, table: request.destination, on: meta)
         }
         Log.info("import_completed", [("job", job.id), ("table", request.destination), ("rows", result["rows"]?.intValue)])
     }

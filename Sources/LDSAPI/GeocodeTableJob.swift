@@ -124,9 +124,10 @@ public struct GeocodeTableRunner: Sendable {
             let totals = try db.execute(sql.totals)
             Log.info("lds_geocode_table", [("job", job.id), ("processed", processed), ("geocoded", geocoded)])
             if processed > 0 {
-                // The table's geometries changed: its levels are rebuilt by the queue (a failure to ask only costs speed).
-                do { try LevelsRefresh.enqueue(account: account, connection: spec.connection, pool: services.metadata) } catch {
-                    Log.warning("levels_refresh_not_queued", [("job", job.id), ("error", "\(error)")])
+                // The table's geometries changed: cached answers go and its levels are rebuilt by the queue. The
+                // batches are committed, so a failure to ask is logged rather than failing the job.
+                do { try DataChange.record(account: account, connection: spec.connection, table: spec.table, pool: services.metadata) } catch {
+                    Log.warning("data_change_not_queued", [("job", job.id), ("error", "\(error)")])
                 }
             }
             return ["processed": .int(processed), "geocoded": .int(geocoded), "notFound": .int(processed - geocoded),

@@ -5,7 +5,7 @@ import Postgres
 /// Asks the cdn-invalidator to purge http-cache entries by surrogate key (`cred:…`, `conn:…`, `src:…`).
 /// The request is a job in the `cdn` queue, so it survives restarts and is retried until Varnish took it.
 /// Revocations and edits of tokens, users, sessions, OAuth clients and connections are queued by
-/// database triggers (migration 004), with the same repeats; code calls this for data writes.
+/// database triggers (migration 004), with the same repeats; data writes go through DataChange.record.
 public enum CacheInvalidation {
     public static let queue = "cdn"
 

@@ -5,7 +5,7 @@ import Postgres
 /// Asks the sql-worker to rebuild, right after a write, the precomputed low-zoom levels (thinning and aggregation
 /// levels, in the warehouse's `carto.tessera_agg_levels` catalogue) whose table's data moved, so the first
 /// low-zoom tile after an import, a SQL write or a workflow output is already precomputed instead of live.
-/// Every writer that calls a cache purge for a data change calls this too. The job (`levels_refresh`, run by
+/// Queued only through DataChange.record, with the cache purge of the same write. The job (`levels_refresh`, run by
 /// MapsAPI's LevelRefreshRunner) only compares versions and queues the builds, whose own unique keys make a burst
 /// of writes one build per levels key.
 public enum LevelsRefresh {
@@ -25,7 +25,7 @@ public enum LevelsRefresh {
         """
 
     /// Queues the refresh of `connection`'s levels (inside the caller's transaction when one is open).
-    public static func enqueue(account: String, connection name: String, on connection: PGConnection) throws {
+    static func enqueue(account: String, connection name: String, on connection: PGConnection) throws {
         for pass in passes {
             var job = JobQueue.NewJob(queue: queue, kind: kind, payload: ["account": .string(account), "connection": .string(name)],
                                       uniqueKey: "\(kind):\(account):\(name)\(pass.suffix)")
@@ -34,9 +34,5 @@ public enum LevelsRefresh {
             job.runAfterSeconds = pass.delay
             try JobQueue.enqueue(job, on: connection)
         }
-    }
-
-    public static func enqueue(account: String, connection name: String, pool: PGPool) throws {
-        try pool.withConnection { try enqueue(account: account, connection: name, on: $0) }
     }
 }

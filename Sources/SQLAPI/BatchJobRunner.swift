@@ -48,10 +48,11 @@ public struct BatchJobRunner: Sendable {
                 if !result.commandStatus.hasPrefix("SELECT") { try db.execute(LevelsRefresh.publishCounters) }
                 try db.execute("COMMIT")
                 if !result.commandStatus.hasPrefix("SELECT") {
-                    // Levels of a table the job wrote are rebuilt by the queue now, not by the next low-zoom tile;
-                    // the change is committed, so failing to ask only costs the next low-zoom tiles' speed.
-                    do { try LevelsRefresh.enqueue(account: account, connection: name, pool: services.metadata) } catch {
-                        Log.warning("levels_refresh_not_queued", [("job", job.id), ("error", "\(error)")])
+                    // Cached answers of the connection are purged and its levels rebuilt by the queue now, not by
+                    // expiry or the next low-zoom tile. The change is committed (a retry finds its marker and
+                    // stops), so a failure to ask is logged rather than failing a job whose write succeeded.
+                    do { try DataChange.record(account: account, connection: name, pool: services.metadata) } catch {
+                        Log.warning("data_change_not_queued", [("job", job.id), ("error", "\(error)")])
                     }
                 }
                 return ["command": .string(result.commandStatus), "affectedRows": result.affectedRows.map(JSON.int) ?? .null,

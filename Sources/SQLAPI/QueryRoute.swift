@@ -67,9 +67,7 @@ struct QueryRoute: Sendable {
                 }
                 if writes, !(command.hasPrefix("SELECT") || command.isEmpty) {
                     // A write: cached answers and precomputed levels of this connection may be stale now.
-                    try CacheInvalidation.purge(keys: [CacheInvalidation.connection(account: principal.accountId, name: connectionName)],
-                                                account: principal.accountId, pool: metadata)
-                    try LevelsRefresh.enqueue(account: principal.accountId, connection: connectionName, pool: metadata)
+                    try DataChange.record(account: principal.accountId, connection: connectionName, pool: metadata)
                 }
                 output.finish(command: command)
             }

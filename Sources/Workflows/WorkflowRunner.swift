@@ -293,9 +293,7 @@ public struct WorkflowRunner: Sendable {
             if db.isHealthy { _ = try? db.execute("ROLLBACK") }
             throw error
         }
-        try CacheInvalidation.purge(keys: [CacheInvalidation.connection(account: account, name: run.connection)], account: account,
-                                    pool: services.metadata)
-        try LevelsRefresh.enqueue(account: account, connection: run.connection, pool: services.metadata)
+        try DataChange.record(account: account, connection: run.connection, table: target.description, pool: services.metadata)
         return target.description
     }
 

@@ -383,10 +383,14 @@ def test_geocode_table_job_fills_geometries_once(api, stack, admin, address_tabl
         UPDATE public.e2e_addresses SET lds_geocoded_at = '2020-01-01' WHERE id = 2;""")
     log_trigger(stack)
     used = stats(api, admin.token)["geocoding"]["used"]
+    since = h.metadata(stack, "SELECT coalesce(max(id), 0) FROM jobs")
     body = finished(api, admin.token, start_job(api, admin.token))
     assert body["status"] == "success", body
     r = body["result"]
     assert r["processed"] == TABLE_ROWS - 2 and r["geocoded"] + r["notFound"] == r["processed"]
+    # The rewritten table's cached answers are purged (DataChange), not only its levels refreshed.
+    assert h.metadata(stack, f"SELECT count(*) > 0 FROM jobs WHERE id > {since} AND queue = 'cdn' AND kind = 'data_changed' "
+                             "AND payload->>'table' = 'public.e2e_addresses'") == "t"
     # Each row with an address was charged; rows without one were not.
     with_address = int(h.warehouse(stack, "SELECT count(*) FROM public.e2e_addresses WHERE id > 2 AND city IS NOT NULL"))
     assert stats(api, admin.token)["geocoding"]["used"] == used + with_address

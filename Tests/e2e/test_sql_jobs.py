@@ -104,3 +104,25 @@ def test_jobs_cli_lists_shows_retries_and_cancels(api, stack, full_token, jobs_t
     wait_until(lambda: h.active_queries(stack, "e2e-cli-cancel") == 1, 15)
     stack.tessera("jobs", "cancel", sleeper)
     assert final(api, full_token, sleeper)["status"] == "cancelled"
+
+
+def test_a_job_that_writes_purges_the_cached_answers_of_its_connection(api, stack, full_token, jobs_table):
+    """A SQL job's write goes through DataChange like every writer's: the cached GET answers of the connection
+    are purged (the cdn-invalidator's `data_changed` job), not left stale in Varnish until they expire."""
+    q = f"SELECT sum(n) AS total FROM e2e_jobs /* {h.unique()} */"
+    first = api.sql(q, full_token)
+    assert first.status == 200 and first.header("X-Cache") == "MISS", first.headers
+    cached = api.sql(q, full_token)
+    assert cached.status == 200 and cached.header("X-Cache") == "HIT", cached.headers
+    before = int(cached.json()["rows"][0]["total"])
+    since = h.metadata(stack, "SELECT coalesce(max(id), 0) FROM jobs")
+    job_id = run_job(api, full_token, "UPDATE e2e_jobs SET n = n + 1")
+    assert final(api, full_token, job_id)["status"] == "success"
+    assert int(h.warehouse(stack, "SELECT sum(n) FROM e2e_jobs")) == before + 10
+    purges = f"FROM jobs WHERE queue = 'cdn' AND kind = 'data_changed' AND id > {since} AND payload->>'connection' = 'carto_dw'"
+    assert int(h.metadata(stack, f"SELECT count(*) {purges}")) >= 1, "the job's write queued no purge"
+    # The first pass runs at once; waiting for it makes the next GET's outcome certain.
+    wait_until(lambda: h.metadata(stack, f"SELECT state {purges} ORDER BY id LIMIT 1") == "completed", 20)
+    after = api.sql(q, full_token)
+    assert after.status == 200 and after.header("X-Cache") == "MISS", after.headers
+    assert int(after.json()["rows"][0]["total"]) == before + 10
