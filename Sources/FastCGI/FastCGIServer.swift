@@ -187,13 +187,16 @@ public final class FastCGIServer: @unchecked Sendable {
     }
 
     /// Ends the request and returns its connection when nginx keeps it (FCGI_KEEP_CONN) for the next one.
-    /// A connection whose input was not read to the end is never kept (nginx would not reuse it either): it
-    /// gets libfcgi's lingering close (shutdown, poll, read, close and a sleep), which lets nginx finish
+    /// A connection with more than 64 KB of input left unread is never kept (nginx, still sending, would not
+    /// reuse it either): it gets libfcgi's lingering close (shutdown, poll, read, close and a sleep), which lets nginx finish
     /// sending an upload so that it reads the response rather than a reset. A connection nginx does not keep,
     /// on a unix socket with nothing left to read, has nothing to protect and is closed at once.
     private func finish(_ request: inout FCGX_Request, inputDrained: Bool) -> Int32? {
         let keepRequested = request.keepConnection != 0
-        let keep = keepRequested && inputDrained && Self.readEndOfInput(request.in)
+        // A body the handler did not read (an error answered before parsing it) is read and dropped when it is
+        // small: nginx has sent it whole and reuses the connection, so closing it would fail nginx's next request
+        // on it (a 502 that is never retried for a POST). A larger one gets the lingering close below.
+        let keep = keepRequested && Self.readEndOfInput(request.in, limit: 65_536)
         guard keep || (inputDrained && !keepRequested && unixListener) else {
             request.keepConnection = 0
             FCGX_Finish_r(&request)
@@ -213,13 +216,16 @@ public final class FastCGIServer: @unchecked Sendable {
     /// Reads the input up to its end-of-stream record, so that nothing of this request is left on a kept
     /// connection to be taken for the start of the next (libfcgi returns a request once its params are in;
     /// the empty stdin record behind them may still be unread when the params were long). A request without
-    /// a body, or whose body was read, has only that record left: a few bytes beyond are tolerated, more are not.
-    private static func readEndOfInput(_ input: UnsafeMutablePointer<FCGX_Stream>?) -> Bool {
+    /// a body, or whose body was read, has only that record left. An unread body up to `limit` is read and dropped.
+    private static func readEndOfInput(_ input: UnsafeMutablePointer<FCGX_Stream>?, limit: Int) -> Bool {
         guard let input else { return false }
         var extra = 0
-        while FCGX_GetChar(input) != EOF {
-            extra += 1
-            if extra > 65_536 { return false }
+        var chunk = [CChar](repeating: 0, count: 16_384)
+        while true {
+            let n = FCGX_GetStr(&chunk, Int32(chunk.count), input)
+            if n <= 0 { break }
+            extra += Int(n)
+            if extra > limit { return false }
         }
         return FCGX_HasSeenEOF(input) != 0 && FCGX_GetError(input) == 0
     }

@@ -122,6 +122,34 @@ def test_sequential_requests_reuse_one_kept_connection(stack):
     assert len(later - first) <= 2, f"{len(later - first)} new connections for 39 sequential requests"
 
 
+def test_a_body_answered_before_it_was_read_keeps_its_connection(stack):
+    """An API that refuses a POST before reading its body (here: no token, 401) reads and drops that small body
+    and keeps the connection: nginx sent the body whole and may reuse the connection at once, so closing it
+    instead raced nginx's next request on it (a 502, never retried for a POST; seen in the e2e suite). Shown
+    as in the sequential test: one kept connection serves them all, and every answer is the API's own."""
+    pid = stack.pid("maps-api")
+    url = urllib.parse.urlsplit(stack.base_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    answers = []
+    try:
+        def ask(i: int) -> None:
+            body = json.dumps({"q": "SELECT 1", "pad": "x" * (i * 997)}).encode()
+            conn.request("POST", "/api/v3/sql/carto_dw/query", body=body, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            answers.append((r.status, json.loads(r.read()).get("code")))
+        ask(0)
+        first = connection_sockets(pid, stack.api_socket("maps-api"))
+        for i in range(1, 30):
+            ask(i)
+        later = connection_sockets(pid, stack.api_socket("maps-api"))
+    finally:
+        conn.close()
+    assert {status for status, _ in answers} == {401}, answers
+    assert first, "the refused POST's connection was not kept"
+    assert first & later, "the first refused POST's connection was not kept"
+    assert len(later - first) <= 2, f"{len(later - first)} new connections for 29 sequential refused POSTs"
+
+
 def test_upload_over_the_limit_still_gets_its_json_error(stack):
     """The body is not read (413 before reading): the lingering close lets nginx finish sending, so the
     client sees maps-api's JSON error rather than nginx's 502."""
