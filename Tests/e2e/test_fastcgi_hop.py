@@ -367,58 +367,176 @@ def test_sigterm_answers_the_request_in_flight_and_closes_idle_kept_connections(
         assert s.recv(1) == b""  # closed, not left hanging
 
 
-def test_restarts_behind_a_held_listen_socket_fail_no_request(stack):
-    """As under systemd's socket activation (the listen socket outlives the process, handed over as fd 0):
-    maps-api stopped with SIGTERM and started again, twice, while a client asks one request after another
-    through nginx. The stop closes the kept connections nginx holds; nginx must not send a request into one
-    of them, and requests arriving between the two processes wait in the backlog."""
-    path = stack.api_socket("maps-api")
-    stack.stop_api("maps-api")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    os.chmod(path, 0o666)
-    listener.listen(1024)
-    env = {k: v for k, v in {**os.environ, **stack.env}.items() if k not in ("LISTEN_FDS", "LISTEN_PID")}
-    log = open(stack.log_path("maps-api"), "ab")
-    procs = []
+class HeldMapsApi:
+    """maps-api behind a listen socket the test holds, as under systemd's socket activation (the listen
+    socket outlives the process, handed over as fd 0): restart() stops it with SIGTERM and starts a new
+    one; requests arriving between the two wait in the backlog."""
 
-    def spawn() -> None:
-        procs.append(subprocess.Popen([str(BIN / API_PROGRAMS["maps-api"])], stdin=listener.fileno(),
-                                      stdout=log, stderr=subprocess.STDOUT, env=env))
+    def __init__(self, stack):
+        self.stack = stack
+        self.path = stack.api_socket("maps-api")
+        self.procs: list[subprocess.Popen] = []
+        self.exits: list[int] = []
 
-    def restart() -> None:
-        procs[-1].send_signal(signal.SIGTERM)
-        exits.append(procs[-1].wait(30))
-        spawn()
+    def __enter__(self) -> "HeldMapsApi":
+        self.stack.stop_api("maps-api")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(self.path))
+        os.chmod(self.path, 0o666)
+        self.listener.listen(1024)
+        self.env = {k: v for k, v in {**os.environ, **self.stack.env}.items() if k not in ("LISTEN_FDS", "LISTEN_PID")}
+        self.log = open(self.stack.log_path("maps-api"), "ab")
+        self.spawn()
+        return self
 
-    exits: list[int] = []
-    failures: list[str] = []
-    spawn()
-    url = urllib.parse.urlsplit(stack.base_url)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    try:
-        restarter = None
-        for i in range(300):
-            if i in (60, 180):
-                if restarter:
-                    restarter.join(60)
-                restarter = threading.Thread(target=restart)
-                restarter.start()
-            conn.request("GET", f"/api/v3/maps/health?restart={unique()}")
-            r = conn.getresponse()
-            body = r.read()
-            if r.status != 200:
-                failures.append(f"request {i}: {r.status} {body[:120]!r}")
-        restarter.join(60)
-    finally:
-        conn.close()
-        for p in procs:
+    def spawn(self) -> None:
+        self.procs.append(subprocess.Popen([str(BIN / API_PROGRAMS["maps-api"])], stdin=self.listener.fileno(),
+                                           stdout=self.log, stderr=subprocess.STDOUT, env=self.env))
+
+    def restart(self) -> None:
+        self.procs[-1].send_signal(signal.SIGTERM)
+        self.exits.append(self.procs[-1].wait(30))
+        self.spawn()
+
+    def __exit__(self, *exc) -> None:
+        for p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(30)
-        listener.close()
-        log.close()
-        path.unlink(missing_ok=True)
-        stack.start_api("maps-api", BIN / API_PROGRAMS["maps-api"])
-    assert exits == [0, 0]
+        self.listener.close()
+        self.log.close()
+        self.path.unlink(missing_ok=True)
+        self.stack.start_api("maps-api", BIN / API_PROGRAMS["maps-api"])
+
+
+def test_restarts_behind_a_held_listen_socket_fail_no_request(stack):
+    """maps-api stopped with SIGTERM and started again, twice, behind a held listen socket while a client
+    asks one request after another through nginx. The stop closes the kept connections nginx holds; nginx
+    must not send a request into one of them, and requests arriving between the two processes wait in the
+    backlog."""
+    failures: list[str] = []
+    url = urllib.parse.urlsplit(stack.base_url)
+    with HeldMapsApi(stack) as held:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        try:
+            restarter = None
+            for i in range(300):
+                if i in (60, 180):
+                    if restarter:
+                        restarter.join(60)
+                    restarter = threading.Thread(target=held.restart)
+                    restarter.start()
+                conn.request("GET", f"/api/v3/maps/health?restart={unique()}")
+                r = conn.getresponse()
+                body = r.read()
+                if r.status != 200:
+                    failures.append(f"request {i}: {r.status} {body[:120]!r}")
+            restarter.join(60)
+        finally:
+            conn.close()
+    assert held.exits == [0, 0]
     assert not failures, failures[:5]
+
+
+def test_restarts_under_concurrent_load_fail_no_get_and_replay_no_post(stack, admin):
+    """8 clients asking GETs and one client POSTing SQL writes while maps-api restarts five times behind a
+    held listen socket. A request nginx writes into a kept connection the stopping process is closing is
+    tried again on a new connection (fastcgi_next_upstream error): no GET fails. A POST is never tried
+    again (it may have run), so it may get a 502 here, but no POST ever runs twice: each one inserts its
+    own value, and no value is in the table twice."""
+    token = admin.token
+    table = unique("e2e_replay")
+    url = urllib.parse.urlsplit(stack.base_url)
+    sql = SQL_PATH.format(conn="carto_dw")
+
+    def post(conn: http.client.HTTPConnection, q: str, params: list | None = None) -> tuple[int, bytes]:
+        body = json.dumps({"q": q, **({"queryParameters": params} if params is not None else {})})
+        conn.request("POST", sql, body=body, headers={"Authorization": f"Bearer {token}",
+                                                        "Content-Type": "application/json"})
+        r = conn.getresponse()
+        return r.status, r.read()
+
+    setup = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    try:
+        assert post(setup, f"CREATE TABLE {table} (v text NOT NULL)")[0] == 200
+    finally:
+        setup.close()
+
+    stop = threading.Event()
+    lock = threading.Lock()
+    get_failures: list[str] = []
+    gets = [0]
+    posts: dict[str, int] = {}
+    post_errors: list[str] = []
+
+    def get_client(k: int) -> None:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        try:
+            while not stop.is_set():
+                conn.request("GET", f"/api/v3/maps/health?load={k}-{unique()}")
+                r = conn.getresponse()
+                body = r.read()
+                with lock:
+                    gets[0] += 1
+                    if r.status != 200:
+                        get_failures.append(f"{r.status} {body[:120]!r}")
+        except Exception as e:  # noqa: BLE001 - any failure of a client is the finding
+            with lock:
+                get_failures.append(repr(e))
+        finally:
+            conn.close()
+
+    def post_client() -> None:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        try:
+            while not stop.is_set():
+                value = unique("v")
+                status, body = post(conn, f"INSERT INTO {table} (v) VALUES ($1)", [value])
+                with lock:
+                    posts[value] = status
+                    if status not in (200, 502):
+                        post_errors.append(f"{status} {body[:120]!r}")
+                if status != 200:
+                    # nginx closed the client connection with its error or not: start afresh.
+                    conn.close()
+                    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        except Exception as e:  # noqa: BLE001
+            with lock:
+                post_errors.append(repr(e))
+        finally:
+            conn.close()
+
+    with HeldMapsApi(stack) as held:
+        clients = [threading.Thread(target=get_client, args=(k,)) for k in range(8)]
+        clients.append(threading.Thread(target=post_client))
+        for t in clients:
+            t.start()
+        try:
+            for _ in range(5):
+                # Restarts spaced by answered requests, not by time.
+                mark = gets[0]
+                wait_until(lambda: gets[0] >= mark + 400 and len(posts) >= 20, 120, 0.01)
+                held.restart()
+                posts_before = len(posts)
+                wait_until(lambda: len(posts) >= posts_before + 20, 120, 0.01)
+        finally:
+            stop.set()
+            for t in clients:
+                t.join(120)
+
+    verify = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+    try:
+        status, body = post(verify, f"SELECT v, count(*)::int AS n FROM {table} GROUP BY v")
+        assert status == 200, body[:200]
+        stored = {row["v"]: row["n"] for row in json.loads(body)["rows"]}
+        post(verify, f"DROP TABLE {table}")
+    finally:
+        verify.close()
+    post_502 = sum(1 for s in posts.values() if s == 502)
+    print(f"\n{gets[0]} GETs, {len(posts)} POSTs ({post_502} answered 502) across 5 restarts")
+    assert held.exits == [0] * 5
+    assert not get_failures, (len(get_failures), get_failures[:5])
+    assert not post_errors, post_errors[:5]
+    assert {v: n for v, n in stored.items() if n != 1} == {}, "a POST ran twice"
+    assert set(stored) <= set(posts), "a value no client sent"
+    assert all(v in stored for v, s in posts.items() if s == 200), "a POST answered 200 left no row"
