@@ -41,7 +41,8 @@ struct StagingScan: Sendable {
 
     static func remainingMs(_ deadline: Date) -> Int { max(1000, Int(deadline.timeIntervalSinceNow * 1000)) }
 
-    private static func inTransaction<T>(_ db: PGConnection, timeoutMs: Int, _ body: () throws -> T) throws -> T {
+    /// `body` in a transaction whose statements may run `timeoutMs` (SET LOCAL: it ends with the transaction).
+    static func inTransaction<T>(_ db: PGConnection, timeoutMs: Int, _ body: () throws -> T) throws -> T {
         try db.execute("BEGIN")
         do {
             try db.execute("SELECT set_config('statement_timeout', $1, true)", [String(timeoutMs)])

@@ -169,17 +169,7 @@ struct Warehouse {
 
     /// `body` in a transaction whose statements end by the import's deadline.
     private func transaction<T>(_ db: PGConnection, deadline: Date, _ body: () throws -> T) throws -> T {
-        try db.execute("BEGIN")
-        do {
-            let remaining = max(1000, Int(deadline.timeIntervalSinceNow * 1000))
-            try db.execute("SELECT set_config('statement_timeout', $1, true)", [String(remaining)])
-            let value = try body()
-            try db.execute("COMMIT")
-            return value
-        } catch {
-            if db.isHealthy { _ = try? db.execute("ROLLBACK") }
-            throw error
-        }
+        try StagingScan.inTransaction(db, timeoutMs: StagingScan.remainingMs(deadline), body)
     }
 
     /// Renames the attributes CARTO-style and the geometry column to `geom`; returns the geometry
