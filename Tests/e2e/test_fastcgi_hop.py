@@ -17,6 +17,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -339,6 +340,30 @@ def test_sigterm_answers_the_request_in_flight_and_closes_idle_kept_connections(
         assert s.recv(1) == b""  # closed, not left hanging
 
 
+
+def test_after_sigterm_kept_connections_are_served_until_their_peer_closes_them(stack, private):
+    """On SIGTERM the server stops accepting but still serves the connections nginx keeps, because its own
+    close could race a POST nginx is writing (a 502 nginx must not retry): nginx retires them itself within
+    its keepalive_time/keepalive_timeout. Once the peer has closed them all, the process exits."""
+    kept = [private() for _ in range(3)]
+    for s in kept:
+        assert ask_health(s) == (200, {"status": "ok"})
+    log = stack.log_path(PRIVATE)
+    stops_before = log.read_bytes().count(b"event=stopping")
+    exit_status: list[int | None] = []
+    stopper = threading.Thread(target=lambda: exit_status.append(stack.stop_api(PRIVATE, signal.SIGTERM)))
+    stopper.start()
+    try:
+        wait_until(lambda: log.read_bytes().count(b"event=stopping") > stops_before, 10, 0.01)
+        for s in kept:
+            assert ask_health(s) == (200, {"status": "ok"})  # served, not closed under nginx
+    finally:
+        for s in kept:
+            s.close()  # as nginx retires them
+        stopper.join(30)
+    assert exit_status == [0]
+
+
 class HeldMapsApi:
     """maps-api behind a listen socket the test holds, as under systemd's socket activation (the listen
     socket outlives the process, handed over as fd 0): restart() stops it with SIGTERM and starts a new
@@ -349,6 +374,7 @@ class HeldMapsApi:
         self.path = stack.api_socket("maps-api")
         self.procs: list[subprocess.Popen] = []
         self.exits: list[int] = []
+        self.stop_seconds: list[float] = []  # SIGTERM to exit, printed (not asserted: timing)
 
     def __enter__(self) -> "HeldMapsApi":
         self.stack.stop_api("maps-api")
@@ -366,8 +392,10 @@ class HeldMapsApi:
                                            stdout=self.log, stderr=subprocess.STDOUT, env=self.env))
 
     def restart(self) -> None:
+        started = time.monotonic()
         self.procs[-1].send_signal(signal.SIGTERM)
         self.exits.append(self.procs[-1].wait(30))
+        self.stop_seconds.append(time.monotonic() - started)
         self.spawn()
 
     def __exit__(self, *exc) -> None:
@@ -438,6 +466,7 @@ def test_restarts_under_concurrent_load_fail_no_get_and_replay_no_post(stack, ad
     lock = threading.Lock()
     get_failures: list[str] = []
     gets = [0]
+    slowest = [0.0]  # printed: a request on a new connection waits in the backlog for the next process
     posts: dict[str, int] = {}
     post_errors: list[str] = []
 
@@ -445,10 +474,12 @@ def test_restarts_under_concurrent_load_fail_no_get_and_replay_no_post(stack, ad
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
         try:
             while not stop.is_set():
+                started = time.monotonic()
                 conn.request("GET", f"/api/v3/maps/health?load={k}-{unique()}")
                 r = conn.getresponse()
                 body = r.read()
                 with lock:
+                    slowest[0] = max(slowest[0], time.monotonic() - started)
                     gets[0] += 1
                     if r.status != 200:
                         get_failures.append(f"{r.status} {body[:120]!r}")
@@ -505,7 +536,8 @@ def test_restarts_under_concurrent_load_fail_no_get_and_replay_no_post(stack, ad
     finally:
         verify.close()
     post_502 = sum(1 for s in posts.values() if s == 502)
-    print(f"\n{gets[0]} GETs, {len(posts)} POSTs ({post_502} answered 502) across 5 restarts")
+    print(f"\n{gets[0]} GETs, {len(posts)} POSTs ({post_502} answered 502) across 5 restarts; "
+          f"SIGTERM to exit {', '.join(f'{s:.2f}' for s in held.stop_seconds)} s; slowest GET {slowest[0]:.2f} s")
     assert held.exits == [0] * 5
     assert not get_failures, (len(get_failures), get_failures[:5])
     assert not post_errors, post_errors[:5]
