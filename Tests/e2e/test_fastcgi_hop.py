@@ -388,8 +388,13 @@ class HeldMapsApi:
         return self
 
     def spawn(self) -> None:
+        # Until it listens, the program has not taken SIGTERM over: the next restart must not come sooner
+        # (the stop's grace lets a restart be over before the next process has started).
+        log = self.stack.log_path("maps-api")
+        started = log.read_bytes().count(b"event=listening")
         self.procs.append(subprocess.Popen([str(BIN / API_PROGRAMS["maps-api"])], stdin=self.listener.fileno(),
                                            stdout=self.log, stderr=subprocess.STDOUT, env=self.env))
+        wait_until(lambda: log.read_bytes().count(b"event=listening") > started, 30, 0.01)
 
     def restart(self) -> None:
         started = time.monotonic()
