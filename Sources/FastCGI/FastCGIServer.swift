@@ -7,26 +7,41 @@ import Observability
 /// connections nginx keeps between requests (fastcgi_keep_conn) and a stop eventfd. The listen socket and
 /// every kept connection are armed for one wake-up at a time (EPOLLONESHOT), so one thread takes a
 /// connection only when a request arrives on it and owns it until it arms it again: an idle kept connection
-/// holds no thread, and nginx may keep more connections than there are threads. A SIGTERM wakes every
+/// holds no thread, and nginx may keep more connections than there are threads. A SIGTERM stops accepting,
+/// serves the kept connections until nginx has retired them all (see `keptGraceSeconds`), then wakes every
 /// thread without interrupting in-flight requests, which are drained before the process exits.
 public final class FastCGIServer: @unchecked Sendable {
     public struct Options: Sendable {
         public var socketPath: String?
         public var threads: Int
         public var drainSeconds: Double
-        public init(socketPath: String?, threads: Int, drainSeconds: Double = 8) {
+        /// How long after SIGTERM kept connections are still served, waiting for nginx to close them. Only a
+        /// close by the backend races a request nginx is writing (and nginx never retries a sent POST); nginx
+        /// closes a cached connection itself when it is released after a request past its upstream
+        /// `keepalive_time` (1 s), or after `keepalive_timeout` (1 s) idle in the cache, and does not check
+        /// the age when it takes one. So every connection is gone within keepalive_time + keepalive_timeout
+        /// + one request; under load (no idle time) within about keepalive_time. Keep above 2 s
+        /// (nginx/tessera-site.conf), and with `drainSeconds` below systemd's TimeoutStopSec.
+        public var keptGraceSeconds: Double
+        public init(socketPath: String?, threads: Int, drainSeconds: Double = 8, keptGraceSeconds: Double = 2.5) {
             self.socketPath = socketPath
             self.threads = threads
             self.drainSeconds = drainSeconds
+            self.keptGraceSeconds = keptGraceSeconds
         }
     }
 
     private let options: Options
     private let app: HTTPApplication
     private let stateLock = NSLock()
+    /// Set at SIGTERM: no new connection is accepted; kept connections are still served.
     private var stopping = false
+    /// Set when the grace for kept connections ends: a connection is closed rather than kept.
+    private var closing = false
     private var running = 0
     private var inFlight = 0
+    /// Threads holding a connection (claimed or accepted, until kept again or closed).
+    private var busy = 0
     private var listenFD: Int32 = -1
     /// The epoll set every idle thread waits in.
     private var events: Int32 = -1
@@ -78,23 +93,32 @@ public final class FastCGIServer: @unchecked Sendable {
 
         var signalNumber: Int32 = 0
         sigwait(&mask, &signalNumber)
-        // New connections wait in the listen backlog for the next process (systemd holds the socket). An idle
-        // kept connection is closed now: nginx drops it from its pool when it sees the close, and the sooner
-        // it does, the smaller the chance that it writes a request into a connection nobody will read. That
-        // chance is not nil: nginx retries nothing (fastcgi_next_upstream off), and a restart under 8 busy
-        // clients cost about 4 requests a 502 (none in a sequential loop; without kept connections, none).
+        // New connections wait in the listen backlog for the next process (systemd holds the socket).
         _ = epoll_ctl(events, EPOLL_CTL_DEL, listenFD, nil)
-        let (pending, closed) = stateLock.withLock { () -> (Int, Int) in
+        let (pending, kept) = stateLock.withLock { () -> (Int, Int) in
             stopping = true
+            return (inFlight, idle.count + busy)
+        }
+        SystemdNotify.stopping()
+        Log.info("stopping", [("signal", signalNumber), ("in_flight", pending), ("kept_connections", kept)])
+
+        // Closing a kept connection here could race a request nginx is writing into it (a POST it would
+        // answer with a 502): its requests are served until nginx closes it, each hang-up seen in the set.
+        let graceEnd = Date().addingTimeInterval(options.keptGraceSeconds)
+        while Date() < graceEnd {
+            if stateLock.withLock({ idle.isEmpty && busy == 0 }) { break }
+            usleep(10_000)
+        }
+        let closed = stateLock.withLock { () -> Int in
+            closing = true
             let count = idle.count
             for fd in idle { close(fd) }
             idle.removeAll()
-            return (inFlight, count)
+            return count
         }
-        SystemdNotify.stopping()
         var one: UInt64 = 1
         _ = write(stopFD, &one, 8)
-        Log.info("stopping", [("signal", signalNumber), ("in_flight", pending), ("idle_connections_closed", closed)])
+        Log.info("kept_connections_retired", [("idle_connections_closed", closed)])
 
         let deadline = Date().addingTimeInterval(options.drainSeconds)
         while Date() < deadline {
@@ -142,12 +166,17 @@ public final class FastCGIServer: @unchecked Sendable {
                 let fd = tessera_accept(listenFD)
                 _ = tessera_epoll_arm_once(events, listenFD, 0)
                 guard fd >= 0 else { continue }  // another process took it
+                stateLock.withLock { busy += 1 }
                 request.ipcFd = fd
             } else {
                 // A kept connection: ours unless the stop closed it after the wake-up.
-                let claimed = stateLock.withLock { idle.remove(ready) != nil }
+                let claimed = stateLock.withLock { () -> Bool in
+                    guard idle.remove(ready) != nil else { return false }
+                    if hungUp == 0 { busy += 1 }
+                    return true
+                }
                 guard claimed else { continue }  // the stop closed it; the stop eventfd ends this loop next
-                if hungUp != 0 {  // nginx closed it while idle (its keepalive_timeout, a reload, its exit)
+                if hungUp != 0 {  // nginx closed it (its keepalive_time or _timeout, a reload, its exit)
                     close(ready)
                     continue
                 }
@@ -158,23 +187,27 @@ public final class FastCGIServer: @unchecked Sendable {
             request.keepConnection = 1
             // On a protocol error or an end of file libfcgi closes the connection and tries the
             // (non-blocking) listen socket.
-            guard FCGX_Accept_r(&request) == 0 else { continue }
+            guard FCGX_Accept_r(&request) == 0 else {
+                stateLock.withLock { busy -= 1 }
+                continue
+            }
             stateLock.withLock { inFlight += 1 }
             let drained = serve(&request)
             let kept = finish(&request, inputDrained: drained)
             // Back in the shared set before this thread's after-response work (the pooled session's
             // reset), so nginx's next request on the connection need not wait for it.
             if let fd = kept { keep(fd, fresh: fresh) }
+            stateLock.withLock { busy -= 1 }
             AfterResponse.run()
             stateLock.withLock { inFlight -= 1 }
         }
     }
 
     /// Puts a connection nginx keeps back in the shared set for whichever thread is free when its next
-    /// request arrives; during the stop it is closed instead (nginx then opens a new one to the next process).
+    /// request arrives, also during the stop's grace (nginx closes it); after that it is closed instead.
     private func keep(_ fd: Int32, fresh: Bool) {
         let parked = stateLock.withLock { () -> Bool in
-            if stopping { return false }
+            if closing { return false }
             idle.insert(fd)
             return true
         }

@@ -17,6 +17,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -367,6 +368,30 @@ def test_sigterm_answers_the_request_in_flight_and_closes_idle_kept_connections(
         assert s.recv(1) == b""  # closed, not left hanging
 
 
+
+def test_after_sigterm_kept_connections_are_served_until_their_peer_closes_them(stack, private):
+    """On SIGTERM the server stops accepting but still serves the connections nginx keeps, because its own
+    close could race a POST nginx is writing (a 502 nginx must not retry): nginx retires them itself within
+    its keepalive_time/keepalive_timeout. Once the peer has closed them all, the process exits."""
+    kept = [private() for _ in range(3)]
+    for s in kept:
+        assert ask_health(s) == (200, {"status": "ok"})
+    log = stack.log_path(PRIVATE)
+    stops_before = log.read_bytes().count(b"event=stopping")
+    exit_status: list[int | None] = []
+    stopper = threading.Thread(target=lambda: exit_status.append(stack.stop_api(PRIVATE, signal.SIGTERM)))
+    stopper.start()
+    try:
+        wait_until(lambda: log.read_bytes().count(b"event=stopping") > stops_before, 10, 0.01)
+        for s in kept:
+            assert ask_health(s) == (200, {"status": "ok"})  # served, not closed under nginx
+    finally:
+        for s in kept:
+            s.close()  # as nginx retires them
+        stopper.join(30)
+    assert exit_status == [0]
+
+
 class HeldMapsApi:
     """maps-api behind a listen socket the test holds, as under systemd's socket activation (the listen
     socket outlives the process, handed over as fd 0): restart() stops it with SIGTERM and starts a new
@@ -377,6 +402,7 @@ class HeldMapsApi:
         self.path = stack.api_socket("maps-api")
         self.procs: list[subprocess.Popen] = []
         self.exits: list[int] = []
+        self.stop_seconds: list[float] = []  # SIGTERM to exit, printed (not asserted: timing)
 
     def __enter__(self) -> "HeldMapsApi":
         self.stack.stop_api("maps-api")
@@ -390,12 +416,19 @@ class HeldMapsApi:
         return self
 
     def spawn(self) -> None:
+        # Until it listens, the program has not taken SIGTERM over: the next restart must not come sooner
+        # (the stop's grace lets a restart be over before the next process has started).
+        log = self.stack.log_path("maps-api")
+        started = log.read_bytes().count(b"event=listening")
         self.procs.append(subprocess.Popen([str(BIN / API_PROGRAMS["maps-api"])], stdin=self.listener.fileno(),
                                            stdout=self.log, stderr=subprocess.STDOUT, env=self.env))
+        wait_until(lambda: log.read_bytes().count(b"event=listening") > started, 30, 0.01)
 
     def restart(self) -> None:
+        started = time.monotonic()
         self.procs[-1].send_signal(signal.SIGTERM)
         self.exits.append(self.procs[-1].wait(30))
+        self.stop_seconds.append(time.monotonic() - started)
         self.spawn()
 
     def __exit__(self, *exc) -> None:
@@ -411,9 +444,8 @@ class HeldMapsApi:
 
 def test_restarts_behind_a_held_listen_socket_fail_no_request(stack):
     """maps-api stopped with SIGTERM and started again, twice, behind a held listen socket while a client
-    asks one request after another through nginx. The stop closes the kept connections nginx holds; nginx
-    must not send a request into one of them, and requests arriving between the two processes wait in the
-    backlog."""
+    asks one request after another through nginx. The stop serves the kept connections nginx holds until
+    nginx retires them, and requests arriving between the two processes wait in the backlog."""
     failures: list[str] = []
     url = urllib.parse.urlsplit(stack.base_url)
     with HeldMapsApi(stack) as held:
@@ -440,10 +472,11 @@ def test_restarts_behind_a_held_listen_socket_fail_no_request(stack):
 
 def test_restarts_under_concurrent_load_fail_no_get_and_replay_no_post(stack, admin):
     """8 clients asking GETs and one client POSTing SQL writes while maps-api restarts five times behind a
-    held listen socket. A request nginx writes into a kept connection the stopping process is closing is
-    tried again on a new connection (fastcgi_next_upstream error): no GET fails. A POST is never tried
-    again (it may have run), so it may get a 502 here, but no POST ever runs twice: each one inserts its
-    own value, and no value is in the table twice."""
+    held listen socket. The stopping process serves its kept connections until nginx retires them
+    (keepalive_time, keepalive_timeout): no request is written into a connection it closes, so no POST
+    gets a 502 (nginx never tries a POST again: it may have run). A GET that failed on a kept connection
+    would be tried again on a new one (fastcgi_next_upstream error): no GET fails. No POST ever runs
+    twice: each one inserts its own value, and no value is in the table twice."""
     token = admin.token
     table = unique("e2e_replay")
     url = urllib.parse.urlsplit(stack.base_url)
@@ -466,6 +499,7 @@ def test_restarts_under_concurrent_load_fail_no_get_and_replay_no_post(stack, ad
     lock = threading.Lock()
     get_failures: list[str] = []
     gets = [0]
+    slowest = [0.0]  # printed: a request on a new connection waits in the backlog for the next process
     posts: dict[str, int] = {}
     post_errors: list[str] = []
 
@@ -473,10 +507,12 @@ def test_restarts_under_concurrent_load_fail_no_get_and_replay_no_post(stack, ad
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
         try:
             while not stop.is_set():
+                started = time.monotonic()
                 conn.request("GET", f"/api/v3/maps/health?load={k}-{unique()}")
                 r = conn.getresponse()
                 body = r.read()
                 with lock:
+                    slowest[0] = max(slowest[0], time.monotonic() - started)
                     gets[0] += 1
                     if r.status != 200:
                         get_failures.append(f"{r.status} {body[:120]!r}")
@@ -533,10 +569,12 @@ def test_restarts_under_concurrent_load_fail_no_get_and_replay_no_post(stack, ad
     finally:
         verify.close()
     post_502 = sum(1 for s in posts.values() if s == 502)
-    print(f"\n{gets[0]} GETs, {len(posts)} POSTs ({post_502} answered 502) across 5 restarts")
+    print(f"\n{gets[0]} GETs, {len(posts)} POSTs ({post_502} answered 502) across 5 restarts; "
+          f"SIGTERM to exit {', '.join(f'{s:.2f}' for s in held.stop_seconds)} s; slowest GET {slowest[0]:.2f} s")
     assert held.exits == [0] * 5
     assert not get_failures, (len(get_failures), get_failures[:5])
     assert not post_errors, post_errors[:5]
+    assert post_502 == 0, f"{post_502} POSTs answered 502"
     assert {v: n for v, n in stored.items() if n != 1} == {}, "a POST ran twice"
     assert set(stored) <= set(posts), "a value no client sent"
     assert all(v in stored for v, s in posts.items() if s == 200), "a POST answered 200 left no row"
