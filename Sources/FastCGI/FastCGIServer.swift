@@ -192,8 +192,8 @@ public final class FastCGIServer: @unchecked Sendable {
                 continue
             }
             stateLock.withLock { inFlight += 1 }
-            let drained = serve(&request)
-            let kept = finish(&request, inputDrained: drained)
+            let input = serve(&request)
+            let kept = finish(&request, input)
             // Back in the shared set before this thread's after-response work (the pooled session's
             // reset), so nginx's next request on the connection need not wait for it.
             if let fd = kept { keep(fd, fresh: fresh) }
@@ -220,16 +220,17 @@ public final class FastCGIServer: @unchecked Sendable {
     }
 
     /// Ends the request and returns its connection when nginx keeps it (FCGI_KEEP_CONN) for the next one.
-    /// A connection with more than 64 KB of input left unread is never kept (nginx, still sending, would not
-    /// reuse it either): it gets libfcgi's lingering close (shutdown, poll, read, close and a sleep), which lets nginx finish
+    /// A connection with a large or unknown-length body left unread is never kept (nginx, still sending, would
+    /// not reuse it either): it gets libfcgi's lingering close (shutdown, poll, read, close and a sleep), which lets nginx finish
     /// sending an upload so that it reads the response rather than a reset. A connection nginx does not keep,
     /// on a unix socket with nothing left to read, has nothing to protect and is closed at once.
-    private func finish(_ request: inout FCGX_Request, inputDrained: Bool) -> Int32? {
+    private func finish(_ request: inout FCGX_Request, _ input: InputLeft) -> Int32? {
+        let inputDrained = input == .none
         let keepRequested = request.keepConnection != 0
         // A body the handler did not read (an error answered before parsing it) is read and dropped when it is
         // small: nginx has sent it whole and reuses the connection, so closing it would fail nginx's next request
         // on it (a 502 that is never retried for a POST). A larger one gets the lingering close below.
-        let keep = keepRequested && Self.readEndOfInput(request.in, limit: 65_536)
+        let keep = keepRequested && input != .large && Self.readEndOfInput(request.in, limit: Self.smallBody)
         guard keep || (inputDrained && !keepRequested && unixListener) else {
             request.keepConnection = 0
             FCGX_Finish_r(&request)
@@ -263,19 +264,32 @@ public final class FastCGIServer: @unchecked Sendable {
         return FCGX_HasSeenEOF(input) != 0 && FCGX_GetError(input) == 0
     }
 
-    /// Serves one request; returns whether its input was read to the end (or there was none).
-    private func serve(_ raw: inout FCGX_Request) -> Bool {
+    /// Serves one request; returns what of its body is left unread.
+    /// What of a request's body its handler left unread: nothing, a body nginx has announced as small (read and
+    /// dropped to keep the connection), or one that is large or of unknown length (never waited for: nginx may
+    /// still be streaming it from a slow client, and the response goes out only once the request is finished).
+    enum InputLeft { case none, small, large }
+
+    static let smallBody = 65_536
+
+    private static func inputLeft(_ exchange: FastCGIExchange, _ request: HTTPRequest) -> InputLeft {
+        if exchange.inputDrained(request) { return .none }
+        if let length = request.contentLength, length <= smallBody, request.headers["transfer-encoding"] == nil { return .small }
+        return .large
+    }
+
+    private func serve(_ raw: inout FCGX_Request) -> InputLeft {
         let started = DispatchTime.now().uptimeNanoseconds
         let exchange = FastCGIExchange(raw: &raw)
         let request = exchange.makeRequest()
         // Only nginx's loopback metrics server sets this parameter; a client cannot (headers arrive as HTTP_*).
         if exchange.param("METRICS_SCRAPE") == "1" {
             _ = exchange.send(Self.metricsResponse(), requestId: request.requestId)
-            return exchange.inputDrained(request)
+            return Self.inputLeft(exchange, request)
         }
         let response = app.handle(request)
         let (status, bytes) = exchange.send(response, requestId: request.requestId)
-        let drained = exchange.inputDrained(request)
+        let drained = Self.inputLeft(exchange, request)
         let micros = (DispatchTime.now().uptimeNanoseconds - started) / 1000
         app.requests.observe(route: response.route, status: status, seconds: Double(micros) / 1_000_000, bytes: bytes)
         // nginx's access log already has every request with its id; here only what needs a second look.
