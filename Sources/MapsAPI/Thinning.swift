@@ -70,8 +70,11 @@ struct Thinning: Sendable, Equatable {
     /// order must see every row), or nil for every row. The sample is repeatable and chosen per zoom, so a row
     /// is in or out in every tile alike; only the sampled blocks are read (a row sample would read them all,
     /// 3-12x slower here). Blocks are specks at these zooms, however the table is ordered on disk.
-    func samplePercent(z: Int, ordered: Bool) -> Double? {
-        guard !ordered else { return nil }
+    /// `levelled`: the zoom's tiles may also come from precomputed levels (ThinningLevels), which keep the exact
+    /// rule over every row; a sampled live tile beside a precomputed one would then keep other features in their
+    /// shared buffer (a seam), so such a tile reads every row too while the levels are being built.
+    func samplePercent(z: Int, ordered: Bool, levelled: Bool = false) -> Double? {
+        guard !ordered, !levelled else { return nil }
         let percent = 100 * Double(Self.sampleAbove) * Double(Self.tileTarget) / max(1, averagePerTile(z: z) * 8)
         return percent < 100 ? percent : nil
     }
@@ -153,14 +156,16 @@ struct Thinning: Sendable, Equatable {
     /// `fraction_dropped_per_zoom` from `droppedSQL`'s rows (zoom, features, kept), zooms 0...maxZoom+1 (none
     /// dropped from there on); the sampled zooms keep at most their sample.
     /// `levels`: the precomputed thinning levels' exact counts (ThinningLevels), for the zooms they serve.
-    func fractionDropped(_ rows: [(z: Int, total: Double, kept: Double)], levels: (kept: [Int], total: Int)? = nil) -> [Double] {
+    /// `levelled`: the source's low zooms are served by levels (built or not): their live tiles are not sampled.
+    func fractionDropped(_ rows: [(z: Int, total: Double, kept: Double)], levels: (kept: [Int], total: Int)? = nil,
+                         levelled: Bool = false) -> [Double] {
         (0...(maxZoom + 1)).map { z in
             if let levels, levels.total > 0, ThinningLevels.zooms(self)?.contains(z) == true, z < levels.kept.count {
                 return max(0, min(1, 1 - Double(levels.kept[z]) / Double(levels.total)))
             }
             guard let row = rows.first(where: { $0.z == z }), row.total > 0 else { return 0 }
             var kept = row.kept
-            if let percent = samplePercent(z: z, ordered: false) { kept = min(kept, row.total * percent / 100) }
+            if let percent = samplePercent(z: z, ordered: false, levelled: levelled && ThinningLevels.zooms(self)?.contains(z) == true) { kept = min(kept, row.total * percent / 100) }
             return max(0, min(1, 1 - kept / row.total))
         }
     }

@@ -78,7 +78,7 @@ struct TileJSONBuilder {
                 let comment = try ThinningLevels.commentSQL(relation: relation)
                 levels = ThinningLevels.counts(try connection.execute(comment.text, comment.parameters, watch: watch).string(0, 0))
             }
-            tilejson["fraction_dropped_per_zoom"] = .array(thinning.fractionDropped(rows, levels: levels).map { .number(($0 * 10_000).rounded() / 10_000) })
+            tilejson["fraction_dropped_per_zoom"] = .array(thinning.fractionDropped(rows, levels: levels, levelled: ThinningLevels.key(record, thinning) != nil).map { .number(($0 * 10_000).rounded() / 10_000) })
             // Tessera's own: how the thinned zooms choose, for the builder's legend note.
             tilejson["thinning"] = ["maxzoom": .int(thinning.maxZoom), "perCell": .int(thinning.perCell),
                                     "cellsPerTile": .int(thinning.cellsPerSide),

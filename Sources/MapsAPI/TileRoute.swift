@@ -242,7 +242,9 @@ struct TileRoute: Sendable {
     /// A seamlessly thinned tile (see `Thinning`): features and their count.
     static func runThinned(_ maps: MapsService, _ record: SourceRecord, _ thinning: Thinning, _ db: PGConnection,
                            _ z: Int, _ x: Int, _ y: Int, _ watch: PGConnection.Watch) throws -> ([UInt8], Int) {
-        let percent = record.definition.kind == .table ? thinning.samplePercent(z: z, ordered: record.definition.thinningOrder != nil) : nil
+        let percent = record.definition.kind == .table
+            ? thinning.samplePercent(z: z, ordered: record.definition.thinningOrder != nil,
+                                     levelled: thinningLevelsKey(record, thinning, z: z) != nil) : nil
         let sql = try maps.tileSQL(record, percent == nil ? .thinned : .thinnedSampled)
         guard let parameters = sql.thinnedParameters(thinning, z: z, x: x, y: y, samplePercent: percent) else { return ([], 0) }
         let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true)

@@ -97,6 +97,13 @@ final class ThinningTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(big.samplePercent(z: 1, ordered: false)), 2.048, accuracy: 0.01)
         XCTAssertEqual(try XCTUnwrap(big.samplePercent(z: 3, ordered: false)), 32.77, accuracy: 0.05)
         XCTAssertNil(big.samplePercent(z: 4, ordered: false))
+        // A zoom precomputed levels serve reads every row live too: a sampled live tile beside a precomputed one
+        // keeps other features in their shared buffer (issue 13's seam between 3/3/2 and 3/4/2).
+        XCTAssertNil(big.samplePercent(z: 1, ordered: false, levelled: true))
+        // ... and the TileJSON's kept share for such a zoom is the exact rule's, not capped at the sample.
+        let rows = [(z: 1, total: 5_000_000.0, kept: 1_000_000.0)]
+        XCTAssertEqual(big.fractionDropped(rows)[1], 1 - 0.02048, accuracy: 0.0001)
+        XCTAssertEqual(big.fractionDropped(rows, levelled: true)[1], 0.8, accuracy: 0.0001)
     }
 
     func testThinnedStatementSnapshots() throws {
