@@ -122,6 +122,14 @@ extension SelftestRun {
         let tile = SelftestHTTP.localPath(template).replacingOccurrences(of: "%7Bz%7D", with: "0")
             .replacingOccurrences(of: "%7Bx%7D", with: "0").replacingOccurrences(of: "%7By%7D", with: "0")
             .replacingOccurrences(of: "{z}", with: "0").replacingOccurrences(of: "{x}", with: "0").replacingOccurrences(of: "{y}", with: "0")
+        // The earlier checks' writes (imports, the batch job) queue purges of this connection that repeat for a few
+        // seconds after each write (DataChange): a tile cached before the last of them ran would be purged under us.
+        _ = try wait("the earlier writes' purges", seconds: 30) { () -> Bool? in
+            try services.metadata.withConnection { db in
+                try db.execute("SELECT count(*) FROM jobs WHERE queue = 'cdn' AND account_id = $1 AND state IN ('available', 'retryable', 'running')",
+                               [accountId]).string(0, 0) == "0" ? true : nil
+            }
+        }
         let first = try http.request("GET", tile, token: token)
         guard first.status == 200, !first.body.isEmpty else { throw SelftestFailure("tile: HTTP \(first.status), \(first.body.count) bytes") }
         let second = try http.request("GET", tile, token: token)
