@@ -397,3 +397,11 @@ def cell_tile(maps, tj: dict, index: str) -> dict:
     body = assert_ok(r)
     assert r.header("Content-Type") == "application/json"
     return {c["id"]: (c["properties"]["n"], c["properties"]["total"]) for c in body}
+
+
+# A point per row `i` (over generate_series), clustered as dense point layers are: three of four rows near
+# Paris, Berlin or Rome (Madrid's centre is never picked: 1 + i % 3), the rest spread over Europe. Seeded by
+# the caller's setseed, so a table built with it is the same in every run.
+CLUSTERED_EUROPE_POINT = """ST_SetSRID(ST_MakePoint(
+    CASE WHEN i % 4 = 0 THEN -10 + 40 * random() ELSE (ARRAY[2.35, 13.4, 12.5, -3.7])[1 + i % 3] + 4 * (random() - 0.5) END,
+    CASE WHEN i % 4 = 0 THEN 36 + 24 * random() ELSE (ARRAY[48.85, 52.5, 41.9, 40.4])[1 + i % 3] + 4 * (random() - 0.5) END), 4326)"""

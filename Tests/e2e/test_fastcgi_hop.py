@@ -100,24 +100,30 @@ def test_concurrent_requests_get_whole_answers_and_leave_no_socket(stack):
     assert open_sockets(pid) <= before + NGINX_POOL + 2
 
 
-def test_sequential_requests_reuse_one_kept_connection(stack):
-    """One client asking one request after another: nginx hands maps-api the same kept connection each time
-    (without keep_conn every request was a new connection, closed after its answer)."""
+def kept_sockets(stack, ask, count: int) -> tuple[set[int], set[int]]:
+    """maps-api's connection sockets after `ask(0)` and after `ask(1..count-1)`, all sent on one client
+    connection, so nginx hands each request to the kept connection the previous one used."""
     pid = stack.pid("maps-api")
     url = urllib.parse.urlsplit(stack.base_url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     try:
-        def ask(i: int) -> None:
-            conn.request("GET", f"/api/v3/maps/health?reuse={unique()}-{i}")
-            r = conn.getresponse()
-            assert (r.status, json.loads(r.read())) == (200, {"status": "ok"})
-        ask(0)
+        ask(conn, 0)
         first = connection_sockets(pid, stack.api_socket("maps-api"))
-        for i in range(1, 40):
-            ask(i)
-        later = connection_sockets(pid, stack.api_socket("maps-api"))
+        for i in range(1, count):
+            ask(conn, i)
+        return first, connection_sockets(pid, stack.api_socket("maps-api"))
     finally:
         conn.close()
+
+
+def test_sequential_requests_reuse_one_kept_connection(stack):
+    """One client asking one request after another: nginx hands maps-api the same kept connection each time
+    (without keep_conn every request was a new connection, closed after its answer)."""
+    def ask(conn, i: int) -> None:
+        conn.request("GET", f"/api/v3/maps/health?reuse={unique()}-{i}")
+        r = conn.getresponse()
+        assert (r.status, json.loads(r.read())) == (200, {"status": "ok"})
+    first, later = kept_sockets(stack, ask, 40)
     assert first, "no kept connection after the first request"
     assert first & later, "the first request's connection was not kept"
     assert len(later - first) <= 2, f"{len(later - first)} new connections for 39 sequential requests"
@@ -128,23 +134,14 @@ def test_a_body_answered_before_it_was_read_keeps_its_connection(stack):
     and keeps the connection: nginx sent the body whole and may reuse the connection at once, so closing it
     instead raced nginx's next request on it (a 502, never retried for a POST; seen in the e2e suite). Shown
     as in the sequential test: one kept connection serves them all, and every answer is the API's own."""
-    pid = stack.pid("maps-api")
-    url = urllib.parse.urlsplit(stack.base_url)
-    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     answers = []
-    try:
-        def ask(i: int) -> None:
-            body = json.dumps({"q": "SELECT 1", "pad": "x" * (i * 997)}).encode()
-            conn.request("POST", "/api/v3/sql/carto_dw/query", body=body, headers={"Content-Type": "application/json"})
-            r = conn.getresponse()
-            answers.append((r.status, json.loads(r.read()).get("code")))
-        ask(0)
-        first = connection_sockets(pid, stack.api_socket("maps-api"))
-        for i in range(1, 30):
-            ask(i)
-        later = connection_sockets(pid, stack.api_socket("maps-api"))
-    finally:
-        conn.close()
+
+    def ask(conn, i: int) -> None:
+        body = json.dumps({"q": "SELECT 1", "pad": "x" * (i * 997)}).encode()
+        conn.request("POST", "/api/v3/sql/carto_dw/query", body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        answers.append((r.status, json.loads(r.read()).get("code")))
+    first, later = kept_sockets(stack, ask, 30)
     assert {status for status, _ in answers} == {401}, answers
     assert first, "the refused POST's connection was not kept"
     assert first & later, "the first refused POST's connection was not kept"

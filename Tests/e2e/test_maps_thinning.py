@@ -42,9 +42,7 @@ def dense(stack):
         SELECT setseed(0.13);
         INSERT INTO {TABLE}
           SELECT i, 0, 'place ' || i,
-                 ST_SetSRID(ST_MakePoint(
-                   CASE WHEN i % 4 = 0 THEN -10 + 40 * random() ELSE (ARRAY[2.35, 13.4, 12.5, -3.7])[1 + i % 3] + 4 * (random() - 0.5) END,
-                   CASE WHEN i % 4 = 0 THEN 36 + 24 * random() ELSE (ARRAY[48.85, 52.5, 41.9, 40.4])[1 + i % 3] + 4 * (random() - 0.5) END), 4326)
+                 {h.CLUSTERED_EUROPE_POINT}
           FROM generate_series(1, {N}) i;
         UPDATE {TABLE} t SET pop = r.rank FROM (SELECT id, row_number() OVER (ORDER BY md5(id::text)) AS rank FROM {TABLE}) r
           WHERE r.id = t.id;
