@@ -37,9 +37,24 @@ final class RedisAuthTests: XCTestCase {
         p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
         server = p
-        // Ready when its socket exists (a readiness wait, not a timing assertion).
-        for _ in 0..<200 where !FileManager.default.fileExists(atPath: socket) { usleep(50_000) }
-        XCTAssertTrue(FileManager.default.fileExists(atPath: socket), "redis-server did not open \(socket)")
+        // Ready when its socket accepts a connection (a readiness wait, not a timing assertion): the file
+        // appears at bind(), before listen(), and a loaded machine can connect in between and be refused.
+        for _ in 0..<200 where !Self.accepts(socket) { usleep(50_000) }
+        XCTAssertTrue(Self.accepts(socket), "redis-server does not accept on \(socket)")
+    }
+
+    static func accepts(_ path: String) -> Bool {
+        let fd = Foundation.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = byte }
+        }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
     }
 
     override func tearDown() {
