@@ -24,7 +24,7 @@ extension TileRoute {
                         let sql = try AggregationLevels.tileSQL(relation: relation, index: index,
                                                                 fresh: (key, try SourceSQL.table(record.definition)))
                         let parameters = AggregationLevels.parameters(sql, z: z, x: x, y: y, resolution: resolution, h3Cell: h3Cell)
-                        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true)
+                        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, lastOfCheckout: true)
                         return r.bool(0, 2) == true ? r.string(0, 0) ?? "[]" : nil
                     }
                     if remembered, let relation = maps.levelRelation(account, connection, key) {
@@ -39,7 +39,7 @@ extension TileRoute {
                     // Queued before the live grouping, which may take until the statement timeout.
                     queueLevels(record, key: key, account: account, resolution: resolution)
                 }
-                return (try db.execute(live.sql.text, live.parameters, watch: watch, prepare: true).string(0, 0) ?? "[]", false)
+                return (try db.execute(live.sql.text, live.parameters, watch: watch, prepare: true, lastOfCheckout: true).string(0, 0) ?? "[]", false)
             }
         }
         do { return try attempt(remembered: true) } catch where Self.levelsRelationGone(error)

@@ -49,7 +49,7 @@ extension TileRoute {
                           _ z: Int, _ x: Int, _ y: Int, _ watch: PGConnection.Watch) throws -> ([UInt8], Int, Bool) {
         let sql = try maps.levelsTileSQL(record, relation: relation, z: z, key: key)
         guard let parameters = sql.thinnedParameters(thinning, z: z, x: x, y: y, samplePercent: nil) else { return ([], 0, true) }
-        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true)
+        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true, lastOfCheckout: true)
         let count = r.bytes(0, 1).map { $0.reduce(0) { $0 << 8 | Int($1) } } ?? 0
         return (r.bytes(0, 0) ?? [], count, r.bytes(0, 2) == [1])
     }

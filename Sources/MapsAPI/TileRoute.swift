@@ -50,7 +50,7 @@ struct TileRoute: Sendable {
             let sql = try Quadbin.tileSQL(record)
             let parameters = Quadbin.parameters(sql, z: z, x: x, y: y, resolution: resolution, dataResolution: dataResolution)
             json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> String in
-                let r = try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true)
+                let r = try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true, lastOfCheckout: true)
                 return r.string(0, 0) ?? "[]"
             }
             path = []
@@ -85,7 +85,7 @@ struct TileRoute: Sendable {
             path = Self.aggregationHeader(answer.precomputed)
         } else {
             json = try maps.withWarehouse(principal, record.definition.connection, request: request) { db -> String in
-                try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true).string(0, 0) ?? "[]"
+                try db.execute(sql.text, parameters, watch: maps.watch(request), prepare: true, lastOfCheckout: true).string(0, 0) ?? "[]"
             }
             path = []
         }
@@ -247,15 +247,17 @@ struct TileRoute: Sendable {
                                      levelled: thinningLevelsKey(record, thinning, z: z) != nil) : nil
         let sql = try maps.tileSQL(record, percent == nil ? .thinned : .thinnedSampled)
         guard let parameters = sql.thinnedParameters(thinning, z: z, x: x, y: y, samplePercent: percent) else { return ([], 0) }
-        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true)
+        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true, lastOfCheckout: true)
         let count = r.bytes(0, 1).map { $0.reduce(0) { $0 << 8 | Int($1) } } ?? 0
         return (r.bytes(0, 0) ?? [], count)
     }
 
+    /// Each tile statement is usually the checkout's only one (the session reset rides behind it); the rare
+    /// over-cap tile runs another, which only costs that checkout the reset's own round trip.
     static func run(_ sql: TileSQL, _ db: PGConnection, _ z: Int, _ x: Int, _ y: Int, cap: Int,
                     _ watch: PGConnection.Watch, samplePercent: Double? = nil) throws -> ([UInt8], Int) {
         guard let parameters = sql.parameters(z: z, x: x, y: y, cap: cap, samplePercent: samplePercent) else { return ([], 0) }
-        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true)
+        let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true, lastOfCheckout: true)
         let count = r.bytes(0, 1).map { $0.reduce(0) { $0 << 8 | Int($1) } } ?? 0  // int8, big-endian in binary
         return (r.bytes(0, 0) ?? [], count)
     }

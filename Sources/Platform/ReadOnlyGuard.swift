@@ -1,6 +1,7 @@
 import Foundation
 import HTTPKit
 import Postgres
+import SQLKit
 
 /// The warehouse role is shared by every principal of a connection, so PostgreSQL itself lets any of its
 /// sessions read the others' SQL (`pg_stat_activity`) and signal them (`pg_terminate_backend`). In a
@@ -38,21 +39,8 @@ public enum ReadOnlyGuard {
     /// Statements that run code a plan does not show (or, for EXPLAIN ANALYZE, run the statement).
     static let refused: Set<String> = ["do", "call", "explain", "copy"]
 
-    /// The first keyword of a statement, past whitespace, comments and opening parentheses.
-    static func leadingKeyword(_ sql: String) -> String {
-        var rest = Substring(sql)
-        while true {
-            rest = rest.drop { $0.isWhitespace || $0 == "(" }
-            if rest.hasPrefix("--") {
-                rest = rest.drop { $0 != "\n" }
-            } else if rest.hasPrefix("/*") {
-                guard let end = rest.range(of: "*/") else { return "" }
-                rest = rest[end.upperBound...]
-            } else {
-                return rest.prefix { $0.isLetter }.lowercased()
-            }
-        }
-    }
+    /// The first keyword of a statement (SQLKit's).
+    static func leadingKeyword(_ sql: String) -> String { SQLKit.leadingKeyword(sql) }
 
     /// Refuses `sql` in a read-only session when its plan reaches a denied function; free otherwise.
     public static func check(_ sql: String, _ parameters: [String?], connection: PGConnection, watch: PGConnection.Watch) throws {

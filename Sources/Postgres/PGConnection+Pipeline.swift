@@ -11,6 +11,7 @@ extension PGConnection {
             throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true)
         }
         guard PQenterPipelineMode(handle) == 1 else { throw PGError.from(result: nil, connection: handle) }
+        resetBehind = nil
         countRoundTrip()
         var sendFailure: PGError?
         var sent: [Int] = []
@@ -74,6 +75,7 @@ extension PGConnection {
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true)
         }
+        resetBehind = nil
         countRoundTrip()
         guard PQsendQuery(handle, sql) == 1 else { throw PGError.from(result: nil, connection: handle) }
         var results: [PGResult] = []

@@ -26,6 +26,11 @@ public final class PGConnection: @unchecked Sendable {
     /// `now()` of the READ ONLY transaction the pool opened, as the server wrote it (nil when none is known):
     /// the proof at check-in that the open transaction is still the pool's own (see `resetReadOnly`).
     var readOnlyStamp: String?
+    /// Set by a pool that resets sessions at check-in: only then may a statement carry the reset behind it.
+    var resetsAtCheckin = false
+    /// The mode of the reset that ran behind the last statement (`PGConnection+ResetBehind`); nil once any
+    /// statement ran since, which makes the session dirty again.
+    var resetBehind: PGSessionMode?
     /// How often the pool reset this session at check-in, by kind (`resetReadOnly` or the full reset).
     public internal(set) var resets = (readOnly: 0, full: 0)
     /// Round trips to the server so far (each batch sent and waited for counts once): the pool reports
@@ -92,11 +97,14 @@ public final class PGConnection: @unchecked Sendable {
     }
 
     /// Runs one statement and returns its result; errors throw `PGError`.
+    /// `lastOfCheckout` says no other statement follows on this checkout, so the pool's reset can ride behind
+    /// it in the same round trip (a wrong hint costs a round trip at check-in, never a leak).
     @discardableResult
     public func execute(_ sql: String, _ parameters: [String?] = [], watch: Watch = .none, prepare: Bool = false,
-                        binaryResult: Bool = false) throws -> PGResult {
+                        binaryResult: Bool = false, lastOfCheckout: Bool = false) throws -> PGResult {
         var last: PGResult?
-        try run(sql, parameters, watch: watch, singleRow: false, prepare: prepare, binaryResult: binaryResult) { result in
+        try run(sql, parameters, watch: watch, singleRow: false, prepare: prepare, binaryResult: binaryResult,
+                lastOfCheckout: lastOfCheckout) { result in
             last = result
             return true
         }
@@ -108,8 +116,9 @@ public final class PGConnection: @unchecked Sendable {
     /// final zero-row result that carries the column description and command status. Return false to stop:
     /// the statement is cancelled and the connection drained.
     public func stream(_ sql: String, _ parameters: [String?] = [], watch: Watch = .none, prepare: Bool = false,
-                       _ onResult: (PGResult) throws -> Bool) throws {
-        try run(sql, parameters, watch: watch, singleRow: true, prepare: prepare, binaryResult: false, onResult)
+                       lastOfCheckout: Bool = false, _ onResult: (PGResult) throws -> Bool) throws {
+        try run(sql, parameters, watch: watch, singleRow: true, prepare: prepare, binaryResult: false,
+                lastOfCheckout: lastOfCheckout, onResult)
     }
 
     /// Runs one SQL value (its text and its bound parameters).
@@ -132,23 +141,33 @@ public final class PGConnection: @unchecked Sendable {
 
     /// `binaryResult` asks for binary column values (bytea as raw bytes, e.g. vector tiles).
     private func run(_ sql: String, _ parameters: [String?], watch: Watch, singleRow: Bool, prepare: Bool, binaryResult: Bool,
-                     _ onResult: (PGResult) throws -> Bool) throws {
+                     lastOfCheckout: Bool = false, _ onResult: (PGResult) throws -> Bool) throws {
         guard let handle else { throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true) }
+        resetBehind = nil
         var watch = watch
         if let limit = statementTimeout {
             let bound = Date(timeIntervalSinceNow: limit)
             if watch.deadline.map({ $0 > bound }) ?? true { watch.deadline = bound }
         }
+        let name = prepare ? try preparedStatement(for: sql, parameterCount: parameters.count) : nil
+        // COPY cannot run in pipeline mode; a read is what the hint is for anyway.
+        let behind = lastOfCheckout && leadingKeyword(sql) != "copy" ? resetBehindPlan() : nil
+        if behind != nil, PQenterPipelineMode(handle) != 1 { throw PGError.from(result: nil, connection: handle) }
         let sent = try withCStrings(parameters) { values -> Int32 in
-            if prepare {
-                let name = try preparedStatement(for: sql, parameterCount: parameters.count)
+            if let name {
                 return PQsendQueryPrepared(handle, name, Int32(parameters.count), values, nil, nil, binaryResult ? 1 : 0)
             }
             return PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, binaryResult ? 1 : 0)
         }
-        guard sent == 1 else { throw PGError.from(result: nil, connection: handle) }
+        // Single-row mode is chosen right after the send, before the reset is queued behind it.
+        let sendFailed = sent != 1 || (singleRow && PQsetSingleRowMode(handle) != 1 && behind != nil)
+            || behind.map { !queueResetBehind($0) } == true
+        if sendFailed {
+            let error = PGError.from(result: nil, connection: handle)
+            if behind != nil { abandon() }  // a half-sent pipeline cannot be trusted
+            throw error
+        }
         roundTrips += 1
-        if singleRow { PQsetSingleRowMode(handle) }
 
         var failure: Error?
         var wanted = true
@@ -178,9 +197,10 @@ public final class PGConnection: @unchecked Sendable {
                 if failure == nil, wanted { failure = PGError.from(result: raw, connection: handle) }
             }
         }
+        if let behind { finishResetBehind(behind) }
         if let failure { throw failure }
-        if PQstatus(handle) != CONNECTION_OK {
-            throw PGError.from(result: nil, connection: handle)
+        guard let handle = self.handle, PQstatus(handle) == CONNECTION_OK else {
+            throw PGError.from(result: nil, connection: self.handle)
         }
     }
 
@@ -244,12 +264,13 @@ public final class PGConnection: @unchecked Sendable {
 
     /// Streams as a cached prepared statement. A cached plan a schema change made invalid ("cached plan must
     /// not change result type", outside a transaction) is deallocated and the statement run once unprepared.
-    public func streamPrepared(_ sql: String, _ parameters: [String?], watch: Watch, _ onResult: (PGResult) throws -> Bool) throws {
+    public func streamPrepared(_ sql: String, _ parameters: [String?], watch: Watch, lastOfCheckout: Bool = false,
+                               _ onResult: (PGResult) throws -> Bool) throws {
         do {
-            try stream(sql, parameters, watch: watch, prepare: true, onResult)
+            try stream(sql, parameters, watch: watch, prepare: true, lastOfCheckout: lastOfCheckout, onResult)
         } catch let e as PGError where e.sqlstate == "0A000" && isIdle {
             if let name = prepared.removeValue(forKey: sql) { try execute("DEALLOCATE " + (try quoteIdentifier(name))) }
-            try stream(sql, parameters, watch: watch, prepare: false, onResult)
+            try stream(sql, parameters, watch: watch, prepare: false, lastOfCheckout: lastOfCheckout, onResult)
         }
     }
 
@@ -276,6 +297,7 @@ extension PGConnection {
     /// Never pass request input here: it is the one path that accepts several statements.
     public func executeScript(_ sql: String) throws {
         guard let handle else { throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true) }
+        resetBehind = nil
         countRoundTrip()
         guard let raw = PQexec(handle, sql) else { throw PGError.from(result: nil, connection: handle) }
         let result = PGResult(raw)

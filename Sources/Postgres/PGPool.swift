@@ -125,6 +125,7 @@ public final class PGPool: @unchecked Sendable {
                 condition.unlock()
                 do {
                     let connection = try PGConnection(conninfo)
+                    connection.resetsAtCheckin = resetsSessions
                     try setup(connection)
                     return connection
                 } catch {
@@ -163,6 +164,13 @@ public final class PGPool: @unchecked Sendable {
             return
         }
         let mode = connection.primedMode
+        if connection.takeResetBehind() {
+            // Already reset in the last statement's round trip (PGConnection+ResetBehind).
+            connection.statementTimeout = nil
+            (mode == .readOnly ? metrics.readOnlyResets : metrics.fullResets).add()
+            makeIdle(connection)
+            return
+        }
         let reset: @Sendable () -> Void = {
             do {
                 let before = connection.roundTrips

@@ -34,14 +34,10 @@ extension PGConnection {
         guard let handle, primedMode == .readOnly, let stamp = readOnlyStamp,
               PQtransactionStatus(handle) == PQTRANS_INTRANS else { return false }
         readOnlyStamp = nil
-        // The server's own timestamp text; anything else would not be spliced into SQL.
-        guard stamp.utf8.allSatisfy({ Self.stampBytes.contains($0) }) else { return false }
+        guard let statements = Self.shortReadOnlyReset(stamp: stamp) else { return false }
         let results: [PGResult]
         do {
-            results = try scriptResults("""
-                SELECT 1 / (now() = '\(stamp)')::int, pg_advisory_unlock_all(); \
-                SELECT name, from_sql FROM pg_prepared_statements; ROLLBACK; BEGIN READ ONLY; \(Self.stampStatement)
-                """)
+            results = try scriptResults(statements.joined(separator: "; "))
         } catch let error as PGError where !error.connectionLost && isHealthy {
             // Not the pool's transaction (or something unforeseen): the full reset starts with a ROLLBACK.
             return false
@@ -53,6 +49,14 @@ extension PGConnection {
         primedAt = Date()
         try settlePrepared(results[1], name: 0, fromSQL: 1)
         return true
+    }
+
+    /// The short reset's statements for a transaction stamped `stamp`; nil for a stamp that is not the
+    /// server's own timestamp text (anything else would not be spliced into SQL).
+    static func shortReadOnlyReset(stamp: String) -> [String]? {
+        guard stamp.utf8.allSatisfy({ stampBytes.contains($0) }) else { return nil }
+        return ["SELECT 1 / (now() = '\(stamp)')::int, pg_advisory_unlock_all()", preparedListing,
+                "ROLLBACK", "BEGIN READ ONLY", stampStatement]
     }
 
     /// What a timestamp's text can hold in any DateStyle: digits, letters (zone names), space and `-+:./`.

@@ -77,7 +77,8 @@ struct QueryRoute: Sendable {
     /// Runs as a cached prepared statement; a plan invalidated by a schema change is re-prepared once.
     static func run(_ connection: PGConnection, _ sql: String, _ parameters: [String?], watch: PGConnection.Watch,
                     _ onResult: (PGResult) throws -> Bool) throws {
-        try connection.streamPrepared(sql, parameters, watch: watch, onResult)
+        // The statement ends the checkout: the session reset goes out in the same round trip.
+        try connection.streamPrepared(sql, parameters, watch: watch, lastOfCheckout: true, onResult)
     }
 
     /// `limit`/`offset` page a JSON result without touching the statement: the SQL console asks for the first

@@ -292,7 +292,7 @@ def test_a_precomputed_low_zoom_tile_is_one_round_trip(stack, full_token, table)
     tiles = [s for s in ran if "_levels AS MATERIALIZED" in s]
     assert len(tiles) == len(TILES), ran
     reset = {"RESET SESSION AUTHORIZATION", "RESET ROLE", "RESET ALL", "CLOSE ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()",
-             "DISCARD TEMP", "DISCARD SEQUENCES", "SELECT name, from_sql FROM pg_prepared_statements", "BEGIN READ ONLY", "ROLLBACK",
+             "DISCARD TEMP", "DISCARD SEQUENCES", "SELECT name, from_sql FROM pg_catalog.pg_prepared_statement()", "BEGIN READ ONLY", "ROLLBACK",
              # the short read-only reset (PGSessionReset+ReadOnly.swift): its transaction stamp, checked and renewed
              "SELECT 1 / (now() = '<stamp>')::int, pg_advisory_unlock_all()", "SELECT now()::text"}
     # The pool's own session management: the reset at check-in, and the re-priming of a READ ONLY transaction that
