@@ -27,6 +27,14 @@ prepare_base() {
     systemd-nspawn -q -D "$BASE" --register=no --keep-unit --pipe --bind-ro="$DIST:/srv/debs" \
         sh -c "$update && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --download-only /srv/debs/*.deb prometheus certbot pebble" \
         > "$RUN/download.log" 2>&1 || { cat "$RUN/download.log"; die "apt download failed"; }
+    # The older release (test-install's upgrade check) on its own: apt may meet a shared dependency
+    # differently for another package set (postgresql-client, real or provided by postgresql-client-15),
+    # and the booted copy has no network to fetch what the first pass left out.
+    if ls "$RUN"/prev/*.deb > /dev/null 2>&1; then
+        systemd-nspawn -q -D "$BASE" --register=no --keep-unit --pipe --bind-ro="$RUN/prev:/srv/prev" \
+            sh -c "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --download-only /srv/prev/*.deb" \
+            >> "$RUN/download.log" 2>&1 || { cat "$RUN/download.log"; die "apt download (older release) failed"; }
+    fi
 }
 
 # ---- booting copies of the tree (test-scaleout; test-install has its own start_container) ----
