@@ -7,6 +7,7 @@ extension PGConnection {
     /// of its segment. Returns every statement's result in order; throws the first error after reading all
     /// results (the connection is then back out of pipeline mode and idle, or unhealthy).
     func pipeline(_ segments: [[String]]) throws -> [PGResult] {
+        settlePendingReset()
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true)
         }
@@ -72,6 +73,7 @@ extension PGConnection {
     /// pipeline (one parse, no prepared-statement machinery per statement). The statements share one
     /// implicit transaction after any leading ROLLBACK; the first error ends the batch and is thrown.
     func scriptResults(_ sql: String) throws -> [PGResult] {
+        settlePendingReset()
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true)
         }

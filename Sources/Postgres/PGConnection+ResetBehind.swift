@@ -13,7 +13,8 @@ import Foundation
 /// failed and aborted the transaction, ended it, or left one open; a reset statement failed; a cancel hit
 /// it) leaves the connection marked dirty, and the check-in runs the full reset as always. So does any
 /// statement run after it: `lastOfCheckout` is a hint a route gives, and a wrong hint costs a round trip,
-/// never a leak.
+/// never a leak. Its results are read at check-in, after the response, so it adds nothing to the request's
+/// latency either.
 extension PGConnection {
     struct ResetBehind {
         let readOnly: Bool
@@ -97,8 +98,17 @@ extension PGConnection {
         return PQresultStatus(PGResult(raw).handle) == PGRES_PIPELINE_SYNC
     }
 
-    /// Whether the reset already ran behind the last statement; clears the mark (the check-in's question).
+    /// Reads a reset sent behind the last statement, if any: before anything else is sent, and at check-in.
+    func settlePendingReset() {
+        guard let plan = pendingReset else { return }
+        pendingReset = nil
+        finishResetBehind(plan)
+    }
+
+    /// Whether the reset already ran behind the last statement (its results read now if still pending);
+    /// clears the mark (the check-in's question).
     func takeResetBehind() -> Bool {
+        settlePendingReset()
         defer { resetBehind = nil }
         return resetBehind != nil
     }

@@ -31,6 +31,8 @@ public final class PGConnection: @unchecked Sendable {
     /// The mode of the reset that ran behind the last statement (`PGConnection+ResetBehind`); nil once any
     /// statement ran since, which makes the session dirty again.
     var resetBehind: PGSessionMode?
+    /// A reset sent behind the last statement whose results are still to be read (after the response).
+    var pendingReset: ResetBehind?
     /// How often the pool reset this session at check-in, by kind (`resetReadOnly` or the full reset).
     public internal(set) var resets = (readOnly: 0, full: 0)
     /// Round trips to the server so far (each batch sent and waited for counts once): the pool reports
@@ -142,6 +144,7 @@ public final class PGConnection: @unchecked Sendable {
     /// `binaryResult` asks for binary column values (bytea as raw bytes, e.g. vector tiles).
     private func run(_ sql: String, _ parameters: [String?], watch: Watch, singleRow: Bool, prepare: Bool, binaryResult: Bool,
                      lastOfCheckout: Bool = false, _ onResult: (PGResult) throws -> Bool) throws {
+        settlePendingReset()
         guard let handle else { throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true) }
         resetBehind = nil
         var watch = watch
@@ -197,7 +200,10 @@ public final class PGConnection: @unchecked Sendable {
                 if failure == nil, wanted { failure = PGError.from(result: raw, connection: handle) }
             }
         }
-        if let behind { finishResetBehind(behind) }
+        if let behind {
+            // Read after the response (the pool's check-in), unless the caller may retry on this connection now.
+            if failure == nil { pendingReset = behind } else { finishResetBehind(behind) }
+        }
         if let failure { throw failure }
         guard let handle = self.handle, PQstatus(handle) == CONNECTION_OK else {
             throw PGError.from(result: nil, connection: self.handle)
@@ -296,6 +302,7 @@ extension PGConnection {
     /// Runs trusted, static multi-statement SQL (migrations, fixtures) with the simple protocol.
     /// Never pass request input here: it is the one path that accepts several statements.
     public func executeScript(_ sql: String) throws {
+        settlePendingReset()
         guard let handle else { throw PGError(sqlstate: "08003", message: "connection closed", connectionLost: true) }
         resetBehind = nil
         countRoundTrip()

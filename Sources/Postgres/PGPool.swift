@@ -164,14 +164,14 @@ public final class PGPool: @unchecked Sendable {
             return
         }
         let mode = connection.primedMode
-        if connection.takeResetBehind() {
-            // Already reset in the last statement's round trip (PGConnection+ResetBehind).
-            connection.statementTimeout = nil
-            (mode == .readOnly ? metrics.readOnlyResets : metrics.fullResets).add()
-            makeIdle(connection)
-            return
-        }
         let reset: @Sendable () -> Void = {
+            if connection.takeResetBehind() {
+                // Already reset in the last statement's round trip (PGConnection+ResetBehind).
+                connection.statementTimeout = nil
+                (mode == .readOnly ? self.metrics.readOnlyResets : self.metrics.fullResets).add()
+                self.makeIdle(connection)
+                return
+            }
             do {
                 let before = connection.roundTrips
                 let short = try connection.resetSession(priming: mode)
