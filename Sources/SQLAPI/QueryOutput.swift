@@ -53,25 +53,22 @@ struct QueryOutput {
 
     /// Appends a result's rows; false stops the statement (client gone or row cap reached).
     mutating func rows(_ result: PGResult) -> Bool {
-        guard let encoder else { return false }
+        guard encoder != nil else { return false }
         for r in 0..<result.rowCount {
             if skipped < offset { skipped += 1; continue }
             if let maxRows, rows >= maxRows { truncated = true; return false }
-            let value: (Int, (UnsafeBufferPointer<UInt8>?) -> Void) -> Void = { column, use in result.withValue(r, column, use) }
             switch format {
             case .json:
                 if rows > 0 { buffer.append(UInt8(ascii: ",")) }
-                encoder.appendObject(to: &buffer, value: value)
+                encoder!.appendObject(to: &buffer) { result.value(r, $0) }
             case .ndjson:
-                encoder.appendObject(to: &buffer, value: value)
+                encoder!.appendObject(to: &buffer) { result.value(r, $0) }
                 buffer.append(0x0A)
             case .csv:
-                encoder.appendCSVRow(to: &buffer, value: value)
+                encoder!.appendCSVRow(to: &buffer) { result.value(r, $0) }
             case .geojson:
                 if rows > 0 { buffer.append(UInt8(ascii: ",")) }
-                result.withValue(r, 0) { bytes in
-                    if let bytes { buffer.append(contentsOf: bytes) } else { buffer.append(contentsOf: "null".utf8) }
-                }
+                if let bytes = result.value(r, 0) { buffer.append(contentsOf: bytes) } else { buffer.append(contentsOf: "null".utf8) }
             }
             rows += 1
             if buffer.count >= Self.flushBytes, !flush() { return false }
