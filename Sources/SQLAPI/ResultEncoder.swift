@@ -26,8 +26,17 @@ struct ResultEncoder {
         keyEnds = ends
     }
 
-    var schema: JSON {
-        .array(zip(names, kinds).map { ["name": .string($0), "type": .string($1.schemaType)] })
+    /// `[{"name":…,"type":…},…]`, written directly rather than through a `JSON` value (a dictionary per column).
+    func appendSchema(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (i, (name, kind)) in zip(names, kinds).enumerated() {
+            out.append(contentsOf: (i == 0 ? #"{"name":"# : #",{"name":"#).utf8)
+            JSON.appendString(name, to: &out)
+            out.append(contentsOf: #","type":""#.utf8)
+            out.append(contentsOf: kind.schemaType.utf8)
+            out.append(contentsOf: #""}"#.utf8)
+        }
+        out.append(UInt8(ascii: "]"))
     }
 
     /// `{"col": value, ...}` for one row, where `value(i)` yields column i's raw text bytes or nil for NULL.
