@@ -117,6 +117,8 @@ public enum FormDecoding {
     }
 
     public static func percentDecode(_ s: Substring) throws -> String {
+        // Most names and values encode nothing, and a String's text is valid UTF-8 already: no byte-wise pass.
+        if !s.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) { return String(s) }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(s.utf8.count)
         var it = s.utf8.makeIterator()

@@ -44,7 +44,7 @@ final class MapsService: Sendable {
     }
 
     func tileSQL(_ record: SourceRecord, _ mode: TileSQL.Mode) throws -> TileSQL {
-        try tileStatements.value("\(record.id):\(mode)") { try TileSQL.make(record, mode: mode) }!
+        try tileStatements.value("\(record.id):\(mode.rawValue)") { try TileSQL.make(record, mode: mode) }!
     }
 
     /// A thinned tile of zoom z read from the precomputed thinning levels `relation` of `key` (see ThinningLevels).

@@ -174,10 +174,13 @@ public final class PGConnection: @unchecked Sendable {
 
         var failure: Error?
         var wanted = true
+        var wrapper: PGResult?
         while true {
             if failure == nil, wanted { failure = waitForInput(watch) }
             guard let raw = PQgetResult(handle) else { break }
-            let result = PGResult(raw)
+            // The previous row's wrapper is reused unless the callback kept it.
+            if wrapper != nil, isKnownUniquelyReferenced(&wrapper!) { wrapper!.adopt(raw) } else { wrapper = PGResult(raw) }
+            let result = wrapper!
             switch PQresultStatus(raw) {
             case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_SINGLE_TUPLE, PGRES_EMPTY_QUERY:
                 if failure == nil, wanted {

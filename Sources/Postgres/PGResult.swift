@@ -2,10 +2,17 @@ import CLibPQ
 
 /// Owns one `PGresult`. Values are in text format; `nil` means SQL NULL.
 public final class PGResult: @unchecked Sendable {
-    let handle: OpaquePointer
+    private(set) var handle: OpaquePointer
 
     init(_ handle: OpaquePointer) { self.handle = handle }
     deinit { PQclear(handle) }
+
+    /// Takes over `raw` in place of the result held so far, which is cleared: single-row mode makes a result
+    /// per row, and a new wrapper object per row was a measurable share of a 100-row request's CPU.
+    func adopt(_ raw: OpaquePointer) {
+        PQclear(handle)
+        handle = raw
+    }
 
     public var rowCount: Int { Int(PQntuples(handle)) }
     /// A row delivered in single-row mode; the statement's final result (with its command status) follows.
@@ -25,16 +32,18 @@ public final class PGResult: @unchecked Sendable {
         return String(cString: PQgetvalue(handle, Int32(row), Int32(column)))
     }
 
-    /// Raw bytes of a value without copying into a String (the SQL API's hot path).
-    public func withValue<T>(_ row: Int, _ column: Int, _ body: (UnsafeBufferPointer<UInt8>?) -> T) -> T {
-        if isNull(row, column) { return body(nil) }
+    /// Raw bytes of a value (nil for NULL) without copying them: the SQL API's hot path. They live in this
+    /// result, so they are valid only while the caller holds it. Not generic (no closure) because it is called
+    /// from another module once per value, where a generic call would not be specialized.
+    public func value(_ row: Int, _ column: Int) -> UnsafeBufferPointer<UInt8>? {
+        if isNull(row, column) { return nil }
         let length = Int(PQgetlength(handle, Int32(row), Int32(column)))
         let pointer = UnsafeRawPointer(PQgetvalue(handle, Int32(row), Int32(column))!).assumingMemoryBound(to: UInt8.self)
-        return body(UnsafeBufferPointer(start: pointer, count: length))
+        return UnsafeBufferPointer(start: pointer, count: length)
     }
 
     /// A value's bytes (for binary results such as bytea).
-    public func bytes(_ row: Int, _ column: Int) -> [UInt8]? { withValue(row, column) { $0.map(Array.init) } }
+    public func bytes(_ row: Int, _ column: Int) -> [UInt8]? { withExtendedLifetime(self) { value(row, column).map(Array.init) } }
 
     public func int(_ row: Int, _ column: Int) -> Int? { string(row, column).flatMap { Int($0) } }
     public func bool(_ row: Int, _ column: Int) -> Bool? { string(row, column).map { $0 == "t" } }

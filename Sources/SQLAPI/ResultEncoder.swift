@@ -7,27 +7,48 @@ struct ResultEncoder {
 
     let names: [String]
     let kinds: [ColumnKind]
-    /// JSON-escaped column names, computed once per result.
-    let quotedNames: [[UInt8]]
+    /// Each column's `{"name":` (the first) or `,"name":` in one flat buffer, `keyEnds[i]` where column i's ends:
+    /// a row appends one slice per column, without touching an array of arrays (a retain and release each).
+    private let keys: [UInt8]
+    private let keyEnds: [Int]
 
     init(names: [String], kinds: [ColumnKind]) {
         self.names = names
         self.kinds = kinds
-        quotedNames = names.map { name in var b: [UInt8] = []; JSON.appendString(name, to: &b); return b }
+        var keys: [UInt8] = [], ends: [Int] = []
+        for (i, name) in names.enumerated() {
+            keys.append(UInt8(ascii: i == 0 ? "{" : ","))
+            JSON.appendString(name, to: &keys)
+            keys.append(UInt8(ascii: ":"))
+            ends.append(keys.count)
+        }
+        self.keys = keys
+        keyEnds = ends
     }
 
-    var schema: JSON {
-        .array(zip(names, kinds).map { ["name": .string($0), "type": .string($1.schemaType)] })
+    /// `[{"name":…,"type":…},…]`, written directly rather than through a `JSON` value (a dictionary per column).
+    func appendSchema(to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (i, (name, kind)) in zip(names, kinds).enumerated() {
+            out.append(contentsOf: (i == 0 ? #"{"name":"# : #",{"name":"#).utf8)
+            JSON.appendString(name, to: &out)
+            out.append(contentsOf: #","type":""#.utf8)
+            out.append(contentsOf: kind.schemaType.utf8)
+            out.append(contentsOf: #""}"#.utf8)
+        }
+        out.append(UInt8(ascii: "]"))
     }
 
-    /// `{"col": value, ...}` for one row, where `value(i)` yields the raw text bytes or nil for NULL.
-    func appendObject(to out: inout [UInt8], value: (Int, (UnsafeBufferPointer<UInt8>?) -> Void) -> Void) {
-        out.append(UInt8(ascii: "{"))
-        for i in 0..<names.count {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: quotedNames[i])
-            out.append(UInt8(ascii: ":"))
-            value(i) { bytes in ResultEncoder.appendJSONValue(bytes, kind: kinds[i], to: &out) }
+    /// `{"col": value, ...}` for one row, where `value(i)` yields column i's raw text bytes or nil for NULL.
+    func appendObject(to out: inout [UInt8], value: (Int) -> UnsafeBufferPointer<UInt8>?) {
+        if kinds.isEmpty { out.append(UInt8(ascii: "{")) }
+        keys.withUnsafeBufferPointer { keys in
+            var start = 0
+            for i in 0..<keyEnds.count {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: keys[start..<keyEnds[i]]))
+                start = keyEnds[i]
+                ResultEncoder.appendJSONValue(value(i), kind: kinds[i], to: &out)
+            }
         }
         out.append(UInt8(ascii: "}"))
     }
@@ -59,10 +80,10 @@ struct ResultEncoder {
         out.append(contentsOf: [0x0D, 0x0A])
     }
 
-    func appendCSVRow(to out: inout [UInt8], value: (Int, (UnsafeBufferPointer<UInt8>?) -> Void) -> Void) {
+    func appendCSVRow(to out: inout [UInt8], value: (Int) -> UnsafeBufferPointer<UInt8>?) {
         for i in 0..<names.count {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            value(i) { bytes in if let bytes { ResultEncoder.appendCSVField(bytes, to: &out) } }
+            if let bytes = value(i) { ResultEncoder.appendCSVField(bytes, to: &out) }
         }
         out.append(contentsOf: [0x0D, 0x0A])
     }

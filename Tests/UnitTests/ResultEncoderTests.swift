@@ -14,15 +14,13 @@ final class ResultEncoderTests: XCTestCase {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Feeds `row` (text values, nil for NULL) through a `value` callback as the query output does.
-    private func feed(_ row: [String?]) -> (Int, (UnsafeBufferPointer<UInt8>?) -> Void) -> Void {
-        return { i, sink in
-            if let text = row[i] {
-                Array(text.utf8).withUnsafeBufferPointer { sink($0) }
-            } else {
-                sink(nil)
-            }
-        }
+    /// Hands `row` (text values, nil for NULL) to `body` as a `value` callback, as the query output does; the
+    /// bytes stay allocated until `body` returns, as a result's do while the output holds it.
+    private func feed(_ row: [String?], _ body: ((Int) -> UnsafeBufferPointer<UInt8>?) -> Void) {
+        let values = row.map { text in text.map { UnsafeMutableBufferPointer<UInt8>.allocate(capacity: $0.utf8.count) } }
+        for (text, buffer) in zip(row, values) { if let text, let buffer { _ = buffer.initialize(from: text.utf8) } }
+        defer { for buffer in values { buffer?.deallocate() } }
+        body { i in values[i].map { UnsafeBufferPointer($0) } }
     }
 
     private func csvField(_ text: String) -> String {
@@ -77,16 +75,19 @@ final class ResultEncoderTests: XCTestCase {
         let encoder = ResultEncoder(names: ["id", "name", "ok", "props", "na\"me"],
                                     kinds: [.number, .string, .boolean, .json, .string])
         var out: [UInt8] = []
-        encoder.appendObject(to: &out, value: feed(["7", "O'Brien \"x\"", "t", #"{"k":1}"#, nil]))
+        feed(["7", "O'Brien \"x\"", "t", #"{"k":1}"#, nil]) { encoder.appendObject(to: &out, value: $0) }
         let text = String(decoding: out, as: UTF8.self)
         XCTAssertEqual(text, #"{"id":7,"name":"O'Brien \"x\"","ok":true,"props":{"k":1},"na\"me":null}"#)
         XCTAssertEqual(try JSON.decode(out), ["id": 7, "name": "O'Brien \"x\"", "ok": true, "props": ["k": 1], "na\"me": nil])
     }
 
-    func testSchema() {
+    func testSchema() throws {
         let encoder = ResultEncoder(names: ["id", "when", "geom", "attrs", "label", "flag", "day"],
                                     kinds: [.number, .timestamp, .geometry, .json, .string, .boolean, .date])
-        XCTAssertEqual(encoder.schema, [
+        var out: [UInt8] = []
+        encoder.appendSchema(to: &out)
+        XCTAssertEqual(String(decoding: out.prefix(41), as: UTF8.self), #"[{"name":"id","type":"number"},{"name":"w"#)
+        XCTAssertEqual(try JSON.decode(out), [
             ["name": "id", "type": "number"],
             ["name": "when", "type": "timestamp"],
             ["name": "geom", "type": "geometry"],
@@ -113,8 +114,8 @@ final class ResultEncoderTests: XCTestCase {
         let encoder = ResultEncoder(names: ["id", "full, name"], kinds: [.number, .string])
         var out: [UInt8] = []
         encoder.appendCSVHeader(to: &out)
-        encoder.appendCSVRow(to: &out, value: feed(["1", #"Smith, "J""#]))
-        encoder.appendCSVRow(to: &out, value: feed([nil, "x"]))
+        feed(["1", #"Smith, "J""#]) { encoder.appendCSVRow(to: &out, value: $0) }
+        feed([nil, "x"]) { encoder.appendCSVRow(to: &out, value: $0) }
         XCTAssertEqual(String(decoding: out, as: UTF8.self),
                        "id,\"full, name\"\r\n1,\"Smith, \"\"J\"\"\"\r\n,x\r\n")
     }
