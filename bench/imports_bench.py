@@ -10,7 +10,8 @@ time, both end to end (upload + queue + load) and for the worker's job alone; th
 (plain: ogr2ogr + PostgreSQL; job: worker + its GDAL children + PostgreSQL), less sensitive to other load
 on the machine than wall time; and peak RSS: the
 import-worker's own (VmHWM, reset before each import), its GDAL child's (ogr2ogr, from wait4), their sum,
-and plain ogr2ogr's.
+and plain ogr2ogr's. Every loaded table is VACUUM ANALYZEd untimed before the next load, so that autovacuum
+never scans one side's table during the other side's measurement.
 
 usage: bench/imports [--size 100M|1G] [--formats csv,geojson,gpkg,shpzip] [--bin .build/release] [--json]
   --size 1G is the by-hand bounded-memory check (not CI): it needs several GB of free disk, checked first.
@@ -130,6 +131,34 @@ def pg_cpu(stack: Stack) -> float:
     return total
 
 
+def backends(stack: Stack) -> int:
+    """How many children the postmaster has now (its backends and auxiliary processes)."""
+    postmaster = int((stack.pg_data / "postmaster.pid").read_text().split()[0])
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
+def wait_backends(stack: Stack, at_most: int) -> None:
+    """Waits (up to 10 s) until a finished client's backend has exited and been reaped: its CPU only then
+    reaches the postmaster's reaped-children total that pg_cpu reads."""
+    deadline = time.monotonic() + 10
+    while backends(stack) > at_most and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def settle(stack: Stack, table: str) -> None:
+    """VACUUM ANALYZE a just-loaded table, untimed: otherwise autovacuum scans it (insert threshold) during the
+    NEXT measurement, which always belonged to the other side (plain, then API, then plain...)."""
+    stack.psql(f"VACUUM ANALYZE {table}", dbname="carto_dw", user="carto_dw")
+
+
 def reset_peak(pid: int) -> None:
     """Resets the process's VmHWM (clear_refs 5) so each import's peak is its own."""
     with open(f"/proc/{pid}/clear_refs", "w") as f:
@@ -184,11 +213,13 @@ def via_ogr2ogr(stack: Stack, path: Path, fmt: str, table: str) -> tuple[float, 
            "-nln", table, "-lco", "GEOMETRY_NAME=geom", "-a_srs", "EPSG:4326", "-overwrite"]
     if fmt == "csv":
         cmd += CSV_OPEN
+    idle = backends(stack)
     started, pg_before = time.monotonic(), pg_cpu(stack)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
-    cpu = usage.ru_utime + usage.ru_stime + pg_cpu(stack) - pg_before
     elapsed = time.monotonic() - started
+    wait_backends(stack, idle)
+    cpu = usage.ru_utime + usage.ru_stime + pg_cpu(stack) - pg_before
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"ogr2ogr failed: {proc.stderr.read().decode()[-2000:]}")
@@ -237,6 +268,7 @@ def main() -> int:
                 path, n = convert(csv, fmt), n_csv
             mb = path.stat().st_size / (1 << 20)
             ogr_s, ogr_rss, ogr_cpu = via_ogr2ogr(stack, path, fmt, f"bench.ogr_{fmt}")
+            settle(stack, f"bench.ogr_{fmt}")
             worker_pid = stack.pid("import-worker")
             reset_peak(worker_pid)
             cpu_before = cpu_with_children(worker_pid) + pg_cpu(stack)
@@ -244,6 +276,7 @@ def main() -> int:
             worker = vmhwm_kib(worker_pid)
             # The worker's job: itself, its GDAL children, PostgreSQL (the upload's import-api and nginx not counted).
             job_cpu = cpu_with_children(worker_pid) + pg_cpu(stack) - cpu_before
+            settle(stack, f"bench.api_{fmt}")
             for table in (f"bench.ogr_{fmt}", f"bench.api_{fmt}"):
                 count = int(stack.psql(f"SELECT count(*) FROM {table}", dbname="carto_dw", user="carto_dw"))
                 if count != n:

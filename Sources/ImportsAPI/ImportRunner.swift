@@ -162,10 +162,6 @@ public struct ImportRunner: Sendable {
         started = DispatchTime.now().uptimeNanoseconds
         let dataset = try DatasetResolver(settings: settings).resolve(input: input, nameHints: hints, workDir: work, deadline: deadline,
                                                                         isCancelled: { context.isCancelled })
-        if dataset.format == .csv || dataset.format == .tsv {
-            try CSVCheck.validate(path: dataset.path, separator: dataset.format == .tsv ? 9 : nil,
-                                  isCancelled: { context.isCancelled })
-        }
         let layers = try ImportRunner.layers(of: dataset, autoguessing: request.autoguessing, work: work, deadline: deadline,
                                              isCancelled: { context.isCancelled })
         let (layer, skipped) = try ImportRunner.chooseLayer(layers)

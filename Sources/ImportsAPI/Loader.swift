@@ -53,8 +53,27 @@ struct Loader {
         return argv
     }
 
-    /// Loads; returns the child's peak RSS in KiB.
+    /// Loads; returns the child's peak RSS in KiB. A CSV/TSV is checked (`CSVCheck`) on another thread
+    /// while GDAL loads it, not before: the check is a full read of the file that ran alone on one of the
+    /// two cores ahead of every CSV import. A file the check refuses stops the load and fails with the
+    /// check's message (what is wrong, and where), whatever GDAL made of it; the caller drops the staging
+    /// table as for any failed load.
     func run(conninfo: String, password: String?, deadline: Date, context: JobContext) throws -> Int {
+        let csv = dataset.format == .csv || dataset.format == .tsv
+        let path = dataset.path, separator: UInt8? = dataset.format == .tsv ? 9 : nil
+        let check = csv ? BackgroundWork { try CSVCheck.validate(path: path, separator: separator, isCancelled: { context.isCancelled }) } : nil
+        do {
+            let peakRSS = try load(conninfo: conninfo, password: password, deadline: deadline, context: context,
+                                   refused: { check?.failure == nil ? nil : "The file failed the CSV check" })
+            try check?.result()
+            return peakRSS
+        } catch {
+            try check?.result()
+            throw error
+        }
+    }
+
+    private func load(conninfo: String, password: String?, deadline: Date, context: JobContext, refused: () -> String?) throws -> Int {
         let out = work + "/ogr2ogr.out", err = work + "/ogr2ogr.err"
         var env = try GDALTools.environment(keeping: [dataset.format.driver, "PostgreSQL"], workDir: work, password: password)
         // The staging table's commits need not wait for the disk: the swap's own commit flushes the WAL
@@ -63,7 +82,7 @@ struct Loader {
         let child = try ChildProcess(try arguments(conninfo: conninfo), environment: env, stdout: out, stderr: err)
         let total = max(layer.featureCount, 0)
         let inputSize = fileSize(realPath(dataset.path))
-        let outcome = child.wait(deadline: deadline, isCancelled: { context.isCancelled }, tick: {
+        let outcome = child.wait(deadline: deadline, isCancelled: { context.isCancelled }, check: refused, tick: {
             var percent = Loader.progressPercent(ChildProcess.tail(out, limit: 256))
             if percent == nil, inputSize > 0, let position = Loader.readPosition(pid: child.pid, path: realPath(dataset.path)) {
                 percent = min(99, position * 100 / inputSize)

@@ -58,29 +58,19 @@ struct StagingScan: Sendable {
     /// The scan on a second connection of the pool, on its own thread, while the caller builds the index.
     /// Made only when the pool has a connection free now, so a busy pool never makes an import wait for
     /// one (the caller then scans on its own session).
-    final class Parallel: @unchecked Sendable {
-        private let done = DispatchSemaphore(value: 0)
-        private var outcome: Result<StagingScan, Error>?
+    struct Parallel {
+        private let work: BackgroundWork<StagingScan>
 
         init?(pool: PGPool, table: SQL, deadline: Date) {
             guard pool.hasFreeConnection else { return nil }
-            Thread.detachNewThread { [self] in
-                outcome = Result { try pool.withConnection { try StagingScan.run(on: $0, table: table, deadline: deadline) } }
-                done.signal()
-            }
+            work = BackgroundWork { try pool.withConnection { try StagingScan.run(on: $0, table: table, deadline: deadline) } }
         }
 
         /// Waits for the scan; nil when it failed (e.g. no connection after all): the caller scans itself.
-        func result() -> StagingScan? {
-            finish()
-            return try? outcome?.get()
-        }
+        func result() -> StagingScan? { try? work.result() }
 
         /// Waits for the thread, whatever happened to the caller: its session must end before the staging
         /// table is swapped or dropped.
-        func finish() {
-            done.wait()
-            done.signal()
-        }
+        func finish() { work.wait() }
     }
 }

@@ -38,9 +38,6 @@ public struct WorkflowURLImports: WorkflowURLImporter {
             }
             let dataset = try DatasetResolver(settings: settings).resolve(input: got.path, nameHints: got.nameHints, workDir: work,
                                                                             deadline: deadline, isCancelled: { context.isCancelled })
-            if dataset.format == .csv || dataset.format == .tsv {
-                try CSVCheck.validate(path: dataset.path, separator: dataset.format == .tsv ? 9 : nil, isCancelled: { context.isCancelled })
-            }
             var layers = try GDALTools.layers(of: dataset.path, format: dataset.format, autoguessing: true, workDir: work, counted: false,
                                               deadline: deadline, isCancelled: { context.isCancelled })
             if layers.count > 1 {

@@ -22,6 +22,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -119,6 +120,12 @@ def files(tmp_path_factory):
     with zipfile.ZipFile(d / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("zeros.csv", b"\0" * (300 * 1024 * 1024))
     out["bomb"] = d / "bomb.zip"
+    # A directory that lies: it declares 500 bytes for a member whose deflate stream holds 3 MB. unzip writes
+    # the stream whole (in well under the extraction watch's first look), GDAL's /vsizip/ would read it whole.
+    lying = bytearray(_zip(d / "lying.zip", {"rows.csv": b"a,lat,lon\n" + b"1,1,1\n" * (512 * 1024)}).read_bytes())
+    struct.pack_into("<I", lying, lying.rfind(b"PK\x01\x02") + 24, 500)
+    (d / "lying.zip").write_bytes(bytes(lying))
+    out["lying"] = d / "lying.zip"
     with zipfile.ZipFile(d / "many.zip", "w", zipfile.ZIP_STORED) as z:
         for i in range(12_000):
             z.writestr(f"f{i}.txt", b"")
@@ -612,6 +619,7 @@ def test_upload_size_limit_is_413(imp, tmp_path):
 @pytest.mark.parametrize("key,message", [
     ("corrupt_zip", "not a valid zip"),
     ("bomb", "zip bomb"),
+    ("lying", "larger than its directory declares"),
     ("many", "entries"),
     ("slip", "escapes its folder"),
     ("abs", "absolute path"),
