@@ -4,6 +4,7 @@ test-artifacts/browser/, and canvas pixel probes for the map renderer."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
@@ -38,6 +39,7 @@ if MISSING is None and not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDR
 
 DESKTOP = (1280, 800)
 PHONE = (390, 844)
+DOUBLE_CLICK_S = 0.6  # Chromium counts two clicks within 500 ms at one spot as a double click
 
 # Reads one pixel of a map layer's tile canvases at a lat/lng: [r, g, b, a] or null when no tile
 # canvas covers the point. The layer is found by its data-layer attribute (the basemap has none).
@@ -64,16 +66,30 @@ return null;
 """
 
 # Every tile of the map's layers has finished loading (none in flight) and at least one has data.
+# Not while a zoom or pan runs: during the animated zoom to fitted layers, the old zoom's tiles are done
+# and the new zoom's are not asked for yet (the layers' tile zoom is still the old one).
 TILES_DONE_JS = """
 const el = document.getElementById(arguments[0]);
 const view = el && el.mapview;
 if (!view || !view.entries.size) return false;
+const map = view.map;
+if (map._animatingZoom || (map._panAnim && map._panAnim._inProgress)) return false;
 for (const e of view.entries.values()) {
   if (!e.vector) return false;
   if (!e.vector._map) continue;  // hidden layer
   if (e.vector._inflight.size || e.vector.isLoading()) return false;
+  if (e.vector._tileZoom !== Math.round(map.getZoom())) return false;
 }
 return true;
+"""
+
+# Where a lat/lng is on the map now, as the offset from the map element's centre that a WebDriver
+# pointer move takes.
+OFFSET_JS = """
+const [mapId, lat, lng] = arguments;
+const el = document.getElementById(mapId), r = el.getBoundingClientRect();
+const p = el.mapview.map.latLngToContainerPoint([lat, lng]);
+return [p.x - r.width / 2, p.y - r.height / 2];
 """
 
 
@@ -152,6 +168,29 @@ class Browser:
     def tiles_done(self, map_id: str, timeout: float = 30) -> None:
         time.sleep(0.3)  # let Leaflet schedule the tiles of a view change
         self.wait(lambda d: self.js(TILES_DONE_JS, map_id), timeout, f"tiles of #{map_id}")
+
+    def pointer_until(self, map_id: str, lat: float, lng: float, cond, what: str, click: bool = False, timeout: float = 30):
+        """Moves the pointer onto lat/lng of the map (and clicks there with click=True) until cond() is
+        truthy; returns its value. Each try projects the point again, as a user aims at what is on screen:
+        a view can still move after a check of it (the viewer fits its layers, with an animation, as soon
+        as it knows their bounds), and Leaflet picks features only on a pointer event, so a tile that
+        arrives after the pointer stopped shows nothing until the next move. A click is repeated only while
+        cond() is false after it (a popup that opened is not clicked away), and not twice within
+        DOUBLE_CLICK_S (two clicks there would be a double click, which zooms the map)."""
+        tries = itertools.count()
+        last_click = 0.0
+
+        def aimed(_):
+            nonlocal last_click
+            if click and time.monotonic() - last_click < DOUBLE_CLICK_S:
+                return cond()
+            last_click = time.monotonic()
+            x, y = self.js(OFFSET_JS, map_id, lat, lng)
+            # One pixel either way on alternate tries: a move to where the pointer already is fires no event.
+            chain = ActionChains(self.driver).move_to_element_with_offset(self.find(f"#{map_id}"), int(x) + next(tries) % 2, int(y))
+            (chain.click() if click else chain).perform()
+            return cond()
+        return self.wait(aimed, timeout, what)
 
     def active(self):
         return self.driver.switch_to.active_element

@@ -565,10 +565,7 @@ def test_click_popup_shows_columns_without_tooltip_fields(stack, api, admin, dw,
     def click_point(b, map_id: str) -> None:
         b.tiles_done(map_id)
         b.wait(lambda d: drawn(b.pixel(map_id, "l1", float(lat), float(lon))), 20, "the point drawn")
-        x, y = b.js(f"const m = document.getElementById('{map_id}'), r = m.getBoundingClientRect();"
-                    "const p = m.mapview.map.latLngToContainerPoint([arguments[0], arguments[1]]); return [p.x - r.width / 2, p.y - r.height / 2];",
-                    float(lat), float(lon))
-        B.ActionChains(b.driver).move_to_element_with_offset(b.find(f"#{map_id}"), int(x), int(y)).click().perform()
+        b.pointer_until(map_id, float(lat), float(lon), lambda: b.all(".leaflet-popup-content"), "a popup on the point", click=True)
 
     def popup(b) -> dict:
         def ready(_):

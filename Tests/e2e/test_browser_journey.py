@@ -208,17 +208,7 @@ def test_invitation_to_public_map(stack, chrome_ok, tmp_path, dw_user):
             assert v.overflow_x() <= 1
             if size == B.DESKTOP:
                 # Hovering a point shows its tooltip (the field chosen in the builder).
-                x, y = v.js("const m = document.getElementById('public-map'), r = m.getBoundingClientRect();"
-                            "const p = m.mapview.map.latLngToContainerPoint([48.85, 2.35]); return [p.x - r.width / 2, p.y - r.height / 2];")
-                # The point's tile may still be loading after the view fits the layers: like a user, move the
-                # pointer again (one pixel either way) until the tooltip shows.
-                moves = iter(range(10 ** 6))
-
-                def hovered(_):
-                    dx = next(moves) % 2
-                    B.ActionChains(v.driver).move_to_element_with_offset(v.find("#public-map"), int(x) + dx, int(y)).perform()
-                    return v._visible(".feature-tip")
-                tip = v.wait(hovered, 30, "the tooltip of the point at Paris")
+                tip = v.pointer_until("public-map", 48.85, 2.35, lambda: v._visible(".feature-tip"), "the tooltip of the point at Paris")
                 assert re.search(r"name\s*place \d+", tip.text), tip.text
             v.shot(f"journey-08-{tag}")
         finally:
