@@ -12,6 +12,16 @@ enum IntegrationEnvironment {
         guard let value, !value.isEmpty else { throw XCTSkip("\(name) not set: run through Tests/harness/stack.py exec (make test)") }
         return value
     }
+
+    /// The superuser's conninfo, with the role `it_poison` created: what the session-reset tests switch a
+    /// pooled session to before checking it comes back clean.
+    static func superuserWithPoisonRole() throws -> String {
+        let superuser = try require(superuserDSN, "STACK_SUPERUSER_DSN")
+        try PGConnection(superuser).executeScript("""
+            DO $$ BEGIN CREATE ROLE it_poison NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$
+            """)
+        return superuser
+    }
 }
 
 import Metadata

@@ -9,10 +9,7 @@ final class PooledReadOnlyResetTests: XCTestCase {
     var superuser = ""
 
     override func setUpWithError() throws {
-        superuser = try IntegrationEnvironment.require(IntegrationEnvironment.superuserDSN, "STACK_SUPERUSER_DSN")
-        try PGConnection(superuser).executeScript("""
-            DO $$ BEGIN CREATE ROLE it_poison NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$
-            """)
+        superuser = try IntegrationEnvironment.superuserWithPoisonRole()
     }
 
     /// Counts the resets of each kind `body` caused on the pool's one connection: read inside checkouts,

@@ -9,10 +9,7 @@ final class PooledResetBehindTests: XCTestCase {
     var superuser = ""
 
     override func setUpWithError() throws {
-        superuser = try IntegrationEnvironment.require(IntegrationEnvironment.superuserDSN, "STACK_SUPERUSER_DSN")
-        try PGConnection(superuser).executeScript("""
-            DO $$ BEGIN CREATE ROLE it_poison NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$
-            """)
+        superuser = try IntegrationEnvironment.superuserWithPoisonRole()
     }
 
     func state(_ db: PGConnection) throws -> [String?] {

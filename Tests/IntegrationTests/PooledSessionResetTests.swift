@@ -8,10 +8,7 @@ final class PooledSessionResetTests: XCTestCase {
     var superuser = ""
 
     override func setUpWithError() throws {
-        superuser = try IntegrationEnvironment.require(IntegrationEnvironment.superuserDSN, "STACK_SUPERUSER_DSN")
-        try PGConnection(superuser).executeScript("""
-            DO $$ BEGIN CREATE ROLE it_poison NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$
-            """)
+        superuser = try IntegrationEnvironment.superuserWithPoisonRole()
     }
 
     /// What a fresh session reports; the reset must return to exactly this.
