@@ -110,6 +110,9 @@ export const VectorLayer = L.GridLayer.extend({
         return cells ? { cells: await res.json() } : new Uint8Array(await res.arrayBuffer());
       }))
       .then(bytes => {
+        // A request its tile outlived (unloaded, or replaced under the same key after a filter change) must
+        // not cache or paint old data, nor mark the replacement loaded: Leaflet finds tiles by key.
+        if (ctl.signal.aborted) return;
         let entry;
         if (bytes && bytes.hexagons) entry = { features: bytes.hexagons, scale: size.x / 4096 };
         else if (bytes && bytes.cells) entry = { features: cellFeatures(bytes.cells, coords.z, coords.x, coords.y), scale: size.x / 4096 };
@@ -126,10 +129,11 @@ export const VectorLayer = L.GridLayer.extend({
         done(null, canvas);
       })
       .catch(err => {
-        if (err.name !== 'AbortError') this.fire('tilefail', { coords, error: err });
-        done(err.name === 'AbortError' ? null : err, canvas);
+        if (err.name === 'AbortError' || ctl.signal.aborted) return;
+        this.fire('tilefail', { coords, error: err });
+        done(err, canvas);
       })
-      .finally(() => this._inflight.delete(key));
+      .finally(() => { if (this._inflight.get(key) === ctl) this._inflight.delete(key); });
     return canvas;
   },
 
