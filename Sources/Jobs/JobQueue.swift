@@ -2,6 +2,7 @@ import Foundation
 import HTTPKit
 import Observability
 import Postgres
+import SQLKit
 
 /// The PostgreSQL job queue. Enqueue can join the caller's transaction; claiming uses
 /// `FOR UPDATE SKIP LOCKED` and a lease with a token; completion and failure are fenced by that token,
@@ -63,18 +64,20 @@ public struct JobQueue: Sendable {
         try pool.withConnection { try JobQueue.enqueue(job, on: $0) }
     }
 
-    /// Leases up to `limit` ready jobs of a queue for `leaseSeconds`: jobs pinned to no node, or to `node`.
-    public func claim(queue: String, worker: String, leaseSeconds: Int, limit: Int = 1, node: String? = nil) throws -> [Job] {
+    /// Leases up to `limit` ready jobs of a queue for `leaseSeconds`: jobs pinned to no node, or to `node`,
+    /// of any kind but those in `excludingKinds`.
+    public func claim(queue: String, worker: String, leaseSeconds: Int, limit: Int = 1, node: String? = nil,
+                      excludingKinds: [String] = []) throws -> [Job] {
         try pool.withConnection { db in
             let r = try db.execute("""
                 UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, locked_by = $2, lease_token = gen_random_uuid(),
                        lease_until = now() + make_interval(secs => $3), started_at = coalesce(j.started_at, now())
                 FROM (SELECT id AS ready_id FROM jobs WHERE queue = $1 AND state IN ('available', 'retryable') AND run_at <= now()
-                        AND (node IS NULL OR node = $5)
+                        AND (node IS NULL OR node = $5) AND kind <> ALL ($6::text[])
                       ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) ready
                 WHERE j.id = ready.ready_id
                 RETURNING \(Job.columns)
-                """, [queue, worker, String(leaseSeconds), String(limit), node], prepare: true)
+                """, [queue, worker, String(leaseSeconds), String(limit), node, arrayLiteral(excludingKinds)], prepare: true)
             return (0..<r.rowCount).map { Job(r, $0) }
         }
     }

@@ -63,6 +63,10 @@ public final class Worker: @unchecked Sendable {
         public var claimBatch = 1
         /// The node this worker runs on: it also takes jobs pinned to it (see `JobQueue.NewJob.node`).
         public var node: String?
+        /// Kinds that run in the background of the queue (level builds behind a data change): one thread
+        /// never claims them, so a burst of them cannot keep a user's job waiting for a free thread. With
+        /// one thread there is nothing to keep free, and that thread runs every kind.
+        public var backgroundKinds: [String] = []
         public init(queue: String) { self.queue = queue }
     }
 
@@ -109,7 +113,10 @@ public final class Worker: @unchecked Sendable {
         start(Thread { [self] in maintenanceLoop() })
         state.withLock { workThreads = options.concurrency }
         start(Thread { [self] in leaseLoop() })
-        for _ in 0..<options.concurrency { start(Thread { [self] in workLoop() }) }
+        for n in 0..<options.concurrency {
+            let keepsFree = n == 0 && options.concurrency > 1
+            start(Thread { [self] in workLoop(excluding: keepsFree ? options.backgroundKinds : []) })
+        }
         Log.info("worker_started", [("queue", options.queue), ("concurrency", options.concurrency), ("worker", name)])
         while state.withLock({ threads }) > 0 { usleep(50_000) }
         Log.info("worker_stopped", [("queue", options.queue)])
@@ -146,7 +153,7 @@ public final class Worker: @unchecked Sendable {
 
     // MARK: loops
 
-    private func workLoop() {
+    private func workLoop(excluding kinds: [String]) {
         var claimed: ArraySlice<Job> = []
         defer {
             // Claimed in a batch but not started: runnable again at once, elsewhere.
@@ -161,7 +168,8 @@ public final class Worker: @unchecked Sendable {
             }
             do {
                 claimed = ArraySlice(try queue.claim(queue: options.queue, worker: name, leaseSeconds: options.leaseSeconds,
-                                                     limit: max(1, options.claimBatch), node: options.node))
+                                                     limit: max(1, options.claimBatch), node: options.node,
+                                                     excludingKinds: kinds))
             } catch {
                 Log.warning("claim_failed", [("queue", options.queue), ("error", String(describing: error))])
                 sleepUntilWoken(options.pollInterval)

@@ -135,10 +135,4 @@ enum FilterSQL {
         }
         return conds.isEmpty ? "TRUE" : "(\(conds, joinedBy: " OR "))"
     }
-
-    /// A PostgreSQL array literal with every element double-quoted and escaped.
-    static func arrayLiteral(_ values: [String]) -> String {
-        "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
-            .joined(separator: ",") + "}"
-    }
 }

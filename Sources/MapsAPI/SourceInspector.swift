@@ -153,7 +153,7 @@ struct SourceInspector {
             FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid
             JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE (n.nspname || '.' || c.relname) = ANY($1::text[])
-            """, [FilterSQL.arrayLiteral(names)], watch: watch)
+            """, [arrayLiteral(names)], watch: watch)
         let digest = Crypto.sha256(Array((r.string(0, 0) ?? "").utf8))
         return digest.prefix(6).reduce(0) { $0 << 8 | Int($1) } % 1_000_000_000_000 + 1
     }

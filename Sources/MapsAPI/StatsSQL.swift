@@ -21,7 +21,7 @@ enum StatsSQL {
             let fractions = (1...maxQuantiles).flatMap { n in (0...n).map { Double($0) / Double(n) } }
             return (kind, """
                 SELECT min(\(c))::float8, max(\(c))::float8, avg(\(c))::float8, sum(\(c))::float8,
-                       percentile_disc(\(FilterSQL.arrayLiteral(fractions.map { String($0) }))::float8[])
+                       percentile_disc(\(arrayLiteral(fractions.map { String($0) }))::float8[])
                          WITHIN GROUP (ORDER BY \(c)::float8)::text
                 FROM \(from) AS _src\(whereClause)
                 """)

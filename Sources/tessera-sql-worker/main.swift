@@ -22,7 +22,11 @@ WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let levelsRefresh = LevelRefreshRunner(services: services)
     ExportPruner(services: services).start()
     WorkflowScheduler(services: services).start(interval: 1)
-    return (Worker.Options(queue: "sql"), { job, context in
+    var options = Worker.Options(queue: "sql")
+    // Level builds follow every data change and can come in bursts of long statements: users' own jobs
+    // (batch SQL, exports, geocoding, workflow runs) keep a thread of their own.
+    options.backgroundKinds = [AggregationLevelRunner.kind, ThinningLevelRunner.kind, LevelRefreshRunner.kind]
+    return (options, { job, context in
         switch job.kind {
         case GeocodeTableRunner.kind: return try geocode.run(job, context)
         case ExportRunner.kind: return try export.run(job, context)

@@ -232,6 +232,52 @@ final class JobQueueTests: XCTestCase {
         XCTAssertEqual(job.state, "available", "released, not left running until its lease expires")
         XCTAssertEqual(job.attempt, 0, "a release does not use up an attempt")
     }
+
+    func testClaimSkipsExcludedKinds() throws {
+        let background = try XCTUnwrap(try queue.enqueue(JobQueue.NewJob(queue: "test", kind: "level_build")))
+        let user = try XCTUnwrap(try queue.enqueue(JobQueue.NewJob(queue: "test", kind: "batch_query")))
+        XCTAssertEqual(try queue.claim(queue: "test", worker: "w", leaseSeconds: 30, limit: 10, excludingKinds: ["level_build"]).map(\.id),
+                       [user], "the older background job is passed over")
+        XCTAssertEqual(try queue.claim(queue: "test", worker: "w", leaseSeconds: 30, limit: 10).map(\.id), [background])
+    }
+
+    /// A burst of background jobs (level builds after a data change) holds every thread but one: a user's
+    /// job queued behind the burst still runs at once, on the thread kept free of them.
+    func testBackgroundJobsLeaveAThreadForOthers() throws {
+        let gate = Gate()
+        gate.set(open: false)
+        defer { gate.set(open: true) }
+        let started = Counter()
+        let done = Counter()
+        var options = Worker.Options(queue: "test")
+        options.pollInterval = 0.2
+        options.concurrency = 3
+        options.backgroundKinds = ["level_build"]
+        let worker = Worker(queue: queue, conninfo: db.conninfo, options: options) { job, _ in
+            if job.kind == "level_build" {
+                started.add(job.id)
+                gate.pass()
+            }
+            done.add(job.id)
+            return nil
+        }
+        Thread { worker.run() }.start()
+        defer { worker.stop() }
+        for _ in 0..<6 { try queue.enqueue(JobQueue.NewJob(queue: "test", kind: "level_build")) }
+        var deadline = Date().addingTimeInterval(20)
+        while started.count < 2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(started.count, 2, "two of three threads take background jobs")
+        let user = try XCTUnwrap(try queue.enqueue(JobQueue.NewJob(queue: "test", kind: "batch_query")))
+        deadline = Date().addingTimeInterval(20)
+        while try queue.find(id: user)?.state != "completed" && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(try queue.find(id: user)?.state, "completed", "the user's job did not wait for the burst")
+        XCTAssertEqual(started.count, 2, "the free thread never took a background job")
+        gate.set(open: true)
+        deadline = Date().addingTimeInterval(20)
+        while done.count < 7 && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertEqual(done.count, 7, "the burst runs to its end on the other threads")
+    }
+
 }
 
 /// Holds job handlers while closed.

@@ -46,7 +46,7 @@ extension ModelSQL {
         let op = try ModelOperation.parse(params.string("operation"))
         let c = try ref(column)
         let agg = try aggregate(op, ValueExpression(sql: c, kind: .number))
-        let bins = FilterSQL.arrayLiteral(ticks.map { FilterSQL.text(.number($0)) ?? "0" })
+        let bins = arrayLiteral(ticks.map { FilterSQL.text(.number($0)) ?? "0" })
         let sql: SQL = """
             SELECT coalesce(json_agg(json_build_object('tick', tick, 'value', value) ORDER BY tick), '[]')::text FROM (
               SELECT width_bucket(\(c)::float8, \(bins)::float8[]) AS tick, \(agg) AS value

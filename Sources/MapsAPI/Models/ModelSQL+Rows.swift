@@ -85,7 +85,7 @@ extension ModelSQL {
         var extra: [SQL] = []
         var order: SQL = ""
         if let ids {
-            let array = FilterSQL.arrayLiteral(ids)
+            let array = arrayLiteral(ids)
             extra.append("\(fid) = ANY(\(array)::text[])")
             order = " ORDER BY array_position(\(array)::text[], \(fid))"
         }

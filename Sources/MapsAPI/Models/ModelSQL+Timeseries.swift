@@ -61,7 +61,7 @@ extension ModelSQL {
         let s = try ref(split)
         let categories: SQL
         if let values = try params.strings("splitByCategoryValues", max: 1000), !values.isEmpty {
-            categories = "SELECT c, n FROM unnest(\(FilterSQL.arrayLiteral(values))::text[]) WITH ORDINALITY AS _v(c, n)"
+            categories = "SELECT c, n FROM unnest(\(arrayLiteral(values))::text[]) WITH ORDINALITY AS _v(c, n)"
         } else {
             let limit = try params.int("splitByCategoryLimit", default: 5, min: 1, cap: Self.maxSplitCategories)
             categories = """

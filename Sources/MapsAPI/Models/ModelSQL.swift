@@ -36,7 +36,7 @@ struct ModelSQL {
                                                         index: d.spatialType.index, srid: srids[column] ?? 4326))
         }
         if request.model != .pick, let ids = try featureIds(), !ids.isEmpty {
-            conditions.append("\(try featureId()) = ANY(\(FilterSQL.arrayLiteral(ids))::text[])")
+            conditions.append("\(try featureId()) = ANY(\(arrayLiteral(ids))::text[])")
         }
     }
 
