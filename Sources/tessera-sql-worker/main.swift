@@ -9,8 +9,8 @@ import Workflows
 import WorkspaceAPI
 
 // The sql-worker: runs the `sql` queue until SIGTERM: SQL batch jobs, exports, LDS geocode-table jobs and
-// workflow runs and precomputed levels (and their refresh after writes) (all long statements against a warehouse, so they share the
-// queue, its concurrency and its timeouts). It also ticks the workflow scheduler.
+// workflow runs and precomputed levels (and their refresh after writes): all long statements against a warehouse, so they share the
+// queue and its timeouts; the level builds run on all threads but one. It also ticks the workflow scheduler.
 WorkerProgram.run(name: "tessera-sql-worker") { _, services in
     let batch = BatchJobRunner(services: services)
     let export = ExportRunner(services: services)
