@@ -44,6 +44,11 @@ zoom, within --heavy-budget seconds.
 usage: bench/tiles [--points 5000000] [--clients 2,8] [--seconds 10] [--rounds 2] [--bands 0-9,10-24]
                    [--bin .build/release] [--state DIR] [--layers places,points] [--heavy-kb 512]
                    [--heavy-budget 240] [--plan-cache-mode force_generic_plan|auto|force_custom_plan]
+                   [--statements]
+
+--statements lists, per mix and client count, every statement each path ran per tile in every database of the
+cluster (pg_stat_statements with track_planning: calls, mean execution and planning time) and the sessions opened:
+the CPU columns count the whole cluster (every backend, the metadata database's too), this says what ran in it.
 
 Each measurement (--seconds) is split into --rounds rounds, interleaved (a, b, static, a, b, static, ...), so
 that the load of other tenants of a shared machine falls on every path alike. --state keeps the stack (and
@@ -297,6 +302,63 @@ class ParallelSampler:
                 self.p.kill()
 
 
+class StatementStats:
+    """--statements: every statement PostgreSQL ran during one measurement, in every database of the cluster
+    (pg_stat_statements with track_planning), per tile -- the tile statement's calls are the tiles --, and the
+    sessions opened (pg_stat_database: connection churn). What the CPU figures cannot say: which statements
+    beside the tile's own a path adds, how often each is planned, and whether the metadata database is asked."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.sessions: dict[str, int] = {}
+
+    @staticmethod
+    def enable(stack: Stack) -> None:
+        """Loads pg_stat_statements into the cluster (a restart, the first time) and turns track_planning on."""
+        if "pg_stat_statements" not in stack.psql("SHOW shared_preload_libraries"):
+            stack.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+            stack.restart_postgres()
+        stack.psql("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
+        stack.psql("SELECT pg_reload_conf()")
+        stack.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+    @staticmethod
+    def disable(stack: Stack) -> None:
+        """Takes effect at the cluster's next start (a --state run keeps its cluster)."""
+        stack.psql("ALTER SYSTEM RESET shared_preload_libraries")
+        stack.psql("ALTER SYSTEM RESET pg_stat_statements.track_planning")
+
+    def _sessions(self) -> dict[str, int]:
+        out = self.stack.psql("SELECT datname, sessions FROM pg_stat_database WHERE datname IS NOT NULL")
+        return {d: int(n) for d, n in (line.split("|") for line in out.splitlines() if line)}
+
+    def start(self) -> None:
+        self.stack.psql("SELECT pg_stat_statements_reset()")
+        self.sessions = self._sessions()
+
+    def stop(self) -> list[str]:
+        """Report lines: database, calls, mean execution and planning time per statement, per tile."""
+        rows = self.stack.psql("""
+            SELECT d.datname, s.calls, s.total_exec_time / s.calls, s.plans,
+                   CASE WHEN s.plans > 0 THEN s.total_plan_time / s.plans ELSE 0 END,
+                   regexp_replace(s.query, '\\s+', ' ', 'g')
+            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+            WHERE s.calls > 0  -- planned, never executed (e.g. an EXPLAIN's plan): nothing per tile
+            ORDER BY s.calls * s.total_exec_time DESC""")
+        stats = [r.split("|", 5) for r in rows.splitlines() if r]
+        tiles = max([int(r[1]) for r in stats if is_tile_statement(r[5])] or [0])
+        if not tiles:
+            return ["    (no tile statement ran)"]
+        lines = [f"    {'database':<9} {'calls/tile':>10} {'exec µs':>8} {'plans/tile':>10} {'plan µs':>8}  statement"]
+        for db, calls, exec_ms, plans, plan_ms, text in stats:
+            if int(calls) / tiles >= 0.001:
+                lines.append(f"    {db:<9} {int(calls) / tiles:>10.3f} {float(exec_ms) * 1000:>8.1f} {int(plans) / tiles:>10.3f} "
+                             f"{float(plan_ms) * 1000:>8.1f}  {text[:90]}")
+        opened = {d: n - self.sessions.get(d, 0) for d, n in self._sessions().items()}
+        lines.append("    sessions opened: " + ", ".join(f"{d} {n}" for d, n in sorted(opened.items()) if n) + f" (over {tiles:,} tiles)")
+        return lines
+
+
 class Series:
     """One measurement over several rounds: mean rate and latencies, total requests and CPU."""
 
@@ -307,6 +369,7 @@ class Series:
         self.n = 0
         self.cpu: dict[str, float] = {}
         self.parallel: list[float] = []
+        self.statements: list[str] = []  # --statements: StatementStats of the first round
 
     def add(self, rate: float, n: int, cpu: dict[str, float], p50: float | None = None, p99: float | None = None) -> None:
         self.rates.append(rate)
@@ -573,6 +636,12 @@ class Marker:
                 self.p.kill()
 
 
+def is_tile_statement(text: str) -> bool:
+    """A tile statement (not e.g. a per-connection lookup or the session reset): vector tiles, or cells as JSON."""
+    t = text.lower()
+    return "st_asmvt" in t or "json_build_object('id'" in t or "string_agg(t.__json" in t
+
+
 def parse_log(text: str) -> dict[int, tuple[list[Stmt], list[str]]]:
     """Marker number -> (statements maps-api executed as WAREHOUSE_USER, errors) in log order."""
     entries: list[list] = []
@@ -596,9 +665,7 @@ def parse_log(text: str) -> dict[int, tuple[list[Stmt], list[str]]]:
             continue
         if level == "LOG":
             m = re.match(r"duration: ([\d.]+) ms  execute [^:]+: (.*)", msg, re.S)
-            # tile statements (not e.g. per-connection lookups): vector tiles, or quadbin cells as JSON
-            if m and ("st_asmvt" in m.group(2).lower() or "json_build_object('id'" in m.group(2).lower()
-                      or "string_agg(t.__json" in m.group(2).lower()):
+            if m and is_tile_statement(m.group(2)):
                 s = Stmt(text=m.group(2), ms=float(m.group(1)))
                 out[current][0].append(s)
                 last_execute[pid] = s
@@ -1053,6 +1120,10 @@ def main() -> int:
     ap.add_argument("--heavy-per-zoom", type=int, default=1, help="heavy tiles timed per layer and zoom (default 1)")
     ap.add_argument("--heavy-budget", type=float, default=240.0, help="seconds for timing heavy tiles (default 240)")
     ap.add_argument("--state", help="keep the stack's state here and reuse its data next time (default: temp, removed)")
+    ap.add_argument("--statements", action="store_true",
+                    help="list every statement each path ran per tile, in every database (pg_stat_statements, first "
+                         "round; loads the extension into the run's cluster, whose own cost then adds to every path's CPU) and "
+                         "the sessions opened")
     ap.add_argument("--json", action="store_true", help="also print one BENCH_JSON line (read by bench/compare)")
     args = ap.parse_args()
     bin_dir = Path(args.bin).resolve()
@@ -1116,6 +1187,8 @@ def main() -> int:
     try:
         print(f"state: {root}", flush=True)
         stack.start_postgres()
+        if args.statements:
+            StatementStats.enable(stack)
         stack.psql("ALTER SYSTEM RESET log_min_duration_statement")  # in case an earlier run was interrupted
         stack.psql("SELECT pg_reload_conf()")
         # Both paths log in as this role: the same plan policy for pgbench's and maps-api's sessions.
@@ -1211,6 +1284,7 @@ def main() -> int:
         health: dict[int, Series] = {}
         per_round = max(1, args.seconds // args.rounds)
         pids_b = {"db": pg_pid, "api": api_pid, "nginx": nginx_pid, "redis": redis_pid, "varnish": varnish_pid}
+        statements = StatementStats(stack) if args.statements else None
         sampler = ParallelSampler(stack)
         sampler.start()  # idle baseline (the sampler runs during (a) and (b), so it is part of it)
         c = CPU(pids_b)
@@ -1230,18 +1304,27 @@ def main() -> int:
             for clients in clients_list:
                 res = results[(mix.name, clients)] = {k: Series() for k in ("a", "b", "m", "static")}
                 for rnd in range(args.rounds):
+                    counted = statements if rnd == 0 else None
+                    if counted:
+                        counted.start()
                     sampler.start()
                     tps, n, cpu = pgbench(stack, scripts, clients, per_round, {"db": pg_pid})
                     res["a"].parallel.append(sampler.stop())
                     res["a"].add(tps, n, cpu)
+                    if counted:
+                        res["a"].statements = counted.stop()
 
                     if rnd == 0:
                         wrk(base_b, token, lua, clients, 2)  # the API's pool, statements
+                    if counted:
+                        counted.start()
                     c = CPU(pids_b)
                     sampler.start()
                     w = wrk(base_b, token, lua, clients, per_round)
                     res["b"].parallel.append(sampler.stop())
                     res["b"].add(w.rps, w.requests, c.stop(), w.p50, w.p99)
+                    if counted:
+                        res["b"].statements = counted.stop()
 
                     if routed:  # what a real cache miss costs: both nginx passes and Varnish
                         c = CPU(pids_b)
@@ -1385,6 +1468,11 @@ def main() -> int:
                              f"maps-api {c.us('api'):.0f}")
                 line += f" | static: nginx {st.us('nginx'):.0f}"
                 print(line)
+            if args.statements:
+                for clients in clients_list:
+                    for key, label in (("a", "(a) pgbench"), ("b", "(b) tessera")):
+                        print(f"  statements per tile, {label}, {clients} clients (pg_stat_statements, first round):")
+                        print("\n".join(results[(mix.name, clients)][key].statements))
             print("  parallel workers active on average (pg_stat_activity): " + ", ".join(
                 f"{clients} clients (a) {avg(results[(mix.name, clients)]['a'].parallel):.1f} "
                 f"(b) {avg(results[(mix.name, clients)]['b'].parallel):.1f}" for clients in clients_list))
@@ -1439,6 +1527,8 @@ def main() -> int:
             if stack.pid("postgres"):
                 stack.psql("ALTER SYSTEM RESET log_min_duration_statement")
                 stack.psql(f"ALTER ROLE {WAREHOUSE_USER} RESET plan_cache_mode")
+                if args.statements:
+                    StatementStats.disable(stack)
         except Exception:
             pass
         stack.stop_all()

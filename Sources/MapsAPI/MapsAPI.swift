@@ -69,8 +69,7 @@ final class MapsService: Sendable {
     var statementTimeoutMs: Int { services.warehouses.statementTimeoutMs }
 
     func watch(_ request: HTTPRequest) -> PGConnection.Watch {
-        PGConnection.Watch(abortDescriptor: request.abortDescriptor, isAborted: request.isClientGone,
-                deadline: .init(timeIntervalSinceNow: Double(statementTimeoutMs) / 1000 + 2))
+        PGConnection.Watch(request: request, deadline: .init(timeIntervalSinceNow: Double(statementTimeoutMs) / 1000 + 2))
     }
 
     /// Runs `body` on a session of the principal's connection `name` (the pool applies mode, limits, reset).

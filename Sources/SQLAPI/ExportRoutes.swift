@@ -99,7 +99,7 @@ public struct ExportRoutes: Sendable {
             _ = try services.warehouses.connection(account: principal.accountId, name: connection)
             throw GrantCheck.denied("The token has no grant on connection \(connection)")
         }
-        let watch = PGConnection.Watch(abortDescriptor: request.abortDescriptor, isAborted: request.isClientGone,
+        let watch = PGConnection.Watch(request: request,
                                        deadline: Date().addingTimeInterval(services.warehouses.statementTimeout(for: principal) + 2))
         return try services.warehouses.withSession(for: principal, connection: connection, request: request, readsOnly: true) { db in
             if case .granted(let grants) = access {

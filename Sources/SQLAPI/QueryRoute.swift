@@ -35,7 +35,7 @@ struct QueryRoute: Sendable {
         let metadata = services.metadata
         let maxRows = services.config.sqlMaxRows
         let deadline = Date().addingTimeInterval(warehouses.statementTimeout(for: principal) + 2)
-        let watch = PGConnection.Watch(abortDescriptor: request.abortDescriptor, isAborted: request.isClientGone, deadline: deadline)
+        let watch = PGConnection.Watch(request: request, deadline: deadline)
         let writes = principal.sessionMode(connection: connectionName, method: request.method) == .readWrite
 
         return HTTPResponse(status: 200, headers: CachePolicy.headers(request, principal: principal, maxAge: 31_536_000, connection: connectionName, sharedMaxAge: 60), body: .stream { writer in
