@@ -20,7 +20,8 @@ levels' build, queued by the first tile) is printed. A maps-api that does not se
 
 --maps-api runs another maps-api executable (e.g. one built from an older commit: the "before" column);
 --order passes thinningOrder=<column> for the places layer (default: the uniform thinning);
---no-levels does not start the sql-worker (tiles stay on the per-request thinning: the "before" path);
+--no-levels does not start the sql-worker: tiles are the TileJSON's before any levels exist (the interim tiles,
+  `thinning=sampled`, where some levelled zoom is sampled; else per request);
 --json prints, as the last line, one JSON object with every row (bench/compare reads it).
 """
 from __future__ import annotations
@@ -72,7 +73,8 @@ def prepare_thinning_levels(token: str, layer, base: str, timeout: float = 3600)
     """Asks the layer's z0 tile (past the caches) until the precomputed thinning levels answer it; the seconds that
     took, or None when maps-api does not use levels for this layer (no header: older build or not eligible)."""
     t0 = time.monotonic()
-    url = tb.tile_url(layer, tb.Tile(0, 0, 0), base)
+    # Past the interim pin of a TileJSON given before the levels existed: its tiles never come from the levels.
+    url = tb.tile_url(layer, tb.Tile(0, 0, 0), base).replace(INTERIM, "")
     while True:
         status, headers, data = http_get(url, token, timeout=tb.STATEMENT_TIMEOUT_MS / 1000 + 30, headers={"Cache-Control": "no-cache"})
         if status not in (200, 204):
@@ -85,6 +87,10 @@ def prepare_thinning_levels(token: str, layer, base: str, timeout: float = 3600)
         if time.monotonic() - t0 > timeout:
             raise SystemExit(f"[{layer.key}] thinning levels not built within {timeout:.0f}s (see the sql-worker's log)")
         time.sleep(1)
+
+
+# ThinningLevels.interimParameter: a TileJSON given while the levels are not built pins sampled tiles with it.
+INTERIM = "&thinning=sampled"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -158,6 +164,12 @@ def main() -> int:
             print(f"{layer.key:8} thinning levels: " + ("not used (per-request thinning)" if built is None
                   else f"precomputed, ready {built:.1f}s after the first tile (build time, queue pick-up included)"), flush=True)
             tb.handshake(stack, token, layer)  # the TileJSON again, now that the levels exist
+            if built is not None:
+                # Varnish may still hold the interim TileJSON (cached 10 s): the levels answer the unpinned tiles.
+                layer.template = layer.template.replace(INTERIM, "")
+            path_name = ("precomputed" if built is not None else "interim (sampled, pinned)" if INTERIM in layer.template
+                         else "per request")
+            print(f"{layer.key:8} tiles measured: {path_name}", flush=True)
             extent = stack.psql(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM {layer.table}) s",
                                 dbname="carto_dw")
             box = [max(-180, min(180, float(v))) for v in extent.split("|")]

@@ -73,11 +73,19 @@ struct Thinning: Sendable, Equatable {
     /// `levelled`: the zoom's tiles may also come from precomputed levels (ThinningLevels), which keep the exact
     /// rule over every row; a sampled live tile beside a precomputed one would then keep other features in their
     /// shared buffer (a seam), so such a tile reads every row too while the levels are being built.
+    /// The interim tiles of a levelled source (ThinningLevels.interim) are sampled like a source without levels:
+    /// they are never served beside precomputed ones (their TileJSON pins them), so they need not match the levels.
     func samplePercent(z: Int, ordered: Bool, levelled: Bool = false) -> Double? {
         guard !ordered, !levelled else { return nil }
         let percent = 100 * Double(Self.sampleAbove) * Double(Self.tileTarget) / max(1, averagePerTile(z: z) * 8)
-        return percent < 100 ? percent : nil
+        return percent < 100 ? min(percent, 100 * Double(Self.sampleBudgetRows) / Double(max(1, rows))) : nil
     }
+
+    /// Rows of the table a sampled tile reads at most. The block sample is drawn from the whole table, not the
+    /// tile: at the zooms between z0 and the exact ones the tile's own share (a third of the blocks of a 5M-row
+    /// table at z3) read most of the table for every tile; past this budget a tile gets a thinner sample, which
+    /// its zoom's `fraction_dropped_per_zoom` counts.
+    static let sampleBudgetRows = 4 * sampleAbove * tileTarget / 8
 
     /// The grid cells [cx0, cy0, cx1, cy1] (inclusive) a tile reads: its own and one more around it, which
     /// holds its buffer (at most half a cell wide).
