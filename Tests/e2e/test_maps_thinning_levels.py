@@ -11,10 +11,12 @@ role without access to the table cannot read the levels."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -310,26 +312,36 @@ def test_a_precomputed_low_zoom_tile_is_one_round_trip(stack, full_token, table)
 DENSE = "public.e2e_thin_levels_dense"
 
 
-@pytest.fixture(scope="module")
-def dense_table(stack, dw):
+def clustered_table(stack, table: str, seed: float, then: str = "") -> dict[int, tuple[float, float]]:
+    """60,000 points clustered over Europe (pop 0, then `then`), indexed and analyzed: their coordinates by id."""
     h.warehouse(stack, f"""
-        DROP TABLE IF EXISTS {DENSE};
-        CREATE TABLE {DENSE} (id int PRIMARY KEY, pop int NOT NULL, geom geometry(Point, 4326));
-        SELECT setseed(0.13);
-        INSERT INTO {DENSE}
+        DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (id int PRIMARY KEY, pop int NOT NULL, geom geometry(Point, 4326));
+        SELECT setseed({seed});
+        INSERT INTO {table}
           SELECT i, 0,
                  {h.CLUSTERED_EUROPE_POINT}
           FROM generate_series(1, 60000) i;
-        UPDATE {DENSE} t SET pop = r.rank FROM (SELECT id, row_number() OVER (ORDER BY md5(id::text)) AS rank FROM {DENSE}) r
-          WHERE r.id = t.id;
-        CREATE INDEX ON {DENSE} USING gist (geom);
-        ANALYZE {DENSE};
+        {then}
+        CREATE INDEX ON {table} USING gist (geom);
+        ANALYZE {table};
     """)
     points = {}
-    for line in h.warehouse(stack, f"SELECT id, ST_X(geom), ST_Y(geom) FROM {DENSE}").splitlines():
+    for line in h.warehouse(stack, f"SELECT id, ST_X(geom), ST_Y(geom) FROM {table}").splitlines():
         i, lon, lat = line.split("|")
         points[int(i)] = (float(lon), float(lat))
     return points
+
+
+def sql_worker_binary() -> Path:
+    return Path(os.environ.get("STACK_BIN", Path(__file__).resolve().parents[2] / ".build" / "release")).resolve() / "tessera-sql-worker"
+
+
+@pytest.fixture(scope="module")
+def dense_table(stack, dw):
+    return clustered_table(stack, DENSE, 0.13, then=f"""
+        UPDATE {DENSE} t SET pop = r.rank FROM (SELECT id, row_number() OVER (ORDER BY md5(id::text)) AS rank FROM {DENSE}) r
+          WHERE r.id = t.id;""")
 
 
 def border_tiles() -> list[tuple[int, int, int]]:
@@ -345,16 +357,13 @@ def border_tiles() -> list[tuple[int, int, int]]:
 
 @pytest.mark.parametrize("order", [None, "pop"])
 def test_live_and_precomputed_tiles_keep_the_same_features_at_the_borders(stack, full_token, dense_table, order):
-    import os
-    from pathlib import Path
-
     from test_maps_thinning import BUFFER, inside
 
     points = dense_table
     extra = {"thinningOrder": order} if order else {}
     tiles = border_tiles()
     # No sql-worker: nothing builds the levels, so every tile answers from the per-request path, deterministically.
-    binary = Path(os.environ.get("STACK_BIN", Path(__file__).resolve().parents[2] / ".build" / "release")).resolve() / "tessera-sql-worker"
+    binary = sql_worker_binary()
     stack.stop_api("sql-worker")
     try:
         # The tiles without the interim pin (the TileJSON queues the build): the exact per-request rule, as a TileJSON
@@ -396,33 +405,15 @@ INTERIM_TABLE = "public.e2e_thin_levels_interim"
 
 @pytest.fixture(scope="module")
 def interim_table(stack, dw):
-    h.warehouse(stack, f"""
-        DROP TABLE IF EXISTS {INTERIM_TABLE};
-        CREATE TABLE {INTERIM_TABLE} (id int PRIMARY KEY, pop int NOT NULL, geom geometry(Point, 4326));
-        SELECT setseed(0.57);
-        INSERT INTO {INTERIM_TABLE}
-          SELECT i, i % 1000,
-                 {h.CLUSTERED_EUROPE_POINT}
-          FROM generate_series(1, 60000) i;
-        CREATE INDEX ON {INTERIM_TABLE} USING gist (geom);
-        ANALYZE {INTERIM_TABLE};
-    """)
-    points = {}
-    for line in h.warehouse(stack, f"SELECT id, ST_X(geom), ST_Y(geom) FROM {INTERIM_TABLE}").splitlines():
-        i, lon, lat = line.split("|")
-        points[int(i)] = (float(lon), float(lat))
-    return points
+    return clustered_table(stack, INTERIM_TABLE, 0.57)
 
 
 def test_interim_tiles_are_sampled_seamless_flagged_and_pinned(stack, full_token, interim_table):
-    import os
-    from pathlib import Path
-
     from test_maps_thinning import BUFFER, inside
 
     points = interim_table
     tiles = border_tiles()
-    binary = Path(os.environ.get("STACK_BIN", Path(__file__).resolve().parents[2] / ".build" / "release")).resolve() / "tessera-sql-worker"
+    binary = sql_worker_binary()
     stack.stop_api("sql-worker")
     try:
         status, _, body = get(stack, f"/api/v3/maps/{CONN}/table", full_token,
