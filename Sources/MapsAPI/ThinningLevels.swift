@@ -118,7 +118,7 @@ enum ThinningLevels {
         let lonlat: SQL = srid == 4326 ? "_k.\(try Identifier(d.spatialColumn))::geometry"
             : "ST_Transform(ST_SetSRID(_k.\(try Identifier(d.spatialColumn))::geometry, \(literal: srid)), 4326)"
         return """
-            CREATE TABLE carto.\(try Identifier(relation)) AS
+            CREATE TABLE carto.\(try Identifier(relation)) \(AggregationLevels.tableOptions) AS
             WITH \(levels, joinedBy: ",\n")
             SELECT _k.*, coalesce(_m.z, \(literal: maxZoom))::smallint AS __minz
             FROM _k\(literal: maxZoom) AS _k LEFT JOIN (
