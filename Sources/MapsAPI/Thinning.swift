@@ -154,7 +154,7 @@ struct Thinning: Sendable, Equatable {
         let g: SQL = "_src.\(try Identifier(d.spatialColumn))::geometry"
         let point: SQL = [3857, 4326].contains(record.schema.srid) ? g : "ST_Transform(ST_SetSRID(\(g), \(literal: record.schema.srid)), 3857)"
         let (cx, cy) = try TileSQL.cellSQL(x: "ST_XMin(\(point))", y: "ST_YMin(\(point))", srid: record.schema.srid)
-        let sampled = d.kind == .table && rows > Self.exactCountRows
+        let sampled = d.kind == .table && rows > Self.exactDroppedRows
         var from: SQL = "\(try SourceSQL.from(d)) AS _src\(unsafeRaw: sampled ? " TABLESAMPLE SYSTEM (1) REPEATABLE (0)" : "")"
         if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) { from += " WHERE \(filter)" }
         let n: SQL = sampled ? "count(*) * 100" : "count(*)"
@@ -169,6 +169,10 @@ struct Thinning: Sendable, Equatable {
 
     /// Tables up to this many rows are counted exactly for the TileJSON.
     static let exactCountRows = 1_000_000
+    /// ... and up to this many for its `fraction_dropped_per_zoom`: the rollup joins every occupied finest cell with
+    /// every zoom, and a million points (~600,000 cells x 7 zooms) passed the 10 s statement timeout of a token's
+    /// TileJSON on a loaded machine, so a just-imported 1M-point table had no TileJSON until its levels existed.
+    static let exactDroppedRows = 200_000
 
     /// `fraction_dropped_per_zoom` from `droppedSQL`'s rows (zoom, features, kept), zooms 0...maxZoom+1 (none
     /// dropped from there on); the sampled zooms keep at most their sample.
