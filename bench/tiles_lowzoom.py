@@ -20,7 +20,8 @@ levels' build, queued by the first tile) is printed. A maps-api that does not se
 
 --maps-api runs another maps-api executable (e.g. one built from an older commit: the "before" column);
 --order passes thinningOrder=<column> for the places layer (default: the uniform thinning);
---no-levels does not start the sql-worker (tiles stay on the per-request thinning: the "before" path);
+--no-levels does not start the sql-worker: tiles are the TileJSON's before any levels exist (the interim tiles,
+  `thinning=sampled`, where some levelled zoom is sampled; else per request);
 --json prints, as the last line, one JSON object with every row (bench/compare reads it).
 """
 from __future__ import annotations
@@ -68,13 +69,33 @@ def tiles_for(z: int, box: list[float], per_zoom: int) -> list[tuple[int, int, i
     return chosen
 
 
-def prepare_thinning_levels(token: str, layer, base: str, timeout: float = 3600) -> float | None:
+def prepare_thinning_levels(stack, token: str, layer, base: str, timeout: float = 3600) -> float | None:
     """Asks the layer's z0 tile (past the caches) until the precomputed thinning levels answer it; the seconds that
-    took, or None when maps-api does not use levels for this layer (no header: older build or not eligible)."""
+    took, or None when maps-api does not use levels for this layer (no header: older build or not eligible).
+    While the TileJSON's tiles are the interim ones, the build is watched in the warehouse's catalogue instead: the
+    unpinned tile would rank every row per request until then (past the statement timeout at 5M points, and on
+    the cores the build needs)."""
     t0 = time.monotonic()
-    url = tb.tile_url(layer, tb.Tile(0, 0, 0), base)
+    pinned = INTERIM in layer.template
+    url = tb.tile_url(layer, tb.Tile(0, 0, 0), base).replace(INTERIM, "")
+    table = f'"public"."{layer.table}"'
     while True:
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit(f"[{layer.key}] thinning levels not built within {timeout:.0f}s (see the sql-worker's log)")
+        if pinned:
+            try:
+                built = stack.psql("SELECT count(*) FROM carto.tessera_agg_levels WHERE relation LIKE 'tessera\\_thin\\_%' "
+                                   f"AND source_table = '{table}' AND built_at > now() - interval '{timeout:.0f} seconds'",
+                                   dbname="carto_dw")
+            except Exception:  # no catalogue yet
+                built = "0"
+            if built.strip() == "0":
+                time.sleep(1)
+                continue
         status, headers, data = http_get(url, token, timeout=tb.STATEMENT_TIMEOUT_MS / 1000 + 30, headers={"Cache-Control": "no-cache"})
+        if status == 429 and pinned:  # a row of an older build, stale: the tile went per request
+            time.sleep(1)
+            continue
         if status not in (200, 204):
             raise SystemExit(f"[{layer.key}] z0 tile -> {status}: {data[:300]!r}")
         path = headers.get("x-tessera-thinning-levels")
@@ -82,9 +103,11 @@ def prepare_thinning_levels(token: str, layer, base: str, timeout: float = 3600)
             return None
         if path == "precomputed":
             return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            raise SystemExit(f"[{layer.key}] thinning levels not built within {timeout:.0f}s (see the sql-worker's log)")
         time.sleep(1)
+
+
+# ThinningLevels.interimParameter: a TileJSON given while the levels are not built pins sampled tiles with it.
+INTERIM = "&thinning=sampled"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -153,11 +176,17 @@ def main() -> int:
         report = {"bench": "tiles-lowzoom", "maps_api": str(maps_api), "load": os.getloadavg()[0], "rows": [], "levels": {}}
         for layer in layers:
             tb.handshake(stack, token, layer)
-            built = None if args.no_levels else prepare_thinning_levels(token, layer, base)
+            built = None if args.no_levels else prepare_thinning_levels(stack, token, layer, base)
             report["levels"][layer.key] = None if built is None else round(built, 1)
             print(f"{layer.key:8} thinning levels: " + ("not used (per-request thinning)" if built is None
                   else f"precomputed, ready {built:.1f}s after the first tile (build time, queue pick-up included)"), flush=True)
             tb.handshake(stack, token, layer)  # the TileJSON again, now that the levels exist
+            if built is not None:
+                # Varnish may still hold the interim TileJSON (cached 10 s): the levels answer the unpinned tiles.
+                layer.template = layer.template.replace(INTERIM, "")
+            path_name = ("precomputed" if built is not None else "interim (sampled, pinned)" if INTERIM in layer.template
+                         else "per request")
+            print(f"{layer.key:8} tiles measured: {path_name}", flush=True)
             extent = stack.psql(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM {layer.table}) s",
                                 dbname="carto_dw")
             box = [max(-180, min(180, float(v))) for v in extent.split("|")]

@@ -111,9 +111,18 @@ struct SourceRoute: Sendable {
             let body = try TilesetSource.tileJSON(record, tiles: tiles, maps: maps, principal: principal, request: request)
             return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
         }
+        let interimTiles = maps.url("/v3/maps/\(connection)/\(d.kind.rawValue)/{z}/{x}/{y}",
+                                    [("source", id), ("cache", String(cache)), ("formatTiles", "mvt"),
+                                     (ThinningLevels.interimParameter.name, ThinningLevels.interimParameter.value)])
+        let thinning = Thinning.plan(record, cap: maps.services.config.tileMaxFeatures)
         let body = try maps.withWarehouse(principal, connection, request: request) { db in
             try TileJSONBuilder(connection: db, watch: maps.watch(request))
-                .build(record, tiles: tiles, thinning: Thinning.plan(record, cap: maps.services.config.tileMaxFeatures))
+                .build(record, tiles: tiles, interimTiles: interimTiles, thinning: thinning)
+        }
+        if let thinning, body["thinning"]?["levels"]?.stringValue == "interim", let key = ThinningLevels.key(record, thinning) {
+            // The build starts with the map rather than with its first tile; the interim TileJSON is kept briefly.
+            TileRoute(maps: maps).queueThinningLevels(record, key: key, account: principal.accountId)
+            return .json(body, headers: TileRoute.interimCacheHeaders(request, principal, record))
         }
         return .json(body, headers: TileRoute.cacheHeaders(request, principal, record))
     }

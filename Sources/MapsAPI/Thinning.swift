@@ -73,11 +73,28 @@ struct Thinning: Sendable, Equatable {
     /// `levelled`: the zoom's tiles may also come from precomputed levels (ThinningLevels), which keep the exact
     /// rule over every row; a sampled live tile beside a precomputed one would then keep other features in their
     /// shared buffer (a seam), so such a tile reads every row too while the levels are being built.
+    /// The interim tiles of a levelled source (ThinningLevels.interim) are sampled like a source without levels:
+    /// they are never served beside precomputed ones (their TileJSON pins them), so they need not match the levels.
     func samplePercent(z: Int, ordered: Bool, levelled: Bool = false) -> Double? {
         guard !ordered, !levelled else { return nil }
-        let percent = 100 * Double(Self.sampleAbove) * Double(Self.tileTarget) / max(1, averagePerTile(z: z) * 8)
-        return percent < 100 ? percent : nil
+        let sampled = Double(Self.sampleAbove) * Double(Self.tileTarget) / 8  // rows of an average tile in its sample
+        let perTile = averagePerTile(z: z)
+        // The rule is one per zoom (a row sampled in one tile is in every tile), so it must bound the dense tiles
+        // too: a zoom whose densest tiles would rank more rows than a sample holds reads the sample.
+        guard perTile * Self.densestTile > sampled else { return nil }
+        let percent = min(100 * sampled / max(1, perTile), 100 * Double(Self.sampleBudgetRows) / Double(max(1, rows)))
+        return percent < 100 ? percent : nil  // the whole table: the exact rule itself
     }
+
+    /// How much denser than the zoom's average a tile is taken to be: bench/tiles' cities held 4x the average at
+    /// z3 and 50x at z5 (1M points); ranked exactly, such tiles took 0.5-1.2 s before the levels existed.
+    static let densestTile = 32.0
+
+    /// Rows of the table a sampled tile reads at most. The block sample is drawn from the whole table, not the
+    /// tile: at the zooms between z0 and the exact ones the tile's own share (a third of the blocks of a 5M-row
+    /// table at z3) read most of the table for every tile; past this budget a tile gets a thinner sample, which
+    /// its zoom's `fraction_dropped_per_zoom` counts.
+    static let sampleBudgetRows = 4 * sampleAbove * tileTarget / 8
 
     /// The grid cells [cx0, cy0, cx1, cy1] (inclusive) a tile reads: its own and one more around it, which
     /// holds its buffer (at most half a cell wide).
@@ -137,7 +154,7 @@ struct Thinning: Sendable, Equatable {
         let g: SQL = "_src.\(try Identifier(d.spatialColumn))::geometry"
         let point: SQL = [3857, 4326].contains(record.schema.srid) ? g : "ST_Transform(ST_SetSRID(\(g), \(literal: record.schema.srid)), 3857)"
         let (cx, cy) = try TileSQL.cellSQL(x: "ST_XMin(\(point))", y: "ST_YMin(\(point))", srid: record.schema.srid)
-        let sampled = d.kind == .table && rows > Self.exactCountRows
+        let sampled = d.kind == .table && rows > Self.exactDroppedRows
         var from: SQL = "\(try SourceSQL.from(d)) AS _src\(unsafeRaw: sampled ? " TABLESAMPLE SYSTEM (1) REPEATABLE (0)" : "")"
         if let filter = try FilterSQL.condition(d.filters, or: d.filtersOr, schema: record.schema) { from += " WHERE \(filter)" }
         let n: SQL = sampled ? "count(*) * 100" : "count(*)"
@@ -152,6 +169,10 @@ struct Thinning: Sendable, Equatable {
 
     /// Tables up to this many rows are counted exactly for the TileJSON.
     static let exactCountRows = 1_000_000
+    /// ... and up to this many for its `fraction_dropped_per_zoom`: the rollup joins every occupied finest cell with
+    /// every zoom, and a million points (~600,000 cells x 7 zooms) passed the 10 s statement timeout of a token's
+    /// TileJSON on a loaded machine, so a just-imported 1M-point table had no TileJSON until its levels existed.
+    static let exactDroppedRows = 200_000
 
     /// `fraction_dropped_per_zoom` from `droppedSQL`'s rows (zoom, features, kept), zooms 0...maxZoom+1 (none
     /// dropped from there on); the sampled zooms keep at most their sample.

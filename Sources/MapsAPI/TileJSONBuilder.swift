@@ -32,7 +32,9 @@ struct TileJSONBuilder {
         return (sql, numeric)
     }
 
-    func build(_ record: SourceRecord, tiles: String, thinning: Thinning? = nil) throws -> JSON {
+    /// `interimTiles`: the tiles template pinned to the interim thinning (ThinningLevels.interimParameter), used
+    /// when the source's levels are not fresh and the interim tiles would differ from them.
+    func build(_ record: SourceRecord, tiles: String, interimTiles: String? = nil, thinning: Thinning? = nil) throws -> JSON {
         let d = record.definition
         let properties = try record.schema.properties(requested: d.tileColumns, spatialColumn: d.spatialColumn)
         let (sql, numeric) = try Self.statsSQL(record)
@@ -73,17 +75,23 @@ struct TileJSONBuilder {
             // CARTO's TileJSON field (carto-api-client's Tilejson type): the share of features dropped per zoom.
             // Fresh precomputed levels serve the low zooms' tiles: their counts are exact (the live path samples big tables).
             var levels: (kept: [Int], total: Int)?
+            var fresh = false
             if let key = ThinningLevels.key(record, thinning),
                let relation = try TileRoute.freshThinningLevels(connection, record, key: key, watch: watch) {
+                fresh = true
                 let comment = try ThinningLevels.commentSQL(relation: relation)
                 levels = ThinningLevels.counts(try connection.execute(comment.text, comment.parameters, watch: watch).string(0, 0))
             }
-            tilejson["fraction_dropped_per_zoom"] = .array(thinning.fractionDropped(rows, levels: levels, levelled: ThinningLevels.key(record, thinning) != nil).map { .number(($0 * 10_000).rounded() / 10_000) })
+            // No levels yet: the tiles of this TileJSON are the interim ones, sampled, for as long as the client keeps it.
+            let interim = !fresh && interimTiles != nil && ThinningLevels.interim(record, thinning)
+            if interim, let interimTiles { tilejson["tiles"] = [.string(interimTiles)] }
+            let levelled = ThinningLevels.key(record, thinning) != nil && !interim
+            tilejson["fraction_dropped_per_zoom"] = .array(thinning.fractionDropped(rows, levels: levels, levelled: levelled).map { .number(($0 * 10_000).rounded() / 10_000) })
             // Tessera's own: how the thinned zooms choose, for the builder's legend note.
             tilejson["thinning"] = ["maxzoom": .int(thinning.maxZoom), "perCell": .int(thinning.perCell),
                                     "cellsPerTile": .int(thinning.cellsPerSide),
                                     "order": d.thinningOrder.map { .string($0.name + ($0.descending ? ":desc" : ":asc")) } ?? "uniform",
-                                    "levels": levels != nil ? "precomputed" : "live"]
+                                    "levels": levels != nil ? "precomputed" : interim ? "interim" : "live"]
         }
         return .object(tilejson)
     }

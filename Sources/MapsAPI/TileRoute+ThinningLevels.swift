@@ -61,6 +61,13 @@ extension TileRoute {
         return e.sqlstate == "42P01" || e.sqlstate == "42501"
     }
 
+    /// An interim TileJSON (ThinningLevels.interimParameter) is cached briefly: a map opened after the levels' build
+    /// gets the precomputed tiles instead of the sampled ones.
+    static func interimCacheHeaders(_ request: HTTPRequest, _ principal: Principal, _ record: SourceRecord) -> [(String, String)] {
+        CachePolicy.headers(request, principal: principal, maxAge: ThinningLevels.interimMaxAge,
+                            connection: record.definition.connection, source: record.id)
+    }
+
     /// Queues a build of the source's thinning levels (one pending per key); a failure to queue only costs speed.
     func queueThinningLevels(_ record: SourceRecord, key: String, account: String) {
         let job = ThinningLevels.job(record, key: key, account: account)

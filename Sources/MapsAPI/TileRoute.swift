@@ -160,7 +160,10 @@ struct TileRoute: Sendable {
         let config = maps.services.config
         let thinning = Thinning.plan(record, cap: config.tileMaxFeatures).flatMap { z <= $0.maxZoom ? $0 : nil }
         var thinned = false
-        let levelsKey = thinning.flatMap { Self.thinningLevelsKey(record, $0, z: z) }
+        let levelled = thinning.flatMap { Self.thinningLevelsKey(record, $0, z: z) }
+        // An interim TileJSON's tiles never read the levels (ThinningLevels.interimParameter).
+        let interim = query[ThinningLevels.interimParameter.name] == ThinningLevels.interimParameter.value
+        let levelsKey = interim ? nil : levelled
         var fromLevels = false
         func render(rememberedLevels: Bool) throws -> [UInt8] { try maps.withWarehouse(principal, connection, request: request) { db -> [UInt8] in
             let watch = maps.watch(request)
@@ -175,7 +178,7 @@ struct TileRoute: Sendable {
                 } else {
                     // Queued before the per-request thinning, which may take until the statement timeout.
                     if let levelsKey { queueThinningLevels(record, key: levelsKey, account: principal.accountId) }
-                    (bytes, _) = try Self.runThinned(maps, record, thinning, db, z, x, y, watch)
+                    (bytes, _) = try Self.runThinned(maps, record, thinning, levelled: levelsKey != nil, db, z, x, y, watch)
                 }
                 // The byte budget still holds: a tile of very wide rows falls back to the capped subset below.
                 if bytes.count <= config.tileMaxBytes {
@@ -218,7 +221,7 @@ struct TileRoute: Sendable {
             // What the builder shows as "thinned at this zoom" (the TileJSON's fraction_dropped_per_zoom says how much).
             headers.append(("X-Tessera-Thinning", "\(thinning.perCell) per cell of 1/\(thinning.cellsPerSide) tile; zooms 0-\(thinning.maxZoom)"))
             // Which path made it, as X-Tessera-Aggregation says for aggregated tiles.
-            if levelsKey != nil { headers.append(("X-Tessera-Thinning-Levels", fromLevels ? "precomputed" : "live")) }
+            if levelled != nil { headers.append(("X-Tessera-Thinning-Levels", interim ? "interim" : fromLevels ? "precomputed" : "live")) }
         }
         if tile.isEmpty { return .noContent(headers: headers) }
         headers.append(("Content-Type", "application/vnd.mapbox-vector-tile"))
@@ -240,11 +243,11 @@ struct TileRoute: Sendable {
     }
 
     /// A seamlessly thinned tile (see `Thinning`): features and their count.
-    static func runThinned(_ maps: MapsService, _ record: SourceRecord, _ thinning: Thinning, _ db: PGConnection,
+    /// `levelled`: the tile may stand beside precomputed ones (Thinning.samplePercent).
+    static func runThinned(_ maps: MapsService, _ record: SourceRecord, _ thinning: Thinning, levelled: Bool, _ db: PGConnection,
                            _ z: Int, _ x: Int, _ y: Int, _ watch: PGConnection.Watch) throws -> ([UInt8], Int) {
         let percent = record.definition.kind == .table
-            ? thinning.samplePercent(z: z, ordered: record.definition.thinningOrder != nil,
-                                     levelled: thinningLevelsKey(record, thinning, z: z) != nil) : nil
+            ? thinning.samplePercent(z: z, ordered: record.definition.thinningOrder != nil, levelled: levelled) : nil
         let sql = try maps.tileSQL(record, percent == nil ? .thinned : .thinnedSampled)
         guard let parameters = sql.thinnedParameters(thinning, z: z, x: x, y: y, samplePercent: percent) else { return ([], 0) }
         let r = try db.execute(sql.text, parameters, watch: watch, prepare: true, binaryResult: true, lastOfCheckout: true)

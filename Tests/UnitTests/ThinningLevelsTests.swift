@@ -117,6 +117,22 @@ final class ThinningLevelsTests: XCTestCase {
         XCTAssertEqual(fractions[0], 0.99, accuracy: 1e-9)
     }
 
+    func testInterimTilesOnlyWhereTheyWouldBeSampled() throws {
+        let big = base.record(rows: 5_000_000)
+        let thinning = try XCTUnwrap(Thinning.plan(big, cap: 20_000))
+        // Before its levels exist a big table's TileJSON pins sampled tiles (fast z0), never mixed with precomputed ones.
+        XCTAssertTrue(ThinningLevels.interim(big, thinning))
+        // An importance order is never sampled (the live tiles are exact, the levels' own rule): nothing to pin.
+        let ordered = base.record(rows: 5_000_000, order: "pop")
+        XCTAssertFalse(ThinningLevels.interim(ordered, try XCTUnwrap(Thinning.plan(ordered, cap: 20_000))))
+        // No levels (filters): the ordinary live tiles, already sampled the same way in every tile.
+        let filtered = base.record(rows: 5_000_000, filters: try JSON.decode(#"{"pop": {"between": {"values": [[0, 5]]}}}"#))
+        XCTAssertFalse(ThinningLevels.interim(filtered, thinning))
+        // Small enough that no levelled zoom is sampled: the live tiles are exact already.
+        let small = base.record(rows: 24_000)
+        XCTAssertFalse(ThinningLevels.interim(small, try XCTUnwrap(Thinning.plan(small, cap: 20_000))))
+    }
+
     func testStatementSnapshots() throws {
         let record = base.record(rows: 5_000_000)
         let thinning = try XCTUnwrap(Thinning.plan(record, cap: 20_000))

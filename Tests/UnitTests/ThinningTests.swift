@@ -93,10 +93,18 @@ final class ThinningTests: XCTestCase {
         // Big zooms of a big table read a sample (default order only: an importance order must see every row).
         XCTAssertNotNil(big.samplePercent(z: 0, ordered: false))
         XCTAssertNil(big.samplePercent(z: 0, ordered: true))
-        // z1: 1.25M rows a tile -> 2% of the blocks; z3: 78k -> 33%; z4: every row.
+        // z0: 5M rows a tile -> 0.5% of the blocks; z1: 1.25M -> 2%; z3: 78k would be 33%, but a tile reads at most
+        // 102,400 rows of the table (2% of 5M: the sample is of the whole table, not of the tile) ...
+        XCTAssertEqual(try XCTUnwrap(big.samplePercent(z: 0, ordered: false)), 0.512, accuracy: 0.01)
         XCTAssertEqual(try XCTUnwrap(big.samplePercent(z: 1, ordered: false)), 2.048, accuracy: 0.01)
-        XCTAssertEqual(try XCTUnwrap(big.samplePercent(z: 3, ordered: false)), 32.77, accuracy: 0.05)
-        XCTAssertNil(big.samplePercent(z: 4, ordered: false))
+        XCTAssertEqual(try XCTUnwrap(big.samplePercent(z: 3, ordered: false)), 2.048, accuracy: 0.01)
+        // ... as at z6, whose average tile (1,220 rows) is small but whose dense ones (32x) are not; z7: every row.
+        XCTAssertEqual(try XCTUnwrap(big.samplePercent(z: 6, ordered: false)), 2.048, accuracy: 0.01)
+        XCTAssertNil(big.samplePercent(z: 7, ordered: false))
+        let million = try XCTUnwrap(Thinning.plan(record(rows: 1_000_000), cap: 20_000))
+        XCTAssertEqual(try XCTUnwrap(million.samplePercent(z: 2, ordered: false)), 10.24, accuracy: 0.01)  // 41% capped
+        XCTAssertEqual(try XCTUnwrap(million.samplePercent(z: 5, ordered: false)), 10.24, accuracy: 0.01)
+        XCTAssertNil(million.samplePercent(z: 6, ordered: false))  // 244 rows a tile, 7,800 at 32x: every row
         // A zoom precomputed levels serve reads every row live too: a sampled live tile beside a precomputed one
         // keeps other features in their shared buffer (issue 13's seam between 3/3/2 and 3/4/2).
         XCTAssertNil(big.samplePercent(z: 1, ordered: false, levelled: true))

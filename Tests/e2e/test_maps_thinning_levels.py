@@ -11,17 +11,19 @@ role without access to the table cannot read the levels."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
 import helpers as h
 import mvt
 from helpers import assert_ok
-from test_maps_thinning import CLIENT_PARAMS, CONN, get, local
+from test_maps_thinning import CLIENT_PARAMS, CONN, INTERIM, get, local, steady
 from test_sql_jobs import final, run_job
 
 TABLE = "public.e2e_thin_levels"
@@ -310,26 +312,36 @@ def test_a_precomputed_low_zoom_tile_is_one_round_trip(stack, full_token, table)
 DENSE = "public.e2e_thin_levels_dense"
 
 
-@pytest.fixture(scope="module")
-def dense_table(stack, dw):
+def clustered_table(stack, table: str, seed: float, then: str = "") -> dict[int, tuple[float, float]]:
+    """60,000 points clustered over Europe (pop 0, then `then`), indexed and analyzed: their coordinates by id."""
     h.warehouse(stack, f"""
-        DROP TABLE IF EXISTS {DENSE};
-        CREATE TABLE {DENSE} (id int PRIMARY KEY, pop int NOT NULL, geom geometry(Point, 4326));
-        SELECT setseed(0.13);
-        INSERT INTO {DENSE}
+        DROP TABLE IF EXISTS {table};
+        CREATE TABLE {table} (id int PRIMARY KEY, pop int NOT NULL, geom geometry(Point, 4326));
+        SELECT setseed({seed});
+        INSERT INTO {table}
           SELECT i, 0,
                  {h.CLUSTERED_EUROPE_POINT}
           FROM generate_series(1, 60000) i;
-        UPDATE {DENSE} t SET pop = r.rank FROM (SELECT id, row_number() OVER (ORDER BY md5(id::text)) AS rank FROM {DENSE}) r
-          WHERE r.id = t.id;
-        CREATE INDEX ON {DENSE} USING gist (geom);
-        ANALYZE {DENSE};
+        {then}
+        CREATE INDEX ON {table} USING gist (geom);
+        ANALYZE {table};
     """)
     points = {}
-    for line in h.warehouse(stack, f"SELECT id, ST_X(geom), ST_Y(geom) FROM {DENSE}").splitlines():
+    for line in h.warehouse(stack, f"SELECT id, ST_X(geom), ST_Y(geom) FROM {table}").splitlines():
         i, lon, lat = line.split("|")
         points[int(i)] = (float(lon), float(lat))
     return points
+
+
+def sql_worker_binary() -> Path:
+    return Path(os.environ.get("STACK_BIN", Path(__file__).resolve().parents[2] / ".build" / "release")).resolve() / "tessera-sql-worker"
+
+
+@pytest.fixture(scope="module")
+def dense_table(stack, dw):
+    return clustered_table(stack, DENSE, 0.13, then=f"""
+        UPDATE {DENSE} t SET pop = r.rank FROM (SELECT id, row_number() OVER (ORDER BY md5(id::text)) AS rank FROM {DENSE}) r
+          WHERE r.id = t.id;""")
 
 
 def border_tiles() -> list[tuple[int, int, int]]:
@@ -345,20 +357,19 @@ def border_tiles() -> list[tuple[int, int, int]]:
 
 @pytest.mark.parametrize("order", [None, "pop"])
 def test_live_and_precomputed_tiles_keep_the_same_features_at_the_borders(stack, full_token, dense_table, order):
-    import os
-    from pathlib import Path
-
     from test_maps_thinning import BUFFER, inside
 
     points = dense_table
     extra = {"thinningOrder": order} if order else {}
-    tj = tilejson(stack, full_token, name=DENSE, columns="id,pop", **extra)
-    assert tj["thinning"]["maxzoom"] >= 4, tj["thinning"]
     tiles = border_tiles()
     # No sql-worker: nothing builds the levels, so every tile answers from the per-request path, deterministically.
-    binary = Path(os.environ.get("STACK_BIN", Path(__file__).resolve().parents[2] / ".build" / "release")).resolve() / "tessera-sql-worker"
+    binary = sql_worker_binary()
     stack.stop_api("sql-worker")
     try:
+        # The tiles without the interim pin (the TileJSON queues the build): the exact per-request rule, as a TileJSON
+        # given once the levels exist serves it while they are stale again (test_interim_tiles_* checks the pinned ones).
+        tj = steady(tilejson(stack, full_token, name=DENSE, columns="id,pop", **extra))
+        assert tj["thinning"]["maxzoom"] >= 4, tj["thinning"]
         live = {}
         for t in tiles:
             _, path, ids = tile(stack, full_token, tj, *t)
@@ -382,3 +393,69 @@ def test_live_and_precomputed_tiles_keep_the_same_features_at_the_borders(stack,
     kept = sum(1 for i in shared if i in precomputed)
     assert not seams, (order, seams[:10])
     assert len(shared) > 200 and 0 < kept < len(shared), (order, len(shared), kept)
+
+
+# ---- before the levels exist (just imported; the build queued or running): a z0 tile of 1M points used to rank every
+# row (~1.4 s). The TileJSON then pins interim tiles (`thinning=sampled` in its tiles URL, cached 10 s): thinned per
+# request from a repeatable block sample, never from the levels, even once built, so a client never holds an interim
+# tile beside a precomputed one; the next TileJSON, once the levels exist, gives the precomputed tiles.
+
+INTERIM_TABLE = "public.e2e_thin_levels_interim"
+
+
+@pytest.fixture(scope="module")
+def interim_table(stack, dw):
+    return clustered_table(stack, INTERIM_TABLE, 0.57)
+
+
+def test_interim_tiles_are_sampled_seamless_flagged_and_pinned(stack, full_token, interim_table):
+    from test_maps_thinning import BUFFER, inside
+
+    points = interim_table
+    tiles = border_tiles()
+    binary = sql_worker_binary()
+    stack.stop_api("sql-worker")
+    try:
+        status, _, body = get(stack, f"/api/v3/maps/{CONN}/table", full_token,
+                              params={**CLIENT_PARAMS, "name": INTERIM_TABLE, "columns": "id,pop"})
+        assert status == 200, body
+        # Cached briefly (the next map opened once the levels exist gets precomputed tiles), not the table's 30 min.
+        status, headers, body = get(stack, local(stack, json.loads(body)["tilejson"]["url"][0]), full_token)
+        assert status == 200 and headers.get("cache-control") == "private, max-age=10", headers
+        tj = json.loads(body)
+        assert tj["thinning"]["levels"] == "interim" and INTERIM in tj["tiles"][0], tj["thinning"]
+        # Honest: the TileJSON counts what the samples drop at the sampled zooms (60,000 rows in a z0-3 tile).
+        assert all(f > 0.9 for f in tj["fraction_dropped_per_zoom"][:4]), tj["fraction_dropped_per_zoom"]
+        interim = {}
+        for t in tiles:
+            body, path, ids = tile(stack, full_token, tj, *t)
+            assert path == "interim", t
+            interim[t] = (body, ids)
+        path = local(stack, tj["tiles"][0]).replace("{z}", "0").replace("{x}", "0").replace("{y}", "0")
+        status, headers, _ = get(stack, path, full_token, headers={"Cache-Control": "no-cache"})
+        assert status == 200 and "x-tessera-thinning" in headers, headers
+    finally:
+        stack.start_worker("sql-worker", binary)
+    # Seamless: a feature inside both buffers of two neighbours is kept in both or in neither.
+    total = kept = 0
+    for a in tiles:
+        for b in tiles:
+            if a[0] != b[0] or abs(a[1] - b[1]) + abs(a[2] - b[2]) != 1 or a >= b:
+                continue
+            shared = [i for i, (lon, lat) in points.items() if inside(lon, lat, *a, BUFFER - 1) and inside(lon, lat, *b, BUFFER - 1)]
+            seams = [i for i in shared if (i in interim[a][1]) != (i in interim[b][1])]
+            assert not seams, (a, b, seams[:10])
+            total += len(shared)
+            kept += sum(1 for i in shared if i in interim[a][1])
+    assert total > 200 and 0 < kept < total, (total, kept)
+    # The TileJSON queued the build: the tiles of a later TileJSON come from the levels ...
+    steady_tj = steady(tj)
+    _, precomputed = until_precomputed(stack, full_token, steady_tj, 0, 0, 0)
+    now = tilejson(stack, full_token, name=INTERIM_TABLE, columns="id,pop")
+    assert now["thinning"]["levels"] == "precomputed" and INTERIM not in now["tiles"][0], now["thinning"]
+    # ... which keep other features than the sample did (so mixing the two would have made seams) ...
+    assert precomputed != interim[(0, 0, 0)][1]
+    # ... while the interim URL's tiles stay what they were: a client still holding some keeps a seamless map.
+    for t in tiles:
+        body, path, _ = tile(stack, full_token, tj, *t)
+        assert path == "interim" and body == interim[t][0], t

@@ -1,5 +1,5 @@
 -- parameters: ["\u0000cells","\u0000cells"]
-CREATE TABLE carto."tessera_thin_k_1" AS
+CREATE TABLE carto."tessera_thin_k_1" WITH (parallel_workers = 0) AS
 WITH _k6 AS MATERIALIZED (
   SELECT * FROM (
     SELECT _q.*, row_number() OVER (PARTITION BY __cx, __cy ORDER BY __h, __tid) AS __r FROM (

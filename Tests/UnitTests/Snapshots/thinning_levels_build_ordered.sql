@@ -1,5 +1,5 @@
 -- parameters: ["\u0000cells","\u0000cells"]
-CREATE TABLE carto."tessera_thin_k_2" AS
+CREATE TABLE carto."tessera_thin_k_2" WITH (parallel_workers = 0) AS
 WITH _k6 AS MATERIALIZED (
   SELECT * FROM (
     SELECT _q.*, row_number() OVER (PARTITION BY __cx, __cy ORDER BY "pop" DESC NULLS LAST, __h, __tid) AS __r FROM (
