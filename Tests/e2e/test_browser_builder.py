@@ -631,9 +631,10 @@ def labels(b, map_css, kind, zoom=None):
     return b.wait(ready, 60, f"{kind} basemap labels in {map_css}")
 
 
-# The basemap's tile canvases read across the OpenStreetMap extract's edge (the pinned extract's box): at each
-# of 119 points per side, the pixel `d` px inside the box and the one `d` px outside, each classed as the style's
-# water or land colour (roads, shores and labels are neither and are skipped).
+# The basemap's tile canvases read across the OpenStreetMap extract's edge (the pinned extract's box): at 119
+# points per side, the pixel `d` px inside the box and the one `d` px outside, each classed as the style's water
+# or land colour (roads, shores and labels are neither and are skipped). Returns the runs of points where water
+# meets land across the edge (unbroken by a point where both sides agree), with their length along the edge in px.
 EDGE_JS = """const [x0, y0, x1, y1, d] = arguments;
   const v = document.getElementById('builder-map').mapview, map = v.map, z = map.getZoom(), pal = v.basemap.options.palette;
   const rgb = c => [1, 3, 5].map(i => parseInt(c.slice(i, i + 2), 16));
@@ -648,25 +649,33 @@ EDGE_JS = """const [x0, y0, x1, y1, d] = arguments;
     return near(px, water) ? 'water' : near(px, land) ? 'land' : null;
   };
   const nw = map.project([y1, x0], z), se = map.project([y0, x1], z);
-  const sides = [[f => [nw.x + f * (se.x - nw.x), nw.y], [0, -1]], [f => [nw.x + f * (se.x - nw.x), se.y], [0, 1]],
-                 [f => [nw.x, nw.y + f * (se.y - nw.y)], [-1, 0]], [f => [se.x, nw.y + f * (se.y - nw.y)], [1, 0]]];
-  const out = {compared: 0, seams: []};
-  for (const [at, [ox, oy]] of sides) for (let i = 1; i < 120; i++) {
-    const [x, y] = at(i / 120);
-    const a = kind({x: x - d * ox, y: y - d * oy}), b = kind({x: x + d * ox, y: y + d * oy});
-    if (!a || !b) continue;
-    out.compared++;
-    if (a !== b) out.seams.push([Math.round(x), Math.round(y), a, b]);
+  const sides = [[f => [nw.x + f * (se.x - nw.x), nw.y], [0, -1], se.x - nw.x], [f => [nw.x + f * (se.x - nw.x), se.y], [0, 1], se.x - nw.x],
+                 [f => [nw.x, nw.y + f * (se.y - nw.y)], [-1, 0], se.y - nw.y], [f => [se.x, nw.y + f * (se.y - nw.y)], [1, 0], se.y - nw.y]];
+  const out = {compared: 0, runs: []};
+  for (const [at, [ox, oy], length] of sides) {
+    let run = null;
+    for (let i = 1; i < 120; i++) {
+      const [x, y] = at(i / 120);
+      const a = kind({x: x - d * ox, y: y - d * oy}), b = kind({x: x + d * ox, y: y + d * oy});
+      if (a && b) out.compared++;
+      if (a && b && a !== b) {
+        if (!run) out.runs.push(run = {at: [Math.round(x), Math.round(y)], inside: a, px: 0});
+        run.px += length / 120;
+      } else if (a && b) run = null;
+    }
   }
   return out;"""
 
 
 def assert_no_seam_at_extract(b, zoom):
-    """The extract's box is no shore on screen: water never meets land across its edge (issue 13)."""
+    """The extract's box is no shore on screen: water never meets land along its edge (issue 13). A few pixels
+    are the water's own shape near the edge (a harbour basin ends 11 m from it: 3.5 px long, a pixel off it at
+    z12); the box's shore was straight runs of 8 and 13 px at z12, 26 and 52 px at z14."""
     from test_basemap import EXTRACT
-    edge = b.js(EDGE_JS, *EXTRACT, 3)
+    edge = b.js(EDGE_JS, *EXTRACT, 1.5)
     assert edge["compared"] > 100, f"z{zoom}: too few edge pixels read as land or water: {edge}"
-    assert not edge["seams"], f"z{zoom}: water meets land across the extract's edge at {len(edge['seams'])} points: {edge['seams'][:8]}"
+    long = [r for r in edge["runs"] if r["px"] >= 6]
+    assert not long, f"z{zoom}: water meets land along the extract's edge: {long}"
 
 
 def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa: F811

@@ -122,7 +122,7 @@ CREATE TABLE basemap.osm_cap AS
     FROM basemap.osm_area a, d,
          LATERAL (SELECT s.geom AS s, ST_StartPoint(s.geom) AS a, ST_EndPoint(s.geom) AS b
                   FROM ST_Dump(ST_LineMerge(ST_CollectionExtract(ST_Intersection(ST_Boundary(a.geom), d.geom), 2))) s) e
-    WHERE ST_Length(e.s) > 4),
+    WHERE ST_Length(e.s) > 4),  -- shorter ones are the two sources' rounding along the box, not water
   left_over AS (SELECT ST_Difference(d.geom, c.geom) AS geom FROM d, caps c)
   SELECT ST_Union(c.geom, ST_Intersection(ST_Difference(l.geom, ST_Buffer(ST_Buffer(l.geom, -10), 10)), ST_Buffer(c.geom, 20))) AS geom, w.osm, w.gshhg
   FROM caps c, left_over l, w;
