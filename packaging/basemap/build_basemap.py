@@ -30,7 +30,8 @@ slow conversions:
   for ``tessera lds load-roads --osm``. Its shore (natural=coastline) and water areas (natural=water,
   waterway=riverbank, landuse=reservoir/basin; islands: place=island/islet) too: the extract keeps only
   the nodes inside its box, so ways that leave it are cut at the box's edge here, and basemap.sql makes
-  land and water of them (drawn from z12 inside the box, where GSHHG is too coarse).
+  land and water of them (drawn from z12 inside the box, where GSHHG is too coarse, and meeting GSHHG
+  only where the two agree).
 
 Outputs in the cache directory: ``basemap.sql.gz`` (load with ``zcat | psql -1``), ``helsinki.osm``,
 ``NOTICE``. ``--out DIR`` also copies them there. Prints the cache directory.
