@@ -7,7 +7,7 @@ import Foundation
 /// request went to that, measured with `perf`).
 ///
 /// Why this keeps the pool's guarantees: the statements are exactly those of the reset at check-in
-/// (`resetReadOnly` for a read-only checkout still inside the pool's transaction, else `resetStatements`),
+/// (`shortReadOnlyReset` for a read-only checkout still inside the pool's transaction, else `fullReset`),
 /// and the session counts as reset only when every one of them succeeded and left the state the check-in
 /// reset would (an open READ ONLY transaction stamped anew, or no transaction). Anything else (the statement
 /// failed and aborted the transaction, ended it, or left one open; a reset statement failed; a cancel hit
@@ -17,8 +17,8 @@ import Foundation
 /// latency either.
 extension PGConnection {
     struct ResetBehind {
-        let readOnly: Bool
-        let segments: [[String]]
+        let mode: PGSessionMode
+        let segments: [[PipelineStatement]]
     }
 
     /// The reset to send behind a statement, or nil when the check-in reset cannot be predicted now (a
@@ -27,23 +27,18 @@ extension PGConnection {
         guard resetsAtCheckin, let handle else { return nil }
         switch primedMode {
         case .readOnly:
-            guard let stamp = readOnlyStamp, PQtransactionStatus(handle) == PQTRANS_INTRANS,
-                  let statements = Self.shortReadOnlyReset(stamp: stamp) else { return nil }
-            return ResetBehind(readOnly: true, segments: [statements])
+            guard let stamp = readOnlyStamp, PQtransactionStatus(handle) == PQTRANS_INTRANS else { return nil }
+            return ResetBehind(mode: .readOnly, segments: Self.shortReadOnlyReset(stamp: stamp))
         case .readWrite:
             guard PQtransactionStatus(handle) == PQTRANS_IDLE else { return nil }
-            return ResetBehind(readOnly: false, segments: [Self.resetStatements])
+            return ResetBehind(mode: .readWrite, segments: Self.fullReset(rollback: false, priming: .readWrite))
         }
     }
 
     /// Queues the reset behind the statement just sent (pipeline mode) and flushes everything at once.
     func queueResetBehind(_ plan: ResetBehind) -> Bool {
         guard let handle, PQpipelineSync(handle) == 1 else { return false }
-        for segment in plan.segments {
-            for sql in segment where PQsendQueryParams(handle, sql, 0, nil, nil, nil, nil, 0) != 1 { return false }
-            guard PQpipelineSync(handle) == 1 else { return false }
-        }
-        return true
+        return sendSegments(plan.segments, handle).failure == nil
     }
 
     /// Reads the statement's sync and the reset's results (the statement's own were read by the caller),
@@ -51,51 +46,19 @@ extension PGConnection {
     /// state it cannot account for closes the connection (the pool then drops it).
     func finishResetBehind(_ plan: ResetBehind) {
         guard let handle else { return }
-        var inStep = Self.readSync(handle)
-        var results: [PGResult] = []
-        var failed = !inStep
-        if inStep {
-            for segment in plan.segments {
-                for _ in segment {
-                    var first: PGResult?
-                    while let raw = PQgetResult(handle) {
-                        let result = PGResult(raw)
-                        let status = PQresultStatus(raw)
-                        if status != PGRES_COMMAND_OK, status != PGRES_TUPLES_OK { failed = true }
-                        if first == nil { first = result }
-                    }
-                    guard let first else { inStep = false; break }
-                    results.append(first)
-                }
-                guard inStep, Self.readSync(handle) else { inStep = false; break }
-            }
-        }
-        guard inStep, PQexitPipelineMode(handle) == 1 else {
+        let read = readPipeline([0] + plan.segments.map(\.count), handle)
+        guard read.inStep, PQexitPipelineMode(handle) == 1 else {
             abandon()
             return
         }
-        guard !failed else { return }
+        guard read.failure == nil else { return }
         do {
-            if plan.readOnly {
-                guard PQtransactionStatus(handle) == PQTRANS_INTRANS, results.count == 5, let stamp = results[4].string(0, 0) else { return }
-                readOnlyStamp = stamp
-                primedAt = Date()
-                try settlePrepared(results[1], name: 0, fromSQL: 1)
-                resets.readOnly += 1
-            } else {
-                guard PQtransactionStatus(handle) == PQTRANS_IDLE, let listing = results.last else { return }
-                try settlePrepared(listing, name: 0, fromSQL: 1)
-                resets.full += 1
-            }
-            resetBehind = plan.readOnly ? .readOnly : .readWrite
+            try applyReset(plan.segments, read.results, mode: plan.mode)
+            if plan.mode == .readOnly { resets.readOnly += 1 } else { resets.full += 1 }
+            resetBehind = plan.mode
         } catch {
-            // Left dirty: the check-in reset runs (or finds the connection broken and drops it).
+            // Left dirty: the check-in reset runs (or finds the connection closed and drops it).
         }
-    }
-
-    private static func readSync(_ handle: OpaquePointer) -> Bool {
-        guard let raw = PQgetResult(handle) else { return false }
-        return PQresultStatus(PGResult(raw).handle) == PGRES_PIPELINE_SYNC
     }
 
     /// Reads a reset sent behind the last statement, if any: before anything else is sent, and at check-in.

@@ -256,6 +256,7 @@ public final class PGConnection: @unchecked Sendable {
         if prepared.count >= 256 {
             try execute("DEALLOCATE ALL")
             prepared.removeAll()
+            if resetsAtCheckin { try prepareResetStatements() }
         }
         preparedCounter += 1
         let name = "tessera_s\(preparedCounter)"
@@ -289,12 +290,15 @@ public final class PGConnection: @unchecked Sendable {
     /// The names of the protocol-level prepared statements the bookkeeping believes the server holds.
     public var preparedNames: Set<String> { Set(prepared.values) }
 
+    /// Records a statement prepared under `name` outside `preparedStatement` (the session reset's).
+    func notePrepared(_ name: String, for sql: String) { prepared[sql] = name }
+
     /// Drops bookkeeping entries whose statement the server no longer holds (a client's `DEALLOCATE`).
     func keepPrepared(only serverNames: Set<String>) {
         prepared = prepared.filter { serverNames.contains($0.value) }
     }
 
-    private func withCStrings<T>(_ values: [String?], _ body: ([UnsafePointer<CChar>?]) throws -> T) throws -> T {
+    func withCStrings<T>(_ values: [String?], _ body: ([UnsafePointer<CChar>?]) throws -> T) rethrows -> T {
         let pointers: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0) } }
         defer { for p in pointers { free(p) } }
         return try body(pointers.map { UnsafePointer($0) })

@@ -126,6 +126,7 @@ public final class PGPool: @unchecked Sendable {
                 do {
                     let connection = try PGConnection(conninfo)
                     connection.resetsAtCheckin = resetsSessions
+                    if resetsSessions { try connection.prepareResetStatements() }
                     try setup(connection)
                     return connection
                 } catch {

@@ -14,52 +14,33 @@ extension PGConnection {
     ///   `setval` too on all but temporary sequences, of which none exist (the full reset discards them and
     ///   none can be created here); anything else they touch is transactional.
     /// - What survives a rollback: session-level advisory locks and SQL-level `PREPARE` (and the protocol
-    ///   level statements of the bookkeeping, which are meant to). The message unlocks the former and lists
+    ///   level statements of the bookkeeping, which are meant to). The reset unlocks the former and lists
     ///   the latter, so strays are deallocated as in the full reset.
     ///
     /// All of that holds only if the open transaction is the pool's own: a client that ended it (`COMMIT`,
     /// `COMMIT AND CHAIN`, `PREPARE TRANSACTION`, where a guard lets those through) may have committed
-    /// session state and begun another. So the message first checks that the transaction's start, `now()`,
+    /// session state and begun another. So the reset first checks that the transaction's start, `now()`,
     /// is still the one recorded when the pool opened it (distinct transactions start in distinct client
     /// messages, so at distinct microseconds); on a mismatch it fails before the ROLLBACK, and the full reset
     /// runs. An idle connection (the client ended the transaction) or an aborted one (no statement runs
     /// there, so the check cannot) gets the full reset too. Returns false when the full reset must run.
     ///
-    /// One simple-protocol message: a SELECT that checks the stamp and unlocks, the listing (both before the
-    /// ROLLBACK, which changes neither), ROLLBACK, BEGIN READ ONLY and the new transaction's stamp. That last
-    /// SELECT is also the transaction's first query, after which `SET TRANSACTION READ WRITE` is refused.
-    /// (Measured with pgbench on the server's CPU: about half the full reset's pipeline; the stamp as text
-    /// and two plain SELECTs cost less than epoch arithmetic or a join of the two.)
+    /// One pipeline (`shortReadOnlyReset`) of the reset's prepared statements, with the stamp bound. (Measured
+    /// with pgbench on the server's CPU: about half the full reset; the stamp as text and two plain SELECTs
+    /// cost less than epoch arithmetic or a join of the two.)
     func resetReadOnly() throws -> Bool {
         guard let handle, primedMode == .readOnly, let stamp = readOnlyStamp,
               PQtransactionStatus(handle) == PQTRANS_INTRANS else { return false }
         readOnlyStamp = nil
-        guard let statements = Self.shortReadOnlyReset(stamp: stamp) else { return false }
+        let reset = Self.shortReadOnlyReset(stamp: stamp)
         let results: [PGResult]
         do {
-            results = try scriptResults(statements.joined(separator: "; "))
+            results = try pipeline(reset)
         } catch let error as PGError where !error.connectionLost && isHealthy {
             // Not the pool's transaction (or something unforeseen): the full reset starts with a ROLLBACK.
             return false
         }
-        guard results.count == 5, let newStamp = results[4].string(0, 0) else {
-            throw PGError(sqlstate: nil, message: "the read-only reset returned no stamp")
-        }
-        readOnlyStamp = newStamp
-        primedAt = Date()
-        try settlePrepared(results[1], name: 0, fromSQL: 1)
+        try applyReset(reset, results, mode: .readOnly)
         return true
     }
-
-    /// The short reset's statements for a transaction stamped `stamp`; nil for a stamp that is not the
-    /// server's own timestamp text (anything else would not be spliced into SQL).
-    static func shortReadOnlyReset(stamp: String) -> [String]? {
-        guard stamp.utf8.allSatisfy({ stampBytes.contains($0) }) else { return nil }
-        return ["SELECT 1 / (now() = '\(stamp)')::int, pg_advisory_unlock_all()", preparedListing,
-                "ROLLBACK", "BEGIN READ ONLY", stampStatement]
-    }
-
-    /// What a timestamp's text can hold in any DateStyle: digits, letters (zone names), space and `-+:./`.
-    private static let stampBytes = Set(Array("0123456789 -+:./".utf8) + Array(UInt8(ascii: "A")...UInt8(ascii: "Z"))
-                                        + Array(UInt8(ascii: "a")...UInt8(ascii: "z")))
 }

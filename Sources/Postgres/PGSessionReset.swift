@@ -12,33 +12,13 @@ extension PGConnection {
     /// The mode the pool checked this connection out in (policy code reads it; only the pool sets it).
     public var sessionMode: PGSessionMode { primedMode }
 
-    /// Everything a client can leave behind on a session, undone without `DISCARD ALL`, which would also
-    /// drop the protocol-level prepared statements the tile and query paths rely on (about 4x on tiles).
-    /// `RESET ALL` alone does not reset `role` or the session authorization, hence those come first.
-    /// The last statement lists the prepared statements, so strays are found in the same round trip: from the
-    /// catalog function itself, which the server plans for about half the CPU of the `pg_prepared_statements`
-    /// view over it (measured with pgbench: ~20 against ~28 µs per listing).
-    /// (Unnamed on purpose: prepared, the reset's own statements would be server state a client could
-    /// deallocate or replace, and the server would hold statements the bookkeeping does not know.)
-    static let resetStatements = [
-        "RESET SESSION AUTHORIZATION", "RESET ROLE", "RESET ALL", "CLOSE ALL", "UNLISTEN *",
-        "SELECT pg_advisory_unlock_all()", "DISCARD TEMP", "DISCARD SEQUENCES",
-        PGConnection.preparedListing,
-    ]
-
-    static let preparedListing = "SELECT name, from_sql FROM pg_catalog.pg_prepared_statement()"
-
-    /// The start of the READ ONLY transaction just opened (see `resetReadOnly`). Text: cheaper for the server
-    /// than any arithmetic on it.
-    static let stampStatement = "SELECT now()::text"
-
-    /// Returns the session to the state a fresh connection has, keeping the prepared statements the
-    /// bookkeeping knows and deallocating every other one (SQL-level `PREPARE`), and leaves it primed for
-    /// `mode`. A read-only checkout still inside the pool's READ ONLY transaction takes the short way
+    /// Returns the session to the state a fresh connection has (see `ResetStatement`), keeping the prepared
+    /// statements the bookkeeping knows and deallocating every other one (SQL-level `PREPARE`), and leaves it
+    /// primed for `mode`. A read-only checkout still inside the pool's READ ONLY transaction takes the short way
     /// (`resetReadOnly`); otherwise rollback, reset, the prepared-statement listing and the priming go out
-    /// together. Either is one round trip, paid after the response was sent (only a stray prepared statement
-    /// costs more). Throws when the connection cannot be trusted to be clean; the pool then closes it.
-    /// Returns whether the short read-only reset sufficed (false: the full reset ran).
+    /// together (`fullReset`). Either is one round trip, paid after the response was sent (only a stray
+    /// prepared statement costs more). Throws when the connection cannot be trusted to be clean; the pool then
+    /// closes it. Returns whether the short read-only reset sufficed (false: the full reset ran).
     @discardableResult
     func resetSession(priming mode: PGSessionMode = .readWrite) throws -> Bool {
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
@@ -51,46 +31,69 @@ extension PGConnection {
         }
         resets.full += 1
         readOnlyStamp = nil
-        var rollback: [String] = []
+        let rollback: Bool
         switch PQtransactionStatus(handle) {
-        case PQTRANS_IDLE: break
-        case PQTRANS_INTRANS, PQTRANS_INERROR: rollback = ["ROLLBACK"]
+        case PQTRANS_IDLE: rollback = false
+        case PQTRANS_INTRANS, PQTRANS_INERROR: rollback = true
         default: throw PGError(sqlstate: nil, message: "connection busy at check-in")
         }
-        let statements: PGResult
-        if mode == .readOnly {
-            // A pipeline, so the reset commits in its own segment before the READ ONLY transaction opens: a
-            // later ROLLBACK of that transaction cannot bring back what the reset undid.
-            let segments = (rollback.isEmpty ? [] : [rollback]) + [Self.resetStatements, ["BEGIN READ ONLY", Self.stampStatement]]
-            let results = try pipeline(segments)
-            statements = results[rollback.count + Self.resetStatements.count - 1]
-            readOnlyStamp = results.last?.string(0, 0)
-        } else {
-            // Nothing to open afterwards: one simple-protocol message, which costs the server less.
-            guard let last = try scriptResults((rollback + Self.resetStatements).joined(separator: "; ")).last else {
-                throw PGError(sqlstate: nil, message: "the reset returned no listing")
-            }
-            statements = last
+        let reset = Self.fullReset(rollback: rollback, priming: mode)
+        try applyReset(reset, try pipeline(reset), mode: mode)
+        return false
+    }
+
+    /// Takes over what a reset pipeline (`fullReset` or `shortReadOnlyReset`, at check-in or behind a statement)
+    /// answered, all of it successful: checks that each reset statement answered with its own command tag and
+    /// that the session is where the reset leaves it (an open READ ONLY transaction and its new stamp, or no
+    /// transaction), records the stamp and the mode, and settles the prepared statements against the listing.
+    /// A statement that was not the pool's own closes the connection; any other surprise throws, and the
+    /// session counts as not reset.
+    func applyReset(_ segments: [[PipelineStatement]], _ results: [PGResult], mode: PGSessionMode) throws {
+        let statements = segments.flatMap { $0 }
+        guard let handle, results.count == statements.count else {
+            throw PGError(sqlstate: nil, message: "the reset returned \(results.count) results for \(statements.count) statements")
         }
+        var listing: PGResult?
+        var stamp: String?
+        for (statement, result) in zip(statements, results) {
+            switch statement {
+            case let .reset(reset, _):
+                guard result.commandStatus == reset.tag else { throw hijacked(reset.name) }
+                if reset == .stamp { stamp = result.string(0, 0) }
+            case .text(Self.preparedListing): listing = result
+            case .text, .prepare: break
+            }
+        }
+        let open = PQtransactionStatus(handle) == PQTRANS_INTRANS
+        guard let listing, mode == .readOnly ? open && stamp != nil : PQtransactionStatus(handle) == PQTRANS_IDLE else {
+            throw PGError(sqlstate: nil, message: "the reset left the session in an unexpected state")
+        }
+        readOnlyStamp = stamp
         primedMode = mode
         primedAt = Date()
-        try settlePrepared(statements, name: 0, fromSQL: 1)
-        return false
+        try settlePrepared(listing, name: 0, fromSQL: 1)
     }
 
     /// Brings the bookkeeping in step with the server's listing of prepared statements (a client may have
     /// deallocated some) and deallocates every statement it does not know, then primes the session again.
+    /// The reset's own statements are not the client's to deallocate or replace: one listed as SQL-level, or
+    /// missing, closes the connection (see `ResetStatement`).
     func settlePrepared(_ listing: PGResult, name nameColumn: Int, fromSQL fromSQLColumn: Int) throws {
         let known = preparedNames
         var serverNames = Set<String>()
         var strays: [String] = []
         for row in 0..<listing.rowCount {
             guard let name = listing.string(row, nameColumn) else { continue }
-            if listing.string(row, fromSQLColumn) == "t" || !known.contains(name) {
+            let fromSQL = listing.string(row, fromSQLColumn) == "t"
+            if fromSQL, ResetStatement.isReserved(name) { throw hijacked(name) }
+            if fromSQL || !known.contains(name) {
                 strays.append(name)
             } else {
                 serverNames.insert(name)
             }
+        }
+        if let missing = known.first(where: { ResetStatement.isReserved($0) && !serverNames.contains($0) }) {
+            throw hijacked(missing)
         }
         keepPrepared(only: serverNames)
         guard !strays.isEmpty else { return }
@@ -108,7 +111,7 @@ extension PGConnection {
     func prime(_ mode: PGSessionMode) throws {
         guard mode != primedMode else { return }
         switch mode {
-        case .readOnly: readOnlyStamp = try scriptResults("BEGIN READ ONLY; " + Self.stampStatement).last?.string(0, 0)
+        case .readOnly: readOnlyStamp = try scriptResults("BEGIN READ ONLY; " + ResetStatement.stamp.sql).last?.string(0, 0)
         case .readWrite:
             readOnlyStamp = nil
             try executeScript("ROLLBACK")
@@ -121,7 +124,7 @@ extension PGConnection {
     /// in the background is reused only while young: `now()` is the transaction's start time.
     func enter(_ mode: PGSessionMode, maxPrimedAge: TimeInterval) throws {
         if mode == .readOnly, primedMode == .readOnly, -primedAt.timeIntervalSinceNow > maxPrimedAge {
-            readOnlyStamp = try scriptResults("ROLLBACK; BEGIN READ ONLY; " + Self.stampStatement).last?.string(0, 0)
+            readOnlyStamp = try scriptResults("ROLLBACK; BEGIN READ ONLY; " + ResetStatement.stamp.sql).last?.string(0, 0)
             primedAt = Date()
             return
         }

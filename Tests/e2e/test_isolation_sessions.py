@@ -168,6 +168,32 @@ def test_read_only_request_leaves_nothing_on_its_pooled_session(api, stack, view
             assert assert_ok(api.sql(RO_PROBE, session=viewer, method="POST"))["rows"][0] == clean, q
 
 
+# The pool's reset runs prepared statements under reserved names (tessera_reset_*). A client's SQL that removes
+# them, or removes one and PREPAREs a SELECT under its name (which would keep the reset from unlocking, or from
+# resetting settings), gets its pooled connection closed: what it left cannot reach the next request.
+HIJACK_LOCK = 771502
+
+
+def hijack(name: str) -> str:
+    return (f"DO $$ BEGIN PERFORM pg_advisory_lock({HIJACK_LOCK}); PERFORM set_config('work_mem', '7MB', false); "
+            f"EXECUTE 'DEALLOCATE {name}'; EXECUTE 'PREPARE {name} AS SELECT 1'; END $$")
+
+
+def test_a_client_that_replaces_the_resets_statements_loses_its_session(api, stack, viewer, admin):
+    for who in ({"token": admin.token}, {"session": viewer}):
+        clean = assert_ok(api.sql(RO_PROBE, method="POST", **who))["rows"][0]
+        assert clean["work_mem"] != "7MB" and clean["locks"] == 0, clean
+        # DO is not available to read-only credentials: a viewer can only remove the statements.
+        hijacks = ([hijack("tessera_reset_locks"), hijack("tessera_reset_settings")] if "token" in who else
+                   ["DEALLOCATE tessera_reset_check_stamp"]) + ["DEALLOCATE ALL"]
+        for q in hijacks:
+            r = api.sql(q, method="POST", **who)
+            assert r.status == 200, (q, r)
+            assert assert_ok(api.sql(RO_PROBE, method="POST", **who))["rows"][0] == clean, q
+            # Had the hijacked session stayed in the pool, it would hold the lock still (lock_timeout fails this).
+            h.warehouse(stack, f"SET lock_timeout = '60s'; SELECT pg_advisory_lock({HIJACK_LOCK})")
+
+
 def test_read_only_principals_cannot_watch_or_kill_other_sessions(api, stack, viewer, make_token, admin):
     for q in ("SELECT query FROM pg_stat_activity",
               "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE false",
