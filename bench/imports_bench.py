@@ -8,7 +8,9 @@ staging table -> swap) — and (b) with plain `ogr2ogr -f PostgreSQL` (PG_USE_CO
 into the same warehouse (the zip through /vsizip/). Prints MB/s and the ratio ogr2ogr time / Imports API
 time, both end to end (upload + queue + load) and for the worker's job alone; the CPU seconds each spent
 (plain: ogr2ogr + PostgreSQL; job: worker + its GDAL children + PostgreSQL), less sensitive to other load
-on the machine than wall time; and peak RSS: the
+on the machine than wall time, split by process (PostgreSQL's part apart) beside the CPU of GDAL opening the
+file alone (`ogrinfo -so`: the schema pass GDAL makes before the load reads the file again; for GeoJSON a
+whole parse); and peak RSS: the
 import-worker's own (VmHWM, reset before each import), its GDAL child's (ogr2ogr, from wait4), their sum,
 and plain ogr2ogr's. Every loaded table is VACUUM ANALYZEd untimed before the next load, so that autovacuum
 never scans one side's table during the other side's measurement.
@@ -207,8 +209,23 @@ def via_api(stack: Stack, token: str, path: Path, table: str) -> tuple[float, fl
     return total, job, int(result.get("ogr2ogrPeakRssKiB") or 0), result.get("phasesMs") or {}
 
 
-def via_ogr2ogr(stack: Stack, path: Path, fmt: str, table: str) -> tuple[float, int, float]:
-    source = f"/vsizip/{path}" if fmt == "shpzip" else str(path)
+def source_of(path: Path, fmt: str) -> str:
+    return f"/vsizip/{path}" if fmt == "shpzip" else str(path)
+
+
+def open_cpu(path: Path, fmt: str) -> float:
+    """CPU seconds GDAL spends opening the file and reading its schema, without loading it (untimed otherwise)."""
+    cmd = ["ogrinfo", "-ro", "-so", "-al", "-nocount", "-noextent", *(CSV_OPEN if fmt == "csv" else []), source_of(path, fmt)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"ogrinfo could not open {path}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def via_ogr2ogr(stack: Stack, path: Path, fmt: str, table: str) -> tuple[float, int, float, float]:
+    """Wall time, ogr2ogr's peak RSS, ogr2ogr's CPU and PostgreSQL's CPU."""
+    source = source_of(path, fmt)
     cmd = ["ogr2ogr", "-f", "PostgreSQL", f"PG:{stack.dsn('carto_dw', 'carto_dw')}", source, "--config", "PG_USE_COPY", "YES",
            "-nln", table, "-lco", "GEOMETRY_NAME=geom", "-a_srs", "EPSG:4326", "-overwrite"]
     if fmt == "csv":
@@ -219,11 +236,11 @@ def via_ogr2ogr(stack: Stack, path: Path, fmt: str, table: str) -> tuple[float, 
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.monotonic() - started
     wait_backends(stack, idle)
-    cpu = usage.ru_utime + usage.ru_stime + pg_cpu(stack) - pg_before
+    pg = pg_cpu(stack) - pg_before
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"ogr2ogr failed: {proc.stderr.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss, cpu
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, pg
 
 
 def main() -> int:
@@ -267,16 +284,19 @@ def main() -> int:
             else:
                 path, n = convert(csv, fmt), n_csv
             mb = path.stat().st_size / (1 << 20)
-            ogr_s, ogr_rss, ogr_cpu = via_ogr2ogr(stack, path, fmt, f"bench.ogr_{fmt}")
+            ogr_s, ogr_rss, ogr_own_cpu, ogr_pg_cpu = via_ogr2ogr(stack, path, fmt, f"bench.ogr_{fmt}")
+            ogr_cpu = ogr_own_cpu + ogr_pg_cpu
             settle(stack, f"bench.ogr_{fmt}")
             worker_pid = stack.pid("import-worker")
             reset_peak(worker_pid)
-            cpu_before = cpu_with_children(worker_pid) + pg_cpu(stack)
+            worker_before, pg_before = cpu_with_children(worker_pid), pg_cpu(stack)
             api_s, job_s, child_rss, phases = via_api(stack, token, path, f"bench.api_{fmt}")
             worker = vmhwm_kib(worker_pid)
             # The worker's job: itself, its GDAL children, PostgreSQL (the upload's import-api and nginx not counted).
-            job_cpu = cpu_with_children(worker_pid) + pg_cpu(stack) - cpu_before
+            job_own_cpu, job_pg_cpu = cpu_with_children(worker_pid) - worker_before, pg_cpu(stack) - pg_before
+            job_cpu = job_own_cpu + job_pg_cpu
             settle(stack, f"bench.api_{fmt}")
+            opening = open_cpu(path, fmt)
             for table in (f"bench.ogr_{fmt}", f"bench.api_{fmt}"):
                 count = int(stack.psql(f"SELECT count(*) FROM {table}", dbname="carto_dw", user="carto_dw"))
                 if count != n:
@@ -287,9 +307,14 @@ def main() -> int:
                   f"{(worker + child_rss) / 1024:>3.0f} {ogr_rss / 1024:>7.0f}", flush=True)
             # Where the job's time went (the worker's own phase clock, ms), to see which step to work on.
             print(f"{'':>7} job phases ms: " + " ".join(f"{k}={v}" for k, v in phases.items()), flush=True)
+            # Which process the CPU went to: the client side (GDAL) or PostgreSQL, and how much of GDAL's was opening.
+            print(f"{'':>7} CPU s by process: plain ogr2ogr {ogr_own_cpu:.1f} + PostgreSQL {ogr_pg_cpu:.1f}; job worker+GDAL "
+                  f"{job_own_cpu:.1f} + PostgreSQL {job_pg_cpu:.1f}; GDAL opening the file alone {opening:.1f}", flush=True)
             results.append({"format": fmt, "mb": round(mb, 1), "rows": n, "ogr2ogr_s": round(ogr_s, 2), "api_total_s": round(api_s, 2),
                             "job_s": round(job_s, 2), "ogr2ogr_cpu_s": round(ogr_cpu, 2), "job_cpu_s": round(job_cpu, 2),
-                            "ratio_cpu": round(ogr_cpu / job_cpu, 3), "ratio_total": round(ogr_s / api_s, 3), "ratio_job": round(ogr_s / job_s, 3),
+                            "ratio_cpu": round(ogr_cpu / job_cpu, 3), "ogr2ogr_own_cpu_s": round(ogr_own_cpu, 2),
+                            "ogr2ogr_pg_cpu_s": round(ogr_pg_cpu, 2), "job_own_cpu_s": round(job_own_cpu, 2),
+                            "job_pg_cpu_s": round(job_pg_cpu, 2), "gdal_open_cpu_s": round(opening, 2), "ratio_total": round(ogr_s / api_s, 3), "ratio_job": round(ogr_s / job_s, 3),
                             "worker_peak_rss_mib": round(worker / 1024, 1), "gdal_peak_rss_mib": round(child_rss / 1024, 1),
                             "worker_plus_gdal_peak_rss_mib": round((worker + child_rss) / 1024, 1),
                             "ogr2ogr_peak_rss_mib": round(ogr_rss / 1024, 1), "job_phases_ms": phases})
