@@ -19,6 +19,15 @@ extension PGConnection {
     struct ResetBehind {
         let mode: PGSessionMode
         let segments: [[PipelineStatement]]
+
+        /// Whether the reset goes out in the statement's own pipeline segment, with no sync between them.
+        /// libpq 15's `PQpipelineSync` always flushes, so a sync after the statement made two sends and two
+        /// server wake-ups per request. A read-only checkout is inside the pool's explicit READ ONLY
+        /// transaction, where a sync ends no implicit transaction, so leaving it out changes nothing the
+        /// server does: a failed statement aborts the reset behind it either way (the session is then left
+        /// dirty and reset at check-in). A read-write checkout keeps the sync: without it, the statement
+        /// and the reset would run in one implicit transaction.
+        var joinsStatementSegment: Bool { mode == .readOnly }
     }
 
     /// The reset to send behind a statement, or nil when the check-in reset cannot be predicted now (a
@@ -37,7 +46,8 @@ extension PGConnection {
 
     /// Queues the reset behind the statement just sent (pipeline mode) and flushes everything at once.
     func queueResetBehind(_ plan: ResetBehind) -> Bool {
-        guard let handle, PQpipelineSync(handle) == 1 else { return false }
+        guard let handle else { return false }
+        if !plan.joinsStatementSegment, PQpipelineSync(handle) != 1 { return false }
         return sendSegments(plan.segments, handle).failure == nil
     }
 
@@ -46,7 +56,8 @@ extension PGConnection {
     /// state it cannot account for closes the connection (the pool then drops it).
     func finishResetBehind(_ plan: ResetBehind) {
         guard let handle else { return }
-        let read = readPipeline([0] + plan.segments.map(\.count), handle)
+        let counts = plan.segments.map(\.count)
+        let read = readPipeline(plan.joinsStatementSegment ? counts : [0] + counts, handle)
         guard read.inStep, PQexitPipelineMode(handle) == 1 else {
             abandon()
             return
