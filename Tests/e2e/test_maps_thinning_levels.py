@@ -293,10 +293,12 @@ def test_a_precomputed_low_zoom_tile_is_one_round_trip(stack, full_token, table)
     ran = [s[3] for s in log.of_backends_running("_levels AS MATERIALIZED")]
     tiles = [s for s in ran if "_levels AS MATERIALIZED" in s]
     assert len(tiles) == len(TILES), ran
-    reset = {"RESET SESSION AUTHORIZATION", "RESET ROLE", "RESET ALL", "CLOSE ALL", "UNLISTEN *", "SELECT pg_advisory_unlock_all()",
+    # The reset's statements (Sources/Postgres/PGResetStatement.swift), prepared once per session and run by name.
+    reset = {"RESET SESSION AUTHORIZATION", "RESET ROLE", "RESET ALL", "CLOSE ALL", "UNLISTEN *", "SELECT pg_catalog.pg_advisory_unlock_all()",
              "DISCARD TEMP", "DISCARD SEQUENCES", "SELECT name, from_sql FROM pg_catalog.pg_prepared_statement()", "BEGIN READ ONLY", "ROLLBACK",
              # the short read-only reset (PGSessionReset+ReadOnly.swift): its transaction stamp, checked and renewed
-             "SELECT 1 / (now() = '<stamp>')::int, pg_advisory_unlock_all()", "SELECT now()::text"}
+             "SELECT 1 OPERATOR(pg_catalog./) (pg_catalog.now() OPERATOR(pg_catalog.=) $1::pg_catalog.timestamptz)::pg_catalog.int4, "
+             "pg_catalog.pg_advisory_unlock_all()", "SELECT pg_catalog.now()::pg_catalog.text"}
     # The pool's own session management: the reset at check-in, and the re-priming of a READ ONLY transaction that
     # waited idle longer than the pool's maxPrimedAge (1 s; the log's setup between passes takes longer).
     others = [s for s in ran if "_levels AS MATERIALIZED" not in s
