@@ -75,8 +75,9 @@ extension PGConnection {
     }
 
     /// Reads the results of `counts[i]` statements and then a sync, per segment: the one reader of pipelines,
-    /// for the reset's own and for the reset sent behind a statement (whose segment has no statement left to
-    /// read, only its sync). A statement that failed, or was skipped after a failure in its segment, makes
+    /// for the reset's own and for the reset sent behind a statement (whose own results the caller has read:
+    /// a read-write statement's segment leaves only its sync, a read-only one shares its segment with the
+    /// reset, see `ResetBehind.joinsStatementSegment`). A statement that failed, or was skipped after a failure in its segment, makes
     /// `failure`; reading goes on to the end, so the connection stays in step.
     func readPipeline(_ counts: [Int], _ handle: OpaquePointer) -> PipelineRead {
         var read = PipelineRead()
