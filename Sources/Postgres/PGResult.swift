@@ -1,4 +1,5 @@
 import CLibPQ
+import Foundation
 
 /// Owns one `PGresult`. Values are in text format; `nil` means SQL NULL.
 public final class PGResult: @unchecked Sendable {
@@ -19,6 +20,8 @@ public final class PGResult: @unchecked Sendable {
     public var isSingleRow: Bool { PQresultStatus(handle) == PGRES_SINGLE_TUPLE }
     public var columnCount: Int { Int(PQnfields(handle)) }
     public var commandStatus: String { String(cString: PQcmdStatus(handle)) }
+    /// Whether the command status is `tag`, without making a String of it (every reset checks a dozen).
+    func hasCommandStatus(_ tag: String) -> Bool { tag.withCString { strcmp(PQcmdStatus(handle), $0) == 0 } }
     /// Rows affected by INSERT/UPDATE/DELETE, when the command reports it.
     public var affectedRows: Int? { Int(String(cString: PQcmdTuples(handle))) }
 

@@ -58,7 +58,7 @@ extension PGConnection {
         for (statement, result) in zip(statements, results) {
             switch statement {
             case let .reset(reset, _):
-                guard result.commandStatus == reset.tag else { throw hijacked(reset.name) }
+                guard result.hasCommandStatus(reset.tag) else { throw hijacked(reset.name) }
                 if reset == .stamp { stamp = result.string(0, 0) }
             case .text(Self.preparedListing): listing = result
             case .text, .prepare: break
@@ -80,22 +80,28 @@ extension PGConnection {
     /// missing, closes the connection (see `ResetStatement`).
     func settlePrepared(_ listing: PGResult, name nameColumn: Int, fromSQL fromSQLColumn: Int) throws {
         let known = preparedNames
-        var serverNames = Set<String>()
+        var serverNames: [String] = []
+        serverNames.reserveCapacity(listing.rowCount)
         var strays: [String] = []
         for row in 0..<listing.rowCount {
             guard let name = listing.string(row, nameColumn) else { continue }
-            let fromSQL = listing.string(row, fromSQLColumn) == "t"
+            let fromSQL = listing.value(row, fromSQLColumn)?.first == UInt8(ascii: "t")
             if fromSQL, ResetStatement.isReserved(name) { throw hijacked(name) }
             if fromSQL || !known.contains(name) {
                 strays.append(name)
             } else {
-                serverNames.insert(name)
+                serverNames.append(name)
             }
         }
-        if let missing = known.first(where: { ResetStatement.isReserved($0) && !serverNames.contains($0) }) {
-            throw hijacked(missing)
+        // The server's names are distinct and each is known here, so equal counts mean the same set: the usual
+        // case needs no second set (the listing is read at every check-in).
+        if serverNames.count != known.count {
+            let held = Set(serverNames)
+            if let missing = known.first(where: { ResetStatement.isReserved($0) && !held.contains($0) }) {
+                throw hijacked(missing)
+            }
+            keepPrepared(only: held)
         }
-        keepPrepared(only: serverNames)
         guard !strays.isEmpty else { return }
         let mode = primedMode
         if primedMode == .readOnly {
