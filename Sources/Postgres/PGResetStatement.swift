@@ -58,7 +58,11 @@ extension PGConnection {
     /// Lists the prepared statements, so strays are found in the same round trip as the reset: from the catalog
     /// function itself, which the server plans for about half the CPU of the `pg_prepared_statements` view
     /// over it (measured with pgbench: ~20 against ~28 µs per listing). Unnamed on purpose: it is what vouches
-    /// for the reset's prepared statements, so no client can have replaced it.
+    /// for the reset's prepared statements, so no client can have replaced it. Run at every reset, whoever wrote
+    /// the checkout's SQL: reading a view, or a relation with row-level security, runs its owner's functions,
+    /// which can `PREPARE` and `DEALLOCATE` (even in a READ ONLY transaction); tile statements embed a query
+    /// source's text and resolve unqualified names through the session's `search_path`. So no statement text,
+    /// built by the server or not, proves that the listing has nothing to find (PooledResetHijackTests).
     static let preparedListing = "SELECT name, from_sql FROM pg_catalog.pg_prepared_statement()"
 
     /// The full reset: a ROLLBACK when a transaction is open, the session statements and the listing, then

@@ -71,6 +71,46 @@ final class PooledResetHijackTests: XCTestCase {
         }
     }
 
+    /// Why the listing runs at every reset, also behind statements the server built (tiles) and not only behind
+    /// SQL API text: reading a relation can run its owner's code. Here a prepared SELECT of a view, inside the
+    /// pool's READ ONLY transaction, replaces the unlock, takes a lock and leaves a stray statement.
+    func testAViewsFunctionCannotHijackTheResetOfAPlainSelect() throws {
+        let clean = try state(try PGConnection(superuser))
+        let owner = try PGConnection(superuser)
+        try owner.executeScript("""
+            CREATE OR REPLACE FUNCTION it_hijacking_read() RETURNS int LANGUAGE plpgsql AS $$
+            BEGIN
+                IF EXISTS (SELECT FROM pg_prepared_statements WHERE name = 'tessera_reset_locks' AND NOT from_sql) THEN
+                    EXECUTE 'DEALLOCATE tessera_reset_locks';
+                    EXECUTE 'PREPARE tessera_reset_locks AS SELECT 1';
+                END IF;
+                PERFORM pg_advisory_lock(\(Self.lock));
+                RETURN 1;
+            END $$;
+            CREATE OR REPLACE VIEW it_hijacking_view AS SELECT it_hijacking_read() AS x;
+            """)
+        defer { try? owner.executeScript("DROP VIEW it_hijacking_view; DROP FUNCTION it_hijacking_read()") }
+        for mode in [PGSessionMode.readOnly, .readWrite] {
+            for hint in [true, false] {
+                let pool = PGPool(conninfo: superuser, size: 1, resetsSessions: true)
+                pool.maxPrimedAge = 3600
+                var pid: String?
+                try pool.withSession(mode) { db in
+                    pid = try db.execute("SELECT pg_backend_pid()::text").string(0, 0)
+                    try db.execute("SELECT x FROM it_hijacking_view", prepare: true, lastOfCheckout: hint)
+                }
+                let what = "\(mode), hint \(hint)"
+                try pool.withSession(mode) { db in
+                    XCTAssertNotEqual(try db.execute("SELECT pg_backend_pid()::text").string(0, 0), pid, "\(what): closed")
+                    XCTAssertEqual(try state(db), clean, what)
+                }
+                let other = try PGConnection(superuser)
+                try other.execute("SET lock_timeout = '60s'")
+                XCTAssertNoThrow(try other.execute("SELECT pg_advisory_lock(\(Self.lock))"), "\(what): the lock was dropped")
+            }
+        }
+    }
+
     /// The short reset's check runs under the client's `search_path` (before its ROLLBACK): a schema put before
     /// `pg_catalog` must not lend it another `pg_advisory_unlock_all`.
     func testTheShortResetIgnoresASearchPathThatShadowsTheCatalog() throws {
