@@ -11,6 +11,9 @@ Loads the GeoNames gazetteer (`tessera lds load-places`), then measures geocodes
           1 / (1/hop + 1/pgbench); `ceil` is the API's rate over that ceiling (the goal is >= 0.9).
   trips   database statements per geocode (warehouse + metadata), counted in PostgreSQL's statement log
           over 200 sequential requests after the measurements.
+  CPU     per lookup: lds-api's, the warehouse server's on the API path and under pgbench (the same statement:
+          a difference is the server's, not the API's), pgbench's own, and the floor's time per lookup per
+          client (when it is well above the CPU the floor pays, the floor waits: wake-ups, not work).
 Two address sets: `exact` (names as the gazetteer spells them, modulo accents and case; the btree path)
 and `fuzzy` (misspelled; the trigram path, the costly one).
 
@@ -27,6 +30,7 @@ usage: bench/lds [--clients 1,2] [--seconds 10] [--batch 1000] [--bin .build/rel
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -59,14 +63,37 @@ ADDRESSES = {
 API_COLUMNS = "id, name, admin1, admin2, country_code, country_name, population, longitude, latitude, relevance"
 
 
-def pgbench(stack: Stack, names: list[str], clients: int, seconds: int) -> float:
+def backend_cpu(stack: Stack, application: str) -> float:
+    """CPU seconds used so far by the warehouse's server processes of one client program."""
+    pids = stack.psql(f"SELECT pid FROM pg_stat_activity WHERE datname = 'carto_dw' AND application_name = '{application}'").split()
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(int(pid))
+    return total
+
+
+def pgbench(stack: Stack, names: list[str], clients: int, seconds: int) -> tuple[float, float, float]:
+    """Lookups/s, and the server's and pgbench's CPU per lookup (µs), sampled inside the run (pgbench's server
+    processes end with it). CPU per lookup against time per lookup tells a floor limited by work from one
+    limited by waiting (wake-ups between pgbench and its server at low concurrency)."""
     script = stack.root / "geocode.sql"
     array = "ARRAY[" + ",".join("'" + n.replace("'", "''") + "'" for n in names) + "]"
     script.write_text(f"\\set i random(1, {len(names)})\n\\set limit 1\n"
                       f"SELECT {API_COLUMNS} FROM carto_lds.geocode(({array})[:i], NULL, :limit);\n")
-    out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
-                          "-f", str(script), stack.warehouse_dsn], check=True, capture_output=True, text=True).stdout
-    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+    p = subprocess.Popen(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
+                          "-f", str(script), stack.warehouse_dsn], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    window = max(seconds - 1.5, 0.5)
+    time.sleep(min(1.0, seconds / 4))
+    server0, client0, started = backend_cpu(stack, "pgbench"), cpu_seconds(p.pid), time.monotonic()
+    time.sleep(window)
+    server1, client1, window = backend_cpu(stack, "pgbench"), cpu_seconds(p.pid), time.monotonic() - started
+    out, err = p.communicate()
+    if p.returncode != 0:
+        raise SystemExit(f"pgbench failed:\n{err}")
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    lookups = tps * window
+    return tps, (server1 - server0) / lookups * 1e6, (client1 - client0) / lookups * 1e6
 
 
 def ms(text: str) -> float:
@@ -207,27 +234,30 @@ def main() -> int:
             print(f"hop (GET /api/v3/lds/health, {clients} clients): {hop:.0f} req/s  p50 {p50:.3f} ms p99 {p99:.3f} ms")
 
         print(f"{'set':>5} {'clients':>7} {'pgbench/s':>10} {'ceiling/s':>10} {'API/s':>8} {'raw':>5} {'ceil':>5}"
-              f"  {'p50 ms':>7} {'p99 ms':>7}  API CPU/req")
+              f"  {'p50 ms':>7} {'p99 ms':>7}  API CPU/req  PG CPU/lookup API / floor  pgbench CPU  floor time/lookup")
         for kind, names in ADDRESSES.items():
             for clients in clients_list:
                 pgbench(stack, names, clients, 2)  # warm
                 if args.statements:
                     statements_per_lookup(stack)
-                raw = pgbench(stack, names, clients, args.seconds)
+                raw, raw_server_us, pgbench_us = pgbench(stack, names, clients, args.seconds)
                 floor_statements = statements_per_lookup(stack) if args.statements else []
                 wrk(url, token, names, clients, 2, root)
                 if args.statements:
                     statements_per_lookup(stack)
-                cpu0 = cpu_seconds(api_pid)
+                cpu0, server0 = cpu_seconds(api_pid), backend_cpu(stack, "tessera")
                 rps, p50, p99 = wrk(url, token, names, clients, args.seconds, root)
                 api_us = (cpu_seconds(api_pid) - cpu0) / (rps * args.seconds) * 1e6
+                server_us = (backend_cpu(stack, "tessera") - server0) / (rps * args.seconds) * 1e6
                 api_statements = statements_per_lookup(stack) if args.statements else []
                 ceiling = 1 / (1 / results["hop"][str(clients)] + 1 / raw)
                 results["single"].append({"set": kind, "clients": clients, "pgbench": raw, "ceiling": ceiling, "api": rps,
                                           "ratio_raw": rps / raw, "ratio_ceiling": rps / ceiling, "p50_ms": p50,
-                                          "p99_ms": p99, "api_cpu_us": api_us})
+                                          "p99_ms": p99, "api_cpu_us": api_us, "server_cpu_us": server_us,
+                                          "floor_server_cpu_us": raw_server_us, "pgbench_cpu_us": pgbench_us})
                 print(f"{kind:>5} {clients:>7} {raw:>10.0f} {ceiling:>10.0f} {rps:>8.0f} {rps / raw:>5.2f} {rps / ceiling:>5.2f}"
-                      f"  {p50:>7.3f} {p99:>7.3f}  {api_us:.0f} µs")
+                      f"  {p50:>7.3f} {p99:>7.3f}  {api_us:>6.0f} µs  {server_us:>6.0f} / {raw_server_us:.0f} µs"
+                      f"  {pgbench_us:>5.0f} µs  {clients / raw * 1e6:>6.0f} µs")
                 if args.statements:
                     print("    pgbench, per lookup:", *floor_statements, "    API, per lookup:", *api_statements, sep="\n")
         for kind, names in ADDRESSES.items():
