@@ -11,18 +11,26 @@ Loads the GeoNames gazetteer (`tessera lds load-places`), then measures geocodes
           1 / (1/hop + 1/pgbench); `ceil` is the API's rate over that ceiling (the goal is >= 0.9).
   trips   database statements per geocode (warehouse + metadata), counted in PostgreSQL's statement log
           over 200 sequential requests after the measurements.
+  CPU     per lookup: lds-api's, the warehouse server's on the API path and under pgbench (the same statement:
+          a difference is the server's, not the API's), pgbench's own, and the floor's time per lookup per
+          client (when it is well above the CPU the floor pays, the floor waits: wake-ups, not work).
 Two address sets: `exact` (names as the gazetteer spells them, modulo accents and case; the btree path)
 and `fuzzy` (misspelled; the trigram path, the costly one).
 
 Isolines: `--isolines` calls `isoline_bench`, the hook the routing side fills in (10- and 30-minute
 ranges on its test graph); until then it reports what the API answers.
 
-usage: bench/lds [--clients 1,2] [--seconds 10] [--batch 1000] [--bin .build/release] [--isolines] [--json]
+With --statements, every single-lookup measurement also lists, per lookup, what PostgreSQL ran on that path
+(pg_stat_statements with track_planning: calls, mean execution and planning time), so the floor's statement
+can be checked against the API's.
+
+usage: bench/lds [--clients 1,2] [--seconds 10] [--batch 1000] [--bin .build/release] [--isolines] [--statements] [--json]
   --json  also print the results as one JSON object on the last line (read by bench/compare)
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -49,13 +57,43 @@ ADDRESSES = {
 }
 
 
-def pgbench(stack: Stack, names: list[str], clients: int, seconds: int) -> float:
+# lds-api's statement (LocalProvider.geocodeSQL): the floor runs the same text with the address and the limit
+# bound. pgbench cannot bind a NULL, so the absent country stays a literal (the one difference; --statements
+# shows both paths' execution and planning per lookup side by side).
+API_COLUMNS = "id, name, admin1, admin2, country_code, country_name, population, longitude, latitude, relevance"
+
+
+def backend_cpu(stack: Stack, application: str) -> float:
+    """CPU seconds used so far by the warehouse's server processes of one client program."""
+    pids = stack.psql(f"SELECT pid FROM pg_stat_activity WHERE datname = 'carto_dw' AND application_name = '{application}'").split()
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(int(pid))
+    return total
+
+
+def pgbench(stack: Stack, names: list[str], clients: int, seconds: int) -> tuple[float, float, float]:
+    """Lookups/s, and the server's and pgbench's CPU per lookup (µs), sampled inside the run (pgbench's server
+    processes end with it). CPU per lookup against time per lookup tells a floor limited by work from one
+    limited by waiting (wake-ups between pgbench and its server at low concurrency)."""
     script = stack.root / "geocode.sql"
     array = "ARRAY[" + ",".join("'" + n.replace("'", "''") + "'" for n in names) + "]"
-    script.write_text(f"\\set i random(1, {len(names)})\nSELECT * FROM carto_lds.geocode(({array})[:i], NULL, 1);\n")
-    out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
-                          "-f", str(script), stack.warehouse_dsn], check=True, capture_output=True, text=True).stdout
-    return float(re.search(r"tps = ([\d.]+)", out).group(1))
+    script.write_text(f"\\set i random(1, {len(names)})\n\\set limit 1\n"
+                      f"SELECT {API_COLUMNS} FROM carto_lds.geocode(({array})[:i], NULL, :limit);\n")
+    p = subprocess.Popen(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(clients), "-T", str(seconds),
+                          "-f", str(script), stack.warehouse_dsn], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    window = max(seconds - 1.5, 0.5)
+    time.sleep(min(1.0, seconds / 4))
+    server0, client0, started = backend_cpu(stack, "pgbench"), cpu_seconds(p.pid), time.monotonic()
+    time.sleep(window)
+    server1, client1, window = backend_cpu(stack, "pgbench"), cpu_seconds(p.pid), time.monotonic() - started
+    out, err = p.communicate()
+    if p.returncode != 0:
+        raise SystemExit(f"pgbench failed:\n{err}")
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))
+    lookups = tps * window
+    return tps, (server1 - server0) / lookups * 1e6, (client1 - client0) / lookups * 1e6
 
 
 def ms(text: str) -> float:
@@ -99,6 +137,33 @@ def round_trips(stack: Stack, token: str, names: list[str], count: int = 200) ->
     return len(warehouse) / count, len(metadata) / count
 
 
+def enable_statement_stats(stack: Stack) -> None:
+    """--statements: pg_stat_statements with planning times (a restart: call before the services connect)."""
+    stack.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+    stack.restart_postgres()
+    stack.psql("ALTER SYSTEM SET pg_stat_statements.track_planning = on")  # known only once the library is loaded
+    stack.psql("SELECT pg_reload_conf()")
+    stack.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+
+def statements_per_lookup(stack: Stack) -> list[str]:
+    """Every statement the cluster ran since the last call, per geocode (the calls of the statement calling
+    carto_lds.geocode): whether the floor and the API run the same work, and how often either plans."""
+    rows = stack.psql("""
+        SELECT d.datname, s.calls, s.total_exec_time / s.calls, s.plans, s.total_plan_time / greatest(s.plans, 1),
+               regexp_replace(s.query, '\\s+', ' ', 'g')
+        FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+        WHERE s.calls > 0 AND s.query NOT LIKE '%pg_stat_statements%' ORDER BY s.calls DESC""")
+    stack.psql("SELECT pg_stat_statements_reset()")
+    stats = [r.split("|", 5) for r in rows.splitlines() if r]
+    lookups = max([int(r[1]) for r in stats if "carto_lds.geocode(" in r[5]] or [0])
+    if not lookups:
+        return ["      (no geocode statement ran)"]
+    return [f"      {db:<9} {int(calls) / lookups:>6.3f} calls {float(exec_ms) * 1000:>7.1f} µs exec "
+            f"{int(plans) / lookups:>6.3f} plans {float(plan_ms) * 1000:>7.1f} µs plan  {text[:80]}"
+            for db, calls, exec_ms, plans, plan_ms, text in stats if int(calls) / lookups >= 0.001]
+
+
 def distinct_batch(stack: Stack, token: str, names: list[str], size: int) -> float:
     """Every address distinct (so the API's de-duplication cannot help): a name plus a unique suffix
     that adds context without matching anything."""
@@ -131,6 +196,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--bin", default=str(REPO / ".build" / "release"))
     ap.add_argument("--isolines", action="store_true")
+    ap.add_argument("--statements", action="store_true",
+                    help="per lookup, every statement each path ran (pg_stat_statements: calls, execution and planning)")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
     args = ap.parse_args()
     bin_dir = Path(args.bin).resolve()
@@ -142,6 +209,8 @@ def main() -> int:
     stack = Stack(root)
     try:
         stack.start_postgres()
+        if args.statements:
+            enable_statement_stats(stack)
         stack.start_redis()
         tool(bin_dir, stack, "migrate")
         tool(bin_dir, stack, "create-admin", "--email", ADMIN_EMAIL, "--password", "bench-" + os.urandom(8).hex())
@@ -165,21 +234,32 @@ def main() -> int:
             print(f"hop (GET /api/v3/lds/health, {clients} clients): {hop:.0f} req/s  p50 {p50:.3f} ms p99 {p99:.3f} ms")
 
         print(f"{'set':>5} {'clients':>7} {'pgbench/s':>10} {'ceiling/s':>10} {'API/s':>8} {'raw':>5} {'ceil':>5}"
-              f"  {'p50 ms':>7} {'p99 ms':>7}  API CPU/req")
+              f"  {'p50 ms':>7} {'p99 ms':>7}  API CPU/req  PG CPU/lookup API / floor  pgbench CPU  floor time/lookup")
         for kind, names in ADDRESSES.items():
             for clients in clients_list:
                 pgbench(stack, names, clients, 2)  # warm
-                raw = pgbench(stack, names, clients, args.seconds)
+                if args.statements:
+                    statements_per_lookup(stack)
+                raw, raw_server_us, pgbench_us = pgbench(stack, names, clients, args.seconds)
+                floor_statements = statements_per_lookup(stack) if args.statements else []
                 wrk(url, token, names, clients, 2, root)
-                cpu0 = cpu_seconds(api_pid)
+                if args.statements:
+                    statements_per_lookup(stack)
+                cpu0, server0 = cpu_seconds(api_pid), backend_cpu(stack, "tessera")
                 rps, p50, p99 = wrk(url, token, names, clients, args.seconds, root)
                 api_us = (cpu_seconds(api_pid) - cpu0) / (rps * args.seconds) * 1e6
+                server_us = (backend_cpu(stack, "tessera") - server0) / (rps * args.seconds) * 1e6
+                api_statements = statements_per_lookup(stack) if args.statements else []
                 ceiling = 1 / (1 / results["hop"][str(clients)] + 1 / raw)
                 results["single"].append({"set": kind, "clients": clients, "pgbench": raw, "ceiling": ceiling, "api": rps,
                                           "ratio_raw": rps / raw, "ratio_ceiling": rps / ceiling, "p50_ms": p50,
-                                          "p99_ms": p99, "api_cpu_us": api_us})
+                                          "p99_ms": p99, "api_cpu_us": api_us, "server_cpu_us": server_us,
+                                          "floor_server_cpu_us": raw_server_us, "pgbench_cpu_us": pgbench_us})
                 print(f"{kind:>5} {clients:>7} {raw:>10.0f} {ceiling:>10.0f} {rps:>8.0f} {rps / raw:>5.2f} {rps / ceiling:>5.2f}"
-                      f"  {p50:>7.3f} {p99:>7.3f}  {api_us:.0f} µs")
+                      f"  {p50:>7.3f} {p99:>7.3f}  {api_us:>6.0f} µs  {server_us:>6.0f} / {raw_server_us:.0f} µs"
+                      f"  {pgbench_us:>5.0f} µs  {clients / raw * 1e6:>6.0f} µs")
+                if args.statements:
+                    print("    pgbench, per lookup:", *floor_statements, "    API, per lookup:", *api_statements, sep="\n")
         for kind, names in ADDRESSES.items():
             rate = distinct_batch(stack, token, names, args.batch)
             results["batch"][kind] = rate

@@ -45,8 +45,11 @@ public struct LocalProvider: LDSProvider {
         return p
     }
 
+    /// Built once: the text is also the key of the connection's prepared statement, hashed on every lookup.
+    static let geocodeSQL = "SELECT \(columns), relevance FROM carto_lds.geocode($1, $2, $3)"
+
     public func geocode(_ q: GeocodeQuery) throws -> [Place] {
-        let r = try query("SELECT \(Self.columns), relevance FROM carto_lds.geocode($1, $2, $3)", [q.address, q.country, String(q.limit)])
+        let r = try query(Self.geocodeSQL, [q.address, q.country, String(q.limit)])
         return (0..<r.rowCount).map { i in
             var p = place(r, i, offset: 0)
             p.relevance = r.double(i, 9)

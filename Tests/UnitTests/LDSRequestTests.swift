@@ -65,6 +65,39 @@ final class LDSRequestTests: XCTestCase {
         XCTAssertEqual(try GeocodingRoutes.limit(p([:])), 1)
         assertBadRequest(try GeocodingRoutes.limit(p(["limit": "51"])), "limit")
         assertBadRequest(try GeocodingRoutes.limit(p(["limit": "x"])), "limit")
+        // The byte paths of the checks keep the Unicode rules.
+        XCTAssertEqual(GeocodingRoutes.trimmed("\u{3000}\t Málaga\u{A0}\n"), "Málaga")
+        XCTAssertEqual(GeocodingRoutes.trimmed(" \u{85}"), "")
+        XCTAssertEqual(GeocodingRoutes.trimmed("Oslo"), "Oslo")
+        XCTAssertEqual(try GeocodingRoutes.query(address: "東京", country: nil, limit: 1).address, "東京")
+        XCTAssertEqual(try GeocodingRoutes.query(address: "١٢", country: nil, limit: 1).address, "١٢")
+        assertBadRequest(try GeocodingRoutes.query(address: "—「」", country: nil, limit: 1), "address must not be empty")
+        assertBadRequest(try GeocodingRoutes.query(address: String(repeating: "é", count: 501), country: nil, limit: 1), "at most 500")
+        XCTAssertEqual(try GeocodingRoutes.query(address: String(repeating: "é", count: 500), country: nil, limit: 1).address.count, 500)
+        assertBadRequest(try GeocodingRoutes.query(address: "a\0b", country: nil, limit: 1), "at most 500")
+    }
+
+    /// The answers are written without building `JSON` values: they must be exactly what the generic encoder
+    /// writes for the same value (sorted keys, its number format, its escapes), nulls and optional keys included.
+    func testGeocodingAnswersAreTheGenericEncodersBytes() throws {
+        var full = Place(latitude: 41.65606, longitude: -0.87734, provider: "local")
+        (full.city, full.state, full.county, full.country, full.countryCode) = ("Zaragoza", "Aragón", "Provincia \"Z\"", "Spain", "ES")
+        (full.streetName, full.streetNumber, full.postalCode, full.relevance) = ("Calle\tMayor", "3", "50180", 0.123456)
+        let bare = Place(latitude: 0, longitude: 12, provider: "nominatim")
+        let body = GeocodingRoutes.respond([.success([full, bare]), .success([]), .failure(.badRequest("address must not be empty", code: "invalid_address"))])
+        guard case .bytes(let bytes) = body.body else { return XCTFail("not a byte body") }
+        XCTAssertEqual(String(decoding: try JSON.decode(bytes).encoded(), as: UTF8.self), String(decoding: bytes, as: UTF8.self))
+        let entries = try JSON.decode(bytes).arrayValue ?? []
+        XCTAssertEqual(entries.count, 3)
+        XCTAssertEqual(entries[0]["value"]?.arrayValue?[0]["relevance"], .number(0.123))
+        XCTAssertEqual(entries[0]["value"]?.arrayValue?[1], [
+            "latitude": 0, "longitude": 12, "city": nil, "state": nil, "country": nil, "countryCode": nil, "streetName": nil,
+            "streetNumber": nil, "provider": "nominatim",
+        ])
+        XCTAssertEqual(entries[1], ["error": nil, "value": []])
+        XCTAssertEqual(entries[2], ["error": "address must not be empty", "code": "invalid_address", "value": nil])
+        XCTAssertEqual(body.header("Content-Type"), "application/json")
+        XCTAssertEqual(body.header("Cache-Control"), "no-store")
     }
 
     func testNominatimAnswersMapToTheContract() throws {
@@ -73,7 +106,9 @@ final class LDSRequestTests: XCTestCase {
              "country_code":"es","road":"Calle Mayor","house_number":"3","postcode":"50180","county":"Zaragoza"}}
             """)
         let place = try NominatimProvider(baseURL: "http://x", apiKey: nil, timeout: 1).place(item)
-        XCTAssertEqual(place.json, [
+        var bytes: [UInt8] = []
+        place.append(to: &bytes)
+        XCTAssertEqual(try JSON.decode(bytes), [
             "latitude": .number(41.6563497), "longitude": .number(-0.8765603), "city": "Utebo", "state": "Aragón", "county": "Zaragoza", "country": "España",
             "countryCode": "ES", "streetName": "Calle Mayor", "streetNumber": "3", "postalCode": "50180", "relevance": .number(0.7),
             "provider": "nominatim",
