@@ -19,17 +19,33 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tiles_bench as tb  # noqa: E402  (wrk, CPU, Series, expose_backend: the same measurement as bench/tiles)
 from tiles_bench import API_PROGRAMS, Stack, tool  # noqa: E402
 
 
-def start_hop_stack(src: Path, root: Path) -> tuple[Stack, str, str, int]:
-    """PostgreSQL (migrated), maps-api and nginx under `root`, from the binaries in `src`; returns the stack, the
-    hop's base URL (the internal maps-backend server on a loopback port), the static base URL (the public
-    server, serving hop.json: as many bytes as the health answer) and that size."""
+@contextmanager
+def hop_stack(src: Path, prefix: str) -> Iterator[tuple[Path, Stack, str, str, int]]:
+    """PostgreSQL (migrated), maps-api and nginx in a new directory under /tmp, from the binaries in `src`;
+    yields that directory, the stack, the hop's base URL (the internal maps-backend server on a loopback port),
+    the static base URL (the public server, serving hop.json: as many bytes as the health answer) and that
+    size. Everything is stopped and removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    stack = None
+    try:
+        stack, base, static_base, size = _start(src, root)
+        yield root, stack, base, static_base, size
+    finally:
+        if stack:
+            stack.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _start(src: Path, root: Path) -> tuple[Stack, str, str, int]:
     bin_dir = root / "bin"
     bin_dir.mkdir()
     for prog in ("tessera", API_PROGRAMS["maps-api"]):  # a snapshot: a rebuild mid-run must not pull them away
@@ -71,11 +87,8 @@ def main() -> int:
         raise SystemExit("run as root (the harness runs PostgreSQL as the postgres user)")
     if not shutil.which("wrk"):
         raise SystemExit("wrk is required (apt-get install wrk)")
-    root = Path(tempfile.mkdtemp(prefix="tessera-hop-", dir="/tmp"))
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    stack = None
-    try:
-        stack, base, static_base, size = start_hop_stack(Path(args.bin), root)
+    with hop_stack(Path(args.bin), "tessera-hop-") as (_, stack, base, static_base, size):
         api_pid, nginx_pid = stack.pid("maps-api"), stack.pid("nginx")
         c = tb.CPU({"api": api_pid, "nginx": nginx_pid})
         time.sleep(2)
@@ -109,10 +122,6 @@ def main() -> int:
         if args.json:
             print("HOP_JSON " + json.dumps(out))
         return 0
-    finally:
-        if stack:
-            stack.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

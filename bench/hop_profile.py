@@ -23,13 +23,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tiles_bench as tb  # noqa: E402
-from hop_bench import start_hop_stack  # noqa: E402
+from hop_bench import hop_stack  # noqa: E402
 
 EVENTS = "raw_syscalls:sys_enter"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -186,10 +185,7 @@ def main() -> int:
     for t in ("wrk", "perf") + (("strace",) if args.strace else ()):
         if not shutil.which(t):
             raise SystemExit(f"{t} is required")
-    root = Path(tempfile.mkdtemp(prefix="tessera-hopprof-", dir="/tmp"))
-    stack = None
-    try:
-        stack, base, static_base, size = start_hop_stack(Path(args.bin), root)
+    with hop_stack(Path(args.bin), "tessera-hopprof-") as (root, stack, base, static_base, size):
         if args.callgrind:
             return callgrind(stack, Path(args.bin), Path(args.callgrind), base, args.seconds)
         api_pid, nginx_pid = stack.pid("maps-api"), stack.pid("nginx")
@@ -238,10 +234,6 @@ def main() -> int:
             top = sorted(calls.items(), key=lambda kv: -kv[1])
             print(f"  strace {key} c={clients} {side}: " + ", ".join(f"{k} {v:.2f}" for k, v in top if v >= 0.01))
         return 0
-    finally:
-        if stack:
-            stack.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
