@@ -132,22 +132,23 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
         guard !started, let base else { return }
         started = true
         self.status = status
+        // Byte by byte rather than with array literals: each `[13, 10]` was an array allocated and freed.
         var head: [UInt8] = []
         head.reserveCapacity(512)
         head.append(contentsOf: "Status: ".utf8)
         head.append(contentsOf: String(status).utf8)
         head.append(32)
         head.append(contentsOf: (HTTPResponse.reasons[status] ?? "Status").utf8)
-        head.append(contentsOf: [13, 10])
+        head.append(13); head.append(10)
         for list in [base.headers, headers] {
             for (name, value) in list where !value.utf8.contains(where: { $0 == 13 || $0 == 10 }) {
                 head.append(contentsOf: name.utf8)
-                head.append(contentsOf: [58, 32])  // ": "
+                head.append(58); head.append(32)  // ": "
                 head.append(contentsOf: value.utf8)
-                head.append(contentsOf: [13, 10])
+                head.append(13); head.append(10)
             }
         }
-        head.append(contentsOf: [13, 10])
+        head.append(13); head.append(10)
         put(head)
     }
 
