@@ -19,34 +19,37 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tiles_bench as tb  # noqa: E402  (wrk, CPU, Series, expose_backend: the same measurement as bench/tiles)
 from tiles_bench import API_PROGRAMS, Stack, tool  # noqa: E402
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clients", default="2,8")
-    ap.add_argument("--seconds", type=int, default=10, help="per measurement and path (default 10)")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
-    ap.add_argument("--bin", default=str(tb.REPO / ".build" / "release"))
-    ap.add_argument("--json", action="store_true", help="also print one HOP_JSON line")
-    args = ap.parse_args()
-    clients_list = [int(c) for c in args.clients.split(",") if c.strip()]
-    if os.geteuid() != 0:
-        raise SystemExit("run as root (the harness runs PostgreSQL as the postgres user)")
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is required (apt-get install wrk)")
-    src = Path(args.bin).resolve()
-    root = Path(tempfile.mkdtemp(prefix="tessera-hop-", dir="/tmp"))
+@contextmanager
+def hop_stack(src: Path, prefix: str) -> Iterator[tuple[Path, Stack, str, str, int]]:
+    """PostgreSQL (migrated), maps-api and nginx in a new directory under /tmp, from the binaries in `src`;
+    yields that directory, the stack, the hop's base URL (the internal maps-backend server on a loopback port),
+    the static base URL (the public server, serving hop.json: as many bytes as the health answer) and that
+    size. Everything is stopped and removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    stack = None
+    try:
+        stack, base, static_base, size = _start(src, root)
+        yield root, stack, base, static_base, size
+    finally:
+        if stack:
+            stack.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _start(src: Path, root: Path) -> tuple[Stack, str, str, int]:
     bin_dir = root / "bin"
     bin_dir.mkdir()
     for prog in ("tessera", API_PROGRAMS["maps-api"]):  # a snapshot: a rebuild mid-run must not pull them away
-        shutil.copy2(src / prog, bin_dir / prog)
-    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        shutil.copy2(src.resolve() / prog, bin_dir / prog)
     stack = Stack(root)
     try:
         stack.start_postgres()
@@ -63,8 +66,29 @@ def main() -> int:
         if status != 200:
             raise SystemExit(f"{tb.HEALTH_PATH} -> {status}")
         (www / "workspace" / "hop.json").write_bytes(b"x" * len(body))
-        # Static from the public server, as bench/tiles does (the internal maps-backend server serves no files).
-        static_base = stack.base_url
+    except BaseException:
+        stack.stop_all()
+        raise
+    # Static from the public server, as bench/tiles does (the internal maps-backend server serves no files).
+    return stack, base, stack.base_url, len(body)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", default="2,8")
+    ap.add_argument("--seconds", type=int, default=10, help="per measurement and path (default 10)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
+    ap.add_argument("--bin", default=str(tb.REPO / ".build" / "release"))
+    ap.add_argument("--json", action="store_true", help="also print one HOP_JSON line")
+    args = ap.parse_args()
+    clients_list = [int(c) for c in args.clients.split(",") if c.strip()]
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (the harness runs PostgreSQL as the postgres user)")
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is required (apt-get install wrk)")
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    with hop_stack(Path(args.bin), "tessera-hop-") as (_, stack, base, static_base, size):
         api_pid, nginx_pid = stack.pid("maps-api"), stack.pid("nginx")
         c = tb.CPU({"api": api_pid, "nginx": nginx_pid})
         time.sleep(2)
@@ -81,7 +105,7 @@ def main() -> int:
                     c = tb.CPU({"api": api_pid, "nginx": nginx_pid})
                     w = tb.wrk(url, None, None, clients, per_round, path=path)
                     res[key].add(w.rps, w.requests, c.stop(), w.p50, w.p99)
-        print(f"the hop: GET {tb.HEALTH_PATH} (nginx -> FastCGI maps-api) vs nginx static file of {len(body)} B; "
+        print(f"the hop: GET {tb.HEALTH_PATH} (nginx -> FastCGI maps-api) vs nginx static file of {size} B; "
               f"{args.rounds} x {per_round}s interleaved; {os.cpu_count()} CPUs, load before {load_before}")
         print(f"  {'clients':>7} {'hop rps':>9} {'static':>9} {'ratio':>6} {'hop p50':>8} {'hop p99':>8} "
               f"{'st p50':>8} {'api µs':>7} {'nginx µs':>8} {'st nginx µs':>11}")
@@ -98,9 +122,6 @@ def main() -> int:
         if args.json:
             print("HOP_JSON " + json.dumps(out))
         return 0
-    finally:
-        stack.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

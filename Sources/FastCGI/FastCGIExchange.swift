@@ -12,45 +12,86 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
 
     init(raw: UnsafeMutablePointer<FCGX_Request>) { self.raw = raw }
 
-    func param(_ name: String) -> String? {
-        guard let value = FCGX_GetParam(name, raw.pointee.envp) else { return nil }
-        return String(cString: value)
+    /// Set by `makeRequest`: nginx's loopback metrics server asked for the metrics (a parameter only it sends;
+    /// a client's headers arrive as HTTP_*).
+    private(set) var metricsScrape = false
+
+    /// The parameters the request is made of, found in one pass over nginx's list (a libfcgi lookup per name
+    /// scanned the whole list each time: nine scans of some twenty entries per request).
+    private struct Params {
+        /// Indexed by `Name.rawValue`; the first of a name wins, as with libfcgi's own lookup.
+        var values = [String?](repeating: nil, count: FastCGIExchange.names.count)
+        var headers: [String: String] = [:]
+        subscript(_ name: Name) -> String? { values[name.rawValue] }
+    }
+
+    private enum Name: Int, CaseIterable {
+        case method, requestURI, documentURI, query, contentType, contentLength, remoteAddress, requestId, metricsScrape
+
+        var param: String {
+            switch self {
+            case .method: return "REQUEST_METHOD"
+            case .requestURI: return "REQUEST_URI"
+            case .documentURI: return "DOCUMENT_URI"
+            case .query: return "QUERY_STRING"
+            case .contentType: return "CONTENT_TYPE"
+            case .contentLength: return "CONTENT_LENGTH"
+            case .remoteAddress: return "REMOTE_ADDR"
+            case .requestId: return "REQUEST_ID"
+            case .metricsScrape: return "METRICS_SCRAPE"
+            }
+        }
+    }
+
+    /// Indexed by `Name.rawValue`.
+    private static let names = Name.allCases.map { Array($0.param.utf8) }
+    private static let httpPrefix = Array("HTTP_".utf8)
+
+    private func readParams() -> Params {
+        var params = Params()
+        guard var env = raw.pointee.envp else { return params }
+        let names = Self.names, httpPrefix = Self.httpPrefix
+        while let entry = env.pointee {
+            env += 1
+            let bytes = UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self)
+            var end = 0
+            while bytes[end] != 0 && bytes[end] != 61 { end += 1 }  // '='
+            guard bytes[end] == 61 else { continue }
+            let name = UnsafeBufferPointer(start: bytes, count: end)
+            if end > 5, name.starts(with: httpPrefix) {
+                // HTTP_ACCEPT_LANGUAGE=… becomes accept-language.
+                let header = String(unsafeUninitializedCapacity: end - 5) { out in
+                    for (i, c) in name.dropFirst(5).enumerated() { out[i] = c == 95 ? 45 : (c >= 65 && c <= 90 ? c + 32 : c) }
+                    return end - 5
+                }
+                params.headers[header] = String(cString: bytes + end + 1)
+            } else if let index = names.firstIndex(where: { $0.count == end && $0.elementsEqual(name) }),
+                      params.values[index] == nil {
+                params.values[index] = String(cString: bytes + end + 1)
+            }
+        }
+        return params
     }
 
     func makeRequest() -> HTTPRequest {
-        var headers: [String: String] = [:]
-        if var env = raw.pointee.envp {
-            // HTTP_ACCEPT_LANGUAGE=… becomes accept-language; only HTTP_* entries are decoded.
-            while let entry = env.pointee {
-                if entry[0] == 72, entry[1] == 84, entry[2] == 84, entry[3] == 80, entry[4] == 95 {  // "HTTP_"
-                    var name: [UInt8] = []
-                    var p = entry + 5
-                    while p.pointee != 0 && p.pointee != 61 {  // '='
-                        let c = UInt8(bitPattern: p.pointee)
-                        name.append(c == 95 ? 45 : (c >= 65 && c <= 90 ? c + 32 : c))
-                        p += 1
-                    }
-                    if p.pointee == 61 { headers[String(decoding: name, as: UTF8.self)] = String(cString: p + 1) }
-                }
-                env += 1
-            }
-        }
-        if let type = param("CONTENT_TYPE"), !type.isEmpty { headers["content-type"] = type }
-        let uri = param("REQUEST_URI") ?? "/"
-        var path = param("DOCUMENT_URI") ?? ""
+        var params = readParams()
+        metricsScrape = params[.metricsScrape] == "1"
+        if let type = params[.contentType], !type.isEmpty { params.headers["content-type"] = type }
+        let uri = params[.requestURI] ?? "/"
+        var path = params[.documentURI] ?? ""
         if path.isEmpty {
             let rawPath = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
             path = rawPath.removingPercentEncoding ?? rawPath
         }
         let fd = raw.pointee.ipcFd
         return HTTPRequest(
-            method: param("REQUEST_METHOD") ?? "GET",
+            method: params[.method] ?? "GET",
             path: path,
-            rawQuery: param("QUERY_STRING") ?? "",
-            headers: headers,
-            remoteAddress: param("REMOTE_ADDR") ?? "",
-            requestId: param("REQUEST_ID") ?? "",
-            contentLength: param("CONTENT_LENGTH").flatMap { Int($0) },
+            rawQuery: params[.query] ?? "",
+            headers: params.headers,
+            remoteAddress: params[.remoteAddress] ?? "",
+            requestId: params[.requestId] ?? "",
+            contentLength: params[.contentLength].flatMap { Int($0) },
             body: self,
             abortDescriptor: fd,
             isClientGone: { FastCGIExchange.peerHungUp(fd) })
@@ -91,16 +132,23 @@ final class FastCGIExchange: StreamWriter, BodySource, @unchecked Sendable {
         guard !started, let base else { return }
         started = true
         self.status = status
+        // Byte by byte rather than with array literals: each `[13, 10]` was an array allocated and freed.
         var head: [UInt8] = []
         head.reserveCapacity(512)
-        head.append(contentsOf: "Status: \(status) \(HTTPResponse.reasons[status] ?? "Status")\r\n".utf8)
-        for (name, value) in base.headers + headers where !value.utf8.contains(where: { $0 == 13 || $0 == 10 }) {
-            head.append(contentsOf: name.utf8)
-            head.append(contentsOf: [58, 32])  // ": "
-            head.append(contentsOf: value.utf8)
-            head.append(contentsOf: [13, 10])
+        head.append(contentsOf: "Status: ".utf8)
+        head.append(contentsOf: String(status).utf8)
+        head.append(32)
+        head.append(contentsOf: (HTTPResponse.reasons[status] ?? "Status").utf8)
+        head.append(13); head.append(10)
+        for list in [base.headers, headers] {
+            for (name, value) in list where !value.utf8.contains(where: { $0 == 13 || $0 == 10 }) {
+                head.append(contentsOf: name.utf8)
+                head.append(58); head.append(32)  // ": "
+                head.append(contentsOf: value.utf8)
+                head.append(13); head.append(10)
+            }
         }
-        head.append(contentsOf: [13, 10])
+        head.append(13); head.append(10)
         put(head)
     }
 

@@ -72,8 +72,17 @@ final class RouterTests: XCTestCase {
 
     func testLiteralSegmentsAreExact() {
         let router = makeRouter()
-        guard case .notFound = router.match(method: "GET", path: "/api/v3/TOKENS") else {
-            return XCTFail("segments are case-sensitive")
+        for path in ["/api/v3/TOKENS", "/api/v3/token", "/api/v3/tokensx", "/api/v3/tokéns"] {
+            guard case .notFound = router.match(method: "GET", path: path) else {
+                return XCTFail("\(path): segments match byte for byte")
+            }
         }
+    }
+
+    /// Parameters are whole decoded segments, whatever their characters; empty segments do not count.
+    func testParametersKeepNonASCIIAndSkipEmptySegments() throws {
+        let router = makeRouter()
+        let result = try XCTUnwrap(try run(router.match(method: "PATCH", path: "//api/v3//connections/café ☕/users/ü%2F")))
+        XCTAssertEqual(result.1, ["id": "café ☕", "user": "ü%2F"])
     }
 }
