@@ -90,6 +90,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "harness"))
 from stack import ADMIN_EMAIL, API_PROGRAMS, PG_BIN, WORKER_PROGRAMS, Stack, StackError, free_port  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import tree_cpu_seconds as tree_cpu  # noqa: E402
 
 PSQL = str(PG_BIN / "psql") if (PG_BIN / "psql").exists() else "psql"
 CONNECTION = "carto_dw"
@@ -215,33 +217,6 @@ def read_tiles(path: Path) -> list[tuple[int, int, int]]:
 
 # --------------------------------------------------------------------------------------------
 # processes: CPU and memory from /proc
-
-
-def _stat_fields(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def tree_cpu(pid: int | None) -> float:
-    """CPU seconds of `pid` and its direct children (live ones, plus those it has reaped: cutime/cstime).
-    Covers nginx master + workers, postmaster + backends (also backends that exited meanwhile), varnishd."""
-    if not pid:
-        return 0.0
-    ticks = 0
-    try:
-        f = _stat_fields(pid)
-        ticks += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            f = _stat_fields(int(entry.name))
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if int(f[1]) == pid:
-            ticks += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def vm_hwm_mb(pid: int | None) -> float | None:
