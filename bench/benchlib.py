@@ -59,26 +59,37 @@ def vmhwm_kib(pid: int) -> int:
 
 
 def tree_cpu_seconds(pid: int | None) -> float:
-    """CPU seconds of `pid` and its direct children, live or already reaped (cutime/cstime): a postmaster
-    and its backends, including pgbench's backends that exited meanwhile."""
+    """CPU seconds of `pid` and its direct children, live or already reaped (cutime/cstime): a postmaster and its
+    backends, including those that exited meanwhile (pgbench's, a psql's), nginx and its workers.
+
+    The read is taken again while the parent's cutime/cstime moves during it: a child reaped between the read of the
+    parent and the scan of /proc is in neither, and its CPU showed up whole in the next read -- a psql session's
+    backend exiting as a bench's idle baseline began put 1.4 s/s of "idle" PostgreSQL into it, more than a light
+    tile run used, and every figure it was subtracted from read 0."""
     if not pid:
         return 0.0
 
     def fields(p: int) -> list[str]:
         return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
 
-    try:
-        f = fields(pid)
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    ticks = sum(int(x) for x in f[11:15])
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for _ in range(10):
         try:
-            c = fields(int(entry.name))
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if int(c[1]) == pid:
-            ticks += int(c[11]) + int(c[12])
+            before = fields(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            return 0.0
+        ticks = sum(int(x) for x in before[11:15])
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                c = fields(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            if int(c[1]) == pid:
+                ticks += sum(int(x) for x in c[11:15])
+        try:
+            if fields(pid)[13:15] == before[13:15]:
+                break
+        except (FileNotFoundError, ProcessLookupError):
+            return 0.0
     return ticks / os.sysconf("SC_CLK_TCK")

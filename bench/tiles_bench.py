@@ -30,6 +30,18 @@ Which SQL? Each tile is requested once through the API while PostgreSQL logs eve
 bound values (log_min_duration_statement = 0, only during that pass), so (a) replays exactly what maps-api
 executed: nothing here re-implements Sources/MapsAPI/TileSQL.swift, nothing can drift from it.
 
+Levels: the sql-worker runs, as in production. Before any tile is captured, every layer's precomputed levels
+(thinning levels; aggregation levels for the aggregated layers) are built -- their build is queued by the first
+TileJSON -- and its TileJSON is asked again past the caches (Cache-Control: no-cache; the interim TileJSON is
+cached 10 s). The run stops if that TileJSON still pins the interim tiles (`thinning=sampled` in its tiles URL) or
+any captured tile answers `X-Tessera-Thinning-Levels: interim`: (a) and (b) run the statements of the tiles a map
+opened now gets, and no build runs beside a measurement. Text values bound to a statement that every tile shares
+(a levels statement's key and relation) are pgbench -D variables; numbers are \\set per tile.
+
+CPU figures: the process trees' CPU from /proc, minus their idle consumption (measured once, after waiting for
+PostgreSQL to be quiet). A figure that cannot be sampled -- no process, or an idle baseline that is most of what
+the run used -- prints n/a and why, never 0.
+
 Plans: both paths log in as the same role, whose plan_cache_mode is set for the run (--plan-cache-mode,
 default force_generic_plan). With PostgreSQL's default (auto) a prepared tile statement keeps custom plans
 or switches to the generic one depending on the first five tiles a connection happens to run, and custom
@@ -62,6 +74,7 @@ import itertools
 import json
 import math
 import os
+import random
 import re
 import shutil
 import signal
@@ -77,6 +90,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "harness"))
 from stack import ADMIN_EMAIL, API_PROGRAMS, PG_BIN, WORKER_PROGRAMS, Stack, StackError, free_port  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import tree_cpu_seconds as tree_cpu  # noqa: E402
 
 PSQL = str(PG_BIN / "psql") if (PG_BIN / "psql").exists() else "psql"
 CONNECTION = "carto_dw"
@@ -123,7 +138,7 @@ class Tile:
     bytes: int = 0           # raw replay (psql): MVT bytes, features, time
     count: int = -1
     ms: float = 0.0
-    path: str = ""           # aggregated layers: X-Tessera-Aggregation of the capture (precomputed or live)
+    path: str = ""           # X-Tessera-Aggregation or X-Tessera-Thinning-Levels of the capture (precomputed, live, interim)
 
     @property
     def zxy(self) -> str:
@@ -146,6 +161,7 @@ class Layer:
     tiles: list[Tile] = field(default_factory=list)
     # Extra handshake parameters: the quadbin aggregation layer (points grouped into cells per tile, `{i}` URLs).
     params: dict[str, str] = field(default_factory=dict)
+    levels: str = ""  # what answers its tiles (settle_levels)
 
     @property
     def light(self) -> list[Tile]:
@@ -203,33 +219,6 @@ def read_tiles(path: Path) -> list[tuple[int, int, int]]:
 # processes: CPU and memory from /proc
 
 
-def _stat_fields(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def tree_cpu(pid: int | None) -> float:
-    """CPU seconds of `pid` and its direct children (live ones, plus those it has reaped: cutime/cstime).
-    Covers nginx master + workers, postmaster + backends (also backends that exited meanwhile), varnishd."""
-    if not pid:
-        return 0.0
-    ticks = 0
-    try:
-        f = _stat_fields(pid)
-        ticks += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            f = _stat_fields(int(entry.name))
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if int(f[1]) == pid:
-            ticks += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def vm_hwm_mb(pid: int | None) -> float | None:
     if not pid:
         return None
@@ -241,6 +230,23 @@ def vm_hwm_mb(pid: int | None) -> float | None:
 
 
 IDLE: dict[str, float] = {}  # CPU seconds per second of each process tree with no load (subtracted)
+
+
+def wait_quiet(pid: int | None, name: str, limit: float = 0.05, timeout: float = 300) -> None:
+    """Waits until the process tree uses less than `limit` CPU seconds per second (e.g. no autovacuum of a freshly
+    loaded table, no levels build): the idle baseline is subtracted from every measurement, so background work
+    caught in it is taken from every path's figures (one as large as a run's own use showed it as 0 µs per tile)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        c = CPU({"p": pid})
+        time.sleep(1)
+        used = c.stop()
+        if used.get("p", 0.0) / used["_elapsed"] < limit:
+            if time.monotonic() - t0 > 2:
+                print(f"{name}: quiet after {time.monotonic() - t0:.0f}s of background work", flush=True)
+            return
+    print(f"{name}: still busy after {timeout:.0f}s (over {limit * 1000:.0f} ms/s of CPU with no load): its CPU figures "
+          "may say n/a", flush=True)
 
 
 class CPU:
@@ -393,11 +399,28 @@ class Series:
     def p99(self) -> float | None:
         return sum(self.p99s) / len(self.p99s) if self.p99s else None
 
+    def sampled(self, key: str) -> tuple[float, str]:
+        """CPU µs per request of one process tree, its idle consumption over the same wall time subtracted, or nan
+        and why not: a figure that is mostly the background's (or none at all) says nothing about the path."""
+        if key not in self.cpu:
+            return float("nan"), "no process to sample (not started)"
+        if not self.n:
+            return float("nan"), "no request measured"
+        used, idle = self.cpu[key], IDLE.get(key, 0.0) * self.cpu.get("_elapsed", 0.0)
+        if used <= 0:
+            return float("nan"), "no CPU counted in /proc for the process tree"
+        if idle > 0.5 * used:
+            return float("nan"), (f"the background's CPU at idle ({IDLE[key] * 1000:.0f} ms/s, subtracted) is "
+                                  f"{idle / used:.0%} of what the run used")
+        return (used - idle) / self.n * 1e6, ""
+
     def us(self, key: str) -> float:
-        """CPU µs per request of one process tree, its idle consumption over the same wall time subtracted."""
-        if not self.n or key not in self.cpu:
-            return float("nan")
-        return max(0.0, self.cpu[key] - IDLE.get(key, 0.0) * self.cpu.get("_elapsed", 0.0)) / self.n * 1e6
+        return self.sampled(key)[0]
+
+    def cpu_text(self, key: str) -> str:
+        """The CPU figure of one process tree for the report: µs per request, or n/a and why."""
+        v, why = self.sampled(key)
+        return f"{v:.0f}" if v == v else f"n/a ({why})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -506,18 +529,21 @@ def http_get(url: str, token: str | None, timeout: float = 120, headers: dict[st
         c.close()
 
 
-def handshake(stack: Stack, token: str, layer: Layer) -> None:
-    """Instantiate the source like a client does and keep the TileJSON's tile URL template."""
+def handshake(stack: Stack, token: str, layer: Layer, fresh: bool = False) -> None:
+    """Instantiate the source like a client does and keep the TileJSON's tile URL template. `fresh`: past every
+    cache (Cache-Control: no-cache, which Varnish's VCL and maps-api both honour): an interim TileJSON is cached
+    10 s, so one asked again just after the levels' build could still pin the interim tiles."""
+    uncached = {"Cache-Control": "no-cache"} if fresh else {}
     q = urllib.parse.urlencode({"name": layer.table, **({"columns": layer.columns} if layer.columns else {}), **layer.params})
     url = f"{stack.base_url}/api/v3/maps/{CONNECTION}/table?{q}"
-    status, _, body = http_get(url, token)
+    status, _, body = http_get(url, token, headers=uncached)
     if status != 200:
         raise BenchError(f"handshake {url} -> {status}: {body[:400]!r}")
     hs = json.loads(body)
     layer.rows = int(hs.get("nrows") or 0)
     tilejson_url = hs["tilejson"]["url"][0]
     t0 = time.monotonic()
-    status, _, body = http_get(tilejson_url, token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30)
+    status, _, body = http_get(tilejson_url, token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30, headers=uncached)
     # An aggregated layer's tilestats group the whole table until its precomputed levels exist: on millions of
     # points that can pass the statement timeout (429), and the request queued their build; ask again.
     while status == 429 and layer.params.get("aggregationExp") and time.monotonic() - t0 < 3600:
@@ -552,6 +578,70 @@ def prepare_levels(stack: Stack, token: str, layer: Layer, base: str, timeout: f
         if time.monotonic() - t0 > timeout:
             raise BenchError(f"[{layer.key}] precomputed levels not built within {timeout:.0f}s (see the sql-worker's log)")
         time.sleep(2)
+
+
+# ThinningLevels.interimParameter: a TileJSON given while a table's thinning levels are not built pins its tiles to
+# the interim ones (sampled per request, never read from the levels, even once they exist) with this parameter.
+INTERIM = "&thinning=sampled"
+
+
+def wait_for_thinning_levels(stack: Stack, token: str, layer: Layer, base: str, timeout: float = 3600) -> float | None:
+    """Asks the layer's z0 tile (past the caches) until the precomputed thinning levels answer it; the seconds that
+    took, or None when maps-api does not use levels for this layer (no X-Tessera-Thinning-Levels header: an older
+    build, or a table not eligible). The build is queued by the interim TileJSON (or the first live tile) and run by
+    the sql-worker. While the TileJSON's tiles are the interim ones, the build is watched in the warehouse's catalogue
+    instead: the unpinned tile would rank every row per request until then (past the statement timeout at 5M points,
+    and on the cores the build needs)."""
+    t0 = time.monotonic()
+    pinned = INTERIM in layer.template
+    url = tile_url(layer, Tile(0, 0, 0), base).replace(INTERIM, "")
+    table = f'"public"."{layer.table}"'
+    while True:
+        if time.monotonic() - t0 > timeout:
+            raise BenchError(f"[{layer.key}] thinning levels not built within {timeout:.0f}s (see the sql-worker's log)")
+        if pinned:
+            try:
+                built = stack.psql("SELECT count(*) FROM carto.tessera_agg_levels WHERE relation LIKE 'tessera\\_thin\\_%' "
+                                   f"AND source_table = '{table}' AND built_at > now() - interval '{timeout:.0f} seconds'",
+                                   dbname="carto_dw")
+            except StackError:  # no catalogue yet
+                built = "0"
+            if built.strip() == "0":
+                time.sleep(1)
+                continue
+        status, headers, data = http_get(url, token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30, headers={"Cache-Control": "no-cache"})
+        if status == 429 and pinned:  # a row of an older build, stale: the tile went per request
+            time.sleep(1)
+            continue
+        if status not in (200, 204):
+            raise BenchError(f"[{layer.key}] z0 tile -> {status}: {data[:300]!r}")
+        path = headers.get("x-tessera-thinning-levels")
+        if path is None:
+            return None
+        if path == "precomputed":
+            return time.monotonic() - t0
+        time.sleep(1)
+
+
+def settle_levels(stack: Stack, token: str, layer: Layer, base: str) -> str:
+    """Before the layer's tiles are captured (their statements become (a)'s) and measured: waits for its levels
+    (aggregation or thinning), asks its TileJSON again past the caches and checks that its tiles are no longer the
+    interim ones (a TileJSON fetched before the build keeps pinning them). Returns what answers its tiles."""
+    if layer.params.get("aggregationExp"):
+        prepare_levels(stack, token, layer, base)
+        return "precomputed aggregation levels"
+    built = wait_for_thinning_levels(stack, token, layer, base)
+    handshake(stack, token, layer, fresh=True)
+    if INTERIM in layer.template:
+        raise BenchError(f"[{layer.key}] the TileJSON still pins interim tiles after the levels' build: {layer.template}")
+    status, headers, body = http_get(tile_url(layer, Tile(0, 0, 0), base), token,
+                                     timeout=STATEMENT_TIMEOUT_MS / 1000 + 30, headers={"Cache-Control": "no-cache"})
+    if status not in (200, 204) or headers.get("x-tessera-thinning-levels") == "interim":
+        raise BenchError(f"[{layer.key}] z0 tile of the new TileJSON -> {status}, X-Tessera-Thinning-Levels "
+                         f"{headers.get('x-tessera-thinning-levels')!r}: {body[:200]!r}")
+    what = "per request (no thinning levels)" if built is None else f"precomputed thinning levels (ready after {built:.0f}s)"
+    print(f"[{layer.key}] tiles from {what}; TileJSON asked again past the caches: not interim", flush=True)
+    return what
 
 
 def tile_url(layer: Layer, t: Tile, base: str | None = None) -> str:
@@ -704,7 +794,7 @@ def capture(stack: Stack, token: str, layers: list[Layer], tiles_xyz: list[tuple
                     t.status, headers, body = http_get(tile_url(layer, t, base), token, timeout=STATEMENT_TIMEOUT_MS / 1000 + 30,
                                                        headers=UNCACHED)
                     t.size = len(body)
-                    t.path = headers.get("x-tessera-aggregation", "")
+                    t.path = headers.get("x-tessera-aggregation", "") or headers.get("x-tessera-thinning-levels", "")
                 except (OSError, http.client.HTTPException) as e:
                     t.status, t.error = 0, f"request failed: {e!r}"
                 t.api_ms = (time.perf_counter() - t1) * 1000
@@ -832,9 +922,13 @@ def same_size(api: int, raw: int) -> bool:
 # load generators
 
 
+NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def pgbench_value(v: str | None, where: str) -> str:
-    if v is None or not re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", v):
-        raise BenchError(f"{where}: bound value {v!r} is not a number; pgbench's \\set can only replay numbers")
+    if v is None or not NUMBER.fullmatch(v):
+        raise BenchError(f"{where}: bound value {v!r} is not a number; pgbench's \\set can only replay numbers "
+                         "(and -D only a text value that every tile of the statement shares)")
     return v
 
 
@@ -843,7 +937,9 @@ def write_pgbench_scripts(d: Path, name: str, tiles: list[Tile]) -> list[str]:
     at random, a balanced tree of \\if sets its values (8 comparisons for 200 tiles), and the statement keeps
     them as variables (:p1, :p2, ...), which -M prepared sends as bound parameters. So, like maps-api, each
     connection prepares the statement once and binds it per tile -- which also gives it maps-api's plan-cache
-    behaviour (custom plans for the first five executions, then usually the generic plan)."""
+    behaviour (custom plans for the first five executions, then usually the generic plan). A text value that is
+    the same for every tile of the statement (a precomputed levels statement's key, relation and table names)
+    is a variable given with -D (\\set takes numbers only), bound like the others."""
     groups: dict[str, list[Tile]] = {}
     for t in sorted(tiles, key=lambda t: (t.z, t.x, t.y)):
         groups.setdefault(t.stmts[0].text, []).append(t)
@@ -852,11 +948,17 @@ def write_pgbench_scripts(d: Path, name: str, tiles: list[Tile]) -> list[str]:
     args = []
     for i, (text, group) in enumerate(groups.items()):
         lines = [f"\\set k random(0, {len(group) - 1})"]
+        constant = {}  # parameter number -> -D variable name
+        for n, v in enumerate(group[0].stmts[0].params, 1):
+            if v is not None and not NUMBER.fullmatch(v) and all(t.stmts[0].params[n - 1] == v for t in group):
+                constant[n] = f"s{i}p{n}"
+                args += ["-D", f"{constant[n]}={v}"]
 
         def tree(lo: int, hi: int) -> None:
             if hi - lo == 1:
                 t = group[lo]
-                lines.extend(f"\\set p{n} {pgbench_value(v, t.zxy)}" for n, v in enumerate(t.stmts[0].params, 1))
+                lines.extend(f"\\set p{n} {pgbench_value(v, t.zxy)}" for n, v in enumerate(t.stmts[0].params, 1)
+                             if n not in constant)
                 return
             mid = (lo + hi) // 2
             lines.append(f"\\if :k < {mid}")
@@ -866,7 +968,7 @@ def write_pgbench_scripts(d: Path, name: str, tiles: list[Tile]) -> list[str]:
             lines.append("\\endif")
 
         tree(0, len(group))
-        lines.append(re.sub(r"\$(\d+)", lambda m: f":p{m.group(1)}", text) + ";")
+        lines.append(re.sub(r"\$(\d+)", lambda m: f":{constant.get(int(m.group(1)), 'p' + m.group(1))}", text) + ";")
         path = d / f"{name}-{i}.sql"
         path.write_text("\n".join(lines) + "\n")
         args += ["-f", f"{path}@{len(group)}"]
@@ -912,7 +1014,12 @@ def pgbench(stack: Stack, scripts: list[str], clients: int, seconds: int, cpu_pi
 
 
 def write_wrk_script(d: Path, name: str, paths: list[str]) -> Path:
-    """Each wrk thread (one connection each) cycles through all paths from its own starting offset."""
+    """Each wrk thread (one connection each) cycles through all paths from its own starting offset. The paths go in
+    a fixed shuffled order: a run shorter than one pass over a mix of slow tiles (z0-9 of 5M points: ~60 requests
+    per round of ~175 tiles) saw only the stretch after each offset of a list sorted by zoom, not the mix that
+    pgbench draws from at random."""
+    paths = paths[:]
+    random.Random(42).shuffle(paths)
     body = ",\n".join("  " + json.dumps(p) for p in paths)
     lua = f"""-- generated by bench/tiles_bench.py
 local paths = {{
@@ -1217,9 +1324,9 @@ def main() -> int:
         os.chmod(www, 0o755)
         stack.start_api("maps-api", bin_dir / API_PROGRAMS["maps-api"])
         stack.start_nginx(www_root=www)
-        if any(layer.params.get("aggregationExp") for layer in layers):
-            # It builds the aggregated layers' precomputed levels (the queue's aggregation_levels jobs).
-            stack.start_worker("sql-worker", bin_dir / WORKER_PROGRAMS["sql-worker"])
+        # It builds the layers' precomputed levels (the queue's thinning_levels and aggregation_levels jobs), as in
+        # production: started before the handshakes, whose interim TileJSONs queue the builds.
+        stack.start_worker("sql-worker", bin_dir / WORKER_PROGRAMS["sql-worker"])
         api_pid, nginx_pid, pg_pid, redis_pid = (stack.pid(n) for n in ("maps-api", "nginx", "postgres", "redis"))
         for layer in layers:
             handshake(stack, token, layer)
@@ -1236,10 +1343,10 @@ def main() -> int:
         path_m = "nginx -> Varnish (forced miss: Cache-Control: no-cache) -> nginx -> FastCGI maps-api -> PostGIS"
         print(f"(b) path: {path_b}", flush=True)
 
-        # ---- aggregated layers: the sql-worker builds their precomputed levels, queued by the first z0 tile
+        # ---- every layer's levels built and its TileJSON no longer interim before any tile is captured: the captured
+        # statements are what (a) replays, and a build running beside a measurement takes the cores and its CPU
         for layer in layers:
-            if layer.params.get("aggregationExp"):
-                prepare_levels(stack, token, layer, base_b)
+            layer.levels = settle_levels(stack, token, layer, base_b)
 
         # ---- every tile once through the API, statements captured; classification; raw replay
         hwm_start = vm_hwm_mb(api_pid)
@@ -1247,6 +1354,10 @@ def main() -> int:
         hwm_capture = vm_hwm_mb(api_pid)
         mixes: list[Mix] = []
         for layer in layers:
+            interim = [t.zxy for t in layer.tiles if t.path == "interim"]
+            if interim:
+                raise BenchError(f"[{layer.key}] {len(interim)} tiles were interim ones (X-Tessera-Thinning-Levels) after "
+                                 f"the levels' build, e.g. {', '.join(interim[:5])}: (a) would replay their statements")
             classify(layer, args.heavy_kb)
             if not layer.light:
                 raise BenchError(f"[{layer.key}] no light tile (all heavy, failed or without a query): "
@@ -1266,9 +1377,10 @@ def main() -> int:
                       f"{(f'{sum(t.count for t in lt) / len(lt):,.0f}' if lt else '-'):>21}  "
                       f"{sum(bool(t.heavy) for t in g):>5}", flush=True)
             noquery = sum(t.noquery for t in layer.tiles)
+            paths = {p: sum(1 for t in layer.tiles if t.path == p) for p in sorted({t.path for t in layer.tiles})}
             print(f"[{layer.key}] {len(layer.light)} light tiles, {len({t.stmts[0].text for t in layer.light})} statement "
-                  f"text(s); {len(layer.heavy)} heavy" + (f"; {noquery} answered without a query" if noquery else ""),
-                  flush=True)
+                  f"text(s); {len(layer.heavy)} heavy" + (f"; {noquery} answered without a query" if noquery else "")
+                  + "; answered from " + ", ".join(f"{p or 'per request'} {n}" for p, n in paths.items()), flush=True)
             if noquery:
                 notes.append(f"[{layer.key}] {noquery} tiles were answered without a warehouse query (outside the "
                              "data's extent): left out of every path")
@@ -1285,6 +1397,7 @@ def main() -> int:
         per_round = max(1, args.seconds // args.rounds)
         pids_b = {"db": pg_pid, "api": api_pid, "nginx": nginx_pid, "redis": redis_pid, "varnish": varnish_pid}
         statements = StatementStats(stack) if args.statements else None
+        wait_quiet(pg_pid, "PostgreSQL")
         sampler = ParallelSampler(stack)
         sampler.start()  # idle baseline (the sampler runs during (a) and (b), so it is part of it)
         c = CPU(pids_b)
@@ -1344,7 +1457,8 @@ def main() -> int:
                 a, b, st = res["a"], res["b"], res["static"]
                 nondb = b.us("api") + b.us("nginx")
                 print(f"[{mix.name}] {clients} clients: raw {a.rate:.0f} tiles/s, tessera {b.rate:.0f} rps "
-                      f"({b.rate / a.rate:.2f}x, non-db {nondb:.0f} µs/tile), static {st.rate:.0f} rps", flush=True)
+                      f"({fmt_ratio(b.rate, a.rate)}, non-db {nondb:.0f} µs/tile, PostgreSQL (a) {a.cpu_text('db')} "
+                      f"(b) {b.cpu_text('db')} µs/tile), static {st.rate:.0f} rps", flush=True)
         sampler.close()
         hwm_light = vm_hwm_mb(api_pid)
 
@@ -1445,15 +1559,15 @@ def main() -> int:
             for clients in clients_list:
                 r = results[(mix.name, clients)]
                 a, b, st, c = r["a"], r["b"], r["static"], r.get("c")
-                cc = (f"{c.rate:>9.0f} {c.rate / a.rate:>5.2f} {fmt_ms(c.p50):>7} {fmt_ms(c.p99):>7}" if c
+                cc = (f"{c.rate:>9.0f} {c.rate / (a.rate or math.nan):>5.2f} {fmt_ms(c.p50):>7} {fmt_ms(c.p99):>7}" if c
                       else f"{'skipped':>9} {'-':>5} {'-':>7} {'-':>7}")
-                print(f"  {clients:>7} {a.rate:>10.0f} {b.rate:>9.0f} {b.rate / a.rate:>5.2f} {fmt_ms(b.p50):>7} "
+                print(f"  {clients:>7} {a.rate:>10.0f} {b.rate:>9.0f} {b.rate / (a.rate or math.nan):>5.2f} {fmt_ms(b.p50):>7} "
                       f"{fmt_ms(b.p99):>7} {cc} {st.rate:>8.0f} {(f'{c.rate / st.rate:.2f}' if c else '-'):>6} "
                       f"{b.rate / st.rate:>6.2f}")
             if routed:
                 for clients in clients_list:
                     a, m = results[(mix.name, clients)]["a"], results[(mix.name, clients)]["m"]
-                    print(f"  (m) miss through Varnish, {clients} clients: {m.rate:.0f} rps, m/a {m.rate / a.rate:.2f}, "
+                    print(f"  (m) miss through Varnish, {clients} clients: {m.rate:.0f} rps, m/a {m.rate / (a.rate or math.nan):.2f}, "
                           f"p50 {fmt_ms(m.p50)}, p99 {fmt_ms(m.p99)}; non-db µs/tile: maps-api {m.us('api'):.0f} + "
                           f"nginx {m.us('nginx'):.0f} + varnish {m.us('varnish'):.0f}")
             print("  CPU per tile, µs (non-db = maps-api + nginx):")
@@ -1461,11 +1575,11 @@ def main() -> int:
                 r = results[(mix.name, clients)]
                 a, b, st, c = r["a"], r["b"], r["static"], r.get("c")
                 nondb = b.us('api') + b.us('nginx')
-                line = (f"  {clients:>7}  (a) db {a.us('db'):.0f} | (b) db {b.us('db'):.0f}, maps-api {b.us('api'):.0f} + "
-                        f"nginx {b.us('nginx'):.0f} = non-db {nondb:.0f}, redis {b.us('redis'):.0f}")
+                line = (f"  {clients:>7}  (a) db {a.cpu_text('db')} | (b) db {b.cpu_text('db')}, maps-api {b.us('api'):.0f} + "
+                        f"nginx {b.us('nginx'):.0f} = non-db {nondb:.0f}, redis {fmt_us(b.us('redis'))}")
                 if c:
                     line += (f" | (c) nginx {c.us('nginx'):.0f}, varnish {fmt_us(c.us('varnish'))}, "
-                             f"maps-api {c.us('api'):.0f}")
+                             f"maps-api {fmt_us(c.us('api'))}")
                 line += f" | static: nginx {st.us('nginx'):.0f}"
                 print(line)
             if args.statements:
@@ -1478,6 +1592,10 @@ def main() -> int:
                 f"(b) {avg(results[(mix.name, clients)]['b'].parallel):.1f}" for clients in clients_list))
             for clients in clients_list:
                 a, b = results[(mix.name, clients)]["a"], results[(mix.name, clients)]["b"]
+                for key, series in (("(a)", a), ("(b)", b)):
+                    if series.us("db") != series.us("db"):
+                        checks.append(f"[{mix.name}] {clients} clients: PostgreSQL CPU per tile of {key} not measured: "
+                                      + series.sampled("db")[1])
                 if b.us("db") > 1.3 * a.us("db") or a.us("db") > 1.3 * b.us("db"):
                     checks.append(f"[{mix.name}] {clients} clients: PostgreSQL CPU per tile differs between the paths "
                                   f"for the same statements: (a) {a.us('db'):.0f} µs, (b) {b.us('db'):.0f} µs -- different "
@@ -1551,9 +1669,17 @@ def bench_json(mixes: list[Mix], results: dict, health: dict, load: str) -> dict
             per[str(clients)] = {"a": a.rate, "b": b.rate, "m": m.rate if m and m.rates else None,
                                  "p50_ms": nan_none(b.p50), "p99_ms": nan_none(b.p99),
                                  "db_a_us": nan_none(a.us("db")), "db_b_us": nan_none(b.us("db")),
+                                 "db_a_why": a.sampled("db")[1], "db_b_why": b.sampled("db")[1],
                                  "api_us": nan_none(b.us("api")), "nginx_us": nan_none(b.us("nginx"))}
-        out["mixes"].append({"name": mix.name, "layer": mix.layer.key, "lo": mix.lo, "hi": mix.hi, "clients": per})
+        answered = {p or "per request": sum(1 for t in mix.tiles if t.path == p) for p in sorted({t.path for t in mix.tiles})}
+        out["mixes"].append({"name": mix.name, "layer": mix.layer.key, "lo": mix.lo, "hi": mix.hi, "levels": mix.layer.levels,
+                             "answered_from": answered, "clients": per})
     return out
+
+
+def fmt_ratio(num: float, den: float) -> str:
+    """num/den as "0.00x", or "-" when the floor measured nothing (a short round of very slow tiles)."""
+    return f"{num / den:.2f}x" if den else "-"
 
 
 def avg(values: list[float]) -> float:

@@ -69,47 +69,6 @@ def tiles_for(z: int, box: list[float], per_zoom: int) -> list[tuple[int, int, i
     return chosen
 
 
-def prepare_thinning_levels(stack, token: str, layer, base: str, timeout: float = 3600) -> float | None:
-    """Asks the layer's z0 tile (past the caches) until the precomputed thinning levels answer it; the seconds that
-    took, or None when maps-api does not use levels for this layer (no header: older build or not eligible).
-    While the TileJSON's tiles are the interim ones, the build is watched in the warehouse's catalogue instead: the
-    unpinned tile would rank every row per request until then (past the statement timeout at 5M points, and on
-    the cores the build needs)."""
-    t0 = time.monotonic()
-    pinned = INTERIM in layer.template
-    url = tb.tile_url(layer, tb.Tile(0, 0, 0), base).replace(INTERIM, "")
-    table = f'"public"."{layer.table}"'
-    while True:
-        if time.monotonic() - t0 > timeout:
-            raise SystemExit(f"[{layer.key}] thinning levels not built within {timeout:.0f}s (see the sql-worker's log)")
-        if pinned:
-            try:
-                built = stack.psql("SELECT count(*) FROM carto.tessera_agg_levels WHERE relation LIKE 'tessera\\_thin\\_%' "
-                                   f"AND source_table = '{table}' AND built_at > now() - interval '{timeout:.0f} seconds'",
-                                   dbname="carto_dw")
-            except Exception:  # no catalogue yet
-                built = "0"
-            if built.strip() == "0":
-                time.sleep(1)
-                continue
-        status, headers, data = http_get(url, token, timeout=tb.STATEMENT_TIMEOUT_MS / 1000 + 30, headers={"Cache-Control": "no-cache"})
-        if status == 429 and pinned:  # a row of an older build, stale: the tile went per request
-            time.sleep(1)
-            continue
-        if status not in (200, 204):
-            raise SystemExit(f"[{layer.key}] z0 tile -> {status}: {data[:300]!r}")
-        path = headers.get("x-tessera-thinning-levels")
-        if path is None:
-            return None
-        if path == "precomputed":
-            return time.monotonic() - t0
-        time.sleep(1)
-
-
-# ThinningLevels.interimParameter: a TileJSON given while the levels are not built pins sampled tiles with it.
-INTERIM = "&thinning=sampled"
-
-
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -176,15 +135,14 @@ def main() -> int:
         report = {"bench": "tiles-lowzoom", "maps_api": str(maps_api), "load": os.getloadavg()[0], "rows": [], "levels": {}}
         for layer in layers:
             tb.handshake(stack, token, layer)
-            built = None if args.no_levels else prepare_thinning_levels(stack, token, layer, base)
+            built = None if args.no_levels else tb.wait_for_thinning_levels(stack, token, layer, base)
             report["levels"][layer.key] = None if built is None else round(built, 1)
             print(f"{layer.key:8} thinning levels: " + ("not used (per-request thinning)" if built is None
                   else f"precomputed, ready {built:.1f}s after the first tile (build time, queue pick-up included)"), flush=True)
-            tb.handshake(stack, token, layer)  # the TileJSON again, now that the levels exist
-            if built is not None:
-                # Varnish may still hold the interim TileJSON (cached 10 s): the levels answer the unpinned tiles.
-                layer.template = layer.template.replace(INTERIM, "")
-            path_name = ("precomputed" if built is not None else "interim (sampled, pinned)" if INTERIM in layer.template
+            tb.handshake(stack, token, layer, fresh=True)  # the TileJSON again, now that the levels exist
+            if built is not None and tb.INTERIM in layer.template:
+                raise tb.BenchError(f"[{layer.key}] the TileJSON still pins interim tiles after the levels' build")
+            path_name = ("precomputed" if built is not None else "interim (sampled, pinned)" if tb.INTERIM in layer.template
                          else "per request")
             print(f"{layer.key:8} tiles measured: {path_name}", flush=True)
             extent = stack.psql(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e FROM {layer.table}) s",
@@ -216,6 +174,8 @@ def main() -> int:
         if args.json:
             print(json.dumps(report), flush=True)
         return 0
+    except tb.BenchError as e:
+        raise SystemExit(f"error: {e}") from None
     finally:
         stack.stop_all()
         if not args.state:
