@@ -171,7 +171,8 @@ public struct ImportRunner: Sendable {
         let (conninfo, password) = try services.warehouses.toolConninfo(for: record, applicationName: ImportRunner.applicationName(job.id))
         let load = try Loader(settings: settings, work: work, dataset: dataset, layer: layer, autoguessing: request.autoguessing,
                               schema: request.schema, staging: warehouse.staging)
-        let peakRSS = try phases.measure("load") { try load.run(conninfo: conninfo, password: password, deadline: deadline, context: context) }
+        let peakRSS = try load.loadStaging(into: warehouse, applicationName: ImportRunner.applicationName(job.id), conninfo: conninfo,
+                                           password: password, deadline: deadline, context: context, phases: &phases)
         if context.isCancelled { throw ImportCancelled() }
 
         // 4. Tidy and measure the staging table.
