@@ -37,27 +37,42 @@ enum GeoJSONSplit {
         /// Whether more bytes can still change the outcome.
         var done: Bool { cut != nil || failed }
 
-        /// Follows `bytes`, which sit at `offset` in the file.
+        /// Follows `bytes`, which sit at `offset` in the file. The state lives in locals for the loop (it runs
+        /// over half of every large file before either GDAL process can start).
         mutating func feed(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
-            let features: [UInt8] = Array("features".utf8)
-            for (i, b) in bytes.enumerated() {
-                if done { return }
+            guard !done, let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+            let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+            var depth = self.depth, inString = self.inString, escaped = self.escaped
+            defer {
+                self.depth = depth
+                self.inString = inString
+                self.escaped = escaped
+            }
+            var i = 0
+            let n = bytes.count
+            while i < n {
+                let b = base[i]
                 if inString {
-                    if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") {
+                    if escaped {
+                        escaped = false
+                    } else if b == backslash {
+                        escaped = true
+                    } else if b == quote {
                         inString = false
                         if depth == 1 && expectKey {
-                            lastKeyIsFeatures = key == features
+                            lastKeyIsFeatures = key.elementsEqual("features".utf8)
                             expectKey = false
                         }
-                    } else if depth == 1 && expectKey && key.count <= features.count {
+                    } else if depth == 1 && expectKey && key.count <= 8 {
                         key.append(b)
                     }
+                    i += 1
                     continue
                 }
                 switch b {
-                case UInt8(ascii: "\""):
+                case quote:
                     inString = true
-                    key.removeAll(keepingCapacity: true)
+                    if depth == 1 { key.removeAll(keepingCapacity: true) }
                 case UInt8(ascii: "{"), UInt8(ascii: "["):
                     if depth == 0 && b != UInt8(ascii: "{") { failed = true; return }
                     if depth == 1 && b == UInt8(ascii: "[") && lastKeyIsFeatures && featuresOpen == nil {
@@ -71,10 +86,14 @@ enum GeoJSONSplit {
                     if depth < 1 || (depth == 1 && featuresOpen != nil) { failed = true; return }
                 case UInt8(ascii: ","):
                     if depth == 1 { expectKey = true; lastKeyIsFeatures = false }
-                    if depth == 2, let open = featuresOpen, offset + i >= target { cut = Cut(featuresOpen: open, comma: offset + i) }
+                    if depth == 2, let open = featuresOpen, offset + i >= target {
+                        cut = Cut(featuresOpen: open, comma: offset + i)
+                        return
+                    }
                 default:
                     break // numbers, literals, ':' and blanks (CR and LF included)
                 }
+                i += 1
             }
         }
     }
@@ -92,19 +111,23 @@ enum GeoJSONSplit {
         return scanner.cut
     }
 
-    /// Writes the two halves, each a FeatureCollection: the first is the file up to the cut, closed with
-    /// `]}`; the second is the file's head up to `[` followed by everything after the cut (its other
-    /// members included). Members that follow `features` are lost from the first half: the caller cuts
-    /// only files whose head told it all the load needs (no `crs` anywhere).
-    static func writeHalves(_ cut: Cut, of path: String, size: Int, first: String, second: String) throws {
-        let source = open(path, O_RDONLY | O_CLOEXEC)
-        guard source >= 0 else { throw ImportFailure("Could not read the file to split it", permanent: false) }
-        defer { close(source) }
-        try writeFile(first, from: source, [(0, cut.comma)], closing: "\n]}\n")
-        try writeFile(second, from: source, [(0, cut.featuresOpen + 1), (cut.comma + 1, size - cut.comma - 1)], closing: "")
+    /// The halves, each a FeatureCollection: the first is the file up to the cut, closed with `]}`; the
+    /// second is the file's head up to `[` followed by everything after the cut (its other members
+    /// included). Members that follow `features` are lost from the first half: the caller cuts only files
+    /// whose head told it all the load needs (no `crs` anywhere). Written one at a time, so that the first
+    /// half's GDAL starts while the second is written.
+    static func writeFirstHalf(_ cut: Cut, of path: String, to first: String) throws {
+        try writeFile(first, from: path, [(0, cut.comma)], closing: "\n]}\n")
     }
 
-    private static func writeFile(_ path: String, from source: Int32, _ ranges: [(offset: Int, count: Int)], closing: String) throws {
+    static func writeSecondHalf(_ cut: Cut, of path: String, size: Int, to second: String) throws {
+        try writeFile(second, from: path, [(0, cut.featuresOpen + 1), (cut.comma + 1, size - cut.comma - 1)], closing: "")
+    }
+
+    private static func writeFile(_ path: String, from input: String, _ ranges: [(offset: Int, count: Int)], closing: String) throws {
+        let source = open(input, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else { throw ImportFailure("Could not read the file to split it", permanent: false) }
+        defer { close(source) }
         let target = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard target >= 0 else { throw ImportFailure("Could not write the split file (\(String(cString: strerror(errno))))", permanent: false) }
         defer { close(target) }

@@ -21,8 +21,7 @@ extension Loader {
                      context: JobContext, phases: inout ImportPhases) throws -> Int {
         var started = DispatchTime.now().uptimeNanoseconds
         if let peakRSS = try runSplit(second: warehouse.secondStaging, conninfo: conninfo, password: password, deadline: deadline,
-                                      context: context) {
-            phases.record("load", since: started)
+                                      context: context, phases: &phases) {
             if context.isCancelled { throw ImportCancelled() }
             started = DispatchTime.now().uptimeNanoseconds
             let merged = try warehouse.appendSecondHalf(deadline: deadline)
@@ -39,7 +38,9 @@ extension Loader {
 
     /// Both halves into `staging` and `second`, at once; nil (nothing done) when the file is not cut. A
     /// failure of either stops the other; the error reported is the one that failed first.
-    func runSplit(second: String, conninfo: String, password: String?, deadline: Date, context: JobContext) throws -> Int? {
+    func runSplit(second: String, conninfo: String, password: String?, deadline: Date, context: JobContext,
+                  phases: inout ImportPhases) throws -> Int? {
+        let started = DispatchTime.now().uptimeNanoseconds
         let path = realPath(dataset.path), size = fileSize(path)
         guard splittable, size >= GeoJSONSplit.minimumBytes, let cut = GeoJSONSplit.find(path: path, size: size) else { return nil }
         let firstPath = work + "/first-half.geojson", secondPath = work + "/second-half.geojson"
@@ -47,12 +48,16 @@ extension Loader {
             unlink(firstPath)
             unlink(secondPath)
         }
-        try GeoJSONSplit.writeHalves(cut, of: path, size: size, first: firstPath, second: secondPath)
+        try GeoJSONSplit.writeFirstHalf(cut, of: path, to: firstPath)
+        phases.record("split", since: started)
+        let loading = DispatchTime.now().uptimeNanoseconds
+        defer { phases.record("load", since: loading) }
         let first = try half(firstPath, staging: staging), other = try half(secondPath, staging: second)
         let stop = StopRequest()
         let background = BackgroundWork {
-            try other.load(conninfo: conninfo, password: password, deadline: deadline, context: context, reports: false,
-                           refused: { stop.requested ? StopRequest.reason : nil })
+            try GeoJSONSplit.writeSecondHalf(cut, of: path, size: size, to: secondPath)
+            return try other.load(conninfo: conninfo, password: password, deadline: deadline, context: context, reports: false,
+                                  refused: { stop.requested ? StopRequest.reason : nil })
         }
         let peakRSS: Int
         do {

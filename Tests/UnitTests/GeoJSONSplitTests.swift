@@ -24,7 +24,8 @@ final class GeoJSONSplitTests: XCTestCase {
         let size = text.utf8.count
         guard let found = cut(text, target: target ?? size / 2) else { return nil }
         try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/in.geojson"))
-        try GeoJSONSplit.writeHalves(found, of: dir + "/in.geojson", size: size, first: dir + "/a.geojson", second: dir + "/b.geojson")
+        try GeoJSONSplit.writeFirstHalf(found, of: dir + "/in.geojson", to: dir + "/a.geojson")
+        try GeoJSONSplit.writeSecondHalf(found, of: dir + "/in.geojson", size: size, to: dir + "/b.geojson")
         func features(_ name: String) throws -> [Any] {
             let root = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/" + name))) as! [String: Any]
             XCTAssertEqual(root["type"] as? String, "FeatureCollection")
