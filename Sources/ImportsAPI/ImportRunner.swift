@@ -10,8 +10,8 @@ import Spawn
 /// Runs import jobs for the import-worker.
 ///
 /// One attempt: fetch the input (upload or checked URL) into `work/job-<id>/`, decide the format and
-/// dataset, load it with ogr2ogr into a staging table `<schema>.tessera_import_<job id>`, tidy the
-/// staging table, then swap it in. The swap (drop of the old table when overwriting, rename, marker
+/// dataset, load it with ogr2ogr into a staging table `<schema>.tessera_import_<job id>` (a large GeoJSON
+/// file in two halves at once, `Loader+Split`), tidy the staging table, then swap it in. The swap (drop of the old table when overwriting, rename, marker
 /// row) is ONE warehouse transaction made while the job row is locked in the metadata database; the
 /// job's completion and its DataChange record (cache purge, levels refresh) commit together right after. A retry first drops
 /// what a dead attempt left (its staging table, its ogr2ogr session, its work folder); the marker keyed by
@@ -171,7 +171,8 @@ public struct ImportRunner: Sendable {
         let (conninfo, password) = try services.warehouses.toolConninfo(for: record, applicationName: ImportRunner.applicationName(job.id))
         let load = try Loader(settings: settings, work: work, dataset: dataset, layer: layer, autoguessing: request.autoguessing,
                               schema: request.schema, staging: warehouse.staging)
-        let peakRSS = try phases.measure("load") { try load.run(conninfo: conninfo, password: password, deadline: deadline, context: context) }
+        let peakRSS = try load.loadStaging(into: warehouse, applicationName: ImportRunner.applicationName(job.id), conninfo: conninfo,
+                                           password: password, deadline: deadline, context: context, phases: &phases)
         if context.isCancelled { throw ImportCancelled() }
 
         // 4. Tidy and measure the staging table.

@@ -73,8 +73,10 @@ struct Loader {
         }
     }
 
-    private func load(conninfo: String, password: String?, deadline: Date, context: JobContext, refused: () -> String?) throws -> Int {
-        let out = work + "/ogr2ogr.out", err = work + "/ogr2ogr.err"
+    /// One ogr2ogr run; `reports` is false for the second half of a split load (the first reports for both).
+    func load(conninfo: String, password: String?, deadline: Date, context: JobContext, reports: Bool = true,
+              refused: () -> String?) throws -> Int {
+        let out = work + "/ogr2ogr-\(staging).out", err = work + "/ogr2ogr-\(staging).err"
         var env = try GDALTools.environment(keeping: [dataset.format.driver, "PostgreSQL"], workDir: work, password: password)
         // The staging table's commits need not wait for the disk: the swap's own commit flushes the WAL
         // up to it (staging rows included), and a crash before that leaves a table the retry drops.
@@ -83,6 +85,7 @@ struct Loader {
         let total = max(layer.featureCount, 0)
         let inputSize = fileSize(realPath(dataset.path))
         let outcome = child.wait(deadline: deadline, isCancelled: { context.isCancelled }, check: refused, tick: {
+            guard reports else { return }
             var percent = Loader.progressPercent(ChildProcess.tail(out, limit: 256))
             if percent == nil, inputSize > 0, let position = Loader.readPosition(pid: child.pid, path: realPath(dataset.path)) {
                 percent = min(99, position * 100 / inputSize)

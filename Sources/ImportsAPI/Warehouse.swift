@@ -73,7 +73,8 @@ struct Warehouse {
         }
     }
 
-    /// Ends any session a dead attempt's ogr2ogr left (same application_name) and drops its staging table.
+    /// Ends any session a dead attempt's ogr2ogr left (same application_name) and drops its staging tables
+    /// (the second one of a file loaded in two halves included).
     func dropLeftovers(applicationName: String) throws {
         try pool.withConnection { db in
             _ = try db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()",
@@ -81,7 +82,7 @@ struct Warehouse {
             try db.execute("BEGIN")
             do {
                 try db.execute("SET LOCAL lock_timeout = '20s'")
-                try db.execute("DROP TABLE IF EXISTS \(qualified(staging))" as SQL)
+                try db.execute("DROP TABLE IF EXISTS \(qualified(staging)), \(qualified(secondStaging))" as SQL)
                 try db.execute("COMMIT")
             } catch {
                 if db.isHealthy { _ = try? db.execute("ROLLBACK") }

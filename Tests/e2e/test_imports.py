@@ -235,7 +235,7 @@ class Imp:
         return int(self.sql(f"SELECT count(*) FROM {table}"))
 
     def leftovers(self):
-        return self.sql("SELECT count(*) FROM pg_tables WHERE tablename ~ '^tessera_import_[0-9]+$'")
+        return self.sql("SELECT count(*) FROM pg_tables WHERE tablename ~ '^tessera_import_[0-9]+(_second)?$'")
 
 
 def upload_stream(stack, path_qs: str, file: Path, token: str, content_type="application/octet-stream", chunked=False,
@@ -409,6 +409,77 @@ def test_geojson_with_a_named_crs_is_reprojected(imp, key):
     assert imp.run(imp.files[key], table)["status"] == "success"
     assert imp.sql(f"SELECT round(ST_X(geom)::numeric, 6) || ',' || round(ST_Y(geom)::numeric, 6) || ',' || ST_SRID(geom) "
                    f"FROM {table}") == "1.000000,0.000000,4326"
+
+
+SPLIT_ROWS = 140_000  # about 17.5 MB of GeoJSON: past the size from which the worker loads a file in two halves
+
+
+def _split_geojson(path: Path, properties) -> Path:
+    """SPLIT_ROWS point features, `properties(n)` each, written as GDAL would read them in one file."""
+    with path.open("w") as f:
+        f.write('{"type": "FeatureCollection", "name": "split", "features": [\n')
+        for n in range(SPLIT_ROWS):
+            f.write(("," if n else "") + json.dumps({"type": "Feature", "properties": properties(n),
+                                                     "geometry": {"type": "Point", "coordinates": [n % 360 - 180, n % 170 - 85]}}) + "\n")
+        f.write("]}\n")
+    assert path.stat().st_size > 16 << 20
+    return path
+
+
+def _columns(imp, name):
+    return imp.sql(f"SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY ordinal_position) FROM information_schema.columns "
+                   f"WHERE table_schema = '{SCHEMA}' AND table_name = '{name}'")
+
+
+def test_a_large_geojson_loads_in_two_halves_with_the_ids_and_columns_of_one_load(imp, tmp_path):
+    # Each half is typed by GDAL alone: "late" exists only in the last features, so only the second half
+    # has it; the merge adds it (last: after geom, where one load would put it before).
+    path = _split_geojson(tmp_path / "split.geojson",
+                          lambda n: {"n": n, "name": f"p{n}"} | ({"late": n * 0.5} if n >= SPLIT_ROWS - 10 else {}))
+    table = f"{SCHEMA}.split_two"
+    body = imp.run(path, table)
+    assert_imported(imp, body, table, SPLIT_ROWS)
+    assert "merge" in body["result"]["phasesMs"], body["result"]["phasesMs"]
+    assert _columns(imp, "split_two") == "cartodb_id:integer,n:integer,name:character varying,geom:USER-DEFINED,late:double precision"
+    # Ids as one load numbers them: in file order, 1..n, and the sequence past them.
+    got = imp.sql(f"SELECT count(*) FILTER (WHERE cartodb_id <> n + 1) || ',' || count(late) || ',' || sum(late) FROM {table}")
+    assert got.split(",")[:2] == ["0", "10"] and float(got.split(",")[2]) == sum(n * 0.5 for n in range(SPLIT_ROWS - 10, SPLIT_ROWS)), got
+    assert imp.sql(f"SELECT nextval(pg_get_serial_sequence('{table}', 'cartodb_id'))") == str(SPLIT_ROWS + 1)
+    assert imp.sql(f"SELECT count(*) FROM pg_indexes WHERE schemaname = '{SCHEMA}' AND tablename = 'split_two'") == "2"
+    assert imp.leftovers() == "0"
+
+
+def test_halves_gdal_types_differently_load_whole(imp, tmp_path):
+    # "v" is an integer in the first half and a real in the second: one load makes it a real, so must the import.
+    path = _split_geojson(tmp_path / "split_types.geojson",
+                          lambda n: {"n": n, "name": f"p{n}", "v": n if n < SPLIT_ROWS // 2 else n + 0.5})
+    table = f"{SCHEMA}.split_types"
+    body = imp.run(path, table)
+    assert_imported(imp, body, table, SPLIT_ROWS)
+    assert _columns(imp, "split_types") == "cartodb_id:integer,n:integer,name:character varying,v:double precision,geom:USER-DEFINED"
+    got = imp.sql(f"SELECT count(*) FILTER (WHERE cartodb_id <> n + 1) || ',' || sum(v) FROM {table}")
+    assert got.split(",")[0] == "0" and float(got.split(",")[1]) == sum(n if n < SPLIT_ROWS // 2 else n + 0.5 for n in range(SPLIT_ROWS)), got
+    phases = body["result"]["phasesMs"]
+    assert "merge" in phases and phases["load"] > 0, phases
+    assert imp.leftovers() == "0"
+
+
+def test_a_broken_second_half_fails_with_gdals_message_and_leaves_nothing(imp, tmp_path):
+    path = _split_geojson(tmp_path / "split_broken.geojson", lambda n: {"n": n, "name": f"p{n}"})
+    text = path.read_bytes()
+    # Not JSON near the end, where only the second half's GDAL reads it (the scanner skips what is not structure).
+    last = SPLIT_ROWS - 10
+    broken = text.replace(b'"p%d"}' % last, b'"p%d" nope}' % last, 1)
+    assert broken != text
+    path.write_bytes(broken)
+    table = f"{SCHEMA}.split_broken"
+    body = imp.run(path, table)
+    assert body["status"] == "failure", body
+    assert "GDAL" in body["error"] and "other half" not in body["error"], body
+    assert imp.sql(f"SELECT to_regclass('{table}') IS NULL") == "t"
+    assert imp.leftovers() == "0"
+    # The worker carries on.
+    assert imp.run(imp.files["geojson"], f"{SCHEMA}.after_split_broken")["status"] == "success"
 
 
 def test_csv_without_geometry_is_a_plain_table_with_a_warning(imp):
