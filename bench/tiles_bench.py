@@ -139,6 +139,7 @@ class Tile:
     count: int = -1
     ms: float = 0.0
     path: str = ""           # X-Tessera-Aggregation or X-Tessera-Thinning-Levels of the capture (precomputed, live, interim)
+    thinned: bool = False    # the capture said X-Tessera-Thinning: features dropped by design at this zoom
 
     @property
     def zxy(self) -> str:
@@ -795,6 +796,7 @@ def capture(stack: Stack, token: str, layers: list[Layer], tiles_xyz: list[tuple
                                                        headers=UNCACHED)
                     t.size = len(body)
                     t.path = headers.get("x-tessera-aggregation", "") or headers.get("x-tessera-thinning-levels", "")
+                    t.thinned = "x-tessera-thinning" in headers
                 except (OSError, http.client.HTTPException) as e:
                     t.status, t.error = 0, f"request failed: {e!r}"
                 t.api_ms = (time.perf_counter() - t1) * 1000
@@ -1092,23 +1094,27 @@ def wrk(base: str, token: str | None, script: Path | None, clients: int, seconds
 
 def edge_check(stack: Stack, layer: Layer) -> list[str]:
     """Light tiles on the antimeridian edge (x = 0 or 2^z - 1, z >= 1): does the tile statement return as many
-    features as the tile holds? (A search box crossing +-180 wraps around in ST_Transform.)"""
+    features as the tile holds? (A search box crossing +-180 wraps around in ST_Transform.) A thinned tile drops
+    features by design (X-Tessera-Thinning), so only unthinned ones are counted against the table."""
     if layer.params.get("aggregationExp"):
         # Its features are cells (and an H3 layer's {i} is no z/x/y tile): counting points says nothing.
         return [f"[{layer.key}] antimeridian-edge check skipped: aggregated layers return cells, not points"]
-    edges = [t for t in layer.light if t.z >= 1 and t.x in (0, (1 << t.z) - 1) and t.count >= 0]
+    candidates = [t for t in layer.light if t.z >= 1 and t.x in (0, (1 << t.z) - 1) and t.count >= 0]
+    edges = [t for t in candidates if not t.thinned]
+    skipped = len(candidates) - len(edges)
+    note = f" ({skipped} thinned ones not counted)" if skipped else ""
     if not edges:
-        return []
+        return [f"[{layer.key}] antimeridian-edge check: no unthinned light edge tile{note}"] if skipped else []
     rel = '"' + layer.table.replace('"', '""') + '"'
     parts = [f"(SELECT count(*) FROM {rel} WHERE geom && ST_Transform(ST_TileEnvelope({t.z}, {t.x}, {t.y}), 4326))"
              for t in edges]
     counts = stack.psql("SELECT " + " || ',' || ".join(parts), dbname="carto_dw").split(",")
     lost = [(t, int(n)) for t, n in zip(edges, counts) if int(n) > t.count]
     if not lost:
-        return [f"[{layer.key}] antimeridian-edge tiles: all {len(edges)} light ones return every feature"]
+        return [f"[{layer.key}] antimeridian-edge tiles: all {len(edges)} unthinned light ones return every feature{note}"]
     t, n = max(lost, key=lambda p: p[1] - p[0].count)
-    return [f"[{layer.key}] WARNING {len(lost)} of {len(edges)} antimeridian-edge tiles lose features, worst {t.zxy}: "
-            f"{t.count:,} features returned, {n:,} points in the tile"]
+    return [f"[{layer.key}] WARNING {len(lost)} of {len(edges)} unthinned antimeridian-edge tiles lose features, worst {t.zxy}: "
+            f"{t.count:,} features returned, {n:,} points in the tile{note}"]
 
 
 # --------------------------------------------------------------------------------------------
