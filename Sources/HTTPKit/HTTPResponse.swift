@@ -30,7 +30,12 @@ public struct HTTPResponse: Sendable {
     }
 
     public static func json(_ value: JSON, status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: .bytes(value.encoded()))
+        json(encoded: value.encoded(), status: status, headers: headers)
+    }
+
+    /// A body already written as JSON (hot paths that write their bytes directly rather than build a `JSON`).
+    public static func json(encoded body: [UInt8], status: Int = 200, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: .bytes(body))
     }
 
     public static func noContent(headers: [(String, String)] = []) -> HTTPResponse {

@@ -40,7 +40,7 @@ struct GeocodingRoutes: Sendable {
             }
         }
         out.append(UInt8(ascii: "]"))
-        return HTTPResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body: .bytes(out))
+        return .json(encoded: out, headers: [("Cache-Control", "no-store")])
     }
 
     /// ISO 3166-1 alpha-2, any case; nil when absent.

@@ -58,7 +58,7 @@ struct TileRoute: Sendable {
         if json == "[]" { return .noContent(headers: headers + path) }
         // The byte budget, as for vector tiles (the cell count is bounded by the resolution chosen).
         if json.utf8.count > config.tileMaxBytes { return .noContent(headers: headers + path) }
-        return HTTPResponse(status: 200, headers: headers + path + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
+        return .json(encoded: Array(json.utf8), headers: headers + path)
     }
 
     /// `…/{type}/{i}` of an H3 source: deck.gl's H3 tiles are H3 cells; the answer is the data cells under the
@@ -90,7 +90,7 @@ struct TileRoute: Sendable {
             path = []
         }
         if json == "[]" || json.utf8.count > config.tileMaxBytes { return .noContent(headers: headers + path) }
-        return HTTPResponse(status: 200, headers: headers + path + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
+        return .json(encoded: Array(json.utf8), headers: headers + path)
     }
 
     /// Which path answered an aggregated tile: `precomputed` levels or the `live` grouping (tests and ops read it).
@@ -106,7 +106,7 @@ struct TileRoute: Sendable {
             try TilesetSource.cellTile(record, cell: cell, connection: db, watch: maps.watch(request))
         }
         guard let json else { return .noContent(headers: headers) }
-        return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/json")], body: .bytes(Array(json.utf8)))
+        return .json(encoded: Array(json.utf8), headers: headers)
     }
 
     /// A raster block: the native blocks and their overviews share the table, each level keyed by its own
